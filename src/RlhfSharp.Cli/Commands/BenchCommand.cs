@@ -1,0 +1,13 @@
+// `rlhf bench ...`: speed measurements printed as JSON, each against a peer measured in the same process.
+using System.CommandLine;
+
+namespace RlhfSharp.Cli.Commands;
+
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("bench", "Measure the speed of kernels and trainers (JSON output).");
+        return command;
+    }
+}

@@ -1,0 +1,18 @@
+// The `rlhf` command: one entry point for every stage of the pipeline.
+// Each subcommand lives in Commands/ as a static factory; library exceptions become one clear line here.
+using System.CommandLine;
+using RlhfSharp.Cli.Commands;
+
+var root = new RootCommand("RlhfSharp: reinforcement learning from human feedback, end to end, in C#.");
+root.Subcommands.Add(DemoCommand.Create());
+root.Subcommands.Add(BenchCommand.Create());
+
+try
+{
+    return root.Parse(args).Invoke();
+}
+catch (Exception ex) when (ex is not OutOfMemoryException)
+{
+    Console.Error.WriteLine($"rlhf: error: {ex.Message}");
+    return 1;
+}
