@@ -6,7 +6,7 @@ const SVG = "http://www.w3.org/2000/svg";
 function pct(x) { return x === null || x === undefined ? "–" : (100 * x).toFixed(0) + "%"; }
 
 function chart(perHour) {
-  const w = 600, h = 120, pad = 18, max = Math.max(1, ...perHour);
+  const w = 1000, h = 130, pad = 22, max = Math.max(1, ...perHour);
   const svg = document.createElementNS(SVG, "svg");
   svg.setAttribute("viewBox", `0 0 ${w} ${h + pad}`);
   svg.setAttribute("width", "100%");
@@ -20,8 +20,8 @@ function chart(perHour) {
     r.setAttribute("width", String(bw - 8)); r.setAttribute("height", String(bh));
     r.setAttribute("fill", "#2f5fd0");
     const t = document.createElementNS(SVG, "text");
-    t.setAttribute("x", String(i * bw + bw / 2)); t.setAttribute("y", String(h + 14));
-    t.setAttribute("text-anchor", "middle"); t.setAttribute("font-size", "11");
+    t.setAttribute("x", String(i * bw + bw / 2)); t.setAttribute("y", String(h + 18));
+    t.setAttribute("text-anchor", "middle"); t.setAttribute("font-size", "15");
     t.textContent = String(n);
     svg.append(r, t);
   });
@@ -62,6 +62,11 @@ async function load() {
     return tr;
   });
   $("labelers").tBodies[0].replaceChildren(...rows);
+  if (s.agreement.pairs.length === 0) {
+    const td = el("td", { colSpan: 5, className: "status" }, "No two labellers have answered the same query yet.");
+    $("pairs").tBodies[0].replaceChildren(el("tr", {}, td));
+    return;
+  }
   $("pairs").tBodies[0].replaceChildren(...s.agreement.pairs.map(p => {
     const tr = el("tr");
     for (const v of [names.get(p.labelerA) ?? p.labelerA, names.get(p.labelerB) ?? p.labelerB, fmt(p.items), pct(p.agreement), fmt(p.kappa, 2)])

@@ -16,7 +16,7 @@ function svgDataUrl(svg) { return "data:image/svg+xml;charset=utf-8," + encodeUR
 
 function candidateBox(c, i, total) {
   const box = el("div", { className: "card cand", id: `cand-${i}` });
-  const title = total === 2 ? (i === 0 ? "1 · Left" : "2 · Right") : `${i + 1}`;
+  const title = total === 2 ? (i === 0 ? "1 · Left" : "2 · Right") : `Key ${i + 1}`;
   box.append(el("span", { className: "label" }, title));
   if (current.query.kind === "clip") {
     box.append(el("img", { className: "clip", src: svgDataUrl(c.content), alt: `clip ${i + 1}` }));
