@@ -144,7 +144,7 @@ internal static class GptKernels
                 float th = MathF.Tanh(u);
                 float sech2 = 1f - th * th;
                 float local = 0.5f * (1f + th) + 0.5f * x * sech2 * GeluScale * (1f + 3f * 0.044715f * x * x);
-                dinput[i] += 0.9f * local * doutput[i];
+                dinput[i] += local * doutput[i];
             }
         });
     }
