@@ -9,6 +9,7 @@ internal static class BenchCommand
     {
         var command = new Command("bench", "Measure the speed of kernels and trainers (JSON output).");
         command.Subcommands.Add(BenchGemmCommand.Create());
+        command.Subcommands.Add(BenchEngineCommand.Create());
         return command;
     }
 }
