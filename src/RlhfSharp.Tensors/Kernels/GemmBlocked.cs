@@ -26,6 +26,8 @@ internal static class GemmBlocking
     public const int KC = 256;
     /// <summary>Columns of a packed B block (256×1024 floats = 1 MiB, half of L2).</summary>
     public const int NC = 1024;
+    /// <summary>Rows of the tile scratch: MR rounded up to whole 8×8 transpose blocks.</summary>
+    public const int TileRows = 16;
     /// <summary>Below this many multiply-adds per thread a split costs more in hand-off than it saves.</summary>
     public const long MinMultiplyAddsPerThread = 1 << 18;
 }
@@ -109,8 +111,12 @@ internal unsafe struct GemmPlan
         return (0, Rows, s0, s1);
     }
 
-    private readonly bool SplitsRows(int parts) =>
-        Rows >= 4 * GemmBlocking.MR * parts || Rows >= Cols;
+    private readonly bool SplitsRows(int parts)
+    {
+        // A transposing pack of Q is the costlier one: split columns so each thread transposes only its share.
+        if (QByColumns && Cols >= 4 * GemmBlocking.NR * parts) return false;
+        return Rows >= 4 * GemmBlocking.MR * parts || Rows >= Cols;
+    }
 }
 
 /// <summary>Runs one rectangle of a plan on the calling thread, with that thread's packing buffers.</summary>
@@ -247,12 +253,8 @@ internal static unsafe class GemmBlocked
             }
             return;
         }
-        // Q stored [S, K]: a transposing pack, one source row (contiguous over k) per panel column.
-        for (int j = 0; j < cols; j++)
-        {
-            float* src = plan.Q + (s + j) * plan.Ldq + pc;
-            for (int p = 0; p < kc; p++) panel[p * NR + j] = src[p];
-        }
+        // Q stored [S, K]: a transposing pack of a [cols, kc] block into the [kc, NR] panel.
+        GemmTranspose.Copy(plan.Q + s * plan.Ldq + pc, plan.Ldq, panel, NR, cols, kc);
         for (int j = cols; j < NR; j++)
         {
             for (int p = 0; p < kc; p++) panel[p * NR + j] = 0;
@@ -274,12 +276,24 @@ internal static unsafe class GemmBlocked
             }
             return;
         }
-        // D is Cᵀ: walk C's rows (D's columns) so each write run is contiguous in memory.
+        // D is Cᵀ: transpose the tile so that each of C's rows (D's columns) is one contiguous run.
+        float* flipped = tile + GemmBlocking.TileRows * NR;
+        GemmTranspose.Copy(tile, NR, flipped, GemmBlocking.TileRows, GemmBlocking.TileRows, cols);
         for (int j = 0; j < cols; j++)
         {
             float* dc = d + j * colStride;
-            if (add) for (int i = 0; i < rows; i++) dc[i] += tile[i * NR + j];
-            else for (int i = 0; i < rows; i++) dc[i] = tile[i * NR + j];
+            float* tc = flipped + j * GemmBlocking.TileRows;
+            int i = 0;
+            if (add)
+            {
+                for (; i + 4 <= rows; i += 4) (Vector128.Load(dc + i) + Vector128.Load(tc + i)).Store(dc + i);
+                for (; i < rows; i++) dc[i] += tc[i];
+            }
+            else
+            {
+                for (; i + 4 <= rows; i += 4) Vector128.Load(tc + i).Store(dc + i);
+                for (; i < rows; i++) dc[i] = tc[i];
+            }
         }
     }
 
@@ -309,7 +323,8 @@ internal sealed unsafe class GemmPackBuffers
     {
         const long aFloats = (long)GemmBlocking.MR * GemmBlocking.KC;
         const long bFloats = (long)GemmBlocking.KC * GemmBlocking.NC;
-        const long tileFloats = (long)GemmBlocking.MR * GemmBlocking.NR;
+        // The tile scratch and its transpose (used when D is Cᵀ).
+        const long tileFloats = 2L * GemmBlocking.TileRows * GemmBlocking.NR;
         nuint bytes = (nuint)((aFloats + bFloats + tileFloats) * sizeof(float));
         _memory = NativeMemory.AlignedAlloc(bytes, 64);
         // Zeroed once so the unused rows of an edge panel never hold denormals or NaN.
