@@ -12,6 +12,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace RlhfSharp.Tensors.Kernels;
 
@@ -196,6 +197,8 @@ internal static unsafe class GemmBlocked
         }
     }
 
+    private const int PrefetchRowsAhead = 16;
+
     /// <summary>Copies rows [r, r+rows) × depth [pc, pc+kc) of P into the panel layout the tile reads.</summary>
     private static void PackA(in GemmPlan plan, int r, int rows, int pc, int kc, float* panel)
     {
@@ -214,8 +217,15 @@ internal static unsafe class GemmBlocked
         float* col = plan.P + pc * plan.Ldp + r;
         if (rows == MR)
         {
+            // Rows of the source are a whole stride apart, beyond what the hardware prefetchers follow: fetch ahead.
+            long ahead = PrefetchRowsAhead * plan.Ldp;
             for (int p = 0; p < kc; p++, col += plan.Ldp)
             {
+                if (Sse.IsSupported)
+                {
+                    Sse.Prefetch0(col + ahead);
+                    Sse.Prefetch0(col + ahead + MR - 1);
+                }
                 Vector256.Load(col).Store(panel + p * MR);
                 Vector128.Load(col + 8).Store(panel + p * MR + 8);
             }
