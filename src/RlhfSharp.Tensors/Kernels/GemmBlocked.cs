@@ -112,11 +112,23 @@ internal unsafe struct GemmPlan
         return (0, Rows, s0, s1);
     }
 
+    /// <summary>
+    /// Each thread packs all of the operand along the dimension it does not split, so split where the packing
+    /// per thread is smaller: by rows, each packs all of Q (K×S) and its share of P once per NC block; by
+    /// columns, its share of Q and all of P as often. Transposing and strided packs count extra.
+    /// </summary>
     private readonly bool SplitsRows(int parts)
     {
-        // A transposing pack of Q is the costlier one: split columns so each thread transposes only its share.
-        if (QByColumns && Cols >= 4 * GemmBlocking.NR * parts) return false;
-        return Rows >= 4 * GemmBlocking.MR * parts || Rows >= Cols;
+        bool rowsPossible = Rows >= 4 * parts, colsPossible = Cols >= GemmBlocking.NR * parts;
+        if (!colsPossible) return true;
+        if (!rowsPossible) return false;
+        double q = QByColumns ? 2.0 : 1.0, p = PByColumns ? 1.5 : 1.0;
+        double k = Depth;
+        double byRows = k * Cols * q + k * Rows / parts * p * Blocks(Cols);
+        double byCols = k * Cols / parts * q + k * Rows * p * Blocks((Cols + parts - 1) / parts);
+        return byRows <= byCols;
+
+        static int Blocks(int cols) => (cols + GemmBlocking.NC - 1) / GemmBlocking.NC;
     }
 }
 
