@@ -29,8 +29,8 @@ internal static class GemmBlocking
     public const int NC = 1024;
     /// <summary>Rows of the tile scratch: MR rounded up to whole 8×8 transpose blocks.</summary>
     public const int TileRows = 16;
-    /// <summary>Below this many multiply-adds per thread a split costs more in hand-off than it saves.</summary>
-    public const long MinMultiplyAddsPerThread = 1 << 18;
+    /// <summary>Below this many multiply-adds per thread (about 20 µs of work) a split costs more in hand-off than it saves.</summary>
+    public const long MinMultiplyAddsPerThread = 1 << 20;
 }
 
 /// <summary>One product D (+)= P·Q in the driver's terms, with element addressing for each operand.</summary>
