@@ -276,6 +276,25 @@ public sealed class Gpt2Tokenizer : ITokenizer
     {
         var pieces = new List<(int Start, int Length)>(text.Length / 4 + 4);
         Gpt2PreTokenizer.Split(text, pieces);
+        EncodePieces(text, pieces, ids);
+    }
+
+    /// <summary>
+    /// EncodeOrdinary with .NET's Regex doing the pre-tokenisation: same ids on BMP text; kept as the
+    /// benchmark's peer for the hand-written scanner.
+    /// </summary>
+    public void EncodeOrdinaryWithRegex(ReadOnlySpan<char> text, List<int> ids)
+    {
+        var pieces = new List<(int Start, int Length)>(text.Length / 4 + 4);
+        Gpt2PreTokenizer.SplitWithRegex(text, pieces);
+        EncodePieces(text, pieces, ids);
+    }
+
+    /// <summary>Empties the cache of encoded pieces (so a benchmark can time a cold start).</summary>
+    public void ClearCache() => _cache.Clear();
+
+    private void EncodePieces(ReadOnlySpan<char> text, List<(int Start, int Length)> pieces, List<int> ids)
+    {
         foreach (var (start, length) in pieces)
         {
             var piece = text.Slice(start, length);
