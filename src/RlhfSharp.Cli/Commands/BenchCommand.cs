@@ -10,6 +10,7 @@ internal static class BenchCommand
         var command = new Command("bench", "Measure the speed of kernels and trainers (JSON output).");
         command.Subcommands.Add(BenchGemmCommand.Create());
         command.Subcommands.Add(BenchEngineCommand.Create());
+        command.Subcommands.Add(BenchTokenizerCommand.Create());
         return command;
     }
 }
