@@ -22,6 +22,7 @@ public interface IPreferenceStore : IAsyncDisposable
     /// Hands the labeller their next query: one they have not been assigned before, from queries that still
     /// need answers (fewer than <paramref name="overlap"/> labellers), gold tasks mixed in at <paramref name="goldRate"/>.
     /// Returns the labeller's open assignment again if they have one. Null when nothing is left.
+    /// Gold tasks are unannounced: the assignment's query never carries the gold answer (read it with GetQueryAsync).
     /// </summary>
     Task<Assignment?> NextAssignmentAsync(long labelerId, string? campaign = null, int overlap = 1, double goldRate = 0, CancellationToken ct = default);
 

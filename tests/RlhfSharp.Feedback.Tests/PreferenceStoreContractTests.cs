@@ -212,7 +212,8 @@ public abstract class PreferenceStoreContractTests : IAsyncLifetime
         {
             var a = await store.NextAssignmentAsync(l.Id, goldRate: 0.2);
             Assert.True(seen.Add(a!.Query.Id), "a query was handed to the same labeller twice");
-            if (a.Query.IsGold) gold++;
+            Assert.False(a.Query.IsGold); // unannounced: the labeller's copy never says
+            if ((await store.GetQueryAsync(a.Query.Id))!.IsGold) gold++;
             await store.SubmitAsync(a.Id, l.Id, Answer.Prefer(0), TimeSpan.Zero);
         }
         // Binomial(100, 0.2): mean 20, sd 4; [8, 32] is a 3-sigma band.
@@ -222,7 +223,7 @@ public abstract class PreferenceStoreContractTests : IAsyncLifetime
         for (int i = 0; i < 30; i++)
         {
             var a = await store.NextAssignmentAsync(m.Id, goldRate: 0, overlap: 2);
-            Assert.False(a!.Query.IsGold);
+            Assert.False((await store.GetQueryAsync(a!.Query.Id))!.IsGold);
             await store.SubmitAsync(a.Id, m.Id, Answer.Prefer(1), TimeSpan.Zero);
         }
     }

@@ -132,7 +132,10 @@ public sealed class QualityControlTests
         // good answers gold right and regular queries "0"; bad answers everything "0": right on 5 of 10 gold tasks.
         foreach (var l in new[] { good, bad })
             while (await store.NextAssignmentAsync(l.Id, overlap: 2, goldRate: 1) is { } a)
-                await store.SubmitAsync(a.Id, l.Id, a.Query.IsGold && l == good ? a.Query.GoldAnswer! : Answer.Prefer(0), TimeSpan.Zero);
+            {
+                var gold = (await store.GetQueryAsync(a.Query.Id))!.GoldAnswer;
+                await store.SubmitAsync(a.Id, l.Id, gold is not null && l == good ? gold : Answer.Prefer(0), TimeSpan.Zero);
+            }
 
         var report = await QualityControl.ReportAsync(store);
         Assert.Equal([1.0, 0.5], report.Gold.Select(g => g.Accuracy));

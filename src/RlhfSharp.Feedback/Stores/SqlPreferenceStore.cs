@@ -379,7 +379,8 @@ public abstract class SqlPreferenceStore : IPreferenceStore
             at = Convert.ToInt64(reader.GetValue(2));
         }
         var query = await LoadQueryAsync(connection, tx, queryId, ct) ?? throw new FeedbackException($"query {queryId} does not exist.", 404);
-        return new Assignment(id, query, labelerId, FromMillis(at));
+        // Gold tasks are unannounced: the labeller's copy carries no gold answer (quality control reads it from the store).
+        return new Assignment(id, query with { GoldAnswer = null }, labelerId, FromMillis(at));
     }
 
     private static async Task<List<Judgment>> LoadJudgmentsAsync(DbConnection connection, DbTransaction? tx, string where, CancellationToken ct, params (string, object?)[] args)
