@@ -147,32 +147,52 @@ internal static class LabelCommand
         var panels = q.Candidates.Select((c, i) => (Spectre.Console.Rendering.IRenderable)new Panel(Markup.Escape(c.Content)).Header($"[bold]{i + 1}[/]").Expand()).ToList();
         if (q.Candidates.Count == 2) AnsiConsole.Write(new Columns(panels));
         else foreach (var panel in panels) AnsiConsole.Write(panel);
-        AnsiConsole.MarkupLine($"[grey]1–{q.Candidates.Count} better · t tie · s skip · q quit[/]");
+        AnsiConsole.MarkupLine(q.Candidates.Count == 2
+            ? "[grey]1/2 better · t tie · s skip · q quit[/]"
+            : $"[grey]1–{q.Candidates.Count} best, or a ranking best first (e.g. 312) · t tie · s skip · q quit[/]");
     }
 
-    /// <summary>Reads one key (or, when input is piped, one line); null to quit.</summary>
+    /// <summary>
+    /// Reads one key (or, when input is piped, one line); null to quit. With more than two candidates a line of
+    /// digits ("312") is a full ranking, best first, and one digit picks the best.
+    /// </summary>
     private static Answer? ReadAnswer(int count)
     {
         while (true)
         {
-            char key;
-            if (Console.IsInputRedirected)
+            string input;
+            if (Console.IsInputRedirected || count > 2)
             {
-                var line = Console.In.ReadLine();
+                var line = Console.IsInputRedirected ? Console.In.ReadLine() : AnsiConsole.Prompt(new TextPrompt<string>("your answer:"));
                 if (line is null) return null;
-                if (line.Trim().Length == 0) continue;
-                key = char.ToLowerInvariant(line.Trim()[0]);
+                input = new string([.. line.Trim().ToLowerInvariant().Where(c => !char.IsWhiteSpace(c) && c != ',')]);
+                if (input.Length == 0) continue;
             }
-            else key = char.ToLowerInvariant(Console.ReadKey(intercept: true).KeyChar);
-            if (key == 'q') return null;
-            if (key == 't') return Answer.Tie();
-            if (key == 's')
+            else input = char.ToLowerInvariant(Console.ReadKey(intercept: true).KeyChar).ToString();
+
+            if (input == "q") return null;
+            if (input == "t") return Answer.Tie();
+            if (input == "s")
             {
                 var reason = Console.IsInputRedirected ? "can't tell" : AnsiConsole.Prompt(new TextPrompt<string>("why skip?").DefaultValue("can't tell"));
                 return Answer.Skip(reason);
             }
-            if (key >= '1' && key <= '9' && key - '1' < count) return Answer.Prefer(key - '1');
-            AnsiConsole.MarkupLine($"[yellow]press 1–{count}, t, s or q[/]");
+            if (input.All(c => c >= '1' && c <= '9'))
+            {
+                var picks = input.Select(c => c - '1').ToArray();
+                var answer = picks.Length == 1 ? Answer.Prefer(picks[0]) : Answer.Rank(picks);
+                try
+                {
+                    answer.Validate(count);
+                    return answer;
+                }
+                catch (ArgumentException ex)
+                {
+                    AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(ex.Message)}[/]");
+                    continue;
+                }
+            }
+            AnsiConsole.MarkupLine($"[yellow]press 1–{count}{(count > 2 ? " (or a ranking such as 312)" : "")}, t, s or q[/]");
         }
     }
 
