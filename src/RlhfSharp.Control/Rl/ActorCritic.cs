@@ -69,6 +69,12 @@ public sealed class ActorCritic
         if (LogStd.Length > 0) yield return (LogStd, LogStdGradient);
     }
 
+    /// <summary>The policy's buffers only (actor and log σ), for a separate optimiser.</summary>
+    public IEnumerable<(float[] Parameters, float[] Gradients)> ActorGroups() => ParameterGroups().Where(g => g.Parameters != Critic.Parameters);
+
+    /// <summary>The critic's buffers only.</summary>
+    public IEnumerable<(float[] Parameters, float[] Gradients)> CriticGroups() => [(Critic.Parameters, Critic.Gradients)];
+
     /// <summary>V(s) for a batch [B, S].</summary>
     public float[] Values(ReadOnlySpan<float> obs, int batch) => Critic.Forward(obs, batch);
 
