@@ -1,0 +1,518 @@
+// GPT-2 as one readable model (nanoGPT's model.py, computed llm.c-style with explicit forward and backward):
+// learned token + position embeddings, NLayer pre-LN blocks (causal self-attention and a tanh-GELU MLP), a final
+// LayerNorm and the LM head tied to the token embedding; optional value and reward heads on the same trunk.
+// Parameters live in one flat buffer with views named exactly like GPT-2 checkpoint keys, Conv1D weights [in, out],
+// so loading Hugging Face weights is a copy and AdamW is one flat loop. Not here: KV-cached decoding (GptInference.cs).
+// Shapes: B batch, T time, C = NEmbd, NH heads, HS = C/NH, V vocabulary, N = B·T rows.
+using RlhfSharp.Models.Checkpoints;
+using RlhfSharp.Tensors;
+
+namespace RlhfSharp.Models;
+
+public sealed class Gpt
+{
+    private readonly Dictionary<string, GptParameter> _byName;
+
+    private Gpt(GptConfig config, GptHeads heads)
+    {
+        config.Validate("GPT config");
+        Config = config;
+        Heads = heads;
+        var list = new List<GptParameter>();
+        int offset = 0;
+        var shapes = GptCheckpoint.TrunkTensors(config).ToList();
+        if (heads.HasFlag(GptHeads.Value)) shapes.AddRange(GptCheckpoint.HeadTensors(config).Where(h => h.Name.StartsWith("v_head", StringComparison.Ordinal)));
+        if (heads.HasFlag(GptHeads.Reward)) shapes.AddRange(GptCheckpoint.HeadTensors(config).Where(h => h.Name == GptCheckpoint.RewardHeadWeight));
+        foreach (var (name, shape) in shapes)
+        {
+            int length = checked((int)StoredTensor.ElementCount(shape));
+            list.Add(new GptParameter(name, shape, offset, length));
+            offset = checked(offset + length);
+        }
+        ParameterList = list;
+        _byName = list.ToDictionary(p => p.Name, StringComparer.Ordinal);
+        Parameters = new float[offset];
+        Gradients = new float[offset];
+    }
+
+    public GptConfig Config { get; }
+
+    public GptHeads Heads { get; }
+
+    /// <summary>All parameters, one flat buffer; see <see cref="ParameterList"/> for the named views.</summary>
+    public float[] Parameters { get; }
+
+    /// <summary>Gradients with the same layout as <see cref="Parameters"/>; backward passes accumulate into it.</summary>
+    public float[] Gradients { get; }
+
+    public IReadOnlyList<GptParameter> ParameterList { get; }
+
+    public GptParameter this[string name] => _byName.TryGetValue(name, out var p) ? p
+        : throw new KeyNotFoundException($"GPT has no parameter '{name}'.");
+
+    public Span<float> Param(string name) { var p = this[name]; return Parameters.AsSpan(p.Offset, p.Length); }
+
+    public Span<float> Grad(string name) { var p = this[name]; return Gradients.AsSpan(p.Offset, p.Length); }
+
+    public void ZeroGrad() => Array.Clear(Gradients);
+
+    /// <summary>
+    /// A fresh model: weights N(0, initializer_range), biases 0, LayerNorm gains 1, and the residual projections
+    /// (attn.c_proj, mlp.c_proj) at 0.02/√(2·n_layer) — GPT-2 paper §2.3, as nanoGPT's model.py `_init_weights` applies it.
+    /// </summary>
+    public static Gpt Create(GptConfig config, Rng rng, GptHeads heads = GptHeads.None)
+    {
+        var gpt = new Gpt(config, heads);
+        float std = config.InitializerRange;
+        float residualStd = std / MathF.Sqrt(2f * config.NLayer);
+        foreach (var p in gpt.ParameterList)
+        {
+            var span = gpt.Parameters.AsSpan(p.Offset, p.Length);
+            if (p.Shape.Length < 2 && p.Name.Contains("ln_", StringComparison.Ordinal) && p.Name.EndsWith(".weight", StringComparison.Ordinal))
+            {
+                span.Fill(1f);
+            }
+            else if (p.Decay)
+            {
+                float s = p.Name.EndsWith("c_proj.weight", StringComparison.Ordinal) ? residualStd : std;
+                for (int i = 0; i < span.Length; i++) span[i] = (float)(rng.Normal() * s);
+            }
+        }
+        return gpt;
+    }
+
+    /// <summary>Builds a model from checkpoint tensors under canonical names (see <see cref="GptCheckpoint.Canonicalize"/>).</summary>
+    public static Gpt FromTensors(GptConfig config, IReadOnlyDictionary<string, StoredTensor> tensors, string source = "tensors")
+    {
+        var canonical = GptCheckpoint.Canonicalize(source, config, tensors);
+        var heads = GptHeads.None;
+        if (canonical.ContainsKey(GptCheckpoint.ValueHeadWeight)) heads |= GptHeads.Value;
+        if (canonical.ContainsKey(GptCheckpoint.RewardHeadWeight)) heads |= GptHeads.Reward;
+        var gpt = new Gpt(config, heads);
+        foreach (var p in gpt.ParameterList)
+            canonical[p.Name].Values.CopyTo(gpt.Parameters.AsSpan(p.Offset, p.Length));
+        return gpt;
+    }
+
+    public Dictionary<string, StoredTensor> ToTensors() =>
+        ParameterList.ToDictionary(p => p.Name, p => new StoredTensor((int[])p.Shape.Clone(), Parameters.AsSpan(p.Offset, p.Length).ToArray()), StringComparer.Ordinal);
+
+    /// <summary>Loads a model folder (ours or Hugging Face's GPT-2).</summary>
+    public static Gpt Load(string directory)
+    {
+        var content = GptCheckpoint.Load(directory);
+        return FromTensors(content.Config, content.Tensors, Path.Combine(directory, GptCheckpoint.WeightsFileName));
+    }
+
+    /// <summary>Saves config.json + model.safetensors (and tokenizer files copied from <paramref name="tokenizerDirectory"/>).</summary>
+    public void Save(string directory, string? tokenizerDirectory = null)
+    {
+        var config = Heads.HasFlag(GptHeads.Reward) ? Config with { Architecture = "GPT2ForSequenceClassification" } : Config;
+        GptCheckpoint.Save(directory, config, ToTensors(), tokenizerDirectory);
+    }
+
+    /// <summary>The same trunk with a different set of heads; heads kept are copied, new ones initialised from <paramref name="rng"/>
+    /// (InstructGPT starts the reward model, and Ziegler the value head, from the pre-trained LM this way).</summary>
+    public Gpt WithHeads(GptHeads heads, Rng rng)
+    {
+        var fresh = Create(Config, rng, heads);
+        foreach (var p in fresh.ParameterList)
+            if (_byName.TryGetValue(p.Name, out var mine))
+                Parameters.AsSpan(mine.Offset, mine.Length).CopyTo(fresh.Parameters.AsSpan(p.Offset, p.Length));
+        return fresh;
+    }
+
+    public Gpt Clone()
+    {
+        var copy = new Gpt(Config, Heads);
+        Parameters.CopyTo(copy.Parameters, 0);
+        return copy;
+    }
+
+    /// <summary>Position of each token: the count of real tokens before it in its row (HF: cumsum(mask) − 1), 0 for pads.</summary>
+    internal int[] PositionIds(GptInput input)
+    {
+        int B = input.Batch, T = input.Length;
+        var pos = new int[B * T];
+        for (int b = 0; b < B; b++)
+        {
+            int seen = 0;
+            for (int t = 0; t < T; t++)
+            {
+                if (!input.IsReal(b, t)) continue;
+                if (seen >= Config.BlockSize)
+                    throw new ArgumentException($"GPT forward: row {b} has more than block size {Config.BlockSize} real tokens.");
+                pos[b * T + t] = seen++;
+            }
+        }
+        return pos;
+    }
+
+    private void ValidateTokens(GptInput input)
+    {
+        if (input.Length > Config.BlockSize)
+            throw new ArgumentException($"GPT forward: length {input.Length} exceeds block size {Config.BlockSize}.");
+        for (int i = 0; i < input.Tokens.Length; i++)
+            if ((uint)input.Tokens[i] >= (uint)Config.VocabSize)
+                throw new ArgumentException($"GPT forward: token {input.Tokens[i]} at row {i / input.Length}, position {i % input.Length} is outside the vocabulary [0, {Config.VocabSize}).");
+    }
+
+    /// <summary>
+    /// Forward pass over a batch, keeping what backward needs. Returns logits (B,T,V) if asked, values (B,T) with a value
+    /// head and rewards (B) with a reward head. Pass the previous <see cref="GptPass"/> of the same shape to reuse its buffers.
+    /// </summary>
+    public GptPass Forward(GptInput input, GptForwardOptions? options = null, GptPass? reuse = null)
+    {
+        options ??= new GptForwardOptions();
+        ValidateTokens(input);
+        int B = input.Batch, T = input.Length, C = Config.NEmbd, L = Config.NLayer, NH = Config.NHead, HS = C / NH, V = Config.VocabSize;
+        int N = B * T;
+        var a = reuse is not null && reuse.Matches(B, T, options.Logits) ? reuse : new GptPass(Config, B, T, options.Logits, Heads);
+        a.Input = input;
+        a.Positions = PositionIds(input);
+        a.LastReal = LastRealIndices(input);
+        float p = options.DropoutRng is null ? 0f : Config.Dropout;
+        a.DropoutP = p;
+
+        // Embeddings: x0[n] = wte[token] + wpe[position], then dropout.
+        var wte = Param("wte.weight");
+        var wpe = Param("wpe.weight");
+        var x0 = a.Residuals[0];
+        for (int n = 0; n < N; n++)
+        {
+            var dst = x0.AsSpan(n * C, C);
+            var te = wte.Slice(input.Tokens[n] * C, C);
+            var pe = wpe.Slice(a.Positions[n] * C, C);
+            for (int c = 0; c < C; c++) dst[c] = te[c] + pe[c];
+        }
+        ApplyDropout(x0.AsSpan(0, N * C), a.EmbedDropout, p, options.DropoutRng);
+
+        var keyMask = input.AttentionMask;
+        for (int l = 0; l < L; l++)
+        {
+            var la = a.Layers[l];
+            var x = a.Residuals[l];
+            string pre = $"h.{l}.";
+            GptKernels.LayerNormForward(la.Ln1, la.Ln1Mean, la.Ln1Rstd, x, Param(pre + "ln_1.weight"), Param(pre + "ln_1.bias"), N, C, Config.LayerNormEpsilon);
+            GptKernels.MatmulForward(la.Qkv, la.Ln1, Param(pre + "attn.c_attn.weight"), Param(pre + "attn.c_attn.bias"), N, C, 3 * C);
+            GptKernels.ForRows(B * NH, (start, end) =>
+            {
+                for (int bh = start; bh < end; bh++)
+                {
+                    int b = bh / NH, h = bh % NH;
+                    int q0 = b * T * 3 * C + h * HS;
+                    GptKernels.AttentionForward(la.AttY.AsSpan(b * T * C + h * HS), C, la.Probs.AsSpan(bh * T * T, T * T),
+                        la.Qkv.AsSpan(q0), 3 * C, la.Qkv.AsSpan(q0 + C), 3 * C, la.Qkv.AsSpan(q0 + 2 * C), 3 * C,
+                        keyMask is null ? default : keyMask.AsSpan(b * T, T), T, T, 0, HS);
+                }
+            });
+            // Residual: xMid = x + dropout(c_proj(attY)).
+            GptKernels.MatmulForward(a.Scratch, la.AttY, Param(pre + "attn.c_proj.weight"), Param(pre + "attn.c_proj.bias"), N, C, C);
+            ApplyDropout(a.Scratch.AsSpan(0, N * C), la.AttnDropout, p, options.DropoutRng);
+            AddInto(la.XMid, x, a.Scratch, N * C);
+
+            GptKernels.LayerNormForward(la.Ln2, la.Ln2Mean, la.Ln2Rstd, la.XMid, Param(pre + "ln_2.weight"), Param(pre + "ln_2.bias"), N, C, Config.LayerNormEpsilon);
+            GptKernels.MatmulForward(la.Fc, la.Ln2, Param(pre + "mlp.c_fc.weight"), Param(pre + "mlp.c_fc.bias"), N, C, 4 * C);
+            GptKernels.GeluForward(la.FcGelu, la.Fc, N * 4 * C);
+            GptKernels.MatmulForward(a.Scratch, la.FcGelu, Param(pre + "mlp.c_proj.weight"), Param(pre + "mlp.c_proj.bias"), N, 4 * C, C);
+            ApplyDropout(a.Scratch.AsSpan(0, N * C), la.MlpDropout, p, options.DropoutRng);
+            AddInto(a.Residuals[l + 1], la.XMid, a.Scratch, N * C);
+        }
+
+        GptKernels.LayerNormForward(a.LnF, a.LnFMean, a.LnFRstd, a.Residuals[L], Param("ln_f.weight"), Param("ln_f.bias"), N, C, Config.LayerNormEpsilon);
+        if (a.Logits is not null)
+            Tensors.Kernels.Gemm.Multiply(Tensors.Kernels.GemmForm.NT, N, V, C, a.LnF, C, wte, C, a.Logits, V, accumulate: false);
+        if (a.Values is not null)
+        {
+            var w = Param(GptCheckpoint.ValueHeadWeight);
+            float bias = Param(GptCheckpoint.ValueHeadBias)[0];
+            for (int n = 0; n < N; n++) a.Values[n] = bias + System.Numerics.Tensors.TensorPrimitives.Dot(a.LnF.AsSpan(n * C, C), w);
+        }
+        if (a.Rewards is not null)
+        {
+            var w = Param(GptCheckpoint.RewardHeadWeight);
+            for (int b = 0; b < B; b++) a.Rewards[b] = System.Numerics.Tensors.TensorPrimitives.Dot(a.LnF.AsSpan((b * T + a.LastReal[b]) * C, C), w);
+        }
+        return a;
+    }
+
+    /// <summary>
+    /// Accumulates into <see cref="Gradients"/> the gradient of a loss whose derivatives with respect to this pass's outputs are
+    /// given: dLogits (B,T,V), dValues (B,T), dRewards (B); any may be null (treated as zero).
+    /// </summary>
+    public void Backward(GptPass a, float[]? dLogits = null, float[]? dValues = null, float[]? dRewards = null)
+    {
+        int B = a.Batch, T = a.Length, C = Config.NEmbd, L = Config.NLayer, NH = Config.NHead, HS = C / NH, V = Config.VocabSize;
+        int N = B * T;
+        var input = a.Input ?? throw new InvalidOperationException("GPT backward: the pass has no forward data.");
+        if (dLogits is not null && (a.Logits is null || dLogits.Length != N * V))
+            throw new ArgumentException($"GPT backward: dLogits has {dLogits.Length} entries; the pass {(a.Logits is null ? "computed no logits" : $"needs {N * V}")}.");
+        if (dValues is not null && (a.Values is null || dValues.Length != N))
+            throw new ArgumentException($"GPT backward: dValues has {dValues.Length} entries; the pass {(a.Values is null ? "has no value head" : $"needs {N}")}.");
+        if (dRewards is not null && (a.Rewards is null || dRewards.Length != B))
+            throw new ArgumentException($"GPT backward: dRewards has {dRewards.Length} entries; the pass {(a.Rewards is null ? "has no reward head" : $"needs {B}")}.");
+
+        // Heads -> dLnF (N,C).
+        var dLnF = a.GradLnF;
+        Array.Clear(dLnF);
+        var wte = Param("wte.weight");
+        if (dLogits is not null)
+        {
+            Tensors.Kernels.Gemm.Multiply(Tensors.Kernels.GemmForm.NN, N, C, V, dLogits, V, wte, C, dLnF, C, accumulate: true);
+            Tensors.Kernels.Gemm.Multiply(Tensors.Kernels.GemmForm.TN, V, C, N, dLogits, V, a.LnF, C, Grad("wte.weight"), C, accumulate: true);
+        }
+        if (dValues is not null)
+        {
+            var w = Param(GptCheckpoint.ValueHeadWeight);
+            var dw = Grad(GptCheckpoint.ValueHeadWeight);
+            var db = Grad(GptCheckpoint.ValueHeadBias);
+            for (int n = 0; n < N; n++)
+            {
+                float g = dValues[n];
+                if (g == 0) continue;
+                var h = a.LnF.AsSpan(n * C, C);
+                var dh = dLnF.AsSpan(n * C, C);
+                for (int c = 0; c < C; c++)
+                {
+                    dh[c] += g * w[c];
+                    dw[c] += g * h[c];
+                }
+                db[0] += g;
+            }
+        }
+        if (dRewards is not null)
+        {
+            var w = Param(GptCheckpoint.RewardHeadWeight);
+            var dw = Grad(GptCheckpoint.RewardHeadWeight);
+            for (int b = 0; b < B; b++)
+            {
+                int n = b * T + a.LastReal[b];
+                float g = dRewards[b];
+                var h = a.LnF.AsSpan(n * C, C);
+                var dh = dLnF.AsSpan(n * C, C);
+                for (int c = 0; c < C; c++)
+                {
+                    dh[c] += g * w[c];
+                    dw[c] += g * h[c];
+                }
+            }
+        }
+
+        // ln_f backward into dResidual, then the blocks in reverse.
+        var dRes = a.GradResidual;
+        Array.Clear(dRes);
+        GptKernels.LayerNormBackward(dRes, Grad("ln_f.weight"), Grad("ln_f.bias"), dLnF, a.Residuals[L], Param("ln_f.weight"), a.LnFMean, a.LnFRstd, N, C);
+        for (int l = L - 1; l >= 0; l--)
+        {
+            var la = a.Layers[l];
+            string pre = $"h.{l}.";
+            // MLP branch. dRes is d(x_{l+1}) and becomes d(xMid) once ln_2's backward adds into it.
+            var dOut = a.GradScratch1;
+            CopyWithDropout(dOut, dRes, la.MlpDropout, N * C);
+            var dFcGelu = a.GradHidden;
+            Array.Clear(dFcGelu);
+            GptKernels.MatmulBackward(dFcGelu, Grad(pre + "mlp.c_proj.weight"), Grad(pre + "mlp.c_proj.bias"), dOut.AsSpan(0, N * C), la.FcGelu, Param(pre + "mlp.c_proj.weight"), N, 4 * C, C);
+            var dFc = a.GradHidden2;
+            Array.Clear(dFc);
+            GptKernels.GeluBackward(dFc, la.Fc, dFcGelu, N * 4 * C);
+            var dLn2 = a.GradScratch2;
+            Array.Clear(dLn2);
+            GptKernels.MatmulBackward(dLn2, Grad(pre + "mlp.c_fc.weight"), Grad(pre + "mlp.c_fc.bias"), dFc, la.Ln2, Param(pre + "mlp.c_fc.weight"), N, C, 4 * C);
+            GptKernels.LayerNormBackward(dRes, Grad(pre + "ln_2.weight"), Grad(pre + "ln_2.bias"), dLn2, la.XMid, Param(pre + "ln_2.weight"), la.Ln2Mean, la.Ln2Rstd, N, C);
+
+            // Attention branch. dRes is d(xMid) and becomes d(x_l).
+            CopyWithDropout(dOut, dRes, la.AttnDropout, N * C);
+            var dAttY = a.GradScratch2;
+            Array.Clear(dAttY);
+            GptKernels.MatmulBackward(dAttY, Grad(pre + "attn.c_proj.weight"), Grad(pre + "attn.c_proj.bias"), dOut.AsSpan(0, N * C), la.AttY, Param(pre + "attn.c_proj.weight"), N, C, C);
+            var dQkv = a.GradQkv;
+            Array.Clear(dQkv);
+            GptKernels.ForRows(B * NH, (start, end) =>
+            {
+                var scratch = new float[T * T];
+                for (int bh = start; bh < end; bh++)
+                {
+                    int b = bh / NH, h = bh % NH;
+                    int q0 = b * T * 3 * C + h * HS;
+                    GptKernels.AttentionBackward(dQkv.AsSpan(q0), dQkv.AsSpan(q0 + C), dQkv.AsSpan(q0 + 2 * C), 3 * C,
+                        dAttY.AsSpan(b * T * C + h * HS), C, la.Probs.AsSpan(bh * T * T, T * T),
+                        la.Qkv.AsSpan(q0), la.Qkv.AsSpan(q0 + C), la.Qkv.AsSpan(q0 + 2 * C), 3 * C, scratch, T, HS);
+                }
+            });
+            var dLn1 = a.GradScratch2;
+            Array.Clear(dLn1);
+            GptKernels.MatmulBackward(dLn1, Grad(pre + "attn.c_attn.weight"), Grad(pre + "attn.c_attn.bias"), dQkv, la.Ln1, Param(pre + "attn.c_attn.weight"), N, C, 3 * C);
+            GptKernels.LayerNormBackward(dRes, Grad(pre + "ln_1.weight"), Grad(pre + "ln_1.bias"), dLn1, a.Residuals[l], Param(pre + "ln_1.weight"), la.Ln1Mean, la.Ln1Rstd, N, C);
+        }
+
+        // Embeddings (a token or position used twice gets both contributions).
+        CopyWithDropout(a.GradScratch1, dRes, a.EmbedDropout, N * C);
+        var dWte = Grad("wte.weight");
+        var dWpe = Grad("wpe.weight");
+        for (int n = 0; n < N; n++)
+        {
+            var g = a.GradScratch1.AsSpan(n * C, C);
+            System.Numerics.Tensors.TensorPrimitives.Add(dWte.Slice(input.Tokens[n] * C, C), g, dWte.Slice(input.Tokens[n] * C, C));
+            System.Numerics.Tensors.TensorPrimitives.Add(dWpe.Slice(a.Positions[n] * C, C), g, dWpe.Slice(a.Positions[n] * C, C));
+        }
+    }
+
+    /// <summary>
+    /// Next-token cross-entropy averaged over the targets whose weight is non-zero (targets[n] = the token to predict at row
+    /// position n, weight 0 = ignore), with its gradient written to <paramref name="dLogits"/> (N·V). Fused as in llm.c.
+    /// </summary>
+    public static float CrossEntropy(GptPass pass, int[] targets, float[]? weights, float[] dLogits)
+    {
+        var logits = pass.Logits ?? throw new ArgumentException("CrossEntropy: the pass computed no logits.");
+        int V = pass.Vocab, N = pass.Batch * pass.Length;
+        if (targets.Length != N) throw new ArgumentException($"CrossEntropy: {targets.Length} targets for {N} positions.");
+        if (dLogits.Length != N * V) throw new ArgumentException($"CrossEntropy: dLogits holds {dLogits.Length}, needs {N * V}.");
+        double total = 0;
+        foreach (float w in weights ?? []) total += w;
+        if (weights is null) total = N;
+        if (total <= 0) throw new ArgumentException("CrossEntropy: every target has weight 0.");
+        float norm = (float)(1 / total);
+        var losses = new double[N];
+        GptKernels.ForRows(N, (start, end) =>
+        {
+            for (int n = start; n < end; n++)
+            {
+                var row = logits.AsSpan(n * V, V);
+                var d = dLogits.AsSpan(n * V, V);
+                float w = weights is null ? 1f : weights[n];
+                if (w == 0)
+                {
+                    d.Clear();
+                    continue;
+                }
+                int target = targets[n];
+                if ((uint)target >= (uint)V) throw new ArgumentException($"CrossEntropy: target {target} at position {n} is outside [0, {V}).");
+                float max = System.Numerics.Tensors.TensorPrimitives.Max(row);
+                double sum = 0;
+                for (int v = 0; v < V; v++)
+                {
+                    float e = MathF.Exp(row[v] - max);
+                    d[v] = e;
+                    sum += e;
+                }
+                float inv = (float)(1 / sum);
+                losses[n] = w * (Math.Log(sum) + max - row[target]);
+                float scale = w * norm;
+                for (int v = 0; v < V; v++) d[v] *= inv * scale;
+                d[target] -= scale;
+            }
+        });
+        double loss = 0;
+        for (int n = 0; n < N; n++) loss += losses[n];
+        return (float)(loss / total);
+    }
+
+    private static int[] LastRealIndices(GptInput input)
+    {
+        var last = new int[input.Batch];
+        for (int b = 0; b < input.Batch; b++)
+        {
+            int t = input.Length - 1;
+            while (t >= 0 && !input.IsReal(b, t)) t--;
+            if (t < 0) throw new ArgumentException($"GPT forward: row {b} has no real token (its attention mask is all 0).");
+            last[b] = t;
+        }
+        return last;
+    }
+
+    private static void AddInto(float[] dst, float[] x, float[] y, int n) =>
+        System.Numerics.Tensors.TensorPrimitives.Add(x.AsSpan(0, n), y.AsSpan(0, n), dst.AsSpan(0, n));
+
+    /// <summary>Inverted dropout: keep with probability 1 − p, scaled by 1/(1 − p); the mask is kept for backward.</summary>
+    private static void ApplyDropout(Span<float> values, float[] mask, float p, Rng? rng)
+    {
+        if (p <= 0 || rng is null)
+        {
+            mask.AsSpan(0, values.Length).Fill(1f);
+            return;
+        }
+        float keep = 1f / (1f - p);
+        for (int i = 0; i < values.Length; i++)
+        {
+            mask[i] = rng.NextFloat() < p ? 0f : keep;
+            values[i] *= mask[i];
+        }
+    }
+
+    private static void CopyWithDropout(float[] dst, float[] src, float[] mask, int n) =>
+        System.Numerics.Tensors.TensorPrimitives.Multiply(src.AsSpan(0, n), mask.AsSpan(0, n), dst.AsSpan(0, n));
+}
+
+/// <summary>Activations of one forward pass (kept for backward) and its outputs. Buffers are reused when passed back to Forward.</summary>
+public sealed class GptPass
+{
+    internal GptPass(GptConfig config, int B, int T, bool logits, GptHeads heads)
+    {
+        int C = config.NEmbd, N = B * T, NH = config.NHead;
+        Batch = B;
+        Length = T;
+        Vocab = config.VocabSize;
+        Residuals = new float[config.NLayer + 1][];
+        for (int i = 0; i <= config.NLayer; i++) Residuals[i] = new float[N * C];
+        Layers = new LayerActivations[config.NLayer];
+        for (int l = 0; l < config.NLayer; l++) Layers[l] = new LayerActivations(N, C, NH, B, T);
+        EmbedDropout = new float[N * C];
+        LnF = new float[N * C];
+        LnFMean = new float[N];
+        LnFRstd = new float[N];
+        Scratch = new float[N * C];
+        Logits = logits ? new float[N * config.VocabSize] : null;
+        Values = heads.HasFlag(GptHeads.Value) ? new float[N] : null;
+        Rewards = heads.HasFlag(GptHeads.Reward) ? new float[B] : null;
+    }
+
+    public int Batch { get; }
+    public int Length { get; }
+    public int Vocab { get; }
+
+    /// <summary>LM logits (B,T,V), or null when not asked for.</summary>
+    public float[]? Logits { get; }
+
+    /// <summary>Value head per token (B,T), or null without a value head.</summary>
+    public float[]? Values { get; }
+
+    /// <summary>Reward head at each row's last real token (B), or null without a reward head.</summary>
+    public float[]? Rewards { get; }
+
+    /// <summary>Final hidden states after ln_f (B,T,C).</summary>
+    public float[] LnF { get; }
+
+    internal GptInput? Input { get; set; }
+    internal int[] Positions { get; set; } = [];
+    internal int[] LastReal { get; set; } = [];
+    internal float DropoutP { get; set; }
+    internal float[][] Residuals { get; }
+    internal LayerActivations[] Layers { get; }
+    internal float[] EmbedDropout { get; }
+    internal float[] LnFMean { get; }
+    internal float[] LnFRstd { get; }
+    internal float[] Scratch { get; }
+
+    // Backward scratch, allocated on first use.
+    private float[]? _gradLnF, _gradResidual, _gradScratch1, _gradScratch2, _gradHidden, _gradHidden2, _gradQkv;
+    internal float[] GradLnF => _gradLnF ??= new float[LnF.Length];
+    internal float[] GradResidual => _gradResidual ??= new float[LnF.Length];
+    internal float[] GradScratch1 => _gradScratch1 ??= new float[LnF.Length];
+    internal float[] GradScratch2 => _gradScratch2 ??= new float[LnF.Length];
+    internal float[] GradHidden => _gradHidden ??= new float[4 * LnF.Length];
+    internal float[] GradHidden2 => _gradHidden2 ??= new float[4 * LnF.Length];
+    internal float[] GradQkv => _gradQkv ??= new float[3 * LnF.Length];
+
+    internal bool Matches(int B, int T, bool logits) => B == Batch && T == Length && logits == (Logits is not null);
+
+    internal sealed class LayerActivations(int N, int C, int NH, int B, int T)
+    {
+        public readonly float[] Ln1 = new float[N * C], Ln1Mean = new float[N], Ln1Rstd = new float[N];
+        public readonly float[] Qkv = new float[N * 3 * C];
+        public readonly float[] Probs = new float[B * NH * T * T];
+        public readonly float[] AttY = new float[N * C], AttnDropout = new float[N * C];
+        public readonly float[] XMid = new float[N * C];
+        public readonly float[] Ln2 = new float[N * C], Ln2Mean = new float[N], Ln2Rstd = new float[N];
+        public readonly float[] Fc = new float[N * 4 * C], FcGelu = new float[N * 4 * C], MlpDropout = new float[N * C];
+    }
+}

@@ -1,0 +1,211 @@
+// The GPT's fused layer kernels, forward and backward side by side (llm.c's train_gpt2.c layout): LayerNorm,
+// Conv1D matmul, tanh-GELU and masked causal attention. Every matrix product goes through Gemm.Multiply.
+// Shape letters: B batch, T sequence, C channels, OC output channels, NH heads, HS = C/NH head size.
+// Row-parallel loops split rows into fixed chunks; reductions over rows run sequentially, so results never
+// depend on thread timing. The scalar yardstick for all of this is the test project's ReferenceGpt.
+using System.Numerics.Tensors;
+using RlhfSharp.Tensors;
+using RlhfSharp.Tensors.Kernels;
+
+namespace RlhfSharp.Models;
+
+internal static class GptKernels
+{
+    /// <summary>Runs body(row) for rows [0, n) in fixed contiguous chunks over Parallelism.Threads.</summary>
+    public static void ForRows(int n, Action<int, int> body)
+    {
+        int threads = Math.Min(Parallelism.Threads, Math.Max(1, n / 16));
+        if (threads <= 1)
+        {
+            body(0, n);
+            return;
+        }
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, chunk =>
+        {
+            int start = (int)((long)n * chunk / threads), end = (int)((long)n * (chunk + 1) / threads);
+            body(start, end);
+        });
+    }
+
+    // ---- LayerNorm: out = (x - mean)·rstd·w + b, rstd = 1/sqrt(var + eps). inp/out (N,C), mean/rstd (N).
+    public static void LayerNormForward(float[] output, float[] mean, float[] rstd, float[] input, ReadOnlySpan<float> weightSpan, ReadOnlySpan<float> biasSpan, int N, int C, float eps)
+    {
+        var weight = weightSpan.ToArray();
+        var bias = biasSpan.ToArray();
+        ForRows(N, (start, end) =>
+        {
+            for (int i = start; i < end; i++)
+            {
+                var x = input.AsSpan(i * C, C);
+                float m = TensorPrimitives.Sum(x) / C;
+                float v = 0;
+                for (int c = 0; c < C; c++)
+                {
+                    float d = x[c] - m;
+                    v += d * d;
+                }
+                float s = 1f / MathF.Sqrt(v / C + eps);
+                var o = output.AsSpan(i * C, C);
+                for (int c = 0; c < C; c++) o[c] = (x[c] - m) * s * weight[c] + bias[c];
+                mean[i] = m;
+                rstd[i] = s;
+            }
+        });
+    }
+
+    // dinp += rstd·(dnorm − mean(dnorm) − norm·mean(dnorm·norm)), dnorm = dout·w; dw += Σ norm·dout, db += Σ dout.
+    public static void LayerNormBackward(float[] dinput, Span<float> dweight, Span<float> dbias, float[] doutput, float[] input, ReadOnlySpan<float> weightSpan, float[] mean, float[] rstd, int N, int C)
+    {
+        var weight = weightSpan.ToArray();
+        ForRows(N, (start, end) =>
+        {
+            Span<float> dnorm = C <= 4096 ? stackalloc float[C] : new float[C];
+            for (int i = start; i < end; i++)
+            {
+                var x = input.AsSpan(i * C, C);
+                var dy = doutput.AsSpan(i * C, C);
+                float m = mean[i], s = rstd[i];
+                float meanDnorm = 0, meanDnormNorm = 0;
+                for (int c = 0; c < C; c++)
+                {
+                    float norm = (x[c] - m) * s;
+                    dnorm[c] = dy[c] * weight[c];
+                    meanDnorm += dnorm[c];
+                    meanDnormNorm += dnorm[c] * norm;
+                }
+                meanDnorm /= C;
+                meanDnormNorm /= C;
+                var dx = dinput.AsSpan(i * C, C);
+                for (int c = 0; c < C; c++)
+                {
+                    float norm = (x[c] - m) * s;
+                    dx[c] += s * (dnorm[c] - meanDnorm - norm * meanDnormNorm);
+                }
+            }
+        });
+        for (int i = 0; i < N; i++)
+        {
+            var x = input.AsSpan(i * C, C);
+            var dy = doutput.AsSpan(i * C, C);
+            float m = mean[i], s = rstd[i];
+            for (int c = 0; c < C; c++)
+            {
+                dweight[c] += (x[c] - m) * s * dy[c];
+                dbias[c] += dy[c];
+            }
+        }
+    }
+
+    // ---- Conv1D (GPT-2's linear layer, weight stored [in, out]): out (N,OC) = inp (N,C) · weight (C,OC) + bias (OC).
+    public static void MatmulForward(Span<float> output, ReadOnlySpan<float> input, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, int N, int C, int OC)
+    {
+        Gemm.Multiply(GemmForm.NN, N, OC, C, input, C, weight, OC, output, OC, accumulate: false);
+        if (bias.IsEmpty) return;
+        for (int i = 0; i < N; i++)
+            TensorPrimitives.Add(output.Slice(i * OC, OC), bias, output.Slice(i * OC, OC));
+    }
+
+    // dinp += dout · weightᵀ; dweight += inpᵀ · dout; dbias += Σ_rows dout.
+    public static void MatmulBackward(Span<float> dinput, Span<float> dweight, Span<float> dbias, ReadOnlySpan<float> doutput, ReadOnlySpan<float> input, ReadOnlySpan<float> weight, int N, int C, int OC)
+    {
+        if (!dinput.IsEmpty)
+            Gemm.Multiply(GemmForm.NT, N, C, OC, doutput, OC, weight, OC, dinput, C, accumulate: true);
+        Gemm.Multiply(GemmForm.TN, C, OC, N, input, C, doutput, OC, dweight, OC, accumulate: true);
+        if (dbias.IsEmpty) return;
+        for (int i = 0; i < N; i++)
+            TensorPrimitives.Add(dbias, doutput.Slice(i * OC, OC), dbias);
+    }
+
+    // ---- GELU, tanh form (Hendrycks & Gimpel 2016; GPT-2's "gelu_new"): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+    private const float GeluScale = 0.7978845608028654f; // √(2/π)
+
+    public static void GeluForward(float[] output, float[] input, int n)
+    {
+        ForRows(n / 256 + 1, (start, end) =>
+        {
+            int lo = start * 256, hi = Math.Min(n, end * 256);
+            for (int i = lo; i < hi; i++)
+            {
+                float x = input[i];
+                output[i] = 0.5f * x * (1f + MathF.Tanh(GeluScale * (x + 0.044715f * x * x * x)));
+            }
+        });
+    }
+
+    public static void GeluBackward(float[] dinput, float[] input, float[] doutput, int n)
+    {
+        ForRows(n / 256 + 1, (start, end) =>
+        {
+            int lo = start * 256, hi = Math.Min(n, end * 256);
+            for (int i = lo; i < hi; i++)
+            {
+                float x = input[i];
+                float u = GeluScale * (x + 0.044715f * x * x * x);
+                float th = MathF.Tanh(u);
+                float sech2 = 1f - th * th;
+                float local = 0.5f * (1f + th) + 0.5f * x * sech2 * GeluScale * (1f + 3f * 0.044715f * x * x);
+                dinput[i] += local * doutput[i];
+            }
+        });
+    }
+
+    /// <summary>
+    /// Masked causal attention for one (batch row, head): query i sits at absolute position <paramref name="queryOffset"/>+i
+    /// and attends keys s ≤ that position whose mask is 1; a query with no such key (a left pad) outputs zeros.
+    /// q (Tq,HS) stride ldq; k, v (Tk,HS) strides ldk, ldv; probs (Tq,Tk) written (kept for backward); out (Tq,HS) stride ldo.
+    /// </summary>
+    public static void AttentionForward(Span<float> output, int ldo, Span<float> probs, ReadOnlySpan<float> q, int ldq, ReadOnlySpan<float> k, int ldk, ReadOnlySpan<float> v, int ldv, ReadOnlySpan<byte> keyMask, int Tq, int Tk, int queryOffset, int HS)
+    {
+        float scale = 1f / MathF.Sqrt(HS);
+        Gemm.Multiply(GemmForm.NT, Tq, Tk, HS, q, ldq, k, ldk, probs, Tk, accumulate: false, threads: 1);
+        for (int i = 0; i < Tq; i++)
+        {
+            var row = probs.Slice(i * Tk, Tk);
+            int last = queryOffset + i;
+            float max = float.NegativeInfinity;
+            for (int s = 0; s <= last; s++)
+                if (keyMask.IsEmpty || keyMask[s] != 0) max = MathF.Max(max, row[s] * scale);
+            if (float.IsNegativeInfinity(max))
+            {
+                row.Clear();
+                continue;
+            }
+            float sum = 0;
+            for (int s = 0; s <= last; s++)
+            {
+                float e = keyMask.IsEmpty || keyMask[s] != 0 ? MathF.Exp(row[s] * scale - max) : 0f;
+                row[s] = e;
+                sum += e;
+            }
+            float inv = 1f / sum;
+            for (int s = 0; s <= last; s++) row[s] *= inv;
+            row[(last + 1)..].Clear();
+        }
+        Gemm.Multiply(GemmForm.NN, Tq, HS, Tk, probs, Tk, v, ldv, output, ldo, accumulate: false, threads: 1);
+    }
+
+    /// <summary>
+    /// Backward of <see cref="AttentionForward"/> for training (Tq = Tk = T, offset 0), accumulating into dq, dk, dv.
+    /// dscores = P ⊙ (dP − rowsum(dP ⊙ P))·scale with dP = dout·vᵀ. scratch holds T·T floats.
+    /// </summary>
+    public static void AttentionBackward(Span<float> dq, Span<float> dk, Span<float> dv, int ldd, ReadOnlySpan<float> dout, int lddo, ReadOnlySpan<float> probs, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int ld, Span<float> scratch, int T, int HS)
+    {
+        float scale = 1f / MathF.Sqrt(HS);
+        var dp = scratch[..(T * T)];
+        // dP (T,T) = dout (T,HS) · vᵀ
+        Gemm.Multiply(GemmForm.NT, T, T, HS, dout, lddo, v, ld, dp, T, accumulate: false, threads: 1);
+        // dv (T,HS) += Pᵀ · dout
+        Gemm.Multiply(GemmForm.TN, T, HS, T, probs, T, dout, lddo, dv, ldd, accumulate: true, threads: 1);
+        for (int i = 0; i < T; i++)
+        {
+            var p = probs.Slice(i * T, T);
+            var d = dp.Slice(i * T, T);
+            float dot = TensorPrimitives.Dot(p[..(i + 1)], d[..(i + 1)]);
+            for (int s = 0; s <= i; s++) d[s] = p[s] * (d[s] - dot) * scale;
+            d[(i + 1)..].Clear();
+        }
+        // dq (T,HS) += dS · k ; dk (T,HS) += dSᵀ · q
+        Gemm.Multiply(GemmForm.NN, T, HS, T, dp, T, k, ld, dq, ldd, accumulate: true, threads: 1);
+        Gemm.Multiply(GemmForm.TN, T, HS, T, dp, T, q, ld, dk, ldd, accumulate: true, threads: 1);
+    }
+}
