@@ -1,8 +1,9 @@
-// The hand-written MLP and actor-critic: parameter gradients against float64-accurate central differences of a loss built
-// from log π, entropy and V (categorical and Gaussian), orthogonal init, and policy folders saved and loaded.
+// The actor-critic on the tensor engine: parameter gradients against central differences of a loss built from log π,
+// entropy and V (categorical and Gaussian), CleanRL's orthogonal init, and policy folders saved and loaded.
 using RlhfSharp.Control;
 using RlhfSharp.Control.Rl;
 using RlhfSharp.Tensors;
+using RlhfSharp.Tensors.Nn;
 
 namespace RlhfSharp.Control.Tests;
 
@@ -17,8 +18,8 @@ public sealed class NetworkTests
         var rng = new Rng(5);
         var ac = new ActorCritic(3, space, [5, 4], rng);
         // Larger output gains than the 0.01 init so the check exercises non-uniform policies.
-        ac.Actor.InitOrthogonal(rng, 1.0);
-        if (!discrete) { ac.LogStd[0] = 0.3f; ac.LogStd[1] = -0.2f; }
+        Init.Orthogonal(ac.Actor.Layers[^1].Weight, rng, 1f);
+        if (!discrete) { ac.LogStd!.Span[0] = 0.3f; ac.LogStd.Span[1] = -0.2f; }
         int b = 4;
         float[] obs = [.. Enumerable.Range(0, b * 3).Select(_ => (float)rng.Normal())];
         float[] acts = discrete ? [0, 2, 1, 2] : [.. Enumerable.Range(0, b * 2).Select(_ => (float)rng.Normal())];
@@ -31,9 +32,10 @@ public sealed class NetworkTests
             return s;
         }
         Loss();
-        foreach (var (p, g) in ac.ParameterGroups()) Array.Clear(g);
+        ac.ActorParameters.ZeroGrad();
+        ac.CriticParameters.ZeroGrad();
         ac.Backward(new LossGradients(cL, cH, cV));
-        foreach (var (p, g) in ac.ParameterGroups())
+        foreach (var (p, g) in new[] { (ac.ActorParameters.Values, ac.ActorParameters.Grads), (ac.CriticParameters.Values, ac.CriticParameters.Grads) })
         {
             for (int k = 0; k < p.Length; k += Math.Max(1, p.Length / 25))
             {
@@ -48,24 +50,31 @@ public sealed class NetworkTests
         }
     }
 
-    [Theory]
-    [InlineData(64, 4)]
-    [InlineData(4, 64)]
-    [InlineData(16, 16)]
-    public void Orthogonal_HasOrthonormalRowsOrColumnsTimesGain(int rows, int cols)
+    [Fact]
+    public void Init_IsCleanRlOrthogonal_GainRoot2Hidden_001ActorOutput_1CriticOutput_ZeroBias()
     {
-        var w = new float[rows * cols];
-        Mlp.Orthogonal(w, rows, cols, Math.Sqrt(2), new Rng(1));
-        // The shorter side is orthonormal (scaled by the gain): WᵀW = 2·I when rows ≥ cols, else WWᵀ = 2·I.
-        int n = Math.Min(rows, cols), m = Math.Max(rows, cols);
-        for (int a = 0; a < n; a++)
-            for (int c = 0; c < n; c++)
-            {
-                double dot = 0;
-                for (int k = 0; k < m; k++)
-                    dot += rows >= cols ? w[k * cols + a] * w[k * cols + c] : w[a * cols + k] * w[c * cols + k];
-                Assert.Equal(a == c ? 2.0 : 0.0, dot, 4);
-            }
+        var ac = new ActorCritic(4, new DiscreteSpace(2), [64, 64], new Rng(1));
+        static void AssertOrthogonal(Tensor w, double gain)
+        {
+            int rows = w.Shape[0], cols = w.Shape[1], n = Math.Min(rows, cols), m = Math.Max(rows, cols);
+            var s = w.Span;
+            // The shorter side is orthonormal times the gain: WᵀW = g²·I when rows ≥ cols, else WWᵀ = g²·I.
+            for (int a = 0; a < n; a++)
+                for (int c = 0; c < n; c++)
+                {
+                    double dot = 0;
+                    for (int k = 0; k < m; k++) dot += rows >= cols ? s[k * cols + a] * s[k * cols + c] : s[a * cols + k] * s[c * cols + k];
+                    Assert.Equal(a == c ? gain * gain : 0.0, dot, 4);
+                }
+        }
+        AssertOrthogonal(ac.Actor.Layers[0].Weight, Math.Sqrt(2));
+        AssertOrthogonal(ac.Actor.Layers[1].Weight, Math.Sqrt(2));
+        AssertOrthogonal(ac.Actor.Layers[2].Weight, 0.01);
+        AssertOrthogonal(ac.Critic.Layers[2].Weight, 1.0);
+        Assert.All(ac.Actor.Layers.Concat(ac.Critic.Layers), l => Assert.All(l.Bias!.ToArray(), b => Assert.Equal(0f, b)));
+        // Near-uniform first policy: with output gain 0.01 both CartPole actions start close to ½.
+        var act = ac.Act(new float[] { 0.01f, -0.02f, 0.03f, 0.01f }, 1, new Rng(2), deterministic: false);
+        Assert.InRange(Math.Exp(act.LogProb[0]), 0.49, 0.51);
     }
 
     [Fact]
@@ -75,17 +84,17 @@ public sealed class NetworkTests
         try
         {
             var ac = new ActorCritic(3, new BoxSpace([-2f], [2f]), [8, 8], new Rng(2));
-            ac.Actor.InitOrthogonal(new Rng(3), 1.0);
-            ac.LogStd[0] = -0.5f;
+            Init.Orthogonal(ac.Actor.Layers[^1].Weight, new Rng(3), 1f);
+            ac.LogStd!.Span[0] = -0.5f;
             var norm = new NormalizationState(new RunningStats([0.1, 0.2, 0.3], [1.5, 2, 0.5], 10), 10);
             var policy = new ControlPolicy("Pendulum-v1", "ppo", ac, norm);
             policy.Save(dir);
             Assert.True(File.Exists(Path.Combine(dir, "config.json")));
             var back = ControlPolicy.Load(dir);
             Assert.Equal("Pendulum-v1", back.EnvId);
-            Assert.Equal(ac.Actor.Parameters, back.Agent.Actor.Parameters);
-            Assert.Equal(ac.Critic.Parameters, back.Agent.Critic.Parameters);
-            Assert.Equal(-0.5f, back.Agent.LogStd[0]);
+            Assert.Equal(ac.ActorParameters.Values, back.Agent.ActorParameters.Values);
+            Assert.Equal(ac.CriticParameters.Values, back.Agent.CriticParameters.Values);
+            Assert.Equal(-0.5f, back.Agent.LogStd!.Span[0]);
             Assert.Equal(policy.EvaluateMeanReturn(2, 7), back.EvaluateMeanReturn(2, 7));
             Assert.Equal(policy.Prepare([1f, 0f, 2f]), back.Prepare([1f, 0f, 2f]));
 

@@ -1,8 +1,10 @@
-// The agent of CleanRL's ppo.py / ppo_continuous_action.py: an MLP actor (categorical logits, or a diagonal Gaussian mean with
-// a state-independent log σ) and a separate MLP critic, both 64-64 tanh with orthogonal init. Training goes through the
-// per-sample gradients ∂L/∂(log π, H, V) that ControlObjectives returns; this class maps them to the network outputs.
+// The agent of CleanRL's ppo.py / ppo_continuous_action.py on the RlhfSharp.Tensors engine: an MLP actor (categorical logits,
+// or a diagonal Gaussian mean with a state-independent log σ) and a separate MLP critic, both 64-64 tanh with orthogonal init.
+// Training goes through the per-sample gradients ∂L/∂(log π, H, V) that ControlObjectives returns: Backward seeds the graph
+// with them (L' = Σ gₗ·log π + g_H·H + g_V·V has exactly those partials), and autograd carries them into the parameters.
 // Shapes: B batch rows, S observation size, K discrete actions, D continuous action dimensions.
 using RlhfSharp.Tensors;
+using RlhfSharp.Tensors.Nn;
 
 namespace RlhfSharp.Control.Rl;
 
@@ -12,14 +14,10 @@ public sealed record ActResult(float[] Actions, float[] LogProb, float[] Values)
 /// <summary>log π(a|s), H(π(·|s)) and V(s) for a batch of stored (s, a).</summary>
 public sealed record Evaluation(float[] LogProb, float[] Entropy, float[] Values);
 
-public sealed class ActorCritic
+public sealed class ActorCritic : Module
 {
-    private static readonly double HalfLog2Pi = 0.5 * Math.Log(2 * Math.PI);
-    private float[] _actorOut = [];
-    private float[] _actions = [];
-    private float[] _probs = [];
-    private float[] _entropy = [];
-    private int _batch;
+    private static readonly float HalfLog2Pi = (float)(0.5 * Math.Log(2 * Math.PI));
+    private Tensor? _logp, _entropy, _values;
 
     /// <param name="observationSize">S.</param>
     /// <param name="actionSpace">Discrete(K) → categorical actor with K logits; Box(D) → Gaussian actor with D means.</param>
@@ -32,13 +30,15 @@ public sealed class ActorCritic
         IsDiscrete = actionSpace is DiscreteSpace;
         ActionSize = actionSpace.FlatSize;
         int actorOut = actionSpace is DiscreteSpace d ? d.N : actionSpace.FlatSize;
-        Actor = new Mlp([observationSize, .. hidden, actorOut]);
-        Critic = new Mlp([observationSize, .. hidden, 1]);
-        // CleanRL: actor output gain 0.01 (near-uniform first policy), critic output gain 1; log σ starts at 0.
-        Actor.InitOrthogonal(rng, 0.01);
-        Critic.InitOrthogonal(rng, 1.0);
-        LogStd = new float[IsDiscrete ? 0 : actorOut];
-        LogStdGradient = new float[LogStd.Length];
+        Actor = RegisterModule("actor", new Mlp([observationSize, .. hidden, actorOut], Activation.Tanh, rng));
+        Critic = RegisterModule("critic", new Mlp([observationSize, .. hidden, 1], Activation.Tanh, rng));
+        // CleanRL's layer_init: orthogonal weights, gain √2 on hidden layers, 0.01 on the actor's output (a near-uniform first
+        // policy) and 1 on the critic's; biases 0 (Engstrom et al. 2020, "Implementation Matters in Deep Policy Gradients").
+        InitOrthogonal(Actor, rng, 0.01f);
+        InitOrthogonal(Critic, rng, 1f);
+        if (!IsDiscrete) LogStd = RegisterParameter("actor_logstd", Tensor.Zeros(1, actorOut)); // log σ starts at 0
+        ActorParameters = new ParameterSet(NamedParameters().Where(p => !p.Key.StartsWith("critic.", StringComparison.Ordinal)));
+        CriticParameters = new ParameterSet(NamedParameters().Where(p => p.Key.StartsWith("critic.", StringComparison.Ordinal)));
     }
 
     public int ObservationSize { get; }
@@ -56,33 +56,29 @@ public sealed class ActorCritic
 
     public Mlp Critic { get; }
 
-    /// <summary>log σ per action dimension (Gaussian only), a free parameter as CleanRL's actor_logstd.</summary>
-    public float[] LogStd { get; }
+    /// <summary>log σ [1, D] (Gaussian only), a free parameter as CleanRL's actor_logstd.</summary>
+    public Tensor? LogStd { get; }
 
-    public float[] LogStdGradient { get; }
+    /// <summary>The policy's parameters (actor and log σ) in one flat buffer.</summary>
+    public ParameterSet ActorParameters { get; }
 
-    /// <summary>Every trainable buffer with its gradient, for the optimiser and the global-norm clip.</summary>
-    public IEnumerable<(float[] Parameters, float[] Gradients)> ParameterGroups()
+    /// <summary>The critic's parameters in one flat buffer.</summary>
+    public ParameterSet CriticParameters { get; }
+
+    /// <summary>V(s) for a batch [B, S], without recording a graph.</summary>
+    public float[] Values(ReadOnlySpan<float> obs, int batch)
     {
-        yield return (Actor.Parameters, Actor.Gradients);
-        yield return (Critic.Parameters, Critic.Gradients);
-        if (LogStd.Length > 0) yield return (LogStd, LogStdGradient);
+        using var _ = Autograd.NoGrad();
+        return Critic.Forward(Input(obs, batch)).ToArray();
     }
 
-    /// <summary>The policy's buffers only (actor and log σ), for a separate optimiser.</summary>
-    public IEnumerable<(float[] Parameters, float[] Gradients)> ActorGroups() => ParameterGroups().Where(g => g.Parameters != Critic.Parameters);
-
-    /// <summary>The critic's buffers only.</summary>
-    public IEnumerable<(float[] Parameters, float[] Gradients)> CriticGroups() => [(Critic.Parameters, Critic.Gradients)];
-
-    /// <summary>V(s) for a batch [B, S].</summary>
-    public float[] Values(ReadOnlySpan<float> obs, int batch) => Critic.Forward(obs, batch);
-
-    /// <summary>Samples a ~ π(·|s) (or the mode when deterministic) for a batch of observations.</summary>
+    /// <summary>Samples a ~ π(·|s) (or the mode when deterministic) for a batch of observations, without recording a graph.</summary>
     public ActResult Act(ReadOnlySpan<float> obs, int batch, Rng rng, bool deterministic)
     {
-        float[] outp = Actor.Forward(obs, batch);
-        float[] values = Critic.Forward(obs, batch);
+        using var _ = Autograd.NoGrad();
+        var x = Input(obs, batch);
+        float[] outp = Actor.Forward(x).ToArray();
+        float[] values = Critic.Forward(x).ToArray();
         var actions = new float[batch * ActionSize];
         if (IsDiscrete)
         {
@@ -90,138 +86,149 @@ public sealed class ActorCritic
             var p = new float[k];
             for (int r = 0; r < batch; r++)
             {
-                Softmax(outp.AsSpan(r * k, k), p);
-                int a = deterministic ? ArgMax(p) : rng.Categorical(p);
-                actions[r] = a;
+                ReadOnlySpan<float> z = outp.AsSpan(r * k, k);
+                float max = float.NegativeInfinity;
+                foreach (float v in z) max = Math.Max(max, v);
+                for (int j = 0; j < k; j++) p[j] = MathF.Exp(z[j] - max);
+                int best = 0;
+                for (int j = 1; j < k; j++) if (p[j] > p[best]) best = j;
+                actions[r] = deterministic ? best : rng.Categorical(p);
             }
         }
         else
         {
-            int d = ActionSize;
+            ReadOnlySpan<float> logStd = LogStd!.Span;
             for (int r = 0; r < batch; r++)
-                for (int j = 0; j < d; j++)
-                    actions[r * d + j] = outp[r * d + j] + (deterministic ? 0f : (float)(Math.Exp(LogStd[j]) * rng.Normal()));
+                for (int j = 0; j < ActionSize; j++)
+                    actions[r * ActionSize + j] = outp[r * ActionSize + j] + (deterministic ? 0f : (float)(Math.Exp(logStd[j]) * rng.Normal()));
         }
-        var logp = LogProbAndEntropy(outp, actions, batch, out _, out _);
-        return new ActResult(actions, logp, values);
+        var (logp, _, _) = Distribution(Tensor.Wrap(outp, batch, outp.Length / batch), actions, batch);
+        return new ActResult(actions, logp.ToArray(), values);
     }
 
-    /// <summary>log π(a|s), entropy and V(s) for stored pairs; remembers what Backward needs.</summary>
+    /// <summary>log π(a|s), entropy and V(s) for stored pairs, recording the graph that Backward seeds.</summary>
     public Evaluation Evaluate(ReadOnlySpan<float> obs, ReadOnlySpan<float> actions, int batch)
     {
         if (actions.Length != batch * ActionSize)
             throw new ArgumentException($"ActorCritic.Evaluate: {actions.Length} action values for {batch} rows × {ActionSize}.", nameof(actions));
-        _batch = batch;
-        _actorOut = Actor.Forward(obs, batch);
-        _actions = actions.ToArray();
-        float[] logp = LogProbAndEntropy(_actorOut, _actions, batch, out _probs, out _entropy);
-        float[] values = Critic.Forward(obs, batch);
-        return new Evaluation(logp, _entropy, values);
+        var x = Input(obs, batch);
+        var (logp, entropy, _) = Distribution(Actor.Forward(x), actions.ToArray(), batch);
+        var values = Ops.Sum(Critic.Forward(x), 1); // [B, 1] → [B]
+        (_logp, _entropy, _values) = (logp, entropy, values);
+        return new Evaluation(logp.ToArray(), entropy.ToArray(), values.ToArray());
     }
 
     /// <summary>Accumulates parameter gradients from ∂L/∂(log π, H, V) per sample of the last Evaluate.</summary>
     public void Backward(LossGradients g)
     {
-        if (g.LogProb.Length != _batch || g.Entropy.Length != _batch || g.Value.Length != _batch)
-            throw new ArgumentException($"ActorCritic.Backward: gradients for {g.LogProb.Length} samples; the last Evaluate had {_batch}.");
-        var dOut = new float[_actorOut.Length];
-        if (IsDiscrete)
-        {
-            int k = ((DiscreteSpace)ActionSpace).N;
-            for (int r = 0; r < _batch; r++)
-            {
-                int a = (int)_actions[r];
-                double h = _entropy[r];
-                for (int j = 0; j < k; j++)
-                {
-                    double p = _probs[r * k + j];
-                    // ∂log p_a/∂z_j = 1[j=a] − p_j;  ∂H/∂z_j = −p_j·(log p_j + H).
-                    double dLogp = (j == a ? 1 : 0) - p;
-                    double dH = p > 0 ? -p * (Math.Log(p) + h) : 0;
-                    dOut[r * k + j] = (float)(g.LogProb[r] * dLogp + g.Entropy[r] * dH);
-                }
-            }
-        }
-        else
-        {
-            int d = ActionSize;
-            for (int r = 0; r < _batch; r++)
-                for (int j = 0; j < d; j++)
-                {
-                    double inv = Math.Exp(-2.0 * LogStd[j]);
-                    double diff = _actions[r * d + j] - _actorOut[r * d + j];
-                    // ∂log π/∂μ = (a − μ)/σ²;  ∂log π/∂log σ = (a − μ)²/σ² − 1;  ∂H/∂log σ = 1.
-                    dOut[r * d + j] = (float)(g.LogProb[r] * diff * inv);
-                    LogStdGradient[j] += (float)(g.LogProb[r] * (diff * diff * inv - 1) + g.Entropy[r]);
-                }
-        }
-        Actor.Backward(dOut);
-        Critic.Backward(g.Value);
+        if (_logp is null || _entropy is null || _values is null)
+            throw new InvalidOperationException("ActorCritic.Backward needs an Evaluate first.");
+        int b = _logp.Length;
+        if (g.LogProb.Length != b || g.Entropy.Length != b || g.Value.Length != b)
+            throw new ArgumentException($"ActorCritic.Backward: gradients for {g.LogProb.Length} samples; the last Evaluate had {b}.");
+        // L' = Σ gₗ·log π + Σ g_H·H + Σ g_V·V: a scalar whose partials in (log π, H, V) are the given ones.
+        var seeded = Ops.Sum(_logp * Tensor.Wrap(g.LogProb, b)) + Ops.Sum(_values * Tensor.Wrap(g.Value, b));
+        if (_entropy.RequiresGrad) seeded += Ops.Sum(_entropy * Tensor.Wrap(g.Entropy, b));
+        seeded.Backward();
+        _logp = _entropy = _values = null;
     }
 
-    private float[] LogProbAndEntropy(float[] outp, float[] actions, int batch, out float[] probs, out float[] entropy)
+    /// <summary>Regression step for the critic alone: records V(s), seeds it with ∂L/∂V and backpropagates; returns V.</summary>
+    public float[] CriticBackward(ReadOnlySpan<float> obs, int batch, Func<float[], float[]> gradientOfValues)
     {
-        var logp = new float[batch];
-        entropy = new float[batch];
+        var v = Ops.Sum(Critic.Forward(Input(obs, batch)), 1);
+        float[] values = v.ToArray();
+        float[] g = gradientOfValues(values);
+        Ops.Sum(v * Tensor.Wrap(g, batch)).Backward();
+        return values;
+    }
+
+    /// <summary>log π(a|s) [B] and H [B] from the actor's output [B, K or D].</summary>
+    private (Tensor LogProb, Tensor Entropy, Tensor? Unused) Distribution(Tensor outp, float[] actions, int batch)
+    {
         if (IsDiscrete)
         {
             int k = ((DiscreteSpace)ActionSpace).N;
-            probs = new float[batch * k];
+            var idx = new int[batch];
             for (int r = 0; r < batch; r++)
             {
-                ReadOnlySpan<float> z = outp.AsSpan(r * k, k);
-                double max = double.NegativeInfinity;
-                foreach (float v in z) max = Math.Max(max, v);
-                double sum = 0;
-                foreach (float v in z) sum += Math.Exp(v - max);
-                double logZ = max + Math.Log(sum);
-                double h = 0;
-                for (int j = 0; j < k; j++)
-                {
-                    double lp = z[j] - logZ, p = Math.Exp(lp);
-                    probs[r * k + j] = (float)p;
-                    h -= p * lp;
-                }
                 int a = (int)actions[r];
-                if (a < 0 || a >= k) throw new ArgumentOutOfRangeException(nameof(actions), a, $"ActorCritic: action {a} outside Discrete({k}).");
-                logp[r] = (float)(z[a] - logZ);
-                entropy[r] = (float)h;
+                if (a < 0 || a >= k || a != actions[r]) throw new ArgumentOutOfRangeException(nameof(actions), actions[r], $"ActorCritic: action {actions[r]} is not in Discrete({k}).");
+                idx[r] = a;
             }
+            return (Ops.TokenLogProbs(outp, idx), Ops.Entropy(outp), null);
         }
-        else
+        int d = ActionSize;
+        var logStd = LogStd!;
+        // log N(a; μ, σ²) = Σ_d −(a − μ)²/(2σ²) − log σ − ½·log 2π;  H = Σ_d log σ + ½ + ½·log 2π.
+        var diff = Tensor.Wrap(actions, batch, d) - outp;
+        var invVar = Ops.Exp(logStd * -2f);
+        var perDim = Ops.Square(diff) * invVar * -0.5f - logStd - HalfLog2Pi;
+        var logp = Ops.Sum(perDim, 1);
+        var entropy = Ops.Sum(Tensor.Zeros(batch, d) + logStd, 1) + (0.5f + HalfLog2Pi) * d;
+        return (logp, entropy, null);
+    }
+
+    private Tensor Input(ReadOnlySpan<float> obs, int batch)
+    {
+        if (obs.Length != batch * ObservationSize)
+            throw new ArgumentException($"ActorCritic: {obs.Length} observation values for {batch} rows × {ObservationSize}.", nameof(obs));
+        return Tensor.FromArray(obs, batch, ObservationSize);
+    }
+
+    private static void InitOrthogonal(Mlp mlp, Rng rng, float outputGain)
+    {
+        for (int l = 0; l < mlp.Layers.Count; l++)
         {
-            probs = [];
-            int d = ActionSize;
-            double hSum = 0;
-            for (int j = 0; j < d; j++) hSum += 0.5 + HalfLog2Pi + LogStd[j];
-            for (int r = 0; r < batch; r++)
-            {
-                double lp = 0;
-                for (int j = 0; j < d; j++)
-                {
-                    double diff = actions[r * d + j] - outp[r * d + j];
-                    lp += -diff * diff * Math.Exp(-2.0 * LogStd[j]) / 2 - LogStd[j] - HalfLog2Pi;
-                }
-                logp[r] = (float)lp;
-                entropy[r] = (float)hSum;
-            }
+            Init.Orthogonal(mlp.Layers[l].Weight, rng, l == mlp.Layers.Count - 1 ? outputGain : MathF.Sqrt(2));
+            if (mlp.Layers[l].Bias is { } bias) bias.Span.Clear();
         }
-        return logp;
+    }
+}
+
+/// <summary>
+/// Adam over the agent's parameter sets (the engine's AdamW with weight decay 0), with one global gradient-norm clip across
+/// all of them, as torch.nn.utils.clip_grad_norm_(agent.parameters()) does in CleanRL.
+/// </summary>
+public sealed class AgentOptimizer
+{
+    private readonly (ParameterSet Set, RlhfSharp.Tensors.Optim.AdamW Adam)[] _parts;
+
+    /// <param name="sets">The parameter sets stepped together.</param>
+    /// <param name="learningRate">Initial learning rate.</param>
+    /// <param name="epsilon">CleanRL uses 1e-5 instead of PyTorch's 1e-8 (its implementation detail on Adam's ε).</param>
+    public AgentOptimizer(IEnumerable<ParameterSet> sets, double learningRate, double epsilon = 1e-5)
+    {
+        LearningRate = learningRate;
+        _parts = [.. sets.Select(s => (s, new RlhfSharp.Tensors.Optim.AdamW(s, new RlhfSharp.Tensors.Optim.AdamWConfig
+        {
+            LearningRate = (float)learningRate, Eps = (float)epsilon, WeightDecay = 0f,
+        })))];
     }
 
-    private static void Softmax(ReadOnlySpan<float> z, Span<float> p)
+    public double LearningRate { get; set; }
+
+    public void ZeroGrad()
     {
-        float max = float.NegativeInfinity;
-        foreach (float v in z) max = Math.Max(max, v);
-        double sum = 0;
-        for (int j = 0; j < z.Length; j++) { p[j] = MathF.Exp(z[j] - max); sum += p[j]; }
-        for (int j = 0; j < z.Length; j++) p[j] = (float)(p[j] / sum);
+        foreach (var (s, _) in _parts) s.ZeroGrad();
     }
 
-    private static int ArgMax(ReadOnlySpan<float> p)
+    /// <summary>Scales every gradient so the norm over all sets is at most maxNorm; returns the norm before.</summary>
+    public double ClipGradNorm(double maxNorm)
     {
-        int best = 0;
-        for (int j = 1; j < p.Length; j++) if (p[j] > p[best]) best = j;
-        return best;
+        double sq = 0;
+        foreach (var (s, _) in _parts) { double n = s.GradNorm(); sq += n * n; }
+        double norm = Math.Sqrt(sq);
+        if (norm > maxNorm)
+        {
+            float scale = (float)(maxNorm / (norm + 1e-6));
+            foreach (var (s, _) in _parts) System.Numerics.Tensors.TensorPrimitives.Multiply(s.Grads, scale, s.Grads);
+        }
+        return norm;
+    }
+
+    public void Step()
+    {
+        foreach (var (_, adam) in _parts) adam.Step((float)LearningRate);
     }
 }

@@ -66,19 +66,9 @@ public sealed class ControlPolicy(string envId, string algorithm, ActorCritic ag
     public void Save(string dir)
     {
         Directory.CreateDirectory(dir);
-        var tensors = new List<(string, int[], float[])>();
-        void AddMlp(string prefix, Mlp m)
-        {
-            // torch.nn.Sequential(Linear, Tanh, Linear, Tanh, Linear): linear layers sit at indices 0, 2, 4.
-            for (int l = 0; l < m.LayerCount; l++)
-            {
-                tensors.Add(($"{prefix}.{2 * l}.weight", [m.Sizes[l + 1], m.Sizes[l]], m.Weight(l).ToArray()));
-                tensors.Add(($"{prefix}.{2 * l}.bias", [m.Sizes[l + 1]], m.Bias(l).ToArray()));
-            }
-        }
-        AddMlp("actor", Agent.Actor);
-        AddMlp("critic", Agent.Critic);
-        if (Agent.LogStd.Length > 0) tensors.Add(("actor_logstd", [1, Agent.LogStd.Length], (float[])Agent.LogStd.Clone()));
+        // Names as the module tree gives them: actor.layers.0.weight [64, S], ..., critic.layers.2.bias [1], actor_logstd [1, D].
+        var tensors = Agent.StateDict().OrderBy(p => p.Key, StringComparer.Ordinal)
+            .Select(p => (p.Key, p.Value.Shape.ToArray(), p.Value.ToArray())).ToList();
         AtomicWrite(Path.Combine(dir, "model.safetensors"), p => SafeTensors.Write(p, tensors));
 
         var space = Agent.ActionSpace switch
@@ -128,17 +118,7 @@ public sealed class ControlPolicy(string envId, string algorithm, ActorCritic ag
 
         var agent = new ActorCritic(obsShape[0], env.ActionSpace, hidden, new Rng(0));
         var tensors = SafeTensors.Read(modelPath);
-        void LoadMlp(string prefix, Mlp m)
-        {
-            for (int l = 0; l < m.LayerCount; l++)
-            {
-                Copy(tensors, modelPath, $"{prefix}.{2 * l}.weight", [m.Sizes[l + 1], m.Sizes[l]], m.Weight(l));
-                Copy(tensors, modelPath, $"{prefix}.{2 * l}.bias", [m.Sizes[l + 1]], m.Bias(l));
-            }
-        }
-        LoadMlp("actor", agent.Actor);
-        LoadMlp("critic", agent.Critic);
-        if (agent.LogStd.Length > 0) Copy(tensors, modelPath, "actor_logstd", [1, agent.LogStd.Length], agent.LogStd);
+        foreach (var (name, target) in agent.StateDict()) Copy(tensors, modelPath, name, target.Shape.ToArray(), target.Span);
         return new ControlPolicy(envId, algo, agent, norm);
     }
 

@@ -137,7 +137,7 @@ public static class PpoTrainer
         var envs = new VectorEnv(envId, cfg.NumEnvs, seed); // 1. vectorised environments with auto-reset
         int s = envs.ObservationSize, aSize = envs.ActionSize, n = cfg.NumEnvs, T = cfg.NumSteps, batch = cfg.BatchSize;
         var agent = new ActorCritic(s, envs.ActionSpace, cfg.Hidden, rng.Fork()); // 2. orthogonal init
-        var optimizer = new Adam(agent.ParameterGroups(), epsilon: 1e-5) { LearningRate = cfg.LearningRate }; // 3. Adam ε = 1e-5
+        var optimizer = new AgentOptimizer([agent.ActorParameters, agent.CriticParameters], cfg.LearningRate, epsilon: 1e-5); // 3. Adam ε = 1e-5
         var obsNorm = cfg.NormalizeObservations ? new ObservationNormalizer(s) : null;
         var rewNorm = cfg.NormalizeRewards ? new RewardNormalizer(n, cfg.Gamma) : null;
         IKlController? beta = cfg.KlPenalty ? new HalvingDoublingKlController(cfg.InitialBeta, cfg.PenaltyTargetKl) : null;
@@ -225,9 +225,9 @@ public static class PpoTrainer
                         ? ControlObjectives.PpoClip(ev.LogProb, mbOldLogp, adv, ev.Entropy, ev.Values, mbOldV, mbRet,
                             cfg.ClipCoef, cfg.ValueCoef, cfg.EntropyCoef, cfg.ClipValueLoss)
                         : ControlObjectives.PpoPenalty(ev.LogProb, mbOldLogp, adv, ev.Entropy, ev.Values, mbRet, beta.Beta, cfg.ValueCoef, cfg.EntropyCoef);
-                    optimizer.ZeroGradients();
+                    optimizer.ZeroGrad();
                     agent.Backward(last.Gradients);
-                    optimizer.ClipGradientNorm(cfg.MaxGradNorm); // 11. global gradient-norm clip
+                    optimizer.ClipGradNorm(cfg.MaxGradNorm); // 11. global gradient-norm clip
                     optimizer.Step();
                     klSum += last.ApproxKl;
                     clipSum += last.ClipFraction;

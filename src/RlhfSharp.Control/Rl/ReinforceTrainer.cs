@@ -59,8 +59,8 @@ public static class ReinforceTrainer
         for (int i = 0; i < n; i++) envs[i] = EnvRegistry.Make(envId, seed + (ulong)i);
         int s = envs[0].ObservationSpace.FlatSize, aSize = envs[0].ActionSpace.FlatSize;
         var agent = new ActorCritic(s, envs[0].ActionSpace, cfg.Hidden, rng.Fork());
-        var optimizer = new Adam(agent.ActorGroups(), epsilon: 1e-5) { LearningRate = cfg.LearningRate }; // 4.
-        var baselineOptimizer = new Adam(agent.CriticGroups(), epsilon: 1e-5) { LearningRate = cfg.BaselineLearningRate }; // 5.
+        var optimizer = new AgentOptimizer([agent.ActorParameters], cfg.LearningRate, epsilon: 1e-5); // 4.
+        var baselineOptimizer = new AgentOptimizer([agent.CriticParameters], cfg.BaselineLearningRate, epsilon: 1e-5); // 5.
         var box = envs[0].ActionSpace as BoxSpace;
         var rows = new List<MetricsRow>();
         var recent = new List<double>();
@@ -134,18 +134,19 @@ public static class ReinforceTrainer
             for (int k = 0; k < total; k++) adv[k] = bRet[k] - ev.Values[k];
             if (cfg.NormalizeAdvantages) adv = ControlObjectives.NormalizeAdvantages(adv); // 2.
             var loss = ControlObjectives.Reinforce(ev.LogProb, adv, ev.Entropy, ev.Values, bRet, valueCoef: 1.0, cfg.EntropyCoef);
-            optimizer.ZeroGradients();
-            baselineOptimizer.ZeroGradients();
+            optimizer.ZeroGrad();
             agent.Backward(loss.Gradients with { Value = new float[total] }); // the policy step sees only the policy loss
-            optimizer.ClipGradientNorm(cfg.MaxGradNorm);
+            optimizer.ClipGradNorm(cfg.MaxGradNorm);
             optimizer.Step(); // 3. one step per batch
             for (int k = 0; k < cfg.BaselineSteps; k++) // 5. fit b(s) to G by ½(V − G)²
             {
-                float[] v = agent.Values(bObs, total);
-                var gv = new float[total];
-                for (int j = 0; j < total; j++) gv[j] = (v[j] - bRet[j]) / total;
-                baselineOptimizer.ZeroGradients();
-                agent.Critic.Backward(gv);
+                baselineOptimizer.ZeroGrad();
+                agent.CriticBackward(bObs, total, v =>
+                {
+                    var gv = new float[total];
+                    for (int j = 0; j < total; j++) gv[j] = (v[j] - bRet[j]) / total;
+                    return gv;
+                });
                 baselineOptimizer.Step();
             }
 
