@@ -8,6 +8,7 @@ internal static class BenchCommand
     public static Command Create()
     {
         var command = new Command("bench", "Measure the speed of kernels and trainers (JSON output).");
+        command.Subcommands.Add(BenchGemmCommand.Create());
         return command;
     }
 }

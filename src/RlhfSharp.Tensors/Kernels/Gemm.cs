@@ -25,8 +25,24 @@ public static unsafe class Gemm
     public static void Multiply(GemmForm form, int m, int n, int k,
         float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, int threads = 0)
     {
-        // Placeholder-free baseline until the blocked kernel lands: the scalar reference is correct.
-        GemmReference.Multiply(form, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+        MultiplyCore(form, m, n, k, a, lda, b, ldb, c, ldc, accumulate, threads, GemmBlocking.MinMultiplyAddsPerThread);
+    }
+
+    /// <summary>
+    /// The pointer form with the split threshold exposed, so tests can force a multi-thread split on small shapes.
+    /// A plan splits into min(threads, m·n·k / minMultiplyAddsPerThread) parts (at least one).
+    /// </summary>
+    internal static void MultiplyCore(GemmForm form, int m, int n, int k,
+        float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, int threads, long minMultiplyAddsPerThread)
+    {
+        if (m < 0 || n < 0 || k < 0)
+            throw new ArgumentException($"gemm: negative dimension (M={m}, N={n}, K={k}).");
+        if (m == 0 || n == 0) return;
+        int budget = threads > 0 ? threads : Parallelism.Threads;
+        long work = (long)m * n * k;
+        int parts = (int)Math.Clamp(work / Math.Max(1, minMultiplyAddsPerThread), 1, budget);
+        var plan = GemmPlan.Create(form, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+        GemmWorkers.Run(plan, parts);
     }
 
     /// <summary>Span overload: validates lengths, pins, and calls the pointer form.</summary>

@@ -1,0 +1,253 @@
+// `rlhf bench gemm`: GFLOP/s of Gemm.Multiply beside OpenBLAS's cblas_sgemm on the same inputs in the same
+// process, for the transformer-sized shapes the engine runs most, each form (NN, NT, TN), 1 and 2 threads.
+// OpenBLAS (Debian's libopenblas0-pthread) is only a yardstick here; without it its column is null.
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using RlhfSharp.Tensors;
+using RlhfSharp.Tensors.Kernels;
+
+namespace RlhfSharp.Cli.Commands;
+
+internal static unsafe class BenchGemmCommand
+{
+    /// <summary>(M, K, N) of the measured products: attention/MLP projections, a square, a small batch, a narrow head.</summary>
+    private static readonly (int M, int K, int N)[] Shapes =
+        [(512, 384, 1536), (512, 1536, 384), (1024, 1024, 1024), (64, 768, 2304), (8192, 768, 64)];
+
+    private static readonly GemmForm[] Forms = [GemmForm.NN, GemmForm.NT, GemmForm.TN];
+    private static readonly int[] ThreadCounts = [1, 2];
+
+    /// <summary>One measured configuration; GFLOP/s from the fastest repetition, null where OpenBLAS is absent.</summary>
+    private sealed record Result(int M, int K, int N, GemmForm Form, int Threads, double Ours, double? OpenBlas)
+    {
+        public double? Ratio => OpenBlas is > 0 ? Ours / OpenBlas : null;
+    }
+
+    public static Command Create()
+    {
+        var json = new Option<bool>("--json") { Description = "Print one JSON array (one object per shape, form and thread count) instead of a table." };
+        var repetitions = new Option<int>("--repetitions")
+        {
+            Description = "Timed runs per side and configuration after one warm-up; the fastest is reported.",
+            DefaultValueFactory = _ => 7,
+        };
+        var only = new Option<string?>("--shape") { Description = "Measure only this shape, written M,K,N (default: all five)." };
+        var command = new Command("gemm", "GEMM GFLOP/s, ours against OpenBLAS cblas_sgemm (libopenblas.so.0), per shape, form and thread count.");
+        command.Options.Add(json);
+        command.Options.Add(repetitions);
+        command.Options.Add(only);
+        command.SetAction(parseResult =>
+        {
+            int reps = parseResult.GetValue(repetitions);
+            if (reps < 1) throw new ArgumentException($"--repetitions must be at least 1 (got {reps}).");
+            var shapes = parseResult.GetValue(only) is string text ? [ParseShape(text)] : Shapes;
+            var results = Run(shapes, reps);
+            Console.Out.Write(parseResult.GetValue(json) ? ToJson(results) : ToTable(results));
+            return 0;
+        });
+        return command;
+    }
+
+    private static (int M, int K, int N) ParseShape(string text)
+    {
+        var parts = text.Split(',');
+        if (parts.Length == 3 &&
+            int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int m) && m > 0 &&
+            int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int k) && k > 0 &&
+            int.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n > 0)
+        {
+            return (m, k, n);
+        }
+        throw new ArgumentException($"--shape: expected three positive integers M,K,N but got '{text}'.");
+    }
+
+    private static List<Result> Run((int M, int K, int N)[] shapes, int reps)
+    {
+        var blas = OpenBlas.TryLoad(out string? whyNot);
+        if (blas is null) Console.Error.WriteLine($"rlhf bench gemm: OpenBLAS not available ({whyNot}); openblas_gflops is null.");
+        else Console.Error.WriteLine($"rlhf bench gemm: OpenBLAS kernels: {blas.CoreName}.");
+        var results = new List<Result>();
+        var rng = new Rng(2024);
+        foreach (var (m, k, n) in shapes)
+        {
+            foreach (var form in Forms)
+            {
+                using var operands = new Operands(form, m, n, k, rng);
+                foreach (int threads in ThreadCounts)
+                {
+                    double ours = BestGflops(reps, m, n, k, () =>
+                        Gemm.Multiply(form, m, n, k, operands.A, operands.Lda, operands.B, operands.Ldb, operands.C, n, accumulate: false, threads));
+                    double? theirs = null;
+                    if (blas is not null)
+                    {
+                        blas.SetThreads(threads);
+                        theirs = BestGflops(reps, m, n, k, () => blas.Sgemm(form, m, n, k, operands.A, operands.Lda, operands.B, operands.Ldb, operands.C, n));
+                        // OpenBLAS's idle threads spin for a while after a call; let them go to sleep before we time ours again.
+                        Thread.Sleep(250);
+                    }
+                    results.Add(new Result(m, k, n, form, threads, ours, theirs));
+                }
+            }
+        }
+        return results;
+    }
+
+    /// <summary>One warm-up call, then <paramref name="reps"/> timed calls (at least 0.2 s in total); GFLOP/s of the fastest.</summary>
+    private static double BestGflops(int reps, int m, int n, int k, Action run)
+    {
+        run();
+        double best = double.MaxValue;
+        var total = Stopwatch.StartNew();
+        for (int r = 0; r < reps || total.Elapsed.TotalSeconds < 0.2; r++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            run();
+            best = Math.Min(best, Stopwatch.GetElapsedTime(start).TotalSeconds);
+        }
+        return 2.0 * m * n * k / best / 1e9;
+    }
+
+    private static string ToJson(List<Result> results)
+    {
+        using var stream = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = false }))
+        {
+            writer.WriteStartArray();
+            foreach (var r in results)
+            {
+                writer.WriteStartObject();
+                writer.WriteNumber("m", r.M);
+                writer.WriteNumber("k", r.K);
+                writer.WriteNumber("n", r.N);
+                writer.WriteString("form", r.Form.ToString());
+                writer.WriteNumber("threads", r.Threads);
+                writer.WriteNumber("ours_gflops", Math.Round(r.Ours, 2));
+                WriteNullable(writer, "openblas_gflops", r.OpenBlas, 2);
+                WriteNullable(writer, "ratio", r.Ratio, 3);
+                writer.WriteEndObject();
+                writer.Flush();
+                stream.WriteByte((byte)'\n');
+            }
+            writer.WriteEndArray();
+        }
+        stream.WriteByte((byte)'\n');
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+
+        static void WriteNullable(Utf8JsonWriter writer, string name, double? value, int digits)
+        {
+            if (value is double v) writer.WriteNumber(name, Math.Round(v, digits));
+            else writer.WriteNull(name);
+        }
+    }
+
+    private static string ToTable(List<Result> results)
+    {
+        var text = new System.Text.StringBuilder();
+        var ci = CultureInfo.InvariantCulture;
+        text.AppendLine("    M     K     N  form  threads   ours GFLOP/s  OpenBLAS GFLOP/s  ratio");
+        foreach (var r in results)
+        {
+            text.AppendLine(string.Format(ci, "{0,5} {1,5} {2,5}  {3,-4}  {4,7}  {5,13:F1}  {6,16}  {7,5}",
+                r.M, r.K, r.N, r.Form, r.Threads, r.Ours,
+                r.OpenBlas is double o ? o.ToString("F1", ci) : "n/a",
+                r.Ratio is double q ? q.ToString("F3", ci) : "n/a"));
+        }
+        return text.ToString();
+    }
+
+    /// <summary>A, B and C for one shape and form in 64-byte-aligned native memory, A and B uniform in [-1, 1).</summary>
+    private sealed class Operands : IDisposable
+    {
+        public readonly float* A, B, C;
+        public readonly int Lda, Ldb;
+
+        public Operands(GemmForm form, int m, int n, int k, Rng rng)
+        {
+            Lda = form == GemmForm.TN ? m : k;
+            Ldb = form == GemmForm.NT ? k : n;
+            A = Allocate((long)m * k, rng);
+            B = Allocate((long)k * n, rng);
+            C = Allocate((long)m * n, rng);
+        }
+
+        private static float* Allocate(long count, Rng rng)
+        {
+            var p = (float*)NativeMemory.AlignedAlloc((nuint)(count * sizeof(float)), 64);
+            for (long i = 0; i < count; i++) p[i] = (float)rng.Uniform(-1, 1);
+            return p;
+        }
+
+        public void Dispose()
+        {
+            NativeMemory.AlignedFree(A);
+            NativeMemory.AlignedFree(B);
+            NativeMemory.AlignedFree(C);
+        }
+    }
+
+    /// <summary>
+    /// cblas_sgemm and openblas_set_num_threads from libopenblas.so.0, bound at run time so its absence is not an error.
+    /// Never unloaded: OpenBLAS's worker threads outlive each call.
+    /// </summary>
+    private sealed class OpenBlas
+    {
+        // CBLAS enum values (cblas.h): CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112.
+        private const int RowMajor = 101, NoTrans = 111, Trans = 112;
+        private readonly delegate* unmanaged<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void> _sgemm;
+        private readonly delegate* unmanaged<int, void> _setThreads;
+
+        private OpenBlas(nint sgemm, nint setThreads)
+        {
+            _sgemm = (delegate* unmanaged<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void>)sgemm;
+            _setThreads = (delegate* unmanaged<int, void>)setThreads;
+        }
+
+        [DllImport("libc", EntryPoint = "setenv")]
+        private static extern int SetEnv(byte* name, byte* value, int overwrite);
+
+        [DllImport("libc", EntryPoint = "getenv")]
+        private static extern byte* GetEnv(byte* name);
+
+        /// <summary>The kernel family OpenBLAS picked (e.g. SkylakeX), for the log line.</summary>
+        public string CoreName { get; private init; } = "";
+
+        public static OpenBlas? TryLoad(out string? whyNot)
+        {
+            whyNot = null;
+            // Debian's 0.3.21 does not recognise this CPU model and falls back to its SSE3 "Prescott" kernels,
+            // which would make a strawman peer. Unless the user chose a core, ask for its AVX-512 kernels
+            // (read by OpenBLAS from the process environment when it loads, hence libc's setenv).
+            fixed (byte* name = "OPENBLAS_CORETYPE\0"u8, value = "SkylakeX\0"u8)
+            {
+                if (OperatingSystem.IsLinux() && System.Runtime.Intrinsics.X86.Avx512F.IsSupported && GetEnv(name) == null)
+                    SetEnv(name, value, 0);
+            }
+            if (!NativeLibrary.TryLoad("libopenblas.so.0", out nint library))
+            {
+                whyNot = "libopenblas.so.0 not found; apt-get install libopenblas0-pthread provides it";
+                return null;
+            }
+            if (!NativeLibrary.TryGetExport(library, "cblas_sgemm", out nint sgemm) ||
+                !NativeLibrary.TryGetExport(library, "openblas_set_num_threads", out nint setThreads))
+            {
+                NativeLibrary.Free(library);
+                whyNot = "libopenblas.so.0 lacks cblas_sgemm or openblas_set_num_threads";
+                return null;
+            }
+            string core = "unknown";
+            if (NativeLibrary.TryGetExport(library, "openblas_get_corename", out nint coreName))
+                core = Marshal.PtrToStringUTF8((nint)((delegate* unmanaged<byte*>)coreName)()) ?? core;
+            return new OpenBlas(sgemm, setThreads) { CoreName = core };
+        }
+
+        public void SetThreads(int threads) => _setThreads(threads);
+
+        /// <summary>C = op(A)·op(B), row-major, with the same operand layouts as Gemm.Multiply.</summary>
+        public void Sgemm(GemmForm form, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc) =>
+            _sgemm(RowMajor, form == GemmForm.TN ? Trans : NoTrans, form == GemmForm.NT ? Trans : NoTrans,
+                m, n, k, 1f, a, lda, b, ldb, 0f, c, ldc);
+    }
+}

@@ -1,0 +1,49 @@
+// The one interface behind which judgments live: SQLite (a file, the default) and PostgreSQL (many
+// labellers and app instances sharing one database) implement it and pass the same test suite.
+namespace RlhfSharp.Feedback;
+
+public interface IPreferenceStore : IAsyncDisposable
+{
+    /// <summary>Creates or upgrades the schema (a version table records which migrations ran).</summary>
+    Task MigrateAsync(CancellationToken ct = default);
+
+    /// <summary>Adds queries in one transaction: all are stored or none. Returns their ids in order.</summary>
+    Task<IReadOnlyList<long>> AddQueriesAsync(IReadOnlyList<NewQuery> queries, CancellationToken ct = default);
+
+    Task<Query?> GetQueryAsync(long id, CancellationToken ct = default);
+
+    /// <summary>Adds a labeller and returns it with its token, which is shown once and stored only as a hash.</summary>
+    Task<(Labeler Labeler, string Token)> AddLabelerAsync(string name, LabelerRole role, CancellationToken ct = default);
+
+    /// <summary>The labeller a token belongs to, or null for an unknown token.</summary>
+    Task<Labeler?> AuthenticateAsync(string token, CancellationToken ct = default);
+
+    /// <summary>
+    /// Hands the labeller their next query: one they have not been assigned before, from queries that still
+    /// need answers (fewer than <paramref name="overlap"/> labellers), gold tasks mixed in at <paramref name="goldRate"/>.
+    /// Returns the labeller's open assignment again if they have one. Null when nothing is left.
+    /// </summary>
+    Task<Assignment?> NextAssignmentAsync(long labelerId, string? campaign = null, int overlap = 1, double goldRate = 0, CancellationToken ct = default);
+
+    /// <summary>
+    /// Stores the answer to an assignment. Refused (<see cref="FeedbackException"/>) for an unknown assignment, one that
+    /// belongs to another labeller, or a malformed answer; a second submission of the same assignment returns the first
+    /// judgment unchanged (idempotent on retry) when the answer is the same, and is refused when it differs.
+    /// </summary>
+    Task<Judgment> SubmitAsync(long assignmentId, long labelerId, Answer answer, TimeSpan timeSpent, CancellationToken ct = default);
+
+    Task<IReadOnlyList<Judgment>> GetJudgmentsAsync(string? campaign = null, CancellationToken ct = default);
+
+    Task<IReadOnlyList<Query>> GetQueriesAsync(string? campaign = null, CancellationToken ct = default);
+
+    Task<IReadOnlyList<Labeler>> GetLabelersAsync(CancellationToken ct = default);
+
+    Task SetFlaggedAsync(long labelerId, bool flagged, CancellationToken ct = default);
+}
+
+/// <summary>A refused feedback operation, with a message a labeller or operator can act on and an HTTP-like status.</summary>
+public sealed class FeedbackException(string message, int status = 400) : Exception(message)
+{
+    /// <summary>400 bad input, 401 unknown token, 403 not allowed, 404 unknown id, 409 conflicting second answer, 413 too large.</summary>
+    public int Status { get; } = status;
+}

@@ -1,0 +1,194 @@
+// JSONL in and out, with TRL's column names (DESIGN.md "Formats"): queries come in as {"prompt","responses":[...]},
+// judgments go out as {"prompt","chosen","rejected"}, {"prompt","responses","ranking"} or {"prompt","responses","best"}.
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace RlhfSharp.Feedback;
+
+/// <summary>Which JSONL form comparisons are exported in.</summary>
+public enum ExportFormat
+{
+    /// <summary>TRL's reward-trainer form {"prompt","chosen","rejected"}; a K-wise ranking gives all K·(K−1)/2 pairs.</summary>
+    Pairs,
+    /// <summary>InstructGPT's K-wise form {"prompt","responses","ranking"} (indices, best first).</summary>
+    Ranking,
+    /// <summary>Ziegler's best-of-K form {"prompt","responses","best"}.</summary>
+    Best,
+}
+
+/// <summary>What to export.</summary>
+/// <param name="Format">The JSONL form written.</param>
+/// <param name="Campaign">Only this campaign's judgments; null for all.</param>
+/// <param name="IncludeTies">Pairs form only: write ties as {"prompt","chosen","rejected","tie":true} instead of leaving them out.</param>
+/// <param name="ExcludeFlagged">Leave out judgments by labellers flagged by quality control.</param>
+/// <param name="IncludeGold">Also export judgments on gold tasks (they are real comparisons, but were asked to measure people).</param>
+public sealed record ExportOptions(ExportFormat Format = ExportFormat.Pairs, string? Campaign = null, bool IncludeTies = false, bool ExcludeFlagged = false, bool IncludeGold = false);
+
+public static class Jsonl
+{
+    /// <summary>
+    /// Reads queries from a JSONL file: each non-blank line {"prompt": str, "responses": [str, str, ...]} with optional
+    /// "campaign" (str), "kind" ("text" or "clip"), "gold" (an index, a ranking array, or "tie"), "sources" ([str...]).
+    /// Throws <see cref="FeedbackException"/> naming file:line and the field at the first bad line.
+    /// </summary>
+    public static IReadOnlyList<NewQuery> ReadQueries(string path, string defaultCampaign = "default")
+    {
+        if (!File.Exists(path)) throw new FeedbackException($"{path}: file not found.", 404);
+        var list = new List<NewQuery>();
+        int lineNo = 0;
+        foreach (var line in File.ReadLines(path))
+        {
+            lineNo++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            list.Add(ParseQuery(line, $"{path}:{lineNo}", defaultCampaign));
+        }
+        return list;
+    }
+
+    /// <summary>Reads the whole file, then stores it in one transaction: a bad line anywhere imports nothing.</summary>
+    public static async Task<IReadOnlyList<long>> ImportQueriesAsync(IPreferenceStore store, string path, string defaultCampaign = "default", CancellationToken ct = default)
+    {
+        var queries = ReadQueries(path, defaultCampaign);
+        return await store.AddQueriesAsync(queries, ct);
+    }
+
+    internal static NewQuery ParseQuery(string line, string where, string defaultCampaign)
+    {
+        JsonNode? node;
+        try { node = JsonNode.Parse(line); }
+        catch (JsonException ex) { throw new FeedbackException($"{where}: not valid JSON ({ex.Message})."); }
+        if (node is not JsonObject obj) throw new FeedbackException($"{where}: each line must be a JSON object.");
+
+        string prompt = RequireString(obj, "prompt", where);
+        if (obj["responses"] is not JsonArray responses) throw new FeedbackException($"{where}: field \"responses\" must be an array of strings.");
+        if (responses.Count < 2) throw new FeedbackException($"{where}: field \"responses\" needs at least 2 entries; got {responses.Count}.");
+        string[]? sources = null;
+        if (obj["sources"] is JsonNode sn)
+        {
+            if (sn is not JsonArray sa || sa.Count != responses.Count)
+                throw new FeedbackException($"{where}: field \"sources\" must be an array with one string per response.");
+            sources = [.. sa.Select((s, i) => AsString(s, $"sources[{i}]", where))];
+        }
+        var candidates = responses.Select((r, i) => new Candidate(AsString(r, $"responses[{i}]", where), sources?[i])).ToList();
+
+        string campaign = obj["campaign"] is JsonNode c ? AsString(c, "campaign", where) : defaultCampaign;
+        if (string.IsNullOrWhiteSpace(campaign)) throw new FeedbackException($"{where}: field \"campaign\" must not be empty.");
+        var kind = QueryKind.Text;
+        if (obj["kind"] is JsonNode k)
+            kind = AsString(k, "kind", where) switch
+            {
+                "text" => QueryKind.Text,
+                "clip" => QueryKind.Clip,
+                var other => throw new FeedbackException($"{where}: field \"kind\" must be \"text\" or \"clip\"; got \"{other}\"."),
+            };
+        Answer? gold = obj["gold"] is JsonNode g ? ParseGold(g, where) : null;
+        if (gold is not null)
+        {
+            try { gold.Validate(candidates.Count); }
+            catch (ArgumentException ex) { throw new FeedbackException($"{where}: field \"gold\": {ex.Message}"); }
+        }
+        return new NewQuery(kind, prompt, candidates, campaign, gold);
+    }
+
+    private static Answer ParseGold(JsonNode g, string where)
+    {
+        if (g is JsonValue v && v.TryGetValue<int>(out int index)) return Answer.Prefer(index);
+        if (g is JsonValue s && s.TryGetValue<string>(out var str) && str == "tie") return Answer.Tie();
+        if (g is JsonArray arr)
+        {
+            var ranks = new int[arr.Count];
+            for (int i = 0; i < arr.Count; i++)
+                if (arr[i] is not JsonValue e || !e.TryGetValue(out ranks[i]))
+                    throw new FeedbackException($"{where}: field \"gold\"[{i}] must be an integer index.");
+            return Answer.Rank(ranks);
+        }
+        throw new FeedbackException($"{where}: field \"gold\" must be an index, a ranking array or \"tie\"; got {g.ToJsonString()}.");
+    }
+
+    private static string RequireString(JsonObject obj, string field, string where) =>
+        obj[field] is JsonNode n ? AsString(n, field, where) : throw new FeedbackException($"{where}: field \"{field}\" is missing.");
+
+    private static string AsString(JsonNode? n, string field, string where) =>
+        n is JsonValue v && v.TryGetValue<string>(out var s) ? s : throw new FeedbackException($"{where}: field \"{field}\" must be a string; got {n?.ToJsonString() ?? "null"}.");
+
+    /// <summary>Writes the store's judgments as JSONL in the chosen form; returns the number of lines written.</summary>
+    public static async Task<int> ExportAsync(IPreferenceStore store, TextWriter writer, ExportOptions options, CancellationToken ct = default)
+    {
+        var queries = (await store.GetQueriesAsync(options.Campaign, ct)).ToDictionary(q => q.Id);
+        var flagged = options.ExcludeFlagged ? (await store.GetLabelersAsync(ct)).Where(l => l.Flagged).Select(l => l.Id).ToHashSet() : [];
+        int lines = 0;
+        foreach (var j in await store.GetJudgmentsAsync(options.Campaign, ct))
+        {
+            if (flagged.Contains(j.LabelerId) || !queries.TryGetValue(j.QueryId, out var q)) continue;
+            if (q.IsGold && !options.IncludeGold) continue;
+            foreach (var obj in Lines(q, j.Answer, options))
+            {
+                await writer.WriteLineAsync(obj.ToJsonString());
+                lines++;
+            }
+        }
+        await writer.FlushAsync(ct);
+        return lines;
+    }
+
+    /// <summary>The JSONL objects one answer to one query becomes (none for a skip, or a form the answer cannot fill).</summary>
+    public static IEnumerable<JsonObject> Lines(Query q, Answer answer, ExportOptions options)
+    {
+        var texts = q.Candidates.Select(c => c.Content).ToArray();
+        switch (options.Format)
+        {
+            case ExportFormat.Pairs:
+                if (answer.Kind == AnswerKind.Tie)
+                {
+                    if (!options.IncludeTies) yield break;
+                    for (int a = 0; a < texts.Length; a++)
+                        for (int b = a + 1; b < texts.Length; b++)
+                            yield return new JsonObject { ["prompt"] = q.Prompt, ["chosen"] = texts[a], ["rejected"] = texts[b], ["tie"] = true };
+                    yield break;
+                }
+                foreach (var (w, l) in Pairs(answer, texts.Length))
+                    yield return new JsonObject { ["prompt"] = q.Prompt, ["chosen"] = texts[w], ["rejected"] = texts[l] };
+                break;
+            case ExportFormat.Ranking:
+                int[]? ranking = answer.Kind switch
+                {
+                    AnswerKind.Ranking => [.. answer.Ranking!],
+                    // A pairwise choice is a full ranking only when there are two candidates.
+                    AnswerKind.Preferred when texts.Length == 2 => [answer.Preferred!.Value, 1 - answer.Preferred.Value],
+                    _ => null,
+                };
+                if (ranking is not null)
+                    yield return new JsonObject { ["prompt"] = q.Prompt, ["responses"] = new JsonArray([.. texts.Select(t => JsonValue.Create(t))]), ["ranking"] = new JsonArray([.. ranking.Select(i => JsonValue.Create(i))]) };
+                break;
+            case ExportFormat.Best:
+                int? best = answer.Kind switch
+                {
+                    AnswerKind.Preferred => answer.Preferred,
+                    AnswerKind.Ranking => answer.Ranking![0],
+                    _ => null,
+                };
+                if (best is int bi)
+                    yield return new JsonObject { ["prompt"] = q.Prompt, ["responses"] = new JsonArray([.. texts.Select(t => JsonValue.Create(t))]), ["best"] = bi };
+                break;
+            default:
+                throw new ArgumentException($"export format {options.Format} is not known.");
+        }
+    }
+
+    /// <summary>(winner, loser) index pairs an answer implies: the preferred one over each other, or every ordered pair of a ranking.</summary>
+    public static IEnumerable<(int Winner, int Loser)> Pairs(Answer answer, int candidateCount)
+    {
+        if (answer.Kind == AnswerKind.Preferred)
+        {
+            for (int i = 0; i < candidateCount; i++)
+                if (i != answer.Preferred) yield return (answer.Preferred!.Value, i);
+        }
+        else if (answer.Kind == AnswerKind.Ranking)
+        {
+            var r = answer.Ranking!;
+            for (int a = 0; a < r.Count; a++)
+                for (int b = a + 1; b < r.Count; b++)
+                    yield return (r[a], r[b]);
+        }
+    }
+}

@@ -1,0 +1,147 @@
+// The AI judge (RLAIF, Bai et al. 2022; Lee et al. 2023): an LLM behind any OpenAI-compatible chat-completions
+// endpoint picks the better response. It is asked in both orders and the two verdicts are averaged, which
+// cancels position bias; an answer it cannot parse becomes a skip with the reason; calls time out and retry.
+using System.ClientModel;
+using System.ClientModel.Primitives;
+using System.Text;
+using System.Text.RegularExpressions;
+using OpenAI;
+using OpenAI.Chat;
+
+namespace RlhfSharp.Feedback.Labelers;
+
+/// <summary>Where the judge lives and how it is asked.</summary>
+/// <param name="BaseUrl">The API root that holds /chat/completions, e.g. http://127.0.0.1:8080/v1.</param>
+/// <param name="Model">The model name sent with each request.</param>
+/// <param name="ApiKeyVariable">Name of the environment variable holding the API key; null for servers that need none.</param>
+/// <param name="Timeout">Per-request time limit.</param>
+/// <param name="MaxRetries">Retries after a timeout, a 429 or a 5xx before giving up.</param>
+/// <param name="InitialBackoff">Wait before the first retry; doubled for each further one.</param>
+/// <param name="Instructions">The system message: what "better" means for this campaign.</param>
+public sealed record AiJudgeOptions(
+    string BaseUrl,
+    string Model,
+    string? ApiKeyVariable = "OPENAI_API_KEY",
+    TimeSpan? Timeout = null,
+    int MaxRetries = 3,
+    TimeSpan? InitialBackoff = null,
+    string Instructions = "You compare responses to a prompt. Reply with the number of the better response and nothing else, or with the word tie if they are equally good.");
+
+public sealed partial class AiJudge : ILabeler
+{
+    private readonly AiJudgeOptions _options;
+    private readonly ChatClient _client;
+    private readonly TimeSpan _timeout;
+    private readonly TimeSpan _backoff;
+
+    public AiJudge(AiJudgeOptions options, string name = "ai-judge")
+    {
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        if (!Uri.TryCreate(options.BaseUrl, UriKind.Absolute, out var endpoint))
+            throw new ArgumentException($"AI judge base URL \"{options.BaseUrl}\" is not an absolute URL.");
+        if (string.IsNullOrWhiteSpace(options.Model)) throw new ArgumentException("AI judge model name is empty.");
+        if (options.MaxRetries < 0) throw new ArgumentException($"AI judge max retries must be ≥ 0; got {options.MaxRetries}.");
+        string key = "unused";
+        if (options.ApiKeyVariable is { } variable)
+            key = Environment.GetEnvironmentVariable(variable) is { Length: > 0 } k ? k
+                : throw new ArgumentException($"AI judge API key: environment variable {variable} is not set.");
+        _timeout = options.Timeout ?? TimeSpan.FromSeconds(60);
+        _backoff = options.InitialBackoff ?? TimeSpan.FromSeconds(1);
+        // The SDK's own retries are off: ours below count attempts, back off and honour the overall timeout.
+        _client = new ChatClient(options.Model, new ApiKeyCredential(key), new OpenAIClientOptions
+        {
+            Endpoint = endpoint,
+            RetryPolicy = new ClientRetryPolicy(0),
+            NetworkTimeout = _timeout,
+        });
+        Name = name;
+    }
+
+    public string Name { get; }
+
+    public async Task<Answer> AnswerAsync(Query query, CancellationToken ct = default)
+    {
+        int k = query.Candidates.Count;
+        var forward = Enumerable.Range(0, k).ToArray();
+        var backward = forward.Reverse().ToArray();
+        var (first, firstRaw) = await VerdictAsync(query, forward, ct);
+        var (second, secondRaw) = await VerdictAsync(query, backward, ct);
+        if (first is null) return Answer.Skip($"judge answer not understood: \"{Clip(firstRaw)}\"");
+        if (second is null) return Answer.Skip($"judge answer not understood: \"{Clip(secondRaw)}\"");
+        if (k == 2)
+        {
+            // +1 for candidate 0, −1 for candidate 1, 0 for a tie; the two orders are summed, so a judge that
+            // always names the first position scores 0: a tie rather than a biased label.
+            int Vote(int? v) => v == -1 ? 0 : v == 0 ? 1 : -1;
+            int sum = Vote(first) + Vote(second);
+            return sum > 0 ? Answer.Prefer(0) : sum < 0 ? Answer.Prefer(1) : Answer.Tie();
+        }
+        if (first == second && first >= 0) return Answer.Prefer(first.Value);
+        return Answer.Skip($"judge changed its choice with the order of the responses ({first} then {second})");
+    }
+
+    /// <summary>Asks once with the candidates in <paramref name="order"/>; returns the chosen original index, −1 for a tie, null if unreadable.</summary>
+    private async Task<(int? Choice, string Raw)> VerdictAsync(Query query, int[] order, CancellationToken ct)
+    {
+        var prompt = new StringBuilder();
+        prompt.Append("Prompt:\n").Append(query.Prompt).Append("\n\n");
+        for (int i = 0; i < order.Length; i++)
+            prompt.Append("Response ").Append(i + 1).Append(":\n").Append(query.Candidates[order[i]].Content).Append("\n\n");
+        prompt.Append("Which response is better? Reply with a number from 1 to ").Append(order.Length).Append(", or tie.");
+        var raw = await CompleteAsync([new SystemChatMessage(_options.Instructions), new UserChatMessage(prompt.ToString())], ct);
+        var parsed = ParseVerdict(raw, order.Length);
+        return (parsed is int p && p >= 0 ? order[p] : parsed, raw);
+    }
+
+    /// <summary>The judge's pick as a 0-based position, −1 for tie, null when the reply names no single position.</summary>
+    internal static int? ParseVerdict(string reply, int count)
+    {
+        var text = reply.Trim();
+        if (TieWord().IsMatch(text) && !Number().IsMatch(text)) return -1;
+        var numbers = Number().Matches(text).Select(m => int.Parse(m.Value, System.Globalization.CultureInfo.InvariantCulture)).Distinct().ToList();
+        // Exactly one number and it names a response: anything else ("1 or 2", "3 of 2") is not an answer.
+        return numbers.Count == 1 && numbers[0] >= 1 && numbers[0] <= count ? numbers[0] - 1 : null;
+    }
+
+    private async Task<string> CompleteAsync(ChatMessage[] messages, CancellationToken ct)
+    {
+        var options = new ChatCompletionOptions { Temperature = 0f, MaxOutputTokenCount = 16 };
+        Exception? last = null;
+        for (int attempt = 0; attempt <= _options.MaxRetries; attempt++)
+        {
+            if (attempt > 0) await Task.Delay(_backoff * Math.Pow(2, attempt - 1), ct);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(_timeout);
+            try
+            {
+                ChatCompletion completion = await _client.CompleteChatAsync(messages, options, timeout.Token);
+                return string.Concat(completion.Content.Where(p => p.Kind == ChatMessageContentPartKind.Text).Select(p => p.Text));
+            }
+            catch (ClientResultException ex) when (ex.Status == 429 || ex.Status >= 500 || ex.Status == 0)
+            {
+                last = ex;
+            }
+            catch (OperationCanceledException ex) when (!ct.IsCancellationRequested)
+            {
+                last = new TimeoutException($"no reply within {_timeout.TotalSeconds:0.###} s", ex);
+            }
+            catch (HttpRequestException ex)
+            {
+                last = ex;
+            }
+            catch (ClientResultException ex)
+            {
+                throw new FeedbackException($"AI judge at {_options.BaseUrl} refused the request (HTTP {ex.Status}): {ex.Message}", 502);
+            }
+        }
+        throw new FeedbackException($"AI judge at {_options.BaseUrl} failed after {_options.MaxRetries + 1} attempts: {last?.Message}", 503);
+    }
+
+    private static string Clip(string s) => s.Length <= 200 ? s : s[..200] + "…";
+
+    [GeneratedRegex(@"\btie\b", RegexOptions.IgnoreCase)]
+    private static partial Regex TieWord();
+
+    [GeneratedRegex(@"\d+")]
+    private static partial Regex Number();
+}

@@ -1,0 +1,76 @@
+// The default preference store: one SQLite file in WAL mode, so the labelling app can read while a writer writes.
+// Writers serialise on SQLite's single write lock (BEGIN IMMEDIATE) and wait for it up to the busy timeout.
+using System.Data.Common;
+using Microsoft.Data.Sqlite;
+
+namespace RlhfSharp.Feedback.Stores;
+
+public sealed class SqlitePreferenceStore : SqlPreferenceStore
+{
+    private readonly string _connectionString;
+    private readonly int _busyTimeoutMs;
+
+    /// <param name="path">The database file; created when missing.</param>
+    /// <param name="busyTimeout">How long a writer waits for another writer's lock before failing (default 30 s).</param>
+    /// <param name="seed">Seeds the draw that decides when a gold task is mixed in.</param>
+    public SqlitePreferenceStore(string path, TimeSpan? busyTimeout = null, int? seed = null) : base(seed)
+    {
+        if (string.IsNullOrWhiteSpace(path)) throw new FeedbackException("SQLite store: the database path is empty.");
+        Path = System.IO.Path.GetFullPath(path);
+        _busyTimeoutMs = (int)(busyTimeout ?? TimeSpan.FromSeconds(30)).TotalMilliseconds;
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = Path,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = true,
+            DefaultTimeout = Math.Max(1, _busyTimeoutMs / 1000),
+        }.ToString();
+    }
+
+    /// <summary>The full path of the database file.</summary>
+    public string Path { get; }
+
+    /// <summary>Opens the file, migrates it to the current schema and returns the store.</summary>
+    public static async Task<SqlitePreferenceStore> OpenAsync(string path, int? seed = null, CancellationToken ct = default)
+    {
+        var store = new SqlitePreferenceStore(path, seed: seed);
+        await store.MigrateAsync(ct);
+        return store;
+    }
+
+    protected override async Task<DbConnection> OpenAsync(CancellationToken ct)
+    {
+        var connection = new SqliteConnection(_connectionString);
+        try
+        {
+            await connection.OpenAsync(ct);
+            await using var cmd = connection.CreateCommand();
+            // WAL persists in the file; busy_timeout and foreign_keys are per connection.
+            cmd.CommandText = $"PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {_busyTimeoutMs}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+            await cmd.ExecuteNonQueryAsync(ct);
+            return connection;
+        }
+        catch (SqliteException ex)
+        {
+            await connection.DisposeAsync();
+            throw new FeedbackException($"SQLite store {Path}: cannot open ({ex.Message}).", 500);
+        }
+    }
+
+    protected override async Task<DbTransaction> BeginWriteAsync(DbConnection connection, CancellationToken ct) =>
+        // deferred: false is BEGIN IMMEDIATE: the write lock is taken up front, so two writers never deadlock upgrading.
+        await Task.FromResult<DbTransaction>(((SqliteConnection)connection).BeginTransaction(deferred: false));
+
+    protected override string IdColumn => "INTEGER PRIMARY KEY";
+    protected override string SkipLockedClause => "";
+    protected override string RowLockClause => "";
+
+    protected override Task LockMigrationsAsync(DbConnection connection, DbTransaction transaction, CancellationToken ct) => Task.CompletedTask;
+
+    public override ValueTask DisposeAsync()
+    {
+        // Pooled connections keep the file open; release them so the file can be deleted or moved.
+        SqliteConnection.ClearAllPools();
+        return base.DisposeAsync();
+    }
+}

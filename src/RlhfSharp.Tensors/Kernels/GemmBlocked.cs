@@ -1,0 +1,325 @@
+// The blocked GEMM driver behind Gemm.Multiply: packing, cache blocking, and a fixed split over threads.
+// It computes D (+)= P·Q, where D is C itself or Cᵀ (for form NT with few rows, see Plan), then hands
+// 12×32 register tiles to GemmTile.
+//
+// Shapes: D is [R, S] (R rows, S columns), P is [R, K], Q is [K, S]. Loops, outermost first:
+//   pc over K in steps of KC     — one packed depth slice
+//   jc over S in steps of NC     — one packed B block (KC×NC, lives in L2), packed panel by panel on first use
+//   ic over R in steps of MR     — one packed A panel (MR×KC, lives in L1), packed just before use
+//   jr over the block by NR      — one register tile
+// Every element of D is a sum over k in increasing order with the same FMA sequence whatever the tile
+// position or the thread split, so results are bit-identical for any thread count.
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace RlhfSharp.Tensors.Kernels;
+
+/// <summary>Tile and block sizes (floats), chosen for 48 KiB L1d and 2 MiB L2 per core.</summary>
+internal static class GemmBlocking
+{
+    /// <summary>Rows of a register tile.</summary>
+    public const int MR = 12;
+    /// <summary>Columns of a register tile: two Vector512&lt;float&gt;.</summary>
+    public const int NR = 32;
+    /// <summary>Depth of a packed slice, and the fixed row stride of a packed A panel (12×256 floats = 12 KiB).</summary>
+    public const int KC = 256;
+    /// <summary>Columns of a packed B block (256×1024 floats = 1 MiB, half of L2).</summary>
+    public const int NC = 1024;
+    /// <summary>Below this many multiply-adds per thread a split costs more in hand-off than it saves.</summary>
+    public const long MinMultiplyAddsPerThread = 1 << 18;
+}
+
+/// <summary>One product D (+)= P·Q in the driver's terms, with element addressing for each operand.</summary>
+internal unsafe struct GemmPlan
+{
+    /// <summary>Rows (R), columns (S) and depth (K) of the product.</summary>
+    public int Rows, Cols, Depth;
+    /// <summary>P(r, p) is P[r·Ldp + p], or P[p·Ldp + r] when PByColumns.</summary>
+    public float* P;
+    public long Ldp;
+    public bool PByColumns;
+    /// <summary>Q(p, s) is Q[p·Ldq + s], or Q[s·Ldq + p] when QByColumns.</summary>
+    public float* Q;
+    public long Ldq;
+    public bool QByColumns;
+    /// <summary>D(r, s) is D[r·DRowStride + s·DColStride]; DColStride is 1 unless D is Cᵀ.</summary>
+    public float* D;
+    public long DRowStride, DColStride;
+    /// <summary>Add to D instead of overwriting it.</summary>
+    public bool Accumulate;
+
+    /// <summary>Maps a public call onto the driver: which operand is broadcast, which is vector-loaded, and whether D is C or Cᵀ.</summary>
+    public static GemmPlan Create(GemmForm form, int m, int n, int k, float* a, long lda, float* b, long ldb, float* c, long ldc, bool accumulate)
+    {
+        var plan = new GemmPlan { Depth = k, Accumulate = accumulate };
+        switch (form)
+        {
+            case GemmForm.NN:
+                plan.SetOperands(m, n, a, lda, false, b, ldb, false, c, ldc, 1);
+                break;
+            case GemmForm.TN:
+                plan.SetOperands(m, n, a, lda, true, b, ldb, false, c, ldc, 1);
+                break;
+            case GemmForm.NT when m < n && m <= 256:
+                // Cᵀ = B·Aᵀ: B's rows pack by copying and only the small A needs a transposing pack.
+                plan.SetOperands(n, m, b, ldb, false, a, lda, true, c, 1, ldc);
+                break;
+            case GemmForm.NT:
+                plan.SetOperands(m, n, a, lda, false, b, ldb, true, c, ldc, 1);
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(form), form, "gemm: unknown form.");
+        }
+        return plan;
+    }
+
+    private void SetOperands(int rows, int cols, float* p, long ldp, bool pByColumns, float* q, long ldq, bool qByColumns,
+        float* d, long dRowStride, long dColStride)
+    {
+        Rows = rows;
+        Cols = cols;
+        P = p;
+        Ldp = ldp;
+        PByColumns = pByColumns;
+        Q = q;
+        Ldq = ldq;
+        QByColumns = qByColumns;
+        D = d;
+        DRowStride = dRowStride;
+        DColStride = dColStride;
+    }
+
+    /// <summary>
+    /// Fixed split into <paramref name="parts"/> rectangles: along R in multiples of 4 rows when R is large,
+    /// else along S in multiples of NR columns. Depends only on the shape and the thread count.
+    /// </summary>
+    public readonly (int R0, int R1, int S0, int S1) Part(int part, int parts)
+    {
+        if (SplitsRows(parts))
+        {
+            int quads = (Rows + 3) / 4;
+            int r0 = Math.Min(Rows, (int)((long)quads * part / parts) * 4);
+            int r1 = Math.Min(Rows, (int)((long)quads * (part + 1) / parts) * 4);
+            return (r0, r1, 0, Cols);
+        }
+        int panels = (Cols + GemmBlocking.NR - 1) / GemmBlocking.NR;
+        int s0 = Math.Min(Cols, (int)((long)panels * part / parts) * GemmBlocking.NR);
+        int s1 = Math.Min(Cols, (int)((long)panels * (part + 1) / parts) * GemmBlocking.NR);
+        return (0, Rows, s0, s1);
+    }
+
+    private readonly bool SplitsRows(int parts) =>
+        Rows >= 4 * GemmBlocking.MR * parts || Rows >= Cols;
+}
+
+/// <summary>Runs one rectangle of a plan on the calling thread, with that thread's packing buffers.</summary>
+internal static unsafe class GemmBlocked
+{
+    /// <summary>
+    /// Use the Vector512 tile (else the Vector256 one). Both run the same FMA sequence per element, so they
+    /// give the same bits; tests switch this off to cover the AVX2 path on an AVX-512 machine.
+    /// </summary>
+    internal static volatile bool UseVector512 = Vector512.IsHardwareAccelerated;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RunPart(in GemmPlan plan, int r0, int r1, int s0, int s1)
+    {
+        if (r0 >= r1 || s0 >= s1) return;
+        if (plan.Depth == 0)
+        {
+            if (!plan.Accumulate) ClearD(plan, r0, r1, s0, s1);
+            return;
+        }
+        if (plan.PByColumns) RunPart<InterleavedLayout>(plan, r0, r1, s0, s1);
+        else RunPart<RowPanelLayout>(plan, r0, r1, s0, s1);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RunPart<TLayout>(in GemmPlan plan, int r0, int r1, int s0, int s1)
+        where TLayout : struct, IPanelLayout
+    {
+        const int NR = GemmBlocking.NR, KC = GemmBlocking.KC, NC = GemmBlocking.NC;
+        var buffers = GemmPackBuffers.ForCurrentThread();
+        float* aPanel = buffers.APanel;
+        float* bBlock = buffers.BBlock;
+        float* tile = buffers.Tile;
+        bool wide = UseVector512;
+        bool dContiguous = plan.DColStride == 1;
+
+        for (int pc = 0; pc < plan.Depth; pc += KC)
+        {
+            int kc = Math.Min(KC, plan.Depth - pc);
+            bool add = plan.Accumulate || pc > 0;
+            for (int jc = s0; jc < s1; jc += NC)
+            {
+                int nc = Math.Min(NC, s1 - jc);
+                int rows;
+                for (int ic = r0; ic < r1; ic += rows)
+                {
+                    int remaining = r1 - ic;
+                    // Tile heights 12, 8 or 4; 16 remaining rows go as 8+8 rather than 12+4.
+                    int kernelRows = remaining > 8 && remaining != 16 ? 12 : remaining > 4 ? 8 : 4;
+                    rows = Math.Min(kernelRows, remaining);
+                    PackA(plan, ic, rows, pc, kc, aPanel);
+                    for (int jr = 0; jr < nc; jr += NR)
+                    {
+                        int cols = Math.Min(NR, nc - jr);
+                        float* bPanel = bBlock + (long)(jr / NR) * KC * NR;
+                        if (ic == r0) PackB(plan, pc, kc, jc + jr, cols, bPanel);
+
+                        float* d = plan.D + ic * plan.DRowStride + (jc + jr) * plan.DColStride;
+                        bool direct = dContiguous && cols == NR && rows == kernelRows;
+                        float* target = direct ? d : tile;
+                        long ldt = direct ? plan.DRowStride : NR;
+                        bool addInTile = direct && add;
+                        if (wide)
+                        {
+                            if (kernelRows == 12) GemmTile.Tile<TLayout, Rows12>(aPanel, bPanel, kc, target, ldt, addInTile);
+                            else if (kernelRows == 8) GemmTile.Tile<TLayout, Rows8>(aPanel, bPanel, kc, target, ldt, addInTile);
+                            else GemmTile.Tile<TLayout, Rows4>(aPanel, bPanel, kc, target, ldt, addInTile);
+                        }
+                        else
+                        {
+                            GemmTile.Tile256<TLayout>(aPanel, bPanel, kc, kernelRows, target, ldt, addInTile);
+                        }
+                        if (!direct) MergeTile(tile, rows, cols, d, plan.DRowStride, plan.DColStride, add);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Copies rows [r, r+rows) × depth [pc, pc+kc) of P into the panel layout the tile reads.</summary>
+    private static void PackA(in GemmPlan plan, int r, int rows, int pc, int kc, float* panel)
+    {
+        const int MR = GemmBlocking.MR, KC = GemmBlocking.KC;
+        if (!plan.PByColumns)
+        {
+            // Row panels at the fixed stride KC: one contiguous copy per row.
+            for (int i = 0; i < rows; i++)
+            {
+                float* src = plan.P + (r + i) * plan.Ldp + pc;
+                Buffer.MemoryCopy(src, panel + i * KC, KC * sizeof(float), kc * sizeof(float));
+            }
+            return;
+        }
+        // Interleaved: the MR values of one k are contiguous in the [K, R] source too.
+        float* col = plan.P + pc * plan.Ldp + r;
+        if (rows == MR)
+        {
+            for (int p = 0; p < kc; p++, col += plan.Ldp)
+            {
+                Vector256.Load(col).Store(panel + p * MR);
+                Vector128.Load(col + 8).Store(panel + p * MR + 8);
+            }
+            return;
+        }
+        for (int p = 0; p < kc; p++, col += plan.Ldp)
+        {
+            for (int i = 0; i < rows; i++) panel[p * MR + i] = col[i];
+        }
+    }
+
+    /// <summary>Copies depth [pc, pc+kc) × columns [s, s+cols) of Q into a [kc, NR] panel, zero-filling missing columns.</summary>
+    private static void PackB(in GemmPlan plan, int pc, int kc, int s, int cols, float* panel)
+    {
+        const int NR = GemmBlocking.NR;
+        if (!plan.QByColumns)
+        {
+            float* row = plan.Q + pc * plan.Ldq + s;
+            if (cols == NR)
+            {
+                for (int p = 0; p < kc; p++, row += plan.Ldq)
+                {
+                    Vector256.Load(row).Store(panel + p * NR);
+                    Vector256.Load(row + 8).Store(panel + p * NR + 8);
+                    Vector256.Load(row + 16).Store(panel + p * NR + 16);
+                    Vector256.Load(row + 24).Store(panel + p * NR + 24);
+                }
+                return;
+            }
+            for (int p = 0; p < kc; p++, row += plan.Ldq)
+            {
+                int j = 0;
+                for (; j < cols; j++) panel[p * NR + j] = row[j];
+                for (; j < NR; j++) panel[p * NR + j] = 0;
+            }
+            return;
+        }
+        // Q stored [S, K]: a transposing pack, one source row (contiguous over k) per panel column.
+        for (int j = 0; j < cols; j++)
+        {
+            float* src = plan.Q + (s + j) * plan.Ldq + pc;
+            for (int p = 0; p < kc; p++) panel[p * NR + j] = src[p];
+        }
+        for (int j = cols; j < NR; j++)
+        {
+            for (int p = 0; p < kc; p++) panel[p * NR + j] = 0;
+        }
+    }
+
+    /// <summary>Writes the valid part of a [MR, NR] tile into D (strided, possibly transposed), adding when asked.</summary>
+    private static void MergeTile(float* tile, int rows, int cols, float* d, long rowStride, long colStride, bool add)
+    {
+        const int NR = GemmBlocking.NR;
+        if (colStride == 1)
+        {
+            for (int i = 0; i < rows; i++)
+            {
+                float* dr = d + i * rowStride;
+                float* tr = tile + i * NR;
+                if (add) for (int j = 0; j < cols; j++) dr[j] += tr[j];
+                else for (int j = 0; j < cols; j++) dr[j] = tr[j];
+            }
+            return;
+        }
+        // D is Cᵀ: walk C's rows (D's columns) so each write run is contiguous in memory.
+        for (int j = 0; j < cols; j++)
+        {
+            float* dc = d + j * colStride;
+            if (add) for (int i = 0; i < rows; i++) dc[i] += tile[i * NR + j];
+            else for (int i = 0; i < rows; i++) dc[i] = tile[i * NR + j];
+        }
+    }
+
+    private static void ClearD(in GemmPlan plan, int r0, int r1, int s0, int s1)
+    {
+        for (int r = r0; r < r1; r++)
+        {
+            for (int s = s0; s < s1; s++) plan.D[r * plan.DRowStride + s * plan.DColStride] = 0;
+        }
+    }
+}
+
+/// <summary>
+/// One thread's packing buffers: 64-byte-aligned native memory allocated once per thread, so the hot path
+/// never allocates. Freed by the finalizer when the thread (and with it this object) goes away.
+/// </summary>
+internal sealed unsafe class GemmPackBuffers
+{
+    [ThreadStatic] private static GemmPackBuffers? _current;
+
+    public readonly float* APanel;
+    public readonly float* BBlock;
+    public readonly float* Tile;
+    private readonly void* _memory;
+
+    private GemmPackBuffers()
+    {
+        const long aFloats = (long)GemmBlocking.MR * GemmBlocking.KC;
+        const long bFloats = (long)GemmBlocking.KC * GemmBlocking.NC;
+        const long tileFloats = (long)GemmBlocking.MR * GemmBlocking.NR;
+        nuint bytes = (nuint)((aFloats + bFloats + tileFloats) * sizeof(float));
+        _memory = NativeMemory.AlignedAlloc(bytes, 64);
+        // Zeroed once so the unused rows of an edge panel never hold denormals or NaN.
+        NativeMemory.Clear(_memory, bytes);
+        APanel = (float*)_memory;
+        BBlock = APanel + aFloats;
+        Tile = BBlock + bFloats;
+    }
+
+    public static GemmPackBuffers ForCurrentThread() => _current ??= new GemmPackBuffers();
+
+    ~GemmPackBuffers() => NativeMemory.AlignedFree(_memory);
+}

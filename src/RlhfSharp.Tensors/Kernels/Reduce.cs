@@ -1,0 +1,82 @@
+// Deterministic reductions (sum, dot, max): fixed accumulation order from index 0, independent of the
+// buffer's alignment, so the same values always give the same bits (TensorPrimitives.Sum aligns its
+// loads to the address, which can change the rounding between runs). Scalar reference: the *Reference methods.
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace RlhfSharp.Tensors.Kernels;
+
+public static class Reduce
+{
+    /// <summary>Σ x[i], four Vector256 accumulators combined in a fixed order, then the tail.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static float Sum(ReadOnlySpan<float> x)
+    {
+        int n = x.Length, i = 0;
+        ref float r = ref MemoryMarshal.GetReference(x);
+        float s = 0f;
+        if (Vector256.IsHardwareAccelerated && n >= 32)
+        {
+            Vector256<float> a0 = Vector256<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
+            for (; i <= n - 32; i += 32)
+            {
+                a0 += Vector256.LoadUnsafe(ref r, (nuint)i);
+                a1 += Vector256.LoadUnsafe(ref r, (nuint)(i + 8));
+                a2 += Vector256.LoadUnsafe(ref r, (nuint)(i + 16));
+                a3 += Vector256.LoadUnsafe(ref r, (nuint)(i + 24));
+            }
+            s = Vector256.Sum((a0 + a1) + (a2 + a3));
+        }
+        for (; i < n; i++) s += Unsafe.Add(ref r, i);
+        return s;
+    }
+
+    /// <summary>Σ x[i]·y[i] in the same fixed order as <see cref="Sum"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static float Dot(ReadOnlySpan<float> x, ReadOnlySpan<float> y)
+    {
+        if (x.Length != y.Length) throw new ArgumentException($"Dot: lengths {x.Length} and {y.Length} differ.");
+        int n = x.Length, i = 0;
+        ref float rx = ref MemoryMarshal.GetReference(x);
+        ref float ry = ref MemoryMarshal.GetReference(y);
+        float s = 0f;
+        if (Vector256.IsHardwareAccelerated && n >= 32)
+        {
+            Vector256<float> a0 = Vector256<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
+            for (; i <= n - 32; i += 32)
+            {
+                a0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rx, (nuint)i), Vector256.LoadUnsafe(ref ry, (nuint)i), a0);
+                a1 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rx, (nuint)(i + 8)), Vector256.LoadUnsafe(ref ry, (nuint)(i + 8)), a1);
+                a2 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rx, (nuint)(i + 16)), Vector256.LoadUnsafe(ref ry, (nuint)(i + 16)), a2);
+                a3 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rx, (nuint)(i + 24)), Vector256.LoadUnsafe(ref ry, (nuint)(i + 24)), a3);
+            }
+            s = Vector256.Sum((a0 + a1) + (a2 + a3));
+        }
+        for (; i < n; i++) s = MathF.FusedMultiplyAdd(Unsafe.Add(ref rx, i), Unsafe.Add(ref ry, i), s);
+        return s;
+    }
+
+    /// <summary>Largest element (exact; order does not matter). NaN if any element is NaN.</summary>
+    public static float Max(ReadOnlySpan<float> x)
+    {
+        if (x.IsEmpty) throw new ArgumentException("Max: empty span.");
+        return System.Numerics.Tensors.TensorPrimitives.Max(x);
+    }
+
+    /// <summary>Plain float64 reference for <see cref="Sum"/>.</summary>
+    public static double SumReference(ReadOnlySpan<float> x)
+    {
+        double s = 0;
+        foreach (float v in x) s += v;
+        return s;
+    }
+
+    /// <summary>Plain float64 reference for <see cref="Dot"/>.</summary>
+    public static double DotReference(ReadOnlySpan<float> x, ReadOnlySpan<float> y)
+    {
+        double s = 0;
+        for (int i = 0; i < x.Length; i++) s += (double)x[i] * y[i];
+        return s;
+    }
+}

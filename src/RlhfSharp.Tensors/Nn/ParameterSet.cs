@@ -1,0 +1,106 @@
+// All trainable parameters of a model gathered into one flat value buffer and one flat gradient buffer;
+// each parameter tensor becomes a named view into them. Optimiser steps, zeroing, norms and clipping are
+// then single loops over contiguous memory, and an all-reduce across processes would be one call.
+using RlhfSharp.Tensors.Kernels;
+
+namespace RlhfSharp.Tensors.Nn;
+
+/// <summary>One parameter's place in the flat buffers.</summary>
+/// <param name="Name">Dotted name, e.g. <c>h.0.attn.c_attn.weight</c>.</param>
+/// <param name="Value">The live parameter tensor (a view into <see cref="ParameterSet.Values"/>).</param>
+/// <param name="Offset">Start of its values (and gradient) in the flat buffers.</param>
+public sealed record ParameterSlot(string Name, Tensor Value, int Offset)
+{
+    public int Length => Value.Length;
+}
+
+public sealed class ParameterSet
+{
+    // Each slot starts on a 16-float (64-byte) boundary of the buffer so vector loops see whole vectors.
+    private const int Align = 16;
+
+    private readonly List<ParameterSlot> _slots = [];
+
+    /// <summary>Gathers <paramref name="parameters"/> (a tensor listed twice, as with tied weights, is kept once, under its first name).</summary>
+    public ParameterSet(IEnumerable<KeyValuePair<string, Tensor>> parameters)
+    {
+        var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        var list = new List<KeyValuePair<string, Tensor>>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var p in parameters)
+        {
+            if (!seen.Add(p.Value)) continue;
+            if (!names.Add(p.Key)) throw new ArgumentException($"ParameterSet: two different tensors are both named '{p.Key}'.");
+            list.Add(p);
+        }
+        long total = 0;
+        var offsets = new int[list.Count];
+        for (int i = 0; i < list.Count; i++)
+        {
+            offsets[i] = (int)total;
+            total += (list[i].Value.Length + Align - 1) / Align * Align;
+            if (total > Array.MaxLength) throw new ArgumentException($"ParameterSet: {total} values do not fit in one buffer.");
+        }
+        Values = new float[total];
+        Grads = new float[total];
+        for (int i = 0; i < list.Count; i++)
+        {
+            var (name, t) = (list[i].Key, list[i].Value);
+            t.Span.CopyTo(Values.AsSpan(offsets[i], t.Length));
+            t.Rebind(Values, offsets[i]);
+            t.RequiresGrad = true;
+            t.Grad = Tensor.View(Grads, offsets[i], t.ShapeRef);
+            _slots.Add(new ParameterSlot(name, t, offsets[i]));
+        }
+    }
+
+    /// <summary>Gathers every parameter of <paramref name="module"/>. Build it right after constructing the model.</summary>
+    public ParameterSet(Module module) : this(module.NamedParameters())
+    {
+    }
+
+    /// <summary>All parameter values (with zero padding between slots).</summary>
+    public float[] Values { get; }
+
+    /// <summary>All gradients, at the same offsets as <see cref="Values"/>.</summary>
+    public float[] Grads { get; }
+
+    public IReadOnlyList<ParameterSlot> Slots => _slots;
+
+    /// <summary>Number of parameter values (padding excluded).</summary>
+    public long Count => _slots.Sum(s => (long)s.Length);
+
+    /// <summary>Sets every gradient to zero (one clear of the flat buffer).</summary>
+    public void ZeroGrad() => Array.Clear(Grads);
+
+    /// <summary>‖g‖₂ over all gradients, accumulated in float64 in a fixed order.</summary>
+    public double GradNorm()
+    {
+        double s = 0;
+        var g = Grads.AsSpan();
+        const int chunk = 4096; // float partial sums per chunk keep it fast; float64 across chunks keeps it accurate
+        for (int i = 0; i < g.Length; i += chunk)
+        {
+            var part = g.Slice(i, Math.Min(chunk, g.Length - i));
+            s += Reduce.Dot(part, part);
+        }
+        return Math.Sqrt(s);
+    }
+
+    /// <summary>
+    /// Scales all gradients so their global norm is at most <paramref name="maxNorm"/> (as torch's
+    /// clip_grad_norm_). Returns the norm before clipping.
+    /// </summary>
+    public double ClipGradNorm(double maxNorm)
+    {
+        if (!(maxNorm > 0)) throw new ArgumentOutOfRangeException(nameof(maxNorm), maxNorm, "ClipGradNorm: maxNorm must be positive.");
+        double norm = GradNorm();
+        double scale = maxNorm / (norm + 1e-6);
+        if (scale < 1) System.Numerics.Tensors.TensorPrimitives.Multiply(Grads, (float)scale, Grads);
+        return norm;
+    }
+
+    /// <summary>The slot of a parameter by name.</summary>
+    public ParameterSlot this[string name] => _slots.FirstOrDefault(s => s.Name == name)
+        ?? throw new KeyNotFoundException($"ParameterSet: no parameter named '{name}'.");
+}

@@ -1,0 +1,179 @@
+// What the admin dashboard and the labeller's progress page show, computed in one place from the store's records.
+// The feedback library's quality-control functions (Krippendorff's alpha, Dawid–Skene) can replace this behind
+// IDashboardStatistics without touching the endpoints or the pages.
+using RlhfSharp.Feedback;
+
+namespace RlhfSharp.Web;
+
+/// <summary>Computes the admin dashboard's numbers. Swap the implementation passed to <see cref="LabelingApp.Build"/> to change them.</summary>
+public interface IDashboardStatistics
+{
+    Task<DashboardStats> ComputeAsync(IPreferenceStore store, LabelingAppOptions options, DateTimeOffset now, CancellationToken ct);
+}
+
+/// <summary>The dashboard: totals, throughput, queue depth, agreement, per-labeller quality.</summary>
+/// <param name="Campaign">The campaign reported, or null for all.</param>
+/// <param name="Queries">Stored queries, gold included.</param>
+/// <param name="GoldQueries">Gold tasks among them.</param>
+/// <param name="Judgments">Stored judgments.</param>
+/// <param name="Throughput">Judgments over time.</param>
+/// <param name="Queue">What is still to be answered.</param>
+/// <param name="Agreement">How often labellers on the same query agree.</param>
+/// <param name="Labelers">One row per labeller.</param>
+public sealed record DashboardStats(
+    string? Campaign, int Queries, int GoldQueries, int Judgments,
+    ThroughputStats Throughput, QueueStats Queue, AgreementStats Agreement, IReadOnlyList<LabelerStats> Labelers);
+
+/// <param name="LastHour">Judgments created in the last 60 minutes.</param>
+/// <param name="Last24Hours">Judgments created in the last 24 hours.</param>
+/// <param name="PerHour">Judgments in each of the last 12 whole hours, oldest first (the dashboard's bar chart).</param>
+/// <param name="MedianSecondsPerJudgment">Median time a labeller spent on one judgment; null before any.</param>
+public sealed record ThroughputStats(int LastHour, int Last24Hours, IReadOnlyList<int> PerHour, double? MedianSecondsPerJudgment);
+
+/// <param name="OpenQueries">Non-gold queries with fewer than Overlap judgments.</param>
+/// <param name="AnswersNeeded">Judgments still needed to give every non-gold query Overlap answers.</param>
+/// <param name="Overlap">Answers wanted per query.</param>
+public sealed record QueueStats(int OpenQueries, int AnswersNeeded, int Overlap);
+
+/// <param name="PairsCompared">Pairs of judgments by different labellers on the same query, skips left out.</param>
+/// <param name="PercentAgreement">Fraction of those pairs with the same answer (top choice, or tie); null when none.</param>
+/// <param name="Pairs">Cohen's kappa for each labeller pair that shares at least one query.</param>
+public sealed record AgreementStats(int PairsCompared, double? PercentAgreement, IReadOnlyList<LabelerPairAgreement> Pairs);
+
+/// <param name="Items">Queries both answered (skips left out).</param>
+/// <param name="Agreement">Observed agreement p_o.</param>
+/// <param name="Kappa">Cohen's kappa (p_o − p_e)/(1 − p_e); null when p_e = 1 (both always gave one same answer).</param>
+public sealed record LabelerPairAgreement(long LabelerA, long LabelerB, int Items, double Agreement, double? Kappa);
+
+/// <param name="GoldAnswered">Gold tasks answered (skips left out).</param>
+/// <param name="GoldAccuracy">Fraction of those matching the gold answer's top choice; null before any.</param>
+/// <param name="SuggestFlag">Gold accuracy is below the threshold with enough gold answers, and not yet flagged.</param>
+public sealed record LabelerStats(
+    long Id, string Name, string Role, bool Flagged, int Judgments, int Skips, int GoldAnswered, int GoldCorrect,
+    double? GoldAccuracy, double? MedianSeconds, DateTimeOffset? LastJudgmentAt, bool SuggestFlag);
+
+/// <summary>The labeller's own progress page.</summary>
+/// <param name="Judged">Judgments this labeller has made (in the campaign).</param>
+/// <param name="Skipped">Of which skips.</param>
+/// <param name="LastHour">Made in the last hour.</param>
+/// <param name="MedianSeconds">Median seconds per judgment; null before any.</param>
+/// <param name="AnswersNeeded">Judgments the whole campaign still needs.</param>
+public sealed record ProgressStats(LabelerDto Labeler, int Judged, int Skipped, int LastHour, double? MedianSeconds, int AnswersNeeded, int CampaignJudgments);
+
+/// <summary>The default: loads queries, judgments and labellers from the store and computes everything in memory.</summary>
+public sealed class StoreDashboardStatistics : IDashboardStatistics
+{
+    public async Task<DashboardStats> ComputeAsync(IPreferenceStore store, LabelingAppOptions options, DateTimeOffset now, CancellationToken ct)
+    {
+        var queries = await store.GetQueriesAsync(options.Campaign, ct);
+        var judgments = await store.GetJudgmentsAsync(options.Campaign, ct);
+        var labelers = await store.GetLabelersAsync(ct);
+        return Compute(queries, judgments, labelers, options, now);
+    }
+
+    /// <summary>The pure computation, so tests can check it against hand-computed tables.</summary>
+    public static DashboardStats Compute(IReadOnlyList<Query> queries, IReadOnlyList<Judgment> judgments, IReadOnlyList<Labeler> labelers, LabelingAppOptions options, DateTimeOffset now)
+    {
+        var byId = queries.ToDictionary(q => q.Id);
+        var perHour = new int[12];
+        foreach (var j in judgments)
+        {
+            var hoursAgo = (int)Math.Floor((now - j.CreatedAt).TotalHours);
+            if (hoursAgo is >= 0 and < 12)
+                perHour[11 - hoursAgo]++;
+        }
+        var throughput = new ThroughputStats(
+            judgments.Count(j => now - j.CreatedAt <= TimeSpan.FromHours(1)),
+            judgments.Count(j => now - j.CreatedAt <= TimeSpan.FromHours(24)),
+            perHour,
+            Median(judgments.Select(j => j.TimeSpent.TotalSeconds)));
+
+        var answersPerQuery = judgments.GroupBy(j => j.QueryId).ToDictionary(g => g.Key, g => g.Count());
+        int open = 0, needed = 0;
+        foreach (var q in queries.Where(q => !q.IsGold))
+        {
+            var missing = options.Overlap - answersPerQuery.GetValueOrDefault(q.Id);
+            if (missing > 0) { open++; needed += missing; }
+        }
+
+        var rows = labelers.Select(l =>
+        {
+            var mine = judgments.Where(j => j.LabelerId == l.Id).ToList();
+            var gold = mine.Where(j => j.Answer.Kind != AnswerKind.Skip && byId.TryGetValue(j.QueryId, out var q) && q.IsGold).ToList();
+            var correct = gold.Count(j => Category(j.Answer) == Category(byId[j.QueryId].GoldAnswer!));
+            double? accuracy = gold.Count == 0 ? null : (double)correct / gold.Count;
+            var suggest = !l.Flagged && gold.Count >= options.MinGoldForFlag && accuracy < options.FlagAccuracyBelow;
+            return new LabelerStats(l.Id, l.Name, l.Role == LabelerRole.Admin ? "admin" : "labeler", l.Flagged, mine.Count,
+                mine.Count(j => j.Answer.Kind == AnswerKind.Skip), gold.Count, correct, accuracy,
+                Median(mine.Select(j => j.TimeSpent.TotalSeconds)), mine.Count == 0 ? null : mine.Max(j => j.CreatedAt), suggest);
+        }).ToList();
+
+        return new DashboardStats(options.Campaign, queries.Count, queries.Count(q => q.IsGold), judgments.Count, throughput,
+            new QueueStats(open, needed, options.Overlap), Agreement(judgments), rows);
+    }
+
+    /// <summary>A labeller's own numbers.</summary>
+    public static ProgressStats Progress(Labeler me, IReadOnlyList<Query> queries, IReadOnlyList<Judgment> judgments, LabelingAppOptions options, DateTimeOffset now)
+    {
+        var mine = judgments.Where(j => j.LabelerId == me.Id).ToList();
+        var answersPerQuery = judgments.GroupBy(j => j.QueryId).ToDictionary(g => g.Key, g => g.Count());
+        var needed = queries.Where(q => !q.IsGold).Sum(q => Math.Max(0, options.Overlap - answersPerQuery.GetValueOrDefault(q.Id)));
+        return new ProgressStats(LabelerDto.From(me), mine.Count, mine.Count(j => j.Answer.Kind == AnswerKind.Skip),
+            mine.Count(j => now - j.CreatedAt <= TimeSpan.FromHours(1)), Median(mine.Select(j => j.TimeSpent.TotalSeconds)), needed, judgments.Count);
+    }
+
+    /// <summary>
+    /// Agreement among labellers who answered the same query. Answers are compared by their top choice (the preferred
+    /// index or the first of a ranking) or "tie"; skips say nothing and are left out.
+    /// </summary>
+    public static AgreementStats Agreement(IReadOnlyList<Judgment> judgments)
+    {
+        // labeller -> query -> category (a labeller answers a query at most once; keep the first if a store allowed more)
+        var answers = new Dictionary<long, Dictionary<long, string>>();
+        foreach (var j in judgments.OrderBy(j => j.Id))
+        {
+            if (Category(j.Answer) is not string c) continue;
+            if (!answers.TryGetValue(j.LabelerId, out var m)) answers[j.LabelerId] = m = [];
+            m.TryAdd(j.QueryId, c);
+        }
+        int compared = 0, agreed = 0;
+        var pairs = new List<LabelerPairAgreement>();
+        var ids = answers.Keys.Order().ToArray();
+        for (var a = 0; a < ids.Length; a++)
+        {
+            for (var b = a + 1; b < ids.Length; b++)
+            {
+                var A = answers[ids[a]];
+                var B = answers[ids[b]];
+                var shared = A.Keys.Where(B.ContainsKey).ToList();
+                if (shared.Count == 0) continue;
+                var same = shared.Count(q => A[q] == B[q]);
+                compared += shared.Count;
+                agreed += same;
+                double po = (double)same / shared.Count;
+                // p_e: chance agreement from each labeller's own category frequencies over the shared items.
+                double pe = shared.Select(q => A[q]).Concat(shared.Select(q => B[q])).Distinct()
+                    .Sum(c => (double)shared.Count(q => A[q] == c) / shared.Count * shared.Count(q => B[q] == c) / shared.Count);
+                double? kappa = pe >= 1 - 1e-12 ? null : (po - pe) / (1 - pe);
+                pairs.Add(new LabelerPairAgreement(ids[a], ids[b], shared.Count, po, kappa));
+            }
+        }
+        return new AgreementStats(compared, compared == 0 ? null : (double)agreed / compared, pairs);
+    }
+
+    /// <summary>The answer reduced to what agreement and gold accuracy compare: "0", "1", ... (top choice) or "tie"; null for a skip.</summary>
+    public static string? Category(Answer a) => a.Kind switch
+    {
+        AnswerKind.Preferred => a.Preferred?.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        AnswerKind.Ranking => a.Ranking is { Count: > 0 } r ? r[0].ToString(System.Globalization.CultureInfo.InvariantCulture) : null,
+        AnswerKind.Tie => "tie",
+        _ => null,
+    };
+
+    private static double? Median(IEnumerable<double> values)
+    {
+        var v = values.Order().ToArray();
+        if (v.Length == 0) return null;
+        return v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
+    }
+}

@@ -1,0 +1,335 @@
+// The preference-store behaviour, written once and run against every store (SQLite file, PostgreSQL schema):
+// round trips, migrations, overlap and never-twice, gold mixing, refusals, idempotent retries, concurrent writers.
+using RlhfSharp.Feedback.Stores;
+
+namespace RlhfSharp.Feedback.Tests;
+
+public abstract class PreferenceStoreContractTests : IAsyncLifetime
+{
+    private readonly List<SqlPreferenceStore> _stores = [];
+
+    /// <summary>A new, empty, un-migrated store of the kind under test (its own file or schema).</summary>
+    protected abstract Task<SqlPreferenceStore> CreateEmptyStoreAsync(int? seed);
+
+    protected async Task<SqlPreferenceStore> NewStoreAsync(int? seed = 7, bool migrate = true)
+    {
+        var store = await CreateEmptyStoreAsync(seed);
+        _stores.Add(store);
+        if (migrate) await store.MigrateAsync();
+        return store;
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public virtual async Task DisposeAsync()
+    {
+        foreach (var s in _stores) await s.DisposeAsync();
+    }
+
+    private static NewQuery Pair(string prompt, string campaign = "default", Answer? gold = null) =>
+        new(QueryKind.Text, prompt, [new Candidate(prompt + " A", "sft"), new Candidate(prompt + " B", "ppo")], campaign, gold);
+
+    [ServerFact]
+    public async Task QueriesAndLabelersRoundTrip()
+    {
+        var store = await NewStoreAsync();
+        var meta = new Dictionary<string, string> { ["seed"] = "3", ["true_return"] = "41.5" };
+        var ids = await store.AddQueriesAsync([
+            new NewQuery(QueryKind.Text, "Write a happy line.", [new("I love it", "sft"), new("Meh", "ppo-400", meta), new("Fine.")], "c1"),
+            new NewQuery(QueryKind.Clip, "Which hopper moves right?", [new("<svg>1</svg>"), new("<svg>2</svg>")], "c2", Answer.Rank(1, 0)),
+        ]);
+        Assert.Equal(2, ids.Count);
+        Assert.True(ids[1] > ids[0]);
+
+        var q0 = await store.GetQueryAsync(ids[0]);
+        Assert.NotNull(q0);
+        Assert.Equal(QueryKind.Text, q0.Kind);
+        Assert.Equal("Write a happy line.", q0.Prompt);
+        Assert.Equal(["I love it", "Meh", "Fine."], q0.Candidates.Select(c => c.Content));
+        Assert.Equal("ppo-400", q0.Candidates[1].Source);
+        Assert.Equal("41.5", q0.Candidates[1].Metadata!["true_return"]);
+        Assert.Null(q0.Candidates[2].Source);
+        Assert.False(q0.IsGold);
+        var q1 = await store.GetQueryAsync(ids[1]);
+        Assert.Equal(QueryKind.Clip, q1!.Kind);
+        Assert.Equal([1, 0], q1.GoldAnswer!.Ranking!);
+        Assert.Null(await store.GetQueryAsync(ids[1] + 1000));
+        Assert.Single(await store.GetQueriesAsync("c2"));
+        Assert.Equal(2, (await store.GetQueriesAsync()).Count);
+
+        var (ann, token) = await store.AddLabelerAsync("ann", LabelerRole.Admin);
+        Assert.True(token.Length >= 40);
+        Assert.Equal(ann, await store.AuthenticateAsync(token));
+        Assert.Null(await store.AuthenticateAsync(token + "x"));
+        Assert.Null(await store.AuthenticateAsync(""));
+        // Only the hash is stored.
+        Assert.Equal(0L, Convert.ToInt64(await store.ScalarRawAsync($"SELECT COUNT(*) FROM labelers WHERE token_hash = '{token}'")));
+        Assert.Equal(1L, Convert.ToInt64(await store.ScalarRawAsync($"SELECT COUNT(*) FROM labelers WHERE token_hash = '{SqlPreferenceStore.HashToken(token)}'")));
+
+        await store.SetFlaggedAsync(ann.Id, true);
+        Assert.True((await store.GetLabelersAsync()).Single().Flagged);
+        Assert.Equal(404, (await Assert.ThrowsAsync<FeedbackException>(() => store.SetFlaggedAsync(ann.Id + 99, true))).Status);
+    }
+
+    [ServerFact]
+    public async Task AJudgmentRoundTripsWithItsAnswerAndTime()
+    {
+        var store = await NewStoreAsync();
+        await store.AddQueriesAsync([new NewQuery(QueryKind.Text, "p", [new("a"), new("b"), new("c")])]);
+        var (bob, _) = await store.AddLabelerAsync("bob", LabelerRole.Labeler);
+        var a = await store.NextAssignmentAsync(bob.Id);
+        var j = await store.SubmitAsync(a!.Id, bob.Id, Answer.Rank(2, 0, 1), TimeSpan.FromSeconds(12.5));
+        var stored = Assert.Single(await store.GetJudgmentsAsync());
+        Assert.Equal(j.Id, stored.Id);
+        Assert.Equal([2, 0, 1], stored.Answer.Ranking!);
+        Assert.Equal(AnswerKind.Ranking, stored.Answer.Kind);
+        Assert.Equal(TimeSpan.FromSeconds(12.5), stored.TimeSpent);
+        Assert.Equal(a.Query.Id, stored.QueryId);
+        Assert.Empty(await store.GetJudgmentsAsync("other-campaign"));
+    }
+
+    [ServerFact]
+    public async Task ABadQueryInABatchStoresNothing()
+    {
+        var store = await NewStoreAsync();
+        var bad = new NewQuery(QueryKind.Text, "p", [new("only one")]);
+        var ex = await Assert.ThrowsAsync<FeedbackException>(() => store.AddQueriesAsync([Pair("fine"), bad]));
+        Assert.Contains("query 1", ex.Message);
+        Assert.Contains("candidates", ex.Message);
+        Assert.Empty(await store.GetQueriesAsync());
+        var badGold = await Assert.ThrowsAsync<FeedbackException>(() => store.AddQueriesAsync([Pair("g", gold: Answer.Prefer(5))]));
+        Assert.Contains("answer.preferred", badGold.Message);
+    }
+
+    [ServerFact]
+    public async Task MigratingTwiceIsANoOp()
+    {
+        var store = await NewStoreAsync();
+        await store.AddQueriesAsync([Pair("kept")]);
+        await store.MigrateAsync();
+        await store.MigrateAsync();
+        Assert.Equal([1, 2], await store.AppliedVersionsAsync());
+        Assert.Equal("kept", Assert.Single(await store.GetQueriesAsync()).Prompt);
+    }
+
+    [ServerFact]
+    public async Task AVersion1DatabaseUpgradesAndKeepsItsQueue()
+    {
+        var store = await NewStoreAsync(migrate: false);
+        await store.MigrateAsync(1, default);
+        Assert.Equal([1], await store.AppliedVersionsAsync());
+        // A v1 database in use: one labeller, a regular query already handed out, a fresh one, and a gold task.
+        await store.ExecuteRawAsync("""
+            INSERT INTO labelers (name, role, token_hash, flagged, created_at) VALUES ('old', 'labeler', 'h1', 0, 1);
+            INSERT INTO queries (kind, prompt, candidates, campaign, gold_answer, created_at)
+                VALUES ('text', 'taken', '[{"content":"a"},{"content":"b"}]', 'default', NULL, 1);
+            INSERT INTO queries (kind, prompt, candidates, campaign, gold_answer, created_at)
+                VALUES ('text', 'fresh', '[{"content":"a"},{"content":"b"}]', 'default', NULL, 1);
+            INSERT INTO queries (kind, prompt, candidates, campaign, gold_answer, created_at)
+                VALUES ('text', 'gold', '[{"content":"a"},{"content":"b"}]', 'default', '{"kind":"preferred","preferred":1}', 1);
+            INSERT INTO assignments (query_id, labeler_id, assigned_at)
+                SELECT q.id, l.id, 1 FROM queries q, labelers l WHERE q.prompt = 'taken';
+            INSERT INTO judgments (assignment_id, query_id, labeler_id, answer, time_spent_ms, created_at)
+                SELECT a.id, a.query_id, a.labeler_id, '{"kind":"tie"}', 500, 1 FROM assignments a;
+            """);
+        await store.MigrateAsync();
+        Assert.Equal([1, 2], await store.AppliedVersionsAsync());
+
+        Assert.True((await store.GetQueriesAsync()).Single(q => q.Prompt == "gold").IsGold);
+        Assert.Equal(AnswerKind.Tie, Assert.Single(await store.GetJudgmentsAsync()).Answer.Kind);
+        // The backfilled counters drive the queue: with overlap 1 the taken query is not handed out again,
+        // and the gold task is not handed out as regular work.
+        var (newcomer, _) = await store.AddLabelerAsync("new", LabelerRole.Labeler);
+        var a = await store.NextAssignmentAsync(newcomer.Id, overlap: 1);
+        Assert.Equal("fresh", a!.Query.Prompt);
+        await store.SubmitAsync(a.Id, newcomer.Id, Answer.Prefer(0), TimeSpan.Zero);
+        Assert.Null(await store.NextAssignmentAsync(newcomer.Id, overlap: 1));
+    }
+
+    [ServerFact]
+    public async Task EachQueryGoesToOverlapDistinctLabellersAndNeverTwiceToOne()
+    {
+        var store = await NewStoreAsync();
+        await store.AddQueriesAsync([.. Enumerable.Range(0, 5).Select(i => Pair($"q{i}"))]);
+        var labellers = new List<Labeler>();
+        for (int i = 0; i < 4; i++) labellers.Add((await store.AddLabelerAsync($"l{i}", LabelerRole.Labeler)).Labeler);
+
+        // Round-robin until everyone is out of work.
+        bool any = true;
+        while (any)
+        {
+            any = false;
+            foreach (var l in labellers)
+            {
+                var a = await store.NextAssignmentAsync(l.Id, overlap: 3);
+                if (a is null) continue;
+                any = true;
+                await store.SubmitAsync(a.Id, l.Id, Answer.Prefer(0), TimeSpan.FromSeconds(1));
+            }
+        }
+        var judgments = await store.GetJudgmentsAsync();
+        Assert.Equal(15, judgments.Count);
+        foreach (var g in judgments.GroupBy(j => j.QueryId))
+        {
+            Assert.Equal(3, g.Count());
+            Assert.Equal(3, g.Select(j => j.LabelerId).Distinct().Count());
+        }
+        Assert.Equal(judgments.Count, judgments.Select(j => (j.QueryId, j.LabelerId)).Distinct().Count());
+    }
+
+    [ServerFact]
+    public async Task AnOpenAssignmentIsReturnedAgain()
+    {
+        var store = await NewStoreAsync();
+        await store.AddQueriesAsync([Pair("one"), Pair("two"), Pair("other", "elsewhere")]);
+        var (l, _) = await store.AddLabelerAsync("l", LabelerRole.Labeler);
+        var first = await store.NextAssignmentAsync(l.Id, "default");
+        var again = await store.NextAssignmentAsync(l.Id, "default");
+        Assert.Equal(first!.Id, again!.Id);
+        Assert.Equal("one", again.Query.Prompt);
+        // Another campaign's queue is separate.
+        Assert.Equal("other", (await store.NextAssignmentAsync(l.Id, "elsewhere"))!.Query.Prompt);
+        await store.SubmitAsync(first.Id, l.Id, Answer.Tie(), TimeSpan.Zero);
+        Assert.Equal("two", (await store.NextAssignmentAsync(l.Id, "default"))!.Query.Prompt);
+        Assert.Equal(404, (await Assert.ThrowsAsync<FeedbackException>(() => store.NextAssignmentAsync(l.Id + 50))).Status);
+        await Assert.ThrowsAsync<FeedbackException>(() => store.NextAssignmentAsync(l.Id, overlap: 0));
+        await Assert.ThrowsAsync<FeedbackException>(() => store.NextAssignmentAsync(l.Id, goldRate: 1.5));
+    }
+
+    [ServerFact]
+    public async Task GoldTasksAreMixedInAtTheRequestedRate()
+    {
+        var store = await NewStoreAsync(seed: 11);
+        await store.AddQueriesAsync([.. Enumerable.Range(0, 40).Select(i => Pair($"gold{i}", gold: Answer.Prefer(i % 2)))]);
+        await store.AddQueriesAsync([.. Enumerable.Range(0, 200).Select(i => Pair($"q{i}"))]);
+        var (l, _) = await store.AddLabelerAsync("l", LabelerRole.Labeler);
+        int gold = 0;
+        var seen = new HashSet<long>();
+        for (int i = 0; i < 100; i++)
+        {
+            var a = await store.NextAssignmentAsync(l.Id, goldRate: 0.2);
+            Assert.True(seen.Add(a!.Query.Id), "a query was handed to the same labeller twice");
+            if (a.Query.IsGold) gold++;
+            await store.SubmitAsync(a.Id, l.Id, Answer.Prefer(0), TimeSpan.Zero);
+        }
+        // Binomial(100, 0.2): mean 20, sd 4; [8, 32] is a 3-sigma band.
+        Assert.InRange(gold, 8, 32);
+
+        var (m, _) = await store.AddLabelerAsync("m", LabelerRole.Labeler);
+        for (int i = 0; i < 30; i++)
+        {
+            var a = await store.NextAssignmentAsync(m.Id, goldRate: 0, overlap: 2);
+            Assert.False(a!.Query.IsGold);
+            await store.SubmitAsync(a.Id, m.Id, Answer.Prefer(1), TimeSpan.Zero);
+        }
+    }
+
+    [ServerFact]
+    public async Task SubmissionsAreRefusedWithTheRightStatusAndRetriesAreIdempotent()
+    {
+        var store = await NewStoreAsync();
+        await store.AddQueriesAsync([Pair("p")]);
+        var (l, _) = await store.AddLabelerAsync("l", LabelerRole.Labeler);
+        var (other, _) = await store.AddLabelerAsync("other", LabelerRole.Labeler);
+        var a = await store.NextAssignmentAsync(l.Id);
+
+        Assert.Equal(404, (await Assert.ThrowsAsync<FeedbackException>(() => store.SubmitAsync(a!.Id + 77, l.Id, Answer.Prefer(0), TimeSpan.Zero))).Status);
+        var foreign = await Assert.ThrowsAsync<FeedbackException>(() => store.SubmitAsync(a!.Id, other.Id, Answer.Prefer(0), TimeSpan.Zero));
+        Assert.Equal(403, foreign.Status);
+        var malformed = await Assert.ThrowsAsync<FeedbackException>(() => store.SubmitAsync(a!.Id, l.Id, Answer.Prefer(2), TimeSpan.Zero));
+        Assert.Equal(400, malformed.Status);
+        Assert.Contains("answer.preferred", malformed.Message);
+        Assert.Equal(400, (await Assert.ThrowsAsync<FeedbackException>(() => store.SubmitAsync(a!.Id, l.Id, Answer.Prefer(0), TimeSpan.FromSeconds(-1)))).Status);
+        Assert.Empty(await store.GetJudgmentsAsync());
+
+        var first = await store.SubmitAsync(a!.Id, l.Id, Answer.Skip("both off-topic"), TimeSpan.FromSeconds(3));
+        var retry = await store.SubmitAsync(a.Id, l.Id, Answer.Skip("both off-topic"), TimeSpan.FromSeconds(9));
+        Assert.Equal(first.Id, retry.Id);
+        Assert.Equal(TimeSpan.FromSeconds(3), retry.TimeSpent);
+        var conflict = await Assert.ThrowsAsync<FeedbackException>(() => store.SubmitAsync(a.Id, l.Id, Answer.Prefer(1), TimeSpan.Zero));
+        Assert.Equal(409, conflict.Status);
+        Assert.Single(await store.GetJudgmentsAsync());
+    }
+
+    [ServerFact]
+    public async Task ConcurrentWritersLoseAndDuplicateNothing()
+    {
+        var store = await NewStoreAsync();
+        const int queries = 60, overlap = 2, workers = 6;
+        await store.AddQueriesAsync([.. Enumerable.Range(0, queries).Select(i => Pair($"q{i}"))]);
+        var labellers = new List<Labeler>();
+        for (int i = 0; i < workers; i++) labellers.Add((await store.AddLabelerAsync($"w{i}", LabelerRole.Labeler)).Labeler);
+
+        int submitted = 0;
+        var tasks = labellers.Select(l => Task.Run(async () =>
+        {
+            while (await store.NextAssignmentAsync(l.Id, overlap: overlap) is { } a)
+            {
+                await store.SubmitAsync(a.Id, l.Id, Answer.Prefer((int)(a.Query.Id % 2)), TimeSpan.FromMilliseconds(5));
+                // A client retrying after a lost response must not create a second judgment.
+                await store.SubmitAsync(a.Id, l.Id, Answer.Prefer((int)(a.Query.Id % 2)), TimeSpan.FromMilliseconds(5));
+                Interlocked.Increment(ref submitted);
+            }
+        })).ToArray();
+        await Task.WhenAll(tasks);
+
+        var judgments = await store.GetJudgmentsAsync();
+        Assert.Equal(queries * overlap, submitted);
+        Assert.Equal(queries * overlap, judgments.Count);
+        Assert.Equal(judgments.Count, judgments.Select(j => (j.QueryId, j.LabelerId)).Distinct().Count());
+        Assert.All(judgments.GroupBy(j => j.QueryId), g => Assert.Equal(overlap, g.Count()));
+    }
+}
+
+public sealed class SqlitePreferenceStoreTests : PreferenceStoreContractTests
+{
+    private readonly TestData.TempDir _dir = new();
+
+    public static string? SkipReason => null;
+
+    protected override Task<SqlPreferenceStore> CreateEmptyStoreAsync(int? seed) =>
+        Task.FromResult<SqlPreferenceStore>(new SqlitePreferenceStore(_dir.File($"store-{Guid.NewGuid():N}.db"), seed: seed));
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        _dir.Dispose();
+    }
+
+    [Fact]
+    public async Task TheFileIsInWalMode()
+    {
+        var store = await NewStoreAsync();
+        Assert.Equal("wal", (string?)await store.ScalarRawAsync("PRAGMA journal_mode"));
+    }
+
+    [Fact]
+    public async Task TwoStoreObjectsOnOneFileShareIt()
+    {
+        var path = _dir.File("shared.db");
+        await using var a = await SqlitePreferenceStore.OpenAsync(path);
+        await using var b = await SqlitePreferenceStore.OpenAsync(path);
+        await a.AddQueriesAsync([new NewQuery(QueryKind.Text, "p", [new("x"), new("y")])]);
+        Assert.Equal("p", Assert.Single(await b.GetQueriesAsync()).Prompt);
+    }
+}
+
+public sealed class PostgresPreferenceStoreTests : PreferenceStoreContractTests
+{
+    private readonly List<string> _schemas = [];
+
+    public static string? SkipReason => PostgresServer.SkipReason;
+
+    protected override async Task<SqlPreferenceStore> CreateEmptyStoreAsync(int? seed)
+    {
+        var schema = await PostgresServer.CreateSchemaAsync();
+        _schemas.Add(schema);
+        return new PostgresPreferenceStore(PostgresServer.ConnectionStringFor(schema), seed);
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        foreach (var s in _schemas) await PostgresServer.DropSchemaAsync(s);
+    }
+}

@@ -1,0 +1,215 @@
+// Gemm.Multiply against GemmReference: every form, accumulate on and off, every size 1..257 in each of
+// M, N and K (so every row, column and depth tail of the 12×32 tile and the 256 depth slice is hit),
+// strided operands, 1 and 2 threads, and bit-identical repeats.
+using RlhfSharp.Tensors.Kernels;
+
+namespace RlhfSharp.Tensors.Tests;
+
+public sealed unsafe class GemmTests
+{
+    private static readonly GemmForm[] Forms = [GemmForm.NN, GemmForm.NT, GemmForm.TN];
+
+    /// <summary>Operands of one product, stored with leading dimensions larger than their rows and a sentinel in the gaps.</summary>
+    private sealed class Case
+    {
+        public const float Sentinel = 12345.5f;
+        public readonly GemmForm Form;
+        public readonly int M, N, K, Lda, Ldb, Ldc;
+        public readonly bool Accumulate;
+        public readonly float[] A, B, C0;
+
+        public Case(GemmForm form, int m, int n, int k, bool accumulate, Rng rng, int pad = 3)
+        {
+            (Form, M, N, K, Accumulate) = (form, m, n, k, accumulate);
+            (int aRows, int aCols) = form == GemmForm.TN ? (k, m) : (m, k);
+            (int bRows, int bCols) = form == GemmForm.NT ? (n, k) : (k, n);
+            Lda = aCols + pad;
+            Ldb = bCols + pad + 1;
+            Ldc = n + pad + 2;
+            A = Fill(aRows, aCols, Lda, rng);
+            B = Fill(bRows, bCols, Ldb, rng);
+            C0 = Fill(m, n, Ldc, rng);
+        }
+
+        private static float[] Fill(int rows, int cols, int ld, Rng rng)
+        {
+            var x = new float[rows * ld];
+            Array.Fill(x, Sentinel);
+            for (int r = 0; r < rows; r++)
+                for (int c = 0; c < cols; c++) x[r * ld + c] = (float)rng.Uniform(-1, 1);
+            return x;
+        }
+
+        public float[] RunOurs(int threads)
+        {
+            var c = (float[])C0.Clone();
+            fixed (float* pa = A, pb = B, pc = c)
+            {
+                // Split threshold 0: even a 1×1×1 product is split over the threads asked for.
+                Gemm.MultiplyCore(Form, M, N, K, pa, Lda, pb, Ldb, pc, Ldc, Accumulate, threads, minMultiplyAddsPerThread: 0);
+            }
+            return c;
+        }
+
+        public float[] RunReference()
+        {
+            var c = (float[])C0.Clone();
+            fixed (float* pa = A, pb = B, pc = c)
+            {
+                GemmReference.Multiply(Form, M, N, K, pa, Lda, pb, Ldb, pc, Ldc, Accumulate);
+            }
+            return c;
+        }
+
+        /// <summary>Σ_p |a_ip||b_pj| (+ |c0_ij| when accumulating): the scale a float32 rounding error is measured in.</summary>
+        public double Magnitude(int i, int j)
+        {
+            double s = Accumulate ? Math.Abs(C0[i * Ldc + j]) : 0;
+            for (int p = 0; p < K; p++)
+            {
+                float av = Form == GemmForm.TN ? A[p * Lda + i] : A[i * Lda + p];
+                float bv = Form == GemmForm.NT ? B[j * Ldb + p] : B[p * Ldb + j];
+                s += Math.Abs((double)av * bv);
+            }
+            return s;
+        }
+
+        public string Name => $"{Form} M={M} N={N} K={K} accumulate={Accumulate}";
+    }
+
+    /// <summary>Runs ours with 1 and 2 threads, twice each, and checks both against the reference and each other.</summary>
+    private static void Check(Case tc)
+    {
+        var expected = tc.RunReference();
+        var one = tc.RunOurs(1);
+        var two = tc.RunOurs(2);
+        Assert.True(one.AsSpan().SequenceEqual(tc.RunOurs(1)), $"{tc.Name}: 1-thread result changed on a repeat run");
+        Assert.True(two.AsSpan().SequenceEqual(tc.RunOurs(2)), $"{tc.Name}: 2-thread result changed on a repeat run");
+        // Every element is the same FMA sequence whatever the split, so the thread count cannot change the bits.
+        Assert.True(one.AsSpan().SequenceEqual(two), $"{tc.Name}: 1 and 2 threads differ");
+
+        // float32 accumulation of K terms: |error| ≤ K·u·Σ|a||b| (u = 2⁻²⁴); allow twice that plus the final rounding.
+        double u = Math.Pow(2, -24);
+        for (int i = 0; i < tc.M; i++)
+        {
+            for (int j = 0; j < tc.Ldc; j++)
+            {
+                int at = i * tc.Ldc + j;
+                if (j >= tc.N)
+                {
+                    if (one[at] != Case.Sentinel) Assert.Fail($"{tc.Name}: wrote C[{i},{j}] outside the {tc.N} columns");
+                    continue;
+                }
+                double tolerance = 2 * (tc.K + 2) * u * tc.Magnitude(i, j) + 1e-30;
+                double error = Math.Abs((double)one[at] - expected[at]);
+                if (!(error <= tolerance))
+                    Assert.Fail($"{tc.Name}: C[{i},{j}] = {one[at]} but reference {expected[at]} (error {error:g3} > {tolerance:g3})");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(GemmForm.NN)]
+    [InlineData(GemmForm.NT)]
+    [InlineData(GemmForm.TN)]
+    public void EveryMFrom1To257MatchesReference(GemmForm form)
+    {
+        var rng = new Rng(100 + (ulong)form);
+        for (int m = 1; m <= 257; m++) Check(new Case(form, m, 37, 29, accumulate: m % 2 == 0, rng));
+    }
+
+    [Theory]
+    [InlineData(GemmForm.NN)]
+    [InlineData(GemmForm.NT)]
+    [InlineData(GemmForm.TN)]
+    public void EveryNFrom1To257MatchesReference(GemmForm form)
+    {
+        var rng = new Rng(200 + (ulong)form);
+        for (int n = 1; n <= 257; n++) Check(new Case(form, 29, n, 23, accumulate: n % 2 == 1, rng));
+    }
+
+    [Theory]
+    [InlineData(GemmForm.NN)]
+    [InlineData(GemmForm.NT)]
+    [InlineData(GemmForm.TN)]
+    public void EveryKFrom1To257MatchesReference(GemmForm form)
+    {
+        var rng = new Rng(300 + (ulong)form);
+        for (int k = 1; k <= 257; k++) Check(new Case(form, 17, 35, k, accumulate: k % 3 == 0, rng));
+    }
+
+    [Fact]
+    public void RandomShapesAndPaddingMatchReference()
+    {
+        var rng = new Rng(400);
+        for (int t = 0; t < 120; t++)
+        {
+            var form = Forms[rng.NextInt(3)];
+            int m = 1 + rng.NextInt(120), n = 1 + rng.NextInt(120), k = 1 + rng.NextInt(300);
+            Check(new Case(form, m, n, k, accumulate: rng.NextInt(2) == 1, rng, pad: rng.NextInt(40)));
+        }
+    }
+
+    [Theory]
+    [InlineData(GemmForm.NN, 13, 1100, 300)]  // N crosses a 1024-column B block, K a 256 depth slice
+    [InlineData(GemmForm.TN, 13, 1100, 300)]
+    [InlineData(GemmForm.NT, 13, 1100, 300)]  // NT with few rows computes Cᵀ = B·Aᵀ
+    [InlineData(GemmForm.NT, 300, 45, 260)]   // NT with many rows packs B transposed
+    [InlineData(GemmForm.NN, 301, 97, 515)]   // rows split over threads, several depth slices
+    public void LargerShapesCrossEveryBlockBoundary(GemmForm form, int m, int n, int k)
+    {
+        var rng = new Rng(500);
+        Check(new Case(form, m, n, k, accumulate: false, rng));
+        Check(new Case(form, m, n, k, accumulate: true, rng));
+    }
+
+    [Fact]
+    public void Vector256PathGivesTheSameBitsAsVector512()
+    {
+        var rng = new Rng(600);
+        var cases = new List<Case>();
+        foreach (var form in Forms)
+        {
+            cases.Add(new Case(form, 37, 70, 300, accumulate: true, rng));
+            cases.Add(new Case(form, 5, 33, 17, accumulate: false, rng));
+        }
+        var wide = cases.Select(c => c.RunOurs(2)).ToList();
+        bool saved = GemmBlocked.UseVector512;
+        GemmBlocked.UseVector512 = false;
+        try
+        {
+            for (int i = 0; i < cases.Count; i++)
+            {
+                Assert.True(wide[i].AsSpan().SequenceEqual(cases[i].RunOurs(2)), $"{cases[i].Name}: Vector256 path differs");
+                // Also against the reference, in case both paths were wrong the same way.
+                Check(cases[i]);
+            }
+        }
+        finally
+        {
+            GemmBlocked.UseVector512 = saved;
+        }
+    }
+
+    [Fact]
+    public void ZeroDepthClearsOrKeepsC()
+    {
+        var c = new float[] { 1, 2, 3, 4 };
+        Gemm.Multiply(GemmForm.NN, 2, 2, 0, ReadOnlySpan<float>.Empty, 0, ReadOnlySpan<float>.Empty, 2, c, 2, accumulate: true);
+        Assert.Equal([1f, 2, 3, 4], c);
+        Gemm.Multiply(GemmForm.NN, 2, 2, 0, ReadOnlySpan<float>.Empty, 0, ReadOnlySpan<float>.Empty, 2, c, 2, accumulate: false);
+        Assert.Equal([0f, 0, 0, 0], c);
+    }
+
+    [Fact]
+    public void SpanOverloadNamesTheShortOperand()
+    {
+        var a = new float[6];
+        var b = new float[5];
+        var c = new float[4];
+        var ex = Assert.Throws<ArgumentException>(() => Gemm.Multiply(GemmForm.NN, 2, 2, 3, a, 3, b, 2, c, 2, accumulate: false));
+        Assert.Contains("B holds 5 floats", ex.Message);
+        ex = Assert.Throws<ArgumentException>(() => Gemm.Multiply(GemmForm.NT, 2, 2, 3, a, 2, b, 3, c, 2, accumulate: false));
+        Assert.Contains("leading dimension of A (2)", ex.Message);
+    }
+}

@@ -1,0 +1,85 @@
+// The dashboard's numbers against hand-computed tables: Cohen's kappa, percent agreement, gold accuracy, queue depth,
+// throughput buckets and flag suggestions.
+using RlhfSharp.Feedback;
+
+namespace RlhfSharp.Web.Tests;
+
+public sealed class DashboardStatisticsTests
+{
+    private static readonly DateTimeOffset Now = new(2026, 11, 22, 12, 0, 0, TimeSpan.Zero);
+
+    private static Query Q(long id, Answer? gold = null) =>
+        new(id, QueryKind.Text, $"p{id}", [new Candidate("a"), new Candidate("b")], "default", gold, Now);
+
+    private static Judgment J(long id, long query, long labeler, Answer a, double minutesAgo = 1, double seconds = 2) =>
+        new(id, query, labeler, a, TimeSpan.FromSeconds(seconds), Now - TimeSpan.FromMinutes(minutesAgo));
+
+    [Fact]
+    public void Given_two_labellers_on_four_queries_When_computing_agreement_Then_kappa_matches_the_hand_computation()
+    {
+        // A: 0,0,1,1   B: 0,1,1,1   p_o = 3/4; p_e = .5*.25 + .5*.75 = .5; kappa = (.75-.5)/(1-.5) = .5
+        var judgments = new List<Judgment>
+        {
+            J(1, 1, 10, Answer.Prefer(0)), J(2, 2, 10, Answer.Prefer(0)), J(3, 3, 10, Answer.Prefer(1)), J(4, 4, 10, Answer.Rank(1, 0)),
+            J(5, 1, 20, Answer.Prefer(0)), J(6, 2, 20, Answer.Prefer(1)), J(7, 3, 20, Answer.Prefer(1)), J(8, 4, 20, Answer.Prefer(1)),
+            J(9, 5, 20, Answer.Skip("can't tell")), J(10, 5, 10, Answer.Prefer(0)),
+        };
+        var a = StoreDashboardStatistics.Agreement(judgments);
+        var pair = Assert.Single(a.Pairs);
+        Assert.Equal((10L, 20L, 4), (pair.LabelerA, pair.LabelerB, pair.Items));
+        Assert.Equal(0.75, pair.Agreement, 12);
+        Assert.Equal(0.5, pair.Kappa!.Value, 12);
+        Assert.Equal(4, a.PairsCompared);
+        Assert.Equal(0.75, a.PercentAgreement!.Value, 12);
+    }
+
+    [Fact]
+    public void Given_perfect_agreement_on_one_category_When_computing_kappa_Then_it_is_undefined_not_NaN()
+    {
+        var a = StoreDashboardStatistics.Agreement([J(1, 1, 1, Answer.Tie()), J(2, 1, 2, Answer.Tie())]);
+        Assert.Null(Assert.Single(a.Pairs).Kappa);
+        Assert.Equal(1.0, a.PercentAgreement);
+    }
+
+    [Fact]
+    public void Given_gold_tasks_and_an_overlap_When_computing_the_dashboard_Then_accuracy_queue_throughput_and_flags_are_right()
+    {
+        var queries = new[] { Q(1), Q(2), Q(3), Q(4, Answer.Prefer(0)), Q(5, Answer.Prefer(1)), Q(6, Answer.Rank(1, 0)) };
+        var labelers = new[]
+        {
+            new Labeler(1, "good", LabelerRole.Labeler, false, Now),
+            new Labeler(2, "bad", LabelerRole.Labeler, false, Now),
+            new Labeler(3, "flagged", LabelerRole.Labeler, true, Now),
+        };
+        var judgments = new List<Judgment>
+        {
+            // good: 3/3 on gold (a ranking's top choice counts), plus two regular answers
+            J(1, 4, 1, Answer.Prefer(0), 5, 1), J(2, 5, 1, Answer.Prefer(1), 5, 3), J(3, 6, 1, Answer.Prefer(1), 90, 5),
+            J(4, 1, 1, Answer.Prefer(0), 150, 7), J(5, 2, 1, Answer.Tie(), 30, 9),
+            // bad: 1/3 on gold, a skip on gold left out, one regular answer
+            J(6, 4, 2, Answer.Prefer(1), 1, 2), J(7, 5, 2, Answer.Prefer(1), 1, 2), J(8, 6, 2, Answer.Tie(), 1, 2),
+            J(9, 4, 2, Answer.Skip("unreadable"), 1, 2), J(10, 1, 2, Answer.Prefer(0), 1, 2),
+        };
+        var s = StoreDashboardStatistics.Compute(queries, judgments, labelers, new LabelingAppOptions(Overlap: 2, MinGoldForFlag: 3, FlagAccuracyBelow: 0.7), Now);
+
+        Assert.Equal((6, 3, 10), (s.Queries, s.GoldQueries, s.Judgments));
+        // Regular queries: q1 has 2 answers, q2 has 1, q3 has 0 -> open 2, answers needed 1 + 2 = 3.
+        Assert.Equal(new QueueStats(2, 3, 2), s.Queue);
+        var good = s.Labelers.Single(l => l.Name == "good");
+        Assert.Equal((3, 3, 1.0, false), (good.GoldAnswered, good.GoldCorrect, good.GoldAccuracy!.Value, good.SuggestFlag));
+        Assert.Equal(5.0, good.MedianSeconds);
+        var bad = s.Labelers.Single(l => l.Name == "bad");
+        Assert.Equal((3, 1, 1), (bad.GoldAnswered, bad.GoldCorrect, bad.Skips));
+        Assert.Equal(1.0 / 3, bad.GoldAccuracy!.Value, 12);
+        Assert.True(bad.SuggestFlag);
+        var flagged = s.Labelers.Single(l => l.Name == "flagged");
+        Assert.True(flagged.Flagged);
+        Assert.False(flagged.SuggestFlag);
+        Assert.Null(flagged.GoldAccuracy);
+        // Minutes ago: 5,5,90,150,30,1,1,1,1,1 -> 8 within the hour; buckets: hour 0 holds 8, hour 1 holds 1, hour 2 holds 1.
+        Assert.Equal(8, s.Throughput.LastHour);
+        Assert.Equal(10, s.Throughput.Last24Hours);
+        Assert.Equal([0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 8], s.Throughput.PerHour);
+        Assert.Equal(2.0, s.Throughput.MedianSecondsPerJudgment);
+    }
+}
