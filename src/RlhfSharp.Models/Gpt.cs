@@ -10,7 +10,7 @@ using RlhfSharp.Tensors.Nn;
 
 namespace RlhfSharp.Models;
 
-public sealed class Gpt
+public sealed partial class Gpt
 {
     private readonly Dictionary<string, GptParameter> _byName;
 
