@@ -392,17 +392,12 @@ public sealed partial class Gpt
                 int target = targets[n];
                 if ((uint)target >= (uint)V) throw new ArgumentException($"CrossEntropy: target {target} at position {n} is outside [0, {V}).");
                 float max = System.Numerics.Tensors.TensorPrimitives.Max(row);
-                double sum = 0;
-                for (int v = 0; v < V; v++)
-                {
-                    float e = MathF.Exp(row[v] - max);
-                    d[v] = e;
-                    sum += e;
-                }
-                float inv = (float)(1 / sum);
+                System.Numerics.Tensors.TensorPrimitives.Subtract(row, max, d);
+                System.Numerics.Tensors.TensorPrimitives.Exp(d, d);
+                double sum = System.Numerics.Tensors.TensorPrimitives.Sum<float>(d);
                 losses[n] = w * (Math.Log(sum) + max - row[target]);
                 float scale = w * norm;
-                for (int v = 0; v < V; v++) d[v] *= inv * scale;
+                System.Numerics.Tensors.TensorPrimitives.Multiply(d, (float)(scale / sum), d);
                 d[target] -= scale;
             }
         });
