@@ -116,35 +116,75 @@ internal static class GptKernels
             TensorPrimitives.Add(dbias, doutput.Slice(i * OC, OC), dbias);
     }
 
-    // ---- GELU, tanh form (Hendrycks & Gimpel 2016; GPT-2's "gelu_new"): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+    // ---- GELU, tanh form (Hendrycks & Gimpel 2016; GPT-2's "gelu_new"): 0.5·x·(1 + tanh(u)), u = √(2/π)·(x + 0.044715·x³).
+    // Evaluated as x·σ(2u) (the same function, since 0.5·(1 + tanh u) = σ(2u)) so one vectorised Exp does the work;
+    // the derivative is σ(2u) + x·2σ(2u)(1 − σ(2u))·√(2/π)(1 + 3·0.044715·x²). Scalar form: GeluScalar.
     private const float GeluScale = 0.7978845608028654f; // √(2/π)
+    private const float GeluCubic = 0.044715f;
+    private const int GeluChunk = 256;
+
+    /// <summary>dst = a·x + b.</summary>
+    private static void Affine(ReadOnlySpan<float> x, float a, float b, Span<float> dst)
+    {
+        TensorPrimitives.Multiply(x, a, dst);
+        TensorPrimitives.Add(dst, b, dst);
+    }
+
+    public static float GeluScalar(float x) => 0.5f * x * (1f + MathF.Tanh(GeluScale * (x + GeluCubic * x * x * x)));
+
+    /// <summary>sigma[i] = σ(2u(x[i])) for one chunk.</summary>
+    private static void GeluSigmoid(ReadOnlySpan<float> x, Span<float> sigma)
+    {
+        TensorPrimitives.Multiply(x, x, sigma);
+        Affine(sigma, -2f * GeluScale * GeluCubic, -2f * GeluScale, sigma);
+        TensorPrimitives.Multiply(sigma, x, sigma);          // −2u
+        TensorPrimitives.Exp(sigma, sigma);
+        TensorPrimitives.Add(sigma, 1f, sigma);
+        TensorPrimitives.Reciprocal(sigma, sigma);           // 1 / (1 + e^(−2u))
+    }
 
     public static void GeluForward(float[] output, float[] input, int n)
     {
-        ForRows(n / 256 + 1, (start, end) =>
+        ForRows((n + GeluChunk - 1) / GeluChunk, (start, end) =>
         {
-            int lo = start * 256, hi = Math.Min(n, end * 256);
-            for (int i = lo; i < hi; i++)
+            Span<float> sigma = stackalloc float[GeluChunk];
+            for (int chunk = start; chunk < end; chunk++)
             {
-                float x = input[i];
-                output[i] = 0.5f * x * (1f + MathF.Tanh(GeluScale * (x + 0.044715f * x * x * x)));
+                int lo = chunk * GeluChunk, len = Math.Min(GeluChunk, n - lo);
+                var x = input.AsSpan(lo, len);
+                var sg = sigma[..len];
+                GeluSigmoid(x, sg);
+                TensorPrimitives.Multiply(x, sg, output.AsSpan(lo, len));
             }
         });
     }
 
     public static void GeluBackward(float[] dinput, float[] input, float[] doutput, int n)
     {
-        ForRows(n / 256 + 1, (start, end) =>
+        ForRows((n + GeluChunk - 1) / GeluChunk, (start, end) =>
         {
-            int lo = start * 256, hi = Math.Min(n, end * 256);
-            for (int i = lo; i < hi; i++)
+            Span<float> sigma = stackalloc float[GeluChunk];
+            Span<float> slope = stackalloc float[GeluChunk];
+            Span<float> spare = stackalloc float[GeluChunk];
+            for (int chunk = start; chunk < end; chunk++)
             {
-                float x = input[i];
-                float u = GeluScale * (x + 0.044715f * x * x * x);
-                float th = MathF.Tanh(u);
-                float sech2 = 1f - th * th;
-                float local = 0.5f * (1f + th) + 0.5f * x * sech2 * GeluScale * (1f + 3f * 0.044715f * x * x);
-                dinput[i] += local * doutput[i];
+                int lo = chunk * GeluChunk, len = Math.Min(GeluChunk, n - lo);
+                var x = input.AsSpan(lo, len);
+                var sg = sigma[..len];
+                var d = slope[..len];
+                GeluSigmoid(x, sg);
+                // d = 2·√(2/π)·(1 + 3·0.044715·x²)·x·σ(1 − σ) + σ
+                TensorPrimitives.Multiply(x, x, d);
+                Affine(d, 2f * GeluScale * 3f * GeluCubic, 2f * GeluScale, d);
+                TensorPrimitives.Multiply(d, x, d);
+                TensorPrimitives.Multiply(d, sg, d);
+                // d·(1 − σ) + σ = d + σ·(1 − d)
+                var t = spare[..len];
+                Affine(d, -1f, 1f, t);
+                TensorPrimitives.Multiply(t, sg, t);
+                TensorPrimitives.Add(d, t, d);
+                var dx = dinput.AsSpan(lo, len);
+                TensorPrimitives.MultiplyAdd(d, doutput.AsSpan(lo, len), dx, dx);
             }
         });
     }

@@ -11,6 +11,8 @@ internal static class BenchCommand
         command.Subcommands.Add(BenchGemmCommand.Create());
         command.Subcommands.Add(BenchEngineCommand.Create());
         command.Subcommands.Add(BenchTokenizerCommand.Create());
+        command.Subcommands.Add(BenchTrainCommand.Create());
+        command.Subcommands.Add(BenchSampleCommand.Create());
         return command;
     }
 }
