@@ -62,7 +62,7 @@ public static partial class Ops
     {
         var bc = ResolveBroadcast(op, a, b);
         var y = Tensor.Zeros(bc.Shape);
-        Apply(kind, a.Span, b.Span, y.Span, bc);
+        ApplyChunked(kind, a.Span, b.Span, y.Span, bc);
         return Autograd.Record(op, y, [a, b], o =>
         {
             var g = o.Grad!.Span;
@@ -111,6 +111,52 @@ public static partial class Ops
                     break;
             }
         });
+    }
+
+    // Elementwise work on large tensors is split over Parallelism.Threads in fixed chunks of whole broadcast
+    // rows; every element's value is independent of the split.
+    private const int ParallelElements = 1 << 16;
+
+    private static unsafe void ApplyChunked(BinaryKind kind, ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> dst, Broadcast bc)
+    {
+        int n = dst.Length;
+        if (n < 2 * ParallelElements || Parallelism.Threads == 1)
+        {
+            Apply(kind, x, y, dst, bc);
+            return;
+        }
+        int unit = bc.ASmall || bc.BSmall ? bc.Inner : 1;
+        fixed (float* px = x, py = y, pd = dst)
+        {
+            float* cx = px, cy = py, cd = pd;
+            int xl = x.Length, yl = y.Length;
+            Kernels.ParallelChunks.For(n / unit, (s, e) =>
+            {
+                int o = s * unit, len = (e - s) * unit;
+                var xs = bc.ASmall ? new ReadOnlySpan<float>(cx, xl) : new ReadOnlySpan<float>(cx + o, len);
+                var ys = bc.BSmall ? new ReadOnlySpan<float>(cy, yl) : new ReadOnlySpan<float>(cy + o, len);
+                Apply(kind, xs, ys, new Span<float>(cd + o, len), bc);
+            }, minPerChunk: Math.Max(1, ParallelElements / unit));
+        }
+    }
+
+    /// <summary>A span-to-span elementwise kernel (source, destination).</summary>
+    internal delegate void SpanMap(ReadOnlySpan<float> source, Span<float> destination);
+
+    /// <summary>map(x[i..j], y[i..j]) over fixed chunks of a large tensor (in one call for a small one).</summary>
+    internal static unsafe void MapChunked(ReadOnlySpan<float> x, Span<float> y, SpanMap map)
+    {
+        int n = x.Length;
+        if (n < 2 * ParallelElements || Parallelism.Threads == 1)
+        {
+            map(x, y);
+            return;
+        }
+        fixed (float* px = x, py = y)
+        {
+            float* cx = px, cy = py;
+            Kernels.ParallelChunks.For(n, (s, e) => map(new ReadOnlySpan<float>(cx + s, e - s), new Span<float>(cy + s, e - s)), minPerChunk: ParallelElements);
+        }
     }
 
     // dst = x ∘ y with the broadcast layout bc (dst has the full shape).
@@ -175,7 +221,7 @@ public static partial class Ops
         int inner = dst.Length;
         if (inner == full.Length)
         {
-            TensorPrimitives.Add(dst, full, dst);
+            MapChunked(full, dst, static (g, d) => TensorPrimitives.Add(d, g, d));
         }
         else if (inner == 1)
         {
@@ -188,11 +234,8 @@ public static partial class Ops
     }
 
     /// <summary>target.grad += g (same length).</summary>
-    internal static void Accumulate(Tensor target, ReadOnlySpan<float> g)
-    {
-        var dst = target.GradForAccumulate();
-        TensorPrimitives.Add(dst, g, dst);
-    }
+    internal static void Accumulate(Tensor target, ReadOnlySpan<float> g) =>
+        MapChunked(g, target.GradForAccumulate(), static (src, d) => TensorPrimitives.Add(d, src, d));
 
     public static Tensor AddScalar(Tensor x, float s)
     {
@@ -219,7 +262,7 @@ public static partial class Ops
     public static Tensor Exp(Tensor x)
     {
         var y = Tensor.Zeros(x.ShapeRef);
-        TensorPrimitives.Exp(x.Span, y.Span);
+        MapChunked(x.Span, y.Span, static (a, b) => TensorPrimitives.Exp(a, b));
         return Autograd.Record("exp", y, [x], o =>
         {
             var dx = x.GradForAccumulate();
@@ -269,26 +312,28 @@ public static partial class Ops
     public static Tensor Tanh(Tensor x)
     {
         var y = Tensor.Zeros(x.ShapeRef);
-        TensorPrimitives.Tanh(x.Span, y.Span);
+        MapChunked(x.Span, y.Span, static (a, b) => TensorPrimitives.Tanh(a, b));
         return Autograd.Record("tanh", y, [x], o =>
         {
             var dx = x.GradForAccumulate();
-            var g = o.Grad!.Span;
-            var ys = y.Span;
-            for (int i = 0; i < dx.Length; i++) dx[i] += g[i] * (1f - ys[i] * ys[i]); // tanh' = 1 − tanh²
+            var t = new float[y.Length];
+            TensorPrimitives.Multiply(y.Span, y.Span, t);
+            TensorPrimitives.Subtract(1f, t, t);                 // tanh' = 1 − tanh²
+            TensorPrimitives.MultiplyAdd(o.Grad!.Span, t, dx, dx);
         });
     }
 
     public static Tensor Sigmoid(Tensor x)
     {
         var y = Tensor.Zeros(x.ShapeRef);
-        TensorPrimitives.Sigmoid(x.Span, y.Span);
+        MapChunked(x.Span, y.Span, static (a, b) => TensorPrimitives.Sigmoid(a, b));
         return Autograd.Record("sigmoid", y, [x], o =>
         {
             var dx = x.GradForAccumulate();
-            var g = o.Grad!.Span;
-            var ys = y.Span;
-            for (int i = 0; i < dx.Length; i++) dx[i] += g[i] * ys[i] * (1f - ys[i]); // σ' = σ(1−σ)
+            var t = new float[y.Length];
+            TensorPrimitives.Subtract(1f, y.Span, t);
+            TensorPrimitives.Multiply(t, y.Span, t);            // σ' = σ(1−σ)
+            TensorPrimitives.MultiplyAdd(o.Grad!.Span, t, dx, dx);
         });
     }
 
