@@ -66,6 +66,10 @@ public sealed class Tensor
 
     public static Tensor Zeros(params ReadOnlySpan<int> shape) => new(new float[ElementCount(shape, "Zeros")], 0, shape.ToArray());
 
+    /// <summary>A tensor whose values are garbage until written: for ops that overwrite every element (skips zeroing).</summary>
+    internal static Tensor Uninitialized(params ReadOnlySpan<int> shape) =>
+        new(GC.AllocateUninitializedArray<float>((int)ElementCount(shape, "Uninitialized")), 0, shape.ToArray());
+
     public static Tensor Ones(params ReadOnlySpan<int> shape) => Full(1f, shape);
 
     public static Tensor Full(float value, params ReadOnlySpan<int> shape)

@@ -30,7 +30,7 @@ public sealed class ThreadDeterminismTests
         }
     }
 
-    public static TheoryData<string> CaseNames() => new(["bias_add", "mul_exp_tanh_sigmoid", "gelu", "softmax_logsoftmax", "token_log_probs", "attention"]);
+    public static TheoryData<string> CaseNames() => new(["bias_add", "mul_exp_tanh_sigmoid", "gelu", "softmax_logsoftmax", "token_log_probs", "entropy", "attention"]);
 
     [Theory]
     [MemberData(nameof(CaseNames))]
@@ -44,6 +44,7 @@ public sealed class ThreadDeterminismTests
             "gelu" => (x => Ops.Gelu(x[0]), [Tensor.Randn(rng, 1f, 200_003)]),
             "softmax_logsoftmax" => (x => Ops.Softmax(x[0]) + Ops.LogSoftmax(x[0]), [Tensor.Randn(rng, 2f, 301, 700)]),
             "token_log_probs" => (x => Ops.TokenLogProbs(x[0], Enumerable.Range(0, 301).Select(i => i % 700).ToArray()), [Tensor.Randn(rng, 2f, 301, 700)]),
+            "entropy" => (x => Ops.Entropy(x[0]), [Tensor.Randn(rng, 2f, 301, 700)]),
             "attention" => (x => Ops.CausalAttention(x[0], 3), [Tensor.Randn(rng, 1f, 3, 70, 3 * 24)]),
             _ => throw new ArgumentException(name),
         };

@@ -61,7 +61,7 @@ public static partial class Ops
     private static Tensor Binary(string op, BinaryKind kind, Tensor a, Tensor b)
     {
         var bc = ResolveBroadcast(op, a, b);
-        var y = Tensor.Zeros(bc.Shape);
+        var y = Tensor.Uninitialized(bc.Shape);
         ApplyChunked(kind, a.Span, b.Span, y.Span, bc);
         return Autograd.Record(op, y, [a, b], o =>
         {
@@ -239,14 +239,14 @@ public static partial class Ops
 
     public static Tensor AddScalar(Tensor x, float s)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         TensorPrimitives.Add(x.Span, s, y.Span);
         return Autograd.Record("add_scalar", y, [x], o => Accumulate(x, o.Grad!.Span));
     }
 
     public static Tensor MulScalar(Tensor x, float s)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         TensorPrimitives.Multiply(x.Span, s, y.Span);
         return Autograd.Record("mul_scalar", y, [x], o =>
         {
@@ -261,7 +261,7 @@ public static partial class Ops
 
     public static Tensor Exp(Tensor x)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         MapChunked(x.Span, y.Span, static (a, b) => TensorPrimitives.Exp(a, b));
         return Autograd.Record("exp", y, [x], o =>
         {
@@ -272,7 +272,7 @@ public static partial class Ops
 
     public static Tensor Log(Tensor x)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         TensorPrimitives.Log(x.Span, y.Span);
         return Autograd.Record("log", y, [x], o =>
         {
@@ -285,7 +285,7 @@ public static partial class Ops
 
     public static Tensor Sqrt(Tensor x)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         TensorPrimitives.Sqrt(x.Span, y.Span);
         return Autograd.Record("sqrt", y, [x], o =>
         {
@@ -298,7 +298,7 @@ public static partial class Ops
 
     public static Tensor Square(Tensor x)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         TensorPrimitives.Multiply(x.Span, x.Span, y.Span);
         return Autograd.Record("square", y, [x], o =>
         {
@@ -311,7 +311,7 @@ public static partial class Ops
 
     public static Tensor Tanh(Tensor x)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         MapChunked(x.Span, y.Span, static (a, b) => TensorPrimitives.Tanh(a, b));
         return Autograd.Record("tanh", y, [x], o =>
         {
@@ -325,7 +325,7 @@ public static partial class Ops
 
     public static Tensor Sigmoid(Tensor x)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         MapChunked(x.Span, y.Span, static (a, b) => TensorPrimitives.Sigmoid(a, b));
         return Autograd.Record("sigmoid", y, [x], o =>
         {
@@ -340,7 +340,7 @@ public static partial class Ops
     /// <summary>log σ(x) computed as min(x,0) − log(1 + e^(−|x|)), finite for any finite x.</summary>
     public static Tensor LogSigmoid(Tensor x)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         var xs = x.Span;
         var ys = y.Span;
         for (int i = 0; i < xs.Length; i++)
@@ -366,7 +366,7 @@ public static partial class Ops
 
     public static Tensor Relu(Tensor x)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         TensorPrimitives.Max(x.Span, 0f, y.Span);
         return Autograd.Record("relu", y, [x], o =>
         {
@@ -380,7 +380,7 @@ public static partial class Ops
     /// <summary>GELU, tanh approximation as in GPT-2 (Hendrycks &amp; Gimpel 2016).</summary>
     public static Tensor Gelu(Tensor x)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         Activations.GeluForward(x.Span, y.Span);
         return Autograd.Record("gelu", y, [x], o => Activations.GeluBackward(x.Span, o.Grad!.Span, x.GradForAccumulate()));
     }
@@ -388,7 +388,7 @@ public static partial class Ops
     /// <summary>SiLU (swish): x·σ(x).</summary>
     public static Tensor Silu(Tensor x)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         var sig = new float[x.Length];
         TensorPrimitives.Sigmoid(x.Span, sig);
         TensorPrimitives.Multiply(x.Span, sig, y.Span);
@@ -405,7 +405,7 @@ public static partial class Ops
     public static Tensor Clamp(Tensor x, float low, float high)
     {
         if (!(low <= high)) throw new ArgumentException($"clamp: low {low} is above high {high}.");
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         TensorPrimitives.Clamp(x.Span, low, high, y.Span);
         return Autograd.Record("clamp", y, [x], o =>
         {
@@ -426,7 +426,7 @@ public static partial class Ops
     {
         RequireSameShape(op, a, b);
         var fromA = new bool[a.Length];
-        var y = Tensor.Zeros(a.ShapeRef);
+        var y = Tensor.Uninitialized(a.ShapeRef);
         Span<float> av = a.Span, bv = b.Span, ys = y.Span;
         for (int i = 0; i < ys.Length; i++)
         {
@@ -443,7 +443,7 @@ public static partial class Ops
         RequireSameShape("where", mask, a);
         RequireSameShape("where", a, b);
         var fromA = new bool[a.Length];
-        var y = Tensor.Zeros(a.ShapeRef);
+        var y = Tensor.Uninitialized(a.ShapeRef);
         Span<float> m = mask.Span, av = a.Span, bv = b.Span, ys = y.Span;
         for (int i = 0; i < ys.Length; i++)
         {
