@@ -41,7 +41,18 @@ public sealed class Tensor
     public Span<float> Span => new(_data, _offset, Length);
 
     /// <summary>The accumulated gradient (same shape), or null before any backward reached this tensor.</summary>
-    public Tensor? Grad { get; set; }
+    public Tensor? Grad
+    {
+        get => _grad;
+        set
+        {
+            if (value is not null && value.Length != Length)
+                throw new ArgumentException($"Grad: a gradient of shape {value.ShapeString} does not fit tensor {ShapeString}.");
+            _grad = value;
+        }
+    }
+
+    private Tensor? _grad;
 
     /// <summary>True when gradients flow to this tensor. Set it on leaves (parameters, inputs you differentiate).</summary>
     public bool RequiresGrad { get; set; }
