@@ -217,13 +217,14 @@ public static partial class Ops
     /// <summary>target.grad += full, summed over the repeats when target was broadcast (fixed row order).</summary>
     private static void AccumulateBroadcast(Tensor target, ReadOnlySpan<float> full)
     {
+        if (target.Length == full.Length)
+        {
+            Accumulate(target, full);
+            return;
+        }
         var dst = target.GradForAccumulate();
         int inner = dst.Length;
-        if (inner == full.Length)
-        {
-            MapChunked(full, dst, static (g, d) => TensorPrimitives.Add(d, g, d));
-        }
-        else if (inner == 1)
+        if (inner == 1)
         {
             dst[0] += Reduce.Sum(full);
         }
@@ -234,8 +235,15 @@ public static partial class Ops
     }
 
     /// <summary>target.grad += g (same length).</summary>
-    internal static void Accumulate(Tensor target, ReadOnlySpan<float> g) =>
-        MapChunked(g, target.GradForAccumulate(), static (src, d) => TensorPrimitives.Add(d, src, d));
+    internal static void Accumulate(Tensor target, ReadOnlySpan<float> g)
+    {
+        if (target.Grad is null)
+        {
+            target.Grad = Tensor.FromArray(g, target.ShapeRef); // first contribution: one copy instead of zero-fill then add
+            return;
+        }
+        MapChunked(g, target.Grad.Span, static (src, d) => TensorPrimitives.Add(d, src, d));
+    }
 
     public static Tensor AddScalar(Tensor x, float s)
     {
