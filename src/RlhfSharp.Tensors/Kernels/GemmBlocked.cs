@@ -1,5 +1,5 @@
 // The blocked GEMM driver behind Gemm.Multiply: packing, cache blocking, and a fixed split over threads.
-// It computes D (+)= P·Q, where D is C itself or Cᵀ (for form NT with few rows, see Plan), then hands
+// It computes D (+)= P·Q, where D is C itself or Cᵀ (form NT with few rows, see GemmPlan.Create), then hands
 // 12×32 register tiles to GemmTile.
 //
 // Shapes: D is [R, S] (R rows, S columns), P is [R, K], Q is [K, S]. Loops, outermost first:
