@@ -198,6 +198,54 @@ public sealed unsafe class GemmTests
     }
 
     [Fact]
+    public void ThreadSplitCoversEveryElementOfCExactlyOnce()
+    {
+        foreach (var form in Forms)
+        {
+            foreach (var (m, n, k) in new[] { (1, 1, 1), (3, 700, 5), (700, 3, 5), (64, 2304, 8), (8192, 64, 8), (97, 97, 300), (13, 1100, 4) })
+            {
+                for (int parts = 1; parts <= 5; parts++)
+                {
+                    var hits = new int[m * n];
+                    fixed (float* c = new float[1])
+                    {
+                        var plan = GemmPlan.Create(form, m, n, k, null, 1, null, 1, c, n, accumulate: false);
+                        for (int part = 0; part < parts; part++)
+                        {
+                            var (r0, r1, s0, s1) = plan.Part(part, parts);
+                            Assert.True(0 <= r0 && r0 <= r1 && r1 <= plan.Rows && 0 <= s0 && s0 <= s1 && s1 <= plan.Cols,
+                                $"{form} {m}×{n}: part {part}/{parts} = rows [{r0},{r1}) cols [{s0},{s1}) leaves [{plan.Rows},{plan.Cols}]");
+                            for (int r = r0; r < r1; r++)
+                            {
+                                for (int s = s0; s < s1; s++)
+                                {
+                                    // D is C or Cᵀ: map back to C's element.
+                                    long offset = r * plan.DRowStride + s * plan.DColStride;
+                                    hits[(offset / n) * n + offset % n]++;
+                                }
+                            }
+                        }
+                    }
+                    Assert.True(hits.All(h => h == 1), $"{form} {m}×{n} split {parts} ways: some element computed {hits.Min()}..{hits.Max()} times");
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(3)]
+    [InlineData(5)]
+    public void MoreThreadsThanCoresGiveTheSameBits(int threads)
+    {
+        var rng = new Rng(800);
+        foreach (var form in Forms)
+        {
+            var tc = new Case(form, 151, 203, 97, accumulate: true, rng);
+            Assert.True(tc.RunOurs(1).AsSpan().SequenceEqual(tc.RunOurs(threads)), $"{tc.Name}: {threads} threads differ from 1");
+        }
+    }
+
+    [Fact]
     public void TransposeCopyMovesEveryElementAcrossTheDiagonal()
     {
         var rng = new Rng(700);
