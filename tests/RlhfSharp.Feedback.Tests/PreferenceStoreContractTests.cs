@@ -375,6 +375,16 @@ public sealed class SqlitePreferenceStoreTests : PreferenceStoreContractTests
     }
 
     [Fact]
+    public async Task AFileThatIsNotADatabaseIsNamedInTheError()
+    {
+        var path = _dir.File("junk.db");
+        await File.WriteAllBytesAsync(path, [.. Enumerable.Range(0, 4096).Select(i => (byte)(i * 37))]);
+        var ex = await Assert.ThrowsAsync<FeedbackException>(() => SqlitePreferenceStore.OpenAsync(path));
+        Assert.Contains(path, ex.Message);
+        Assert.Contains("not a database", ex.Message);
+    }
+
+    [Fact]
     public async Task TwoStoreObjectsOnOneFileShareIt()
     {
         var path = _dir.File("shared.db");
