@@ -87,12 +87,13 @@ internal static class LabelCommand
         var ties = new Option<bool>("--include-ties") { Description = "Pairs form: write ties with \"tie\": true." };
         var excludeFlagged = new Option<bool>("--exclude-flagged") { Description = "Leave out labellers flagged by quality control." };
         var gold = new Option<bool>("--include-gold") { Description = "Also export judgments on gold tasks." };
+        var aggregate = new Option<ExportAggregation>("--aggregate") { Description = "none (every judgment), majority or dawidskene (one answer per query).", DefaultValueFactory = _ => ExportAggregation.None };
         var cmd = new Command("export", "Export judgments as JSONL comparisons (TRL's column names).");
-        foreach (var o in new Option[] { output, format, campaign, ties, excludeFlagged, gold, db }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { output, format, campaign, ties, excludeFlagged, gold, aggregate, db }) cmd.Options.Add(o);
         cmd.SetAction(p => Run(async () =>
         {
             await using var store = await SqlitePreferenceStore.OpenAsync(p.GetValue(db)!.FullName);
-            var options = new ExportOptions(p.GetValue(format), p.GetValue(campaign), p.GetValue(ties), p.GetValue(excludeFlagged), p.GetValue(gold));
+            var options = new ExportOptions(p.GetValue(format), p.GetValue(campaign), p.GetValue(ties), p.GetValue(excludeFlagged), p.GetValue(gold), p.GetValue(aggregate));
             string path = p.GetValue(output)!;
             int lines;
             if (path == "-") lines = await Jsonl.ExportAsync(store, Console.Out, options);
