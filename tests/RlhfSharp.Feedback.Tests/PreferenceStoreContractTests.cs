@@ -385,6 +385,16 @@ public sealed class SqlitePreferenceStoreTests : PreferenceStoreContractTests
     }
 
     [Fact]
+    public async Task SeveralInstancesStartingAtOnceMigrateAFreshFileOnce()
+    {
+        var path = _dir.File("race.db");
+        var stores = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => SqlitePreferenceStore.OpenAsync(path))));
+        Assert.Equal([1, 2], await stores[0].AppliedVersionsAsync());
+        Assert.Equal(2L, Convert.ToInt64(await stores[3].ScalarRawAsync("SELECT COUNT(*) FROM schema_version")));
+        foreach (var s in stores) await s.DisposeAsync();
+    }
+
+    [Fact]
     public async Task TwoStoreObjectsOnOneFileShareIt()
     {
         var path = _dir.File("shared.db");
