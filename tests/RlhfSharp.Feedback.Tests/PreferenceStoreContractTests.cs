@@ -427,3 +427,20 @@ public sealed class PostgresPreferenceStoreTests : PreferenceStoreContractTests
         foreach (var s in _schemas) await PostgresServer.DropSchemaAsync(s);
     }
 }
+
+public sealed class PostgresConnectionErrorTests
+{
+    [Fact]
+    public async Task AnUnreachableServerIsA503NamingPostgreSql()
+    {
+        // Port 1 on the loopback: nothing listens, so the connection is refused at once (no server needed).
+        await using var store = new PostgresPreferenceStore("Host=127.0.0.1;Port=1;Username=x;Password=y;Database=z;Timeout=3");
+        var ex = await Assert.ThrowsAsync<FeedbackException>(() => store.MigrateAsync());
+        Assert.Equal(503, ex.Status);
+        Assert.Contains("PostgreSQL store: cannot connect", ex.Message);
+    }
+
+    [Fact]
+    public void AMalformedConnectionStringIsRefused() =>
+        Assert.Contains("connection string", Assert.Throws<FeedbackException>(() => new PostgresPreferenceStore("Host=127.0.0.1;Bogus Key=1")).Message);
+}
