@@ -73,6 +73,7 @@ internal static class RlCommand
         };
         File.WriteAllText(Path.Combine(dir, "config.json"), runConfig.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
 
+        var cpuAtStart = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime;
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
         TrainResult result = null!;
         using (var metrics = new MetricsWriter(Path.Combine(dir, "metrics.jsonl")))
@@ -105,6 +106,8 @@ internal static class RlCommand
             ["env"] = envId, ["algo"] = algo, ["steps"] = result.Metrics.Count > 0 ? result.Metrics[^1].GlobalStep : 0, ["seed"] = seed,
             ["eval_mean_return"] = Math.Round(eval, 3), ["eval_episodes"] = EvalEpisodes,
             ["wall_s"] = Math.Round(result.WallSeconds, 3), ["sps"] = Math.Round(result.StepsPerSecond, 1),
+            // CPU seconds of this process (training and evaluation): comparable across runs on a loaded, shared machine.
+            ["cpu_s"] = Math.Round((System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime - cpuAtStart).TotalSeconds, 3),
         }.ToJsonString());
         return 0;
     }
