@@ -8,6 +8,7 @@ root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(TokenizerCommand.Create());
 root.Subcommands.Add(LabelCommand.Create());
+root.Subcommands.Add(RlCommand.Create());
 
 try
 {
