@@ -192,6 +192,31 @@ public sealed unsafe class GemmTests
     }
 
     [Fact]
+    public void TransposeCopyMovesEveryElementAcrossTheDiagonal()
+    {
+        var rng = new Rng(700);
+        for (int rows = 1; rows <= 20; rows++)
+        {
+            for (int cols = 1; cols <= 20; cols++)
+            {
+                int lds = cols + 3, ldd = rows + 5;
+                var src = Enumerable.Range(0, rows * lds).Select(_ => (float)rng.Uniform(-1, 1)).ToArray();
+                var dst = new float[cols * ldd];
+                Array.Fill(dst, Case.Sentinel);
+                fixed (float* ps = src, pd = dst) GemmTranspose.Copy(ps, lds, pd, ldd, rows, cols);
+                for (int j = 0; j < cols; j++)
+                {
+                    for (int i = 0; i < ldd; i++)
+                    {
+                        float expected = i < rows ? src[i * lds + j] : Case.Sentinel;
+                        if (dst[j * ldd + i] != expected) Assert.Fail($"{rows}×{cols}: dst[{j},{i}] = {dst[j * ldd + i]}, expected {expected}");
+                    }
+                }
+            }
+        }
+    }
+
+    [Fact]
     public void ZeroDepthClearsOrKeepsC()
     {
         var c = new float[] { 1, 2, 3, 4 };

@@ -66,6 +66,8 @@ public sealed class OpGradientTests
         ["transpose_last"] = new(r => [R(r, 2, 3, 4)], x => Ops.Transpose(x[0], -2, -1)),
         ["reshape"] = new(r => [R(r, 2, 6)], x => Ops.Tanh(x[0].Reshape(3, -1)) * x[0].Reshape(3, 4)),
         ["layer_norm"] = new(r => [R(r, 3, 6), Shift(r, 6, 1f), R(r, 6)], x => Ops.LayerNorm(x[0], x[1], x[2])),
+        ["rms_norm"] = new(r => [R(r, 3, 6), Shift(r, 6, 1f)], x => Ops.RmsNorm(x[0], x[1])),
+        ["dropout_fixed_seed"] = new(r => [R(r, 4, 5)], x => Ops.Dropout(x[0], 0.3f, new Rng(9))),
         ["softmax"] = new(r => [R(r, 3, 5)], x => Ops.Softmax(x[0])),
         ["log_softmax"] = new(r => [R(r, 3, 5)], x => Ops.LogSoftmax(x[0])),
         ["cross_entropy_ignore_weights"] = new(r => [R(r, 2, 3, 5)], x => Ops.CrossEntropy(x[0], Targets, -100, RowWeights)),

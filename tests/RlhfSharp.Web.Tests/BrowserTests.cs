@@ -120,6 +120,7 @@ public sealed class BrowserTests(ITestOutputHelper output)
             new NewQuery(QueryKind.Text, "Rank these answers to 2+2.", [new Candidate("5"), new Candidate("4"), new Candidate("four, I think")]),
             new NewQuery(QueryKind.Clip, "The agent should move right.", [new Candidate(Clip("#c33", 180)), new Candidate(Clip("#33c", 60))]),
             new NewQuery(QueryKind.Text, "Translate 'chat'.", [new Candidate("cat"), new Candidate("chat")]),
+            new NewQuery(QueryKind.Text, "Order by size.", [new Candidate("mouse"), new Candidate("dog"), new Candidate("elephant")]),
         ]);
         var token = await app.AddLabelerAsync("bo");
         var (pw, browser) = await LaunchAsync();
@@ -150,8 +151,16 @@ public sealed class BrowserTests(ITestOutputHelper output)
             await Assertions.Expect(page.Locator("#done-count")).ToHaveTextAsync("3");
             Assert.NotEqual("pwned", await page.TitleAsync());
 
+            // Ranking by drag: the elephant dragged to the top; the visible order is the ranking.
+            await Assertions.Expect(page.Locator("#prompt")).ToContainTextAsync("Order by size");
+            await page.Locator("#ranking li", new() { HasText = "elephant" }).DragToAsync(page.Locator("#ranking li").First, new() { TargetPosition = new() { X = 20, Y = 5 } });
+            await Assertions.Expect(page.Locator("#ranking li").First).ToContainTextAsync("elephant");
+            await page.ClickAsync("#rank-submit");
+            await Assertions.Expect(page.Locator("#done-count")).ToHaveTextAsync("4");
+
             var j = (await app.Store.GetJudgmentsAsync()).OrderBy(x => x.QueryId).ToList();
-            Assert.Equal(3, j.Count);
+            Assert.Equal(4, j.Count);
+            Assert.Equal([2, 0, 1], j[3].Answer.Ranking!);
             Assert.Equal(AnswerKind.Ranking, j[0].Answer.Kind);
             Assert.Equal([1, 2, 0], j[0].Answer.Ranking!);
             Assert.Equal(0, j[1].Answer.Preferred);

@@ -193,6 +193,12 @@ public abstract class LabelingApiTests
         var sameSite = await c.SendAsync(WithCookie(HttpMethod.Post, "/api/assignments/next", csrf: true, origin: app.Address.GetLeftPart(UriPartial.Authority)));
         Assert.Equal(HttpStatusCode.OK, sameSite.StatusCode);
 
+        // Sign-out is a write too; it expires the cookie.
+        Assert.Equal(HttpStatusCode.Forbidden, (await c.SendAsync(WithCookie(HttpMethod.Delete, "/api/session", csrf: false))).StatusCode);
+        var signOut = await c.SendAsync(WithCookie(HttpMethod.Delete, "/api/session", csrf: true));
+        Assert.Equal(HttpStatusCode.NoContent, signOut.StatusCode);
+        Assert.Contains("expires=Thu, 01 Jan 1970", Assert.Single(signOut.Headers.GetValues("Set-Cookie")), StringComparison.OrdinalIgnoreCase);
+
         var badToken = new HttpRequestMessage(HttpMethod.Post, "/api/session") { Content = JsonContent("{\"token\":\"nope\"}") };
         badToken.Headers.Add("X-Rlhf-Csrf", "1");
         Assert.Equal(HttpStatusCode.Unauthorized, (await c.SendAsync(badToken)).StatusCode);

@@ -61,7 +61,8 @@ public sealed class SqlitePreferenceStore : SqlPreferenceStore
         // deferred: false is BEGIN IMMEDIATE: the write lock is taken up front, so two writers never deadlock upgrading.
         await Task.FromResult<DbTransaction>(((SqliteConnection)connection).BeginTransaction(deferred: false));
 
-    protected override string IdColumn => "INTEGER PRIMARY KEY";
+    // AUTOINCREMENT: an id is never reused after a delete (a released assignment), so a stale client cannot hit a new row.
+    protected override string IdColumn => "INTEGER PRIMARY KEY AUTOINCREMENT";
     protected override string SkipLockedClause => "";
     protected override string RowLockClause => "";
 

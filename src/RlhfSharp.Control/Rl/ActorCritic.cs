@@ -1,0 +1,234 @@
+// The agent of CleanRL's ppo.py / ppo_continuous_action.py on the RlhfSharp.Tensors engine: an MLP actor (categorical logits,
+// or a diagonal Gaussian mean with a state-independent log σ) and a separate MLP critic, both 64-64 tanh with orthogonal init.
+// Training goes through the per-sample gradients ∂L/∂(log π, H, V) that ControlObjectives returns: Backward seeds the graph
+// with them (L' = Σ gₗ·log π + g_H·H + g_V·V has exactly those partials), and autograd carries them into the parameters.
+// Shapes: B batch rows, S observation size, K discrete actions, D continuous action dimensions.
+using RlhfSharp.Tensors;
+using RlhfSharp.Tensors.Nn;
+
+namespace RlhfSharp.Control.Rl;
+
+/// <summary>Actions sampled for a batch, with their log-probabilities under the current policy and the critic's values.</summary>
+public sealed record ActResult(float[] Actions, float[] LogProb, float[] Values);
+
+/// <summary>log π(a|s), H(π(·|s)) and V(s) for a batch of stored (s, a).</summary>
+public sealed record Evaluation(float[] LogProb, float[] Entropy, float[] Values);
+
+public sealed class ActorCritic : Module
+{
+    private static readonly float HalfLog2Pi = (float)(0.5 * Math.Log(2 * Math.PI));
+    private Tensor? _logp, _entropy, _values;
+
+    /// <param name="observationSize">S.</param>
+    /// <param name="actionSpace">Discrete(K) → categorical actor with K logits; Box(D) → Gaussian actor with D means.</param>
+    /// <param name="hidden">Hidden widths shared by actor and critic (CleanRL: 64, 64).</param>
+    public ActorCritic(int observationSize, Space actionSpace, int[] hidden, Rng rng)
+    {
+        ObservationSize = observationSize;
+        ActionSpace = actionSpace;
+        Hidden = (int[])hidden.Clone();
+        IsDiscrete = actionSpace is DiscreteSpace;
+        ActionSize = actionSpace.FlatSize;
+        int actorOut = actionSpace is DiscreteSpace d ? d.N : actionSpace.FlatSize;
+        Actor = RegisterModule("actor", new Mlp([observationSize, .. hidden, actorOut], Activation.Tanh, rng));
+        Critic = RegisterModule("critic", new Mlp([observationSize, .. hidden, 1], Activation.Tanh, rng));
+        // CleanRL's layer_init: orthogonal weights, gain √2 on hidden layers, 0.01 on the actor's output (a near-uniform first
+        // policy) and 1 on the critic's; biases 0 (Engstrom et al. 2020, "Implementation Matters in Deep Policy Gradients").
+        InitOrthogonal(Actor, rng, 0.01f);
+        InitOrthogonal(Critic, rng, 1f);
+        if (!IsDiscrete) LogStd = RegisterParameter("actor_logstd", Tensor.Zeros(1, actorOut)); // log σ starts at 0
+        ActorParameters = new ParameterSet(NamedParameters().Where(p => !p.Key.StartsWith("critic.", StringComparison.Ordinal)));
+        CriticParameters = new ParameterSet(NamedParameters().Where(p => p.Key.StartsWith("critic.", StringComparison.Ordinal)));
+    }
+
+    public int ObservationSize { get; }
+
+    public Space ActionSpace { get; }
+
+    public int[] Hidden { get; }
+
+    public bool IsDiscrete { get; }
+
+    /// <summary>Floats per action: 1 for a discrete index, D for a box.</summary>
+    public int ActionSize { get; }
+
+    public Mlp Actor { get; }
+
+    public Mlp Critic { get; }
+
+    /// <summary>log σ [1, D] (Gaussian only), a free parameter as CleanRL's actor_logstd.</summary>
+    public Tensor? LogStd { get; }
+
+    /// <summary>The policy's parameters (actor and log σ) in one flat buffer.</summary>
+    public ParameterSet ActorParameters { get; }
+
+    /// <summary>The critic's parameters in one flat buffer.</summary>
+    public ParameterSet CriticParameters { get; }
+
+    /// <summary>V(s) for a batch [B, S], without recording a graph.</summary>
+    public float[] Values(ReadOnlySpan<float> obs, int batch)
+    {
+        using var _ = Autograd.NoGrad();
+        return Critic.Forward(Input(obs, batch)).ToArray();
+    }
+
+    /// <summary>Samples a ~ π(·|s) (or the mode when deterministic) for a batch of observations, without recording a graph.</summary>
+    public ActResult Act(ReadOnlySpan<float> obs, int batch, Rng rng, bool deterministic)
+    {
+        using var _ = Autograd.NoGrad();
+        var x = Input(obs, batch);
+        float[] outp = Actor.Forward(x).ToArray();
+        float[] values = Critic.Forward(x).ToArray();
+        var actions = new float[batch * ActionSize];
+        if (IsDiscrete)
+        {
+            int k = ((DiscreteSpace)ActionSpace).N;
+            var p = new float[k];
+            for (int r = 0; r < batch; r++)
+            {
+                ReadOnlySpan<float> z = outp.AsSpan(r * k, k);
+                float max = float.NegativeInfinity;
+                foreach (float v in z) max = Math.Max(max, v);
+                for (int j = 0; j < k; j++) p[j] = MathF.Exp(z[j] - max);
+                int best = 0;
+                for (int j = 1; j < k; j++) if (p[j] > p[best]) best = j;
+                actions[r] = deterministic ? best : rng.Categorical(p);
+            }
+        }
+        else
+        {
+            ReadOnlySpan<float> logStd = LogStd!.Span;
+            for (int r = 0; r < batch; r++)
+                for (int j = 0; j < ActionSize; j++)
+                    actions[r * ActionSize + j] = outp[r * ActionSize + j] + (deterministic ? 0f : (float)(Math.Exp(logStd[j]) * rng.Normal()));
+        }
+        var (logp, _, _) = Distribution(Tensor.Wrap(outp, batch, outp.Length / batch), actions, batch);
+        return new ActResult(actions, logp.ToArray(), values);
+    }
+
+    /// <summary>log π(a|s), entropy and V(s) for stored pairs, recording the graph that Backward seeds.</summary>
+    public Evaluation Evaluate(ReadOnlySpan<float> obs, ReadOnlySpan<float> actions, int batch)
+    {
+        if (actions.Length != batch * ActionSize)
+            throw new ArgumentException($"ActorCritic.Evaluate: {actions.Length} action values for {batch} rows × {ActionSize}.", nameof(actions));
+        var x = Input(obs, batch);
+        var (logp, entropy, _) = Distribution(Actor.Forward(x), actions.ToArray(), batch);
+        var values = Ops.Sum(Critic.Forward(x), 1); // [B, 1] → [B]
+        (_logp, _entropy, _values) = (logp, entropy, values);
+        return new Evaluation(logp.ToArray(), entropy.ToArray(), values.ToArray());
+    }
+
+    /// <summary>Accumulates parameter gradients from ∂L/∂(log π, H, V) per sample of the last Evaluate.</summary>
+    public void Backward(LossGradients g)
+    {
+        if (_logp is null || _entropy is null || _values is null)
+            throw new InvalidOperationException("ActorCritic.Backward needs an Evaluate first.");
+        int b = _logp.Length;
+        if (g.LogProb.Length != b || g.Entropy.Length != b || g.Value.Length != b)
+            throw new ArgumentException($"ActorCritic.Backward: gradients for {g.LogProb.Length} samples; the last Evaluate had {b}.");
+        // L' = Σ gₗ·log π + Σ g_H·H + Σ g_V·V: a scalar whose partials in (log π, H, V) are the given ones.
+        var seeded = Ops.Sum(_logp * Tensor.Wrap(g.LogProb, b)) + Ops.Sum(_values * Tensor.Wrap(g.Value, b));
+        if (_entropy.RequiresGrad) seeded += Ops.Sum(_entropy * Tensor.Wrap(g.Entropy, b));
+        seeded.Backward();
+        _logp = _entropy = _values = null;
+    }
+
+    /// <summary>Regression step for the critic alone: records V(s), seeds it with ∂L/∂V and backpropagates; returns V.</summary>
+    public float[] CriticBackward(ReadOnlySpan<float> obs, int batch, Func<float[], float[]> gradientOfValues)
+    {
+        var v = Ops.Sum(Critic.Forward(Input(obs, batch)), 1);
+        float[] values = v.ToArray();
+        float[] g = gradientOfValues(values);
+        Ops.Sum(v * Tensor.Wrap(g, batch)).Backward();
+        return values;
+    }
+
+    /// <summary>log π(a|s) [B] and H [B] from the actor's output [B, K or D].</summary>
+    private (Tensor LogProb, Tensor Entropy, Tensor? Unused) Distribution(Tensor outp, float[] actions, int batch)
+    {
+        if (IsDiscrete)
+        {
+            int k = ((DiscreteSpace)ActionSpace).N;
+            var idx = new int[batch];
+            for (int r = 0; r < batch; r++)
+            {
+                int a = (int)actions[r];
+                if (a < 0 || a >= k || a != actions[r]) throw new ArgumentOutOfRangeException(nameof(actions), actions[r], $"ActorCritic: action {actions[r]} is not in Discrete({k}).");
+                idx[r] = a;
+            }
+            return (Ops.TokenLogProbs(outp, idx), Ops.Entropy(outp), null);
+        }
+        int d = ActionSize;
+        var logStd = LogStd!;
+        // log N(a; μ, σ²) = Σ_d −(a − μ)²/(2σ²) − log σ − ½·log 2π;  H = Σ_d log σ + ½ + ½·log 2π.
+        var diff = Tensor.Wrap(actions, batch, d) - outp;
+        var invVar = Ops.Exp(logStd * -2f);
+        var perDim = Ops.Square(diff) * invVar * -0.5f - logStd - HalfLog2Pi;
+        var logp = Ops.Sum(perDim, 1);
+        var entropy = Ops.Sum(Tensor.Zeros(batch, d) + logStd, 1) + (0.5f + HalfLog2Pi) * d;
+        return (logp, entropy, null);
+    }
+
+    private Tensor Input(ReadOnlySpan<float> obs, int batch)
+    {
+        if (obs.Length != batch * ObservationSize)
+            throw new ArgumentException($"ActorCritic: {obs.Length} observation values for {batch} rows × {ObservationSize}.", nameof(obs));
+        return Tensor.FromArray(obs, batch, ObservationSize);
+    }
+
+    private static void InitOrthogonal(Mlp mlp, Rng rng, float outputGain)
+    {
+        for (int l = 0; l < mlp.Layers.Count; l++)
+        {
+            Init.Orthogonal(mlp.Layers[l].Weight, rng, l == mlp.Layers.Count - 1 ? outputGain : MathF.Sqrt(2));
+            if (mlp.Layers[l].Bias is { } bias) bias.Span.Clear();
+        }
+    }
+}
+
+/// <summary>
+/// Adam over the agent's parameter sets (the engine's AdamW with weight decay 0), with one global gradient-norm clip across
+/// all of them, as torch.nn.utils.clip_grad_norm_(agent.parameters()) does in CleanRL.
+/// </summary>
+public sealed class AgentOptimizer
+{
+    private readonly (ParameterSet Set, RlhfSharp.Tensors.Optim.AdamW Adam)[] _parts;
+
+    /// <param name="sets">The parameter sets stepped together.</param>
+    /// <param name="learningRate">Initial learning rate.</param>
+    /// <param name="epsilon">CleanRL uses 1e-5 instead of PyTorch's 1e-8 (its implementation detail on Adam's ε).</param>
+    public AgentOptimizer(IEnumerable<ParameterSet> sets, double learningRate, double epsilon = 1e-5)
+    {
+        LearningRate = learningRate;
+        _parts = [.. sets.Select(s => (s, new RlhfSharp.Tensors.Optim.AdamW(s, new RlhfSharp.Tensors.Optim.AdamWConfig
+        {
+            LearningRate = (float)learningRate, Eps = (float)epsilon, WeightDecay = 0f,
+        })))];
+    }
+
+    public double LearningRate { get; set; }
+
+    public void ZeroGrad()
+    {
+        foreach (var (s, _) in _parts) s.ZeroGrad();
+    }
+
+    /// <summary>Scales every gradient so the norm over all sets is at most maxNorm; returns the norm before.</summary>
+    public double ClipGradNorm(double maxNorm)
+    {
+        double sq = 0;
+        foreach (var (s, _) in _parts) { double n = s.GradNorm(); sq += n * n; }
+        double norm = Math.Sqrt(sq);
+        if (norm > maxNorm)
+        {
+            float scale = (float)(maxNorm / (norm + 1e-6));
+            foreach (var (s, _) in _parts) System.Numerics.Tensors.TensorPrimitives.Multiply(s.Grads, scale, s.Grads);
+        }
+        return norm;
+    }
+
+    public void Step()
+    {
+        foreach (var (_, adam) in _parts) adam.Step((float)LearningRate);
+    }
+}

@@ -1,0 +1,276 @@
+// PPO for the control tasks, reading top to bottom like CleanRL's ppo.py (and ppo_continuous_action.py for Box actions).
+// Objective (Schulman et al. 2017, eq. 9): maximise E[min(ρ·A, clip(ρ, 1−ε, 1+ε)·A)] − c_v·L_V + c_e·H[π], ρ = π/π_old,
+// or, as the KL-penalty variant (eq. 8), E[ρ·A] − β·KL[π_old‖π] with β halved or doubled toward a target KL (§4).
+// The implementation details named in "The 37 Implementation Details of PPO" (Huang et al. 2022), numbered as in the code:
+//   1. vectorised environments with auto-reset; 2. orthogonal init, output gains 0.01 (actor) and 1 (critic) — ActorCritic;
+//   3. Adam with ε = 1e-5; 4. linear learning-rate annealing; 5. GAE(γ, λ) with truncated episodes bootstrapped from V;
+//   6. minibatches over several epochs; 7. advantage normalisation per minibatch; 8. clipped surrogate objective;
+//   9. clipped value loss; 10. entropy bonus; 11. global gradient-norm clip (0.5); 12. optional early stop at a target KL;
+//   13. (Box actions) state-independent log σ, actions clipped to the bounds, observation and reward normalisation.
+using System.Diagnostics;
+using RlhfSharp.Objectives;
+using RlhfSharp.Tensors;
+
+namespace RlhfSharp.Control.Rl;
+
+/// <summary>PPO settings; defaults are CleanRL's ppo.py unless a preset (ForEnv) says otherwise.</summary>
+public sealed record PpoConfig
+{
+    /// <summary>Environment steps to train for, over all copies.</summary>
+    public long TotalSteps { get; init; } = 500_000;
+
+    /// <summary>Parallel environment copies.</summary>
+    public int NumEnvs { get; init; } = 4;
+
+    /// <summary>Steps per copy in one rollout; a rollout is NumEnvs·NumSteps samples.</summary>
+    public int NumSteps { get; init; } = 128;
+
+    /// <summary>Adam learning rate at the start.</summary>
+    public double LearningRate { get; init; } = 2.5e-4;
+
+    /// <summary>Anneal the learning rate linearly to 0 over training (detail 4).</summary>
+    public bool AnnealLearningRate { get; init; } = true;
+
+    /// <summary>Discount γ.</summary>
+    public double Gamma { get; init; } = 0.99;
+
+    /// <summary>GAE λ.</summary>
+    public double GaeLambda { get; init; } = 0.95;
+
+    /// <summary>Minibatches per epoch.</summary>
+    public int NumMinibatches { get; init; } = 4;
+
+    /// <summary>Passes over each rollout.</summary>
+    public int UpdateEpochs { get; init; } = 4;
+
+    /// <summary>Normalise advantages within each minibatch (detail 7).</summary>
+    public bool NormalizeAdvantages { get; init; } = true;
+
+    /// <summary>Surrogate clip ε (also the value-clip range).</summary>
+    public double ClipCoef { get; init; } = 0.2;
+
+    /// <summary>Clip the value loss around the old values (detail 9).</summary>
+    public bool ClipValueLoss { get; init; } = true;
+
+    /// <summary>Entropy bonus coefficient c_e.</summary>
+    public double EntropyCoef { get; init; } = 0.01;
+
+    /// <summary>Value loss coefficient c_v.</summary>
+    public double ValueCoef { get; init; } = 0.5;
+
+    /// <summary>Global gradient-norm clip (detail 11).</summary>
+    public double MaxGradNorm { get; init; } = 0.5;
+
+    /// <summary>Stop the epochs of an update once approx KL exceeds this (detail 12); null never stops.</summary>
+    public double? TargetKl { get; init; }
+
+    /// <summary>Hidden layer widths of actor and critic.</summary>
+    public int[] Hidden { get; init; } = [64, 64];
+
+    /// <summary>Normalise observations with running statistics (saved with the policy).</summary>
+    public bool NormalizeObservations { get; init; }
+
+    /// <summary>Scale rewards by the running std of the discounted return.</summary>
+    public bool NormalizeRewards { get; init; }
+
+    /// <summary>Use the adaptive KL penalty instead of the clip (PPO-penalty).</summary>
+    public bool KlPenalty { get; init; }
+
+    /// <summary>PPO-penalty: initial β.</summary>
+    public double InitialBeta { get; init; } = 1.0;
+
+    /// <summary>PPO-penalty: the KL the β controller aims for (d_targ).</summary>
+    public double PenaltyTargetKl { get; init; } = 0.01;
+
+    /// <summary>Samples per rollout.</summary>
+    public int BatchSize => NumEnvs * NumSteps;
+
+    /// <summary>Samples per minibatch.</summary>
+    public int MinibatchSize => BatchSize / NumMinibatches;
+
+    /// <summary>
+    /// Settings per task: CartPole and Acrobot follow rl-baselines3-zoo's tuned PPO (hyperparams/ppo.yml), the Box tasks
+    /// CleanRL's ppo_continuous_action.py (normalised observations and rewards, no entropy bonus).
+    /// </summary>
+    public static PpoConfig ForEnv(string envId) => envId switch
+    {
+        "CartPole-v1" => new PpoConfig
+        {
+            NumEnvs = 8, NumSteps = 32, NumMinibatches = 1, UpdateEpochs = 20, Gamma = 0.98, GaeLambda = 0.8,
+            LearningRate = 1e-3, EntropyCoef = 0.0,
+        },
+        "Acrobot-v1" or "MountainCar-v0" => new PpoConfig
+        {
+            NumEnvs = 16, NumSteps = 256, NumMinibatches = 8, UpdateEpochs = 4, Gamma = 0.99, GaeLambda = 0.94,
+            LearningRate = 1e-3, EntropyCoef = 0.0, NormalizeObservations = true,
+        },
+        "Pendulum-v1" or "MountainCarContinuous-v0" => new PpoConfig
+        {
+            NumEnvs = 4, NumSteps = 512, NumMinibatches = 32, UpdateEpochs = 10, Gamma = envId == "Pendulum-v1" ? 0.9 : 0.99,
+            GaeLambda = 0.95, LearningRate = 1e-3, EntropyCoef = 0.0, NormalizeObservations = true, NormalizeRewards = true,
+        },
+        _ => new PpoConfig(),
+    };
+
+    internal void Validate()
+    {
+        if (TotalSteps < BatchSize) throw new ArgumentOutOfRangeException(nameof(TotalSteps), TotalSteps, $"PPO needs at least one rollout of {BatchSize} steps.");
+        if (NumEnvs < 1 || NumSteps < 1) throw new ArgumentOutOfRangeException(nameof(NumEnvs), $"PPO: NumEnvs ({NumEnvs}) and NumSteps ({NumSteps}) must be ≥ 1.");
+        if (NumMinibatches < 1 || BatchSize % NumMinibatches != 0)
+            throw new ArgumentOutOfRangeException(nameof(NumMinibatches), NumMinibatches, $"PPO: the batch of {BatchSize} must split evenly into minibatches.");
+    }
+}
+
+/// <summary>Where training is, for a progress display.</summary>
+public sealed record TrainProgress(long GlobalStep, long TotalSteps, double? RecentReturn);
+
+/// <summary>A trained agent and how training went.</summary>
+public sealed record TrainResult(ControlPolicy Policy, IReadOnlyList<MetricsRow> Metrics, double WallSeconds, double StepsPerSecond);
+
+public static class PpoTrainer
+{
+    public static TrainResult Train(string envId, PpoConfig cfg, ulong seed, Action<MetricsRow>? onMetrics = null, Action<TrainProgress>? onProgress = null)
+    {
+        cfg.Validate();
+        var watch = Stopwatch.StartNew();
+        var rng = new Rng(seed);
+        var envs = new VectorEnv(envId, cfg.NumEnvs, seed); // 1. vectorised environments with auto-reset
+        int s = envs.ObservationSize, aSize = envs.ActionSize, n = cfg.NumEnvs, T = cfg.NumSteps, batch = cfg.BatchSize;
+        var agent = new ActorCritic(s, envs.ActionSpace, cfg.Hidden, rng.Fork()); // 2. orthogonal init
+        var optimizer = new AgentOptimizer([agent.ActorParameters, agent.CriticParameters], cfg.LearningRate, epsilon: 1e-5); // 3. Adam ε = 1e-5
+        var obsNorm = cfg.NormalizeObservations ? new ObservationNormalizer(s) : null;
+        var rewNorm = cfg.NormalizeRewards ? new RewardNormalizer(n, cfg.Gamma) : null;
+        IKlController? beta = cfg.KlPenalty ? new HalvingDoublingKlController(cfg.InitialBeta, cfg.PenaltyTargetKl) : null;
+        var box = envs.ActionSpace as BoxSpace;
+
+        var obsBuf = new float[batch * s];
+        var actBuf = new float[batch * aSize];
+        var logpBuf = new float[batch];
+        var valBuf = new float[batch];
+        var rewBuf = new float[batch];
+        var doneBuf = new bool[batch];
+        var rows = new List<MetricsRow>();
+        var recent = new List<EpisodeRecord>();
+
+        float[] rawObs = envs.Reset();
+        float[] obs = obsNorm?.Normalize(rawObs) ?? rawObs;
+        long globalStep = 0;
+        int numUpdates = (int)(cfg.TotalSteps / batch);
+        for (int update = 1; update <= numUpdates; update++)
+        {
+            // 4. linear learning-rate annealing: lr = (1 − (update − 1)/numUpdates)·lr₀.
+            if (cfg.AnnealLearningRate) optimizer.LearningRate = (1.0 - (update - 1.0) / numUpdates) * cfg.LearningRate;
+            var finished = new List<EpisodeRecord>();
+
+            // Rollout: NumSteps steps of every copy under the current policy.
+            for (int t = 0; t < T; t++)
+            {
+                globalStep += n;
+                var act = agent.Act(obs, n, rng, deterministic: false);
+                obs.CopyTo(obsBuf, t * n * s);
+                act.Actions.CopyTo(actBuf, t * n * aSize);
+                act.LogProb.CopyTo(logpBuf, t * n);
+                act.Values.CopyTo(valBuf, t * n);
+                var step = envs.Step(box is null ? act.Actions : ClipToBox(act.Actions, box)); // 13. actions clipped to the bounds
+                double[] rewards = step.Rewards;
+                rewNorm?.Normalize(rewards, step.Terminated, step.Truncated);
+                for (int i = 0; i < n; i++)
+                {
+                    double r = rewards[i];
+                    // 5. A time-limit truncation is not a terminal state: bootstrap with γ·V(final observation).
+                    if (step.Truncated[i] && !step.Terminated[i] && step.FinalObservations[i] is { } fin)
+                        r += cfg.Gamma * agent.Values(obsNorm?.Apply(fin) ?? fin, 1)[0];
+                    rewBuf[t * n + i] = (float)r;
+                    doneBuf[t * n + i] = step.Terminated[i] || step.Truncated[i];
+                }
+                finished.AddRange(step.Finished);
+                obs = obsNorm?.Normalize(step.Observations) ?? step.Observations;
+            }
+
+            // 5. GAE(γ, λ) and the value targets R = A + V.
+            float[] nextValues = agent.Values(obs, n);
+            var (advantages, returns) = ControlObjectives.Gae(rewBuf, valBuf, doneBuf, nextValues, T, n, cfg.Gamma, cfg.GaeLambda);
+
+            // 6. Epochs over shuffled minibatches.
+            int mb = cfg.MinibatchSize;
+            var mbObs = new float[mb * s];
+            var mbAct = new float[mb * aSize];
+            var mbOldLogp = new float[mb];
+            var mbAdv = new float[mb];
+            var mbOldV = new float[mb];
+            var mbRet = new float[mb];
+            LossResult? last = null;
+            double klSum = 0, clipSum = 0;
+            int mbCount = 0;
+            bool stop = false;
+            for (int epoch = 0; epoch < cfg.UpdateEpochs && !stop; epoch++)
+            {
+                int[] perm = rng.Permutation(batch);
+                for (int start = 0; start < batch; start += mb)
+                {
+                    for (int j = 0; j < mb; j++)
+                    {
+                        int k = perm[start + j];
+                        Array.Copy(obsBuf, k * s, mbObs, j * s, s);
+                        Array.Copy(actBuf, k * aSize, mbAct, j * aSize, aSize);
+                        mbOldLogp[j] = logpBuf[k];
+                        mbAdv[j] = advantages[k];
+                        mbOldV[j] = valBuf[k];
+                        mbRet[j] = returns[k];
+                    }
+                    float[] adv = cfg.NormalizeAdvantages ? ControlObjectives.NormalizeAdvantages(mbAdv) : mbAdv; // 7.
+                    var ev = agent.Evaluate(mbObs, mbAct, mb);
+                    last = beta is null
+                        // 8.–10. clipped surrogate, clipped value loss, entropy bonus.
+                        ? ControlObjectives.PpoClip(ev.LogProb, mbOldLogp, adv, ev.Entropy, ev.Values, mbOldV, mbRet,
+                            cfg.ClipCoef, cfg.ValueCoef, cfg.EntropyCoef, cfg.ClipValueLoss)
+                        : ControlObjectives.PpoPenalty(ev.LogProb, mbOldLogp, adv, ev.Entropy, ev.Values, mbRet, beta.Beta, cfg.ValueCoef, cfg.EntropyCoef);
+                    optimizer.ZeroGrad();
+                    agent.Backward(last.Gradients);
+                    optimizer.ClipGradNorm(cfg.MaxGradNorm); // 11. global gradient-norm clip
+                    optimizer.Step();
+                    klSum += last.ApproxKl;
+                    clipSum += last.ClipFraction;
+                    mbCount++;
+                }
+                // 12. early stop once the policy has moved too far from the one that collected the data.
+                if (cfg.TargetKl is double target && last is not null && last.ApproxKl > target) stop = true;
+            }
+            double meanKl = klSum / Math.Max(1, mbCount);
+            beta?.Update(meanKl, finished.Count); // PPO-penalty: β ← β/2 below d_targ/1.5, β·2 above d_targ·1.5
+
+            recent.AddRange(finished);
+            if (recent.Count > 20) recent.RemoveRange(0, recent.Count - 20);
+            var values = new Dictionary<string, double>
+            {
+                ["charts/episodic_return"] = finished.Count > 0 ? finished.Average(e => e.Return) : double.NaN,
+                ["charts/episodic_length"] = finished.Count > 0 ? finished.Average(e => e.Length) : double.NaN,
+                ["charts/learning_rate"] = optimizer.LearningRate,
+                ["losses/policy"] = last?.Policy ?? double.NaN,
+                ["losses/value"] = last?.ValueLoss ?? double.NaN,
+                ["losses/entropy"] = last?.Entropy ?? double.NaN,
+                ["losses/approx_kl"] = meanKl,
+                ["losses/clipfrac"] = clipSum / Math.Max(1, mbCount),
+                ["losses/explained_variance"] = ControlObjectives.ExplainedVariance(valBuf, returns),
+                ["charts/SPS"] = globalStep / Math.Max(1e-9, watch.Elapsed.TotalSeconds),
+            };
+            if (beta is not null) values["losses/kl_beta"] = beta.Beta;
+            var row = new MetricsRow(globalStep, values);
+            rows.Add(row);
+            onMetrics?.Invoke(row);
+            onProgress?.Invoke(new TrainProgress(globalStep, cfg.TotalSteps, recent.Count > 0 ? recent.Average(e => e.Return) : null));
+        }
+        double wall = watch.Elapsed.TotalSeconds;
+        var norm = obsNorm is null ? null : new NormalizationState(obsNorm.Stats.Save(), obsNorm.Clip);
+        var policy = new ControlPolicy(envId, cfg.KlPenalty ? "ppo-penalty" : "ppo", agent, norm);
+        return new TrainResult(policy, rows, wall, globalStep / Math.Max(1e-9, wall));
+    }
+
+    internal static float[] ClipToBox(float[] actions, BoxSpace box)
+    {
+        var clipped = new float[actions.Length];
+        int d = box.FlatSize;
+        for (int i = 0; i < actions.Length; i++) clipped[i] = Math.Clamp(actions[i], box.Low[i % d], box.High[i % d]);
+        return clipped;
+    }
+}
