@@ -41,7 +41,16 @@ public sealed class BrowserTests(ITestOutputHelper output)
         await page.GotoAsync(new Uri(app.Address, "/").ToString());
         await page.FillAsync("#token", token);
         await page.PressAsync("#token", "Enter");
-        await page.WaitForURLAsync("**/label");
+        try
+        {
+            // Poll the DOM for the labelling page rather than wait on navigation events, which chromium builds
+            // newer than Playwright's own can report late.
+            await page.Locator("#done-count").WaitForAsync();
+        }
+        catch (TimeoutException ex)
+        {
+            throw new TimeoutException($"sign-in did not reach /label; the page at {page.Url} says: \"{await page.InnerTextAsync("#status")}\"", ex);
+        }
         return page;
     }
 

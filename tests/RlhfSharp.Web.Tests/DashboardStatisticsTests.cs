@@ -20,7 +20,7 @@ public sealed class DashboardStatisticsTests
         // A: 0,0,1,1   B: 0,1,1,1   p_o = 3/4; p_e = .5*.25 + .5*.75 = .5; kappa = (.75-.5)/(1-.5) = .5
         var judgments = new List<Judgment>
         {
-            J(1, 1, 10, Answer.Prefer(0)), J(2, 2, 10, Answer.Prefer(0)), J(3, 3, 10, Answer.Prefer(1)), J(4, 4, 10, Answer.Rank(1, 0)),
+            J(1, 1, 10, Answer.Prefer(0)), J(2, 2, 10, Answer.Prefer(0)), J(3, 3, 10, Answer.Prefer(1)), J(4, 4, 10, Answer.Prefer(1)),
             J(5, 1, 20, Answer.Prefer(0)), J(6, 2, 20, Answer.Prefer(1)), J(7, 3, 20, Answer.Prefer(1)), J(8, 4, 20, Answer.Prefer(1)),
             J(9, 5, 20, Answer.Skip("can't tell")), J(10, 5, 10, Answer.Prefer(0)),
         };
@@ -31,6 +31,9 @@ public sealed class DashboardStatisticsTests
         Assert.Equal(0.5, pair.Kappa!.Value, 12);
         Assert.Equal(4, a.PairsCompared);
         Assert.Equal(0.75, a.PercentAgreement!.Value, 12);
+        // Krippendorff's alpha (nominal), by hand: coincidences from units {0,0} {0,1} {1,1} {1,1} (unit 5 has one value):
+        // o00 = 2, o01 = o10 = 1, o11 = 4; n0 = 3, n1 = 5, n = 8; alpha = 1 - (n-1) * (o01+o10) / (n0*n1 + n1*n0) = 1 - 7*2/30.
+        Assert.Equal(1 - 14.0 / 30, a.KrippendorffAlpha!.Value, 12);
     }
 
     [Fact]
@@ -53,7 +56,7 @@ public sealed class DashboardStatisticsTests
         };
         var judgments = new List<Judgment>
         {
-            // good: 3/3 on gold (a ranking's top choice counts), plus two regular answers
+            // good: 3/3 on gold (a choice matches a gold ranking's best candidate), plus two regular answers
             J(1, 4, 1, Answer.Prefer(0), 5, 1), J(2, 5, 1, Answer.Prefer(1), 5, 3), J(3, 6, 1, Answer.Prefer(1), 90, 5),
             J(4, 1, 1, Answer.Prefer(0), 150, 7), J(5, 2, 1, Answer.Tie(), 30, 9),
             // bad: 1/3 on gold, a skip on gold left out, one regular answer

@@ -44,6 +44,7 @@ async function load() {
   $("t-needed").textContent = fmt(s.queue.answersNeeded);
   $("t-open").textContent = fmt(s.queue.openQueries);
   $("t-agree").textContent = pct(s.agreement.percentAgreement);
+  $("t-alpha").textContent = fmt(s.agreement.krippendorffAlpha, 2);
   $("t-median").textContent = fmt(s.throughput.medianSecondsPerJudgment, 1);
   chart(s.throughput.perHour);
 
