@@ -49,10 +49,14 @@ public sealed record LabelerPairAgreement(long LabelerA, long LabelerB, int Item
 
 /// <param name="GoldAnswered">Gold tasks answered (skips left out).</param>
 /// <param name="GoldAccuracy">Fraction of those matching the gold answer (<see cref="QualityControl.Matches"/>); null before any.</param>
+/// <param name="EstimatedAccuracy">
+/// Accuracy estimated without gold by Dawid–Skene over the non-gold queries: Σ_c P(true = c)·P(says c | true = c).
+/// Null for a labeller who shares no query with another (nothing to estimate it from).
+/// </param>
 /// <param name="SuggestFlag">Gold accuracy is below the threshold with enough gold answers, and not yet flagged.</param>
 public sealed record LabelerStats(
     long Id, string Name, string Role, bool Flagged, int Judgments, int Skips, int GoldAnswered, int GoldCorrect,
-    double? GoldAccuracy, double? MedianSeconds, DateTimeOffset? LastJudgmentAt, bool SuggestFlag);
+    double? GoldAccuracy, double? EstimatedAccuracy, double? MedianSeconds, DateTimeOffset? LastJudgmentAt, bool SuggestFlag);
 
 /// <summary>The labeller's own progress page.</summary>
 /// <param name="Judged">Judgments this labeller has made (in the campaign).</param>
@@ -98,6 +102,8 @@ public sealed class StoreDashboardStatistics : IDashboardStatistics
             if (missing > 0) { open++; needed += missing; }
         }
 
+        var regular = judgments.Where(j => byId.TryGetValue(j.QueryId, out var q) && !q.IsGold).ToList();
+        var estimated = EstimatedAccuracies(regular);
         var rows = labelers.Select(l =>
         {
             var mine = judgments.Where(j => j.LabelerId == l.Id).ToList();
@@ -106,12 +112,34 @@ public sealed class StoreDashboardStatistics : IDashboardStatistics
             double? accuracy = gold.Count == 0 ? null : (double)correct / gold.Count;
             var suggest = !l.Flagged && gold.Count >= options.MinGoldForFlag && accuracy < options.FlagAccuracyBelow;
             return new LabelerStats(l.Id, l.Name, l.Role == LabelerRole.Admin ? "admin" : "labeler", l.Flagged, mine.Count,
-                mine.Count(j => j.Answer.Kind == AnswerKind.Skip), gold.Count, correct, accuracy,
+                mine.Count(j => j.Answer.Kind == AnswerKind.Skip), gold.Count, correct, accuracy, estimated.TryGetValue(l.Id, out var est) ? est : null,
                 Median(mine.Select(j => j.TimeSpent.TotalSeconds)), mine.Count == 0 ? null : mine.Max(j => j.CreatedAt), suggest);
         }).ToList();
 
         return new DashboardStats(options.Campaign, queries.Count, queries.Count(q => q.IsGold), judgments.Count, throughput,
-            new QueueStats(open, needed, options.Overlap), Agreement([.. judgments.Where(j => byId.TryGetValue(j.QueryId, out var q) && !q.IsGold)]), rows);
+            new QueueStats(open, needed, options.Overlap), Agreement(regular), rows);
+    }
+
+    /// <summary>
+    /// Dawid–Skene accuracy per labeller, for labellers who share at least one answered query with another labeller
+    /// (alone on every query, a labeller's answers define the estimated truth and would look perfect).
+    /// </summary>
+    public static IReadOnlyDictionary<long, double> EstimatedAccuracies(IReadOnlyList<Judgment> regular)
+    {
+        var labelled = regular.Where(j => QualityControl.Category(j.Answer) is not null).ToList();
+        var shared = labelled.GroupBy(j => j.QueryId).Where(g => g.Select(j => j.LabelerId).Distinct().Count() >= 2)
+            .SelectMany(g => g.Select(j => j.LabelerId)).ToHashSet();
+        if (shared.Count == 0) return new Dictionary<long, double>();
+        var ds = QualityControl.DawidSkeneLabels(labelled);
+        var result = new Dictionary<long, double>();
+        foreach (var (labeler, confusion) in ds.Confusions)
+        {
+            if (!shared.Contains(labeler)) continue;
+            double accuracy = 0;
+            for (var c = 0; c < ds.Classes.Count; c++) accuracy += ds.Priors[c] * confusion[c, c];
+            result[labeler] = accuracy;
+        }
+        return result;
     }
 
     /// <summary>A labeller's own numbers.</summary>

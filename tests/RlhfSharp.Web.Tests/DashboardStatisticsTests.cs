@@ -85,4 +85,25 @@ public sealed class DashboardStatisticsTests
         Assert.Equal([0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 8], s.Throughput.PerHour);
         Assert.Equal(2.0, s.Throughput.MedianSecondsPerJudgment);
     }
+
+    [Fact]
+    public void Given_three_careful_labellers_and_one_who_flips_half_When_estimating_without_gold_Then_Dawid_Skene_separates_them()
+    {
+        // Truth alternates 0,1 over 8 queries; labellers 1..3 always give it; labeller 4 flips queries 0,1,4,5
+        // (two of each class), so its accuracy is 1/2 by construction and the others' is 1.
+        var judgments = new List<Judgment>();
+        long id = 1;
+        for (var q = 0; q < 8; q++)
+        {
+            var truth = q % 2;
+            for (long l = 1; l <= 3; l++) judgments.Add(J(id++, q + 1, l, Answer.Prefer(truth)));
+            var flipped = q is 0 or 1 or 4 or 5;
+            judgments.Add(J(id++, q + 1, 4, Answer.Prefer(flipped ? 1 - truth : truth)));
+        }
+        judgments.Add(J(id, 99, 5, Answer.Prefer(0))); // alone on its query: nothing to estimate from
+        var est = StoreDashboardStatistics.EstimatedAccuracies(judgments);
+        Assert.All(new long[] { 1, 2, 3 }, l => Assert.True(est[l] > 0.95, $"labeller {l}: {est[l]}"));
+        Assert.InRange(est[4], 0.4, 0.6);
+        Assert.False(est.ContainsKey(5));
+    }
 }

@@ -57,7 +57,7 @@ async function load() {
       catch (e) { $("status").className = "status error"; $("status").textContent = e.message; }
     });
     const tr = el("tr");
-    for (const v of [l.name, l.role, fmt(l.judgments), fmt(l.skips), `${l.goldCorrect}/${l.goldAnswered}`, pct(l.goldAccuracy), fmt(l.medianSeconds, 1)])
+    for (const v of [l.name, l.role, fmt(l.judgments), fmt(l.skips), `${l.goldCorrect}/${l.goldAnswered}`, pct(l.goldAccuracy), pct(l.estimatedAccuracy), fmt(l.medianSeconds, 1)])
       tr.append(el("td", {}, v));
     tr.append(el("td", {}, status), el("td", {}, btn));
     return tr;
