@@ -69,4 +69,30 @@ public sealed class ThreadDeterminismTests
         Assert.Equal(one.Grads[0], a.Grads[0]); // dx is per row
         for (int i = 0; i < 64; i++) Assert.Equal(one.Grads[1][i], a.Grads[1][i], 1e-3); // dweight sums chunk partials
     }
+
+    [Fact]
+    public void AdamWStepIsIdenticalForOneAndTwoThreads()
+    {
+        float[] Step(int threads)
+        {
+            int saved = Parallelism.Threads;
+            Parallelism.Threads = threads;
+            try
+            {
+                var rng = new Rng(3);
+                var w = Tensor.Randn(rng, 1f, 700, 300);
+                var ps = new Nn.ParameterSet([new("w", w)]);
+                Tensor.Randn(rng, 1f, ps.Grads.Length).Span.CopyTo(ps.Grads);
+                var opt = new Optim.AdamW(ps, new Optim.AdamWConfig { WeightDecay = 0.1f });
+                opt.Step();
+                opt.Step(3e-3f);
+                return w.ToArray();
+            }
+            finally
+            {
+                Parallelism.Threads = saved;
+            }
+        }
+        Assert.Equal(Step(1), Step(2));
+    }
 }
