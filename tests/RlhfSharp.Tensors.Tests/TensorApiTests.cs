@@ -195,6 +195,16 @@ public sealed class TensorApiTests
                     Assert.Equal(s, c[n, i, j], 1e-4);
                 }
         Assert.Throws<ArgumentException>(() => Ops.MatMul(a, b, transA: true, transB: true));
+        var shared = Tensor.Randn(rng, 1f, 7, 4); // one 2-D b for every batch (folded into one product internally)
+        var cs = Ops.MatMul(a, shared);
+        for (int n = 0; n < 3; n++)
+            for (int i = 0; i < 5; i++)
+                for (int j = 0; j < 4; j++)
+                {
+                    double s = 0;
+                    for (int k = 0; k < 7; k++) s += a[n, i, k] * shared[k, j];
+                    Assert.Equal(s, cs[n, i, j], 1e-4);
+                }
     }
 
     [Fact]
