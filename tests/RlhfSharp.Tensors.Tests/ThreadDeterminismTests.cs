@@ -2,10 +2,14 @@
 // same bits with 1 and 2 threads. Runs alone because Parallelism.Threads is process-wide.
 namespace RlhfSharp.Tensors.Tests;
 
-[CollectionDefinition("Parallelism.Threads", DisableParallelization = true)]
-public sealed class ThreadsCollection;
+/// <summary>Tests that change process-wide settings (Parallelism.Threads, anomaly mode) run alone, not beside other classes.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ProcessWideSettings
+{
+    public const string Name = "process-wide settings";
+}
 
-[Collection("Parallelism.Threads")]
+[Collection(ProcessWideSettings.Name)]
 public sealed class ThreadDeterminismTests
 {
     private static (float[] Out, float[][] Grads) Run(int threads, Func<Tensor[], Tensor> f, Tensor[] inputs)
