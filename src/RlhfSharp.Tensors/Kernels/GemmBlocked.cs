@@ -218,11 +218,19 @@ internal static unsafe class GemmBlocked
         const int MR = GemmBlocking.MR, KC = GemmBlocking.KC;
         if (!plan.PByColumns)
         {
-            // Row panels at the fixed stride KC: one contiguous copy per row.
+            // Row panels at the fixed stride KC: one contiguous copy per row (inline: a call per row costs
+            // more than the copy on small products).
             for (int i = 0; i < rows; i++)
             {
                 float* src = plan.P + (r + i) * plan.Ldp + pc;
-                Buffer.MemoryCopy(src, panel + i * KC, KC * sizeof(float), kc * sizeof(float));
+                float* dst = panel + i * KC;
+                int p = 0;
+                for (; p + 16 <= kc; p += 16)
+                {
+                    Vector256.Load(src + p).Store(dst + p);
+                    Vector256.Load(src + p + 8).Store(dst + p + 8);
+                }
+                for (; p < kc; p++) dst[p] = src[p];
             }
             return;
         }
