@@ -161,6 +161,8 @@ public sealed class Gpt2Tokenizer : ITokenizer
     private static (Dictionary<string, int> Vocab, int[] Lines) ReadVocab(string path)
     {
         byte[] bytes = File.ReadAllBytes(path);
+        // Utf8JsonReader does not skip a byte-order mark; some editors write one.
+        if (bytes.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) bytes = bytes[3..];
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         var lineOf = new Dictionary<int, int>();
         var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow });
