@@ -65,8 +65,8 @@ public static class BpeTrainer
         }
 
         // 4. Initial pair counts and, per pair, the words that may hold it.
-        var pairCount = new Dictionary<long, long>();
-        var pairWords = new Dictionary<long, HashSet<int>>();
+        var pairCount = new Dictionary<long, long>(PairKeyComparer.Instance);
+        var pairWords = new Dictionary<long, HashSet<int>>(PairKeyComparer.Instance);
         for (int w = 0; w < W; w++)
         {
             for (int k = 0; k + 1 < lengths[w]; k++)
@@ -84,7 +84,7 @@ public static class BpeTrainer
         // 5. Merge until the vocabulary is full.
         int wantedMerges = options.VocabSize - baseSize;
         var merges = new List<(string, string)>(wantedMerges);
-        var delta = new Dictionary<long, long>();
+        var delta = new Dictionary<long, long>(PairKeyComparer.Instance);
         while (tokens.Count < options.VocabSize - options.SpecialTokens.Count && heap.Count > 0)
         {
             heap.TryDequeue(out long pair, out var priority);
