@@ -5,7 +5,8 @@ using System.Text.Json.Serialization;
 
 namespace RlhfSharp.Feedback;
 
-internal static class FeedbackJson
+/// <summary>The JSON form of answers and candidates (snake_case, enums as lower-case words) that stores and files share.</summary>
+public static class FeedbackJson
 {
     public static readonly JsonSerializerOptions Options = new()
     {

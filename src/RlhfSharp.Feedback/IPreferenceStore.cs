@@ -22,6 +22,7 @@ public interface IPreferenceStore : IAsyncDisposable
     /// Hands the labeller their next query: one they have not been assigned before, from queries that still
     /// need answers (fewer than <paramref name="overlap"/> labellers), gold tasks mixed in at <paramref name="goldRate"/>.
     /// Returns the labeller's open assignment again if they have one. Null when nothing is left.
+    /// Gold tasks are unannounced: the assignment's query never carries the gold answer (read it with GetQueryAsync).
     /// </summary>
     Task<Assignment?> NextAssignmentAsync(long labelerId, string? campaign = null, int overlap = 1, double goldRate = 0, CancellationToken ct = default);
 
@@ -44,6 +45,10 @@ public interface IPreferenceStore : IAsyncDisposable
 /// <summary>A refused feedback operation, with a message a labeller or operator can act on and an HTTP-like status.</summary>
 public sealed class FeedbackException(string message, int status = 400) : Exception(message)
 {
-    /// <summary>400 bad input, 401 unknown token, 403 not allowed, 404 unknown id, 409 conflicting second answer, 413 too large.</summary>
+    /// <summary>
+    /// 400 bad input, 401 unknown token, 403 not allowed (e.g. another labeller's assignment), 404 unknown id,
+    /// 409 conflicting second answer, 413 too large; 500 the store cannot be opened, 502 an upstream service (the AI
+    /// judge) refused the request, 503 a server (PostgreSQL, the AI judge) is unreachable or kept failing.
+    /// </summary>
     public int Status { get; } = status;
 }

@@ -6,10 +6,11 @@
 // Shapes: B batch, T time, C = NEmbd, NH heads, HS = C/NH, V vocabulary, N = B·T rows.
 using RlhfSharp.Models.Checkpoints;
 using RlhfSharp.Tensors;
+using RlhfSharp.Tensors.Nn;
 
 namespace RlhfSharp.Models;
 
-public sealed class Gpt
+public sealed partial class Gpt
 {
     private readonly Dictionary<string, GptParameter> _byName;
 
@@ -18,32 +19,35 @@ public sealed class Gpt
         config.Validate("GPT config");
         Config = config;
         Heads = heads;
-        var list = new List<GptParameter>();
-        int offset = 0;
         var shapes = GptCheckpoint.TrunkTensors(config).ToList();
         if (heads.HasFlag(GptHeads.Value)) shapes.AddRange(GptCheckpoint.HeadTensors(config).Where(h => h.Name.StartsWith("v_head", StringComparison.Ordinal)));
         if (heads.HasFlag(GptHeads.Reward)) shapes.AddRange(GptCheckpoint.HeadTensors(config).Where(h => h.Name == GptCheckpoint.RewardHeadWeight));
-        foreach (var (name, shape) in shapes)
-        {
-            int length = checked((int)StoredTensor.ElementCount(shape));
-            list.Add(new GptParameter(name, shape, offset, length));
-            offset = checked(offset + length);
-        }
-        ParameterList = list;
-        _byName = list.ToDictionary(p => p.Name, StringComparer.Ordinal);
-        Parameters = new float[offset];
-        Gradients = new float[offset];
+        // The engine's ParameterSet owns the flat buffers: each parameter is a live Tensor view, so engine ops, AdamW and
+        // gradient clipping work on this model directly, while the fused kernels here index the same buffers by offset.
+        ParameterSet = new ParameterSet(shapes.Select(s => new KeyValuePair<string, Tensor>(s.Name, Tensor.Zeros(s.Shape))));
+        ParameterList = ParameterSet.Slots.Select(s => new GptParameter(s.Name, s.Value.Shape.ToArray(), s.Offset, s.Length)).ToList();
+        _byName = ParameterList.ToDictionary(p => p.Name, StringComparer.Ordinal);
+        _tensors = ParameterSet.Slots.ToDictionary(s => s.Name, s => s.Value, StringComparer.Ordinal);
     }
+
+    private readonly Dictionary<string, Tensor> _tensors;
+
+    /// <summary>The engine's view of the parameters (flat values and gradients, slots by name): hand it to AdamW.</summary>
+    public ParameterSet ParameterSet { get; }
+
+    /// <summary>The live parameter tensor called <paramref name="name"/> (a view of <see cref="Parameters"/>, gradient a view of <see cref="Gradients"/>).</summary>
+    public Tensor ParameterTensor(string name) => _tensors.TryGetValue(name, out var t) ? t
+        : throw new KeyNotFoundException($"GPT has no parameter '{name}'.");
 
     public GptConfig Config { get; }
 
     public GptHeads Heads { get; }
 
-    /// <summary>All parameters, one flat buffer; see <see cref="ParameterList"/> for the named views.</summary>
-    public float[] Parameters { get; }
+    /// <summary>All parameters, one flat buffer (the ParameterSet's); see <see cref="ParameterList"/> for the named views.</summary>
+    public float[] Parameters => ParameterSet.Values;
 
     /// <summary>Gradients with the same layout as <see cref="Parameters"/>; backward passes accumulate into it.</summary>
-    public float[] Gradients { get; }
+    public float[] Gradients => ParameterSet.Grads;
 
     public IReadOnlyList<GptParameter> ParameterList { get; }
 
@@ -221,7 +225,7 @@ public sealed class Gpt
 
         GptKernels.LayerNormForward(a.LnF, a.LnFMean, a.LnFRstd, a.Residuals[L], Param("ln_f.weight"), Param("ln_f.bias"), N, C, Config.LayerNormEpsilon);
         if (a.Logits is not null)
-            Tensors.Kernels.Gemm.Multiply(Tensors.Kernels.GemmForm.NT, N, V, C, a.LnF, C, wte, C, a.Logits, V, accumulate: false);
+            RlhfSharp.Tensors.Kernels.Gemm.Multiply(RlhfSharp.Tensors.Kernels.GemmForm.NT, N, V, C, a.LnF, C, wte, C, a.Logits, V, accumulate: false);
         if (a.Values is not null)
         {
             var w = Param(GptCheckpoint.ValueHeadWeight);
@@ -258,8 +262,8 @@ public sealed class Gpt
         var wte = Param("wte.weight");
         if (dLogits is not null)
         {
-            Tensors.Kernels.Gemm.Multiply(Tensors.Kernels.GemmForm.NN, N, C, V, dLogits, V, wte, C, dLnF, C, accumulate: true);
-            Tensors.Kernels.Gemm.Multiply(Tensors.Kernels.GemmForm.TN, V, C, N, dLogits, V, a.LnF, C, Grad("wte.weight"), C, accumulate: true);
+            RlhfSharp.Tensors.Kernels.Gemm.Multiply(RlhfSharp.Tensors.Kernels.GemmForm.NN, N, C, V, dLogits, V, wte, C, dLnF, C, accumulate: true);
+            RlhfSharp.Tensors.Kernels.Gemm.Multiply(RlhfSharp.Tensors.Kernels.GemmForm.TN, V, C, N, dLogits, V, a.LnF, C, Grad("wte.weight"), C, accumulate: true);
         }
         if (dValues is not null)
         {
@@ -308,7 +312,7 @@ public sealed class Gpt
             string pre = $"h.{l}.";
             // MLP branch. dRes is d(x_{l+1}) and becomes d(xMid) once ln_2's backward adds into it.
             var dOut = a.GradScratch1;
-            CopyWithDropout(dOut, dRes, la.MlpDropout, N * C);
+            CopyWithDropout(dOut, dRes, la.MlpDropout, N * C, a.DropoutP);
             var dFcGelu = a.GradHidden;
             Array.Clear(dFcGelu);
             GptKernels.MatmulBackward(dFcGelu, Grad(pre + "mlp.c_proj.weight"), Grad(pre + "mlp.c_proj.bias"), dOut.AsSpan(0, N * C), la.FcGelu, Param(pre + "mlp.c_proj.weight"), N, 4 * C, C);
@@ -321,7 +325,7 @@ public sealed class Gpt
             GptKernels.LayerNormBackward(dRes, Grad(pre + "ln_2.weight"), Grad(pre + "ln_2.bias"), dLn2, la.XMid, Param(pre + "ln_2.weight"), la.Ln2Mean, la.Ln2Rstd, N, C);
 
             // Attention branch. dRes is d(xMid) and becomes d(x_l).
-            CopyWithDropout(dOut, dRes, la.AttnDropout, N * C);
+            CopyWithDropout(dOut, dRes, la.AttnDropout, N * C, a.DropoutP);
             var dAttY = a.GradScratch2;
             Array.Clear(dAttY);
             GptKernels.MatmulBackward(dAttY, Grad(pre + "attn.c_proj.weight"), Grad(pre + "attn.c_proj.bias"), dOut.AsSpan(0, N * C), la.AttY, Param(pre + "attn.c_proj.weight"), N, C, C);
@@ -346,7 +350,7 @@ public sealed class Gpt
         }
 
         // Embeddings (a token or position used twice gets both contributions).
-        CopyWithDropout(a.GradScratch1, dRes, a.EmbedDropout, N * C);
+        CopyWithDropout(a.GradScratch1, dRes, a.EmbedDropout, N * C, a.DropoutP);
         var dWte = Grad("wte.weight");
         var dWpe = Grad("wpe.weight");
         for (int n = 0; n < N; n++)
@@ -388,17 +392,12 @@ public sealed class Gpt
                 int target = targets[n];
                 if ((uint)target >= (uint)V) throw new ArgumentException($"CrossEntropy: target {target} at position {n} is outside [0, {V}).");
                 float max = System.Numerics.Tensors.TensorPrimitives.Max(row);
-                double sum = 0;
-                for (int v = 0; v < V; v++)
-                {
-                    float e = MathF.Exp(row[v] - max);
-                    d[v] = e;
-                    sum += e;
-                }
-                float inv = (float)(1 / sum);
+                System.Numerics.Tensors.TensorPrimitives.Subtract(row, max, d);
+                System.Numerics.Tensors.TensorPrimitives.Exp(d, d);
+                double sum = System.Numerics.Tensors.TensorPrimitives.Sum<float>(d);
                 losses[n] = w * (Math.Log(sum) + max - row[target]);
                 float scale = w * norm;
-                for (int v = 0; v < V; v++) d[v] *= inv * scale;
+                System.Numerics.Tensors.TensorPrimitives.Multiply(d, (float)(scale / sum), d);
                 d[target] -= scale;
             }
         });
@@ -426,11 +425,7 @@ public sealed class Gpt
     /// <summary>Inverted dropout: keep with probability 1 − p, scaled by 1/(1 − p); the mask is kept for backward.</summary>
     private static void ApplyDropout(Span<float> values, float[] mask, float p, Rng? rng)
     {
-        if (p <= 0 || rng is null)
-        {
-            mask.AsSpan(0, values.Length).Fill(1f);
-            return;
-        }
+        if (p <= 0 || rng is null) return; // the mask is then unused: backward sees DropoutP == 0
         float keep = 1f / (1f - p);
         for (int i = 0; i < values.Length; i++)
         {
@@ -439,8 +434,11 @@ public sealed class Gpt
         }
     }
 
-    private static void CopyWithDropout(float[] dst, float[] src, float[] mask, int n) =>
-        System.Numerics.Tensors.TensorPrimitives.Multiply(src.AsSpan(0, n), mask.AsSpan(0, n), dst.AsSpan(0, n));
+    private static void CopyWithDropout(float[] dst, float[] src, float[] mask, int n, float p)
+    {
+        if (p > 0) System.Numerics.Tensors.TensorPrimitives.Multiply(src.AsSpan(0, n), mask.AsSpan(0, n), dst.AsSpan(0, n));
+        else Array.Copy(src, dst, n);
+    }
 }
 
 /// <summary>Activations of one forward pass (kept for backward) and its outputs. Buffers are reused when passed back to Forward.</summary>

@@ -37,16 +37,12 @@ internal static class GptKernels
             for (int i = start; i < end; i++)
             {
                 var x = input.AsSpan(i * C, C);
-                float m = TensorPrimitives.Sum(x) / C;
-                float v = 0;
-                for (int c = 0; c < C; c++)
-                {
-                    float d = x[c] - m;
-                    v += d * d;
-                }
-                float s = 1f / MathF.Sqrt(v / C + eps);
                 var o = output.AsSpan(i * C, C);
-                for (int c = 0; c < C; c++) o[c] = (x[c] - m) * s * weight[c] + bias[c];
+                float m = TensorPrimitives.Sum(x) / C;
+                TensorPrimitives.Subtract(x, m, o);
+                float s = 1f / MathF.Sqrt(TensorPrimitives.Dot(o, o) / C + eps);
+                TensorPrimitives.Multiply(o, s, o);
+                TensorPrimitives.FusedMultiplyAdd(o, weight, bias, o);
                 mean[i] = m;
                 rstd[i] = s;
             }
@@ -59,40 +55,33 @@ internal static class GptKernels
         var weight = weightSpan.ToArray();
         ForRows(N, (start, end) =>
         {
-            Span<float> dnorm = C <= 4096 ? stackalloc float[C] : new float[C];
+            var norm = new float[C];
+            var dnorm = new float[C];
             for (int i = start; i < end; i++)
             {
                 var x = input.AsSpan(i * C, C);
                 var dy = doutput.AsSpan(i * C, C);
-                float m = mean[i], s = rstd[i];
-                float meanDnorm = 0, meanDnormNorm = 0;
-                for (int c = 0; c < C; c++)
-                {
-                    float norm = (x[c] - m) * s;
-                    dnorm[c] = dy[c] * weight[c];
-                    meanDnorm += dnorm[c];
-                    meanDnormNorm += dnorm[c] * norm;
-                }
-                meanDnorm /= C;
-                meanDnormNorm /= C;
+                TensorPrimitives.Subtract(x, mean[i], norm);
+                TensorPrimitives.Multiply(norm, rstd[i], norm);
+                TensorPrimitives.Multiply(dy, weight, dnorm);
+                float meanDnorm = TensorPrimitives.Sum(dnorm) / C;
+                float meanDnormNorm = TensorPrimitives.Dot(dnorm, norm) / C;
+                // t = dnorm − norm·meanDnormNorm − meanDnorm; dx += rstd·t
+                TensorPrimitives.FusedMultiplyAdd(norm, -meanDnormNorm, dnorm, dnorm);
+                TensorPrimitives.Subtract(dnorm, meanDnorm, dnorm);
                 var dx = dinput.AsSpan(i * C, C);
-                for (int c = 0; c < C; c++)
-                {
-                    float norm = (x[c] - m) * s;
-                    dx[c] += s * (dnorm[c] - meanDnorm - norm * meanDnormNorm);
-                }
+                TensorPrimitives.FusedMultiplyAdd(dnorm, rstd[i], dx, dx);
             }
         });
+        // Parameter gradients sum over rows: one sequential pass, so the result does not depend on the thread split.
+        var normRow = new float[C];
         for (int i = 0; i < N; i++)
         {
-            var x = input.AsSpan(i * C, C);
             var dy = doutput.AsSpan(i * C, C);
-            float m = mean[i], s = rstd[i];
-            for (int c = 0; c < C; c++)
-            {
-                dweight[c] += (x[c] - m) * s * dy[c];
-                dbias[c] += dy[c];
-            }
+            TensorPrimitives.Subtract(input.AsSpan(i * C, C), mean[i], normRow);
+            TensorPrimitives.Multiply(normRow, rstd[i], normRow);
+            TensorPrimitives.FusedMultiplyAdd(normRow, dy, dweight, dweight);
+            TensorPrimitives.Add(dbias, dy, dbias);
         }
     }
 
@@ -116,35 +105,75 @@ internal static class GptKernels
             TensorPrimitives.Add(dbias, doutput.Slice(i * OC, OC), dbias);
     }
 
-    // ---- GELU, tanh form (Hendrycks & Gimpel 2016; GPT-2's "gelu_new"): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+    // ---- GELU, tanh form (Hendrycks & Gimpel 2016; GPT-2's "gelu_new"): 0.5·x·(1 + tanh(u)), u = √(2/π)·(x + 0.044715·x³).
+    // Evaluated as x·σ(2u) (the same function, since 0.5·(1 + tanh u) = σ(2u)) so one vectorised Exp does the work;
+    // the derivative is σ(2u) + x·2σ(2u)(1 − σ(2u))·√(2/π)(1 + 3·0.044715·x²). Scalar form: GeluScalar.
     private const float GeluScale = 0.7978845608028654f; // √(2/π)
+    private const float GeluCubic = 0.044715f;
+    private const int GeluChunk = 256;
+
+    /// <summary>dst = a·x + b.</summary>
+    private static void Affine(ReadOnlySpan<float> x, float a, float b, Span<float> dst)
+    {
+        TensorPrimitives.Multiply(x, a, dst);
+        TensorPrimitives.Add(dst, b, dst);
+    }
+
+    public static float GeluScalar(float x) => 0.5f * x * (1f + MathF.Tanh(GeluScale * (x + GeluCubic * x * x * x)));
+
+    /// <summary>sigma[i] = σ(2u(x[i])) for one chunk.</summary>
+    private static void GeluSigmoid(ReadOnlySpan<float> x, Span<float> sigma)
+    {
+        TensorPrimitives.Multiply(x, x, sigma);
+        Affine(sigma, -2f * GeluScale * GeluCubic, -2f * GeluScale, sigma);
+        TensorPrimitives.Multiply(sigma, x, sigma);          // −2u
+        TensorPrimitives.Exp(sigma, sigma);
+        TensorPrimitives.Add(sigma, 1f, sigma);
+        TensorPrimitives.Reciprocal(sigma, sigma);           // 1 / (1 + e^(−2u))
+    }
 
     public static void GeluForward(float[] output, float[] input, int n)
     {
-        ForRows(n / 256 + 1, (start, end) =>
+        ForRows((n + GeluChunk - 1) / GeluChunk, (start, end) =>
         {
-            int lo = start * 256, hi = Math.Min(n, end * 256);
-            for (int i = lo; i < hi; i++)
+            Span<float> sigma = stackalloc float[GeluChunk];
+            for (int chunk = start; chunk < end; chunk++)
             {
-                float x = input[i];
-                output[i] = 0.5f * x * (1f + MathF.Tanh(GeluScale * (x + 0.044715f * x * x * x)));
+                int lo = chunk * GeluChunk, len = Math.Min(GeluChunk, n - lo);
+                var x = input.AsSpan(lo, len);
+                var sg = sigma[..len];
+                GeluSigmoid(x, sg);
+                TensorPrimitives.Multiply(x, sg, output.AsSpan(lo, len));
             }
         });
     }
 
     public static void GeluBackward(float[] dinput, float[] input, float[] doutput, int n)
     {
-        ForRows(n / 256 + 1, (start, end) =>
+        ForRows((n + GeluChunk - 1) / GeluChunk, (start, end) =>
         {
-            int lo = start * 256, hi = Math.Min(n, end * 256);
-            for (int i = lo; i < hi; i++)
+            Span<float> sigma = stackalloc float[GeluChunk];
+            Span<float> slope = stackalloc float[GeluChunk];
+            Span<float> spare = stackalloc float[GeluChunk];
+            for (int chunk = start; chunk < end; chunk++)
             {
-                float x = input[i];
-                float u = GeluScale * (x + 0.044715f * x * x * x);
-                float th = MathF.Tanh(u);
-                float sech2 = 1f - th * th;
-                float local = 0.5f * (1f + th) + 0.5f * x * sech2 * GeluScale * (1f + 3f * 0.044715f * x * x);
-                dinput[i] += local * doutput[i];
+                int lo = chunk * GeluChunk, len = Math.Min(GeluChunk, n - lo);
+                var x = input.AsSpan(lo, len);
+                var sg = sigma[..len];
+                var d = slope[..len];
+                GeluSigmoid(x, sg);
+                // d = 2·√(2/π)·(1 + 3·0.044715·x²)·x·σ(1 − σ) + σ
+                TensorPrimitives.Multiply(x, x, d);
+                Affine(d, 2f * GeluScale * 3f * GeluCubic, 2f * GeluScale, d);
+                TensorPrimitives.Multiply(d, x, d);
+                TensorPrimitives.Multiply(d, sg, d);
+                // d·(1 − σ) + σ = d + σ·(1 − d)
+                var t = spare[..len];
+                Affine(d, -1f, 1f, t);
+                TensorPrimitives.Multiply(t, sg, t);
+                TensorPrimitives.Add(d, t, d);
+                var dx = dinput.AsSpan(lo, len);
+                TensorPrimitives.MultiplyAdd(d, doutput.AsSpan(lo, len), dx, dx);
             }
         });
     }
@@ -162,24 +191,21 @@ internal static class GptKernels
         {
             var row = probs.Slice(i * Tk, Tk);
             int last = queryOffset + i;
-            float max = float.NegativeInfinity;
-            for (int s = 0; s <= last; s++)
-                if (keyMask.IsEmpty || keyMask[s] != 0) max = MathF.Max(max, row[s] * scale);
+            var seg = row[..(last + 1)];
+            row[(last + 1)..].Clear();
+            TensorPrimitives.Multiply(seg, scale, seg);
+            if (!keyMask.IsEmpty)
+                for (int s = 0; s <= last; s++)
+                    if (keyMask[s] == 0) seg[s] = float.NegativeInfinity;
+            float max = TensorPrimitives.Max(seg);
             if (float.IsNegativeInfinity(max))
             {
-                row.Clear();
+                seg.Clear();
                 continue;
             }
-            float sum = 0;
-            for (int s = 0; s <= last; s++)
-            {
-                float e = keyMask.IsEmpty || keyMask[s] != 0 ? MathF.Exp(row[s] * scale - max) : 0f;
-                row[s] = e;
-                sum += e;
-            }
-            float inv = 1f / sum;
-            for (int s = 0; s <= last; s++) row[s] *= inv;
-            row[(last + 1)..].Clear();
+            TensorPrimitives.Subtract(seg, max, seg);
+            TensorPrimitives.Exp(seg, seg);                  // masked keys: exp(−∞) = 0
+            TensorPrimitives.Multiply(seg, 1f / TensorPrimitives.Sum(seg), seg);
         }
         Gemm.Multiply(GemmForm.NN, Tq, HS, Tk, probs, Tk, v, ldv, output, ldo, accumulate: false, threads: 1);
     }
@@ -200,8 +226,11 @@ internal static class GptKernels
         {
             var p = probs.Slice(i * T, T);
             var d = dp.Slice(i * T, T);
-            float dot = TensorPrimitives.Dot(p[..(i + 1)], d[..(i + 1)]);
-            for (int s = 0; s <= i; s++) d[s] = p[s] * (d[s] - dot) * scale;
+            var ds = d[..(i + 1)];
+            float dot = TensorPrimitives.Dot(p[..(i + 1)], ds);
+            TensorPrimitives.Subtract(ds, dot, ds);
+            TensorPrimitives.Multiply(ds, p[..(i + 1)], ds);
+            TensorPrimitives.Multiply(ds, scale, ds);
             d[(i + 1)..].Clear();
         }
         // dq (T,HS) += dS · k ; dk (T,HS) += dSᵀ · q

@@ -188,3 +188,35 @@ public sealed class AiJudgeTests
         finally { Environment.SetEnvironmentVariable(Variable, null); }
     }
 }
+
+public sealed class AiJudgeSessionTests
+{
+    [Fact]
+    public async Task TheJudgeLabelsAStoreEndToEnd()
+    {
+        using var dir = new TestData.TempDir();
+        await using var store = await Stores.SqlitePreferenceStore.OpenAsync(dir.File("rlaif.db"));
+        await store.AddQueriesAsync([
+            new NewQuery(QueryKind.Text, "Be kind.", [new("Go away."), new("You are wonderful.")]),
+            new NewQuery(QueryKind.Text, "Be kind.", [new("You are wonderful, truly."), new("Whatever.")]),
+            new NewQuery(QueryKind.Text, "Be kind.", [new("Hmm."), new("Meh.")]),
+        ]);
+        // The scripted judge prefers the response mentioning "wonderful" and cannot decide otherwise.
+        using var server = new ScriptedChatServer((user, _) =>
+        {
+            var parts = user.Split("Response ");
+            for (int i = 1; i < parts.Length; i++)
+                if (parts[i].Contains("wonderful", StringComparison.Ordinal)) return Task.FromResult((200, parts[i][..1]));
+            return Task.FromResult((200, "I cannot say."));
+        });
+        var judge = new AiJudge(new AiJudgeOptions(server.BaseUrl, "judge", ApiKeyVariable: null, MaxRetries: 0));
+        var (me, _) = await store.AddLabelerAsync(judge.Name, LabelerRole.Labeler);
+        Assert.Equal(3, await LabelingSession.RunAsync(store, me.Id, judge, 10));
+        var answers = (await store.GetJudgmentsAsync()).Select(j => j.Answer).ToList();
+        Assert.Equal(1, answers[0].Preferred);
+        Assert.Equal(0, answers[1].Preferred);
+        Assert.Equal(AnswerKind.Skip, answers[2].Kind);
+        Assert.Contains("I cannot say.", answers[2].SkipReason);
+        Assert.Equal(6, server.Requests);
+    }
+}

@@ -80,3 +80,18 @@ public sealed class OracleLabelerTests
         Assert.Equal([1, 0], (await store.GetJudgmentsAsync()).Select(j => j.Answer.Preferred!.Value));
     }
 }
+
+public sealed class GoldScorerTests
+{
+    [Fact]
+    public void MetadataScoresDriveTheOracleOnClips()
+    {
+        var clips = new Query(1, QueryKind.Clip, "Which hopper moves right?",
+            [new("<svg/>", "ppo", new Dictionary<string, string> { ["true_return"] = "12.5" }),
+             new("<svg></svg>", "random", new Dictionary<string, string> { ["true_return"] = "-3" })], "default", null, DateTimeOffset.UnixEpoch);
+        var oracle = new OracleLabeler(GoldScorers.FromMetadata("true_return"), new OracleOptions(Temperature: 0.01));
+        Assert.Equal(0, oracle.Answer(clips).Preferred);
+        var missing = clips with { Candidates = [new("<svg/>", "x"), new("<svg/>", "y")] };
+        Assert.Contains("true_return", Assert.Throws<ArgumentException>(() => oracle.Answer(missing)).Message);
+    }
+}

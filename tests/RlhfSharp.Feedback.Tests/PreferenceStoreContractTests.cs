@@ -11,6 +11,9 @@ public abstract class PreferenceStoreContractTests : IAsyncLifetime
     /// <summary>A new, empty, un-migrated store of the kind under test (its own file or schema).</summary>
     protected abstract Task<SqlPreferenceStore> CreateEmptyStoreAsync(int? seed);
 
+    /// <summary>A second store object on the same database, as a second app instance would open it.</summary>
+    protected abstract SqlPreferenceStore OpenAnotherInstance(SqlPreferenceStore store);
+
     protected async Task<SqlPreferenceStore> NewStoreAsync(int? seed = 7, bool migrate = true)
     {
         var store = await CreateEmptyStoreAsync(seed);
@@ -209,7 +212,8 @@ public abstract class PreferenceStoreContractTests : IAsyncLifetime
         {
             var a = await store.NextAssignmentAsync(l.Id, goldRate: 0.2);
             Assert.True(seen.Add(a!.Query.Id), "a query was handed to the same labeller twice");
-            if (a.Query.IsGold) gold++;
+            Assert.False(a.Query.IsGold); // unannounced: the labeller's copy never says
+            if ((await store.GetQueryAsync(a.Query.Id))!.IsGold) gold++;
             await store.SubmitAsync(a.Id, l.Id, Answer.Prefer(0), TimeSpan.Zero);
         }
         // Binomial(100, 0.2): mean 20, sd 4; [8, 32] is a 3-sigma band.
@@ -219,7 +223,7 @@ public abstract class PreferenceStoreContractTests : IAsyncLifetime
         for (int i = 0; i < 30; i++)
         {
             var a = await store.NextAssignmentAsync(m.Id, goldRate: 0, overlap: 2);
-            Assert.False(a!.Query.IsGold);
+            Assert.False((await store.GetQueryAsync(a!.Query.Id))!.IsGold);
             await store.SubmitAsync(a.Id, m.Id, Answer.Prefer(1), TimeSpan.Zero);
         }
     }
@@ -279,6 +283,70 @@ public abstract class PreferenceStoreContractTests : IAsyncLifetime
         Assert.Equal(judgments.Count, judgments.Select(j => (j.QueryId, j.LabelerId)).Distinct().Count());
         Assert.All(judgments.GroupBy(j => j.QueryId), g => Assert.Equal(overlap, g.Count()));
     }
+
+    [ServerFact]
+    public async Task TwoInstancesSharingOneDatabaseKeepOverlapAndNeverTwice()
+    {
+        var first = await NewStoreAsync();
+        var second = OpenAnotherInstance(first);
+        _stores.Add(second);
+        await second.MigrateAsync(); // a second instance starting up migrates too: a no-op
+        await first.AddQueriesAsync([.. Enumerable.Range(0, 40).Select(i => Pair($"q{i}"))]);
+        var labellers = new List<Labeler>();
+        for (int i = 0; i < 6; i++) labellers.Add((await first.AddLabelerAsync($"w{i}", LabelerRole.Labeler)).Labeler);
+
+        // Each labeller alternates between the two instances, as a load balancer would send them.
+        var tasks = labellers.Select((l, w) => Task.Run(async () =>
+        {
+            for (int n = 0; ; n++)
+            {
+                var via = (n + w) % 2 == 0 ? first : second;
+                var a = await via.NextAssignmentAsync(l.Id, overlap: 3);
+                if (a is null) break;
+                await ((n + w) % 2 == 0 ? second : first).SubmitAsync(a.Id, l.Id, Answer.Prefer(0), TimeSpan.Zero);
+            }
+        })).ToArray();
+        await Task.WhenAll(tasks);
+        var judgments = await second.GetJudgmentsAsync();
+        Assert.Equal(120, judgments.Count);
+        Assert.Equal(120, judgments.Select(j => (j.QueryId, j.LabelerId)).Distinct().Count());
+        Assert.All(judgments.GroupBy(j => j.QueryId), g => Assert.Equal(3, g.Count()));
+        Assert.Equal([1, 2], await second.AppliedVersionsAsync());
+    }
+
+    [ServerFact]
+    public async Task StaleOpenAssignmentsAreReleasedToOthers()
+    {
+        var store = await NewStoreAsync();
+        await store.AddQueriesAsync([Pair("only")]);
+        var (gone, _) = await store.AddLabelerAsync("gone", LabelerRole.Labeler);
+        var (next, _) = await store.AddLabelerAsync("next", LabelerRole.Labeler);
+        var abandoned = await store.NextAssignmentAsync(gone.Id);
+        Assert.Null(await store.NextAssignmentAsync(next.Id)); // overlap 1: taken
+        Assert.Equal(0, await store.ReleaseStaleAssignmentsAsync(TimeSpan.FromHours(1)));
+        await Task.Delay(20);
+        Assert.Equal(1, await store.ReleaseStaleAssignmentsAsync(TimeSpan.FromMilliseconds(1)));
+        var handedOn = await store.NextAssignmentAsync(next.Id);
+        Assert.Equal(abandoned!.Query.Id, handedOn!.Query.Id);
+        Assert.Equal(404, (await Assert.ThrowsAsync<FeedbackException>(() => store.SubmitAsync(abandoned.Id, gone.Id, Answer.Tie(), TimeSpan.Zero))).Status);
+        await store.SubmitAsync(handedOn.Id, next.Id, Answer.Tie(), TimeSpan.Zero);
+        Assert.Single(await store.GetJudgmentsAsync());
+    }
+
+    [ServerFact]
+    public async Task StatsCountTheQueue()
+    {
+        var store = await NewStoreAsync();
+        await store.AddQueriesAsync([Pair("a"), Pair("b"), Pair("c"), Pair("g", gold: Answer.Prefer(0))]);
+        var (l, _) = await store.AddLabelerAsync("l", LabelerRole.Labeler);
+        var x = await store.NextAssignmentAsync(l.Id, overlap: 2);
+        await store.SubmitAsync(x!.Id, l.Id, Answer.Prefer(1), TimeSpan.FromSeconds(4));
+        var y = await store.NextAssignmentAsync(l.Id, overlap: 2);
+        await store.SubmitAsync(y!.Id, l.Id, Answer.Skip("can't tell"), TimeSpan.FromSeconds(8));
+        var stats = await store.GetStatsAsync(overlap: 1);
+        Assert.Equal(new CampaignStats(3, 1, 2, 1, 2, 1, 1, 2, 6.0), stats);
+        Assert.Equal(3, (await store.GetStatsAsync(overlap: 2)).QueueDepth);
+    }
 }
 
 public sealed class SqlitePreferenceStoreTests : PreferenceStoreContractTests
@@ -289,6 +357,9 @@ public sealed class SqlitePreferenceStoreTests : PreferenceStoreContractTests
 
     protected override Task<SqlPreferenceStore> CreateEmptyStoreAsync(int? seed) =>
         Task.FromResult<SqlPreferenceStore>(new SqlitePreferenceStore(_dir.File($"store-{Guid.NewGuid():N}.db"), seed: seed));
+
+    protected override SqlPreferenceStore OpenAnotherInstance(SqlPreferenceStore store) =>
+        new SqlitePreferenceStore(((SqlitePreferenceStore)store).Path);
 
     public override async Task DisposeAsync()
     {
@@ -301,6 +372,26 @@ public sealed class SqlitePreferenceStoreTests : PreferenceStoreContractTests
     {
         var store = await NewStoreAsync();
         Assert.Equal("wal", (string?)await store.ScalarRawAsync("PRAGMA journal_mode"));
+    }
+
+    [Fact]
+    public async Task AFileThatIsNotADatabaseIsNamedInTheError()
+    {
+        var path = _dir.File("junk.db");
+        await File.WriteAllBytesAsync(path, [.. Enumerable.Range(0, 4096).Select(i => (byte)(i * 37))]);
+        var ex = await Assert.ThrowsAsync<FeedbackException>(() => SqlitePreferenceStore.OpenAsync(path));
+        Assert.Contains(path, ex.Message);
+        Assert.Contains("not a database", ex.Message);
+    }
+
+    [Fact]
+    public async Task SeveralInstancesStartingAtOnceMigrateAFreshFileOnce()
+    {
+        var path = _dir.File("race.db");
+        var stores = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => SqlitePreferenceStore.OpenAsync(path))));
+        Assert.Equal([1, 2], await stores[0].AppliedVersionsAsync());
+        Assert.Equal(2L, Convert.ToInt64(await stores[3].ScalarRawAsync("SELECT COUNT(*) FROM schema_version")));
+        foreach (var s in stores) await s.DisposeAsync();
     }
 
     [Fact]
@@ -327,9 +418,29 @@ public sealed class PostgresPreferenceStoreTests : PreferenceStoreContractTests
         return new PostgresPreferenceStore(PostgresServer.ConnectionStringFor(schema), seed);
     }
 
+    protected override SqlPreferenceStore OpenAnotherInstance(SqlPreferenceStore store) =>
+        new PostgresPreferenceStore(PostgresServer.ConnectionStringFor(_schemas[^1]));
+
     public override async Task DisposeAsync()
     {
         await base.DisposeAsync();
         foreach (var s in _schemas) await PostgresServer.DropSchemaAsync(s);
     }
+}
+
+public sealed class PostgresConnectionErrorTests
+{
+    [Fact]
+    public async Task AnUnreachableServerIsA503NamingPostgreSql()
+    {
+        // Port 1 on the loopback: nothing listens, so the connection is refused at once (no server needed).
+        await using var store = new PostgresPreferenceStore("Host=127.0.0.1;Port=1;Username=x;Password=y;Database=z;Timeout=3");
+        var ex = await Assert.ThrowsAsync<FeedbackException>(() => store.MigrateAsync());
+        Assert.Equal(503, ex.Status);
+        Assert.Contains("PostgreSQL store: cannot connect", ex.Message);
+    }
+
+    [Fact]
+    public void AMalformedConnectionStringIsRefused() =>
+        Assert.Contains("connection string", Assert.Throws<FeedbackException>(() => new PostgresPreferenceStore("Host=127.0.0.1;Bogus Key=1")).Message);
 }

@@ -1,6 +1,7 @@
 // The GPT against the double-precision reference: logits, heads, padded batches, gradients, memorising a text, save/load.
 using RlhfSharp.Models.Checkpoints;
 using RlhfSharp.Tensors;
+using RlhfSharp.Tensors.Optim;
 
 namespace RlhfSharp.Models.Tests;
 
@@ -187,7 +188,7 @@ public sealed class GptTests
         var ids = text.Select(ch => Array.IndexOf(alphabet, ch)).ToArray();
         var config = new GptConfig { VocabSize = alphabet.Length, BlockSize = 64, NEmbd = 32, NLayer = 2, NHead = 2 };
         var gpt = Gpt.Create(config, new Rng(7));
-        var opt = new GptAdamW(gpt, new GptAdamWConfig { LearningRate = 1e-2f, WeightDecay = 0 });
+        var opt = new AdamW(gpt.ParameterSet, new AdamWConfig { LearningRate = 1e-2f, WeightDecay = 0 });
         int T = ids.Length - 1;
         var input = new GptInput(1, T, ids[..T]);
         var targets = ids[1..];
@@ -202,7 +203,7 @@ public sealed class GptTests
             if (loss < 0.05f) break;
             gpt.ZeroGrad();
             gpt.Backward(pass, dLogits);
-            GptAdamW.ClipGradientNorm(gpt, 1f);
+            gpt.ParameterSet.ClipGradNorm(1);
             opt.Step();
         }
 

@@ -41,7 +41,16 @@ public sealed class BrowserTests(ITestOutputHelper output)
         await page.GotoAsync(new Uri(app.Address, "/").ToString());
         await page.FillAsync("#token", token);
         await page.PressAsync("#token", "Enter");
-        await page.WaitForURLAsync("**/label");
+        try
+        {
+            // Poll the DOM for the labelling page rather than wait on navigation events, which chromium builds
+            // newer than Playwright's own can report late.
+            await page.Locator("#done-count").WaitForAsync();
+        }
+        catch (TimeoutException ex)
+        {
+            throw new TimeoutException($"sign-in did not reach /label; the page at {page.Url} says: \"{await page.InnerTextAsync("#status")}\"", ex);
+        }
         return page;
     }
 
@@ -76,6 +85,16 @@ public sealed class BrowserTests(ITestOutputHelper output)
             // The long candidate scrolls inside its box instead of stretching the page.
             Assert.True(await page.EvalOnSelectorAsync<bool>("#cand-1 .text", "e => e.scrollHeight > e.clientHeight"));
             await ScreenshotAsync(page, "label-pair.png");
+            // On a narrow window the two candidates stack instead of squeezing side by side.
+            await page.SetViewportSizeAsync(700, 900);
+            var left = await page.Locator("#cand-0").BoundingBoxAsync();
+            var right = await page.Locator("#cand-1").BoundingBoxAsync();
+            Assert.True(right!.Y >= left!.Y + left.Height, $"at 700 px the right candidate (y={right.Y}) should sit below the left one (bottom {left.Y + left.Height})");
+            await ScreenshotAsync(page, "label-pair-narrow.png");
+            await page.SetViewportSizeAsync(1280, 800);
+            var wideLeft = await page.Locator("#cand-0").BoundingBoxAsync();
+            var wideRight = await page.Locator("#cand-1").BoundingBoxAsync();
+            Assert.Equal(wideLeft!.Y, wideRight!.Y, 1);
 
             await page.Keyboard.PressAsync("1");
             await Assertions.Expect(page.Locator("#done-count")).ToHaveTextAsync("1");
@@ -120,6 +139,7 @@ public sealed class BrowserTests(ITestOutputHelper output)
             new NewQuery(QueryKind.Text, "Rank these answers to 2+2.", [new Candidate("5"), new Candidate("4"), new Candidate("four, I think")]),
             new NewQuery(QueryKind.Clip, "The agent should move right.", [new Candidate(Clip("#c33", 180)), new Candidate(Clip("#33c", 60))]),
             new NewQuery(QueryKind.Text, "Translate 'chat'.", [new Candidate("cat"), new Candidate("chat")]),
+            new NewQuery(QueryKind.Text, "Order by size.", [new Candidate("mouse"), new Candidate("dog"), new Candidate("elephant")]),
         ]);
         var token = await app.AddLabelerAsync("bo");
         var (pw, browser) = await LaunchAsync();
@@ -150,8 +170,16 @@ public sealed class BrowserTests(ITestOutputHelper output)
             await Assertions.Expect(page.Locator("#done-count")).ToHaveTextAsync("3");
             Assert.NotEqual("pwned", await page.TitleAsync());
 
+            // Ranking by drag: the elephant dragged to the top; the visible order is the ranking.
+            await Assertions.Expect(page.Locator("#prompt")).ToContainTextAsync("Order by size");
+            await page.Locator("#ranking li", new() { HasText = "elephant" }).DragToAsync(page.Locator("#ranking li").First, new() { TargetPosition = new() { X = 20, Y = 5 } });
+            await Assertions.Expect(page.Locator("#ranking li").First).ToContainTextAsync("elephant");
+            await page.ClickAsync("#rank-submit");
+            await Assertions.Expect(page.Locator("#done-count")).ToHaveTextAsync("4");
+
             var j = (await app.Store.GetJudgmentsAsync()).OrderBy(x => x.QueryId).ToList();
-            Assert.Equal(3, j.Count);
+            Assert.Equal(4, j.Count);
+            Assert.Equal([2, 0, 1], j[3].Answer.Ranking!);
             Assert.Equal(AnswerKind.Ranking, j[0].Answer.Kind);
             Assert.Equal([1, 2, 0], j[0].Answer.Ranking!);
             Assert.Equal(0, j[1].Answer.Preferred);

@@ -9,6 +9,10 @@ internal static class BenchCommand
     {
         var command = new Command("bench", "Measure the speed of kernels and trainers (JSON output).");
         command.Subcommands.Add(BenchGemmCommand.Create());
+        command.Subcommands.Add(BenchEngineCommand.Create());
+        command.Subcommands.Add(BenchTokenizerCommand.Create());
+        command.Subcommands.Add(BenchTrainCommand.Create());
+        command.Subcommands.Add(BenchSampleCommand.Create());
         return command;
     }
 }

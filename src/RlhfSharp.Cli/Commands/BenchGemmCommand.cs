@@ -31,8 +31,8 @@ internal static unsafe class BenchGemmCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON array (one object per shape, form and thread count) instead of a table." };
         var repetitions = new Option<int>("--repetitions")
         {
-            Description = "Timed runs per side and configuration after one warm-up; the fastest is reported.",
-            DefaultValueFactory = _ => 7,
+            Description = "Timed runs per side and configuration after one warm-up, alternating ours and OpenBLAS; the fastest of each is reported.",
+            DefaultValueFactory = _ => 9,
         };
         var only = new Option<string?>("--shape") { Description = "Measure only this shape, written M,K,N (default: all five)." };
         var command = new Command("gemm", "GEMM GFLOP/s, ours against OpenBLAS cblas_sgemm (libopenblas.so.0), per shape, form and thread count.");
@@ -78,45 +78,43 @@ internal static unsafe class BenchGemmCommand
                 using var operands = new Operands(form, m, n, k, rng);
                 foreach (int threads in ThreadCounts)
                 {
-                    double ours = BestGflops(reps, m, n, k, () =>
-                        Gemm.Multiply(form, m, n, k, operands.A, operands.Lda, operands.B, operands.Ldb, operands.C, n, accumulate: false, threads));
-                    double? theirs = null;
-                    if (blas is not null)
+                    void Ours() => Gemm.Multiply(form, m, n, k, operands.A, operands.Lda, operands.B, operands.Ldb, operands.C, n, accumulate: false, threads);
+                    void Theirs() => blas!.Sgemm(form, m, n, k, operands.A, operands.Lda, operands.B, operands.Ldb, operands.C, n);
+                    blas?.SetThreads(threads);
+                    // Alternate the two sides so that load from other processes falls on both alike; keep the fastest of each.
+                    Ours();
+                    if (blas is not null) Theirs();
+                    double ours = double.MaxValue, theirs = double.MaxValue;
+                    for (int r = 0; r < reps; r++)
                     {
-                        blas.SetThreads(threads);
-                        theirs = BestGflops(reps, m, n, k, () => blas.Sgemm(form, m, n, k, operands.A, operands.Lda, operands.B, operands.Ldb, operands.C, n));
-                        // OpenBLAS's idle threads spin for a while after a call; let them go to sleep before we time ours again.
-                        Thread.Sleep(250);
+                        ours = Math.Min(ours, Seconds(Ours));
+                        if (blas is null) continue;
+                        theirs = Math.Min(theirs, Seconds(Theirs));
+                        // OpenBLAS's idle threads spin for ~2^28 cycles after a call; let them sleep before we time ours.
+                        if (threads > 1) Thread.Sleep(150);
                     }
-                    results.Add(new Result(m, k, n, form, threads, ours, theirs));
+                    double flops = 2.0 * m * n * k;
+                    results.Add(new Result(m, k, n, form, threads, flops / ours / 1e9, blas is null ? null : flops / theirs / 1e9));
                 }
             }
         }
         return results;
     }
 
-    /// <summary>One warm-up call, then <paramref name="reps"/> timed calls (at least 0.2 s in total); GFLOP/s of the fastest.</summary>
-    private static double BestGflops(int reps, int m, int n, int k, Action run)
+    private static double Seconds(Action run)
     {
+        long start = Stopwatch.GetTimestamp();
         run();
-        double best = double.MaxValue;
-        var total = Stopwatch.StartNew();
-        for (int r = 0; r < reps || total.Elapsed.TotalSeconds < 0.2; r++)
-        {
-            long start = Stopwatch.GetTimestamp();
-            run();
-            best = Math.Min(best, Stopwatch.GetElapsedTime(start).TotalSeconds);
-        }
-        return 2.0 * m * n * k / best / 1e9;
+        return Stopwatch.GetElapsedTime(start).TotalSeconds;
     }
 
+    /// <summary>A JSON array with one object per line.</summary>
     private static string ToJson(List<Result> results)
     {
-        using var stream = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = false }))
+        var lines = results.Select(r =>
         {
-            writer.WriteStartArray();
-            foreach (var r in results)
+            var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+            using (var writer = new Utf8JsonWriter(buffer))
             {
                 writer.WriteStartObject();
                 writer.WriteNumber("m", r.M);
@@ -128,13 +126,10 @@ internal static unsafe class BenchGemmCommand
                 WriteNullable(writer, "openblas_gflops", r.OpenBlas, 2);
                 WriteNullable(writer, "ratio", r.Ratio, 3);
                 writer.WriteEndObject();
-                writer.Flush();
-                stream.WriteByte((byte)'\n');
             }
-            writer.WriteEndArray();
-        }
-        stream.WriteByte((byte)'\n');
-        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+            return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+        });
+        return "[\n" + string.Join(",\n", lines) + "\n]\n";
 
         static void WriteNullable(Utf8JsonWriter writer, string name, double? value, int digits)
         {

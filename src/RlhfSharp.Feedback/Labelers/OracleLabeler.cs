@@ -47,11 +47,16 @@ public sealed class OracleLabeler : ILabeler
     public Answer Answer(Query query)
     {
         var scores = query.Candidates.Select(c => _gold(query.Prompt, c)).ToArray();
-        lock (_lock) return Choose(scores);
+        return Choose(scores);
     }
 
-    /// <summary>The oracle's answer for candidates with these gold scores.</summary>
+    /// <summary>The oracle's answer for candidates with these gold scores (safe to call from several threads).</summary>
     public Answer Choose(IReadOnlyList<double> scores)
+    {
+        lock (_lock) return ChooseLocked(scores);
+    }
+
+    private Answer ChooseLocked(IReadOnlyList<double> scores)
     {
         int k = scores.Count;
         if (k < 2) throw new ArgumentException($"a query needs at least 2 candidates; got {k}.");

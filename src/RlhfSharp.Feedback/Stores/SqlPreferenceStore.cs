@@ -214,6 +214,13 @@ public abstract class SqlPreferenceStore : IPreferenceStore
         await tx.CommitAsync(ct);
     }
 
+    /// <inheritdoc />
+    /// <remarks>
+    /// Regular queries go out in id order. Gold tasks go to every labeller once (overlap does not apply to them) and
+    /// only accompany regular work: when no regular query is left for this labeller the answer is null, even if
+    /// unseen gold tasks remain. Under PostgreSQL the pick is made under row locks (FOR UPDATE SKIP LOCKED) and the
+    /// labeller's row is locked, so overlap and never-twice hold across app instances.
+    /// </remarks>
     public async Task<Assignment?> NextAssignmentAsync(long labelerId, string? campaign = null, int overlap = 1, double goldRate = 0, CancellationToken ct = default)
     {
         if (overlap < 1) throw new FeedbackException($"overlap must be at least 1; got {overlap}.");
@@ -262,6 +269,32 @@ public abstract class SqlPreferenceStore : IPreferenceStore
         var assignment = await LoadAssignmentAsync(connection, tx, assignmentId, ct);
         await tx.CommitAsync(ct);
         return assignment;
+    }
+
+    /// <summary>
+    /// Hands back assignments that were opened before <paramref name="olderThan"/> ago and never answered (a labeller
+    /// closed the tab), so their queries count toward overlap no more. Returns how many were released.
+    /// </summary>
+    public async Task<int> ReleaseStaleAssignmentsAsync(TimeSpan olderThan, CancellationToken ct = default)
+    {
+        if (olderThan < TimeSpan.Zero) throw new FeedbackException($"olderThan must not be negative; got {olderThan}.");
+        long cutoff = Now() - (long)olderThan.TotalMilliseconds;
+        await using var connection = await OpenAsync(ct);
+        await using var tx = await BeginWriteAsync(connection, ct);
+        var stale = new List<(long Id, long QueryId)>();
+        await using (var cmd = Command(connection, tx, """
+            SELECT a.id, a.query_id FROM assignments a
+            WHERE a.assigned_at < @cut AND NOT EXISTS (SELECT 1 FROM judgments j WHERE j.assignment_id = a.id) ORDER BY a.id
+            """ + RowLockClause, ("@cut", cutoff)))
+        await using (var reader = await cmd.ExecuteReaderAsync(ct))
+            while (await reader.ReadAsync(ct)) stale.Add((Convert.ToInt64(reader.GetValue(0)), Convert.ToInt64(reader.GetValue(1))));
+        foreach (var (id, queryId) in stale)
+        {
+            await ExecuteAsync(connection, tx, "DELETE FROM assignments WHERE id = @a", ct, ("@a", id));
+            await ExecuteAsync(connection, tx, "UPDATE queries SET assigned_count = assigned_count - 1 WHERE id = @q", ct, ("@q", queryId));
+        }
+        await tx.CommitAsync(ct);
+        return stale.Count;
     }
 
     public async Task<Judgment> SubmitAsync(long assignmentId, long labelerId, Answer answer, TimeSpan timeSpent, CancellationToken ct = default)
@@ -346,7 +379,8 @@ public abstract class SqlPreferenceStore : IPreferenceStore
             at = Convert.ToInt64(reader.GetValue(2));
         }
         var query = await LoadQueryAsync(connection, tx, queryId, ct) ?? throw new FeedbackException($"query {queryId} does not exist.", 404);
-        return new Assignment(id, query, labelerId, FromMillis(at));
+        // Gold tasks are unannounced: the labeller's copy carries no gold answer (quality control reads it from the store).
+        return new Assignment(id, query with { GoldAnswer = null }, labelerId, FromMillis(at));
     }
 
     private static async Task<List<Judgment>> LoadJudgmentsAsync(DbConnection connection, DbTransaction? tx, string where, CancellationToken ct, params (string, object?)[] args)

@@ -46,8 +46,12 @@ public sealed class SqlitePreferenceStore : SqlPreferenceStore
             await connection.OpenAsync(ct);
             await using var cmd = connection.CreateCommand();
             // WAL persists in the file; busy_timeout and foreign_keys are per connection.
-            cmd.CommandText = $"PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {_busyTimeoutMs}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+            // busy_timeout first: switching a new file to WAL needs the lock another opener may hold.
+            cmd.CommandText = $"PRAGMA busy_timeout = {_busyTimeoutMs}; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
             await cmd.ExecuteNonQueryAsync(ct);
+            // Read the schema once here, so a file that is not a database fails now, with its path, not mid-operation.
+            cmd.CommandText = "SELECT COUNT(*) FROM sqlite_master";
+            await cmd.ExecuteScalarAsync(ct);
             return connection;
         }
         catch (SqliteException ex)
@@ -61,7 +65,8 @@ public sealed class SqlitePreferenceStore : SqlPreferenceStore
         // deferred: false is BEGIN IMMEDIATE: the write lock is taken up front, so two writers never deadlock upgrading.
         await Task.FromResult<DbTransaction>(((SqliteConnection)connection).BeginTransaction(deferred: false));
 
-    protected override string IdColumn => "INTEGER PRIMARY KEY";
+    // AUTOINCREMENT: an id is never reused after a delete (a released assignment), so a stale client cannot hit a new row.
+    protected override string IdColumn => "INTEGER PRIMARY KEY AUTOINCREMENT";
     protected override string SkipLockedClause => "";
     protected override string RowLockClause => "";
 

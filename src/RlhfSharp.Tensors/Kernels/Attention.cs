@@ -1,12 +1,16 @@
 // Causal scaled-dot-product attention for one (batch, head) pair at a time, with a key padding mask.
 // Forward keeps only the per-row log-sum-exp; backward recomputes the probabilities, so one T×T scratch
 // block per worker is the most that is ever alive. Query rows are processed in blocks of 64 against
-// keys 0..end-of-block only, which skips the masked upper triangle. Scalar reference: AttentionReference.
+// keys 0..end-of-block only, which skips the masked upper triangle. Row loops (masked softmax, probabilities
+// from the log-sum-exp, softmax backward) use TensorPrimitives; their scalar references are the *RowReference
+// methods, and the whole op's float64 reference is AttentionReference.
 //
 // Layout: element (b, h, t, d) of Q lives at q[b·BatchStride + h·HeadStride + t·RowStride + d]; the same
 // strides serve [B,NH,T,HS] tensors (RowStride = HS) and fused [B,T,3C] qkv (RowStride = 3C, HeadStride = HS).
 // Masking rule: query t attends key s iff s ≤ t and keyMask[b, s] ≠ 0. A query that may attend nothing
 // (a left-padding position) outputs zeros and has log-sum-exp −∞.
+using System.Numerics.Tensors;
+
 namespace RlhfSharp.Tensors.Kernels;
 
 /// <summary>Where one operand's rows sit in its buffer (in floats).</summary>
@@ -87,11 +91,7 @@ public static unsafe class Attention
                         Gemm.Multiply(GemmForm.NT, rows, keys, d.HS, gRows, oL.RowStride, vb, vL.RowStride, dp, keys, false, threads: 1);
                         // dS = P ⊙ (dP − Σ_s P·dP) · scale (softmax backward, then the score scale)
                         for (int r = 0; r < rows; r++)
-                        {
-                            float* pr = p + (long)r * keys, dpr = dp + (long)r * keys;
-                            float dot = Reduce.Dot(new ReadOnlySpan<float>(pr, keys), new ReadOnlySpan<float>(dpr, keys));
-                            for (int s = 0; s < keys; s++) dpr[s] = pr[s] * (dpr[s] - dot) * d.Scale;
-                        }
+                            SoftmaxBackwardRow(p + (long)r * keys, dp + (long)r * keys, keys, d.Scale);
                         // dQ[t0..] += dS·K[0..keys] ; dK[0..keys] += dSᵀ·Q[t0..]
                         if (dq != null)
                             Gemm.Multiply(GemmForm.NN, rows, d.HS, keys, dp, keys, kb, kL.RowStride, dq + qL.Base(b, h) + (long)t0 * qL.RowStride, qL.RowStride, true, threads: 1);
@@ -104,7 +104,76 @@ public static unsafe class Attention
     }
 
     // Scores row (length keys) → probabilities in place; returns the log-sum-exp of the scaled, allowed scores.
-    private static float MaskedSoftmaxRow(float* row, int t, int keys, float* mask, float scale)
+    internal static float MaskedSoftmaxRow(float* row, int t, int keys, float* mask, float scale)
+    {
+        if (KernelOptions.UseScalarReference) return MaskedSoftmaxRowReference(row, t, keys, mask, scale);
+        int n = t + 1; // keys after t are never allowed
+        var z = new Span<float>(row, n);
+        TensorPrimitives.Multiply(z, scale, z);
+        if (mask != null)
+            for (int s = 0; s < n; s++) if (mask[s] == 0f) z[s] = float.NegativeInfinity;
+        new Span<float>(row + n, keys - n).Clear();
+        float max = TensorPrimitives.Max(z);
+        if (float.IsNegativeInfinity(max))
+        {
+            z.Clear(); // nothing to attend: zeros, not NaN
+            return float.NegativeInfinity;
+        }
+        TensorPrimitives.Subtract(z, max, z);
+        TensorPrimitives.Exp(z, z);
+        if (mask != null)
+            for (int s = 0; s < n; s++) if (mask[s] == 0f) z[s] = 0f;
+        float sum = Reduce.Sum(z);
+        TensorPrimitives.Multiply(z, 1f / sum, z);
+        return max + MathF.Log(sum);
+    }
+
+    internal static void ProbabilitiesFromLse(float* row, int t, int keys, float* mask, float scale, float lse)
+    {
+        if (KernelOptions.UseScalarReference)
+        {
+            ProbabilitiesFromLseReference(row, t, keys, mask, scale, lse);
+            return;
+        }
+        int n = t + 1;
+        new Span<float>(row + n, keys - n).Clear();
+        var z = new Span<float>(row, n);
+        if (float.IsNegativeInfinity(lse))
+        {
+            z.Clear();
+            return;
+        }
+        TensorPrimitives.Multiply(z, scale, z);
+        TensorPrimitives.Subtract(z, lse, z);
+        TensorPrimitives.Exp(z, z);
+        if (mask != null)
+            for (int s = 0; s < n; s++) if (mask[s] == 0f) z[s] = 0f;
+    }
+
+    // dS = P ⊙ (dP − ⟨P, dP⟩) · scale, in place over dP (softmax backward, then the score scale).
+    internal static void SoftmaxBackwardRow(float* p, float* dp, int keys, float scale)
+    {
+        if (KernelOptions.UseScalarReference)
+        {
+            SoftmaxBackwardRowReference(p, dp, keys, scale);
+            return;
+        }
+        var pr = new ReadOnlySpan<float>(p, keys);
+        var dpr = new Span<float>(dp, keys);
+        float dot = Reduce.Dot(pr, dpr);
+        TensorPrimitives.Subtract(dpr, dot, dpr);
+        TensorPrimitives.Multiply(dpr, pr, dpr);
+        TensorPrimitives.Multiply(dpr, scale, dpr);
+    }
+
+    internal static void SoftmaxBackwardRowReference(float* p, float* dp, int keys, float scale)
+    {
+        float dot = 0f;
+        for (int s = 0; s < keys; s++) dot += p[s] * dp[s];
+        for (int s = 0; s < keys; s++) dp[s] = p[s] * (dp[s] - dot) * scale;
+    }
+
+    internal static float MaskedSoftmaxRowReference(float* row, int t, int keys, float* mask, float scale)
     {
         float max = float.NegativeInfinity;
         for (int s = 0; s < keys; s++)
@@ -131,7 +200,7 @@ public static unsafe class Attention
         return max + MathF.Log(sum);
     }
 
-    private static void ProbabilitiesFromLse(float* row, int t, int keys, float* mask, float scale, float lse)
+    internal static void ProbabilitiesFromLseReference(float* row, int t, int keys, float* mask, float scale, float lse)
     {
         if (float.IsNegativeInfinity(lse))
         {

@@ -1,5 +1,5 @@
 // The blocked GEMM driver behind Gemm.Multiply: packing, cache blocking, and a fixed split over threads.
-// It computes D (+)= P·Q, where D is C itself or Cᵀ (for form NT with few rows, see Plan), then hands
+// It computes D (+)= P·Q, where D is C itself or Cᵀ (form NT with few rows, see GemmPlan.Create), then hands
 // 12×32 register tiles to GemmTile.
 //
 // Shapes: D is [R, S] (R rows, S columns), P is [R, K], Q is [K, S]. Loops, outermost first:
@@ -12,6 +12,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace RlhfSharp.Tensors.Kernels;
 
@@ -26,8 +27,10 @@ internal static class GemmBlocking
     public const int KC = 256;
     /// <summary>Columns of a packed B block (256×1024 floats = 1 MiB, half of L2).</summary>
     public const int NC = 1024;
-    /// <summary>Below this many multiply-adds per thread a split costs more in hand-off than it saves.</summary>
-    public const long MinMultiplyAddsPerThread = 1 << 18;
+    /// <summary>Rows of the tile scratch: MR rounded up to whole 8×8 transpose blocks.</summary>
+    public const int TileRows = 16;
+    /// <summary>Below this many multiply-adds per thread (about 30 µs of work) a split costs more in hand-off than it saves.</summary>
+    public const long MinMultiplyAddsPerThread = 1 << 21;
 }
 
 /// <summary>One product D (+)= P·Q in the driver's terms, with element addressing for each operand.</summary>
@@ -109,8 +112,24 @@ internal unsafe struct GemmPlan
         return (0, Rows, s0, s1);
     }
 
-    private readonly bool SplitsRows(int parts) =>
-        Rows >= 4 * GemmBlocking.MR * parts || Rows >= Cols;
+    /// <summary>
+    /// Each thread packs all of the operand along the dimension it does not split, so split where the packing
+    /// per thread is smaller: by rows, each packs all of Q (K×S) and its share of P once per NC block; by
+    /// columns, its share of Q and all of P as often. Transposing and strided packs count extra.
+    /// </summary>
+    private readonly bool SplitsRows(int parts)
+    {
+        bool rowsPossible = Rows >= 4 * parts, colsPossible = Cols >= GemmBlocking.NR * parts;
+        if (!colsPossible) return true;
+        if (!rowsPossible) return false;
+        double q = QByColumns ? 2.0 : 1.0, p = PByColumns ? 1.5 : 1.0;
+        double k = Depth;
+        double byRows = k * Cols * q + k * Rows / parts * p * Blocks(Cols);
+        double byCols = k * Cols / parts * q + k * Rows * p * Blocks((Cols + parts - 1) / parts);
+        return byRows <= byCols;
+
+        static int Blocks(int cols) => (cols + GemmBlocking.NC - 1) / GemmBlocking.NC;
+    }
 }
 
 /// <summary>Runs one rectangle of a plan on the calling thread, with that thread's packing buffers.</summary>
@@ -190,7 +209,10 @@ internal static unsafe class GemmBlocked
         }
     }
 
+    private const int PrefetchRowsAhead = 16;
+
     /// <summary>Copies rows [r, r+rows) × depth [pc, pc+kc) of P into the panel layout the tile reads.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackA(in GemmPlan plan, int r, int rows, int pc, int kc, float* panel)
     {
         const int MR = GemmBlocking.MR, KC = GemmBlocking.KC;
@@ -208,8 +230,15 @@ internal static unsafe class GemmBlocked
         float* col = plan.P + pc * plan.Ldp + r;
         if (rows == MR)
         {
+            // Rows of the source are a whole stride apart, beyond what the hardware prefetchers follow: fetch ahead.
+            long ahead = PrefetchRowsAhead * plan.Ldp;
             for (int p = 0; p < kc; p++, col += plan.Ldp)
             {
+                if (Sse.IsSupported)
+                {
+                    Sse.Prefetch0(col + ahead);
+                    Sse.Prefetch0(col + ahead + MR - 1);
+                }
                 Vector256.Load(col).Store(panel + p * MR);
                 Vector128.Load(col + 8).Store(panel + p * MR + 8);
             }
@@ -222,6 +251,7 @@ internal static unsafe class GemmBlocked
     }
 
     /// <summary>Copies depth [pc, pc+kc) × columns [s, s+cols) of Q into a [kc, NR] panel, zero-filling missing columns.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackB(in GemmPlan plan, int pc, int kc, int s, int cols, float* panel)
     {
         const int NR = GemmBlocking.NR;
@@ -247,12 +277,8 @@ internal static unsafe class GemmBlocked
             }
             return;
         }
-        // Q stored [S, K]: a transposing pack, one source row (contiguous over k) per panel column.
-        for (int j = 0; j < cols; j++)
-        {
-            float* src = plan.Q + (s + j) * plan.Ldq + pc;
-            for (int p = 0; p < kc; p++) panel[p * NR + j] = src[p];
-        }
+        // Q stored [S, K]: a transposing pack of a [cols, kc] block into the [kc, NR] panel.
+        GemmTranspose.Copy(plan.Q + s * plan.Ldq + pc, plan.Ldq, panel, NR, cols, kc);
         for (int j = cols; j < NR; j++)
         {
             for (int p = 0; p < kc; p++) panel[p * NR + j] = 0;
@@ -260,6 +286,7 @@ internal static unsafe class GemmBlocked
     }
 
     /// <summary>Writes the valid part of a [MR, NR] tile into D (strided, possibly transposed), adding when asked.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MergeTile(float* tile, int rows, int cols, float* d, long rowStride, long colStride, bool add)
     {
         const int NR = GemmBlocking.NR;
@@ -274,12 +301,24 @@ internal static unsafe class GemmBlocked
             }
             return;
         }
-        // D is Cᵀ: walk C's rows (D's columns) so each write run is contiguous in memory.
+        // D is Cᵀ: transpose the tile so that each of C's rows (D's columns) is one contiguous run.
+        float* flipped = tile + GemmBlocking.TileRows * NR;
+        GemmTranspose.Copy(tile, NR, flipped, GemmBlocking.TileRows, GemmBlocking.TileRows, cols);
         for (int j = 0; j < cols; j++)
         {
             float* dc = d + j * colStride;
-            if (add) for (int i = 0; i < rows; i++) dc[i] += tile[i * NR + j];
-            else for (int i = 0; i < rows; i++) dc[i] = tile[i * NR + j];
+            float* tc = flipped + j * GemmBlocking.TileRows;
+            int i = 0;
+            if (add)
+            {
+                for (; i + 4 <= rows; i += 4) (Vector128.Load(dc + i) + Vector128.Load(tc + i)).Store(dc + i);
+                for (; i < rows; i++) dc[i] += tc[i];
+            }
+            else
+            {
+                for (; i + 4 <= rows; i += 4) Vector128.Load(tc + i).Store(dc + i);
+                for (; i < rows; i++) dc[i] = tc[i];
+            }
         }
     }
 
@@ -309,7 +348,8 @@ internal sealed unsafe class GemmPackBuffers
     {
         const long aFloats = (long)GemmBlocking.MR * GemmBlocking.KC;
         const long bFloats = (long)GemmBlocking.KC * GemmBlocking.NC;
-        const long tileFloats = (long)GemmBlocking.MR * GemmBlocking.NR;
+        // The tile scratch and its transpose (used when D is Cᵀ).
+        const long tileFloats = 2L * GemmBlocking.TileRows * GemmBlocking.NR;
         nuint bytes = (nuint)((aFloats + bFloats + tileFloats) * sizeof(float));
         _memory = NativeMemory.AlignedAlloc(bytes, 64);
         // Zeroed once so the unused rows of an edge panel never hold denormals or NaN.

@@ -111,3 +111,35 @@ public sealed class Mlp : Module
         return x;
     }
 }
+
+/// <summary>RMS norm over the last axis with a learned scale ("weight", ones).</summary>
+public sealed class RmsNorm : Module
+{
+    public Tensor Weight { get; }
+    public float Eps { get; }
+
+    public RmsNorm(int dim, float eps = 1e-6f)
+    {
+        Weight = RegisterParameter("weight", Tensor.Ones(dim));
+        Eps = eps;
+    }
+
+    public Tensor Forward(Tensor x) => Ops.RmsNorm(x, Weight, Eps);
+}
+
+/// <summary>Inverted dropout, active only in training mode; owns a forked Rng so its masks are reproducible.</summary>
+public sealed class Dropout : Module
+{
+    private readonly Rng _rng;
+
+    public Dropout(float p, Rng rng)
+    {
+        if (!(p >= 0f && p < 1f)) throw new ArgumentOutOfRangeException(nameof(p), p, "Dropout: probability must be in [0, 1).");
+        P = p;
+        _rng = rng.Fork();
+    }
+
+    public float P { get; }
+
+    public Tensor Forward(Tensor x) => Ops.Dropout(x, P, _rng, Training);
+}

@@ -13,22 +13,31 @@ public static partial class Ops
     public static Tensor Softmax(Tensor x)
     {
         var (rows, V) = Rows("softmax", x);
-        var y = Tensor.Zeros(x.ShapeRef);
-        var xs = x.Span;
-        var ys = y.Span;
-        for (int r = 0; r < rows; r++) KSoftmax.Forward(xs.Slice(r * V, V), ys.Slice(r * V, V));
+        var y = Tensor.Uninitialized(x.ShapeRef);
+        ForRows(rows, V, (start, end) =>
+        {
+            var xs = x.Span;
+            var ys = y.Span;
+            for (int r = start; r < end; r++) KSoftmax.Forward(xs.Slice(r * V, V), ys.Slice(r * V, V));
+        });
         return Autograd.Record("softmax", y, [x], o =>
         {
-            var g = o.Grad!.Span;
-            var dx = x.GradForAccumulate();
-            var yv = y.Span;
-            for (int r = 0; r < rows; r++)
+            x.GradForAccumulate();
+            ForRows(rows, V, (start, end) =>
             {
-                var gr = g.Slice(r * V, V);
-                var yr = yv.Slice(r * V, V);
-                float gy = Kernels.Reduce.Dot(gr, yr);
-                for (int i = 0; i < V; i++) dx[r * V + i] += yr[i] * (gr[i] - gy); // dx = y ⊙ (g − ⟨g, y⟩)
-            }
+                var g = o.Grad!.Span;
+                var dx = x.Grad!.Span;
+                var yv = y.Span;
+                var t = Kernels.Scratch.B(V);
+                for (int r = start; r < end; r++)
+                {
+                    var gr = g.Slice(r * V, V);
+                    var yr = yv.Slice(r * V, V);
+                    var dr = dx.Slice(r * V, V);
+                    TensorPrimitives.Subtract(gr, Kernels.Reduce.Dot(gr, yr), t); // dx = y ⊙ (g − ⟨g, y⟩)
+                    TensorPrimitives.MultiplyAdd(t, yr, dr, dr);
+                }
+            });
         });
     }
 
@@ -36,25 +45,30 @@ public static partial class Ops
     public static Tensor LogSoftmax(Tensor x)
     {
         var (rows, V) = Rows("log_softmax", x);
-        var y = Tensor.Zeros(x.ShapeRef);
-        var xs = x.Span;
-        var ys = y.Span;
-        for (int r = 0; r < rows; r++)
+        var y = Tensor.Uninitialized(x.ShapeRef);
+        ForRows(rows, V, (start, end) =>
         {
-            float lse = KSoftmax.LogSumExp(xs.Slice(r * V, V));
-            TensorPrimitives.Subtract(xs.Slice(r * V, V), lse, ys.Slice(r * V, V));
-        }
+            var xs = x.Span;
+            var ys = y.Span;
+            for (int r = start; r < end; r++)
+                TensorPrimitives.Subtract(xs.Slice(r * V, V), KSoftmax.LogSumExp(xs.Slice(r * V, V)), ys.Slice(r * V, V));
+        });
         return Autograd.Record("log_softmax", y, [x], o =>
         {
-            var g = o.Grad!.Span;
-            var dx = x.GradForAccumulate();
-            var yv = y.Span;
-            for (int r = 0; r < rows; r++)
+            x.GradForAccumulate();
+            ForRows(rows, V, (start, end) =>
             {
-                var gr = g.Slice(r * V, V);
-                float gs = Kernels.Reduce.Sum(gr);
-                for (int i = 0; i < V; i++) dx[r * V + i] += gr[i] - MathF.Exp(yv[r * V + i]) * gs; // dx = g − softmax·Σg
-            }
+                var g = o.Grad!.Span;
+                var dx = x.Grad!.Span;
+                var yv = y.Span;
+                for (int r = start; r < end; r++)
+                {
+                    var gr = g.Slice(r * V, V);
+                    var dr = dx.Slice(r * V, V);
+                    TensorPrimitives.Add(dr, gr, dr); // dx = g − softmax·Σg, softmax = exp(y)
+                    KSoftmax.AddScaledProbabilities(yv.Slice(r * V, V), 0f, -Kernels.Reduce.Sum(gr), dr);
+                }
+            });
         });
     }
 
@@ -71,16 +85,20 @@ public static partial class Ops
             throw new ArgumentException($"cross_entropy: {rowWeights.Length} row weights for {rows} rows of {logits.ShapeString}.");
         var tgt = targets.ToArray();
         var w = new float[rows];
+        for (int r = 0; r < rows; r++) w[r] = tgt[r] == ignoreIndex ? 0f : rowWeights.IsEmpty ? 1f : rowWeights[r];
         var lse = new float[rows];
-        var xs = logits.Span;
-        double total = 0, count = 0;
+        ForRows(rows, V, (start, end) =>
+        {
+            var xs = logits.Span;
+            for (int r = start; r < end; r++)
+                if (w[r] != 0f) lse[r] = KSoftmax.LogSumExp(xs.Slice(r * V, V));
+        });
+        double total = 0, count = 0; // summed in row order: the same bits for any thread count
+        var xv0 = logits.Span;
         for (int r = 0; r < rows; r++)
         {
-            if (tgt[r] == ignoreIndex) continue;
-            w[r] = rowWeights.IsEmpty ? 1f : rowWeights[r];
             if (w[r] == 0f) continue;
-            lse[r] = KSoftmax.LogSumExp(xs.Slice(r * V, V));
-            total += (double)w[r] * (lse[r] - xs[r * V + tgt[r]]);
+            total += (double)w[r] * (lse[r] - xv0[r * V + tgt[r]]);
             count += w[r];
         }
         float inv = count > 0 ? (float)(1.0 / count) : 0f;
@@ -88,15 +106,19 @@ public static partial class Ops
         return Autograd.Record("cross_entropy", y, [logits], o =>
         {
             float g = o.Grad!.Span[0] * inv;
-            var dx = logits.GradForAccumulate();
-            var xv = logits.Span;
-            for (int r = 0; r < rows; r++)
+            logits.GradForAccumulate();
+            ForRows(rows, V, (start, end) =>
             {
-                if (w[r] == 0f) continue;
-                float scale = g * w[r];
-                for (int i = 0; i < V; i++) dx[r * V + i] += scale * MathF.Exp(xv[r * V + i] - lse[r]); // softmax − onehot
-                dx[r * V + tgt[r]] -= scale;
-            }
+                var dx = logits.Grad!.Span;
+                var xv = logits.Span;
+                for (int r = start; r < end; r++)
+                {
+                    if (w[r] == 0f) continue;
+                    float scale = g * w[r];
+                    KSoftmax.AddScaledProbabilities(xv.Slice(r * V, V), lse[r], scale, dx.Slice(r * V, V)); // softmax − onehot
+                    dx[r * V + tgt[r]] -= scale;
+                }
+            });
         });
     }
 
@@ -107,26 +129,33 @@ public static partial class Ops
         CheckTargets("token_log_probs", logits, targets, rows, V, int.MinValue);
         var tgt = targets.ToArray();
         var lse = new float[rows];
-        var y = Tensor.Zeros(logits.ShapeRef[..^1]);
-        var xs = logits.Span;
-        var ys = y.Span;
-        for (int r = 0; r < rows; r++)
+        var y = Tensor.Uninitialized(logits.ShapeRef[..^1]);
+        ForRows(rows, V, (start, end) =>
         {
-            lse[r] = KSoftmax.LogSumExp(xs.Slice(r * V, V));
-            ys[r] = xs[r * V + tgt[r]] - lse[r];
-        }
+            var xs = logits.Span;
+            var ys = y.Span;
+            for (int r = start; r < end; r++)
+            {
+                lse[r] = KSoftmax.LogSumExp(xs.Slice(r * V, V));
+                ys[r] = xs[r * V + tgt[r]] - lse[r];
+            }
+        });
         return Autograd.Record("token_log_probs", y, [logits], o =>
         {
-            var g = o.Grad!.Span;
-            var dx = logits.GradForAccumulate();
-            var xv = logits.Span;
-            for (int r = 0; r < rows; r++)
+            logits.GradForAccumulate();
+            ForRows(rows, V, (start, end) =>
             {
-                float gr = g[r];
-                if (gr == 0f) continue;
-                for (int i = 0; i < V; i++) dx[r * V + i] -= gr * MathF.Exp(xv[r * V + i] - lse[r]); // onehot − softmax
-                dx[r * V + tgt[r]] += gr;
-            }
+                var g = o.Grad!.Span;
+                var dx = logits.Grad!.Span;
+                var xv = logits.Span;
+                for (int r = start; r < end; r++)
+                {
+                    float gr = g[r];
+                    if (gr == 0f) continue;
+                    KSoftmax.AddScaledProbabilities(xv.Slice(r * V, V), lse[r], -gr, dx.Slice(r * V, V)); // onehot − softmax
+                    dx[r * V + tgt[r]] += gr;
+                }
+            });
         });
     }
 
@@ -136,7 +165,7 @@ public static partial class Ops
         var (rows, V) = Rows("gather", x);
         CheckTargets("gather", x, index, rows, V, int.MinValue);
         var idx = index.ToArray();
-        var y = Tensor.Zeros(x.ShapeRef[..^1]);
+        var y = Tensor.Uninitialized(x.ShapeRef[..^1]);
         var xs = x.Span;
         var ys = y.Span;
         for (int r = 0; r < rows; r++) ys[r] = xs[r * V + idx[r]];
@@ -153,33 +182,51 @@ public static partial class Ops
     {
         var (rows, V) = Rows("entropy", logits);
         var lse = new float[rows];
-        var y = Tensor.Zeros(logits.ShapeRef[..^1]);
-        var xs = logits.Span;
-        var ys = y.Span;
-        for (int r = 0; r < rows; r++)
+        var y = Tensor.Uninitialized(logits.ShapeRef[..^1]);
+        ForRows(rows, V, (start, end) =>
         {
-            var xr = xs.Slice(r * V, V);
-            lse[r] = KSoftmax.LogSumExp(xr);
-            float pz = 0f;
-            for (int i = 0; i < V; i++) pz += MathF.Exp(xr[i] - lse[r]) * xr[i];
-            ys[r] = lse[r] - pz; // H = lse − Σ p·z
-        }
-        return Autograd.Record("entropy", y, [logits], o =>
-        {
-            var g = o.Grad!.Span;
-            var dx = logits.GradForAccumulate();
-            var xv = logits.Span;
-            var h = y.Span;
-            for (int r = 0; r < rows; r++)
+            var xs = logits.Span;
+            var ys = y.Span;
+            for (int r = start; r < end; r++)
             {
-                for (int i = 0; i < V; i++)
-                {
-                    float logp = xv[r * V + i] - lse[r];
-                    dx[r * V + i] -= g[r] * MathF.Exp(logp) * (logp + h[r]); // ∂H/∂z = −p(log p + H)
-                }
+                var xr = xs.Slice(r * V, V);
+                lse[r] = KSoftmax.LogSumExp(xr);
+                var p = Kernels.Scratch.A(V);
+                TensorPrimitives.Subtract(xr, lse[r], p);
+                TensorPrimitives.Exp(p, p);
+                ys[r] = lse[r] - Kernels.Reduce.Dot(p, xr); // H = lse − Σ p·z
             }
         });
+        return Autograd.Record("entropy", y, [logits], o =>
+        {
+            logits.GradForAccumulate();
+            ForRows(rows, V, (start, end) =>
+            {
+                var g = o.Grad!.Span;
+                var dx = logits.Grad!.Span;
+                var xv = logits.Span;
+                var h = y.Span;
+                var p = Kernels.Scratch.A(V);
+                var u = Kernels.Scratch.B(V);
+                for (int r = start; r < end; r++)
+                {
+                    if (g[r] == 0f) continue;
+                    var xr = xv.Slice(r * V, V);
+                    var dr = dx.Slice(r * V, V);
+                    TensorPrimitives.Subtract(xr, lse[r], u);     // log p
+                    TensorPrimitives.Exp(u, p);                   // p
+                    TensorPrimitives.Add(u, h[r], u);             // log p + H
+                    TensorPrimitives.Multiply(p, u, p);
+                    TensorPrimitives.MultiplyAdd(p, -g[r], dr, dr); // ∂H/∂z = −p(log p + H)
+                }
+            });
+        });
     }
+
+    // Row loops run over Parallelism.Threads in fixed chunks once a tensor is big enough to pay for it;
+    // each row's result depends only on that row, so the split never changes the numbers.
+    private static void ForRows(int rows, int V, Action<int, int> body) =>
+        Kernels.ParallelChunks.For(rows, body, minPerChunk: Math.Max(1, 32768 / V));
 
     private static (int Rows, int V) Rows(string op, Tensor x)
     {

@@ -1,0 +1,315 @@
+// `rlhf label ...`: human feedback from the terminal — labelling (keys 1/2/t/s), labellers, JSONL import and export,
+// the oracle and AI-judge labellers, and the quality report. `rlhf label serve` (the web app) is added beside these.
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using RlhfSharp.Feedback;
+using RlhfSharp.Feedback.Labelers;
+using RlhfSharp.Feedback.Quality;
+using RlhfSharp.Feedback.Stores;
+using Spectre.Console;
+
+namespace RlhfSharp.Cli.Commands;
+
+internal static class LabelCommand
+{
+    /// <summary>Where judgments live: --db FILE (SQLite, created if missing) or --pg CONN (PostgreSQL); exactly one.</summary>
+    private sealed class StoreOptions
+    {
+        public Option<FileInfo?> Db { get; } = new("--db") { Description = "The SQLite preference store (created if missing)." };
+        public Option<string?> Pg { get; } = new("--pg") { Description = "A PostgreSQL connection string (Npgsql form), instead of --db." };
+
+        public void AddTo(Command command)
+        {
+            command.Options.Add(Db);
+            command.Options.Add(Pg);
+        }
+
+        public async Task<SqlPreferenceStore> OpenAsync(ParseResult p)
+        {
+            var (db, pg) = (p.GetValue(Db), p.GetValue(Pg));
+            if ((db is null) == (pg is null)) throw new ArgumentException("give the store as exactly one of --db FILE or --pg CONNECTION-STRING.");
+            SqlPreferenceStore store = db is not null ? new SqlitePreferenceStore(db.FullName) : new PostgresPreferenceStore(pg!);
+            try
+            {
+                await store.MigrateAsync();
+                return store;
+            }
+            catch
+            {
+                await store.DisposeAsync();
+                throw;
+            }
+        }
+    }
+
+    public static Command Create()
+    {
+        var command = new Command("label", "Human feedback: label in the terminal, manage labellers, import queries, export comparisons.");
+        command.Subcommands.Add(AddLabeler());
+        command.Subcommands.Add(Import());
+        command.Subcommands.Add(Export());
+        command.Subcommands.Add(Terminal());
+        command.Subcommands.Add(Oracle());
+        command.Subcommands.Add(Judge());
+        command.Subcommands.Add(Report());
+        return command;
+    }
+
+    /// <summary>Runs an action; a refused or malformed operation becomes one line on stderr and exit code 1.</summary>
+    private static int Run(Func<Task<int>> action)
+    {
+        try { return action().GetAwaiter().GetResult(); }
+        catch (Exception ex) when (ex is FeedbackException or IOException or ArgumentException or InvalidDataException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"rlhf: error: {ex.Message}");
+            return 1;
+        }
+    }
+
+    private static Command AddLabeler()
+    {
+        var db = new StoreOptions();
+        var name = new Argument<string>("name") { Description = "The labeller's display name." };
+        var admin = new Option<bool>("--admin") { Description = "Give the labeller the admin role (dashboard, managing labellers)." };
+        var cmd = new Command("add-labeler", "Add a labeller and print their token (shown once; only its hash is stored).");
+        cmd.Arguments.Add(name);
+        cmd.Options.Add(admin);
+        db.AddTo(cmd);
+        cmd.SetAction(p => Run(async () =>
+        {
+            await using var store = await db.OpenAsync(p);
+            var (labeler, token) = await store.AddLabelerAsync(p.GetValue(name)!, p.GetValue(admin) ? LabelerRole.Admin : LabelerRole.Labeler);
+            Console.WriteLine($"labeller {labeler.Id} \"{labeler.Name}\" ({labeler.Role.ToString().ToLowerInvariant()}); token (shown once):");
+            Console.WriteLine(token);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Import()
+    {
+        var db = new StoreOptions();
+        var file = new Argument<FileInfo>("file") { Description = "JSONL with one {\"prompt\",\"responses\":[...]} per line (optional campaign, kind, gold, sources)." };
+        var campaign = new Option<string>("--campaign") { Description = "Campaign for lines that name none.", DefaultValueFactory = _ => "default" };
+        var cmd = new Command("import", "Import queries from JSONL in one transaction (a bad line imports nothing).");
+        cmd.Arguments.Add(file);
+        cmd.Options.Add(campaign);
+        db.AddTo(cmd);
+        cmd.SetAction(p => Run(async () =>
+        {
+            await using var store = await db.OpenAsync(p);
+            var ids = await Jsonl.ImportQueriesAsync(store, p.GetValue(file)!.FullName, p.GetValue(campaign)!);
+            Console.WriteLine($"imported {ids.Count} queries");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Export()
+    {
+        var db = new StoreOptions();
+        var output = new Option<string>("--out") { Description = "Output JSONL file, or - for standard output.", DefaultValueFactory = _ => "-" };
+        var format = new Option<ExportFormat>("--format") { Description = "pairs ({prompt,chosen,rejected}), ranking ({prompt,responses,ranking}) or best ({prompt,responses,best}).", DefaultValueFactory = _ => ExportFormat.Pairs };
+        var campaign = new Option<string?>("--campaign") { Description = "Only this campaign." };
+        var ties = new Option<bool>("--include-ties") { Description = "Pairs form: write ties with \"tie\": true." };
+        var excludeFlagged = new Option<bool>("--exclude-flagged") { Description = "Leave out labellers flagged by quality control." };
+        var gold = new Option<bool>("--include-gold") { Description = "Also export judgments on gold tasks." };
+        var aggregate = new Option<ExportAggregation>("--aggregate") { Description = "none (every judgment), majority or dawidskene (one answer per query).", DefaultValueFactory = _ => ExportAggregation.None };
+        var cmd = new Command("export", "Export judgments as JSONL comparisons (TRL's column names).");
+        foreach (var o in new Option[] { output, format, campaign, ties, excludeFlagged, gold, aggregate }) cmd.Options.Add(o);
+        db.AddTo(cmd);
+        cmd.SetAction(p => Run(async () =>
+        {
+            await using var store = await db.OpenAsync(p);
+            var options = new ExportOptions(p.GetValue(format), p.GetValue(campaign), p.GetValue(ties), p.GetValue(excludeFlagged), p.GetValue(gold), p.GetValue(aggregate));
+            string path = p.GetValue(output)!;
+            int lines;
+            if (path == "-") lines = await Jsonl.ExportAsync(store, Console.Out, options);
+            else
+            {
+                // Written to a temporary name and renamed, so an interrupted export never leaves a torn file.
+                string tmp = path + ".tmp";
+                await using (var writer = new StreamWriter(tmp)) lines = await Jsonl.ExportAsync(store, writer, options);
+                File.Move(tmp, path, overwrite: true);
+            }
+            Console.Error.WriteLine($"exported {lines} lines");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Terminal()
+    {
+        var db = new StoreOptions();
+        var token = new Option<string?>("--token") { Description = "Your labeller token (or set RLHF_LABEL_TOKEN)." };
+        var campaign = new Option<string?>("--campaign") { Description = "Only this campaign's queries." };
+        var overlap = new Option<int>("--overlap") { Description = "How many distinct labellers each query goes to.", DefaultValueFactory = _ => 1 };
+        var goldRate = new Option<double>("--gold-rate") { Description = "Share of gold tasks mixed in (unannounced).", DefaultValueFactory = _ => 0 };
+        var cmd = new Command("cli", "Label in the terminal: 1/2/… choose, t tie, s skip, q quit.");
+        foreach (var o in new Option[] { token, campaign, overlap, goldRate }) cmd.Options.Add(o);
+        db.AddTo(cmd);
+        cmd.SetAction(p => Run(async () =>
+        {
+            await using var store = await db.OpenAsync(p);
+            string secret = p.GetValue(token) ?? Environment.GetEnvironmentVariable("RLHF_LABEL_TOKEN")
+                ?? throw new FeedbackException("no labeller token: pass --token or set RLHF_LABEL_TOKEN (rlhf label add-labeler prints one).", 401);
+            var me = await store.AuthenticateAsync(secret) ?? throw new FeedbackException("the token is not known to this store.", 401);
+            int done = 0;
+            while (await store.NextAssignmentAsync(me.Id, p.GetValue(campaign), p.GetValue(overlap), p.GetValue(goldRate)) is { } a)
+            {
+                var clock = Stopwatch.StartNew();
+                Show(a.Query, done);
+                var answer = ReadAnswer(a.Query.Candidates.Count);
+                if (answer is null) break;
+                await store.SubmitAsync(a.Id, me.Id, answer, clock.Elapsed);
+                done++;
+            }
+            AnsiConsole.MarkupLine($"[green]{done}[/] judgments saved. Thank you, {Markup.Escape(me.Name)}.");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static void Show(Query q, int done)
+    {
+        AnsiConsole.Write(new Rule($"query {q.Id} · {done} done").LeftJustified());
+        AnsiConsole.Write(new Panel(Markup.Escape(q.Prompt)).Header("prompt").Expand());
+        var panels = q.Candidates.Select((c, i) => (Spectre.Console.Rendering.IRenderable)new Panel(Markup.Escape(c.Content)).Header($"[bold]{i + 1}[/]").Expand()).ToList();
+        if (q.Candidates.Count == 2) AnsiConsole.Write(new Columns(panels));
+        else foreach (var panel in panels) AnsiConsole.Write(panel);
+        AnsiConsole.MarkupLine(q.Candidates.Count == 2
+            ? "[grey]1/2 better · t tie · s skip · q quit[/]"
+            : $"[grey]1–{q.Candidates.Count} best, or a ranking best first (e.g. 312) · t tie · s skip · q quit[/]");
+    }
+
+    /// <summary>
+    /// Reads one key (or, when input is piped, one line); null to quit. With more than two candidates a line of
+    /// digits ("312") is a full ranking, best first, and one digit picks the best.
+    /// </summary>
+    private static Answer? ReadAnswer(int count)
+    {
+        while (true)
+        {
+            string input;
+            if (Console.IsInputRedirected || count > 2)
+            {
+                var line = Console.IsInputRedirected ? Console.In.ReadLine() : AnsiConsole.Prompt(new TextPrompt<string>("your answer:"));
+                if (line is null) return null;
+                input = new string([.. line.Trim().ToLowerInvariant().Where(c => !char.IsWhiteSpace(c) && c != ',')]);
+                if (input.Length == 0) continue;
+            }
+            else input = char.ToLowerInvariant(Console.ReadKey(intercept: true).KeyChar).ToString();
+
+            if (input == "q") return null;
+            if (input == "t") return Answer.Tie();
+            if (input == "s")
+            {
+                var reason = Console.IsInputRedirected ? "can't tell" : AnsiConsole.Prompt(new TextPrompt<string>("why skip?").DefaultValue("can't tell"));
+                return Answer.Skip(reason);
+            }
+            if (input.All(c => c >= '1' && c <= '9'))
+            {
+                var picks = input.Select(c => c - '1').ToArray();
+                var answer = picks.Length == 1 ? Answer.Prefer(picks[0]) : Answer.Rank(picks);
+                try
+                {
+                    answer.Validate(count);
+                    return answer;
+                }
+                catch (ArgumentException ex)
+                {
+                    AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(ex.Message)}[/]");
+                    continue;
+                }
+            }
+            AnsiConsole.MarkupLine($"[yellow]press 1–{count}{(count > 2 ? " (or a ranking such as 312)" : "")}, t, s or q[/]");
+        }
+    }
+
+    private static Command Oracle()
+    {
+        var db = new StoreOptions();
+        var lexicon = new Option<FileInfo>("--lexicon") { Description = "VADER lexicon (vader_lexicon.txt): the gold scorer prefers the more positive text.", Required = true };
+        var name = new Option<string>("--name") { Description = "Labeller name the oracle's judgments are stored under.", DefaultValueFactory = _ => "oracle" };
+        var count = new Option<int>("--count") { Description = "At most this many judgments.", DefaultValueFactory = _ => 1000 };
+        var temperature = new Option<double>("--temperature") { Description = "Bradley–Terry temperature on gold scores.", DefaultValueFactory = _ => 0.05 };
+        var epsilon = new Option<double>("--epsilon") { Description = "Probability of a random answer.", DefaultValueFactory = _ => 0 };
+        var seed = new Option<int>("--seed") { Description = "Oracle seed.", DefaultValueFactory = _ => 0 };
+        var campaign = new Option<string?>("--campaign") { Description = "Only this campaign's queries." };
+        var overlap = new Option<int>("--overlap") { Description = "How many distinct labellers each query goes to.", DefaultValueFactory = _ => 1 };
+        var cmd = new Command("oracle", "Label queries with the synthetic oracle (VADER gold scorer, Bradley–Terry, ε-noise).");
+        foreach (var o in new Option[] { lexicon, name, count, temperature, epsilon, seed, campaign, overlap }) cmd.Options.Add(o);
+        db.AddTo(cmd);
+        cmd.SetAction(p => Run(async () =>
+        {
+            await using var store = await db.OpenAsync(p);
+            var vader = VaderSentiment.Load(p.GetValue(lexicon)!.FullName);
+            var oracle = new OracleLabeler(vader.AsGoldScorer(), new OracleOptions(p.GetValue(temperature), p.GetValue(epsilon), Seed: p.GetValue(seed)), p.GetValue(name)!);
+            var me = await FindOrAddAsync(store, oracle.Name);
+            int n = await LabelingSession.RunAsync(store, me.Id, oracle, p.GetValue(count), p.GetValue(campaign), p.GetValue(overlap));
+            Console.WriteLine($"oracle \"{oracle.Name}\" submitted {n} judgments");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Judge()
+    {
+        var db = new StoreOptions();
+        var baseUrl = new Option<string>("--base-url") { Description = "OpenAI-compatible API root, e.g. http://127.0.0.1:8080/v1.", Required = true };
+        var model = new Option<string>("--model") { Description = "Model name sent to the endpoint.", Required = true };
+        var keyVar = new Option<string?>("--api-key-env") { Description = "Environment variable holding the API key (omit for servers that need none)." };
+        var name = new Option<string>("--name") { Description = "Labeller name the judge's judgments are stored under.", DefaultValueFactory = _ => "ai-judge" };
+        var count = new Option<int>("--count") { Description = "At most this many judgments.", DefaultValueFactory = _ => 100 };
+        var campaign = new Option<string?>("--campaign") { Description = "Only this campaign's queries." };
+        var overlap = new Option<int>("--overlap") { Description = "How many distinct labellers each query goes to.", DefaultValueFactory = _ => 1 };
+        var cmd = new Command("judge", "Label queries with an AI judge over an OpenAI-compatible chat endpoint (RLAIF).");
+        foreach (var o in new Option[] { baseUrl, model, keyVar, name, count, campaign, overlap }) cmd.Options.Add(o);
+        db.AddTo(cmd);
+        cmd.SetAction(p => Run(async () =>
+        {
+            await using var store = await db.OpenAsync(p);
+            var judge = new AiJudge(new AiJudgeOptions(p.GetValue(baseUrl)!, p.GetValue(model)!, p.GetValue(keyVar)), p.GetValue(name)!);
+            var me = await FindOrAddAsync(store, judge.Name);
+            int n = await LabelingSession.RunAsync(store, me.Id, judge, p.GetValue(count), p.GetValue(campaign), p.GetValue(overlap));
+            Console.WriteLine($"judge \"{judge.Name}\" submitted {n} judgments");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>A program labeller keeps one identity across runs, so "never twice to one labeller" holds for it too.</summary>
+    private static async Task<Labeler> FindOrAddAsync(IPreferenceStore store, string name) =>
+        (await store.GetLabelersAsync()).FirstOrDefault(l => l.Name == name) ?? (await store.AddLabelerAsync(name, LabelerRole.Labeler)).Labeler;
+
+    private static Command Report()
+    {
+        var db = new StoreOptions();
+        var campaign = new Option<string?>("--campaign") { Description = "Only this campaign." };
+        var flagBelow = new Option<double?>("--flag-below") { Description = "Flag labellers whose gold accuracy is under this (0..1)." };
+        var minGold = new Option<int>("--min-gold") { Description = "Gold judgments needed before a labeller can be flagged.", DefaultValueFactory = _ => 5 };
+        var cmd = new Command("report", "Quality report: gold accuracy per labeller, Cohen's κ per pair, Krippendorff's α; optional flagging.");
+        foreach (var o in new Option[] { campaign, flagBelow, minGold }) cmd.Options.Add(o);
+        db.AddTo(cmd);
+        cmd.SetAction(p => Run(async () =>
+        {
+            await using var store = await db.OpenAsync(p);
+            if (p.GetValue(flagBelow) is double threshold) await QualityControl.FlagAsync(store, threshold, p.GetValue(minGold), p.GetValue(campaign));
+            var report = await QualityControl.ReportAsync(store, p.GetValue(campaign));
+            var names = (await store.GetLabelersAsync()).ToDictionary(l => l.Id);
+            string F(double x) => double.IsNaN(x) ? "–" : x.ToString("0.000", CultureInfo.InvariantCulture);
+            var gold = new Table().AddColumns("labeller", "gold judged", "accuracy", "flagged");
+            foreach (var g in report.Gold)
+                gold.AddRow(Markup.Escape(names[g.LabelerId].Name), g.Judged.ToString(CultureInfo.InvariantCulture), F(g.Accuracy), names[g.LabelerId].Flagged ? "[red]yes[/]" : "no");
+            AnsiConsole.Write(gold);
+            var pairs = new Table().AddColumns("labeller A", "labeller B", "shared", "Cohen's κ");
+            foreach (var k in report.Pairs)
+                pairs.AddRow(Markup.Escape(names[k.LabelerA].Name), Markup.Escape(names[k.LabelerB].Name), k.SharedItems.ToString(CultureInfo.InvariantCulture), F(k.Kappa));
+            AnsiConsole.Write(pairs);
+            AnsiConsole.MarkupLine($"Krippendorff's α (nominal): {F(report.Alpha)}");
+            return 0;
+        }));
+        return cmd;
+    }
+}

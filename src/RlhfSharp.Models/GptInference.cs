@@ -1,0 +1,129 @@
+// KV-cached incremental forward for generation: each layer's keys and values are kept per row, so a new token costs
+// one token's matmuls plus attention over the cache, instead of recomputing the whole prefix (llm.c's sampler does that).
+// Shapes: B rows, P tokens already cached, Tn new tokens per row, C channels, NH heads, HS head size, V vocabulary.
+using System.Numerics.Tensors;
+using RlhfSharp.Tensors.Kernels;
+
+namespace RlhfSharp.Models;
+
+/// <summary>Per-layer keys and values (B, Capacity, C), the attention mask of every cached position, and positions so far.</summary>
+public sealed class GptKvCache
+{
+    public GptKvCache(GptConfig config, int batch, int capacity)
+    {
+        if (batch <= 0 || capacity <= 0)
+            throw new ArgumentException($"GptKvCache: batch {batch} and capacity {capacity} must be positive.");
+        Batch = batch;
+        Capacity = capacity;
+        Keys = new float[config.NLayer][];
+        Values = new float[config.NLayer][];
+        for (int l = 0; l < config.NLayer; l++)
+        {
+            Keys[l] = new float[batch * capacity * config.NEmbd];
+            Values[l] = new float[batch * capacity * config.NEmbd];
+        }
+        Mask = new byte[batch * capacity];
+        RealCount = new int[batch];
+    }
+
+    public int Batch { get; }
+    public int Capacity { get; }
+
+    /// <summary>Positions filled so far (the same for every row; padding fills the gaps).</summary>
+    public int Length { get; internal set; }
+
+    internal float[][] Keys { get; }
+    internal float[][] Values { get; }
+    internal byte[] Mask { get; }
+    internal int[] RealCount { get; }
+}
+
+public static class GptInference
+{
+    /// <summary>
+    /// Appends Tn tokens per row (tokens and mask are B·Tn, mask may be null = all real) to the cache and returns logits:
+    /// (B, Tn, V) when <paramref name="allPositions"/>, else (B, V) for each row's last new position.
+    /// </summary>
+    public static float[] Step(Gpt gpt, GptKvCache cache, int[] tokens, byte[]? mask, int Tn, bool allPositions = false)
+    {
+        var cfg = gpt.Config;
+        int B = cache.Batch, P = cache.Length, C = cfg.NEmbd, NH = cfg.NHead, HS = C / NH, V = cfg.VocabSize, cap = cache.Capacity;
+        int N = B * Tn, Tk = P + Tn;
+        if (tokens.Length != N) throw new ArgumentException($"GptInference.Step: {tokens.Length} tokens for batch {B} × {Tn} new positions.");
+        if (mask is not null && mask.Length != N) throw new ArgumentException($"GptInference.Step: mask holds {mask.Length} entries, needs {N}.");
+        if (Tk > cap) throw new ArgumentException($"GptInference.Step: {Tk} positions exceed the cache capacity {cap}.");
+
+        // Embeddings at positions that count real tokens only (left padding does not shift a prompt).
+        var x = new float[N * C];
+        var wte = gpt.Param("wte.weight");
+        var wpe = gpt.Param("wpe.weight");
+        for (int b = 0; b < B; b++)
+        {
+            for (int t = 0; t < Tn; t++)
+            {
+                int n = b * Tn + t;
+                int token = tokens[n];
+                if ((uint)token >= (uint)V) throw new ArgumentException($"GptInference.Step: token {token} in row {b} is outside the vocabulary [0, {V}).");
+                bool real = mask is null || mask[n] != 0;
+                int pos = real ? cache.RealCount[b]++ : 0;
+                if (pos >= cfg.BlockSize) throw new ArgumentException($"GptInference.Step: row {b} reaches position {pos}, beyond block size {cfg.BlockSize}.");
+                cache.Mask[b * cap + P + t] = real ? (byte)1 : (byte)0;
+                TensorPrimitives.Add(wte.Slice(token * C, C), wpe.Slice(pos * C, C), x.AsSpan(n * C, C));
+            }
+        }
+
+        var ln = new float[N * C];
+        var mean = new float[N];
+        var rstd = new float[N];
+        var qkv = new float[N * 3 * C];
+        var attY = new float[N * C];
+        var proj = new float[N * C];
+        var fc = new float[N * 4 * C];
+        var fcGelu = new float[N * 4 * C];
+        for (int l = 0; l < cfg.NLayer; l++)
+        {
+            string pre = $"h.{l}.";
+            GptKernels.LayerNormForward(ln, mean, rstd, x, gpt.Param(pre + "ln_1.weight"), gpt.Param(pre + "ln_1.bias"), N, C, cfg.LayerNormEpsilon);
+            GptKernels.MatmulForward(qkv, ln, gpt.Param(pre + "attn.c_attn.weight"), gpt.Param(pre + "attn.c_attn.bias"), N, C, 3 * C);
+            var K = cache.Keys[l];
+            var Vc = cache.Values[l];
+            for (int b = 0; b < B; b++)
+                for (int t = 0; t < Tn; t++)
+                {
+                    int src = (b * Tn + t) * 3 * C, dst = (b * cap + P + t) * C;
+                    qkv.AsSpan(src + C, C).CopyTo(K.AsSpan(dst, C));
+                    qkv.AsSpan(src + 2 * C, C).CopyTo(Vc.AsSpan(dst, C));
+                }
+            GptKernels.ForRows(B * NH, (start, end) =>
+            {
+                var probs = new float[Tn * Tk];
+                for (int bh = start; bh < end; bh++)
+                {
+                    int b = bh / NH, h = bh % NH;
+                    GptKernels.AttentionForward(attY.AsSpan(b * Tn * C + h * HS), C, probs,
+                        qkv.AsSpan(b * Tn * 3 * C + h * HS), 3 * C, K.AsSpan(b * cap * C + h * HS), C, Vc.AsSpan(b * cap * C + h * HS), C,
+                        cache.Mask.AsSpan(b * cap, Tk), Tn, Tk, P, HS);
+                }
+            });
+            GptKernels.MatmulForward(proj, attY, gpt.Param(pre + "attn.c_proj.weight"), gpt.Param(pre + "attn.c_proj.bias"), N, C, C);
+            TensorPrimitives.Add(x, proj, x);
+            GptKernels.LayerNormForward(ln, mean, rstd, x, gpt.Param(pre + "ln_2.weight"), gpt.Param(pre + "ln_2.bias"), N, C, cfg.LayerNormEpsilon);
+            GptKernels.MatmulForward(fc, ln, gpt.Param(pre + "mlp.c_fc.weight"), gpt.Param(pre + "mlp.c_fc.bias"), N, C, 4 * C);
+            GptKernels.GeluForward(fcGelu, fc, N * 4 * C);
+            GptKernels.MatmulForward(proj, fcGelu, gpt.Param(pre + "mlp.c_proj.weight"), gpt.Param(pre + "mlp.c_proj.bias"), N, 4 * C, C);
+            TensorPrimitives.Add(x, proj, x);
+        }
+        cache.Length = Tk;
+
+        // Final LayerNorm and tied head, on every new position or only each row's last one.
+        int rows = allPositions ? N : B;
+        var h = allPositions ? x : new float[B * C];
+        if (!allPositions)
+            for (int b = 0; b < B; b++) x.AsSpan((b * Tn + Tn - 1) * C, C).CopyTo(h.AsSpan(b * C, C));
+        var hn = new float[rows * C];
+        GptKernels.LayerNormForward(hn, new float[rows], new float[rows], h, gpt.Param("ln_f.weight"), gpt.Param("ln_f.bias"), rows, C, cfg.LayerNormEpsilon);
+        var logits = new float[rows * V];
+        Gemm.Multiply(GemmForm.NT, rows, V, C, hn, C, wte, C, logits, V, accumulate: false);
+        return logits;
+    }
+}

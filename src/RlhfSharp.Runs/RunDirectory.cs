@@ -1,0 +1,142 @@
+// One training run on disk (DESIGN.md, "Formats"): runs/NAME/ holding config.json (the resolved configuration),
+// metrics.jsonl, TensorBoard event files beside it, and checkpoints/step-NNNNNNNN/ folders written atomically.
+using System.Globalization;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace RlhfSharp.Runs;
+
+/// <summary>A checkpoint folder of a run and the step it was taken at.</summary>
+public sealed record Checkpoint(long Step, string Path);
+
+public sealed class RunDirectory : IDisposable
+{
+    public const string ConfigFileName = "config.json";
+    public const string MetricsFileName = "metrics.jsonl";
+    public const string CheckpointsFolderName = "checkpoints";
+    private const string CheckpointPrefix = "step-";
+
+    private static readonly JsonSerializerOptions ConfigJson = new()
+    {
+        WriteIndented = true,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        Converters = { new JsonStringEnumConverter() },
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    private MetricsWriter? _metrics;
+    private TensorBoardWriter? _tensorBoard;
+
+    /// <summary>The run's folder (absolute).</summary>
+    public string Path { get; }
+
+    /// <summary>True when the run was opened to continue from its last checkpoint.</summary>
+    public bool Resumed { get; }
+
+    private RunDirectory(string path, bool resumed)
+    {
+        Path = path;
+        Resumed = resumed;
+    }
+
+    /// <summary>
+    /// Creates runs/NAME for a new run, or opens it to resume. A new run refuses a folder that already holds
+    /// metrics or checkpoints (nothing written is ever overwritten by accident); resuming needs the folder to exist.
+    /// </summary>
+    public static RunDirectory Open(string path, bool resume)
+    {
+        string full = System.IO.Path.GetFullPath(path);
+        if (resume)
+        {
+            if (!Directory.Exists(full))
+                throw new DirectoryNotFoundException($"Cannot resume: run folder {full} does not exist.");
+            return new RunDirectory(full, true);
+        }
+        if (File.Exists(System.IO.Path.Combine(full, MetricsFileName)) || Directory.Exists(System.IO.Path.Combine(full, CheckpointsFolderName)))
+            throw new IOException($"Run folder {full} already holds a run; resume it or choose another name.");
+        Directory.CreateDirectory(full);
+        return new RunDirectory(full, false);
+    }
+
+    /// <summary>Writes the resolved configuration as indented JSON to config.json (atomically).</summary>
+    public void WriteConfig<T>(T config) =>
+        AtomicFile.WriteAllText(System.IO.Path.Combine(Path, ConfigFileName), JsonSerializer.Serialize(config, ConfigJson) + "\n");
+
+    /// <summary>Reads config.json back; a malformed file gives an error naming it and the line.</summary>
+    public T ReadConfig<T>()
+    {
+        string file = System.IO.Path.Combine(Path, ConfigFileName);
+        try
+        {
+            return JsonSerializer.Deserialize<T>(File.ReadAllText(file), ConfigJson)
+                ?? throw new FormatException($"{file}: the configuration is null.");
+        }
+        catch (JsonException ex)
+        {
+            throw new FormatException($"{file} line {(ex.LineNumber ?? 0) + 1}: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>
+    /// The metrics file, opened on first use. When resuming, lines after the latest checkpoint's step are dropped,
+    /// since those steps will be trained (and logged) again.
+    /// </summary>
+    public MetricsWriter Metrics => _metrics ??= new MetricsWriter(
+        System.IO.Path.Combine(Path, MetricsFileName), Resumed ? LatestCheckpoint()?.Step ?? 0 : null);
+
+    /// <summary>A TensorBoard events file in the run folder, created on first use.</summary>
+    public TensorBoardWriter TensorBoard => _tensorBoard ??= new TensorBoardWriter(Path);
+
+    /// <summary>Logs one step's metrics to metrics.jsonl and TensorBoard.</summary>
+    public void Log(long step, IReadOnlyDictionary<string, double> values)
+    {
+        Metrics.Write(step, values);
+        TensorBoard.AddScalars(step, values);
+    }
+
+    /// <summary>The folder a checkpoint of <paramref name="step"/> lives in.</summary>
+    public string CheckpointPath(long step) =>
+        System.IO.Path.Combine(Path, CheckpointsFolderName, CheckpointPrefix + step.ToString("D8", CultureInfo.InvariantCulture));
+
+    /// <summary>
+    /// Writes a checkpoint folder atomically (<paramref name="writeInto"/> fills a temporary folder, which is then
+    /// renamed), then deletes all but the newest <paramref name="keepLast"/> checkpoints (0 keeps all).
+    /// </summary>
+    public Checkpoint SaveCheckpoint(long step, Action<string> writeInto, int keepLast = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(step);
+        string path = CheckpointPath(step);
+        AtomicFile.WriteDirectory(path, writeInto);
+        if (keepLast > 0)
+        {
+            foreach (var old in Checkpoints().SkipLast(keepLast)) Directory.Delete(old.Path, recursive: true);
+        }
+        return new Checkpoint(step, path);
+    }
+
+    /// <summary>Completed checkpoints, oldest first (temporary folders of an interrupted save are skipped).</summary>
+    public IReadOnlyList<Checkpoint> Checkpoints()
+    {
+        string dir = System.IO.Path.Combine(Path, CheckpointsFolderName);
+        if (!Directory.Exists(dir)) return [];
+        var list = new List<Checkpoint>();
+        foreach (string sub in Directory.GetDirectories(dir))
+        {
+            string name = System.IO.Path.GetFileName(sub);
+            if (AtomicFile.IsTemporaryName(name) || !name.StartsWith(CheckpointPrefix, StringComparison.Ordinal)) continue;
+            if (long.TryParse(name.AsSpan(CheckpointPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out long step))
+                list.Add(new Checkpoint(step, sub));
+        }
+        return list.OrderBy(c => c.Step).ToList();
+    }
+
+    /// <summary>The newest completed checkpoint (what `--resume` continues from), or null.</summary>
+    public Checkpoint? LatestCheckpoint() => Checkpoints().LastOrDefault();
+
+    public void Dispose()
+    {
+        _metrics?.Dispose();
+        _tensorBoard?.Dispose();
+    }
+}

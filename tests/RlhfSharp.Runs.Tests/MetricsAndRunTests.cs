@@ -1,0 +1,150 @@
+// metrics.jsonl, atomic writes and the run folder: resume semantics, torn lines, checkpoints.
+using System.Text.Json;
+
+namespace RlhfSharp.Runs.Tests;
+
+public sealed class MetricsAndRunTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("runs-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    [Fact]
+    public void Metrics_OneJsonObjectPerLine_InvariantNumbers()
+    {
+        string path = Path.Combine(_dir, "metrics.jsonl");
+        using (var m = new MetricsWriter(path))
+        {
+            m.Write(1, new Dictionary<string, double> { ["loss/policy"] = 0.125, ["objective/kl"] = 1234567.5 }, DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_250));
+            m.Write(2, new Dictionary<string, double> { ["loss/policy"] = double.NaN });
+        }
+        string[] lines = File.ReadAllLines(path);
+        Assert.Equal(2, lines.Length);
+        Assert.Equal("{\"step\":1,\"wall_time\":1700000000.25,\"loss/policy\":0.125,\"objective/kl\":1234567.5}", lines[0]);
+        using (var doc = JsonDocument.Parse(lines[1]))
+        {
+            Assert.Equal(2, doc.RootElement.GetProperty("step").GetInt64());
+            Assert.Equal("NaN", doc.RootElement.GetProperty("loss/policy").GetString());
+        }
+        var records = MetricsWriter.ReadAll(path);
+        Assert.Equal(0.125, records[0].Values["loss/policy"]);
+        Assert.True(double.IsNaN(records[1].Values["loss/policy"]));
+    }
+
+    [Fact]
+    public void Metrics_ReopeningDropsTornLine_AndAppends()
+    {
+        string path = Path.Combine(_dir, "metrics.jsonl");
+        File.WriteAllText(path, "{\"step\":1,\"wall_time\":1,\"a\":1}\n{\"step\":2,\"wall_time\":2,\"a\":2}\n{\"step\":3,\"wall_t");
+        using (var m = new MetricsWriter(path))
+        {
+            Assert.Equal(1, m.DroppedLines);
+            m.Write(3, new Dictionary<string, double> { ["a"] = 3 });
+        }
+        Assert.Equal([1L, 2, 3], MetricsWriter.ReadAll(path).Select(r => r.Step));
+    }
+
+    [Fact]
+    public void Metrics_ResumeDropsStepsAfterTheCheckpoint()
+    {
+        string path = Path.Combine(_dir, "metrics.jsonl");
+        using (var m = new MetricsWriter(path))
+        {
+            for (int s = 1; s <= 5; s++) m.Write(s * 10, new Dictionary<string, double> { ["a"] = s });
+        }
+        using (var m = new MetricsWriter(path, resumeAfterStep: 30))
+        {
+            Assert.Equal(2, m.DroppedLines);
+            m.Write(40, new Dictionary<string, double> { ["a"] = 99 });
+        }
+        var records = MetricsWriter.ReadAll(path);
+        Assert.Equal([10L, 20, 30, 40], records.Select(r => r.Step));
+        Assert.Equal(99, records[^1].Values["a"]);
+    }
+
+    [Fact]
+    public void Metrics_BadLineIsReportedWithItsNumber()
+    {
+        string path = Path.Combine(_dir, "metrics.jsonl");
+        File.WriteAllText(path, "{\"step\":1,\"wall_time\":1}\nnot json\n");
+        var ex = Assert.Throws<FormatException>(() => new MetricsWriter(path, resumeAfterStep: 5));
+        Assert.Contains("line 2", ex.Message);
+        Assert.Contains(path, ex.Message);
+    }
+
+    [Fact]
+    public void AtomicFile_ReplacesWhole_AndFailedWriteKeepsOldContent()
+    {
+        string path = Path.Combine(_dir, "sub", "model.bin");
+        AtomicFile.Write(path, [1, 2, 3]);
+        AtomicFile.Write(path, [4, 5]);
+        Assert.Equal([4, 5], File.ReadAllBytes(path));
+        Assert.Throws<InvalidOperationException>(() => AtomicFile.Write(path, s =>
+        {
+            s.Write([9, 9, 9, 9]);
+            throw new InvalidOperationException("crash mid-write");
+        }));
+        Assert.Equal([4, 5], File.ReadAllBytes(path));
+        Assert.Equal(["model.bin"], Directory.GetFileSystemEntries(Path.Combine(_dir, "sub")).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void Run_ConfigCheckpointsAndResume()
+    {
+        string runPath = Path.Combine(_dir, "runs", "demo");
+        using (var run = RunDirectory.Open(runPath, resume: false))
+        {
+            run.WriteConfig(new SampleConfig(3e-4, 8, "tiny", Mode.Fast));
+            run.Log(100, new Dictionary<string, double> { ["loss/policy"] = 1.5 });
+            run.SaveCheckpoint(100, dir => File.WriteAllText(Path.Combine(dir, "model.safetensors"), "weights@100"));
+            run.Log(200, new Dictionary<string, double> { ["loss/policy"] = 1.0 });
+            run.SaveCheckpoint(200, dir => File.WriteAllText(Path.Combine(dir, "model.safetensors"), "weights@200"));
+            run.Log(250, new Dictionary<string, double> { ["loss/policy"] = 0.9 });
+            // A save that crashes leaves no checkpoint behind.
+            Assert.Throws<IOException>(() => run.SaveCheckpoint(300, _ => throw new IOException("disk full")));
+        }
+        string config = File.ReadAllText(Path.Combine(runPath, "config.json"));
+        Assert.Contains("\n  \"LearningRate\": 0.0003", config);
+        Assert.Contains("\"Mode\": \"Fast\"", config);
+        Assert.Single(Directory.GetFiles(runPath, "events.out.tfevents.*"));
+
+        Assert.Throws<IOException>(() => RunDirectory.Open(runPath, resume: false));
+        Assert.Throws<DirectoryNotFoundException>(() => RunDirectory.Open(Path.Combine(_dir, "runs", "missing"), resume: true));
+
+        using (var run = RunDirectory.Open(runPath, resume: true))
+        {
+            Assert.Equal(new SampleConfig(3e-4, 8, "tiny", Mode.Fast), run.ReadConfig<SampleConfig>());
+            var latest = run.LatestCheckpoint();
+            Assert.NotNull(latest);
+            Assert.Equal(200, latest.Step);
+            Assert.Equal("weights@200", File.ReadAllText(Path.Combine(latest.Path, "model.safetensors")));
+            // Step 250 was logged after the last checkpoint: it is dropped and logged again.
+            run.Log(250, new Dictionary<string, double> { ["loss/policy"] = 0.8 });
+            run.SaveCheckpoint(300, dir => File.WriteAllText(Path.Combine(dir, "model.safetensors"), "weights@300"), keepLast: 2);
+            Assert.Equal([200L, 300], run.Checkpoints().Select(c => c.Step));
+        }
+        var records = MetricsWriter.ReadAll(Path.Combine(runPath, "metrics.jsonl"));
+        Assert.Equal([100L, 200, 250], records.Select(r => r.Step));
+        Assert.Equal(0.8, records[^1].Values["loss/policy"]);
+    }
+
+    [Fact]
+    public void Run_OverwritingACheckpointReplacesItWhole()
+    {
+        using var run = RunDirectory.Open(Path.Combine(_dir, "r"), resume: false);
+        run.SaveCheckpoint(5, dir =>
+        {
+            File.WriteAllText(Path.Combine(dir, "a"), "old");
+            File.WriteAllText(Path.Combine(dir, "b"), "old");
+        });
+        run.SaveCheckpoint(5, dir => File.WriteAllText(Path.Combine(dir, "a"), "new"));
+        string path = run.CheckpointPath(5);
+        Assert.Equal(["a"], Directory.GetFiles(path).Select(Path.GetFileName));
+        Assert.Equal("new", File.ReadAllText(Path.Combine(path, "a")));
+        Assert.Equal([path], Directory.GetDirectories(Path.GetDirectoryName(path)!));
+    }
+
+    public enum Mode { Fast, Careful }
+
+    public sealed record SampleConfig(double LearningRate, int BatchSize, string ModelSize, Mode Mode);
+}
