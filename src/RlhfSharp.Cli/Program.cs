@@ -10,6 +10,7 @@ root.Subcommands.Add(SampleCommand.Create());
 root.Subcommands.Add(ScoreCommand.Create());
 root.Subcommands.Add(TokenizerCommand.Create());
 root.Subcommands.Add(LabelCommand.Create());
+root.Subcommands.Add(RlCommand.Create());
 
 try
 {

@@ -43,6 +43,21 @@ public sealed class TensorApiTests
     }
 
     [Fact]
+    public void SecondBackwardThroughAFreedGraphSaysSoUnlessRetained()
+    {
+        var x = Tensor.FromArray([1f, 2f], 2);
+        x.RequiresGrad = true;
+        var h = Ops.Exp(x);
+        Ops.Sum(h).Backward(retainGraph: true);
+        Ops.Sum(h * 2f).Backward(); // the retained graph under h serves a second loss
+        Assert.Equal(3f * MathF.Exp(2f), x.Grad!.Span[1], 4);
+        var e = Assert.Throws<InvalidOperationException>(() => Ops.Sum(h).Backward());
+        Assert.Contains("'exp'", e.Message);
+        Assert.Contains("retainGraph", e.Message);
+        Assert.Throws<ArgumentException>(() => x.Grad = Tensor.Zeros(3));
+    }
+
+    [Fact]
     public void NoGradRecordsNothingAndDetachCutsTheGraph()
     {
         var x = Tensor.FromArray([1f, 2f], 2);

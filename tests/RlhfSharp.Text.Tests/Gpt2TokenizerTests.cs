@@ -7,7 +7,7 @@ namespace RlhfSharp.Text.Tests;
 
 public sealed class Gpt2TokenizerTests
 {
-    private static readonly Lazy<Gpt2Tokenizer> Gpt2 = new(() => Gpt2Tokenizer.Load(TestData.Gpt2Dir));
+    private static readonly Lazy<Gpt2Tokenizer> Gpt2 = new(() => TestData.Gpt2);
 
     // vocab.json read with System.Text.Json directly, independent of the tokenizer's own reader.
     private static readonly Lazy<Dictionary<string, int>> Vocab = new(() =>

@@ -108,13 +108,13 @@ internal static unsafe class BenchGemmCommand
         return Stopwatch.GetElapsedTime(start).TotalSeconds;
     }
 
+    /// <summary>A JSON array with one object per line.</summary>
     private static string ToJson(List<Result> results)
     {
-        using var stream = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = false }))
+        var lines = results.Select(r =>
         {
-            writer.WriteStartArray();
-            foreach (var r in results)
+            var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+            using (var writer = new Utf8JsonWriter(buffer))
             {
                 writer.WriteStartObject();
                 writer.WriteNumber("m", r.M);
@@ -126,13 +126,10 @@ internal static unsafe class BenchGemmCommand
                 WriteNullable(writer, "openblas_gflops", r.OpenBlas, 2);
                 WriteNullable(writer, "ratio", r.Ratio, 3);
                 writer.WriteEndObject();
-                writer.Flush();
-                stream.WriteByte((byte)'\n');
             }
-            writer.WriteEndArray();
-        }
-        stream.WriteByte((byte)'\n');
-        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+            return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+        });
+        return "[\n" + string.Join(",\n", lines) + "\n]\n";
 
         static void WriteNullable(Utf8JsonWriter writer, string name, double? value, int digits)
         {

@@ -36,7 +36,7 @@ public static unsafe partial class Ops
         batchShape.CopyTo(shape);
         shape[^2] = M;
         shape[^1] = N;
-        var y = Tensor.Zeros(shape);
+        var y = K == 0 ? Tensor.Zeros(shape) : Tensor.Uninitialized(shape); // the product overwrites every element
         var form = transA ? GemmForm.TN : transB ? GemmForm.NT : GemmForm.NN;
         int lda = ac, ldb = bc;
         fixed (float* pa = a.Span)
@@ -103,7 +103,7 @@ public static unsafe partial class Ops
         int R = (int)Tensor.ElementCount(x.Shape[..^1], "linear"); // rows: every leading axis flattened
         var shape = x.ShapeArray();
         shape[^1] = outF;
-        var y = Tensor.Zeros(shape);
+        var y = inF == 0 ? Tensor.Zeros(shape) : Tensor.Uninitialized(shape); // the product overwrites every element
         var ys = y.Span;
         fixed (float* px = x.Span)
         fixed (float* pw = weight.Span)

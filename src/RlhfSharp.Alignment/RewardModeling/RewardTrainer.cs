@@ -1,0 +1,394 @@
+// Reward-model training (InstructGPT step 2; Ziegler et al. 2019 §2.2; Christiano et al. 2017 §2.2.3).
+// Objective, per batch of labelled comparisons with rewards r = r_φ(x, y) read at each response's last real token:
+//   L(φ) = mean over examples of  −[μ·log σ(r_a − r_b − m) + (1 − μ)·log σ(r_b − r_a − m)]        (pairs; tie μ = ½)
+//                                 −1/C(K,2) · Σ_{y_w ≻ y_l} log σ(r_w − r_l)                        (K-wise rankings)
+//                                 −log softmax(r_1..r_K)[best]                                       (best-of-K)
+// Implementation details (numbers appear in the code):
+//  1. The trunk comes from the SFT checkpoint; the LM head gives way to a scalar head (score.weight) initialised
+//     N(0, 0.02) — InstructGPT starts from the SFT model, Ziegler from the pre-trained LM.
+//  2. Each sequence is prompt ++ response ++ EOS, so the head reads the end-of-text position (last real token).
+//  3. All candidates of one example are in the same batch: a K-wise ranking's K·(K−1)/2 pairs form one batch element
+//     (shuffled apart, InstructGPT found the model overfits).
+//  4. The loss is computed on a [rows] tensor of rewards with Objectives.PreferenceLosses; its gradient with respect
+//     to each reward goes back through the fused GPT backward (Gpt.Backward dRewards).
+//  5. AdamW, gradient clipping at 1.0, one pass (InstructGPT trains its RM for a single epoch to avoid overfitting).
+//  6. An ensemble of M members, each on a bootstrap resample of the training split with its own seed (Christiano).
+//  7. After training, each member's bias (and optionally gain) is set so that responses sampled from the reference
+//     (SFT) policy score mean 0 (and std 1).
+//  8. Held-out accuracy, loss and a reliability table (predicted P(a ≻ b) binned against the observed frequency, each
+//     pair counted in both orientations) are logged and returned.
+using RlhfSharp.Alignment.Sampling;
+using RlhfSharp.Models;
+using RlhfSharp.Objectives;
+using RlhfSharp.Runs;
+using RlhfSharp.Tensors;
+using RlhfSharp.Tensors.Optim;
+using RlhfSharp.Text;
+
+namespace RlhfSharp.Alignment.RewardModeling;
+
+/// <summary>How a reward model is trained.</summary>
+public sealed record RewardTrainerConfig
+{
+    /// <summary>Ensemble size M; members train on bootstrap resamples when M &gt; 1.</summary>
+    public int Members { get; init; } = 1;
+
+    /// <summary>Passes over the training split (InstructGPT: 1).</summary>
+    public int Epochs { get; init; } = 1;
+
+    /// <summary>Examples per optimiser step (each brings all its candidates).</summary>
+    public int BatchSize { get; init; } = 16;
+
+    /// <summary>AdamW peak learning rate (linear decay to 0 over training).</summary>
+    public float LearningRate { get; init; } = 1e-4f;
+
+    /// <summary>AdamW decoupled weight decay on matrices.</summary>
+    public float WeightDecay { get; init; }
+
+    /// <summary>Gradient norm clip.</summary>
+    public double MaxGradNorm { get; init; } = 1.0;
+
+    /// <summary>Share of examples held out for accuracy, loss and calibration.</summary>
+    public double HeldOutFraction { get; init; } = 0.1;
+
+    /// <summary>Steps between held-out evaluations (0: only at the end of each member).</summary>
+    public int EvalEvery { get; init; }
+
+    /// <summary>Fit a gain too, so reference samples score std 1 (mean 0 is always fitted).</summary>
+    public bool NormalizeStd { get; init; }
+
+    /// <summary>Reference samples drawn from the SFT model for the normalisation (0 skips normalising).</summary>
+    public int NormalizationSamples { get; init; } = 64;
+
+    /// <summary>Longest reference sample, in tokens.</summary>
+    public int NormalizationMaxNewTokens { get; init; } = 32;
+
+    /// <summary>Bins of the reliability table.</summary>
+    public int CalibrationBins { get; init; } = 10;
+
+    /// <summary>Seed for the split, shuffling, bootstrap, head initialisation and reference samples.</summary>
+    public ulong Seed { get; init; } = 1;
+
+    public void Validate()
+    {
+        if (Members < 1) throw new ArgumentException($"reward config: members {Members} must be ≥ 1.");
+        if (Epochs < 1) throw new ArgumentException($"reward config: epochs {Epochs} must be ≥ 1.");
+        if (BatchSize < 1) throw new ArgumentException($"reward config: batch size {BatchSize} must be ≥ 1.");
+        if (!(LearningRate > 0)) throw new ArgumentException($"reward config: learning rate {LearningRate} must be positive.");
+        if (!(HeldOutFraction >= 0 && HeldOutFraction < 1)) throw new ArgumentException($"reward config: held-out fraction {HeldOutFraction} must lie in [0, 1).");
+        if (NormalizationSamples < 0) throw new ArgumentException($"reward config: normalisation samples {NormalizationSamples} must be ≥ 0.");
+        if (CalibrationBins < 1) throw new ArgumentException($"reward config: calibration bins {CalibrationBins} must be ≥ 1.");
+    }
+}
+
+/// <summary>One row of the reliability table.</summary>
+/// <param name="Low">Lower edge of predicted P(a ≻ b).</param>
+/// <param name="High">Upper edge.</param>
+/// <param name="Count">Pair orientations whose prediction fell in the bin.</param>
+/// <param name="MeanPredicted">Mean predicted probability in the bin.</param>
+/// <param name="Observed">Share of them where a was in fact preferred.</param>
+public sealed record CalibrationBin(double Low, double High, int Count, double MeanPredicted, double Observed);
+
+/// <summary>How a reward model (or ensemble mean) does on labelled comparisons.</summary>
+/// <param name="Accuracy">Share of ordered pairs (ties excluded) where the preferred response scores higher.</param>
+/// <param name="Loss">The training loss on these examples.</param>
+/// <param name="MeanMargin">Mean r_w − r_l over ordered pairs.</param>
+/// <param name="Pairs">Ordered pairs evaluated.</param>
+/// <param name="ExpectedCalibrationError">Σ_bins (count/N)·|observed − predicted|.</param>
+/// <param name="Calibration">The reliability table.</param>
+public sealed record RewardEvaluation(double Accuracy, double Loss, double MeanMargin, int Pairs, double ExpectedCalibrationError, IReadOnlyList<CalibrationBin> Calibration);
+
+/// <summary>What training produced.</summary>
+/// <param name="Ensemble">The trained, normalised members.</param>
+/// <param name="HeldOut">The ensemble mean's held-out evaluation (null when nothing was held out).</param>
+/// <param name="MemberHeldOut">Each member's own held-out evaluation.</param>
+/// <param name="TrainExamples">Examples in the training split.</param>
+/// <param name="HeldOutExamples">Examples held out.</param>
+public sealed record RewardTrainingResult(RewardEnsemble Ensemble, RewardEvaluation? HeldOut, IReadOnlyList<RewardEvaluation> MemberHeldOut, int TrainExamples, int HeldOutExamples);
+
+public sealed class RewardTrainer
+{
+    private readonly RewardTrainerConfig _config;
+
+    public RewardTrainer(RewardTrainerConfig config)
+    {
+        config.Validate();
+        _config = config;
+    }
+
+    /// <summary>
+    /// Trains M members from <paramref name="sft"/> (left untouched) on <paramref name="examples"/>; logs to
+    /// <paramref name="run"/> when given. <paramref name="normalizationPrompts"/> (default: the examples' prompts) are
+    /// continued by the SFT model for step 7.
+    /// </summary>
+    public RewardTrainingResult Train(Gpt sft, ITokenizer tokenizer, IReadOnlyList<PreferenceExample> examples,
+        IReadOnlyList<string>? normalizationPrompts = null, RunDirectory? run = null, IProgress<AlignmentProgress>? progress = null, CancellationToken ct = default)
+    {
+        if (examples.Count < 2) throw new ArgumentException($"reward training: {examples.Count} examples; need at least 2.");
+        var rng = new Rng(_config.Seed);
+        var order = rng.Permutation(examples.Count);
+        int heldCount = (int)Math.Round(examples.Count * _config.HeldOutFraction);
+        var held = order.Take(heldCount).Select(i => examples[i]).ToList();
+        var train = order.Skip(heldCount).Select(i => examples[i]).ToList();
+        run?.WriteConfig(_config);
+
+        int stepsPerEpoch = (train.Count + _config.BatchSize - 1) / _config.BatchSize;
+        int stepsPerMember = stepsPerEpoch * _config.Epochs;
+        var members = new List<RewardModel>();
+        var memberEvals = new List<RewardEvaluation>();
+        for (int m = 0; m < _config.Members; m++)
+        {
+            var memberRng = rng.Fork();
+            // 1. SFT trunk + fresh scalar head.
+            var model = new RewardModel(sft.WithHeads(GptHeads.Reward, memberRng.Fork()), tokenizer);
+            // 6. Bootstrap resample per member (the whole split for a single model).
+            var data = _config.Members == 1 ? train : Enumerable.Range(0, train.Count).Select(_ => train[memberRng.NextInt(train.Count)]).ToList();
+            var opt = new AdamW(model.Model.ParameterSet, new AdamWConfig { LearningRate = _config.LearningRate, WeightDecay = _config.WeightDecay });
+            string stage = _config.Members == 1 ? "reward" : $"reward member {m + 1}/{_config.Members}";
+            int step = 0;
+            for (int epoch = 0; epoch < _config.Epochs; epoch++)
+            {
+                var perm = memberRng.Permutation(data.Count);
+                for (int start = 0; start < data.Count; start += _config.BatchSize)
+                {
+                    ct.ThrowIfCancellationRequested();
+                    var batch = perm.Skip(start).Take(_config.BatchSize).Select(i => data[i]).ToList();
+                    model.Model.ZeroGrad();
+                    var stats = LossAndGradient(model, batch, backward: true);
+                    double gradNorm = model.Model.ParameterSet.ClipGradNorm(_config.MaxGradNorm);
+                    // 5. AdamW with a linear decay of the rate to 0.
+                    opt.Step(_config.LearningRate * (1f - (float)step / stepsPerMember));
+                    step++;
+                    var metrics = new Dictionary<string, double>
+                    {
+                        ["loss/train"] = stats.Loss,
+                        ["reward/accuracy_train"] = stats.Accuracy,
+                        ["reward/margin"] = stats.Margin,
+                        ["grad_norm"] = gradNorm,
+                        ["member"] = m,
+                    };
+                    if (_config.EvalEvery > 0 && step % _config.EvalEvery == 0 && held.Count > 0 && step < stepsPerMember)
+                    {
+                        var e = Evaluate([model], held);
+                        metrics["loss/heldout"] = e.Loss;
+                        metrics["reward/accuracy"] = e.Accuracy;
+                    }
+                    run?.Log((long)m * stepsPerMember + step, metrics);
+                    progress?.Report(new AlignmentProgress(stage, step, stepsPerMember, metrics));
+                }
+            }
+            if (held.Count > 0)
+            {
+                var e = Evaluate([model], held);
+                memberEvals.Add(e);
+                run?.Log((long)(m + 1) * stepsPerMember, new Dictionary<string, double> { ["loss/heldout"] = e.Loss, ["reward/accuracy"] = e.Accuracy, ["reward/ece"] = e.ExpectedCalibrationError, ["member"] = m });
+            }
+            members.Add(model);
+        }
+
+        // 7. Normalise each member on reference samples.
+        if (_config.NormalizationSamples > 0)
+        {
+            ct.ThrowIfCancellationRequested();
+            var prompts = (normalizationPrompts is { Count: > 0 } ? normalizationPrompts : examples.Select(e => e.Prompt).Distinct().ToList());
+            var rows = ReferenceSamples(sft, tokenizer, prompts, rng.Fork());
+            foreach (var member in members) member.Normalization = FitNormalization(member.RawScores(rows), _config.NormalizeStd);
+            progress?.Report(new AlignmentProgress("normalise", 1, 1, new Dictionary<string, double>()));
+        }
+        var ensemble = new RewardEnsemble(members);
+        RewardEvaluation? heldEval = held.Count > 0 ? Evaluate(members, held) : null;
+        if (heldEval is not null && run is not null)
+        {
+            run.Log((long)_config.Members * stepsPerMember + 1, new Dictionary<string, double>
+            {
+                ["loss/heldout"] = heldEval.Loss,
+                ["reward/accuracy"] = heldEval.Accuracy,
+                ["reward/ece"] = heldEval.ExpectedCalibrationError,
+                ["reward/heldout_pairs"] = heldEval.Pairs,
+            });
+            var json = System.Text.Json.JsonSerializer.Serialize(heldEval, new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
+            Runs.AtomicFile.WriteAllText(Path.Combine(run.Path, "reward_eval.json"), json + "\n");
+        }
+        return new RewardTrainingResult(ensemble, heldEval, memberEvals, train.Count, held.Count);
+    }
+
+    /// <summary>Bias −mean (and gain 1/std) so that <paramref name="raw"/> maps to mean 0 (std 1).</summary>
+    public static RewardNormalization FitNormalization(IReadOnlyList<float> raw, bool normalizeStd)
+    {
+        if (raw.Count == 0) throw new ArgumentException("reward normalisation: no reference scores.");
+        double mean = raw.Average(x => (double)x);
+        double gain = 1;
+        if (normalizeStd && raw.Count > 1)
+        {
+            double var = raw.Sum(x => (x - mean) * (x - mean)) / (raw.Count - 1);
+            gain = var > 1e-12 ? 1 / Math.Sqrt(var) : 1;
+        }
+        return new RewardNormalization(gain, -gain * mean);
+    }
+
+    private List<int[]> ReferenceSamples(Gpt sft, ITokenizer tokenizer, IReadOnlyList<string> prompts, Rng rng)
+    {
+        var gen = new GptGenerator(sft);
+        var rows = new List<int[]>();
+        int maxNew = Math.Min(_config.NormalizationMaxNewTokens, sft.Config.BlockSize - 1);
+        const int chunk = 16;
+        for (int start = 0; start < _config.NormalizationSamples; start += chunk)
+        {
+            var encoded = Enumerable.Range(start, Math.Min(chunk, _config.NormalizationSamples - start))
+                .Select(i => Clip(tokenizer.Encode(prompts[i % prompts.Count]), sft.Config.BlockSize - maxNew)).ToList();
+            var result = gen.Generate(encoded, new GenerationOptions { MaxNewTokens = maxNew, EosTokenId = tokenizer.EosId }, rng);
+            for (int b = 0; b < result.Batch; b++) rows.Add([.. result.Prompt(b), .. result.Response(b)]);
+        }
+        return rows;
+    }
+
+    private static int[] Clip(int[] prompt, int max) => prompt.Length == 0 ? [0] : prompt.Length > max ? prompt[^max..] : prompt;
+
+    internal readonly record struct BatchStats(double Loss, double Accuracy, double Margin);
+
+    /// <summary>
+    /// The batch loss (steps 2–4): rows are laid out by loss form so each group is a contiguous slice of one rewards
+    /// tensor; the loss is the example-weighted mean of the group losses.
+    /// </summary>
+    internal static BatchStats LossAndGradient(RewardModel model, IReadOnlyList<PreferenceExample> batch, bool backward)
+    {
+        var tok = model.Tokenizer;
+        int block = model.Model.Config.BlockSize;
+        var rows = new List<int[]>();
+        var pairs = batch.Where(e => e.Kind == PreferenceKind.Pair).ToList();
+        // 3. A group per (form, K): pairs as [all first | all second], rankings and best-of-K as K consecutive rows each.
+        foreach (var e in pairs) rows.Add(TokenRows.Encode(tok, e.Prompt, e.Responses[0], block).Tokens);
+        foreach (var e in pairs) rows.Add(TokenRows.Encode(tok, e.Prompt, e.Responses[1], block).Tokens);
+        var groups = batch.Where(e => e.Kind != PreferenceKind.Pair).GroupBy(e => (e.Kind, e.Responses.Count)).Select(g => g.ToList()).ToList();
+        foreach (var g in groups)
+            foreach (var e in g)
+                foreach (var r in e.Responses) rows.Add(TokenRows.Encode(tok, e.Prompt, r, block).Tokens);
+
+        // 2. One fused forward; rewards at each row's last real token.
+        var pass = model.Model.Forward(TokenRows.RightPadded(rows), new GptForwardOptions { Logits = false });
+        var raw = pass.Rewards!;
+        var rewards = Tensor.FromArray(raw, raw.Length);
+        rewards.RequiresGrad = backward;
+        Tensor? total = null;
+        int offset = 0;
+        float n = batch.Count;
+        if (pairs.Count > 0)
+        {
+            int P = pairs.Count;
+            var mu = pairs.Select(e => e.Tie ? 0.5f : 1f).ToArray();
+            var margin = pairs.Select(e => e.Margin).ToArray();
+            var loss = PreferenceLosses.Pairwise(Ops.Narrow(rewards, 0, 0, P), Ops.Narrow(rewards, 0, P, P), mu, margin);
+            total = Ops.MulScalar(loss, P / n);
+            offset = 2 * P;
+        }
+        foreach (var g in groups)
+        {
+            int K = g[0].Responses.Count, G = g.Count;
+            var slice = Ops.Reshape(Ops.Narrow(rewards, 0, offset, G * K), G, K);
+            var loss = g[0].Kind == PreferenceKind.Ranking
+                ? PreferenceLosses.Ranking(slice, g.Select(e => e.Ranking!).ToList())
+                : PreferenceLosses.BestOfK(slice, g.Select(e => e.Best!.Value).ToArray());
+            var weighted = Ops.MulScalar(loss, G / n);
+            total = total is null ? weighted : Ops.Add(total, weighted);
+            offset += G * K;
+        }
+        if (backward)
+        {
+            total!.Backward();
+            // 4. dL/dr for each row into the trunk and head.
+            model.Model.Backward(pass, dRewards: rewards.Grad!.ToArray());
+        }
+
+        // Accuracy and margin over the ordered pairs each example implies.
+        var index = RowIndex(batch, pairs, groups);
+        int correct = 0, count = 0;
+        double marginSum = 0;
+        foreach (var (e, rowsOf) in index)
+            foreach (var (w, l) in e.OrderedPairs())
+            {
+                double d = raw[rowsOf[w]] - raw[rowsOf[l]];
+                marginSum += d;
+                if (d > 0) correct++;
+                count++;
+            }
+        return new BatchStats(total!.Item(), count > 0 ? (double)correct / count : 0, count > 0 ? marginSum / count : 0);
+    }
+
+    private static List<(PreferenceExample Example, int[] Rows)> RowIndex(IReadOnlyList<PreferenceExample> batch, List<PreferenceExample> pairs, List<List<PreferenceExample>> groups)
+    {
+        var list = new List<(PreferenceExample, int[])>();
+        for (int i = 0; i < pairs.Count; i++) list.Add((pairs[i], [i, pairs.Count + i]));
+        int offset = 2 * pairs.Count;
+        foreach (var g in groups)
+            foreach (var e in g)
+            {
+                list.Add((e, Enumerable.Range(offset, e.Responses.Count).ToArray()));
+                offset += e.Responses.Count;
+            }
+        return list;
+    }
+
+    /// <summary>Step 8: accuracy, loss and reliability of the mean normalised-free raw score of <paramref name="members"/>.</summary>
+    public RewardEvaluation Evaluate(IReadOnlyList<RewardModel> members, IReadOnlyList<PreferenceExample> examples)
+    {
+        double lossSum = 0;
+        int correct = 0, count = 0;
+        double marginSum = 0;
+        int bins = _config.CalibrationBins;
+        var binCount = new int[bins];
+        var binPred = new double[bins];
+        var binObs = new double[bins];
+        using (Autograd.NoGrad())
+        {
+            for (int start = 0; start < examples.Count; start += _config.BatchSize)
+            {
+                var batch = examples.Skip(start).Take(_config.BatchSize).ToList();
+                // Loss of the ensemble is the members' mean loss; accuracy and calibration use the mean (normalised) score.
+                double l = 0;
+                foreach (var m in members) l += LossAndGradient(m, batch, backward: false).Loss;
+                lossSum += l / members.Count * batch.Count;
+                foreach (var e in batch)
+                {
+                    var rows = e.Responses.Select(r => TokenRows.Encode(members[0].Tokenizer, e.Prompt, r, members[0].Model.Config.BlockSize).Tokens).ToList();
+                    var scores = new double[rows.Count];
+                    foreach (var m in members)
+                    {
+                        var s = m.ScoreTokens(rows);
+                        for (int i = 0; i < s.Length; i++) scores[i] += s[i] / members.Count;
+                    }
+                    foreach (var (w, lo) in e.OrderedPairs())
+                    {
+                        double d = scores[w] - scores[lo];
+                        marginSum += d;
+                        if (d > 0) correct++;
+                        count++;
+                        double p = 1 / (1 + Math.Exp(-d));
+                        // Both orientations: (p, winner first) and (1 − p, loser first), so the table is not one-sided.
+                        Add(p, 1);
+                        Add(1 - p, 0);
+                    }
+                }
+            }
+        }
+        int total = binCount.Sum();
+        var table = new List<CalibrationBin>();
+        double ece = 0;
+        for (int b = 0; b < bins; b++)
+        {
+            double pred = binCount[b] > 0 ? binPred[b] / binCount[b] : 0;
+            double obs = binCount[b] > 0 ? binObs[b] / binCount[b] : 0;
+            table.Add(new CalibrationBin((double)b / bins, (double)(b + 1) / bins, binCount[b], pred, obs));
+            if (total > 0) ece += (double)binCount[b] / total * Math.Abs(obs - pred);
+        }
+        return new RewardEvaluation(count > 0 ? (double)correct / count : 0, examples.Count > 0 ? lossSum / examples.Count : 0,
+            count > 0 ? marginSum / count : 0, count, ece, table);
+
+        void Add(double p, double observed)
+        {
+            int b = Math.Min(bins - 1, (int)(p * bins));
+            binCount[b]++;
+            binPred[b] += p;
+            binObs[b] += observed;
+        }
+    }
+}
