@@ -186,6 +186,11 @@ internal static class GptKernels
     public static void AttentionForward(Span<float> output, int ldo, Span<float> probs, ReadOnlySpan<float> q, int ldq, ReadOnlySpan<float> k, int ldk, ReadOnlySpan<float> v, int ldv, ReadOnlySpan<byte> keyMask, int Tq, int Tk, int queryOffset, int HS)
     {
         float scale = 1f / MathF.Sqrt(HS);
+        if (Tq <= SmallQueryRows)
+        {
+            AttentionForwardFewQueries(output, ldo, probs, q, ldq, k, ldk, v, ldv, keyMask, Tq, Tk, queryOffset, HS, scale);
+            return;
+        }
         Gemm.Multiply(GemmForm.NT, Tq, Tk, HS, q, ldq, k, ldk, probs, Tk, accumulate: false, threads: 1);
         for (int i = 0; i < Tq; i++)
         {
@@ -208,6 +213,45 @@ internal static class GptKernels
             TensorPrimitives.Multiply(seg, 1f / TensorPrimitives.Sum(seg), seg);
         }
         Gemm.Multiply(GemmForm.NN, Tq, HS, Tk, probs, Tk, v, ldv, output, ldo, accumulate: false, threads: 1);
+    }
+
+    // Decoding asks for one query row against a long cache: a GEMM call's packing costs more than the product then,
+    // so dot products and axpys over the cached rows do it directly (same maths, same masking rule).
+    private const int SmallQueryRows = 4;
+
+    private static void AttentionForwardFewQueries(Span<float> output, int ldo, Span<float> probs, ReadOnlySpan<float> q, int ldq, ReadOnlySpan<float> k, int ldk, ReadOnlySpan<float> v, int ldv, ReadOnlySpan<byte> keyMask, int Tq, int Tk, int queryOffset, int HS, float scale)
+    {
+        for (int i = 0; i < Tq; i++)
+        {
+            var row = probs.Slice(i * Tk, Tk);
+            int last = queryOffset + i;
+            var qi = q.Slice(i * ldq, HS);
+            float max = float.NegativeInfinity;
+            for (int s = 0; s <= last; s++)
+            {
+                if (!keyMask.IsEmpty && keyMask[s] == 0)
+                {
+                    row[s] = float.NegativeInfinity;
+                    continue;
+                }
+                row[s] = TensorPrimitives.Dot(qi, k.Slice(s * ldk, HS)) * scale;
+                max = MathF.Max(max, row[s]);
+            }
+            row[(last + 1)..].Clear();
+            var o = output.Slice(i * ldo, HS);
+            o.Clear();
+            if (float.IsNegativeInfinity(max))
+            {
+                row[..(last + 1)].Clear();
+                continue;
+            }
+            var seg = row[..(last + 1)];
+            TensorPrimitives.Subtract(seg, max, seg);
+            TensorPrimitives.Exp(seg, seg);
+            TensorPrimitives.Multiply(seg, 1f / TensorPrimitives.Sum(seg), seg);
+            for (int s = 0; s <= last; s++)
+                if (seg[s] != 0) TensorPrimitives.FusedMultiplyAdd(v.Slice(s * ldv, HS), seg[s], o, o);
+        }
     }
 
     /// <summary>
