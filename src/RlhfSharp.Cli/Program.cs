@@ -7,6 +7,7 @@ var root = new RootCommand("RlhfSharp: reinforcement learning from human feedbac
 root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(TokenizerCommand.Create());
+root.Subcommands.Add(StoryWorldCommand.Create());
 
 try
 {
