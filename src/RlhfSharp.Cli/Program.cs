@@ -5,6 +5,7 @@ using RlhfSharp.Cli.Commands;
 
 var root = new RootCommand("RlhfSharp: reinforcement learning from human feedback, end to end, in C#.");
 root.Subcommands.Add(DemoCommand.Create());
+root.Subcommands.Add(StoryWorldCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(SampleCommand.Create());
 root.Subcommands.Add(ScoreCommand.Create());
