@@ -15,7 +15,8 @@ root.Subcommands.Add(RlCommand.Create());
 
 try
 {
-    return root.Parse(args).Invoke();
+    // Our handler below, not System.CommandLine's (which prints a stack trace): one line and exit code 1.
+    return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 }
 catch (Exception ex) when (ex is not OutOfMemoryException)
 {
