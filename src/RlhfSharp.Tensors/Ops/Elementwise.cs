@@ -376,13 +376,7 @@ public static partial class Ops
     {
         var y = Tensor.Uninitialized(x.ShapeRef);
         TensorPrimitives.Max(x.Span, 0f, y.Span);
-        return Autograd.Record("relu", y, [x], o =>
-        {
-            var dx = x.GradForAccumulate();
-            var g = o.Grad!.Span;
-            var xs = x.Span;
-            for (int i = 0; i < dx.Length; i++) if (xs[i] > 0f) dx[i] += g[i];
-        });
+        return Autograd.Record("relu", y, [x], o => Activations.ReluBackward(x.Span, o.Grad!.Span, x.GradForAccumulate()));
     }
 
     /// <summary>GELU, tanh approximation as in GPT-2 (Hendrycks &amp; Gimpel 2016).</summary>
