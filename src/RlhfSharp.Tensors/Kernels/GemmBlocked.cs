@@ -238,14 +238,15 @@ internal static unsafe class GemmBlocked
         float* col = plan.P + pc * plan.Ldp + r;
         if (rows == MR)
         {
-            // Rows of the source are a whole stride apart, beyond what the hardware prefetchers follow: fetch ahead.
+            // Rows of the source are a whole stride apart, beyond what the hardware prefetchers follow: fetch ahead,
+            // into L2 because strides of 4 KiB put every row in the same L1 set.
             long ahead = PrefetchRowsAhead * plan.Ldp;
             for (int p = 0; p < kc; p++, col += plan.Ldp)
             {
                 if (Sse.IsSupported)
                 {
-                    Sse.Prefetch0(col + ahead);
-                    Sse.Prefetch0(col + ahead + MR - 1);
+                    Sse.Prefetch1(col + ahead);
+                    Sse.Prefetch1(col + ahead + MR - 1);
                 }
                 Vector256.Load(col).Store(panel + p * MR);
                 Vector128.Load(col + 8).Store(panel + p * MR + 8);

@@ -53,7 +53,8 @@ internal static unsafe class GemmTile
         where TLayout : struct, IPanelLayout
         where TRows : struct, ITileRows
     {
-        // Ask for the C rows now so the loads at the end find them in L1 (the k loop takes thousands of cycles).
+        // Ask for the C rows now so the loads at the end find them near (the k loop takes thousands of cycles).
+        // Into L2, not L1: the 32 KiB B panel streams through L1 meanwhile and would evict them.
         for (int r = 0; r < TRows.Rows; r++)
         {
             Prefetch(d + r * ldd);
@@ -119,7 +120,7 @@ internal static unsafe class GemmTile
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Prefetch(float* p)
     {
-        if (Sse.IsSupported) Sse.Prefetch0(p);
+        if (Sse.IsSupported) Sse.Prefetch1(p);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
