@@ -232,7 +232,7 @@ internal static class GptKernels
                     row[s] = float.NegativeInfinity;
                     continue;
                 }
-                row[s] = TensorPrimitives.Dot(qi, k.Slice(s * ldk, HS)) * scale;
+                row[s] = DotShort(qi, k.Slice(s * ldk, HS)) * scale;
                 max = MathF.Max(max, row[s]);
             }
             row[(last + 1)..].Clear();
@@ -248,8 +248,35 @@ internal static class GptKernels
             TensorPrimitives.Exp(seg, seg);
             TensorPrimitives.Multiply(seg, 1f / TensorPrimitives.Sum(seg), seg);
             for (int s = 0; s <= last; s++)
-                if (seg[s] != 0) TensorPrimitives.FusedMultiplyAdd(v.Slice(s * ldv, HS), seg[s], o, o);
+                if (seg[s] != 0) AxpyShort(seg[s], v.Slice(s * ldv, HS), o);
         }
+    }
+
+    // Head-sized (HS = 64 in GPT-2) dot and axpy, inlined: a library call per cached key would cost more than its work.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float DotShort(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        int i = 0;
+        var acc = Vector256<float>.Zero;
+        ref float ra = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(a);
+        ref float rb = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(b);
+        for (; i + 8 <= a.Length; i += 8)
+            acc = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref ra, (nuint)i), Vector256.LoadUnsafe(ref rb, (nuint)i), acc);
+        float sum = Vector256.Sum(acc);
+        for (; i < a.Length; i++) sum += a[i] * b[i];
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AxpyShort(float alpha, ReadOnlySpan<float> x, Span<float> y)
+    {
+        int i = 0;
+        var va = Vector256.Create(alpha);
+        ref float rx = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
+        ref float ry = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(y);
+        for (; i + 8 <= x.Length; i += 8)
+            Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rx, (nuint)i), va, Vector256.LoadUnsafe(ref ry, (nuint)i)).StoreUnsafe(ref ry, (nuint)i);
+        for (; i < x.Length; i++) y[i] += alpha * x[i];
     }
 
     /// <summary>
