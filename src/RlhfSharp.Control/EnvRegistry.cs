@@ -21,6 +21,6 @@ public static class EnvRegistry
     public static ClassicControlEnv Make(string id, ulong defaultSeed = 0)
     {
         if (Factories.TryGetValue(id, out var factory)) return factory(defaultSeed);
-        throw new ArgumentException($"Unknown environment '{id}'. Valid environments: {string.Join(", ", Ids)}.", nameof(id));
+        throw new ArgumentException($"Unknown environment '{id}'. Valid environments: {string.Join(", ", Ids)}.");
     }
 }

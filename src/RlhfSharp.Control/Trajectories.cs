@@ -37,6 +37,13 @@ public sealed record Trajectory(string EnvId, float[][] Observations, float[][] 
 
     public double Return => Rewards.Sum();
 
+    /// <summary>Steps covering about the given simulated seconds in an environment (Christiano et al. use ~1.5 s clips); at least 1.</summary>
+    public static int StepsFor(string envId, double seconds)
+    {
+        if (!(seconds > 0)) throw new ArgumentOutOfRangeException(nameof(seconds), seconds, "Segment length in seconds must be > 0.");
+        return Math.Max(1, (int)Math.Round(seconds / EnvRegistry.Make(envId).SecondsPerStep));
+    }
+
     /// <summary>Steps [start, start + length) as a trajectory of its own (Christiano et al.'s segment); never ends early.</summary>
     public Trajectory Segment(int start, int length)
     {

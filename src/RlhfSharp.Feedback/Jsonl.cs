@@ -16,13 +16,26 @@ public enum ExportFormat
     Best,
 }
 
+/// <summary>Whether each judgment is exported, or one aggregated answer per query.</summary>
+public enum ExportAggregation
+{
+    /// <summary>Every judgment becomes its own line(s): a query judged by three labellers appears three times.</summary>
+    None,
+    /// <summary>One line set per query from the label most labellers gave; queries whose top labels tie are left out.</summary>
+    Majority,
+    /// <summary>One line set per query from Dawid–Skene's most probable label (labellers weighted by their estimated confusions).</summary>
+    DawidSkene,
+}
+
 /// <summary>What to export.</summary>
 /// <param name="Format">The JSONL form written.</param>
 /// <param name="Campaign">Only this campaign's judgments; null for all.</param>
 /// <param name="IncludeTies">Pairs form only: write ties as {"prompt","chosen","rejected","tie":true} instead of leaving them out.</param>
 /// <param name="ExcludeFlagged">Leave out judgments by labellers flagged by quality control.</param>
 /// <param name="IncludeGold">Also export judgments on gold tasks (they are real comparisons, but were asked to measure people).</param>
-public sealed record ExportOptions(ExportFormat Format = ExportFormat.Pairs, string? Campaign = null, bool IncludeTies = false, bool ExcludeFlagged = false, bool IncludeGold = false);
+/// <param name="Aggregation">Each judgment, or one aggregated answer per query (majority vote or Dawid–Skene).</param>
+public sealed record ExportOptions(ExportFormat Format = ExportFormat.Pairs, string? Campaign = null, bool IncludeTies = false, bool ExcludeFlagged = false, bool IncludeGold = false,
+    ExportAggregation Aggregation = ExportAggregation.None);
 
 public static class Jsonl
 {
@@ -116,20 +129,40 @@ public static class Jsonl
     {
         var queries = (await store.GetQueriesAsync(options.Campaign, ct)).ToDictionary(q => q.Id);
         var flagged = options.ExcludeFlagged ? (await store.GetLabelersAsync(ct)).Where(l => l.Flagged).Select(l => l.Id).ToHashSet() : [];
-        int lines = 0;
-        foreach (var j in await store.GetJudgmentsAsync(options.Campaign, ct))
+        var kept = (await store.GetJudgmentsAsync(options.Campaign, ct))
+            .Where(j => !flagged.Contains(j.LabelerId) && queries.TryGetValue(j.QueryId, out var q) && (options.IncludeGold || !q.IsGold))
+            .ToList();
+        IEnumerable<(long QueryId, Answer Answer)> answers = options.Aggregation switch
         {
-            if (flagged.Contains(j.LabelerId) || !queries.TryGetValue(j.QueryId, out var q)) continue;
-            if (q.IsGold && !options.IncludeGold) continue;
-            foreach (var obj in Lines(q, j.Answer, options))
+            ExportAggregation.None => kept.Select(j => (j.QueryId, j.Answer)),
+            ExportAggregation.Majority => Quality.QualityControl.MajorityVote(kept)
+                .Where(kv => kv.Value is not null).OrderBy(kv => kv.Key).Select(kv => (kv.Key, FromCategory(kv.Value!))),
+            ExportAggregation.DawidSkene => DawidSkeneAnswers(kept),
+            _ => throw new ArgumentException($"export aggregation {options.Aggregation} is not known."),
+        };
+        int lines = 0;
+        foreach (var (queryId, answer) in answers)
+            foreach (var obj in Lines(queries[queryId], answer, options))
             {
                 await writer.WriteLineAsync(obj.ToJsonString());
                 lines++;
             }
-        }
         await writer.FlushAsync(ct);
         return lines;
     }
+
+    private static IEnumerable<(long, Answer)> DawidSkeneAnswers(List<Judgment> judgments)
+    {
+        if (!judgments.Any(j => Quality.QualityControl.Category(j.Answer) is not null)) return [];
+        var fit = Quality.QualityControl.DawidSkeneLabels(judgments);
+        return fit.Posteriors.Keys.Order().Select(id => (id, FromCategory(fit.Label(id))));
+    }
+
+    /// <summary>The answer a nominal label (<see cref="Quality.QualityControl.Category"/>) stands for.</summary>
+    internal static Answer FromCategory(string category) =>
+        category == "tie" ? Answer.Tie()
+        : category.StartsWith("rank:", StringComparison.Ordinal) ? Answer.Rank([.. category[5..].Split(',').Select(s => int.Parse(s, System.Globalization.CultureInfo.InvariantCulture))])
+        : Answer.Prefer(int.Parse(category, System.Globalization.CultureInfo.InvariantCulture));
 
     /// <summary>The JSONL objects one answer to one query becomes (none for a skip, or a form the answer cannot fill).</summary>
     public static IEnumerable<JsonObject> Lines(Query q, Answer answer, ExportOptions options)

@@ -312,7 +312,7 @@ public sealed partial class Gpt
             string pre = $"h.{l}.";
             // MLP branch. dRes is d(x_{l+1}) and becomes d(xMid) once ln_2's backward adds into it.
             var dOut = a.GradScratch1;
-            CopyWithDropout(dOut, dRes, la.MlpDropout, N * C);
+            CopyWithDropout(dOut, dRes, la.MlpDropout, N * C, a.DropoutP);
             var dFcGelu = a.GradHidden;
             Array.Clear(dFcGelu);
             GptKernels.MatmulBackward(dFcGelu, Grad(pre + "mlp.c_proj.weight"), Grad(pre + "mlp.c_proj.bias"), dOut.AsSpan(0, N * C), la.FcGelu, Param(pre + "mlp.c_proj.weight"), N, 4 * C, C);
@@ -325,7 +325,7 @@ public sealed partial class Gpt
             GptKernels.LayerNormBackward(dRes, Grad(pre + "ln_2.weight"), Grad(pre + "ln_2.bias"), dLn2, la.XMid, Param(pre + "ln_2.weight"), la.Ln2Mean, la.Ln2Rstd, N, C);
 
             // Attention branch. dRes is d(xMid) and becomes d(x_l).
-            CopyWithDropout(dOut, dRes, la.AttnDropout, N * C);
+            CopyWithDropout(dOut, dRes, la.AttnDropout, N * C, a.DropoutP);
             var dAttY = a.GradScratch2;
             Array.Clear(dAttY);
             GptKernels.MatmulBackward(dAttY, Grad(pre + "attn.c_proj.weight"), Grad(pre + "attn.c_proj.bias"), dOut.AsSpan(0, N * C), la.AttY, Param(pre + "attn.c_proj.weight"), N, C, C);
@@ -350,7 +350,7 @@ public sealed partial class Gpt
         }
 
         // Embeddings (a token or position used twice gets both contributions).
-        CopyWithDropout(a.GradScratch1, dRes, a.EmbedDropout, N * C);
+        CopyWithDropout(a.GradScratch1, dRes, a.EmbedDropout, N * C, a.DropoutP);
         var dWte = Grad("wte.weight");
         var dWpe = Grad("wpe.weight");
         for (int n = 0; n < N; n++)
@@ -425,11 +425,7 @@ public sealed partial class Gpt
     /// <summary>Inverted dropout: keep with probability 1 − p, scaled by 1/(1 − p); the mask is kept for backward.</summary>
     private static void ApplyDropout(Span<float> values, float[] mask, float p, Rng? rng)
     {
-        if (p <= 0 || rng is null)
-        {
-            mask.AsSpan(0, values.Length).Fill(1f);
-            return;
-        }
+        if (p <= 0 || rng is null) return; // the mask is then unused: backward sees DropoutP == 0
         float keep = 1f / (1f - p);
         for (int i = 0; i < values.Length; i++)
         {
@@ -438,8 +434,11 @@ public sealed partial class Gpt
         }
     }
 
-    private static void CopyWithDropout(float[] dst, float[] src, float[] mask, int n) =>
-        System.Numerics.Tensors.TensorPrimitives.Multiply(src.AsSpan(0, n), mask.AsSpan(0, n), dst.AsSpan(0, n));
+    private static void CopyWithDropout(float[] dst, float[] src, float[] mask, int n, float p)
+    {
+        if (p > 0) System.Numerics.Tensors.TensorPrimitives.Multiply(src.AsSpan(0, n), mask.AsSpan(0, n), dst.AsSpan(0, n));
+        else Array.Copy(src, dst, n);
+    }
 }
 
 /// <summary>Activations of one forward pass (kept for backward) and its outputs. Buffers are reused when passed back to Forward.</summary>

@@ -37,16 +37,12 @@ internal static class GptKernels
             for (int i = start; i < end; i++)
             {
                 var x = input.AsSpan(i * C, C);
-                float m = TensorPrimitives.Sum(x) / C;
-                float v = 0;
-                for (int c = 0; c < C; c++)
-                {
-                    float d = x[c] - m;
-                    v += d * d;
-                }
-                float s = 1f / MathF.Sqrt(v / C + eps);
                 var o = output.AsSpan(i * C, C);
-                for (int c = 0; c < C; c++) o[c] = (x[c] - m) * s * weight[c] + bias[c];
+                float m = TensorPrimitives.Sum(x) / C;
+                TensorPrimitives.Subtract(x, m, o);
+                float s = 1f / MathF.Sqrt(TensorPrimitives.Dot(o, o) / C + eps);
+                TensorPrimitives.Multiply(o, s, o);
+                TensorPrimitives.FusedMultiplyAdd(o, weight, bias, o);
                 mean[i] = m;
                 rstd[i] = s;
             }
@@ -59,40 +55,33 @@ internal static class GptKernels
         var weight = weightSpan.ToArray();
         ForRows(N, (start, end) =>
         {
-            Span<float> dnorm = C <= 4096 ? stackalloc float[C] : new float[C];
+            var norm = new float[C];
+            var dnorm = new float[C];
             for (int i = start; i < end; i++)
             {
                 var x = input.AsSpan(i * C, C);
                 var dy = doutput.AsSpan(i * C, C);
-                float m = mean[i], s = rstd[i];
-                float meanDnorm = 0, meanDnormNorm = 0;
-                for (int c = 0; c < C; c++)
-                {
-                    float norm = (x[c] - m) * s;
-                    dnorm[c] = dy[c] * weight[c];
-                    meanDnorm += dnorm[c];
-                    meanDnormNorm += dnorm[c] * norm;
-                }
-                meanDnorm /= C;
-                meanDnormNorm /= C;
+                TensorPrimitives.Subtract(x, mean[i], norm);
+                TensorPrimitives.Multiply(norm, rstd[i], norm);
+                TensorPrimitives.Multiply(dy, weight, dnorm);
+                float meanDnorm = TensorPrimitives.Sum(dnorm) / C;
+                float meanDnormNorm = TensorPrimitives.Dot(dnorm, norm) / C;
+                // t = dnorm − norm·meanDnormNorm − meanDnorm; dx += rstd·t
+                TensorPrimitives.FusedMultiplyAdd(norm, -meanDnormNorm, dnorm, dnorm);
+                TensorPrimitives.Subtract(dnorm, meanDnorm, dnorm);
                 var dx = dinput.AsSpan(i * C, C);
-                for (int c = 0; c < C; c++)
-                {
-                    float norm = (x[c] - m) * s;
-                    dx[c] += s * (dnorm[c] - meanDnorm - norm * meanDnormNorm);
-                }
+                TensorPrimitives.FusedMultiplyAdd(dnorm, rstd[i], dx, dx);
             }
         });
+        // Parameter gradients sum over rows: one sequential pass, so the result does not depend on the thread split.
+        var normRow = new float[C];
         for (int i = 0; i < N; i++)
         {
-            var x = input.AsSpan(i * C, C);
             var dy = doutput.AsSpan(i * C, C);
-            float m = mean[i], s = rstd[i];
-            for (int c = 0; c < C; c++)
-            {
-                dweight[c] += (x[c] - m) * s * dy[c];
-                dbias[c] += dy[c];
-            }
+            TensorPrimitives.Subtract(input.AsSpan(i * C, C), mean[i], normRow);
+            TensorPrimitives.Multiply(normRow, rstd[i], normRow);
+            TensorPrimitives.FusedMultiplyAdd(normRow, dy, dweight, dweight);
+            TensorPrimitives.Add(dbias, dy, dbias);
         }
     }
 
@@ -197,31 +186,72 @@ internal static class GptKernels
     public static void AttentionForward(Span<float> output, int ldo, Span<float> probs, ReadOnlySpan<float> q, int ldq, ReadOnlySpan<float> k, int ldk, ReadOnlySpan<float> v, int ldv, ReadOnlySpan<byte> keyMask, int Tq, int Tk, int queryOffset, int HS)
     {
         float scale = 1f / MathF.Sqrt(HS);
+        if (Tq <= SmallQueryRows)
+        {
+            AttentionForwardFewQueries(output, ldo, probs, q, ldq, k, ldk, v, ldv, keyMask, Tq, Tk, queryOffset, HS, scale);
+            return;
+        }
         Gemm.Multiply(GemmForm.NT, Tq, Tk, HS, q, ldq, k, ldk, probs, Tk, accumulate: false, threads: 1);
         for (int i = 0; i < Tq; i++)
         {
             var row = probs.Slice(i * Tk, Tk);
             int last = queryOffset + i;
-            float max = float.NegativeInfinity;
-            for (int s = 0; s <= last; s++)
-                if (keyMask.IsEmpty || keyMask[s] != 0) max = MathF.Max(max, row[s] * scale);
+            var seg = row[..(last + 1)];
+            row[(last + 1)..].Clear();
+            TensorPrimitives.Multiply(seg, scale, seg);
+            if (!keyMask.IsEmpty)
+                for (int s = 0; s <= last; s++)
+                    if (keyMask[s] == 0) seg[s] = float.NegativeInfinity;
+            float max = TensorPrimitives.Max(seg);
             if (float.IsNegativeInfinity(max))
             {
-                row.Clear();
+                seg.Clear();
                 continue;
             }
-            float sum = 0;
-            for (int s = 0; s <= last; s++)
-            {
-                float e = keyMask.IsEmpty || keyMask[s] != 0 ? MathF.Exp(row[s] * scale - max) : 0f;
-                row[s] = e;
-                sum += e;
-            }
-            float inv = 1f / sum;
-            for (int s = 0; s <= last; s++) row[s] *= inv;
-            row[(last + 1)..].Clear();
+            TensorPrimitives.Subtract(seg, max, seg);
+            TensorPrimitives.Exp(seg, seg);                  // masked keys: exp(−∞) = 0
+            TensorPrimitives.Multiply(seg, 1f / TensorPrimitives.Sum(seg), seg);
         }
         Gemm.Multiply(GemmForm.NN, Tq, HS, Tk, probs, Tk, v, ldv, output, ldo, accumulate: false, threads: 1);
+    }
+
+    // Decoding asks for one query row against a long cache: a GEMM call's packing costs more than the product then,
+    // so dot products and axpys over the cached rows do it directly (same maths, same masking rule).
+    private const int SmallQueryRows = 4;
+
+    private static void AttentionForwardFewQueries(Span<float> output, int ldo, Span<float> probs, ReadOnlySpan<float> q, int ldq, ReadOnlySpan<float> k, int ldk, ReadOnlySpan<float> v, int ldv, ReadOnlySpan<byte> keyMask, int Tq, int Tk, int queryOffset, int HS, float scale)
+    {
+        for (int i = 0; i < Tq; i++)
+        {
+            var row = probs.Slice(i * Tk, Tk);
+            int last = queryOffset + i;
+            var qi = q.Slice(i * ldq, HS);
+            float max = float.NegativeInfinity;
+            for (int s = 0; s <= last; s++)
+            {
+                if (!keyMask.IsEmpty && keyMask[s] == 0)
+                {
+                    row[s] = float.NegativeInfinity;
+                    continue;
+                }
+                row[s] = TensorPrimitives.Dot(qi, k.Slice(s * ldk, HS)) * scale;
+                max = MathF.Max(max, row[s]);
+            }
+            row[(last + 1)..].Clear();
+            var o = output.Slice(i * ldo, HS);
+            o.Clear();
+            if (float.IsNegativeInfinity(max))
+            {
+                row[..(last + 1)].Clear();
+                continue;
+            }
+            var seg = row[..(last + 1)];
+            TensorPrimitives.Subtract(seg, max, seg);
+            TensorPrimitives.Exp(seg, seg);
+            TensorPrimitives.Multiply(seg, 1f / TensorPrimitives.Sum(seg), seg);
+            for (int s = 0; s <= last; s++)
+                if (seg[s] != 0) TensorPrimitives.FusedMultiplyAdd(v.Slice(s * ldv, HS), seg[s], o, o);
+        }
     }
 
     /// <summary>
@@ -240,8 +270,11 @@ internal static class GptKernels
         {
             var p = probs.Slice(i * T, T);
             var d = dp.Slice(i * T, T);
-            float dot = TensorPrimitives.Dot(p[..(i + 1)], d[..(i + 1)]);
-            for (int s = 0; s <= i; s++) d[s] = p[s] * (d[s] - dot) * scale;
+            var ds = d[..(i + 1)];
+            float dot = TensorPrimitives.Dot(p[..(i + 1)], ds);
+            TensorPrimitives.Subtract(ds, dot, ds);
+            TensorPrimitives.Multiply(ds, p[..(i + 1)], ds);
+            TensorPrimitives.Multiply(ds, scale, ds);
             d[(i + 1)..].Clear();
         }
         // dq (T,HS) += dS · k ; dk (T,HS) += dSᵀ · q

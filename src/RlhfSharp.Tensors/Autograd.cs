@@ -96,12 +96,15 @@ public static class Autograd
             if (!node.RetainGrad && !ReferenceEquals(node, root)) node.Grad = null;
             if (!retainGraph)
             {
-                node.BackwardFn = null;
+                // Drop the saved activations; a later backward through this node fails loudly instead of silently stopping.
+                node.BackwardFn = FreedGraph;
                 node.Parents = null;
-                node.RequiresGrad = false;
             }
         }
     }
+
+    private static readonly Action<Tensor> FreedGraph = node => throw new InvalidOperationException(
+        $"Backward: the graph below '{node.Name}' {node.ShapeString} was freed by an earlier Backward; pass retainGraph: true to that call, recompute the forward, or Detach() the value to use it as a constant.");
 
     /// <summary>Post-order of the graph below root (inputs before the ops that use them), iteratively.</summary>
     private static List<Tensor> TopologicalOrder(Tensor root)

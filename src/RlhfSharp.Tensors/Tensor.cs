@@ -41,7 +41,18 @@ public sealed class Tensor
     public Span<float> Span => new(_data, _offset, Length);
 
     /// <summary>The accumulated gradient (same shape), or null before any backward reached this tensor.</summary>
-    public Tensor? Grad { get; set; }
+    public Tensor? Grad
+    {
+        get => _grad;
+        set
+        {
+            if (value is not null && value.Length != Length)
+                throw new ArgumentException($"Grad: a gradient of shape {value.ShapeString} does not fit tensor {ShapeString}.");
+            _grad = value;
+        }
+    }
+
+    private Tensor? _grad;
 
     /// <summary>True when gradients flow to this tensor. Set it on leaves (parameters, inputs you differentiate).</summary>
     public bool RequiresGrad { get; set; }
@@ -65,6 +76,10 @@ public sealed class Tensor
     // ---- factories ----
 
     public static Tensor Zeros(params ReadOnlySpan<int> shape) => new(new float[ElementCount(shape, "Zeros")], 0, shape.ToArray());
+
+    /// <summary>A tensor whose values are garbage until written: for ops that overwrite every element (skips zeroing).</summary>
+    internal static Tensor Uninitialized(params ReadOnlySpan<int> shape) =>
+        new(GC.AllocateUninitializedArray<float>((int)ElementCount(shape, "Uninitialized")), 0, shape.ToArray());
 
     public static Tensor Ones(params ReadOnlySpan<int> shape) => Full(1f, shape);
 

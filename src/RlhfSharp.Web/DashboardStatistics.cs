@@ -1,7 +1,8 @@
 // What the admin dashboard and the labeller's progress page show, computed in one place from the store's records.
-// The feedback library's quality-control functions (Krippendorff's alpha, Dawid–Skene) can replace this behind
-// IDashboardStatistics without touching the endpoints or the pages.
+// Agreement (Cohen's kappa, Krippendorff's alpha) and gold matching come from RlhfSharp.Feedback.Quality, so the
+// dashboard and `rlhf label report` never disagree; another IDashboardStatistics can replace all of it.
 using RlhfSharp.Feedback;
+using RlhfSharp.Feedback.Quality;
 
 namespace RlhfSharp.Web;
 
@@ -35,22 +36,27 @@ public sealed record ThroughputStats(int LastHour, int Last24Hours, IReadOnlyLis
 /// <param name="Overlap">Answers wanted per query.</param>
 public sealed record QueueStats(int OpenQueries, int AnswersNeeded, int Overlap);
 
-/// <param name="PairsCompared">Pairs of judgments by different labellers on the same query, skips left out.</param>
-/// <param name="PercentAgreement">Fraction of those pairs with the same answer (top choice, or tie); null when none.</param>
+/// <param name="PairsCompared">Pairs of judgments by different labellers on the same non-gold query, skips left out.</param>
+/// <param name="PercentAgreement">Fraction of those pairs with the same answer; null when none.</param>
+/// <param name="KrippendorffAlpha">Krippendorff's alpha (nominal) over the campaign's non-gold queries; null when undefined.</param>
 /// <param name="Pairs">Cohen's kappa for each labeller pair that shares at least one query.</param>
-public sealed record AgreementStats(int PairsCompared, double? PercentAgreement, IReadOnlyList<LabelerPairAgreement> Pairs);
+public sealed record AgreementStats(int PairsCompared, double? PercentAgreement, double? KrippendorffAlpha, IReadOnlyList<LabelerPairAgreement> Pairs);
 
 /// <param name="Items">Queries both answered (skips left out).</param>
 /// <param name="Agreement">Observed agreement p_o.</param>
-/// <param name="Kappa">Cohen's kappa (p_o − p_e)/(1 − p_e); null when p_e = 1 (both always gave one same answer).</param>
+/// <param name="Kappa">Cohen's kappa (p_o − p_e)/(1 − p_e); null when undefined (p_e = 1: both always gave one same answer).</param>
 public sealed record LabelerPairAgreement(long LabelerA, long LabelerB, int Items, double Agreement, double? Kappa);
 
 /// <param name="GoldAnswered">Gold tasks answered (skips left out).</param>
-/// <param name="GoldAccuracy">Fraction of those matching the gold answer's top choice; null before any.</param>
+/// <param name="GoldAccuracy">Fraction of those matching the gold answer (<see cref="QualityControl.Matches"/>); null before any.</param>
+/// <param name="EstimatedAccuracy">
+/// Accuracy estimated without gold by Dawid–Skene over the non-gold queries: Σ_c P(true = c)·P(says c | true = c).
+/// Null for a labeller who shares no query with another (nothing to estimate it from).
+/// </param>
 /// <param name="SuggestFlag">Gold accuracy is below the threshold with enough gold answers, and not yet flagged.</param>
 public sealed record LabelerStats(
     long Id, string Name, string Role, bool Flagged, int Judgments, int Skips, int GoldAnswered, int GoldCorrect,
-    double? GoldAccuracy, double? MedianSeconds, DateTimeOffset? LastJudgmentAt, bool SuggestFlag);
+    double? GoldAccuracy, double? EstimatedAccuracy, double? MedianSeconds, DateTimeOffset? LastJudgmentAt, bool SuggestFlag);
 
 /// <summary>The labeller's own progress page.</summary>
 /// <param name="Judged">Judgments this labeller has made (in the campaign).</param>
@@ -96,20 +102,44 @@ public sealed class StoreDashboardStatistics : IDashboardStatistics
             if (missing > 0) { open++; needed += missing; }
         }
 
+        var regular = judgments.Where(j => byId.TryGetValue(j.QueryId, out var q) && !q.IsGold).ToList();
+        var estimated = EstimatedAccuracies(regular);
         var rows = labelers.Select(l =>
         {
             var mine = judgments.Where(j => j.LabelerId == l.Id).ToList();
             var gold = mine.Where(j => j.Answer.Kind != AnswerKind.Skip && byId.TryGetValue(j.QueryId, out var q) && q.IsGold).ToList();
-            var correct = gold.Count(j => Category(j.Answer) == Category(byId[j.QueryId].GoldAnswer!));
+            var correct = gold.Count(j => QualityControl.Matches(byId[j.QueryId].GoldAnswer!, j.Answer));
             double? accuracy = gold.Count == 0 ? null : (double)correct / gold.Count;
             var suggest = !l.Flagged && gold.Count >= options.MinGoldForFlag && accuracy < options.FlagAccuracyBelow;
             return new LabelerStats(l.Id, l.Name, l.Role == LabelerRole.Admin ? "admin" : "labeler", l.Flagged, mine.Count,
-                mine.Count(j => j.Answer.Kind == AnswerKind.Skip), gold.Count, correct, accuracy,
+                mine.Count(j => j.Answer.Kind == AnswerKind.Skip), gold.Count, correct, accuracy, estimated.TryGetValue(l.Id, out var est) ? est : null,
                 Median(mine.Select(j => j.TimeSpent.TotalSeconds)), mine.Count == 0 ? null : mine.Max(j => j.CreatedAt), suggest);
         }).ToList();
 
         return new DashboardStats(options.Campaign, queries.Count, queries.Count(q => q.IsGold), judgments.Count, throughput,
-            new QueueStats(open, needed, options.Overlap), Agreement(judgments), rows);
+            new QueueStats(open, needed, options.Overlap), Agreement(regular), rows);
+    }
+
+    /// <summary>
+    /// Dawid–Skene accuracy per labeller, for labellers who share at least one answered query with another labeller
+    /// (alone on every query, a labeller's answers define the estimated truth and would look perfect).
+    /// </summary>
+    public static IReadOnlyDictionary<long, double> EstimatedAccuracies(IReadOnlyList<Judgment> regular)
+    {
+        var labelled = regular.Where(j => QualityControl.Category(j.Answer) is not null).ToList();
+        var shared = labelled.GroupBy(j => j.QueryId).Where(g => g.Select(j => j.LabelerId).Distinct().Count() >= 2)
+            .SelectMany(g => g.Select(j => j.LabelerId)).ToHashSet();
+        if (shared.Count == 0) return new Dictionary<long, double>();
+        var ds = QualityControl.DawidSkeneLabels(labelled);
+        var result = new Dictionary<long, double>();
+        foreach (var (labeler, confusion) in ds.Confusions)
+        {
+            if (!shared.Contains(labeler)) continue;
+            double accuracy = 0;
+            for (var c = 0; c < ds.Classes.Count; c++) accuracy += ds.Priors[c] * confusion[c, c];
+            result[labeler] = accuracy;
+        }
+        return result;
     }
 
     /// <summary>A labeller's own numbers.</summary>
@@ -123,52 +153,31 @@ public sealed class StoreDashboardStatistics : IDashboardStatistics
     }
 
     /// <summary>
-    /// Agreement among labellers who answered the same query. Answers are compared by their top choice (the preferred
-    /// index or the first of a ranking) or "tie"; skips say nothing and are left out.
+    /// Agreement among labellers who answered the same query, answers compared as <see cref="QualityControl.Category"/>
+    /// labels (skips say nothing and are left out). Pass non-gold judgments: gold tasks measure accuracy instead.
     /// </summary>
     public static AgreementStats Agreement(IReadOnlyList<Judgment> judgments)
     {
-        // labeller -> query -> category (a labeller answers a query at most once; keep the first if a store allowed more)
-        var answers = new Dictionary<long, Dictionary<long, string>>();
-        foreach (var j in judgments.OrderBy(j => j.Id))
-        {
-            if (Category(j.Answer) is not string c) continue;
-            if (!answers.TryGetValue(j.LabelerId, out var m)) answers[j.LabelerId] = m = [];
-            m.TryAdd(j.QueryId, c);
-        }
+        // labeller -> query -> label; should a store hold two answers by one labeller, the first counts.
+        var labels = judgments.OrderBy(j => j.Id).Where(j => QualityControl.Category(j.Answer) is not null)
+            .GroupBy(j => j.LabelerId)
+            .ToDictionary(g => g.Key, g => g.GroupBy(j => j.QueryId).ToDictionary(q => q.Key, q => QualityControl.Category(q.First().Answer)!));
         int compared = 0, agreed = 0;
         var pairs = new List<LabelerPairAgreement>();
-        var ids = answers.Keys.Order().ToArray();
-        for (var a = 0; a < ids.Length; a++)
+        foreach (var p in QualityControl.PairwiseKappa(judgments))
         {
-            for (var b = a + 1; b < ids.Length; b++)
-            {
-                var A = answers[ids[a]];
-                var B = answers[ids[b]];
-                var shared = A.Keys.Where(B.ContainsKey).ToList();
-                if (shared.Count == 0) continue;
-                var same = shared.Count(q => A[q] == B[q]);
-                compared += shared.Count;
-                agreed += same;
-                double po = (double)same / shared.Count;
-                // p_e: chance agreement from each labeller's own category frequencies over the shared items.
-                double pe = shared.Select(q => A[q]).Concat(shared.Select(q => B[q])).Distinct()
-                    .Sum(c => (double)shared.Count(q => A[q] == c) / shared.Count * shared.Count(q => B[q] == c) / shared.Count);
-                double? kappa = pe >= 1 - 1e-12 ? null : (po - pe) / (1 - pe);
-                pairs.Add(new LabelerPairAgreement(ids[a], ids[b], shared.Count, po, kappa));
-            }
+            var A = labels[p.LabelerA];
+            var B = labels[p.LabelerB];
+            var same = A.Count(kv => B.TryGetValue(kv.Key, out var b) && b == kv.Value);
+            compared += p.SharedItems;
+            agreed += same;
+            pairs.Add(new LabelerPairAgreement(p.LabelerA, p.LabelerB, p.SharedItems, (double)same / p.SharedItems, Finite(p.Kappa)));
         }
-        return new AgreementStats(compared, compared == 0 ? null : (double)agreed / compared, pairs);
+        return new AgreementStats(compared, compared == 0 ? null : (double)agreed / compared,
+            compared == 0 ? null : Finite(QualityControl.Alpha(judgments)), pairs);
     }
 
-    /// <summary>The answer reduced to what agreement and gold accuracy compare: "0", "1", ... (top choice) or "tie"; null for a skip.</summary>
-    public static string? Category(Answer a) => a.Kind switch
-    {
-        AnswerKind.Preferred => a.Preferred?.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        AnswerKind.Ranking => a.Ranking is { Count: > 0 } r ? r[0].ToString(System.Globalization.CultureInfo.InvariantCulture) : null,
-        AnswerKind.Tie => "tie",
-        _ => null,
-    };
+    private static double? Finite(double x) => double.IsFinite(x) ? x : null;
 
     private static double? Median(IEnumerable<double> values)
     {

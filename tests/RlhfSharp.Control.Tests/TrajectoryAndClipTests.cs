@@ -64,6 +64,9 @@ public sealed class TrajectoryAndClipTests
         var tail = a.Segment(a.Length - 3, 3);
         Assert.True(tail.Terminated);
         Assert.Throws<ArgumentOutOfRangeException>(() => a.Segment(a.Length - 2, 3));
+        Assert.Equal(75, Trajectory.StepsFor("CartPole-v1", 1.5)); // τ = 0.02 s
+        Assert.Equal(30, Trajectory.StepsFor("Pendulum-v1", 1.5)); // dt = 0.05 s
+        Assert.Equal(8, Trajectory.StepsFor("Acrobot-v1", 1.5));   // dt = 0.2 s
     }
 
     [Fact]

@@ -137,4 +137,35 @@ public sealed class JsonlTests : IAsyncLifetime
         var best = await ExportAsync(new ExportOptions(ExportFormat.Best, ExcludeFlagged: true));
         Assert.Equal([1, 2], best.Select(l => (int)l["best"]!));
     }
+
+    [Fact]
+    public async Task AggregatedExportsWriteOneAnswerPerQuery()
+    {
+        await _store.AddQueriesAsync([
+            new NewQuery(QueryKind.Text, "two-to-one", [new("A"), new("B")]),
+            new NewQuery(QueryKind.Text, "split", [new("C"), new("D")]),
+        ]);
+        var ls = new List<Labeler>();
+        for (int i = 0; i < 3; i++) ls.Add((await _store.AddLabelerAsync($"l{i}", LabelerRole.Labeler)).Labeler);
+        // two-to-one: B, B, A. split: C, D, skip (so the top labels tie).
+        var script = new Dictionary<string, Answer[]>
+        {
+            ["two-to-one"] = [Answer.Prefer(1), Answer.Prefer(1), Answer.Prefer(0)],
+            ["split"] = [Answer.Prefer(0), Answer.Prefer(1), Answer.Skip("can't tell")],
+        };
+        for (int i = 0; i < 3; i++)
+            while (await _store.NextAssignmentAsync(ls[i].Id, overlap: 3) is { } a)
+                await _store.SubmitAsync(a.Id, ls[i].Id, script[a.Query.Prompt][i], TimeSpan.Zero);
+
+        Assert.Equal(5, (await ExportAsync(new ExportOptions())).Count);
+        var majority = await ExportAsync(new ExportOptions(Aggregation: ExportAggregation.Majority));
+        var line = Assert.Single(majority);
+        Assert.Equal(("two-to-one", "B", "A"), ((string)line["prompt"]!, (string)line["chosen"]!, (string)line["rejected"]!));
+        var ds = await ExportAsync(new ExportOptions(Aggregation: ExportAggregation.DawidSkene));
+        Assert.Equal(2, ds.Count);
+        Assert.Equal("B", (string)ds.Single(l => (string)l["prompt"]! == "two-to-one")["chosen"]!);
+        Assert.Equal([1, 0], (await ExportAsync(new ExportOptions(ExportFormat.Ranking, Aggregation: ExportAggregation.Majority)))[0]["ranking"]!.AsArray().Select(n => (int)n!));
+        Assert.Equal(Answer.Rank(2, 0, 1).Ranking, Jsonl.FromCategory("rank:2,0,1").Ranking);
+        Assert.Equal(AnswerKind.Tie, Jsonl.FromCategory("tie").Kind);
+    }
 }

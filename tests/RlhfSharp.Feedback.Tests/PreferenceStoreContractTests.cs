@@ -315,6 +315,28 @@ public abstract class PreferenceStoreContractTests : IAsyncLifetime
     }
 
     [ServerFact]
+    public async Task NothingLeftMeansNothingLeftEvenWhileOthersHoldTheLastQueries()
+    {
+        // Many labellers, few queries, high overlap: at the tail most candidates are locked by someone else's pick.
+        // A labeller told "nothing left" stops for good, so every query must still reach its full overlap.
+        for (int round = 0; round < 3; round++)
+        {
+            var store = await NewStoreAsync();
+            await store.AddQueriesAsync([.. Enumerable.Range(0, 6).Select(i => Pair($"q{i}"))]);
+            var labellers = new List<Labeler>();
+            for (int i = 0; i < 10; i++) labellers.Add((await store.AddLabelerAsync($"w{i}", LabelerRole.Labeler)).Labeler);
+            await Task.WhenAll(labellers.Select(l => Task.Run(async () =>
+            {
+                while (await store.NextAssignmentAsync(l.Id, overlap: 5) is { } a)
+                    await store.SubmitAsync(a.Id, l.Id, Answer.Prefer(0), TimeSpan.Zero);
+            })));
+            var judgments = await store.GetJudgmentsAsync();
+            Assert.Equal(30, judgments.Count);
+            Assert.All(judgments.GroupBy(j => j.QueryId), g => Assert.Equal(5, g.Select(j => j.LabelerId).Distinct().Count()));
+        }
+    }
+
+    [ServerFact]
     public async Task StaleOpenAssignmentsAreReleasedToOthers()
     {
         var store = await NewStoreAsync();
@@ -375,6 +397,26 @@ public sealed class SqlitePreferenceStoreTests : PreferenceStoreContractTests
     }
 
     [Fact]
+    public async Task AFileThatIsNotADatabaseIsNamedInTheError()
+    {
+        var path = _dir.File("junk.db");
+        await File.WriteAllBytesAsync(path, [.. Enumerable.Range(0, 4096).Select(i => (byte)(i * 37))]);
+        var ex = await Assert.ThrowsAsync<FeedbackException>(() => SqlitePreferenceStore.OpenAsync(path));
+        Assert.Contains(path, ex.Message);
+        Assert.Contains("not a database", ex.Message);
+    }
+
+    [Fact]
+    public async Task SeveralInstancesStartingAtOnceMigrateAFreshFileOnce()
+    {
+        var path = _dir.File("race.db");
+        var stores = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => SqlitePreferenceStore.OpenAsync(path))));
+        Assert.Equal([1, 2], await stores[0].AppliedVersionsAsync());
+        Assert.Equal(2L, Convert.ToInt64(await stores[3].ScalarRawAsync("SELECT COUNT(*) FROM schema_version")));
+        foreach (var s in stores) await s.DisposeAsync();
+    }
+
+    [Fact]
     public async Task TwoStoreObjectsOnOneFileShareIt()
     {
         var path = _dir.File("shared.db");
@@ -406,4 +448,21 @@ public sealed class PostgresPreferenceStoreTests : PreferenceStoreContractTests
         await base.DisposeAsync();
         foreach (var s in _schemas) await PostgresServer.DropSchemaAsync(s);
     }
+}
+
+public sealed class PostgresConnectionErrorTests
+{
+    [Fact]
+    public async Task AnUnreachableServerIsA503NamingPostgreSql()
+    {
+        // Port 1 on the loopback: nothing listens, so the connection is refused at once (no server needed).
+        await using var store = new PostgresPreferenceStore("Host=127.0.0.1;Port=1;Username=x;Password=y;Database=z;Timeout=3");
+        var ex = await Assert.ThrowsAsync<FeedbackException>(() => store.MigrateAsync());
+        Assert.Equal(503, ex.Status);
+        Assert.Contains("PostgreSQL store: cannot connect", ex.Message);
+    }
+
+    [Fact]
+    public void AMalformedConnectionStringIsRefused() =>
+        Assert.Contains("connection string", Assert.Throws<FeedbackException>(() => new PostgresPreferenceStore("Host=127.0.0.1;Bogus Key=1")).Message);
 }

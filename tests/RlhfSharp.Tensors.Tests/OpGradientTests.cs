@@ -54,6 +54,7 @@ public sealed class OpGradientTests
         ["matmul_batched"] = new(r => [R(r, 2, 3, 4), R(r, 2, 4, 2)], x => Ops.MatMul(x[0], x[1])),
         ["matmul_batched_nt"] = new(r => [R(r, 2, 3, 4), R(r, 2, 5, 4)], x => Ops.MatMul(x[0], x[1], transB: true)),
         ["matmul_batched_shared_b"] = new(r => [R(r, 2, 3, 4), R(r, 4, 2)], x => Ops.MatMul(x[0], x[1])),
+        ["matmul_batched_shared_b_nt"] = new(r => [R(r, 2, 3, 4), R(r, 5, 4)], x => Ops.MatMul(x[0], x[1], transB: true)),
         ["matmul_batched_shared_a_tn"] = new(r => [R(r, 4, 3), R(r, 2, 4, 2)], x => Ops.MatMul(x[0], x[1], transA: true)),
         ["linear"] = new(r => [R(r, 2, 3, 4), R(r, 5, 4), R(r, 5)], x => Ops.Linear(x[0], x[1], x[2])),
         ["linear_no_bias"] = new(r => [R(r, 3, 4), R(r, 2, 4)], x => Ops.Linear(x[0], x[1])),
@@ -75,6 +76,17 @@ public sealed class OpGradientTests
         ["token_log_probs"] = new(r => [R(r, 2, 3, 5)], x => Ops.TokenLogProbs(x[0], [1, 4, 0, 2, 2, 3])),
         ["gather"] = new(r => [R(r, 3, 4)], x => Ops.Gather(x[0], [3, 0, 3])),
         ["entropy"] = new(r => [R(r, 3, 5)], x => Ops.Entropy(x[0])),
+        ["ppo_clip_recipe"] = new(r => [R(r, 2, 3, 5)], x =>
+        {
+            var logp = Ops.TokenLogProbs(x[0], [1, 4, 0, 2, 2, 3]);
+            var oldLogp = Tensor.FromArray([-1.2f, -2.5f, -1.9f, -0.7f, -1.1f, -3f], 2, 3);
+            var adv = Tensor.FromArray([0.5f, -1f, 2f, 0.3f, -0.4f, 1f], 2, 3);
+            var mask = Tensor.FromArray([1f, 1f, 0f, 1f, 1f, 1f], 2, 3);
+            var ratio = Ops.Exp(logp - oldLogp);
+            var pg = -Ops.MaskedMean(Ops.Minimum(ratio * adv, Ops.Clamp(ratio, 0.8f, 1.2f) * adv), mask);
+            return pg - 0.01f * Ops.MaskedMean(Ops.Entropy(x[0]), mask);
+        }),
+        ["bradley_terry_recipe"] = new(r => [R(r, 4), R(r, 4)], x => -Ops.Mean(Ops.LogSigmoid(x[0] - x[1]))),
         ["node_used_twice"] = new(r => [R(r, 4)], x =>
         {
             var t = Ops.Tanh(x[0]);

@@ -7,7 +7,7 @@ namespace RlhfSharp.Text.Tests;
 
 public sealed class Gpt2TokenizerTests
 {
-    private static readonly Lazy<Gpt2Tokenizer> Gpt2 = new(() => Gpt2Tokenizer.Load(TestData.Gpt2Dir));
+    private static readonly Lazy<Gpt2Tokenizer> Gpt2 = new(() => TestData.Gpt2);
 
     // vocab.json read with System.Text.Json directly, independent of the tokenizer's own reader.
     private static readonly Lazy<Dictionary<string, int>> Vocab = new(() =>
@@ -215,6 +215,11 @@ public sealed class Gpt2TokenizerTests
             Assert.Contains("\"ba\", which is not in the vocabulary", ex.Message);
 
             WriteMinimalMerges(dir, "a b\n");
+            Assert.Equal([256], Gpt2Tokenizer.Load(dir).Encode("ab"));
+
+            // A byte-order mark before the JSON and CRLF line ends in merges.txt are accepted.
+            File.WriteAllText(Path.Combine(dir, "vocab.json"), JsonSerializer.Serialize(vocab), new UTF8Encoding(true));
+            File.WriteAllText(Path.Combine(dir, "merges.txt"), "#version: 0.2\r\na b\r\n");
             Assert.Equal([256], Gpt2Tokenizer.Load(dir).Encode("ab"));
         }
         finally

@@ -133,4 +133,17 @@ public sealed class StoryWorldTests
             }
         }
     }
+
+    [Fact]
+    public void StoryTokenizer_MakesWordsSingleTokens_AndRoundTrips()
+    {
+        var t = Stories.TrainTokenizer();
+        Assert.InRange(t.VocabSize, 300, 1024);
+        int single = Lexicon.Words.Count(w => t.Encode(" " + w).Length == 1);
+        Assert.True(single > 0.8 * Lexicon.Words.Count, $"{single} of {Lexicon.Words.Count} words are one token");
+        string text = Stories.Corpus(42, 20, Gpt2Tokenizer.EndOfText);
+        int[] ids = t.Encode(text, allowSpecial: true);
+        Assert.Equal(20, ids.Count(id => id == t.EosId));
+        Assert.Equal(text, t.Decode(ids));
+    }
 }

@@ -7,6 +7,11 @@ internal static class TestData
 
     public static string Gpt2Dir => Require(Path.Combine(Root, "gpt2"));
 
+    private static readonly Lazy<Gpt2Tokenizer> SharedGpt2 = new(() => Gpt2Tokenizer.Load(Gpt2Dir));
+
+    /// <summary>One GPT-2 tokenizer shared by tests that only read from it (loading takes a second).</summary>
+    public static Gpt2Tokenizer Gpt2 => SharedGpt2.Value;
+
     public static string AustenDir => Require(Path.Combine(Root, "austen"));
 
     /// <summary>All six novels, concatenated in file-name order.</summary>

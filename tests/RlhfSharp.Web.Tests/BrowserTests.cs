@@ -41,7 +41,16 @@ public sealed class BrowserTests(ITestOutputHelper output)
         await page.GotoAsync(new Uri(app.Address, "/").ToString());
         await page.FillAsync("#token", token);
         await page.PressAsync("#token", "Enter");
-        await page.WaitForURLAsync("**/label");
+        try
+        {
+            // Poll the DOM for the labelling page rather than wait on navigation events, which chromium builds
+            // newer than Playwright's own can report late.
+            await page.Locator("#done-count").WaitForAsync();
+        }
+        catch (TimeoutException ex)
+        {
+            throw new TimeoutException($"sign-in did not reach /label; the page at {page.Url} says: \"{await page.InnerTextAsync("#status")}\"", ex);
+        }
         return page;
     }
 
@@ -76,6 +85,16 @@ public sealed class BrowserTests(ITestOutputHelper output)
             // The long candidate scrolls inside its box instead of stretching the page.
             Assert.True(await page.EvalOnSelectorAsync<bool>("#cand-1 .text", "e => e.scrollHeight > e.clientHeight"));
             await ScreenshotAsync(page, "label-pair.png");
+            // On a narrow window the two candidates stack instead of squeezing side by side.
+            await page.SetViewportSizeAsync(700, 900);
+            var left = await page.Locator("#cand-0").BoundingBoxAsync();
+            var right = await page.Locator("#cand-1").BoundingBoxAsync();
+            Assert.True(right!.Y >= left!.Y + left.Height, $"at 700 px the right candidate (y={right.Y}) should sit below the left one (bottom {left.Y + left.Height})");
+            await ScreenshotAsync(page, "label-pair-narrow.png");
+            await page.SetViewportSizeAsync(1280, 800);
+            var wideLeft = await page.Locator("#cand-0").BoundingBoxAsync();
+            var wideRight = await page.Locator("#cand-1").BoundingBoxAsync();
+            Assert.Equal(wideLeft!.Y, wideRight!.Y, 1);
 
             await page.Keyboard.PressAsync("1");
             await Assertions.Expect(page.Locator("#done-count")).ToHaveTextAsync("1");
@@ -200,6 +219,37 @@ public sealed class BrowserTests(ITestOutputHelper output)
             await cyRow.Locator("button").ClickAsync();
             await Assertions.Expect(cyRow).ToContainTextAsync("flagged");
             Assert.True((await app.Store.GetLabelersAsync()).Single(l => l.Name == "cy").Flagged);
+        }
+        finally
+        {
+            await browser.CloseAsync();
+            pw.Dispose();
+        }
+    }
+
+    [ChromiumFact]
+    public async Task Given_one_comparison_open_in_two_tabs_When_each_tab_answers_differently_Then_the_first_answer_stands_and_the_second_tab_moves_on()
+    {
+        await using var app = await RunningApp.StartAsync(new InMemoryPreferenceStore());
+        await app.AddPairsAsync(2);
+        var token = await app.AddLabelerAsync("ada");
+        var (pw, browser) = await LaunchAsync();
+        try
+        {
+            var first = await SignInAsync(browser, app, token);
+            var second = await SignInAsync(browser, app, token);
+            await Assertions.Expect(first.Locator("#prompt")).ToHaveTextAsync("prompt 0");
+            await Assertions.Expect(second.Locator("#prompt")).ToHaveTextAsync("prompt 0");
+
+            await first.Keyboard.PressAsync("1");
+            await Assertions.Expect(first.Locator("#done-count")).ToHaveTextAsync("1");
+            await second.Keyboard.PressAsync("2");
+            await Assertions.Expect(second.Locator("#status")).ToContainTextAsync("not saved");
+            await Assertions.Expect(second.Locator("#prompt")).ToHaveTextAsync("prompt 1");
+            Assert.Equal("0", await second.InnerTextAsync("#done-count"));
+
+            var judgment = Assert.Single(await app.Store.GetJudgmentsAsync());
+            Assert.Equal(0, judgment.Answer.Preferred);
         }
         finally
         {

@@ -20,7 +20,7 @@ public sealed class DashboardStatisticsTests
         // A: 0,0,1,1   B: 0,1,1,1   p_o = 3/4; p_e = .5*.25 + .5*.75 = .5; kappa = (.75-.5)/(1-.5) = .5
         var judgments = new List<Judgment>
         {
-            J(1, 1, 10, Answer.Prefer(0)), J(2, 2, 10, Answer.Prefer(0)), J(3, 3, 10, Answer.Prefer(1)), J(4, 4, 10, Answer.Rank(1, 0)),
+            J(1, 1, 10, Answer.Prefer(0)), J(2, 2, 10, Answer.Prefer(0)), J(3, 3, 10, Answer.Prefer(1)), J(4, 4, 10, Answer.Prefer(1)),
             J(5, 1, 20, Answer.Prefer(0)), J(6, 2, 20, Answer.Prefer(1)), J(7, 3, 20, Answer.Prefer(1)), J(8, 4, 20, Answer.Prefer(1)),
             J(9, 5, 20, Answer.Skip("can't tell")), J(10, 5, 10, Answer.Prefer(0)),
         };
@@ -31,6 +31,9 @@ public sealed class DashboardStatisticsTests
         Assert.Equal(0.5, pair.Kappa!.Value, 12);
         Assert.Equal(4, a.PairsCompared);
         Assert.Equal(0.75, a.PercentAgreement!.Value, 12);
+        // Krippendorff's alpha (nominal), by hand: coincidences from units {0,0} {0,1} {1,1} {1,1} (unit 5 has one value):
+        // o00 = 2, o01 = o10 = 1, o11 = 4; n0 = 3, n1 = 5, n = 8; alpha = 1 - (n-1) * (o01+o10) / (n0*n1 + n1*n0) = 1 - 7*2/30.
+        Assert.Equal(1 - 14.0 / 30, a.KrippendorffAlpha!.Value, 12);
     }
 
     [Fact]
@@ -53,7 +56,7 @@ public sealed class DashboardStatisticsTests
         };
         var judgments = new List<Judgment>
         {
-            // good: 3/3 on gold (a ranking's top choice counts), plus two regular answers
+            // good: 3/3 on gold (a choice matches a gold ranking's best candidate), plus two regular answers
             J(1, 4, 1, Answer.Prefer(0), 5, 1), J(2, 5, 1, Answer.Prefer(1), 5, 3), J(3, 6, 1, Answer.Prefer(1), 90, 5),
             J(4, 1, 1, Answer.Prefer(0), 150, 7), J(5, 2, 1, Answer.Tie(), 30, 9),
             // bad: 1/3 on gold, a skip on gold left out, one regular answer
@@ -81,5 +84,26 @@ public sealed class DashboardStatisticsTests
         Assert.Equal(10, s.Throughput.Last24Hours);
         Assert.Equal([0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 8], s.Throughput.PerHour);
         Assert.Equal(2.0, s.Throughput.MedianSecondsPerJudgment);
+    }
+
+    [Fact]
+    public void Given_three_careful_labellers_and_one_who_flips_half_When_estimating_without_gold_Then_Dawid_Skene_separates_them()
+    {
+        // Truth alternates 0,1 over 8 queries; labellers 1..3 always give it; labeller 4 flips queries 0,1,4,5
+        // (two of each class), so its accuracy is 1/2 by construction and the others' is 1.
+        var judgments = new List<Judgment>();
+        long id = 1;
+        for (var q = 0; q < 8; q++)
+        {
+            var truth = q % 2;
+            for (long l = 1; l <= 3; l++) judgments.Add(J(id++, q + 1, l, Answer.Prefer(truth)));
+            var flipped = q is 0 or 1 or 4 or 5;
+            judgments.Add(J(id++, q + 1, 4, Answer.Prefer(flipped ? 1 - truth : truth)));
+        }
+        judgments.Add(J(id, 99, 5, Answer.Prefer(0))); // alone on its query: nothing to estimate from
+        var est = StoreDashboardStatistics.EstimatedAccuracies(judgments);
+        Assert.All(new long[] { 1, 2, 3 }, l => Assert.True(est[l] > 0.95, $"labeller {l}: {est[l]}"));
+        Assert.InRange(est[4], 0.4, 0.6);
+        Assert.False(est.ContainsKey(5));
     }
 }

@@ -75,6 +75,12 @@ public abstract class LabelingApiTests
         Assert.Equal(AnswerKind.Preferred, stored.Answer.Kind);
         Assert.Equal(1, stored.Answer.Preferred);
         Assert.Equal(1234, stored.TimeSpent.TotalMilliseconds, 3);
+
+        // The retry did not count twice: one judgment made, one of the two queries still needs an answer.
+        var progress = await Body(await c.GetAsync("/api/progress"));
+        Assert.Equal(1, progress.GetProperty("judged").GetInt32());
+        Assert.Equal(1, progress.GetProperty("answersNeeded").GetInt32());
+        Assert.Equal(1.234, progress.GetProperty("medianSeconds").GetDouble(), 3);
     }
 
     [Fact]
@@ -304,6 +310,11 @@ public abstract class LabelingApiTests
         Assert.Equal("text/html", (await c.GetAsync("/label")).Content.Headers.ContentType!.MediaType);
         Assert.Equal("text/javascript", (await c.GetAsync("/assets/label.js")).Content.Headers.ContentType!.MediaType);
         Assert.Equal(HttpStatusCode.NotFound, (await c.GetAsync("/assets/nope.js")).StatusCode);
+        // Pages carry an ETag; a revalidation with it gets 304 and no body.
+        var etag = (await c.GetAsync("/assets/app.css")).Headers.ETag!;
+        var revalidate = new HttpRequestMessage(HttpMethod.Get, "/assets/app.css");
+        revalidate.Headers.IfNoneMatch.Add(etag);
+        Assert.Equal(HttpStatusCode.NotModified, (await c.SendAsync(revalidate)).StatusCode);
         var unknownApi = await c.GetAsync("/api/nothing-here");
         Assert.Equal(HttpStatusCode.NotFound, unknownApi.StatusCode);
         Assert.Contains("/api/nothing-here", await ErrorOf(unknownApi));

@@ -13,7 +13,35 @@ namespace RlhfSharp.Cli.Commands;
 
 internal static class LabelCommand
 {
-    private static Option<FileInfo> DbOption() => new("--db") { Description = "The SQLite preference store (created if missing).", Required = true };
+    /// <summary>Where judgments live: --db FILE (SQLite, created if missing) or --pg CONN (PostgreSQL); exactly one.</summary>
+    private sealed class StoreOptions
+    {
+        public Option<FileInfo?> Db { get; } = new("--db") { Description = "The SQLite preference store (created if missing)." };
+        public Option<string?> Pg { get; } = new("--pg") { Description = "A PostgreSQL connection string (Npgsql form), instead of --db." };
+
+        public void AddTo(Command command)
+        {
+            command.Options.Add(Db);
+            command.Options.Add(Pg);
+        }
+
+        public async Task<SqlPreferenceStore> OpenAsync(ParseResult p)
+        {
+            var (db, pg) = (p.GetValue(Db), p.GetValue(Pg));
+            if ((db is null) == (pg is null)) throw new ArgumentException("give the store as exactly one of --db FILE or --pg CONNECTION-STRING.");
+            SqlPreferenceStore store = db is not null ? new SqlitePreferenceStore(db.FullName) : new PostgresPreferenceStore(pg!);
+            try
+            {
+                await store.MigrateAsync();
+                return store;
+            }
+            catch
+            {
+                await store.DisposeAsync();
+                throw;
+            }
+        }
+    }
 
     public static Command Create()
     {
@@ -25,6 +53,7 @@ internal static class LabelCommand
         command.Subcommands.Add(Oracle());
         command.Subcommands.Add(Judge());
         command.Subcommands.Add(Report());
+        command.Subcommands.Add(LabelServeCommand.Create());
         return command;
     }
 
@@ -41,16 +70,16 @@ internal static class LabelCommand
 
     private static Command AddLabeler()
     {
-        var db = DbOption();
+        var db = new StoreOptions();
         var name = new Argument<string>("name") { Description = "The labeller's display name." };
         var admin = new Option<bool>("--admin") { Description = "Give the labeller the admin role (dashboard, managing labellers)." };
         var cmd = new Command("add-labeler", "Add a labeller and print their token (shown once; only its hash is stored).");
         cmd.Arguments.Add(name);
         cmd.Options.Add(admin);
-        cmd.Options.Add(db);
+        db.AddTo(cmd);
         cmd.SetAction(p => Run(async () =>
         {
-            await using var store = await SqlitePreferenceStore.OpenAsync(p.GetValue(db)!.FullName);
+            await using var store = await db.OpenAsync(p);
             var (labeler, token) = await store.AddLabelerAsync(p.GetValue(name)!, p.GetValue(admin) ? LabelerRole.Admin : LabelerRole.Labeler);
             Console.WriteLine($"labeller {labeler.Id} \"{labeler.Name}\" ({labeler.Role.ToString().ToLowerInvariant()}); token (shown once):");
             Console.WriteLine(token);
@@ -61,16 +90,16 @@ internal static class LabelCommand
 
     private static Command Import()
     {
-        var db = DbOption();
+        var db = new StoreOptions();
         var file = new Argument<FileInfo>("file") { Description = "JSONL with one {\"prompt\",\"responses\":[...]} per line (optional campaign, kind, gold, sources)." };
         var campaign = new Option<string>("--campaign") { Description = "Campaign for lines that name none.", DefaultValueFactory = _ => "default" };
         var cmd = new Command("import", "Import queries from JSONL in one transaction (a bad line imports nothing).");
         cmd.Arguments.Add(file);
         cmd.Options.Add(campaign);
-        cmd.Options.Add(db);
+        db.AddTo(cmd);
         cmd.SetAction(p => Run(async () =>
         {
-            await using var store = await SqlitePreferenceStore.OpenAsync(p.GetValue(db)!.FullName);
+            await using var store = await db.OpenAsync(p);
             var ids = await Jsonl.ImportQueriesAsync(store, p.GetValue(file)!.FullName, p.GetValue(campaign)!);
             Console.WriteLine($"imported {ids.Count} queries");
             return 0;
@@ -80,19 +109,21 @@ internal static class LabelCommand
 
     private static Command Export()
     {
-        var db = DbOption();
+        var db = new StoreOptions();
         var output = new Option<string>("--out") { Description = "Output JSONL file, or - for standard output.", DefaultValueFactory = _ => "-" };
         var format = new Option<ExportFormat>("--format") { Description = "pairs ({prompt,chosen,rejected}), ranking ({prompt,responses,ranking}) or best ({prompt,responses,best}).", DefaultValueFactory = _ => ExportFormat.Pairs };
         var campaign = new Option<string?>("--campaign") { Description = "Only this campaign." };
         var ties = new Option<bool>("--include-ties") { Description = "Pairs form: write ties with \"tie\": true." };
         var excludeFlagged = new Option<bool>("--exclude-flagged") { Description = "Leave out labellers flagged by quality control." };
         var gold = new Option<bool>("--include-gold") { Description = "Also export judgments on gold tasks." };
+        var aggregate = new Option<ExportAggregation>("--aggregate") { Description = "none (every judgment), majority or dawidskene (one answer per query).", DefaultValueFactory = _ => ExportAggregation.None };
         var cmd = new Command("export", "Export judgments as JSONL comparisons (TRL's column names).");
-        foreach (var o in new Option[] { output, format, campaign, ties, excludeFlagged, gold, db }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { output, format, campaign, ties, excludeFlagged, gold, aggregate }) cmd.Options.Add(o);
+        db.AddTo(cmd);
         cmd.SetAction(p => Run(async () =>
         {
-            await using var store = await SqlitePreferenceStore.OpenAsync(p.GetValue(db)!.FullName);
-            var options = new ExportOptions(p.GetValue(format), p.GetValue(campaign), p.GetValue(ties), p.GetValue(excludeFlagged), p.GetValue(gold));
+            await using var store = await db.OpenAsync(p);
+            var options = new ExportOptions(p.GetValue(format), p.GetValue(campaign), p.GetValue(ties), p.GetValue(excludeFlagged), p.GetValue(gold), p.GetValue(aggregate));
             string path = p.GetValue(output)!;
             int lines;
             if (path == "-") lines = await Jsonl.ExportAsync(store, Console.Out, options);
@@ -111,16 +142,17 @@ internal static class LabelCommand
 
     private static Command Terminal()
     {
-        var db = DbOption();
+        var db = new StoreOptions();
         var token = new Option<string?>("--token") { Description = "Your labeller token (or set RLHF_LABEL_TOKEN)." };
         var campaign = new Option<string?>("--campaign") { Description = "Only this campaign's queries." };
         var overlap = new Option<int>("--overlap") { Description = "How many distinct labellers each query goes to.", DefaultValueFactory = _ => 1 };
         var goldRate = new Option<double>("--gold-rate") { Description = "Share of gold tasks mixed in (unannounced).", DefaultValueFactory = _ => 0 };
         var cmd = new Command("cli", "Label in the terminal: 1/2/… choose, t tie, s skip, q quit.");
-        foreach (var o in new Option[] { token, campaign, overlap, goldRate, db }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { token, campaign, overlap, goldRate }) cmd.Options.Add(o);
+        db.AddTo(cmd);
         cmd.SetAction(p => Run(async () =>
         {
-            await using var store = await SqlitePreferenceStore.OpenAsync(p.GetValue(db)!.FullName);
+            await using var store = await db.OpenAsync(p);
             string secret = p.GetValue(token) ?? Environment.GetEnvironmentVariable("RLHF_LABEL_TOKEN")
                 ?? throw new FeedbackException("no labeller token: pass --token or set RLHF_LABEL_TOKEN (rlhf label add-labeler prints one).", 401);
             var me = await store.AuthenticateAsync(secret) ?? throw new FeedbackException("the token is not known to this store.", 401);
@@ -198,7 +230,7 @@ internal static class LabelCommand
 
     private static Command Oracle()
     {
-        var db = DbOption();
+        var db = new StoreOptions();
         var lexicon = new Option<FileInfo>("--lexicon") { Description = "VADER lexicon (vader_lexicon.txt): the gold scorer prefers the more positive text.", Required = true };
         var name = new Option<string>("--name") { Description = "Labeller name the oracle's judgments are stored under.", DefaultValueFactory = _ => "oracle" };
         var count = new Option<int>("--count") { Description = "At most this many judgments.", DefaultValueFactory = _ => 1000 };
@@ -208,10 +240,11 @@ internal static class LabelCommand
         var campaign = new Option<string?>("--campaign") { Description = "Only this campaign's queries." };
         var overlap = new Option<int>("--overlap") { Description = "How many distinct labellers each query goes to.", DefaultValueFactory = _ => 1 };
         var cmd = new Command("oracle", "Label queries with the synthetic oracle (VADER gold scorer, Bradley–Terry, ε-noise).");
-        foreach (var o in new Option[] { lexicon, name, count, temperature, epsilon, seed, campaign, overlap, db }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { lexicon, name, count, temperature, epsilon, seed, campaign, overlap }) cmd.Options.Add(o);
+        db.AddTo(cmd);
         cmd.SetAction(p => Run(async () =>
         {
-            await using var store = await SqlitePreferenceStore.OpenAsync(p.GetValue(db)!.FullName);
+            await using var store = await db.OpenAsync(p);
             var vader = VaderSentiment.Load(p.GetValue(lexicon)!.FullName);
             var oracle = new OracleLabeler(vader.AsGoldScorer(), new OracleOptions(p.GetValue(temperature), p.GetValue(epsilon), Seed: p.GetValue(seed)), p.GetValue(name)!);
             var me = await FindOrAddAsync(store, oracle.Name);
@@ -224,7 +257,7 @@ internal static class LabelCommand
 
     private static Command Judge()
     {
-        var db = DbOption();
+        var db = new StoreOptions();
         var baseUrl = new Option<string>("--base-url") { Description = "OpenAI-compatible API root, e.g. http://127.0.0.1:8080/v1.", Required = true };
         var model = new Option<string>("--model") { Description = "Model name sent to the endpoint.", Required = true };
         var keyVar = new Option<string?>("--api-key-env") { Description = "Environment variable holding the API key (omit for servers that need none)." };
@@ -233,10 +266,11 @@ internal static class LabelCommand
         var campaign = new Option<string?>("--campaign") { Description = "Only this campaign's queries." };
         var overlap = new Option<int>("--overlap") { Description = "How many distinct labellers each query goes to.", DefaultValueFactory = _ => 1 };
         var cmd = new Command("judge", "Label queries with an AI judge over an OpenAI-compatible chat endpoint (RLAIF).");
-        foreach (var o in new Option[] { baseUrl, model, keyVar, name, count, campaign, overlap, db }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { baseUrl, model, keyVar, name, count, campaign, overlap }) cmd.Options.Add(o);
+        db.AddTo(cmd);
         cmd.SetAction(p => Run(async () =>
         {
-            await using var store = await SqlitePreferenceStore.OpenAsync(p.GetValue(db)!.FullName);
+            await using var store = await db.OpenAsync(p);
             var judge = new AiJudge(new AiJudgeOptions(p.GetValue(baseUrl)!, p.GetValue(model)!, p.GetValue(keyVar)), p.GetValue(name)!);
             var me = await FindOrAddAsync(store, judge.Name);
             int n = await LabelingSession.RunAsync(store, me.Id, judge, p.GetValue(count), p.GetValue(campaign), p.GetValue(overlap));
@@ -252,15 +286,16 @@ internal static class LabelCommand
 
     private static Command Report()
     {
-        var db = DbOption();
+        var db = new StoreOptions();
         var campaign = new Option<string?>("--campaign") { Description = "Only this campaign." };
         var flagBelow = new Option<double?>("--flag-below") { Description = "Flag labellers whose gold accuracy is under this (0..1)." };
         var minGold = new Option<int>("--min-gold") { Description = "Gold judgments needed before a labeller can be flagged.", DefaultValueFactory = _ => 5 };
         var cmd = new Command("report", "Quality report: gold accuracy per labeller, Cohen's κ per pair, Krippendorff's α; optional flagging.");
-        foreach (var o in new Option[] { campaign, flagBelow, minGold, db }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { campaign, flagBelow, minGold }) cmd.Options.Add(o);
+        db.AddTo(cmd);
         cmd.SetAction(p => Run(async () =>
         {
-            await using var store = await SqlitePreferenceStore.OpenAsync(p.GetValue(db)!.FullName);
+            await using var store = await db.OpenAsync(p);
             if (p.GetValue(flagBelow) is double threshold) await QualityControl.FlagAsync(store, threshold, p.GetValue(minGold), p.GetValue(campaign));
             var report = await QualityControl.ReportAsync(store, p.GetValue(campaign));
             var names = (await store.GetLabelersAsync()).ToDictionary(l => l.Id);

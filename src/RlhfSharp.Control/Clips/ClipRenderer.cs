@@ -174,5 +174,5 @@ public static class ClipRenderers
 
     public static ClipRenderer For(string envId) =>
         ById.TryGetValue(envId, out var r) ? r
-            : throw new ArgumentException($"No clip renderer for '{envId}'. Renderable environments: {string.Join(", ", RenderableEnvs)}.", nameof(envId));
+            : throw new ArgumentException($"No clip renderer for '{envId}'. Renderable environments: {string.Join(", ", RenderableEnvs)}.");
 }

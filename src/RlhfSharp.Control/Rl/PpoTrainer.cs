@@ -155,6 +155,8 @@ public static class PpoTrainer
         float[] rawObs = envs.Reset();
         float[] obs = obsNorm?.Normalize(rawObs) ?? rawObs;
         long globalStep = 0;
+        var rolloutWatch = new Stopwatch();
+        var updateWatch = new Stopwatch(); // where the time goes: acting and stepping vs. learning
         int numUpdates = (int)(cfg.TotalSteps / batch);
         for (int update = 1; update <= numUpdates; update++)
         {
@@ -163,6 +165,7 @@ public static class PpoTrainer
             var finished = new List<EpisodeRecord>();
 
             // Rollout: NumSteps steps of every copy under the current policy.
+            rolloutWatch.Start();
             for (int t = 0; t < T; t++)
             {
                 globalStep += n;
@@ -186,6 +189,9 @@ public static class PpoTrainer
                 finished.AddRange(step.Finished);
                 obs = obsNorm?.Normalize(step.Observations) ?? step.Observations;
             }
+
+            rolloutWatch.Stop();
+            updateWatch.Start();
 
             // 5. GAE(γ, λ) and the value targets R = A + V.
             float[] nextValues = agent.Values(obs, n);
@@ -236,6 +242,7 @@ public static class PpoTrainer
                 // 12. early stop once the policy has moved too far from the one that collected the data.
                 if (cfg.TargetKl is double target && last is not null && last.ApproxKl > target) stop = true;
             }
+            updateWatch.Stop();
             double meanKl = klSum / Math.Max(1, mbCount);
             beta?.Update(meanKl, finished.Count); // PPO-penalty: β ← β/2 below d_targ/1.5, β·2 above d_targ·1.5
 
@@ -253,6 +260,8 @@ public static class PpoTrainer
                 ["losses/clipfrac"] = clipSum / Math.Max(1, mbCount),
                 ["losses/explained_variance"] = ControlObjectives.ExplainedVariance(valBuf, returns),
                 ["charts/SPS"] = globalStep / Math.Max(1e-9, watch.Elapsed.TotalSeconds),
+                ["perf/rollout_seconds"] = rolloutWatch.Elapsed.TotalSeconds,
+                ["perf/update_seconds"] = updateWatch.Elapsed.TotalSeconds,
             };
             if (beta is not null) values["losses/kl_beta"] = beta.Beta;
             var row = new MetricsRow(globalStep, values);

@@ -74,6 +74,7 @@ public static class ReinforceTrainer
             var actL = new List<float>[n];
             var rewL = new List<float>[n];
             var returns = new List<double>();
+            var trueReturn = new double[n]; // undiscounted, without the truncation bootstrap: the charted episodic return
             var lengths = new List<int>();
             float[][] obs = new float[n][];
             for (int i = 0; i < n; i++)
@@ -98,12 +99,13 @@ public static class ReinforceTrainer
                     obsL[i].AddRange(obs[i]);
                     actL[i].AddRange(a);
                     double reward = r.Reward;
+                    trueReturn[i] += r.Reward;
                     if (r.Truncated && !r.Terminated) reward += cfg.Gamma * agent.Values(r.Observation, 1)[0];
                     rewL[i].Add((float)reward);
                     obs[i] = r.Observation;
                     if (r.Done)
                     {
-                        returns.Add(envs[i].ElapsedSteps > 0 ? TrueReturn(rewL[i], r, cfg.Gamma, agent) : 0);
+                        returns.Add(trueReturn[i]);
                         lengths.Add(envs[i].ElapsedSteps);
                     }
                     else still.Add(i);
@@ -169,14 +171,5 @@ public static class ReinforceTrainer
         }
         double wall = watch.Elapsed.TotalSeconds;
         return new TrainResult(new ControlPolicy(envId, "reinforce", agent, null), rows, wall, globalStep / Math.Max(1e-9, wall));
-    }
-
-    /// <summary>The undiscounted true return of the finished episode (the bootstrap term removed) for the episodic_return chart.</summary>
-    private static double TrueReturn(List<float> rewards, StepResult last, double gamma, ActorCritic agent)
-    {
-        double sum = 0;
-        foreach (float r in rewards) sum += r;
-        if (last.Truncated && !last.Terminated) sum -= gamma * agent.Values(last.Observation, 1)[0];
-        return sum;
     }
 }

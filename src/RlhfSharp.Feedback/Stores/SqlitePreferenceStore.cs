@@ -46,8 +46,12 @@ public sealed class SqlitePreferenceStore : SqlPreferenceStore
             await connection.OpenAsync(ct);
             await using var cmd = connection.CreateCommand();
             // WAL persists in the file; busy_timeout and foreign_keys are per connection.
-            cmd.CommandText = $"PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {_busyTimeoutMs}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+            // busy_timeout first: switching a new file to WAL needs the lock another opener may hold.
+            cmd.CommandText = $"PRAGMA busy_timeout = {_busyTimeoutMs}; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
             await cmd.ExecuteNonQueryAsync(ct);
+            // Read the schema once here, so a file that is not a database fails now, with its path, not mid-operation.
+            cmd.CommandText = "SELECT COUNT(*) FROM sqlite_master";
+            await cmd.ExecuteScalarAsync(ct);
             return connection;
         }
         catch (SqliteException ex)

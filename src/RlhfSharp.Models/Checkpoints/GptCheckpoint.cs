@@ -1,6 +1,8 @@
 // A model folder as Hugging Face writes GPT-2: config.json + model.safetensors (+ tokenizer files beside them).
 // Tensors are kept under GPT-2's own names ("wte.weight", "h.0.attn.c_attn.weight", ...) with Conv1D weights in
 // their stored [in, out] layout; the optional reward head is HF's `score.weight` and the value head TRL's `v_head.summary.*`.
+using RlhfSharp.Text;
+
 namespace RlhfSharp.Models.Checkpoints;
 
 /// <summary>A checkpoint as loaded: its config and its tensors under canonical GPT-2 names (no `transformer.` prefix).</summary>
@@ -20,7 +22,7 @@ public static class GptCheckpoint
 
     /// <summary>Tokenizer files copied beside a checkpoint when present in the source folder.</summary>
     public static IReadOnlyList<string> TokenizerFileNames { get; } =
-        ["vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chars.json"];
+        [Gpt2Tokenizer.VocabFileName, Gpt2Tokenizer.MergesFileName, CharTokenizer.FileName, "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"];
 
     private const string TrunkPrefix = "transformer.";
 

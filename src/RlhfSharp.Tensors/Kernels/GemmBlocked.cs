@@ -1,5 +1,5 @@
 // The blocked GEMM driver behind Gemm.Multiply: packing, cache blocking, and a fixed split over threads.
-// It computes D (+)= P·Q, where D is C itself or Cᵀ (for form NT with few rows, see Plan), then hands
+// It computes D (+)= P·Q, where D is C itself or Cᵀ (form NT with few rows, see GemmPlan.Create), then hands
 // 12×32 register tiles to GemmTile.
 //
 // Shapes: D is [R, S] (R rows, S columns), P is [R, K], Q is [K, S]. Loops, outermost first:
@@ -29,8 +29,8 @@ internal static class GemmBlocking
     public const int NC = 1024;
     /// <summary>Rows of the tile scratch: MR rounded up to whole 8×8 transpose blocks.</summary>
     public const int TileRows = 16;
-    /// <summary>Below this many multiply-adds per thread (about 20 µs of work) a split costs more in hand-off than it saves.</summary>
-    public const long MinMultiplyAddsPerThread = 1 << 20;
+    /// <summary>Below this many multiply-adds per thread (about 30 µs of work) a split costs more in hand-off than it saves.</summary>
+    public const long MinMultiplyAddsPerThread = 1 << 21;
 }
 
 /// <summary>One product D (+)= P·Q in the driver's terms, with element addressing for each operand.</summary>
@@ -212,16 +212,25 @@ internal static unsafe class GemmBlocked
     private const int PrefetchRowsAhead = 16;
 
     /// <summary>Copies rows [r, r+rows) × depth [pc, pc+kc) of P into the panel layout the tile reads.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackA(in GemmPlan plan, int r, int rows, int pc, int kc, float* panel)
     {
         const int MR = GemmBlocking.MR, KC = GemmBlocking.KC;
         if (!plan.PByColumns)
         {
-            // Row panels at the fixed stride KC: one contiguous copy per row.
+            // Row panels at the fixed stride KC: one contiguous copy per row (inline: a call per row costs
+            // more than the copy on small products).
             for (int i = 0; i < rows; i++)
             {
                 float* src = plan.P + (r + i) * plan.Ldp + pc;
-                Buffer.MemoryCopy(src, panel + i * KC, KC * sizeof(float), kc * sizeof(float));
+                float* dst = panel + i * KC;
+                int p = 0;
+                for (; p + 16 <= kc; p += 16)
+                {
+                    Vector256.Load(src + p).Store(dst + p);
+                    Vector256.Load(src + p + 8).Store(dst + p + 8);
+                }
+                for (; p < kc; p++) dst[p] = src[p];
             }
             return;
         }
@@ -229,14 +238,15 @@ internal static unsafe class GemmBlocked
         float* col = plan.P + pc * plan.Ldp + r;
         if (rows == MR)
         {
-            // Rows of the source are a whole stride apart, beyond what the hardware prefetchers follow: fetch ahead.
+            // Rows of the source are a whole stride apart, beyond what the hardware prefetchers follow: fetch ahead,
+            // into L2 because strides of 4 KiB put every row in the same L1 set.
             long ahead = PrefetchRowsAhead * plan.Ldp;
             for (int p = 0; p < kc; p++, col += plan.Ldp)
             {
                 if (Sse.IsSupported)
                 {
-                    Sse.Prefetch0(col + ahead);
-                    Sse.Prefetch0(col + ahead + MR - 1);
+                    Sse.Prefetch1(col + ahead);
+                    Sse.Prefetch1(col + ahead + MR - 1);
                 }
                 Vector256.Load(col).Store(panel + p * MR);
                 Vector128.Load(col + 8).Store(panel + p * MR + 8);
@@ -250,6 +260,7 @@ internal static unsafe class GemmBlocked
     }
 
     /// <summary>Copies depth [pc, pc+kc) × columns [s, s+cols) of Q into a [kc, NR] panel, zero-filling missing columns.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackB(in GemmPlan plan, int pc, int kc, int s, int cols, float* panel)
     {
         const int NR = GemmBlocking.NR;
@@ -284,6 +295,7 @@ internal static unsafe class GemmBlocked
     }
 
     /// <summary>Writes the valid part of a [MR, NR] tile into D (strided, possibly transposed), adding when asked.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MergeTile(float* tile, int rows, int cols, float* d, long rowStride, long colStride, bool add)
     {
         const int NR = GemmBlocking.NR;

@@ -48,6 +48,7 @@ internal static unsafe class GemmTranspose
     }
 
     /// <summary>dst[j·ldd + i] = src[i·lds + j] for i &lt; rows, j &lt; cols, in 8×8 blocks where they fit.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Copy(float* src, long lds, float* dst, long ldd, int rows, int cols)
     {
         int i0 = 0;

@@ -19,7 +19,7 @@ public static unsafe partial class Ops
         var d = new Attention.Dims(q.Shape[0], q.Shape[1], q.Shape[2], q.Shape[3]);
         CheckKeyMask(keyMask, d);
         var layout = new AttentionLayout(0, d.NH * d.T * d.HS, d.T * d.HS, d.HS);
-        var y = Tensor.Zeros(q.ShapeRef);
+        var y = Tensor.Uninitialized(q.ShapeRef);
         var lse = new float[d.B * d.NH * d.T];
         fixed (float* pq = q.Span, pk = k.Span, pv = v.Span, po = y.Span, pl = lse)
         fixed (float* pm = keyMask is null ? default : keyMask.Span)
@@ -53,7 +53,7 @@ public static unsafe partial class Ops
         var kL = qL with { Offset = C };
         var vL = qL with { Offset = 2 * C };
         var oL = new AttentionLayout(0, T * C, d.HS, C);
-        var y = Tensor.Zeros(B, T, C);
+        var y = Tensor.Uninitialized(B, T, C);
         var lse = new float[B * heads * T];
         fixed (float* p = qkv.Span, po = y.Span, pl = lse)
         fixed (float* pm = keyMask is null ? default : keyMask.Span)

@@ -61,8 +61,8 @@ public static partial class Ops
     private static Tensor Binary(string op, BinaryKind kind, Tensor a, Tensor b)
     {
         var bc = ResolveBroadcast(op, a, b);
-        var y = Tensor.Zeros(bc.Shape);
-        Apply(kind, a.Span, b.Span, y.Span, bc);
+        var y = Tensor.Uninitialized(bc.Shape);
+        ApplyChunked(kind, a.Span, b.Span, y.Span, bc);
         return Autograd.Record(op, y, [a, b], o =>
         {
             var g = o.Grad!.Span;
@@ -111,6 +111,52 @@ public static partial class Ops
                     break;
             }
         });
+    }
+
+    // Elementwise work on large tensors is split over Parallelism.Threads in fixed chunks of whole broadcast
+    // rows; every element's value is independent of the split.
+    private const int ParallelElements = 1 << 16;
+
+    private static unsafe void ApplyChunked(BinaryKind kind, ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> dst, Broadcast bc)
+    {
+        int n = dst.Length;
+        if (n < 2 * ParallelElements || Parallelism.Threads == 1)
+        {
+            Apply(kind, x, y, dst, bc);
+            return;
+        }
+        int unit = bc.ASmall || bc.BSmall ? bc.Inner : 1;
+        fixed (float* px = x, py = y, pd = dst)
+        {
+            float* cx = px, cy = py, cd = pd;
+            int xl = x.Length, yl = y.Length;
+            Kernels.ParallelChunks.For(n / unit, (s, e) =>
+            {
+                int o = s * unit, len = (e - s) * unit;
+                var xs = bc.ASmall ? new ReadOnlySpan<float>(cx, xl) : new ReadOnlySpan<float>(cx + o, len);
+                var ys = bc.BSmall ? new ReadOnlySpan<float>(cy, yl) : new ReadOnlySpan<float>(cy + o, len);
+                Apply(kind, xs, ys, new Span<float>(cd + o, len), bc);
+            }, minPerChunk: Math.Max(1, ParallelElements / unit));
+        }
+    }
+
+    /// <summary>A span-to-span elementwise kernel (source, destination).</summary>
+    internal delegate void SpanMap(ReadOnlySpan<float> source, Span<float> destination);
+
+    /// <summary>map(x[i..j], y[i..j]) over fixed chunks of a large tensor (in one call for a small one).</summary>
+    internal static unsafe void MapChunked(ReadOnlySpan<float> x, Span<float> y, SpanMap map)
+    {
+        int n = x.Length;
+        if (n < 2 * ParallelElements || Parallelism.Threads == 1)
+        {
+            map(x, y);
+            return;
+        }
+        fixed (float* px = x, py = y)
+        {
+            float* cx = px, cy = py;
+            Kernels.ParallelChunks.For(n, (s, e) => map(new ReadOnlySpan<float>(cx + s, e - s), new Span<float>(cy + s, e - s)), minPerChunk: ParallelElements);
+        }
     }
 
     // dst = x ∘ y with the broadcast layout bc (dst has the full shape).
@@ -171,13 +217,14 @@ public static partial class Ops
     /// <summary>target.grad += full, summed over the repeats when target was broadcast (fixed row order).</summary>
     private static void AccumulateBroadcast(Tensor target, ReadOnlySpan<float> full)
     {
+        if (target.Length == full.Length)
+        {
+            Accumulate(target, full);
+            return;
+        }
         var dst = target.GradForAccumulate();
         int inner = dst.Length;
-        if (inner == full.Length)
-        {
-            TensorPrimitives.Add(dst, full, dst);
-        }
-        else if (inner == 1)
+        if (inner == 1)
         {
             dst[0] += Reduce.Sum(full);
         }
@@ -190,20 +237,24 @@ public static partial class Ops
     /// <summary>target.grad += g (same length).</summary>
     internal static void Accumulate(Tensor target, ReadOnlySpan<float> g)
     {
-        var dst = target.GradForAccumulate();
-        TensorPrimitives.Add(dst, g, dst);
+        if (target.Grad is null)
+        {
+            target.Grad = Tensor.FromArray(g, target.ShapeRef); // first contribution: one copy instead of zero-fill then add
+            return;
+        }
+        MapChunked(g, target.Grad.Span, static (src, d) => TensorPrimitives.Add(d, src, d));
     }
 
     public static Tensor AddScalar(Tensor x, float s)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         TensorPrimitives.Add(x.Span, s, y.Span);
         return Autograd.Record("add_scalar", y, [x], o => Accumulate(x, o.Grad!.Span));
     }
 
     public static Tensor MulScalar(Tensor x, float s)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         TensorPrimitives.Multiply(x.Span, s, y.Span);
         return Autograd.Record("mul_scalar", y, [x], o =>
         {
@@ -218,8 +269,8 @@ public static partial class Ops
 
     public static Tensor Exp(Tensor x)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
-        TensorPrimitives.Exp(x.Span, y.Span);
+        var y = Tensor.Uninitialized(x.ShapeRef);
+        MapChunked(x.Span, y.Span, static (a, b) => TensorPrimitives.Exp(a, b));
         return Autograd.Record("exp", y, [x], o =>
         {
             var dx = x.GradForAccumulate();
@@ -229,73 +280,75 @@ public static partial class Ops
 
     public static Tensor Log(Tensor x)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         TensorPrimitives.Log(x.Span, y.Span);
         return Autograd.Record("log", y, [x], o =>
         {
             var dx = x.GradForAccumulate();
-            var g = o.Grad!.Span;
-            var xs = x.Span;
-            for (int i = 0; i < dx.Length; i++) dx[i] += g[i] / xs[i]; // (ln x)' = 1/x
+            var t = GC.AllocateUninitializedArray<float>(dx.Length);
+            TensorPrimitives.Divide(o.Grad!.Span, x.Span, t); // (ln x)' = 1/x
+            TensorPrimitives.Add(dx, t, dx);
         });
     }
 
     public static Tensor Sqrt(Tensor x)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         TensorPrimitives.Sqrt(x.Span, y.Span);
         return Autograd.Record("sqrt", y, [x], o =>
         {
             var dx = x.GradForAccumulate();
-            var g = o.Grad!.Span;
-            var ys = y.Span;
-            for (int i = 0; i < dx.Length; i++) dx[i] += 0.5f * g[i] / ys[i]; // (√x)' = 1/(2√x)
+            var t = GC.AllocateUninitializedArray<float>(dx.Length);
+            TensorPrimitives.Divide(o.Grad!.Span, y.Span, t); // (√x)' = 1/(2√x)
+            TensorPrimitives.MultiplyAdd(t, 0.5f, dx, dx);
         });
     }
 
     public static Tensor Square(Tensor x)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         TensorPrimitives.Multiply(x.Span, x.Span, y.Span);
         return Autograd.Record("square", y, [x], o =>
         {
             var dx = x.GradForAccumulate();
-            var g = o.Grad!.Span;
-            var xs = x.Span;
-            for (int i = 0; i < dx.Length; i++) dx[i] += 2f * g[i] * xs[i];
+            var t = GC.AllocateUninitializedArray<float>(dx.Length);
+            TensorPrimitives.Multiply(o.Grad!.Span, x.Span, t); // (x²)' = 2x
+            TensorPrimitives.MultiplyAdd(t, 2f, dx, dx);
         });
     }
 
     public static Tensor Tanh(Tensor x)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
-        TensorPrimitives.Tanh(x.Span, y.Span);
+        var y = Tensor.Uninitialized(x.ShapeRef);
+        MapChunked(x.Span, y.Span, static (a, b) => TensorPrimitives.Tanh(a, b));
         return Autograd.Record("tanh", y, [x], o =>
         {
             var dx = x.GradForAccumulate();
-            var g = o.Grad!.Span;
-            var ys = y.Span;
-            for (int i = 0; i < dx.Length; i++) dx[i] += g[i] * (1f - ys[i] * ys[i]); // tanh' = 1 − tanh²
+            var t = new float[y.Length];
+            TensorPrimitives.Multiply(y.Span, y.Span, t);
+            TensorPrimitives.Subtract(1f, t, t);                 // tanh' = 1 − tanh²
+            TensorPrimitives.MultiplyAdd(o.Grad!.Span, t, dx, dx);
         });
     }
 
     public static Tensor Sigmoid(Tensor x)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
-        TensorPrimitives.Sigmoid(x.Span, y.Span);
+        var y = Tensor.Uninitialized(x.ShapeRef);
+        MapChunked(x.Span, y.Span, static (a, b) => TensorPrimitives.Sigmoid(a, b));
         return Autograd.Record("sigmoid", y, [x], o =>
         {
             var dx = x.GradForAccumulate();
-            var g = o.Grad!.Span;
-            var ys = y.Span;
-            for (int i = 0; i < dx.Length; i++) dx[i] += g[i] * ys[i] * (1f - ys[i]); // σ' = σ(1−σ)
+            var t = new float[y.Length];
+            TensorPrimitives.Subtract(1f, y.Span, t);
+            TensorPrimitives.Multiply(t, y.Span, t);            // σ' = σ(1−σ)
+            TensorPrimitives.MultiplyAdd(o.Grad!.Span, t, dx, dx);
         });
     }
 
     /// <summary>log σ(x) computed as min(x,0) − log(1 + e^(−|x|)), finite for any finite x.</summary>
     public static Tensor LogSigmoid(Tensor x)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         var xs = x.Span;
         var ys = y.Span;
         for (int i = 0; i < xs.Length; i++)
@@ -321,21 +374,15 @@ public static partial class Ops
 
     public static Tensor Relu(Tensor x)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         TensorPrimitives.Max(x.Span, 0f, y.Span);
-        return Autograd.Record("relu", y, [x], o =>
-        {
-            var dx = x.GradForAccumulate();
-            var g = o.Grad!.Span;
-            var xs = x.Span;
-            for (int i = 0; i < dx.Length; i++) if (xs[i] > 0f) dx[i] += g[i];
-        });
+        return Autograd.Record("relu", y, [x], o => Activations.ReluBackward(x.Span, o.Grad!.Span, x.GradForAccumulate()));
     }
 
     /// <summary>GELU, tanh approximation as in GPT-2 (Hendrycks &amp; Gimpel 2016).</summary>
     public static Tensor Gelu(Tensor x)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         Activations.GeluForward(x.Span, y.Span);
         return Autograd.Record("gelu", y, [x], o => Activations.GeluBackward(x.Span, o.Grad!.Span, x.GradForAccumulate()));
     }
@@ -343,7 +390,7 @@ public static partial class Ops
     /// <summary>SiLU (swish): x·σ(x).</summary>
     public static Tensor Silu(Tensor x)
     {
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         var sig = new float[x.Length];
         TensorPrimitives.Sigmoid(x.Span, sig);
         TensorPrimitives.Multiply(x.Span, sig, y.Span);
@@ -360,7 +407,7 @@ public static partial class Ops
     public static Tensor Clamp(Tensor x, float low, float high)
     {
         if (!(low <= high)) throw new ArgumentException($"clamp: low {low} is above high {high}.");
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         TensorPrimitives.Clamp(x.Span, low, high, y.Span);
         return Autograd.Record("clamp", y, [x], o =>
         {
@@ -381,7 +428,7 @@ public static partial class Ops
     {
         RequireSameShape(op, a, b);
         var fromA = new bool[a.Length];
-        var y = Tensor.Zeros(a.ShapeRef);
+        var y = Tensor.Uninitialized(a.ShapeRef);
         Span<float> av = a.Span, bv = b.Span, ys = y.Span;
         for (int i = 0; i < ys.Length; i++)
         {
@@ -398,7 +445,7 @@ public static partial class Ops
         RequireSameShape("where", mask, a);
         RequireSameShape("where", a, b);
         var fromA = new bool[a.Length];
-        var y = Tensor.Zeros(a.ShapeRef);
+        var y = Tensor.Uninitialized(a.ShapeRef);
         Span<float> m = mask.Span, av = a.Span, bv = b.Span, ys = y.Span;
         for (int i = 0; i < ys.Length; i++)
         {

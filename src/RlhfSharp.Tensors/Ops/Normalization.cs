@@ -14,7 +14,7 @@ public static partial class Ops
         if (weight.Rank != 1 || weight.Length != C || bias.Rank != 1 || bias.Length != C)
             throw new ArgumentException($"layer_norm: weight {weight.ShapeString} and bias {bias.ShapeString} must both be [{C}] for input {x.ShapeString}.");
         int rows = x.Length / C;
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         var mean = new float[rows];
         var rstd = new float[rows];
         Norms.LayerNormForward(x.Span, weight.Span, bias.Span, y.Span, mean, rstd, C, eps);

@@ -16,7 +16,7 @@ public static partial class Ops
         float keepScale = 1f / (1f - p);
         var scale = new float[x.Length];
         for (int i = 0; i < scale.Length; i++) scale[i] = rng.NextFloat() >= p ? keepScale : 0f;
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         TensorPrimitives.Multiply(x.Span, scale, y.Span);
         return Autograd.Record("dropout", y, [x], o =>
         {
@@ -33,7 +33,7 @@ public static partial class Ops
             throw new ArgumentException($"rms_norm: weight {weight.ShapeString} must be [C] for input {x.ShapeString}.");
         int rows = x.Length / C;
         var rstd = new float[rows];
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         var xs = x.Span;
         var ys = y.Span;
         var w = weight.Span;

@@ -62,7 +62,7 @@ public static partial class Ops
         var inShape = x.ShapeRef;
         var outShape = new int[r];
         for (int i = 0; i < r; i++) outShape[i] = inShape[perm[i]];
-        var y = Tensor.Zeros(outShape);
+        var y = Tensor.Uninitialized(outShape);
         PermuteWalk(x.Span, inShape, perm, y.Span, scatterAdd: false);
         return Autograd.Record("permute", y, [x], o => PermuteWalk(x.GradForAccumulate(), inShape, perm, o.Grad!.Span, scatterAdd: true));
     }
@@ -139,7 +139,7 @@ public static partial class Ops
         int outer = 1, inner = 1;
         for (int i = 0; i < a; i++) outer *= shape[i];
         for (int i = a + 1; i < shape.Length; i++) inner *= shape[i];
-        var y = Tensor.Zeros(shape);
+        var y = Tensor.Uninitialized(shape);
         var ys = y.Span;
         int at = 0;
         foreach (var p in parts)
@@ -183,7 +183,7 @@ public static partial class Ops
         int outer = 1, inner = 1;
         for (int i = 0; i < a; i++) outer *= shape[i];
         for (int i = a + 1; i < shape.Length; i++) inner *= shape[i];
-        var y = Tensor.Zeros(shape);
+        var y = Tensor.Uninitialized(shape);
         var xs = x.Span;
         var ys = y.Span;
         int w = length * inner;
@@ -216,7 +216,7 @@ public static partial class Ops
         var shape = new int[idsShape.Length + 1];
         idsShape.CopyTo(shape);
         shape[^1] = C;
-        var y = Tensor.Zeros(shape);
+        var y = Tensor.Uninitialized(shape);
         var w = weight.Span;
         var ys = y.Span;
         var idCopy = ids.ToArray();

@@ -13,7 +13,7 @@ public static partial class Ops
     public static Tensor Softmax(Tensor x)
     {
         var (rows, V) = Rows("softmax", x);
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         ForRows(rows, V, (start, end) =>
         {
             var xs = x.Span;
@@ -45,7 +45,7 @@ public static partial class Ops
     public static Tensor LogSoftmax(Tensor x)
     {
         var (rows, V) = Rows("log_softmax", x);
-        var y = Tensor.Zeros(x.ShapeRef);
+        var y = Tensor.Uninitialized(x.ShapeRef);
         ForRows(rows, V, (start, end) =>
         {
             var xs = x.Span;
@@ -129,7 +129,7 @@ public static partial class Ops
         CheckTargets("token_log_probs", logits, targets, rows, V, int.MinValue);
         var tgt = targets.ToArray();
         var lse = new float[rows];
-        var y = Tensor.Zeros(logits.ShapeRef[..^1]);
+        var y = Tensor.Uninitialized(logits.ShapeRef[..^1]);
         ForRows(rows, V, (start, end) =>
         {
             var xs = logits.Span;
@@ -165,7 +165,7 @@ public static partial class Ops
         var (rows, V) = Rows("gather", x);
         CheckTargets("gather", x, index, rows, V, int.MinValue);
         var idx = index.ToArray();
-        var y = Tensor.Zeros(x.ShapeRef[..^1]);
+        var y = Tensor.Uninitialized(x.ShapeRef[..^1]);
         var xs = x.Span;
         var ys = y.Span;
         for (int r = 0; r < rows; r++) ys[r] = xs[r * V + idx[r]];
@@ -182,31 +182,44 @@ public static partial class Ops
     {
         var (rows, V) = Rows("entropy", logits);
         var lse = new float[rows];
-        var y = Tensor.Zeros(logits.ShapeRef[..^1]);
-        var xs = logits.Span;
-        var ys = y.Span;
-        for (int r = 0; r < rows; r++)
+        var y = Tensor.Uninitialized(logits.ShapeRef[..^1]);
+        ForRows(rows, V, (start, end) =>
         {
-            var xr = xs.Slice(r * V, V);
-            lse[r] = KSoftmax.LogSumExp(xr);
-            float pz = 0f;
-            for (int i = 0; i < V; i++) pz += MathF.Exp(xr[i] - lse[r]) * xr[i];
-            ys[r] = lse[r] - pz; // H = lse − Σ p·z
-        }
+            var xs = logits.Span;
+            var ys = y.Span;
+            for (int r = start; r < end; r++)
+            {
+                var xr = xs.Slice(r * V, V);
+                lse[r] = KSoftmax.LogSumExp(xr);
+                var p = Kernels.Scratch.A(V);
+                TensorPrimitives.Subtract(xr, lse[r], p);
+                TensorPrimitives.Exp(p, p);
+                ys[r] = lse[r] - Kernels.Reduce.Dot(p, xr); // H = lse − Σ p·z
+            }
+        });
         return Autograd.Record("entropy", y, [logits], o =>
         {
-            var g = o.Grad!.Span;
-            var dx = logits.GradForAccumulate();
-            var xv = logits.Span;
-            var h = y.Span;
-            for (int r = 0; r < rows; r++)
+            logits.GradForAccumulate();
+            ForRows(rows, V, (start, end) =>
             {
-                for (int i = 0; i < V; i++)
+                var g = o.Grad!.Span;
+                var dx = logits.Grad!.Span;
+                var xv = logits.Span;
+                var h = y.Span;
+                var p = Kernels.Scratch.A(V);
+                var u = Kernels.Scratch.B(V);
+                for (int r = start; r < end; r++)
                 {
-                    float logp = xv[r * V + i] - lse[r];
-                    dx[r * V + i] -= g[r] * MathF.Exp(logp) * (logp + h[r]); // ∂H/∂z = −p(log p + H)
+                    if (g[r] == 0f) continue;
+                    var xr = xv.Slice(r * V, V);
+                    var dr = dx.Slice(r * V, V);
+                    TensorPrimitives.Subtract(xr, lse[r], u);     // log p
+                    TensorPrimitives.Exp(u, p);                   // p
+                    TensorPrimitives.Add(u, h[r], u);             // log p + H
+                    TensorPrimitives.Multiply(p, u, p);
+                    TensorPrimitives.MultiplyAdd(p, -g[r], dr, dr); // ∂H/∂z = −p(log p + H)
                 }
-            }
+            });
         });
     }
 

@@ -36,6 +36,13 @@ public static class Stories
     /// <summary>Held-out RL prompts: story openings from their own random stream.</summary>
     public static IReadOnlyList<string> Prompts(ulong seed, int n) => Make(seed ^ PromptStream, n, s => s[0]);
 
+    /// <summary>
+    /// A byte-level BPE tokenizer learned on 4,000 generated stories (deterministic). At the default size nearly
+    /// every story word, with its leading space, is one token, so models see words rather than letters.
+    /// </summary>
+    public static Gpt2Tokenizer TrainTokenizer(int vocabSize = 1024) =>
+        BpeTrainer.Train(Corpus(0, 4000), new BpeTrainerOptions { VocabSize = vocabSize });
+
     /// <summary>The gold reward of a completion (see <see cref="GoldScorer"/> for the definition).</summary>
     public static double GoldReward(string completion, string? prompt = null) => GoldScorer.Score(completion, prompt).Reward;
 

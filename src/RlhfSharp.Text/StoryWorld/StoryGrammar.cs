@@ -30,7 +30,7 @@ internal static class StoryGrammar
     ];
 
     private static readonly Regex[] Recognizers = Templates.Select(t => new Regex("^" + Pattern(t.Form) + "$",
-        RegexOptions.Compiled | RegexOptions.CultureInvariant)).ToArray();
+        RegexOptions.CultureInvariant)).ToArray();
 
     private static string Alternatives(IEnumerable<LexiconEntry> entries) =>
         "(?:" + string.Join("|", entries.Select(e => Regex.Escape(e.Text.ToLowerInvariant())).Distinct().OrderByDescending(s => s.Length)) + ")";
@@ -159,17 +159,15 @@ internal static class StoryGrammar
         return sb.ToString();
     }
 
+    // Cumulative weights per (word class, mood), computed once: the classes are static arrays.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(LexiconEntry[], int), double[]> Weights = new();
+
     private static string Pick(LexiconEntry[] entries, StoryRng rng, int mood)
     {
         if (mood == 0) return entries[rng.NextInt(entries.Length)].Text;
-        Span<double> weights = stackalloc double[entries.Length];
-        double total = 0;
-        for (int i = 0; i < entries.Length; i++)
-        {
-            weights[i] = Math.Exp(3.0 * mood * PhraseSentiment(entries[i]));
-            total += weights[i];
-        }
-        double u = rng.NextDouble() * total;
+        double[] weights = Weights.GetOrAdd((entries, mood),
+            static key => key.Item1.Select(e => Math.Exp(3.0 * key.Item2 * PhraseSentiment(e))).ToArray());
+        double u = rng.NextDouble() * weights.Sum();
         for (int i = 0; i < entries.Length; i++)
         {
             u -= weights[i];

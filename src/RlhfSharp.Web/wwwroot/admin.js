@@ -44,6 +44,7 @@ async function load() {
   $("t-needed").textContent = fmt(s.queue.answersNeeded);
   $("t-open").textContent = fmt(s.queue.openQueries);
   $("t-agree").textContent = pct(s.agreement.percentAgreement);
+  $("t-alpha").textContent = fmt(s.agreement.krippendorffAlpha, 2);
   $("t-median").textContent = fmt(s.throughput.medianSecondsPerJudgment, 1);
   chart(s.throughput.perHour);
 
@@ -56,7 +57,7 @@ async function load() {
       catch (e) { $("status").className = "status error"; $("status").textContent = e.message; }
     });
     const tr = el("tr");
-    for (const v of [l.name, l.role, fmt(l.judgments), fmt(l.skips), `${l.goldCorrect}/${l.goldAnswered}`, pct(l.goldAccuracy), fmt(l.medianSeconds, 1)])
+    for (const v of [l.name, l.role, fmt(l.judgments), fmt(l.skips), `${l.goldCorrect}/${l.goldAnswered}`, pct(l.goldAccuracy), pct(l.estimatedAccuracy), fmt(l.medianSeconds, 1)])
       tr.append(el("td", {}, v));
     tr.append(el("td", {}, status), el("td", {}, btn));
     return tr;

@@ -1,0 +1,123 @@
+// `rlhf sample`: continue prompts with a model folder's GPT (KV-cached, batched, seeded), K samples per prompt.
+using System.CommandLine;
+using System.Text.Json;
+using RlhfSharp.Models;
+using RlhfSharp.Tensors;
+using RlhfSharp.Text;
+
+namespace RlhfSharp.Cli.Commands;
+
+internal static class SampleCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "Model folder (config.json + model.safetensors + tokenizer files).", Required = true };
+        var prompt = new Option<string?>("--prompt") { Description = "One prompt to continue." };
+        var prompts = new Option<string?>("--prompts") { Description = "File of prompts: JSONL with a \"prompt\" field per line, or plain text with one prompt per line." };
+        var n = new Option<int>("--n") { Description = "Samples per prompt.", DefaultValueFactory = _ => 1 };
+        var defaults = new GenerationOptions();
+        var maxNew = new Option<int>("--max-new-tokens") { Description = "Tokens generated per sample at most.", DefaultValueFactory = _ => 64 };
+        var temperature = new Option<float>("--temperature") { Description = "Softmax temperature.", DefaultValueFactory = _ => defaults.Temperature };
+        var topK = new Option<int>("--top-k") { Description = "Sample among the k most likely tokens (0 = all).", DefaultValueFactory = _ => defaults.TopK };
+        var topP = new Option<float>("--top-p") { Description = "Nucleus sampling mass (1 = off).", DefaultValueFactory = _ => defaults.TopP };
+        var greedy = new Option<bool>("--greedy") { Description = "Always take the most likely token." };
+        var seed = new Option<ulong>("--seed") { Description = "Random seed.", DefaultValueFactory = _ => 1UL };
+        var batch = new Option<int>("--batch") { Description = "Sequences generated together.", DefaultValueFactory = _ => 16 };
+        var json = new Option<bool>("--json") { Description = "One JSON object per sample: prompt, completion, tokens, logprobs." };
+        var command = new Command("sample", "Continue prompts with a trained model.");
+        foreach (var o in new Option[] { model, prompt, prompts, n, maxNew, temperature, topK, topP, greedy, seed, batch, json }) command.Options.Add(o);
+        command.SetAction(parse =>
+        {
+            string dir = parse.GetValue(model)!;
+            var texts = ReadPrompts(parse.GetValue(prompt), parse.GetValue(prompts));
+            int k = parse.GetValue(n), b = parse.GetValue(batch);
+            if (k < 1) throw new ArgumentException($"--n must be at least 1 (got {k}).");
+            if (b < 1) throw new ArgumentException($"--batch must be at least 1 (got {b}).");
+            var gpt = Gpt.Load(dir);
+            var tokenizer = TokenizerFiles.Load(dir);
+            if (tokenizer.VocabSize > gpt.Config.VocabSize)
+                throw new ArgumentException($"{dir}: tokenizer has {tokenizer.VocabSize} tokens but the model's vocab_size is {gpt.Config.VocabSize}.");
+            var options = new GenerationOptions
+            {
+                MaxNewTokens = parse.GetValue(maxNew),
+                Temperature = parse.GetValue(temperature),
+                TopK = parse.GetValue(topK),
+                TopP = parse.GetValue(topP),
+                Greedy = parse.GetValue(greedy),
+                EosTokenId = gpt.Config.EosTokenId ?? tokenizer.EosId,
+                PadTokenId = tokenizer.EosId ?? 0,
+            };
+            var rng = new Rng(parse.GetValue(seed));
+            var generator = new GptGenerator(gpt);
+            // Each prompt repeated K times, generated in batches.
+            var jobs = texts.SelectMany(t => Enumerable.Repeat(t, k)).ToList();
+            for (int start = 0; start < jobs.Count; start += b)
+            {
+                var chunk = jobs.Skip(start).Take(b).ToList();
+                var encoded = chunk.Select(t => Encode(tokenizer, t)).ToList();
+                var result = generator.Generate(encoded, options, rng);
+                for (int i = 0; i < chunk.Count; i++)
+                {
+                    var response = result.Response(i);
+                    // The EOS token ends the sample; it is not part of the completion text.
+                    var textTokens = response.Length > 0 && response[^1] == options.EosTokenId ? response[..^1] : response;
+                    string completion = tokenizer.Decode(textTokens);
+                    if (parse.GetValue(json))
+                    {
+                        var logProbs = result.LogProbs.AsSpan(i * result.NewTokens, response.Length).ToArray();
+                        Console.Out.WriteLine(JsonSerializer.Serialize(new { prompt = chunk[i], completion, tokens = response, logprobs = logProbs }));
+                    }
+                    else
+                    {
+                        Console.Out.WriteLine(chunk[i] + completion);
+                        Console.Out.WriteLine("---");
+                    }
+                }
+            }
+            return 0;
+        });
+        return command;
+    }
+
+    private static int[] Encode(ITokenizer tokenizer, string text)
+    {
+        var ids = tokenizer.Encode(text);
+        // An empty prompt starts from <|endoftext|>, as GPT-2's unconditional samples do.
+        if (ids.Length == 0)
+            ids = tokenizer.EosId is int eos ? [eos] : throw new ArgumentException("sample: an empty prompt needs a tokenizer with an end-of-text token.");
+        return ids;
+    }
+
+    private static List<string> ReadPrompts(string? prompt, string? file)
+    {
+        if ((prompt is null) == (file is null)) throw new ArgumentException("sample: give exactly one of --prompt TEXT or --prompts FILE.");
+        if (prompt is not null) return [prompt];
+        if (!File.Exists(file)) throw new FileNotFoundException($"--prompts: {file} does not exist.", file);
+        var list = new List<string>();
+        int lineNumber = 0;
+        bool jsonl = file!.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase);
+        foreach (var line in File.ReadLines(file))
+        {
+            lineNumber++;
+            if (line.Trim().Length == 0) continue;
+            if (!jsonl)
+            {
+                list.Add(line);
+                continue;
+            }
+            try
+            {
+                using var doc = JsonDocument.Parse(line);
+                if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("prompt", out var p) || p.ValueKind != JsonValueKind.String)
+                    throw new FormatException($"{file}:{lineNumber}: expected an object with a string field \"prompt\".");
+                list.Add(p.GetString()!);
+            }
+            catch (JsonException ex)
+            {
+                throw new FormatException($"{file}:{lineNumber}: not valid JSON ({ex.Message}).");
+            }
+        }
+        if (list.Count == 0) throw new ArgumentException($"--prompts: {file} holds no prompts.");
+        return list;
+    }
+}

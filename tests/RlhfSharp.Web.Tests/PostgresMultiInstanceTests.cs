@@ -1,0 +1,98 @@
+// Labelling at scale, as DESIGN.md plans it: two app instances over one PostgreSQL database, labellers switching
+// between them on every request. Overlap and "never twice to one labeller" must hold across instances.
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Npgsql;
+using RlhfSharp.Feedback;
+using RlhfSharp.Feedback.Stores;
+
+namespace RlhfSharp.Web.Tests;
+
+/// <summary>A fact that needs the PostgreSQL server named by RLHF_TEST_PG; it skips, saying so, when none is reachable.</summary>
+public sealed class PostgresFactAttribute : FactAttribute
+{
+    private static readonly Lazy<string?> Probe = new(() =>
+    {
+        const string Unreachable = "no PostgreSQL server reachable: set RLHF_TEST_PG (CI's .ci/run starts one)";
+        var cs = Environment.GetEnvironmentVariable("RLHF_TEST_PG");
+        if (string.IsNullOrWhiteSpace(cs)) return Unreachable;
+        try
+        {
+            using var c = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(cs) { Timeout = 10 }.ConnectionString);
+            c.Open();
+            return null;
+        }
+        catch (Exception ex) when (ex is NpgsqlException or ArgumentException or TimeoutException)
+        {
+            return $"{Unreachable} ({ex.Message})";
+        }
+    });
+
+    public PostgresFactAttribute()
+    {
+        if (Probe.Value is string reason) Skip = reason;
+    }
+}
+
+[Collection("load")]
+public sealed class PostgresMultiInstanceTests
+{
+    private static string BaseConnectionString => Environment.GetEnvironmentVariable("RLHF_TEST_PG")!;
+
+    private static async Task ExecAsync(string sql)
+    {
+        await using var c = new NpgsqlConnection(BaseConnectionString);
+        await c.OpenAsync();
+        await using var cmd = new NpgsqlCommand(sql, c);
+        await cmd.ExecuteNonQueryAsync();
+    }
+
+    [PostgresFact]
+    public async Task Given_two_instances_over_one_database_When_20_labellers_alternate_between_them_Then_overlap_holds_and_nothing_is_duplicated()
+    {
+        const int Labelers = 20, Queries = 150, Overlap = 2;
+        var schema = "web_" + Guid.NewGuid().ToString("N");
+        await ExecAsync($"CREATE SCHEMA {schema}");
+        try
+        {
+            var cs = new NpgsqlConnectionStringBuilder(BaseConnectionString) { SearchPath = schema }.ConnectionString;
+            var options = new LabelingAppOptions(Overlap: Overlap);
+            await using var a = await RunningApp.StartAsync(new PostgresPreferenceStore(cs), options);
+            await using var b = await RunningApp.StartAsync(new PostgresPreferenceStore(cs), options);
+            await a.AddPairsAsync(Queries);
+            var tokens = new List<string>();
+            for (var i = 0; i < Labelers; i++) tokens.Add(await a.AddLabelerAsync($"pg-{i}"));
+
+            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+            async Task Labeller(int index)
+            {
+                using var ca = a.Client(tokens[index]);
+                using var cb = b.Client(tokens[index]);
+                var turn = index;
+                while (true)
+                {
+                    var c = turn++ % 2 == 0 ? ca : cb;
+                    var next = await c.PostAsync("/api/assignments/next", null, deadline.Token);
+                    if (next.StatusCode == HttpStatusCode.NoContent) return;
+                    Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+                    var assignmentId = JsonDocument.Parse(await next.Content.ReadAsStringAsync(deadline.Token)).RootElement.GetProperty("assignmentId").GetInt64();
+                    // Answer on the other instance than the one that handed the query out.
+                    var other = c == ca ? cb : ca;
+                    var res = await other.PostAsJsonAsync("/api/judgments", new { assignmentId, answer = new { kind = "tie" }, timeSpentMs = 10 }, deadline.Token);
+                    Assert.Equal(HttpStatusCode.OK, res.StatusCode);
+                }
+            }
+            await Task.WhenAll(Enumerable.Range(0, Labelers).Select(i => Task.Run(() => Labeller(i))));
+
+            var judgments = await a.Store.GetJudgmentsAsync();
+            Assert.Equal(Queries * Overlap, judgments.Count);
+            Assert.Equal(judgments.Count, judgments.Select(j => (j.QueryId, j.LabelerId)).Distinct().Count());
+            Assert.All(judgments.GroupBy(j => j.QueryId), g => Assert.Equal(Overlap, g.Count()));
+        }
+        finally
+        {
+            await ExecAsync($"DROP SCHEMA {schema} CASCADE");
+        }
+    }
+}
