@@ -5,6 +5,7 @@ using RlhfSharp.Cli.Commands;
 
 var root = new RootCommand("RlhfSharp: reinforcement learning from human feedback, end to end, in C#.");
 root.Subcommands.Add(DemoCommand.Create());
+root.Subcommands.Add(StoryWorldCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(SampleCommand.Create());
 root.Subcommands.Add(ScoreCommand.Create());
@@ -16,7 +17,8 @@ root.Subcommands.Add(SftCommand.Create());
 
 try
 {
-    return root.Parse(args).Invoke();
+    // Our handler below, not System.CommandLine's (which prints a stack trace): one line and exit code 1.
+    return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 }
 catch (Exception ex) when (ex is not OutOfMemoryException)
 {

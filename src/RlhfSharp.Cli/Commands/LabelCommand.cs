@@ -53,6 +53,7 @@ internal static class LabelCommand
         command.Subcommands.Add(Oracle());
         command.Subcommands.Add(Judge());
         command.Subcommands.Add(Report());
+        command.Subcommands.Add(LabelServeCommand.Create());
         return command;
     }
 
