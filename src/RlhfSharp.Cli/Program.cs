@@ -12,6 +12,8 @@ root.Subcommands.Add(ScoreCommand.Create());
 root.Subcommands.Add(TokenizerCommand.Create());
 root.Subcommands.Add(LabelCommand.Create());
 root.Subcommands.Add(RlCommand.Create());
+root.Subcommands.Add(PretrainCommand.Create());
+root.Subcommands.Add(SftCommand.Create());
 root.Subcommands.Add(RewardCommand.Create());
 root.Subcommands.Add(PpoCommand.Create());
 root.Subcommands.Add(DpoCommand.Create());
