@@ -67,6 +67,8 @@ internal static class PpoCommand
                 ptxRows = File.ReadLines(corpus).Where(l => l.Trim().Length > 0).Select(l => tokenizer.Encode(l)).Where(r => r.Length >= 2).ToList();
             }
             using var runDir = RunDirectory.Open(AlignCommandSupport.RunFolder(p.GetValue(run), "ppo", outDir), p.GetValue(resume));
+            // A resumed run keeps the settings it started with (only --steps may extend it), so it continues bit-identically.
+            if (runDir.Resumed) config = runDir.ReadConfig<PpoConfig>() with { Steps = p.GetValue(steps) };
             var result = AlignCommandSupport.WithProgress(config.Algorithm == PolicyAlgorithm.Ppo ? "ppo" : "rloo", config.Steps, (progress, ct) =>
                 new PpoTrainer(config).Train(sft, tokenizer, promptList, new RewardModelReward(ensemble), ensemble,
                     new PpoTrainer.Options(PretrainRows: ptxRows, Run: runDir, Progress: progress), ct));
