@@ -14,6 +14,9 @@ root.Subcommands.Add(LabelCommand.Create());
 root.Subcommands.Add(RlCommand.Create());
 root.Subcommands.Add(PretrainCommand.Create());
 root.Subcommands.Add(SftCommand.Create());
+root.Subcommands.Add(RewardCommand.Create());
+root.Subcommands.Add(PpoCommand.Create());
+root.Subcommands.Add(DpoCommand.Create());
 
 try
 {
