@@ -12,6 +12,7 @@ root.Subcommands.Add(ScoreCommand.Create());
 root.Subcommands.Add(TokenizerCommand.Create());
 root.Subcommands.Add(LabelCommand.Create());
 root.Subcommands.Add(RlCommand.Create());
+root.Subcommands.Add(EvalCommand.Create());
 
 try
 {
