@@ -13,6 +13,7 @@ root.Subcommands.Add(TokenizerCommand.Create());
 root.Subcommands.Add(LabelCommand.Create());
 root.Subcommands.Add(RlCommand.Create());
 root.Subcommands.Add(EvalCommand.Create());
+root.Subcommands.Add(ServeCommand.Create());
 
 try
 {
