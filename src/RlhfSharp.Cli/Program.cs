@@ -17,6 +17,8 @@ root.Subcommands.Add(SftCommand.Create());
 root.Subcommands.Add(RewardCommand.Create());
 root.Subcommands.Add(PpoCommand.Create());
 root.Subcommands.Add(DpoCommand.Create());
+root.Subcommands.Add(EvalCommand.Create());
+root.Subcommands.Add(ServeCommand.Create());
 
 try
 {
