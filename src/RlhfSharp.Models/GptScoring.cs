@@ -30,6 +30,31 @@ public static class GptScoring
         return new TokenScores(tokens, logProbs);
     }
 
+    /// <summary>
+    /// Batched, no-grad log-probabilities (B, T−1): entry (b, t) = log p(tokens[b, t+1] | tokens[b, ..t]) for the
+    /// fused forward, 0 where token t or t+1 is padding. PPO's old and reference log-probs come from here.
+    /// </summary>
+    public static float[] TokenLogProbs(Gpt gpt, GptInput input)
+    {
+        int B = input.Batch, T = input.Length, V = gpt.Config.VocabSize;
+        var logits = gpt.Forward(input).Logits!;
+        var result = new float[B * (T - 1)];
+        GptKernels.ForRows(B * (T - 1), (start, end) =>
+        {
+            for (int i = start; i < end; i++)
+            {
+                int b = i / (T - 1), t = i % (T - 1);
+                if (!input.IsReal(b, t) || !input.IsReal(b, t + 1)) continue;
+                var row = logits.AsSpan((b * T + t) * V, V);
+                float max = System.Numerics.Tensors.TensorPrimitives.Max(row);
+                double sum = 0;
+                foreach (float l in row) sum += Math.Exp(l - max);
+                result[i] = (float)(row[input.Tokens[b * T + t + 1]] - max - Math.Log(sum));
+            }
+        });
+        return result;
+    }
+
     /// <summary>Encodes <paramref name="text"/> exactly as the tokenizer does (no BOS added) and scores it.</summary>
     public static TokenScores Score(Gpt gpt, ITokenizer tokenizer, string text) => Score(gpt, tokenizer.Encode(text));
 }

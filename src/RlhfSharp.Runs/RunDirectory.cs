@@ -85,8 +85,18 @@ public sealed class RunDirectory : IDisposable
     public MetricsWriter Metrics => _metrics ??= new MetricsWriter(
         System.IO.Path.Combine(Path, MetricsFileName), Resumed ? LatestCheckpoint()?.Step ?? 0 : null);
 
-    /// <summary>A TensorBoard events file in the run folder, created on first use.</summary>
-    public TensorBoardWriter TensorBoard => _tensorBoard ??= new TensorBoardWriter(Path);
+    /// <summary>
+    /// A TensorBoard events file in the run folder, created on first use. When resuming, it starts with a restart
+    /// mark just after the latest checkpoint's step, so TensorBoard hides the steps that will be replayed.
+    /// </summary>
+    public TensorBoardWriter TensorBoard => _tensorBoard ??= CreateTensorBoard();
+
+    private TensorBoardWriter CreateTensorBoard()
+    {
+        var writer = new TensorBoardWriter(Path);
+        if (Resumed) writer.MarkRestart((LatestCheckpoint()?.Step ?? 0) + 1);
+        return writer;
+    }
 
     /// <summary>Logs one step's metrics to metrics.jsonl and TensorBoard.</summary>
     public void Log(long step, IReadOnlyDictionary<string, double> values)

@@ -5,7 +5,9 @@
 // Each data is a serialized tensorflow.Event (tensorflow/core/util/event.proto):
 //   Event   { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; }
 //   Summary { repeated Value value = 1; }   Value { string tag = 1; float simple_value = 2; }
-// The first event carries file_version "brain.Event:2", as TensorFlow's EventsWriter writes it.
+// The first event carries file_version "brain.Event:2", as TensorFlow's EventsWriter writes it. A resumed run
+// writes Event { step; SessionLog session_log = 7 { status = 1 (START) } }: TensorBoard then drops the older
+// events at or after that step (event_accumulator's purge of orphaned data), so replayed steps are not doubled.
 using System.Buffers.Binary;
 using System.Text;
 
@@ -53,6 +55,18 @@ public sealed class TensorBoardWriter : IDisposable
 
     /// <summary>Writes one scalar.</summary>
     public void AddScalar(string tag, double value, long step) => AddScalars(step, new Dictionary<string, double> { [tag] = value });
+
+    /// <summary>Marks a restart at <paramref name="step"/>: TensorBoard discards earlier-written events with step ≥ it.</summary>
+    public void MarkRestart(long step, DateTimeOffset? time = null)
+    {
+        var sessionLog = new ProtoWriter();
+        sessionLog.Varint(1, 1); // status = START
+        var e = new ProtoWriter();
+        e.Fixed64Double(1, UnixSeconds(time ?? DateTimeOffset.UtcNow));
+        e.Varint(2, (ulong)step);
+        e.Bytes(7, sessionLog.ToArray());
+        WriteEvent(e.ToArray());
+    }
 
     private static double UnixSeconds(DateTimeOffset t) => t.ToUnixTimeMilliseconds() / 1000.0;
 

@@ -2,19 +2,27 @@
 // repeatedly merge the most frequent adjacent pair. Pair counts are kept incrementally (only words holding
 // the merged pair are revisited), with a lazily updated max-heap; ties go to the smaller (left, right) id pair,
 // so training is deterministic.
+using System.ComponentModel;
+using System.Reflection;
+
 namespace RlhfSharp.Text;
 
-/// <summary>Settings for <see cref="BpeTrainer"/>.</summary>
+/// <summary>Settings for <see cref="BpeTrainer"/>; each field's Description is also the CLI's help text.</summary>
 public sealed record BpeTrainerOptions
 {
-    /// <summary>Total vocabulary size: 256 byte tokens + learned merges + special tokens.</summary>
+    [Description("Vocabulary size: 256 byte tokens + learned merges + special tokens.")]
     public int VocabSize { get; init; } = 4096;
 
-    /// <summary>A pair seen fewer times than this is never merged (training stops early if none is left).</summary>
+    [Description("Pairs seen fewer times than this are never merged (training stops early when none is left).")]
     public int MinPairFrequency { get; init; } = 2;
 
-    /// <summary>Special tokens appended after the learned tokens; their text in the corpus separates documents.</summary>
+    [Description("Special tokens appended after the learned ones; their text in the corpus separates documents.")]
     public IReadOnlyList<string> SpecialTokens { get; init; } = [Gpt2Tokenizer.EndOfText];
+
+    /// <summary>The Description of a property, for help text (e.g. <c>Describe(nameof(VocabSize))</c>).</summary>
+    public static string Describe(string property) =>
+        typeof(BpeTrainerOptions).GetProperty(property)?.GetCustomAttribute<DescriptionAttribute>()?.Description
+        ?? throw new ArgumentException($"BpeTrainerOptions has no described property \"{property}\".", nameof(property));
 }
 
 public static class BpeTrainer
@@ -65,8 +73,8 @@ public static class BpeTrainer
         }
 
         // 4. Initial pair counts and, per pair, the words that may hold it.
-        var pairCount = new Dictionary<long, long>();
-        var pairWords = new Dictionary<long, HashSet<int>>();
+        var pairCount = new Dictionary<long, long>(PairKeyComparer.Instance);
+        var pairWords = new Dictionary<long, HashSet<int>>(PairKeyComparer.Instance);
         for (int w = 0; w < W; w++)
         {
             for (int k = 0; k + 1 < lengths[w]; k++)
@@ -84,7 +92,7 @@ public static class BpeTrainer
         // 5. Merge until the vocabulary is full.
         int wantedMerges = options.VocabSize - baseSize;
         var merges = new List<(string, string)>(wantedMerges);
-        var delta = new Dictionary<long, long>();
+        var delta = new Dictionary<long, long>(PairKeyComparer.Instance);
         while (tokens.Count < options.VocabSize - options.SpecialTokens.Count && heap.Count > 0)
         {
             heap.TryDequeue(out long pair, out var priority);

@@ -32,6 +32,8 @@ public sealed class Gpt2Tokenizer : ITokenizer
     private readonly Dictionary<string, int> _special;
     private readonly string[] _specialByLength;
     private readonly ConcurrentDictionary<string, int[]> _cache = new();
+    // Entries added since the last clear (ConcurrentDictionary.Count takes every lock, too slow per miss).
+    private int _cacheAdds;
     private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheLookup;
 
     /// <summary>
@@ -103,7 +105,7 @@ public sealed class Gpt2Tokenizer : ITokenizer
                 throw new FormatException($"{vocabSource}: the vocabulary lacks the token \"{single}\" for byte 0x{b:X2}, so some text could not be encoded.");
         }
 
-        _merges = new Dictionary<long, (int, int)>(merges.Count);
+        _merges = new Dictionary<long, (int, int)>(merges.Count, PairKeyComparer.Instance);
         _mergeList = new List<(int, int)>(merges.Count);
         for (int rank = 0; rank < merges.Count; rank++)
         {
@@ -159,6 +161,8 @@ public sealed class Gpt2Tokenizer : ITokenizer
     private static (Dictionary<string, int> Vocab, int[] Lines) ReadVocab(string path)
     {
         byte[] bytes = File.ReadAllBytes(path);
+        // Utf8JsonReader does not skip a byte-order mark; some editors write one.
+        if (bytes.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) bytes = bytes[3..];
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         var lineOf = new Dictionary<int, int>();
         var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow });
@@ -291,7 +295,11 @@ public sealed class Gpt2Tokenizer : ITokenizer
     }
 
     /// <summary>Empties the cache of encoded pieces (so a benchmark can time a cold start).</summary>
-    public void ClearCache() => _cache.Clear();
+    public void ClearCache()
+    {
+        _cache.Clear();
+        Interlocked.Exchange(ref _cacheAdds, 0);
+    }
 
     private void EncodePieces(ReadOnlySpan<char> text, List<(int Start, int Length)> pieces, List<int> ids)
     {
@@ -306,7 +314,7 @@ public sealed class Gpt2Tokenizer : ITokenizer
             int[] encoded = EncodePiece(piece);
             if (length <= MaxCachedPieceLength)
             {
-                if (_cache.Count >= MaxCacheEntries) _cache.Clear();
+                if (Interlocked.Increment(ref _cacheAdds) > MaxCacheEntries) ClearCache();
                 _cache.TryAdd(piece.ToString(), encoded);
             }
             ids.AddRange(encoded);

@@ -151,6 +151,7 @@ public sealed class AiJudgeTests
     [InlineData("3", 2, null)]
     [InlineData("1 or 2", 2, null)]
     [InlineData("", 2, null)]
+    [InlineData("99999999999999999999", 2, null)]
     public void VerdictsParseStrictly(string reply, int count, int? expected) =>
         Assert.Equal(expected, AiJudge.ParseVerdict(reply, count));
 

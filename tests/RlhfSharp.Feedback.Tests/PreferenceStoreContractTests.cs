@@ -315,6 +315,28 @@ public abstract class PreferenceStoreContractTests : IAsyncLifetime
     }
 
     [ServerFact]
+    public async Task NothingLeftMeansNothingLeftEvenWhileOthersHoldTheLastQueries()
+    {
+        // Many labellers, few queries, high overlap: at the tail most candidates are locked by someone else's pick.
+        // A labeller told "nothing left" stops for good, so every query must still reach its full overlap.
+        for (int round = 0; round < 3; round++)
+        {
+            var store = await NewStoreAsync();
+            await store.AddQueriesAsync([.. Enumerable.Range(0, 6).Select(i => Pair($"q{i}"))]);
+            var labellers = new List<Labeler>();
+            for (int i = 0; i < 10; i++) labellers.Add((await store.AddLabelerAsync($"w{i}", LabelerRole.Labeler)).Labeler);
+            await Task.WhenAll(labellers.Select(l => Task.Run(async () =>
+            {
+                while (await store.NextAssignmentAsync(l.Id, overlap: 5) is { } a)
+                    await store.SubmitAsync(a.Id, l.Id, Answer.Prefer(0), TimeSpan.Zero);
+            })));
+            var judgments = await store.GetJudgmentsAsync();
+            Assert.Equal(30, judgments.Count);
+            Assert.All(judgments.GroupBy(j => j.QueryId), g => Assert.Equal(5, g.Select(j => j.LabelerId).Distinct().Count()));
+        }
+    }
+
+    [ServerFact]
     public async Task StaleOpenAssignmentsAreReleasedToOthers()
     {
         var store = await NewStoreAsync();

@@ -33,3 +33,29 @@ public sealed class ScoringTests
         Assert.Contains("block size 8", ex.Message);
     }
 }
+
+public sealed class BatchedScoringTests
+{
+    [Fact]
+    public void TokenLogProbs_OfALeftPaddedBatch_EqualEachRowScoredAlone()
+    {
+        var config = RandomWeights.TinyConfig();
+        var gpt = Gpt.FromTensors(config, RandomWeights.For(config, 61));
+        int[][] rows = [[1, 2, 3], [4, 5, 6, 7, 8, 9]];
+        var input = GptInput.LeftPadded(rows, padToken: 0);
+        int T = input.Length;
+
+        var batched = GptScoring.TokenLogProbs(gpt, input);
+
+        for (int b = 0; b < rows.Length; b++)
+        {
+            var alone = GptScoring.Score(gpt, rows[b]).LogProbs;
+            int pad = T - rows[b].Length;
+            for (int t = 0; t < T - 1; t++)
+            {
+                double expected = t >= pad ? alone[t - pad] : 0;
+                Assert.Equal(expected, batched[b * (T - 1) + t], 1e-4);
+            }
+        }
+    }
+}

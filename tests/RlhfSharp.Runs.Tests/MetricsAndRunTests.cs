@@ -125,6 +125,8 @@ public sealed class MetricsAndRunTests : IDisposable
         }
         var records = MetricsWriter.ReadAll(Path.Combine(runPath, "metrics.jsonl"));
         Assert.Equal([100L, 200, 250], records.Select(r => r.Step));
+        // The resumed run's TensorBoard events go to a second file beside the first.
+        Assert.Equal(2, Directory.GetFiles(runPath, "events.out.tfevents.*").Length);
         Assert.Equal(0.8, records[^1].Values["loss/policy"]);
     }
 

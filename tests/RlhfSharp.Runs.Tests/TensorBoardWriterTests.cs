@@ -109,6 +109,31 @@ public sealed class TensorBoardWriterTests
         }
     }
 
+    [Fact]
+    public void RestartMark_IsASessionLogStart()
+    {
+        string dir = Directory.CreateTempSubdirectory("tb-").FullName;
+        try
+        {
+            string path;
+            using (var tb = new TensorBoardWriter(dir))
+            {
+                path = tb.Path;
+                tb.MarkRestart(201);
+            }
+            var records = ReadRecords(File.ReadAllBytes(path)).ToList();
+            Assert.Equal(2, records.Count);
+            var fields = Fields(records[1]);
+            Assert.Contains(fields, f => f.Item1 == 2 && f.Item2 == 0 && f.Item3 == 201);
+            var sessionLog = Assert.Single(fields, f => f.Item1 == 7 && f.Item2 == 2);
+            Assert.Equal([(1, 0, 1UL)], Fields(sessionLog.Item4).Select(f => (f.Item1, f.Item2, f.Item3)));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
     private sealed record Event(double WallTime, long Step, string? FileVersion, List<(string, float)> Values);
 
     private static Event ParseEvent(byte[] data)

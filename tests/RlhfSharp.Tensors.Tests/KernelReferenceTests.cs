@@ -88,6 +88,22 @@ public sealed unsafe class KernelReferenceTests
     }
 
     [Fact]
+    public void ReluBackwardMatchesReference()
+    {
+        var rng = new Rng(6);
+        for (int n = 1; n <= 257; n++)
+        {
+            var x = Randn(rng, n);
+            var g = Randn(rng, n);
+            var d1 = Randn(rng, n);
+            var d2 = (float[])d1.Clone();
+            Activations.ReluBackwardReference(x, g, d1);
+            Activations.ReluBackward(x, g, d2);
+            Assert.Equal(d1, d2); // a masked add is exact
+        }
+    }
+
+    [Fact]
     public void AdamWMatchesReference()
     {
         var rng = new Rng(4);

@@ -54,6 +54,7 @@ public sealed class OpGradientTests
         ["matmul_batched"] = new(r => [R(r, 2, 3, 4), R(r, 2, 4, 2)], x => Ops.MatMul(x[0], x[1])),
         ["matmul_batched_nt"] = new(r => [R(r, 2, 3, 4), R(r, 2, 5, 4)], x => Ops.MatMul(x[0], x[1], transB: true)),
         ["matmul_batched_shared_b"] = new(r => [R(r, 2, 3, 4), R(r, 4, 2)], x => Ops.MatMul(x[0], x[1])),
+        ["matmul_batched_shared_b_nt"] = new(r => [R(r, 2, 3, 4), R(r, 5, 4)], x => Ops.MatMul(x[0], x[1], transB: true)),
         ["matmul_batched_shared_a_tn"] = new(r => [R(r, 4, 3), R(r, 2, 4, 2)], x => Ops.MatMul(x[0], x[1], transA: true)),
         ["linear"] = new(r => [R(r, 2, 3, 4), R(r, 5, 4), R(r, 5)], x => Ops.Linear(x[0], x[1], x[2])),
         ["linear_no_bias"] = new(r => [R(r, 3, 4), R(r, 2, 4)], x => Ops.Linear(x[0], x[1])),

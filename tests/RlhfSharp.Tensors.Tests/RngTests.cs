@@ -1,3 +1,4 @@
+// The seeded Rng: reproducible streams, moments of uniform and normal draws, unbiased integers, categorical, permutation, resumable state.
 namespace RlhfSharp.Tensors.Tests;
 
 public sealed class RngTests

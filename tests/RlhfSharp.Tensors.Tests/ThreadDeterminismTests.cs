@@ -2,10 +2,14 @@
 // same bits with 1 and 2 threads. Runs alone because Parallelism.Threads is process-wide.
 namespace RlhfSharp.Tensors.Tests;
 
-[CollectionDefinition("Parallelism.Threads", DisableParallelization = true)]
-public sealed class ThreadsCollection;
+/// <summary>Tests that change process-wide settings (Parallelism.Threads, anomaly mode) run alone, not beside other classes.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ProcessWideSettings
+{
+    public const string Name = "process-wide settings";
+}
 
-[Collection("Parallelism.Threads")]
+[Collection(ProcessWideSettings.Name)]
 public sealed class ThreadDeterminismTests
 {
     private static (float[] Out, float[][] Grads) Run(int threads, Func<Tensor[], Tensor> f, Tensor[] inputs)
@@ -68,5 +72,31 @@ public sealed class ThreadDeterminismTests
         Assert.Equal(one.Out, a.Out);
         Assert.Equal(one.Grads[0], a.Grads[0]); // dx is per row
         for (int i = 0; i < 64; i++) Assert.Equal(one.Grads[1][i], a.Grads[1][i], 1e-3); // dweight sums chunk partials
+    }
+
+    [Fact]
+    public void AdamWStepIsIdenticalForOneAndTwoThreads()
+    {
+        float[] Step(int threads)
+        {
+            int saved = Parallelism.Threads;
+            Parallelism.Threads = threads;
+            try
+            {
+                var rng = new Rng(3);
+                var w = Tensor.Randn(rng, 1f, 700, 300);
+                var ps = new Nn.ParameterSet([new("w", w)]);
+                Tensor.Randn(rng, 1f, ps.Grads.Length).Span.CopyTo(ps.Grads);
+                var opt = new Optim.AdamW(ps, new Optim.AdamWConfig { WeightDecay = 0.1f });
+                opt.Step();
+                opt.Step(3e-3f);
+                return w.ToArray();
+            }
+            finally
+            {
+                Parallelism.Threads = saved;
+            }
+        }
+        Assert.Equal(Step(1), Step(2));
     }
 }

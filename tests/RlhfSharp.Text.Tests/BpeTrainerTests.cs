@@ -91,6 +91,14 @@ public sealed class BpeTrainerTests
         Assert.Contains("257", ex.Message);
     }
 
+    [Fact]
+    public void EveryOption_HasOneDescription()
+    {
+        foreach (var property in typeof(BpeTrainerOptions).GetProperties().Where(p => p.CanWrite))
+            Assert.False(string.IsNullOrWhiteSpace(BpeTrainerOptions.Describe(property.Name)), property.Name);
+        Assert.Throws<ArgumentException>(() => BpeTrainerOptions.Describe("NoSuchField"));
+    }
+
     private static List<string> SaveAndReadMerges(Gpt2Tokenizer t)
     {
         string dir = Directory.CreateTempSubdirectory("bpe-m-").FullName;

@@ -216,6 +216,11 @@ public sealed class Gpt2TokenizerTests
 
             WriteMinimalMerges(dir, "a b\n");
             Assert.Equal([256], Gpt2Tokenizer.Load(dir).Encode("ab"));
+
+            // A byte-order mark before the JSON and CRLF line ends in merges.txt are accepted.
+            File.WriteAllText(Path.Combine(dir, "vocab.json"), JsonSerializer.Serialize(vocab), new UTF8Encoding(true));
+            File.WriteAllText(Path.Combine(dir, "merges.txt"), "#version: 0.2\r\na b\r\n");
+            Assert.Equal([256], Gpt2Tokenizer.Load(dir).Encode("ab"));
         }
         finally
         {

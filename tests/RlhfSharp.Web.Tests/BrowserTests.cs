@@ -226,4 +226,35 @@ public sealed class BrowserTests(ITestOutputHelper output)
             pw.Dispose();
         }
     }
+
+    [ChromiumFact]
+    public async Task Given_one_comparison_open_in_two_tabs_When_each_tab_answers_differently_Then_the_first_answer_stands_and_the_second_tab_moves_on()
+    {
+        await using var app = await RunningApp.StartAsync(new InMemoryPreferenceStore());
+        await app.AddPairsAsync(2);
+        var token = await app.AddLabelerAsync("ada");
+        var (pw, browser) = await LaunchAsync();
+        try
+        {
+            var first = await SignInAsync(browser, app, token);
+            var second = await SignInAsync(browser, app, token);
+            await Assertions.Expect(first.Locator("#prompt")).ToHaveTextAsync("prompt 0");
+            await Assertions.Expect(second.Locator("#prompt")).ToHaveTextAsync("prompt 0");
+
+            await first.Keyboard.PressAsync("1");
+            await Assertions.Expect(first.Locator("#done-count")).ToHaveTextAsync("1");
+            await second.Keyboard.PressAsync("2");
+            await Assertions.Expect(second.Locator("#status")).ToContainTextAsync("not saved");
+            await Assertions.Expect(second.Locator("#prompt")).ToHaveTextAsync("prompt 1");
+            Assert.Equal("0", await second.InnerTextAsync("#done-count"));
+
+            var judgment = Assert.Single(await app.Store.GetJudgmentsAsync());
+            Assert.Equal(0, judgment.Answer.Preferred);
+        }
+        finally
+        {
+            await browser.CloseAsync();
+            pw.Dispose();
+        }
+    }
 }

@@ -88,7 +88,8 @@ internal sealed class InMemoryPreferenceStore(int seed = 1) : IPreferenceStore
             pick ??= regular.FirstOrDefault();
             if (pick is null)
                 return Task.FromResult<Assignment?>(null);
-            var assignment = new Assignment(_nextAssignment++, pick, labelerId, DateTimeOffset.UtcNow);
+            // Gold tasks are unannounced: the handed-out query never carries its gold answer.
+            var assignment = new Assignment(_nextAssignment++, pick with { GoldAnswer = null }, labelerId, DateTimeOffset.UtcNow);
             _assignments[assignment.Id] = assignment;
             return Task.FromResult<Assignment?>(assignment);
         }

@@ -11,6 +11,11 @@ using Xunit.Abstractions;
 
 namespace RlhfSharp.Web.Tests;
 
+/// <summary>Load tests run alone, not beside the browser tests, so their latency figures measure the app.</summary>
+[CollectionDefinition("load", DisableParallelization = true)]
+public sealed class LoadCollection;
+
+[Collection("load")]
 public abstract class LoadTests(ITestOutputHelper output)
 {
     private const int Labelers = 50;
@@ -96,6 +101,7 @@ public abstract class LoadTests(ITestOutputHelper output)
     }
 }
 
+[Collection("load")]
 public sealed class InMemoryLoadTests(ITestOutputHelper output) : LoadTests(output)
 {
     private protected override IPreferenceStore CreateStore() => new InMemoryPreferenceStore();

@@ -19,7 +19,7 @@ public sealed class PostgresFactAttribute : FactAttribute
         if (string.IsNullOrWhiteSpace(cs)) return Unreachable;
         try
         {
-            using var c = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(cs) { Timeout = 3 }.ConnectionString);
+            using var c = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(cs) { Timeout = 10 }.ConnectionString);
             c.Open();
             return null;
         }
@@ -35,6 +35,7 @@ public sealed class PostgresFactAttribute : FactAttribute
     }
 }
 
+[Collection("load")]
 public sealed class PostgresMultiInstanceTests
 {
     private static string BaseConnectionString => Environment.GetEnvironmentVariable("RLHF_TEST_PG")!;

@@ -32,6 +32,7 @@ public sealed class SqliteLabelingApiTests : LabelingApiTests, IDisposable
     public void Dispose() => _files.Dispose();
 }
 
+[Collection("load")]
 public sealed class SqliteLoadTests(ITestOutputHelper output) : LoadTests(output), IDisposable
 {
     private readonly TempDatabases _files = new();

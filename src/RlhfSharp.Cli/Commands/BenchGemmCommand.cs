@@ -35,16 +35,23 @@ internal static unsafe class BenchGemmCommand
             DefaultValueFactory = _ => 9,
         };
         var only = new Option<string?>("--shape") { Description = "Measure only this shape, written M,K,N (default: all five)." };
+        var cpuTime = new Option<bool>("--cpu-time")
+        {
+            Description = "Time 1-thread runs by the calling thread's CPU time (Linux) instead of the wall clock: steadier when other processes load the machine. 2-thread runs stay wall-clock.",
+        };
         var command = new Command("gemm", "GEMM GFLOP/s, ours against OpenBLAS cblas_sgemm (libopenblas.so.0), per shape, form and thread count.");
         command.Options.Add(json);
         command.Options.Add(repetitions);
         command.Options.Add(only);
+        command.Options.Add(cpuTime);
         command.SetAction(parseResult =>
         {
             int reps = parseResult.GetValue(repetitions);
             if (reps < 1) throw new ArgumentException($"--repetitions must be at least 1 (got {reps}).");
             var shapes = parseResult.GetValue(only) is string text ? [ParseShape(text)] : Shapes;
-            var results = Run(shapes, reps);
+            bool useCpuTime = parseResult.GetValue(cpuTime);
+            if (useCpuTime && !OperatingSystem.IsLinux()) throw new ArgumentException("--cpu-time needs Linux (clock_gettime with CLOCK_THREAD_CPUTIME_ID).");
+            var results = Run(shapes, reps, useCpuTime);
             Console.Out.Write(parseResult.GetValue(json) ? ToJson(results) : ToTable(results));
             return 0;
         });
@@ -64,7 +71,7 @@ internal static unsafe class BenchGemmCommand
         throw new ArgumentException($"--shape: expected three positive integers M,K,N but got '{text}'.");
     }
 
-    private static List<Result> Run((int M, int K, int N)[] shapes, int reps)
+    private static List<Result> Run((int M, int K, int N)[] shapes, int reps, bool cpuTime)
     {
         var blas = OpenBlas.TryLoad(out string? whyNot);
         if (blas is null) Console.Error.WriteLine($"rlhf bench gemm: OpenBLAS not available ({whyNot}); openblas_gflops is null.");
@@ -85,11 +92,12 @@ internal static unsafe class BenchGemmCommand
                     Ours();
                     if (blas is not null) Theirs();
                     double ours = double.MaxValue, theirs = double.MaxValue;
+                    bool threadClock = cpuTime && threads == 1;
                     for (int r = 0; r < reps; r++)
                     {
-                        ours = Math.Min(ours, Seconds(Ours));
+                        ours = Math.Min(ours, Seconds(Ours, threadClock));
                         if (blas is null) continue;
-                        theirs = Math.Min(theirs, Seconds(Theirs));
+                        theirs = Math.Min(theirs, Seconds(Theirs, threadClock));
                         // OpenBLAS's idle threads spin for ~2^28 cycles after a call; let them sleep before we time ours.
                         if (threads > 1) Thread.Sleep(150);
                     }
@@ -101,11 +109,24 @@ internal static unsafe class BenchGemmCommand
         return results;
     }
 
-    private static double Seconds(Action run)
+    [DllImport("libc", EntryPoint = "clock_gettime")]
+    private static extern int ClockGetTime(int clock, long* timespec);
+
+    /// <summary>Seconds one call takes: wall clock, or the calling thread's CPU time (time the thread was not running is left out).</summary>
+    private static double Seconds(Action run, bool threadClock)
     {
-        long start = Stopwatch.GetTimestamp();
+        if (!threadClock)
+        {
+            long start = Stopwatch.GetTimestamp();
+            run();
+            return Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
+        const int ThreadCpuClock = 3; // CLOCK_THREAD_CPUTIME_ID (linux/time.h)
+        long* t = stackalloc long[4];
+        ClockGetTime(ThreadCpuClock, t);
         run();
-        return Stopwatch.GetElapsedTime(start).TotalSeconds;
+        ClockGetTime(ThreadCpuClock, t + 2);
+        return (t[2] - t[0]) + (t[3] - t[1]) * 1e-9;
     }
 
     /// <summary>A JSON array with one object per line.</summary>

@@ -24,8 +24,12 @@ internal static class SampleCommand
         var seed = new Option<ulong>("--seed") { Description = "Random seed.", DefaultValueFactory = _ => 1UL };
         var batch = new Option<int>("--batch") { Description = "Sequences generated together.", DefaultValueFactory = _ => 16 };
         var json = new Option<bool>("--json") { Description = "One JSON object per sample: prompt, completion, tokens, logprobs." };
+        var bestOf = new Option<int?>("--best-of") { Description = "Draw N samples per prompt and print the one the --reward model scores highest." };
+        var rewardDir = new Option<string?>("--reward") { Description = "Reward model folder used by --best-of." };
         var command = new Command("sample", "Continue prompts with a trained model.");
         foreach (var o in new Option[] { model, prompt, prompts, n, maxNew, temperature, topK, topP, greedy, seed, batch, json }) command.Options.Add(o);
+        command.Options.Add(bestOf);
+        command.Options.Add(rewardDir);
         command.SetAction(parse =>
         {
             string dir = parse.GetValue(model)!;
@@ -48,6 +52,8 @@ internal static class SampleCommand
                 PadTokenId = tokenizer.EosId ?? 0,
             };
             var rng = new Rng(parse.GetValue(seed));
+            if (parse.GetValue(bestOf) is int bestN)
+                return BestOfNSampling.Run(gpt, tokenizer, texts, bestN, parse.GetValue(rewardDir) ?? throw new ArgumentException("sample: --best-of needs --reward RM_DIR."), options, rng, b, parse.GetValue(json));
             var generator = new GptGenerator(gpt);
             // Each prompt repeated K times, generated in batches.
             var jobs = texts.SelectMany(t => Enumerable.Repeat(t, k)).ToList();

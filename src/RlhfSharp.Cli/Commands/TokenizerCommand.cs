@@ -17,9 +17,9 @@ internal static class TokenizerCommand
     private static Command CreateTrain()
     {
         var corpus = new Option<string>("--corpus") { Description = "Text file, or a folder whose *.txt files are read in name order.", Required = true };
-        var vocabSize = new Option<int>("--vocab-size") { Description = "Vocabulary size: 256 bytes + merges + <|endoftext|>.", DefaultValueFactory = _ => 4096 };
+        var vocabSize = new Option<int>("--vocab-size") { Description = BpeTrainerOptions.Describe(nameof(BpeTrainerOptions.VocabSize)), DefaultValueFactory = _ => new BpeTrainerOptions().VocabSize };
         var output = new Option<string>("--out") { Description = "Folder to write vocab.json + merges.txt (or char_tokenizer.json) into.", Required = true };
-        var minFrequency = new Option<int>("--min-frequency") { Description = "Pairs seen fewer times are never merged.", DefaultValueFactory = _ => 2 };
+        var minFrequency = new Option<int>("--min-frequency") { Description = BpeTrainerOptions.Describe(nameof(BpeTrainerOptions.MinPairFrequency)), DefaultValueFactory = _ => new BpeTrainerOptions().MinPairFrequency };
         var kind = new Option<string>("--kind") { Description = "bpe (byte-level BPE, GPT-2 format) or char (one token per character).", DefaultValueFactory = _ => "bpe" };
         kind.AcceptOnlyFromAmong("bpe", "char");
 

@@ -102,7 +102,7 @@ public sealed class ActorCritic : Module
                 for (int j = 0; j < ActionSize; j++)
                     actions[r * ActionSize + j] = outp[r * ActionSize + j] + (deterministic ? 0f : (float)(Math.Exp(logStd[j]) * rng.Normal()));
         }
-        var (logp, _, _) = Distribution(Tensor.Wrap(outp, batch, outp.Length / batch), actions, batch);
+        var (logp, _) = Distribution(Tensor.Wrap(outp, batch, outp.Length / batch), actions, batch);
         return new ActResult(actions, logp.ToArray(), values);
     }
 
@@ -112,7 +112,7 @@ public sealed class ActorCritic : Module
         if (actions.Length != batch * ActionSize)
             throw new ArgumentException($"ActorCritic.Evaluate: {actions.Length} action values for {batch} rows × {ActionSize}.", nameof(actions));
         var x = Input(obs, batch);
-        var (logp, entropy, _) = Distribution(Actor.Forward(x), actions.ToArray(), batch);
+        var (logp, entropy) = Distribution(Actor.Forward(x), actions.ToArray(), batch);
         var values = Ops.Sum(Critic.Forward(x), 1); // [B, 1] → [B]
         (_logp, _entropy, _values) = (logp, entropy, values);
         return new Evaluation(logp.ToArray(), entropy.ToArray(), values.ToArray());
@@ -144,7 +144,7 @@ public sealed class ActorCritic : Module
     }
 
     /// <summary>log π(a|s) [B] and H [B] from the actor's output [B, K or D].</summary>
-    private (Tensor LogProb, Tensor Entropy, Tensor? Unused) Distribution(Tensor outp, float[] actions, int batch)
+    private (Tensor LogProb, Tensor Entropy) Distribution(Tensor outp, float[] actions, int batch)
     {
         if (IsDiscrete)
         {
@@ -156,7 +156,7 @@ public sealed class ActorCritic : Module
                 if (a < 0 || a >= k || a != actions[r]) throw new ArgumentOutOfRangeException(nameof(actions), actions[r], $"ActorCritic: action {actions[r]} is not in Discrete({k}).");
                 idx[r] = a;
             }
-            return (Ops.TokenLogProbs(outp, idx), Ops.Entropy(outp), null);
+            return (Ops.TokenLogProbs(outp, idx), Ops.Entropy(outp));
         }
         int d = ActionSize;
         var logStd = LogStd!;
@@ -166,7 +166,7 @@ public sealed class ActorCritic : Module
         var perDim = Ops.Square(diff) * invVar * -0.5f - logStd - HalfLog2Pi;
         var logp = Ops.Sum(perDim, 1);
         var entropy = Ops.Sum(Tensor.Zeros(batch, d) + logStd, 1) + (0.5f + HalfLog2Pi) * d;
-        return (logp, entropy, null);
+        return (logp, entropy);
     }
 
     private Tensor Input(ReadOnlySpan<float> obs, int batch)

@@ -3,6 +3,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using RlhfSharp.Models.Checkpoints;
 using RlhfSharp.Tensors;
 
 namespace RlhfSharp.Control.Rl;
@@ -67,9 +68,8 @@ public sealed class ControlPolicy(string envId, string algorithm, ActorCritic ag
     {
         Directory.CreateDirectory(dir);
         // Names as the module tree gives them: actor.layers.0.weight [64, S], ..., critic.layers.2.bias [1], actor_logstd [1, D].
-        var tensors = Agent.StateDict().OrderBy(p => p.Key, StringComparer.Ordinal)
-            .Select(p => (p.Key, p.Value.Shape.ToArray(), p.Value.ToArray())).ToList();
-        AtomicWrite(Path.Combine(dir, "model.safetensors"), p => SafeTensors.Write(p, tensors));
+        var tensors = Agent.StateDict().ToDictionary(p => p.Key, p => new StoredTensor(p.Value.Shape.ToArray(), p.Value.ToArray()), StringComparer.Ordinal);
+        Safetensors.Write(Path.Combine(dir, "model.safetensors"), tensors); // written to a temporary name, then renamed
 
         var space = Agent.ActionSpace switch
         {
@@ -117,17 +117,18 @@ public sealed class ControlPolicy(string envId, string algorithm, ActorCritic ag
         NormalizationState? norm = cfg["normalization"] is JsonNode nn ? nn.Deserialize<NormalizationState>() : null;
 
         var agent = new ActorCritic(obsShape[0], env.ActionSpace, hidden, new Rng(0));
-        var tensors = SafeTensors.Read(modelPath);
+        if (!File.Exists(modelPath)) throw new FileNotFoundException($"Policy folder '{dir}' has no model.safetensors.", modelPath);
+        var tensors = Safetensors.Read(modelPath).Tensors;
         foreach (var (name, target) in agent.StateDict()) Copy(tensors, modelPath, name, target.Shape.ToArray(), target.Span);
         return new ControlPolicy(envId, algo, agent, norm);
     }
 
-    private static void Copy(Dictionary<string, (int[] Shape, float[] Data)> tensors, string path, string name, int[] shape, Span<float> dest)
+    private static void Copy(IReadOnlyDictionary<string, StoredTensor> tensors, string path, string name, int[] shape, Span<float> dest)
     {
         if (!tensors.TryGetValue(name, out var t)) throw new FormatException($"{path}: tensor '{name}' is missing.");
         if (!t.Shape.SequenceEqual(shape))
             throw new FormatException($"{path}: tensor '{name}' has shape [{string.Join(", ", t.Shape)}]; expected [{string.Join(", ", shape)}].");
-        t.Data.CopyTo(dest);
+        t.Values.CopyTo(dest);
     }
 
     private static void AtomicWrite(string path, Action<string> write)
@@ -135,61 +136,5 @@ public sealed class ControlPolicy(string envId, string algorithm, ActorCritic ag
         string tmp = path + ".tmp-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
         write(tmp);
         File.Move(tmp, path, overwrite: true);
-    }
-}
-
-/// <summary>The safetensors format for F32 tensors: u64 header length, JSON header {name: {dtype, shape, data_offsets}}, raw little-endian data.</summary>
-internal static class SafeTensors
-{
-    public static void Write(string path, IReadOnlyList<(string Name, int[] Shape, float[] Data)> tensors)
-    {
-        var header = new JsonObject();
-        long offset = 0;
-        foreach (var (name, shape, data) in tensors)
-        {
-            long bytes = (long)data.Length * 4;
-            header[name] = new JsonObject
-            {
-                ["dtype"] = "F32",
-                ["shape"] = new JsonArray([.. shape.Select(v => JsonValue.Create(v))]),
-                ["data_offsets"] = new JsonArray(offset, offset + bytes),
-            };
-            offset += bytes;
-        }
-        byte[] json = System.Text.Encoding.UTF8.GetBytes(header.ToJsonString());
-        int pad = (8 - json.Length % 8) % 8; // the format pads the header with spaces to a multiple of 8
-        using var fs = File.Create(path);
-        using var bw = new BinaryWriter(fs);
-        bw.Write((ulong)(json.Length + pad));
-        bw.Write(json);
-        for (int i = 0; i < pad; i++) bw.Write((byte)' ');
-        foreach (var (_, _, data) in tensors) bw.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()));
-    }
-
-    public static Dictionary<string, (int[] Shape, float[] Data)> Read(string path)
-    {
-        if (!File.Exists(path)) throw new FileNotFoundException($"Missing weights file '{path}'.", path);
-        byte[] all = File.ReadAllBytes(path);
-        if (all.Length < 8) throw new FormatException($"{path}: too short to be safetensors ({all.Length} bytes).");
-        ulong headerLen = BitConverter.ToUInt64(all, 0);
-        if (headerLen > (ulong)(all.Length - 8)) throw new FormatException($"{path}: header length {headerLen} exceeds the file.");
-        var header = JsonNode.Parse(System.Text.Encoding.UTF8.GetString(all, 8, (int)headerLen))!.AsObject();
-        var result = new Dictionary<string, (int[], float[])>(StringComparer.Ordinal);
-        int dataStart = 8 + (int)headerLen;
-        foreach (var (name, node) in header)
-        {
-            if (name == "__metadata__") continue;
-            string dtype = node!["dtype"]!.GetValue<string>();
-            if (dtype != "F32") throw new FormatException($"{path}: tensor '{name}' has dtype {dtype}; control policies are F32.");
-            int[] shape = [.. node["shape"]!.AsArray().Select(v => v!.GetValue<int>())];
-            long begin = node["data_offsets"]![0]!.GetValue<long>(), end = node["data_offsets"]![1]!.GetValue<long>();
-            long count = shape.Aggregate(1L, (a, b) => a * b);
-            if (end - begin != count * 4 || dataStart + end > all.Length)
-                throw new FormatException($"{path}: tensor '{name}' offsets [{begin}, {end}) do not fit shape [{string.Join(", ", shape)}] or the file.");
-            var data = new float[count];
-            Buffer.BlockCopy(all, dataStart + (int)begin, data, 0, (int)(end - begin));
-            result[name] = (shape, data);
-        }
-        return result;
     }
 }

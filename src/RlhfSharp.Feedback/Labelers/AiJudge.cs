@@ -98,7 +98,8 @@ public sealed partial class AiJudge : ILabeler
     {
         var text = reply.Trim();
         if (TieWord().IsMatch(text) && !Number().IsMatch(text)) return -1;
-        var numbers = Number().Matches(text).Select(m => int.Parse(m.Value, System.Globalization.CultureInfo.InvariantCulture)).Distinct().ToList();
+        // A number too long for an int (a babbling model's digit run) names no response: int.MaxValue is out of range below.
+        var numbers = Number().Matches(text).Select(m => int.TryParse(m.Value, System.Globalization.CultureInfo.InvariantCulture, out int v) ? v : int.MaxValue).Distinct().ToList();
         // Exactly one number and it names a response: anything else ("1 or 2", "3 of 2") is not an answer.
         return numbers.Count == 1 && numbers[0] >= 1 && numbers[0] <= count ? numbers[0] - 1 : null;
     }

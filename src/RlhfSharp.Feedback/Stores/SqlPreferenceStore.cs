@@ -252,23 +252,28 @@ public abstract class SqlPreferenceStore : IPreferenceStore
 
         string notMine = "NOT EXISTS (SELECT 1 FROM assignments a WHERE a.query_id = q.id AND a.labeler_id = @l)";
         string gold = $"SELECT q.id FROM queries q WHERE q.is_gold = 1 AND {notMine}{campaignFilter} ORDER BY q.id LIMIT 1{SkipLockedClause}";
-        string regular = $"SELECT q.id FROM queries q WHERE q.is_gold = 0 AND q.assigned_count < @o AND {notMine}{campaignFilter} ORDER BY q.id LIMIT 1{SkipLockedClause}";
+        string regular = $"SELECT q.id FROM queries q WHERE q.is_gold = 0 AND q.assigned_count < @o AND {notMine}{campaignFilter} ORDER BY q.id LIMIT 1";
         object? picked = null;
         if (wantGold) picked = await ScalarAsync(connection, tx, gold, ct, [.. args]);
-        picked ??= await ScalarAsync(connection, tx, regular, ct, [.. args]);
+        picked ??= await ScalarAsync(connection, tx, regular + SkipLockedClause, ct, [.. args]);
+        // Skipping locked rows finds nothing also when the last eligible queries are only being handed to someone
+        // else right now; "nothing left" must be exact, so ask once more waiting on those locks (rechecked on release).
+        if (picked is null && RowLockClause.Length > 0) picked = await ScalarAsync(connection, tx, regular + RowLockClause, ct, [.. args]);
         if (picked is null)
         {
             await tx.CommitAsync(ct);
             return null;
         }
         long queryId = Convert.ToInt64(picked);
+        long now = Now();
         var assignmentId = Convert.ToInt64(await ScalarAsync(connection, tx,
             "INSERT INTO assignments (query_id, labeler_id, assigned_at) VALUES (@q, @l, @t) RETURNING id", ct,
-            ("@q", queryId), ("@l", labelerId), ("@t", Now())));
+            ("@q", queryId), ("@l", labelerId), ("@t", now)));
         await ExecuteAsync(connection, tx, "UPDATE queries SET assigned_count = assigned_count + 1 WHERE id = @q", ct, ("@q", queryId));
-        var assignment = await LoadAssignmentAsync(connection, tx, assignmentId, ct);
+        // Built from what this transaction just wrote: one round trip fewer than reading the assignment back.
+        var query = await LoadQueryAsync(connection, tx, queryId, ct) ?? throw new FeedbackException($"query {queryId} does not exist.", 404);
         await tx.CommitAsync(ct);
-        return assignment;
+        return new Assignment(assignmentId, query with { GoldAnswer = null }, labelerId, FromMillis(now));
     }
 
     /// <summary>

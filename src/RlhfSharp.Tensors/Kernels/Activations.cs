@@ -1,7 +1,7 @@
-// GELU (tanh form, as GPT-2) forward and backward kernels. Constants from llm.c's gelu_forward:
+// GELU (tanh form, as GPT-2) forward and backward kernels, and the ReLU backward mask. Constants from llm.c's gelu_forward:
 // y = ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
 // SIMD path: Vector256 polynomial and TensorPrimitives.Tanh over blocks of a per-thread scratch buffer,
-// blocks spread over Parallelism.Threads in fixed chunks. Scalar references: GeluForwardReference, GeluBackwardReference.
+// blocks spread over Parallelism.Threads in fixed chunks. Scalar references: GeluForwardReference, GeluBackwardReference, ReluBackwardReference.
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 
@@ -96,6 +96,35 @@ public static unsafe class Activations
                 }
             }, minPerChunk: 16);
         }
+    }
+
+    /// <summary>dx += x &gt; 0 ? g : 0 (ReLU backward), Vector256 with a scalar tail.</summary>
+    public static void ReluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> g, Span<float> dx)
+    {
+        if (KernelOptions.UseScalarReference)
+        {
+            ReluBackwardReference(x, g, dx);
+            return;
+        }
+        int n = x.Length, i = 0;
+        fixed (float* px = x, pg = g, pd = dx)
+        {
+            if (Vector256.IsHardwareAccelerated)
+            {
+                var zero = Vector256<float>.Zero;
+                for (; i <= n - 8; i += 8)
+                {
+                    var keep = Vector256.GreaterThan(Vector256.Load(px + i), zero);
+                    Vector256.Store(Vector256.Load(pd + i) + Vector256.ConditionalSelect(keep, Vector256.Load(pg + i), zero), pd + i);
+                }
+            }
+            for (; i < n; i++) if (px[i] > 0f) pd[i] += pg[i];
+        }
+    }
+
+    public static void ReluBackwardReference(ReadOnlySpan<float> x, ReadOnlySpan<float> g, Span<float> dx)
+    {
+        for (int i = 0; i < x.Length; i++) if (x[i] > 0f) dx[i] += g[i];
     }
 
     // t = √(2/π)·(x + 0.044715·x³)

@@ -37,18 +37,21 @@ public static unsafe class Attention
         ParallelChunks.For(d.B * d.NH, (start, end) =>
         {
             var scratch = new float[Math.Min(T, RowBlock) * T];
-            fixed (float* s = scratch)
+            var kTransposed = new float[d.HS * T];
+            fixed (float* s = scratch, kT = kTransposed)
             {
                 for (int bh = start; bh < end; bh++)
                 {
                     int b = bh / d.NH, h = bh % d.NH;
                     float* qb = q + qL.Base(b, h), kb = k + kL.Base(b, h), vb = v + vL.Base(b, h), ob = o + oL.Base(b, h);
                     float* mask = keyMask == null ? null : keyMask + b * T;
+                    // Kᵀ [HS, T] once per head, so every score block is an NN product (much faster than NT on strided rows).
+                    Transpose(kb, kL.RowStride, T, d.HS, kT);
                     for (int t0 = 0; t0 < T; t0 += RowBlock)
                     {
                         int rows = Math.Min(RowBlock, T - t0), keys = t0 + rows;
-                        // S[rows, keys] = Q[t0..] · K[0..keys]ᵀ
-                        Gemm.Multiply(GemmForm.NT, rows, keys, d.HS, qb + (long)t0 * qL.RowStride, qL.RowStride, kb, kL.RowStride, s, keys, false, threads: 1);
+                        // S[rows, keys] = Q[t0..] · Kᵀ[:, 0..keys]
+                        Gemm.Multiply(GemmForm.NN, rows, keys, d.HS, qb + (long)t0 * qL.RowStride, qL.RowStride, kT, T, s, keys, false, threads: 1);
                         for (int r = 0; r < rows; r++)
                             lse[(long)bh * T + t0 + r] = MaskedSoftmaxRow(s + (long)r * keys, t0 + r, keys, mask, d.Scale);
                         // O[t0..] = P · V[0..keys]
@@ -69,26 +72,29 @@ public static unsafe class Attention
             int block = Math.Min(T, RowBlock) * T;
             var scratchP = new float[block];
             var scratchDp = new float[block];
-            fixed (float* p = scratchP)
-            fixed (float* dp = scratchDp)
+            var kTransposed = new float[d.HS * T];
+            var vTransposed = new float[d.HS * T];
+            fixed (float* p = scratchP, dp = scratchDp, kT = kTransposed, vT = vTransposed)
             {
                 for (int bh = start; bh < end; bh++)
                 {
                     int b = bh / d.NH, h = bh % d.NH;
                     float* qb = q + qL.Base(b, h), kb = k + kL.Base(b, h), vb = v + vL.Base(b, h), gb = dout + oL.Base(b, h);
                     float* mask = keyMask == null ? null : keyMask + b * T;
+                    Transpose(kb, kL.RowStride, T, d.HS, kT);
+                    Transpose(vb, vL.RowStride, T, d.HS, vT);
                     for (int t0 = 0; t0 < T; t0 += RowBlock)
                     {
                         int rows = Math.Min(RowBlock, T - t0), keys = t0 + rows;
                         float* qRows = qb + (long)t0 * qL.RowStride, gRows = gb + (long)t0 * oL.RowStride;
                         // Recompute P from the saved log-sum-exp.
-                        Gemm.Multiply(GemmForm.NT, rows, keys, d.HS, qRows, qL.RowStride, kb, kL.RowStride, p, keys, false, threads: 1);
+                        Gemm.Multiply(GemmForm.NN, rows, keys, d.HS, qRows, qL.RowStride, kT, T, p, keys, false, threads: 1);
                         for (int r = 0; r < rows; r++)
                             ProbabilitiesFromLse(p + (long)r * keys, t0 + r, keys, mask, d.Scale, lse[(long)bh * T + t0 + r]);
-                        // dV[0..keys] += Pᵀ·dO ; dP = dO·V[0..keys]ᵀ
+                        // dV[0..keys] += Pᵀ·dO ; dP = dO·Vᵀ[:, 0..keys]
                         if (dv != null)
                             Gemm.Multiply(GemmForm.TN, keys, d.HS, rows, p, keys, gRows, oL.RowStride, dv + vL.Base(b, h), vL.RowStride, true, threads: 1);
-                        Gemm.Multiply(GemmForm.NT, rows, keys, d.HS, gRows, oL.RowStride, vb, vL.RowStride, dp, keys, false, threads: 1);
+                        Gemm.Multiply(GemmForm.NN, rows, keys, d.HS, gRows, oL.RowStride, vT, T, dp, keys, false, threads: 1);
                         // dS = P ⊙ (dP − Σ_s P·dP) · scale (softmax backward, then the score scale)
                         for (int r = 0; r < rows; r++)
                             SoftmaxBackwardRow(p + (long)r * keys, dp + (long)r * keys, keys, d.Scale);
@@ -101,6 +107,21 @@ public static unsafe class Attention
                 }
             }
         });
+    }
+
+    // dst [cols, rows] = srcᵀ for src [rows, cols] with row stride `stride`; eight source rows at a time so
+    // each output run is contiguous and the source lines stay in L1.
+    private static void Transpose(float* src, int stride, int rows, int cols, float* dst)
+    {
+        for (int r0 = 0; r0 < rows; r0 += 8)
+        {
+            int rb = Math.Min(8, rows - r0);
+            for (int c = 0; c < cols; c++)
+            {
+                float* o = dst + (long)c * rows + r0;
+                for (int r = 0; r < rb; r++) o[r] = src[(long)(r0 + r) * stride + c];
+            }
+        }
     }
 
     // Scores row (length keys) → probabilities in place; returns the log-sum-exp of the scaled, allowed scores.

@@ -218,11 +218,19 @@ internal static unsafe class GemmBlocked
         const int MR = GemmBlocking.MR, KC = GemmBlocking.KC;
         if (!plan.PByColumns)
         {
-            // Row panels at the fixed stride KC: one contiguous copy per row.
+            // Row panels at the fixed stride KC: one contiguous copy per row (inline: a call per row costs
+            // more than the copy on small products).
             for (int i = 0; i < rows; i++)
             {
                 float* src = plan.P + (r + i) * plan.Ldp + pc;
-                Buffer.MemoryCopy(src, panel + i * KC, KC * sizeof(float), kc * sizeof(float));
+                float* dst = panel + i * KC;
+                int p = 0;
+                for (; p + 16 <= kc; p += 16)
+                {
+                    Vector256.Load(src + p).Store(dst + p);
+                    Vector256.Load(src + p + 8).Store(dst + p + 8);
+                }
+                for (; p < kc; p++) dst[p] = src[p];
             }
             return;
         }
@@ -230,14 +238,15 @@ internal static unsafe class GemmBlocked
         float* col = plan.P + pc * plan.Ldp + r;
         if (rows == MR)
         {
-            // Rows of the source are a whole stride apart, beyond what the hardware prefetchers follow: fetch ahead.
+            // Rows of the source are a whole stride apart, beyond what the hardware prefetchers follow: fetch ahead,
+            // into L2 because strides of 4 KiB put every row in the same L1 set.
             long ahead = PrefetchRowsAhead * plan.Ldp;
             for (int p = 0; p < kc; p++, col += plan.Ldp)
             {
                 if (Sse.IsSupported)
                 {
-                    Sse.Prefetch0(col + ahead);
-                    Sse.Prefetch0(col + ahead + MR - 1);
+                    Sse.Prefetch1(col + ahead);
+                    Sse.Prefetch1(col + ahead + MR - 1);
                 }
                 Vector256.Load(col).Store(panel + p * MR);
                 Vector128.Load(col + 8).Store(panel + p * MR + 8);

@@ -5,7 +5,9 @@
 //   Apanel element (r, p) is at a[r·RowStep + p·KStep] (TLayout picks row panels or interleaved columns);
 //   Bpanel element (p, j) is at b[p·32 + j]; D row r starts at d + r·ldd.
 // 12×32 uses 24 zmm accumulators + 2 B vectors + 1 broadcast of the 32 registers AVX-512 offers.
-// Checked for spills with DOTNET_JitDisasm=Tile (no stack traffic inside the k loop).
+// Without AVX-512 the same tile runs as four 6×16 Vector256 tiles (12 accumulators of the 16 ymm registers).
+// Both checked for spills with DOTNET_JitDisasm='*Tile*' (no stack traffic inside the k loop; the AVX2 one
+// under DOTNET_EnableAVX512=0).
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -51,7 +53,8 @@ internal static unsafe class GemmTile
         where TLayout : struct, IPanelLayout
         where TRows : struct, ITileRows
     {
-        // Ask for the C rows now so the loads at the end find them in L1 (the k loop takes thousands of cycles).
+        // Ask for the C rows now so the loads at the end find them near (the k loop takes thousands of cycles).
+        // Into L2, not L1: the 32 KiB B panel streams through L1 meanwhile and would evict them.
         for (int r = 0; r < TRows.Rows; r++)
         {
             Prefetch(d + r * ldd);
@@ -117,7 +120,7 @@ internal static unsafe class GemmTile
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Prefetch(float* p)
     {
-        if (Sse.IsSupported) Sse.Prefetch0(p);
+        if (Sse.IsSupported) Sse.Prefetch1(p);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -133,63 +136,75 @@ internal static unsafe class GemmTile
     }
 
     /// <summary>
-    /// The same contract for machines without AVX-512: Vector256 FMA over groups of four rows
-    /// (4 rows × 4 vectors = 16 accumulators, the AVX2 register file).
+    /// The same contract for machines without AVX-512 (16 vector registers): the 32 columns as two halves of
+    /// 16 and the rows in groups of 6, each a 6×16 Vector256 tile of 12 accumulators.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Tile256<TLayout>(float* a, float* b, int kc, int rows, float* d, long ldd, bool add)
         where TLayout : struct, IPanelLayout
     {
-        for (int r0 = 0; r0 < rows; r0 += 4)
+        for (int half = 0; half < GemmBlocking.NR; half += 16)
         {
-            Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default;
-            Vector256<float> c10 = default, c11 = default, c12 = default, c13 = default;
-            Vector256<float> c20 = default, c21 = default, c22 = default, c23 = default;
-            Vector256<float> c30 = default, c31 = default, c32 = default, c33 = default;
-            float* ap = a + r0 * TLayout.RowStep;
-            float* bp = b;
-            for (int p = 0; p < kc; p++)
+            for (int r0 = 0; r0 < rows; r0 += 6)
             {
-                var b0 = Vector256.Load(bp);
-                var b1 = Vector256.Load(bp + 8);
-                var b2 = Vector256.Load(bp + 16);
-                var b3 = Vector256.Load(bp + 24);
-                var a0 = Vector256.Create(ap[0]);
-                c00 = Vector256.FusedMultiplyAdd(a0, b0, c00); c01 = Vector256.FusedMultiplyAdd(a0, b1, c01);
-                c02 = Vector256.FusedMultiplyAdd(a0, b2, c02); c03 = Vector256.FusedMultiplyAdd(a0, b3, c03);
-                var a1 = Vector256.Create(ap[TLayout.RowStep]);
-                c10 = Vector256.FusedMultiplyAdd(a1, b0, c10); c11 = Vector256.FusedMultiplyAdd(a1, b1, c11);
-                c12 = Vector256.FusedMultiplyAdd(a1, b2, c12); c13 = Vector256.FusedMultiplyAdd(a1, b3, c13);
-                var a2 = Vector256.Create(ap[2 * TLayout.RowStep]);
-                c20 = Vector256.FusedMultiplyAdd(a2, b0, c20); c21 = Vector256.FusedMultiplyAdd(a2, b1, c21);
-                c22 = Vector256.FusedMultiplyAdd(a2, b2, c22); c23 = Vector256.FusedMultiplyAdd(a2, b3, c23);
-                var a3 = Vector256.Create(ap[3 * TLayout.RowStep]);
-                c30 = Vector256.FusedMultiplyAdd(a3, b0, c30); c31 = Vector256.FusedMultiplyAdd(a3, b1, c31);
-                c32 = Vector256.FusedMultiplyAdd(a3, b2, c32); c33 = Vector256.FusedMultiplyAdd(a3, b3, c33);
-                ap += TLayout.KStep;
-                bp += GemmBlocking.NR;
+                // Rows past `rows` read the panel's spare rows (it always holds MR) and are never stored.
+                Tile256Group<TLayout>(a + r0 * TLayout.RowStep, b + half, kc, Math.Min(6, rows - r0), d + r0 * ldd + half, ldd, add);
             }
-            float* dr = d + r0 * ldd;
-            StoreRow256(dr, c00, c01, c02, c03, add);
-            StoreRow256(dr + ldd, c10, c11, c12, c13, add);
-            StoreRow256(dr + 2 * ldd, c20, c21, c22, c23, add);
-            StoreRow256(dr + 3 * ldd, c30, c31, c32, c33, add);
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile256Group<TLayout>(float* ap, float* bp, int kc, int valid, float* dr, long ldd, bool add)
+        where TLayout : struct, IPanelLayout
+    {
+        Vector256<float> c00 = default, c01 = default;
+        Vector256<float> c10 = default, c11 = default;
+        Vector256<float> c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default;
+        Vector256<float> c40 = default, c41 = default;
+        Vector256<float> c50 = default, c51 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector256.Load(bp);
+            var b1 = Vector256.Load(bp + 8);
+            var a0 = Vector256.Create(ap[0 * TLayout.RowStep]);
+            c00 = Vector256.FusedMultiplyAdd(a0, b0, c00);
+            c01 = Vector256.FusedMultiplyAdd(a0, b1, c01);
+            var a1 = Vector256.Create(ap[1 * TLayout.RowStep]);
+            c10 = Vector256.FusedMultiplyAdd(a1, b0, c10);
+            c11 = Vector256.FusedMultiplyAdd(a1, b1, c11);
+            var a2 = Vector256.Create(ap[2 * TLayout.RowStep]);
+            c20 = Vector256.FusedMultiplyAdd(a2, b0, c20);
+            c21 = Vector256.FusedMultiplyAdd(a2, b1, c21);
+            var a3 = Vector256.Create(ap[3 * TLayout.RowStep]);
+            c30 = Vector256.FusedMultiplyAdd(a3, b0, c30);
+            c31 = Vector256.FusedMultiplyAdd(a3, b1, c31);
+            var a4 = Vector256.Create(ap[4 * TLayout.RowStep]);
+            c40 = Vector256.FusedMultiplyAdd(a4, b0, c40);
+            c41 = Vector256.FusedMultiplyAdd(a4, b1, c41);
+            var a5 = Vector256.Create(ap[5 * TLayout.RowStep]);
+            c50 = Vector256.FusedMultiplyAdd(a5, b0, c50);
+            c51 = Vector256.FusedMultiplyAdd(a5, b1, c51);
+            ap += TLayout.KStep;
+            bp += GemmBlocking.NR;
+        }
+        StoreRow256(dr + 0 * ldd, c00, c01, add);
+        if (1 < valid) StoreRow256(dr + 1 * ldd, c10, c11, add);
+        if (2 < valid) StoreRow256(dr + 2 * ldd, c20, c21, add);
+        if (3 < valid) StoreRow256(dr + 3 * ldd, c30, c31, add);
+        if (4 < valid) StoreRow256(dr + 4 * ldd, c40, c41, add);
+        if (5 < valid) StoreRow256(dr + 5 * ldd, c50, c51, add);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreRow256(float* d, Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3, bool add)
+    private static void StoreRow256(float* d, Vector256<float> v0, Vector256<float> v1, bool add)
     {
         if (add)
         {
             v0 += Vector256.Load(d);
             v1 += Vector256.Load(d + 8);
-            v2 += Vector256.Load(d + 16);
-            v3 += Vector256.Load(d + 24);
         }
         v0.Store(d);
         v1.Store(d + 8);
-        v2.Store(d + 16);
-        v3.Store(d + 24);
     }
 }

@@ -285,9 +285,9 @@ public static partial class Ops
         return Autograd.Record("log", y, [x], o =>
         {
             var dx = x.GradForAccumulate();
-            var g = o.Grad!.Span;
-            var xs = x.Span;
-            for (int i = 0; i < dx.Length; i++) dx[i] += g[i] / xs[i]; // (ln x)' = 1/x
+            var t = GC.AllocateUninitializedArray<float>(dx.Length);
+            TensorPrimitives.Divide(o.Grad!.Span, x.Span, t); // (ln x)' = 1/x
+            TensorPrimitives.Add(dx, t, dx);
         });
     }
 
@@ -298,9 +298,9 @@ public static partial class Ops
         return Autograd.Record("sqrt", y, [x], o =>
         {
             var dx = x.GradForAccumulate();
-            var g = o.Grad!.Span;
-            var ys = y.Span;
-            for (int i = 0; i < dx.Length; i++) dx[i] += 0.5f * g[i] / ys[i]; // (√x)' = 1/(2√x)
+            var t = GC.AllocateUninitializedArray<float>(dx.Length);
+            TensorPrimitives.Divide(o.Grad!.Span, y.Span, t); // (√x)' = 1/(2√x)
+            TensorPrimitives.MultiplyAdd(t, 0.5f, dx, dx);
         });
     }
 
@@ -311,9 +311,9 @@ public static partial class Ops
         return Autograd.Record("square", y, [x], o =>
         {
             var dx = x.GradForAccumulate();
-            var g = o.Grad!.Span;
-            var xs = x.Span;
-            for (int i = 0; i < dx.Length; i++) dx[i] += 2f * g[i] * xs[i];
+            var t = GC.AllocateUninitializedArray<float>(dx.Length);
+            TensorPrimitives.Multiply(o.Grad!.Span, x.Span, t); // (x²)' = 2x
+            TensorPrimitives.MultiplyAdd(t, 2f, dx, dx);
         });
     }
 
@@ -376,13 +376,7 @@ public static partial class Ops
     {
         var y = Tensor.Uninitialized(x.ShapeRef);
         TensorPrimitives.Max(x.Span, 0f, y.Span);
-        return Autograd.Record("relu", y, [x], o =>
-        {
-            var dx = x.GradForAccumulate();
-            var g = o.Grad!.Span;
-            var xs = x.Span;
-            for (int i = 0; i < dx.Length; i++) if (xs[i] > 0f) dx[i] += g[i];
-        });
+        return Autograd.Record("relu", y, [x], o => Activations.ReluBackward(x.Span, o.Grad!.Span, x.GradForAccumulate()));
     }
 
     /// <summary>GELU, tanh approximation as in GPT-2 (Hendrycks &amp; Gimpel 2016).</summary>

@@ -32,6 +32,14 @@ public static unsafe partial class Ops
         else throw new ArgumentException($"matmul: batch axes of {a.ShapeString} and {b.ShapeString} differ.");
         int batches = (int)Tensor.ElementCount(batchShape, "matmul");
         int aStep = aBatch.Length == 0 ? 0 : M * K, bStep = bBatch.Length == 0 ? 0 : K * N;
+        // A shared 2-D b with an untransposed a ([B,T,C]·[C,N]): fold the batch into the rows of one product of
+        // B·T rows, which blocks and splits over threads far better than B small ones.
+        int gemmBatches = batches, Mg = M;
+        if (bBatch.Length == 0 && aBatch.Length > 0 && !transA)
+        {
+            Mg = M * batches;
+            gemmBatches = 1;
+        }
         var shape = new int[batchShape.Length + 2];
         batchShape.CopyTo(shape);
         shape[^2] = M;
@@ -43,8 +51,8 @@ public static unsafe partial class Ops
         fixed (float* pb = b.Span)
         fixed (float* pc = y.Span)
         {
-            for (int i = 0; i < batches; i++)
-                Gemm.Multiply(form, M, N, K, pa + (long)i * aStep, lda, pb + (long)i * bStep, ldb, pc + (long)i * M * N, N, accumulate: false);
+            for (int i = 0; i < gemmBatches; i++)
+                Gemm.Multiply(form, Mg, N, K, pa + (long)i * aStep, lda, pb + (long)i * bStep, ldb, pc + (long)i * M * N, N, accumulate: false);
         }
         return Autograd.Record("matmul", y, [a, b], o =>
         {
@@ -56,14 +64,14 @@ public static unsafe partial class Ops
                 {
                     fixed (float* pda = a.GradForAccumulate())
                     {
-                        for (int i = 0; i < batches; i++)
+                        for (int i = 0; i < gemmBatches; i++)
                         {
                             float* g = pg + (long)i * M * N, bb = pb + (long)i * bStep, da = pda + (long)i * aStep;
                             switch (form)
                             {
-                                case GemmForm.NN: Gemm.Multiply(GemmForm.NT, M, K, N, g, N, bb, N, da, K, true); break; // dA = dC·Bᵀ
-                                case GemmForm.NT: Gemm.Multiply(GemmForm.NN, M, K, N, g, N, bb, K, da, K, true); break; // dA = dC·B
-                                default: Gemm.Multiply(GemmForm.NT, K, M, N, bb, N, g, N, da, M, true); break;          // dA[K,M] = B·dCᵀ
+                                case GemmForm.NN: Gemm.Multiply(GemmForm.NT, Mg, K, N, g, N, bb, N, da, K, true); break; // dA = dC·Bᵀ
+                                case GemmForm.NT: Gemm.Multiply(GemmForm.NN, Mg, K, N, g, N, bb, K, da, K, true); break; // dA = dC·B
+                                default: Gemm.Multiply(GemmForm.NT, K, Mg, N, bb, N, g, N, da, Mg, true); break;          // dA[K,M] = B·dCᵀ
                             }
                         }
                     }
@@ -72,14 +80,14 @@ public static unsafe partial class Ops
                 {
                     fixed (float* pdb = b.GradForAccumulate())
                     {
-                        for (int i = 0; i < batches; i++)
+                        for (int i = 0; i < gemmBatches; i++)
                         {
                             float* g = pg + (long)i * M * N, aa = pa + (long)i * aStep, db = pdb + (long)i * bStep;
                             switch (form)
                             {
-                                case GemmForm.NN: Gemm.Multiply(GemmForm.TN, K, N, M, aa, K, g, N, db, N, true); break; // dB = Aᵀ·dC
-                                case GemmForm.NT: Gemm.Multiply(GemmForm.TN, N, K, M, g, N, aa, K, db, K, true); break; // dB[N,K] = dCᵀ·A
-                                default: Gemm.Multiply(GemmForm.NN, K, N, M, aa, M, g, N, db, N, true); break;          // dB[K,N] = A·dC
+                                case GemmForm.NN: Gemm.Multiply(GemmForm.TN, K, N, Mg, aa, K, g, N, db, N, true); break; // dB = Aᵀ·dC
+                                case GemmForm.NT: Gemm.Multiply(GemmForm.TN, N, K, Mg, g, N, aa, K, db, K, true); break; // dB[N,K] = dCᵀ·A
+                                default: Gemm.Multiply(GemmForm.NN, K, N, Mg, aa, Mg, g, N, db, N, true); break;          // dB[K,N] = A·dC
                             }
                         }
                     }

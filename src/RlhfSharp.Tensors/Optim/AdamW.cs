@@ -66,15 +66,19 @@ public sealed class AdamW
         var c = Config;
         float bc1 = 1f - MathF.Pow(c.Beta1, StepCount);
         float bc2 = 1f - MathF.Pow(c.Beta2, StepCount);
-        var p = _parameters.Values.AsSpan();
-        var g = _parameters.Grads.AsSpan();
         for (int s = 0; s < _decays.Length; s++)
         {
             var slot = _parameters.Slots[s];
             int o = slot.Offset, n = slot.Length;
             float wd = _decays[s] ? c.WeightDecay : 0f;
-            OptimizerKernels.AdamW(p.Slice(o, n), g.Slice(o, n), FirstMoment.AsSpan(o, n), SecondMoment.AsSpan(o, n),
-                learningRate, c.Beta1, c.Beta2, c.Eps, wd, bc1, bc2);
+            // Each element's update is independent, so fixed chunks over threads give the same bits as one pass.
+            ParallelChunks.For(n, (start, end) =>
+            {
+                int len = end - start;
+                OptimizerKernels.AdamW(_parameters.Values.AsSpan(o + start, len), _parameters.Grads.AsSpan(o + start, len),
+                    FirstMoment.AsSpan(o + start, len), SecondMoment.AsSpan(o + start, len),
+                    learningRate, c.Beta1, c.Beta2, c.Eps, wd, bc1, bc2);
+            }, minPerChunk: 1 << 16);
         }
     }
 }

@@ -118,6 +118,12 @@ async function submit(answer) {
     await next();
   } catch (e) {
     setStatus(e.message, "error");
+    // Answered differently in another tab (409) or no longer ours (403/404): this one is settled, move on.
+    if (e.status === 409 || e.status === 403 || e.status === 404) {
+      const note = e.message;
+      await next();
+      if (current) setStatus(`Previous comparison not saved: ${note}`, "error");
+    }
   } finally {
     busy = false;
   }

@@ -1,0 +1,506 @@
+// RLHF policy optimisation for language models (Ziegler et al. 2019; InstructGPT step 3), and RLOO on the same rollouts.
+// Objective, for prompts x ~ D and responses y ~ π_θ(·|x):
+//   maximise  E[ r(x, y) − β·log(π_θ(y|x)/π_ref(y|x)) ]  +  γ_ptx·E_{x∼D_pretrain}[log π_θ(x)]
+// by PPO (Schulman et al. 2017) over response tokens, or by REINFORCE with a leave-one-out baseline (RLOO).
+// Numbered steps, carried by the code:
+//  1. Roles: policy π (a copy of the SFT model), frozen reference π_ref (the SFT model), value model (the reward model's
+//     trunk with its head as the value head, Ziegler §2.2; the SFT trunk with a fresh head when the reward is a function),
+//     reward r (reward-model ensemble mean, or any Func<prompt, response, double>).
+//  2. Rollouts: a batch of prompts, responses sampled with the KV-cached generator (GptGenerator).
+//  3. Scoring: log π_old and log π_ref per response token and V per token (fused forward passes, no tape); r(x, y);
+//     responses without EOS lose MissingEosPenalty; optional reward clipping.
+//  4. Per-token reward: −β·(log π_old − log π_ref) at every token (the k1 estimator), plus the score at the last token
+//     (Objectives.KlEstimators); optional whitening of these rewards.
+//  5. Advantages: PPO — GAE over response tokens with γ, λ (Objectives.Advantages.Gae), returns = A + V;
+//     RLOO — sequence reward R = score − β·Σ k1, A = R − mean of the other K − 1 samples of the prompt
+//     (Objectives.Advantages.LeaveOneOut), the same A on every token.
+//  6. Advantage whitening over the batch's real tokens (Objectives.Whitening).
+//  7. Epochs × minibatches: clipped policy loss (Objectives.PpoLosses.ClippedPolicy) through the policy's logits, clipped
+//     value loss × vf_coef (PpoLosses.ClippedValue) through the value head; PPO-ptx adds γ_ptx·cross-entropy on
+//     pre-training rows; gradients clipped per model; AdamW.
+//  8. β update: Ziegler's proportional controller (Objectives.AdaptiveKlController) from the batch's mean KL, or fixed.
+//  9. Logging: TRL's keys — objective/kl (k1) beside objective/kl_k3, objective/rlhf_reward, objective/scores,
+//     policy/clipfrac, policy/approx_kl, policy/entropy, loss/policy, loss/value, val/explained_variance,
+//     perf/tokens_per_s and the time split between generation, scoring and training.
+// 10. Checkpoints (policy, value, optimiser moments, RNG, β, step) and resume that continues bit-identically.
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using RlhfSharp.Alignment.RewardModeling;
+using RlhfSharp.Models;
+using RlhfSharp.Models.Checkpoints;
+using RlhfSharp.Objectives;
+using RlhfSharp.Runs;
+using RlhfSharp.Tensors;
+using RlhfSharp.Tensors.Optim;
+using RlhfSharp.Text;
+
+namespace RlhfSharp.Alignment.Ppo;
+
+/// <summary>What a PPO run returns: the trained policy, its value model (null for RLOO) and each step's metrics.</summary>
+public sealed record PpoResult(Gpt Policy, Gpt? Value, IReadOnlyList<IReadOnlyDictionary<string, double>> History, bool Cancelled);
+
+public sealed class PpoTrainer
+{
+    private const string StateFileName = "ppo_state.json";
+    private const string MomentsFileName = "optimizer.bin";
+    private readonly PpoConfig _config;
+
+    public PpoTrainer(PpoConfig config)
+    {
+        config.Validate();
+        _config = config;
+    }
+
+    /// <summary>Optional extras of a run.</summary>
+    /// <param name="Gold">A scorer logged as objective/gold (never trained on): the demo's proxy-vs-gold curves.</param>
+    /// <param name="PretrainRows">PPO-ptx token rows (each a document's tokens), used when PtxCoef &gt; 0.</param>
+    /// <param name="Run">Where metrics, checkpoints and the final policy go; also what <c>resume</c> reads.</param>
+    /// <param name="Progress">Progress reports, one per step.</param>
+    public sealed record Options(Func<string, string, double>? Gold = null, IReadOnlyList<int[]>? PretrainRows = null, RunDirectory? Run = null, IProgress<AlignmentProgress>? Progress = null);
+
+    /// <summary>
+    /// Runs PPO (or RLOO) from <paramref name="sft"/>. When <paramref name="options"/>.Run was opened to resume and holds a
+    /// checkpoint, training continues from it. <paramref name="rewardModel"/> initialises the value model when the reward
+    /// is a reward model; pass null with a function reward.
+    /// </summary>
+    public PpoResult Train(Gpt sft, ITokenizer tokenizer, IReadOnlyList<string> prompts, IRolloutReward reward, RewardEnsemble? rewardModel = null,
+        Options? options = null, CancellationToken ct = default)
+    {
+        options ??= new Options();
+        if (prompts.Count == 0) throw new ArgumentException("ppo: no prompts.");
+        if (_config.PtxCoef > 0 && (options.PretrainRows is null || options.PretrainRows.Count == 0))
+            throw new ArgumentException("ppo: PtxCoef > 0 needs pre-training rows (PPO-ptx).");
+        int eos = tokenizer.EosId ?? sft.Config.EosTokenId ?? throw new ArgumentException("ppo: the tokenizer has no end-of-text token, so responses cannot end.");
+        var run = options.Run;
+
+        // 1. Roles.
+        var rng = new Rng(_config.Seed);
+        var reference = sft;
+        var policy = sft.Clone();
+        Gpt? value = null;
+        if (_config.Algorithm == PolicyAlgorithm.Ppo)
+        {
+            var headRng = rng.Fork();
+            if (rewardModel is not null)
+            {
+                var rm = rewardModel.First;
+                value = rm.Model.WithHeads(GptHeads.Value, headRng);
+                // The value head starts as the reward head (with the normalisation folded in): V(s) ≈ r at the start.
+                var w = rm.Model.Param(GptCheckpoint.RewardHeadWeight);
+                var vw = value.Param(GptCheckpoint.ValueHeadWeight);
+                for (int c = 0; c < w.Length; c++) vw[c] = (float)(rm.Normalization.Gain * w[c]);
+                value.Param(GptCheckpoint.ValueHeadBias)[0] = (float)rm.Normalization.Bias;
+            }
+            else
+            {
+                value = sft.WithHeads(GptHeads.Value, headRng);
+            }
+        }
+        var policyOpt = NewOptimizer(policy);
+        var valueOpt = value is null ? null : NewOptimizer(value);
+        IKlController kl = _config.TargetKl is double target
+            ? new AdaptiveKlController(_config.InitialKlCoef, target, _config.KlHorizon)
+            : new FixedKlController(_config.InitialKlCoef);
+        int startStep = 0;
+        var history = new List<IReadOnlyDictionary<string, double>>();
+
+        if (run is not null && run.Resumed && run.LatestCheckpoint() is { } checkpoint)
+        {
+            // 10. Resume: models, optimiser moments, RNG and β as they were after the checkpoint's step.
+            policy = Gpt.Load(Path.Combine(checkpoint.Path, "policy"));
+            policyOpt = NewOptimizer(policy);
+            if (value is not null)
+            {
+                value = Gpt.Load(Path.Combine(checkpoint.Path, "value"));
+                valueOpt = NewOptimizer(value);
+            }
+            var state = JsonSerializer.Deserialize<PpoState>(File.ReadAllText(Path.Combine(checkpoint.Path, StateFileName)))
+                ?? throw new FormatException($"{checkpoint.Path}: {StateFileName} is empty.");
+            ReadMoments(Path.Combine(checkpoint.Path, MomentsFileName), policyOpt, valueOpt);
+            policyOpt.StepCount = state.PolicyAdamSteps;
+            if (valueOpt is not null) valueOpt.StepCount = state.ValueAdamSteps;
+            rng.SetState(state.Rng);
+            kl = _config.TargetKl is double t2 ? new AdaptiveKlController(state.Beta, t2, _config.KlHorizon) : new FixedKlController(state.Beta);
+            startStep = state.Step;
+        }
+        else
+        {
+            run?.WriteConfig(_config);
+        }
+
+        var generator = new GptGenerator(policy);
+        bool cancelled = false;
+        int step = startStep;
+        for (; step < _config.Steps; step++)
+        {
+            if (ct.IsCancellationRequested)
+            {
+                cancelled = true;
+                break;
+            }
+            var metrics = TrainStep(step, policy, reference, value, policyOpt, valueOpt, kl, generator, tokenizer, eos, prompts, reward, options, rng);
+            history.Add(metrics);
+            run?.Log(step + 1, metrics);
+            options.Progress?.Report(new AlignmentProgress(_config.Algorithm == PolicyAlgorithm.Ppo ? "ppo" : "rloo", step + 1, _config.Steps, metrics));
+            if (run is not null && _config.CheckpointEvery > 0 && (step + 1) % _config.CheckpointEvery == 0 && step + 1 < _config.Steps)
+                SaveCheckpoint(run, step + 1, policy, value, policyOpt, valueOpt, kl, rng);
+        }
+        if (run is not null)
+        {
+            if (run.LatestCheckpoint()?.Step != step) SaveCheckpoint(run, step, policy, value, policyOpt, valueOpt, kl, rng);
+            if (!cancelled)
+            {
+                policy.Save(Path.Combine(run.Path, "policy"));
+                tokenizer.Save(Path.Combine(run.Path, "policy"));
+            }
+        }
+        return new PpoResult(policy, value, history, cancelled);
+    }
+
+    private AdamW NewOptimizer(Gpt model) =>
+        new(model.ParameterSet, new AdamWConfig { LearningRate = _config.LearningRate, WeightDecay = 0f, Eps = 1e-5f }); // Adam eps 1e-5: CleanRL/baselines PPO
+
+    private Dictionary<string, double> TrainStep(int step, Gpt policy, Gpt reference, Gpt? value, AdamW policyOpt, AdamW? valueOpt, IKlController kl,
+        GptGenerator generator, ITokenizer tokenizer, int eos, IReadOnlyList<string> prompts, IRolloutReward reward, Options options, Rng rng)
+    {
+        var total = Stopwatch.StartNew();
+        int B = _config.BatchSize;
+        double beta = kl.Beta;
+
+        // 2. Rollouts. RLOO repeats each prompt K times so the samples of one prompt sit together.
+        int perPrompt = _config.Algorithm == PolicyAlgorithm.Rloo ? _config.RlooSamples : 1;
+        var batchPrompts = new List<string>(B);
+        for (int i = 0; i < B / perPrompt; i++)
+        {
+            string p = prompts[rng.NextInt(prompts.Count)];
+            for (int k = 0; k < perPrompt; k++) batchPrompts.Add(p);
+        }
+        int maxNew = Math.Min(_config.MaxNewTokens, policy.Config.BlockSize - 1);
+        var encoded = batchPrompts.Select(p =>
+        {
+            var t = tokenizer.Encode(p);
+            if (t.Length == 0) t = [eos];
+            return t.Length > policy.Config.BlockSize - maxNew ? t[^(policy.Config.BlockSize - maxNew)..] : t;
+        }).ToList();
+        var genWatch = Stopwatch.StartNew();
+        GenerationResult rollout;
+        using (Autograd.NoGrad())
+            rollout = generator.Generate(encoded, new GenerationOptions { MaxNewTokens = maxNew, Temperature = _config.Temperature, EosTokenId = eos }, rng);
+        double generationSeconds = genWatch.Elapsed.TotalSeconds;
+
+        // 3. Scoring.
+        var scoreWatch = Stopwatch.StartNew();
+        int Tp = rollout.PromptLength, R = rollout.NewTokens, L = rollout.Length;
+        var input = new GptInput(B, L, rollout.Tokens, rollout.AttentionMask);
+        var mask = new float[B * R];
+        var lengths = new int[B];
+        var responses = new string[B];
+        var rows = new List<int[]>(B);
+        var endsWithEos = new bool[B];
+        for (int b = 0; b < B; b++)
+        {
+            var resp = rollout.Response(b);
+            lengths[b] = resp.Length;
+            for (int t = 0; t < resp.Length; t++) mask[b * R + t] = 1f;
+            endsWithEos[b] = resp.Length > 0 && resp[^1] == eos;
+            responses[b] = tokenizer.Decode(endsWithEos[b] ? resp.AsSpan(0, resp.Length - 1) : resp);
+            rows.Add([.. rollout.Prompt(b), .. resp]);
+        }
+        var oldLogp = ResponseLogProbs(policy, input, Tp, R);
+        var refLogp = ResponseLogProbs(reference, input, Tp, R);
+        var oldValues = value is null ? new float[B * R] : ResponseValues(value, input, Tp, R);
+        var scores = reward.Score(batchPrompts, responses, rows);
+        if (scores.Length != B) throw new InvalidOperationException($"ppo: the reward returned {scores.Length} scores for {B} responses.");
+        var rawScores = (float[])scores.Clone();
+        for (int b = 0; b < B; b++)
+        {
+            if (!endsWithEos[b] && _config.MissingEosPenalty is double pen) scores[b] -= (float)pen;
+            if (_config.RewardClip is double clip) scores[b] = Math.Clamp(scores[b], (float)-clip, (float)clip);
+        }
+        double scoringSeconds = scoreWatch.Elapsed.TotalSeconds;
+
+        // 4. Per-token rewards: −β·k1 everywhere, the score at the last real token.
+        var rewards = new float[B * R];
+        var klK1 = new double[B];
+        var klK3 = new double[B];
+        for (int b = 0; b < B; b++)
+        {
+            for (int t = 0; t < lengths[b]; t++)
+            {
+                int i = b * R + t;
+                double k1 = KlEstimators.K1(oldLogp[i], refLogp[i]);
+                klK1[b] += k1;
+                klK3[b] += KlEstimators.K3(oldLogp[i], refLogp[i]);
+                rewards[i] = (float)(-beta * k1);
+            }
+            if (lengths[b] > 0) rewards[b * R + lengths[b] - 1] += scores[b];
+        }
+        var boolMask = mask.Select(m => m != 0).ToArray();
+        if (_config.WhitenRewards) Whitening.Whiten(rewards, boolMask, shiftMean: false);
+
+        // 5. Advantages (and returns for the value model).
+        float[] advantages, returns;
+        if (_config.Algorithm == PolicyAlgorithm.Ppo)
+        {
+            (advantages, returns) = Advantages.Gae(rewards, oldValues, lengths, R, _config.Gamma, _config.Lambda);
+        }
+        else
+        {
+            var seq = new float[B];
+            for (int b = 0; b < B; b++) seq[b] = (float)(scores[b] - beta * klK1[b]);
+            var loo = Advantages.LeaveOneOut(seq, _config.RlooSamples);
+            advantages = new float[B * R];
+            for (int b = 0; b < B; b++) for (int t = 0; t < lengths[b]; t++) advantages[b * R + t] = loo[b];
+            returns = new float[B * R];
+        }
+        // 6. Whitening over real tokens.
+        if (_config.WhitenAdvantages) Whitening.Whiten(advantages, boolMask);
+        for (int i = 0; i < advantages.Length; i++) if (!boolMask[i]) advantages[i] = 0;
+
+        // 7. Epochs × minibatches.
+        var trainWatch = Stopwatch.StartNew();
+        double pgLoss = 0, vfLoss = 0, clipFrac = 0, approxKl = 0, entropy = 0, vfClipFrac = 0, ptxLoss = 0;
+        int updates = 0;
+        int M = _config.MiniBatchSize;
+        for (int epoch = 0; epoch < _config.Epochs; epoch++)
+        {
+            var perm = rng.Permutation(B);
+            for (int start = 0; start < B; start += M)
+            {
+                var idx = perm.Skip(start).Take(M).ToArray();
+                var sub = Rows(input, idx);
+                int b = idx.Length;
+                var subMask = Tensor.FromArray(Gather(mask, idx, R), b, R);
+
+                policy.ZeroGrad();
+                var pass = policy.Forward(sub);
+                var logits = Tensor.Wrap(pass.Logits!, b, L, policy.Config.VocabSize);
+                var scaled = _config.Temperature == 1f ? logits : Tensor.Wrap(Scale(pass.Logits!, 1f / _config.Temperature), b, L, policy.Config.VocabSize);
+                scaled.RequiresGrad = true;
+                var logp = Ops.Narrow(Ops.TokenLogProbs(scaled, NextTokens(sub)), 1, Tp - 1, R);
+                var pl = PpoLosses.ClippedPolicy(logp, Tensor.FromArray(Gather(oldLogp, idx, R), b, R), Tensor.FromArray(Gather(advantages, idx, R), b, R), subMask, _config.ClipRange);
+                pl.Loss.Backward();
+                var dLogits = scaled.Grad!.ToArray();
+                if (_config.Temperature != 1f) Scale(dLogits, 1f / _config.Temperature, inPlace: true);
+                using (Autograd.NoGrad())
+                {
+                    var ent = Ops.Narrow(Ops.Entropy(scaled.Detach()), 1, Tp - 1, R);
+                    entropy += Ops.MaskedMean(ent, subMask).Item();
+                }
+                policy.Backward(pass, dLogits);
+                if (_config.PtxCoef > 0) ptxLoss += PtxGradient(policy, options.PretrainRows!, rng);
+                policy.ParameterSet.ClipGradNorm(_config.MaxGradNorm);
+                policyOpt.Step();
+                pgLoss += pl.Loss.Item();
+                clipFrac += pl.ClipFraction;
+                approxKl += pl.ApproxKl;
+
+                if (value is not null)
+                {
+                    value.ZeroGrad();
+                    var vpass = value.Forward(sub, new GptForwardOptions { Logits = false });
+                    var vAll = Tensor.Wrap(vpass.Values!, b, L);
+                    vAll.RequiresGrad = true;
+                    var v = Ops.Narrow(vAll, 1, Tp - 1, R);
+                    var vl = PpoLosses.ClippedValue(v, Tensor.FromArray(Gather(oldValues, idx, R), b, R), Tensor.FromArray(Gather(returns, idx, R), b, R), subMask, _config.ClipRangeValue);
+                    Ops.MulScalar(vl.Loss, _config.ValueCoef).Backward();
+                    value.Backward(vpass, dValues: vAll.Grad!.ToArray());
+                    value.ParameterSet.ClipGradNorm(_config.MaxGradNorm);
+                    valueOpt!.Step();
+                    vfLoss += vl.Loss.Item();
+                    vfClipFrac += vl.ClipFraction;
+                }
+                updates++;
+            }
+        }
+        double trainingSeconds = trainWatch.Elapsed.TotalSeconds;
+
+        // 8. β from this batch's KL.
+        double meanKl = klK1.Average();
+        kl.Update(meanKl, B);
+
+        // 9. Metrics.
+        int realTokens = lengths.Sum();
+        double evSum = 0, evSq = 0, resSum = 0, resSq = 0;
+        int n = 0;
+        for (int i = 0; i < mask.Length; i++)
+        {
+            if (!boolMask[i]) continue;
+            n++;
+            evSum += returns[i]; evSq += returns[i] * (double)returns[i];
+            double res = returns[i] - oldValues[i];
+            resSum += res; resSq += res * res;
+        }
+        double varReturns = n > 1 ? (evSq - evSum * evSum / n) / (n - 1) : 0;
+        double varResidual = n > 1 ? (resSq - resSum * resSum / n) / (n - 1) : 0;
+        var metrics = new Dictionary<string, double>
+        {
+            ["objective/kl"] = meanKl,
+            ["objective/kl_k3"] = klK3.Average(),
+            ["objective/scores"] = rawScores.Average(),
+            ["objective/non_score_reward"] = -beta * meanKl,
+            ["objective/rlhf_reward"] = scores.Average() - beta * meanKl,
+            ["objective/entropy"] = -Enumerable.Range(0, B).Sum(b => Enumerable.Range(0, lengths[b]).Sum(t => (double)oldLogp[b * R + t])) / B,
+            ["objective/beta"] = beta,
+            ["policy/clipfrac"] = clipFrac / updates,
+            ["policy/approx_kl"] = approxKl / updates,
+            ["policy/entropy"] = entropy / updates,
+            ["loss/policy"] = pgLoss / updates,
+            ["response_length"] = (double)realTokens / B,
+            ["eos_fraction"] = endsWithEos.Count(e => e) / (double)B,
+            ["time/generation_s"] = generationSeconds,
+            ["time/scoring_s"] = scoringSeconds,
+            ["time/training_s"] = trainingSeconds,
+            ["perf/tokens_per_s"] = realTokens / Math.Max(1e-9, total.Elapsed.TotalSeconds),
+        };
+        if (value is not null)
+        {
+            metrics["loss/value"] = vfLoss / updates;
+            metrics["val/clipfrac"] = vfClipFrac / updates;
+            metrics["val/explained_variance"] = varReturns > 0 ? 1 - varResidual / varReturns : 0;
+            metrics["val/mean"] = n > 0 ? Enumerable.Range(0, mask.Length).Where(i => boolMask[i]).Average(i => (double)oldValues[i]) : 0;
+        }
+        if (_config.PtxCoef > 0) metrics["loss/ptx"] = ptxLoss / updates;
+        if (options.Gold is { } gold)
+            metrics["objective/gold"] = Enumerable.Range(0, B).Average(b => gold(batchPrompts[b], responses[b]));
+        metrics["time/step_s"] = total.Elapsed.TotalSeconds;
+        return metrics;
+    }
+
+    /// <summary>PPO-ptx: accumulates γ_ptx·∇(−mean log π(x)) over a batch of pre-training rows; returns that mean NLL.</summary>
+    private float PtxGradient(Gpt policy, IReadOnlyList<int[]> pretrain, Rng rng)
+    {
+        var batch = Enumerable.Range(0, _config.PtxBatchSize).Select(_ =>
+        {
+            var r = pretrain[rng.NextInt(pretrain.Count)];
+            return r.Length > policy.Config.BlockSize ? r[..policy.Config.BlockSize] : r;
+        }).Where(r => r.Length >= 2).ToList();
+        if (batch.Count == 0) return 0;
+        var input = Sampling.TokenRows.RightPadded(batch);
+        int T = input.Length, B = batch.Count, V = policy.Config.VocabSize;
+        var targets = new int[B * T];
+        var weights = new float[B * T];
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t + 1 < batch[b].Length; t++)
+            {
+                targets[b * T + t] = batch[b][t + 1];
+                weights[b * T + t] = 1f;
+            }
+        var pass = policy.Forward(input);
+        var dLogits = new float[B * T * V];
+        float loss = Gpt.CrossEntropy(pass, targets, weights, dLogits);
+        Scale(dLogits, _config.PtxCoef, inPlace: true);
+        policy.Backward(pass, dLogits);
+        return loss;
+    }
+
+    /// <summary>log π(response token) for each row (B, R), from one fused forward at the configured temperature.</summary>
+    private float[] ResponseLogProbs(Gpt model, GptInput input, int Tp, int R)
+    {
+        int B = input.Batch, L = input.Length, V = model.Config.VocabSize;
+        var pass = model.Forward(input);
+        var logits = _config.Temperature == 1f ? pass.Logits! : Scale(pass.Logits!, 1f / _config.Temperature);
+        using (Autograd.NoGrad())
+        {
+            var lp = Ops.TokenLogProbs(Tensor.Wrap(logits, B, L, V), NextTokens(input));
+            var result = new float[B * R];
+            var span = lp.Span;
+            for (int b = 0; b < B; b++)
+                for (int t = 0; t < R; t++)
+                    if (input.IsReal(b, Tp + t)) result[b * R + t] = span[b * L + Tp - 1 + t];
+            return result;
+        }
+    }
+
+    /// <summary>V of the state before each response token (B, R).</summary>
+    private static float[] ResponseValues(Gpt value, GptInput input, int Tp, int R)
+    {
+        int B = input.Batch, L = input.Length;
+        var pass = value.Forward(input, new GptForwardOptions { Logits = false });
+        var result = new float[B * R];
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < R; t++)
+                if (input.IsReal(b, Tp + t)) result[b * R + t] = pass.Values![b * L + Tp - 1 + t];
+        return result;
+    }
+
+    /// <summary>The token each position predicts (the next one); the last position's target is a placeholder 0.</summary>
+    private static int[] NextTokens(GptInput input)
+    {
+        int B = input.Batch, L = input.Length;
+        var next = new int[B * L];
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t + 1 < L; t++) next[b * L + t] = input.Tokens[b * L + t + 1];
+        return next;
+    }
+
+    private static GptInput Rows(GptInput input, int[] idx)
+    {
+        int L = input.Length;
+        var tokens = new int[idx.Length * L];
+        var mask = new byte[idx.Length * L];
+        for (int i = 0; i < idx.Length; i++)
+        {
+            input.Tokens.AsSpan(idx[i] * L, L).CopyTo(tokens.AsSpan(i * L));
+            input.AttentionMask!.AsSpan(idx[i] * L, L).CopyTo(mask.AsSpan(i * L));
+        }
+        return new GptInput(idx.Length, L, tokens, mask);
+    }
+
+    private static float[] Gather(float[] source, int[] idx, int width)
+    {
+        var result = new float[idx.Length * width];
+        for (int i = 0; i < idx.Length; i++) source.AsSpan(idx[i] * width, width).CopyTo(result.AsSpan(i * width));
+        return result;
+    }
+
+    private static float[] Scale(float[] x, float s, bool inPlace = false)
+    {
+        var y = inPlace ? x : new float[x.Length];
+        System.Numerics.Tensors.TensorPrimitives.Multiply(x, s, y);
+        return y;
+    }
+
+    // 10. Checkpoints.
+    private sealed record PpoState(int Step, double Beta, ulong[] Rng, int PolicyAdamSteps, int ValueAdamSteps);
+
+    private static void SaveCheckpoint(RunDirectory run, int step, Gpt policy, Gpt? value, AdamW policyOpt, AdamW? valueOpt, IKlController kl, Rng rng)
+    {
+        run.SaveCheckpoint(step, dir =>
+        {
+            policy.Save(Path.Combine(dir, "policy"));
+            value?.Save(Path.Combine(dir, "value"));
+            var state = new PpoState(step, kl.Beta, rng.GetState(), policyOpt.StepCount, valueOpt?.StepCount ?? 0);
+            File.WriteAllText(Path.Combine(dir, StateFileName), JsonSerializer.Serialize(state));
+            using var f = File.Create(Path.Combine(dir, MomentsFileName));
+            using var w = new BinaryWriter(f);
+            foreach (var arr in Moments(policyOpt, valueOpt))
+            {
+                w.Write(arr.Length);
+                foreach (float x in arr) w.Write(x);
+            }
+        });
+    }
+
+    private static IEnumerable<float[]> Moments(AdamW policyOpt, AdamW? valueOpt)
+    {
+        yield return policyOpt.FirstMoment;
+        yield return policyOpt.SecondMoment;
+        if (valueOpt is null) yield break;
+        yield return valueOpt.FirstMoment;
+        yield return valueOpt.SecondMoment;
+    }
+
+    private static void ReadMoments(string path, AdamW policyOpt, AdamW? valueOpt)
+    {
+        using var f = File.OpenRead(path);
+        using var r = new BinaryReader(f);
+        foreach (var arr in Moments(policyOpt, valueOpt))
+        {
+            int n = r.ReadInt32();
+            if (n != arr.Length) throw new FormatException($"{path}: optimiser moment of {n} values where the model needs {arr.Length}.");
+            for (int i = 0; i < n; i++) arr[i] = r.ReadSingle();
+        }
+    }
+}
