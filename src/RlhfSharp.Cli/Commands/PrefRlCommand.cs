@@ -101,8 +101,8 @@ internal static class PrefRlCommand
         PreferenceResult result = null!;
         try
         {
-            using var metrics = new MetricsWriter(Path.Combine(dir, "metrics.jsonl"));
-            using var tb = new TensorBoardWriter(dir);
+            using var metrics = new RlhfSharp.Runs.MetricsWriter(Path.Combine(dir, "metrics.jsonl"));
+            using var tb = new RlhfSharp.Runs.TensorBoardWriter(dir);
             console.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
                 .Start(ctx =>
                 {
@@ -110,8 +110,8 @@ internal static class PrefRlCommand
                     string last = "";
                     void Log(MetricsRow row)
                     {
-                        metrics.Write(row);
-                        tb.Write(row);
+                        metrics.Write(row.GlobalStep, row.Values);
+                        tb.AddScalars(row.GlobalStep, row.Values);
                         var v = row.Values;
                         last = string.Create(CultureInfo.InvariantCulture,
                             $"labels {v["prefrl/labels"]:F0}/{budget} rm acc {v["prefrl/rm_oob_accuracy"]:F2} true return {v["charts/episodic_return"]:F1}");
