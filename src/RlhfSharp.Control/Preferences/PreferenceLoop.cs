@@ -127,7 +127,7 @@ public static class PreferenceLoop
         // 2.–3. PPO on the normalised prediction, labelling and refitting between updates.
         var recent = new Queue<(float[] O, float[] A)>();
         double rMean = 0, rStd = 1, rZero = 0;
-        void Renormalise()
+        void Renormalise(bool moveZero)
         {
             if (recent.Count == 0) return;
             var o = recent.SelectMany(x => x.O).ToArray();
@@ -139,13 +139,16 @@ public static class PreferenceLoop
             // as staying in that absorbing state; PPO's GAE values a terminal state at 0. With the recent mean as zero, half the
             // states pay less than nothing and dying becomes an escape; with the absorbing states' mean r̂ as zero, PPO's
             // episode ends exactly as the labeller saw it continue. Tasks whose clips never ended in a terminal state keep the mean.
+            // The zero moves only with the predictor (a refit): moved with the pool, the policy's own deaths would shift it and
+            // flip the sign of the reward back and forth.
+            if (!moveZero) return;
             var ends = pool.Segments.Where(g => g.Terminated).TakeLast(200).ToList();
             rZero = ends.Count == 0 ? rMean
                 : ensemble.Predict([.. ends.SelectMany(g => g.Observations[^1])], [.. ends.SelectMany(g => g.Actions[^1])], ends.Count).Average();
         }
         foreach (var seg in pool.Segments.TakeLast(cfg.NormalizationWindow / segLen))
             for (int t = 0; t < seg.Length; t++) recent.Enqueue((seg.Observations[t], seg.Actions[t]));
-        Renormalise();
+        Renormalise(moveZero: true);
         var predictedSoFar = new double[cfg.Ppo.NumEnvs];
         var predictedFinished = new List<double>();
         double[] Reward(float[] rawObs, float[] actions, VectorStep step)
@@ -162,7 +165,7 @@ public static class PreferenceLoop
             {
                 predictedSoFar[i] += r[i];
                 if (step.Terminated[i] || step.Truncated[i]) { predictedFinished.Add(predictedSoFar[i]); predictedSoFar[i] = 0; }
-                r[i] = (r[i] - rMean) / rStd;
+                r[i] = (r[i] - rZero) / rStd;
             }
             return r;
         }
@@ -185,7 +188,7 @@ public static class PreferenceLoop
                 }
             }
             // After a refit, and every RenormalizeEvery updates as the policy's states move even when the predictor does not.
-            if (refitted || update % cfg.RenormalizeEvery == 0) Renormalise();
+            if (refitted || update % cfg.RenormalizeEvery == 0) Renormalise(moveZero: refitted);
             values["prefrl/labels"] = labelsUsed;
             values["prefrl/comparisons"] = comparisons.Count;
             values["prefrl/rm_oob_accuracy"] = accuracy;
