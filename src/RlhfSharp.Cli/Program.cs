@@ -14,6 +14,8 @@ root.Subcommands.Add(LabelCommand.Create());
 root.Subcommands.Add(RlCommand.Create());
 root.Subcommands.Add(EvalCommand.Create());
 root.Subcommands.Add(ServeCommand.Create());
+root.Subcommands.Add(PretrainCommand.Create());
+root.Subcommands.Add(SftCommand.Create());
 
 try
 {

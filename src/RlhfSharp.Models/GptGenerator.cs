@@ -160,7 +160,7 @@ public sealed class GptGenerator(Gpt model) : ITextGenerator
         float lse = LogSumExp(logits, invT);
         // Probabilities under the temperature-scaled distribution; top-k/top-p zero out the tail before sampling.
         for (int v = 0; v < V; v++) weights[v] = MathF.Exp(logits[v] * invT - lse);
-        if (o.TopK > 0 && o.TopK < V || o.TopP < 1)
+        if ((o.TopK > 0 && o.TopK < V) || o.TopP < 1)
         {
             var order = new int[V];
             for (int v = 0; v < V; v++) order[v] = v;

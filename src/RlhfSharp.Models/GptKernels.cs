@@ -4,6 +4,8 @@
 // Row-parallel loops split rows into fixed chunks; reductions over rows run sequentially, so results never
 // depend on thread timing. The scalar yardstick for all of this is the test project's ReferenceGpt.
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using RlhfSharp.Tensors;
 using RlhfSharp.Tensors.Kernels;
 
@@ -12,6 +14,7 @@ namespace RlhfSharp.Models;
 internal static class GptKernels
 {
     /// <summary>Runs body(row) for rows [0, n) in fixed contiguous chunks over Parallelism.Threads.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ForRows(int n, Action<int, int> body)
     {
         int threads = Math.Min(Parallelism.Threads, Math.Max(1, n / 16));
@@ -28,11 +31,12 @@ internal static class GptKernels
     }
 
     // ---- LayerNorm: out = (x - mean)·rstd·w + b, rstd = 1/sqrt(var + eps). inp/out (N,C), mean/rstd (N).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void LayerNormForward(float[] output, float[] mean, float[] rstd, float[] input, ReadOnlySpan<float> weightSpan, ReadOnlySpan<float> biasSpan, int N, int C, float eps)
     {
         var weight = weightSpan.ToArray();
         var bias = biasSpan.ToArray();
-        ForRows(N, (start, end) =>
+        ForRows(N, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (start, end) =>
         {
             for (int i = start; i < end; i++)
             {
@@ -50,10 +54,11 @@ internal static class GptKernels
     }
 
     // dinp += rstd·(dnorm − mean(dnorm) − norm·mean(dnorm·norm)), dnorm = dout·w; dw += Σ norm·dout, db += Σ dout.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void LayerNormBackward(float[] dinput, Span<float> dweight, Span<float> dbias, float[] doutput, float[] input, ReadOnlySpan<float> weightSpan, float[] mean, float[] rstd, int N, int C)
     {
         var weight = weightSpan.ToArray();
-        ForRows(N, (start, end) =>
+        ForRows(N, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (start, end) =>
         {
             var norm = new float[C];
             var dnorm = new float[C];
@@ -86,6 +91,7 @@ internal static class GptKernels
     }
 
     // ---- Conv1D (GPT-2's linear layer, weight stored [in, out]): out (N,OC) = inp (N,C) · weight (C,OC) + bias (OC).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void MatmulForward(Span<float> output, ReadOnlySpan<float> input, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, int N, int C, int OC)
     {
         Gemm.Multiply(GemmForm.NN, N, OC, C, input, C, weight, OC, output, OC, accumulate: false);
@@ -95,6 +101,7 @@ internal static class GptKernels
     }
 
     // dinp += dout · weightᵀ; dweight += inpᵀ · dout; dbias += Σ_rows dout.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void MatmulBackward(Span<float> dinput, Span<float> dweight, Span<float> dbias, ReadOnlySpan<float> doutput, ReadOnlySpan<float> input, ReadOnlySpan<float> weight, int N, int C, int OC)
     {
         if (!dinput.IsEmpty)
@@ -110,70 +117,59 @@ internal static class GptKernels
     // the derivative is σ(2u) + x·2σ(2u)(1 − σ(2u))·√(2/π)(1 + 3·0.044715·x²). Scalar form: GeluScalar.
     private const float GeluScale = 0.7978845608028654f; // √(2/π)
     private const float GeluCubic = 0.044715f;
-    private const int GeluChunk = 256;
+    private const int GeluChunk = 4096; // elements per work item
 
-    /// <summary>dst = a·x + b.</summary>
-    private static void Affine(ReadOnlySpan<float> x, float a, float b, Span<float> dst)
-    {
-        TensorPrimitives.Multiply(x, a, dst);
-        TensorPrimitives.Add(dst, b, dst);
-    }
-
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float GeluScalar(float x) => 0.5f * x * (1f + MathF.Tanh(GeluScale * (x + GeluCubic * x * x * x)));
 
-    /// <summary>sigma[i] = σ(2u(x[i])) for one chunk.</summary>
-    private static void GeluSigmoid(ReadOnlySpan<float> x, Span<float> sigma)
-    {
-        TensorPrimitives.Multiply(x, x, sigma);
-        Affine(sigma, -2f * GeluScale * GeluCubic, -2f * GeluScale, sigma);
-        TensorPrimitives.Multiply(sigma, x, sigma);          // −2u
-        TensorPrimitives.Exp(sigma, sigma);
-        TensorPrimitives.Add(sigma, 1f, sigma);
-        TensorPrimitives.Reciprocal(sigma, sigma);           // 1 / (1 + e^(−2u))
-    }
-
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void GeluForward(float[] output, float[] input, int n)
     {
-        ForRows((n + GeluChunk - 1) / GeluChunk, (start, end) =>
+        ForRows((n + GeluChunk - 1) / GeluChunk, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (start, end) =>
         {
-            Span<float> sigma = stackalloc float[GeluChunk];
-            for (int chunk = start; chunk < end; chunk++)
+            int lo = start * GeluChunk, hi = Math.Min(n, end * GeluChunk), i = lo;
+            // One fused pass: out = x / (1 + e^(−2u)), e^(−2u) = exp(x·(c0 + c1·x²)).
+            var c0 = Vector256.Create(-2f * GeluScale);
+            var c1 = Vector256.Create(-2f * GeluScale * GeluCubic);
+            for (; i + Vector256<float>.Count <= hi; i += Vector256<float>.Count)
             {
-                int lo = chunk * GeluChunk, len = Math.Min(GeluChunk, n - lo);
-                var x = input.AsSpan(lo, len);
-                var sg = sigma[..len];
-                GeluSigmoid(x, sg);
-                TensorPrimitives.Multiply(x, sg, output.AsSpan(lo, len));
+                var x = Vector256.LoadUnsafe(ref input[i]);
+                var e = Vector256.Exp(x * (c0 + c1 * x * x));
+                (x / (Vector256<float>.One + e)).StoreUnsafe(ref output[i]);
+            }
+            for (; i < hi; i++)
+            {
+                float x = input[i];
+                output[i] = x / (1f + MathF.Exp(x * (-2f * GeluScale - 2f * GeluScale * GeluCubic * x * x)));
             }
         });
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void GeluBackward(float[] dinput, float[] input, float[] doutput, int n)
     {
-        ForRows((n + GeluChunk - 1) / GeluChunk, (start, end) =>
+        ForRows((n + GeluChunk - 1) / GeluChunk, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (start, end) =>
         {
-            Span<float> sigma = stackalloc float[GeluChunk];
-            Span<float> slope = stackalloc float[GeluChunk];
-            Span<float> spare = stackalloc float[GeluChunk];
-            for (int chunk = start; chunk < end; chunk++)
+            int lo = start * GeluChunk, hi = Math.Min(n, end * GeluChunk), i = lo;
+            // dx += dout · (σ + x·σ(1 − σ)·2√(2/π)(1 + 3·0.044715·x²)), σ = σ(2u).
+            var c0 = Vector256.Create(-2f * GeluScale);
+            var c1 = Vector256.Create(-2f * GeluScale * GeluCubic);
+            var d0 = Vector256.Create(2f * GeluScale);
+            var d1 = Vector256.Create(2f * GeluScale * 3f * GeluCubic);
+            var one = Vector256<float>.One;
+            for (; i + Vector256<float>.Count <= hi; i += Vector256<float>.Count)
             {
-                int lo = chunk * GeluChunk, len = Math.Min(GeluChunk, n - lo);
-                var x = input.AsSpan(lo, len);
-                var sg = sigma[..len];
-                var d = slope[..len];
-                GeluSigmoid(x, sg);
-                // d = 2·√(2/π)·(1 + 3·0.044715·x²)·x·σ(1 − σ) + σ
-                TensorPrimitives.Multiply(x, x, d);
-                Affine(d, 2f * GeluScale * 3f * GeluCubic, 2f * GeluScale, d);
-                TensorPrimitives.Multiply(d, x, d);
-                TensorPrimitives.Multiply(d, sg, d);
-                // d·(1 − σ) + σ = d + σ·(1 − d)
-                var t = spare[..len];
-                Affine(d, -1f, 1f, t);
-                TensorPrimitives.Multiply(t, sg, t);
-                TensorPrimitives.Add(d, t, d);
-                var dx = dinput.AsSpan(lo, len);
-                TensorPrimitives.MultiplyAdd(d, doutput.AsSpan(lo, len), dx, dx);
+                var x = Vector256.LoadUnsafe(ref input[i]);
+                var x2 = x * x;
+                var sg = one / (one + Vector256.Exp(x * (c0 + c1 * x2)));
+                var local = sg + x * sg * (one - sg) * (d0 + d1 * x2);
+                (Vector256.LoadUnsafe(ref dinput[i]) + local * Vector256.LoadUnsafe(ref doutput[i])).StoreUnsafe(ref dinput[i]);
+            }
+            for (; i < hi; i++)
+            {
+                float x = input[i], x2 = x * x;
+                float sg = 1f / (1f + MathF.Exp(x * (-2f * GeluScale - 2f * GeluScale * GeluCubic * x2)));
+                dinput[i] += doutput[i] * (sg + x * sg * (1f - sg) * (2f * GeluScale + 2f * GeluScale * 3f * GeluCubic * x2));
             }
         });
     }
@@ -183,6 +179,7 @@ internal static class GptKernels
     /// and attends keys s ≤ that position whose mask is 1; a query with no such key (a left pad) outputs zeros.
     /// q (Tq,HS) stride ldq; k, v (Tk,HS) strides ldk, ldv; probs (Tq,Tk) written (kept for backward); out (Tq,HS) stride ldo.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void AttentionForward(Span<float> output, int ldo, Span<float> probs, ReadOnlySpan<float> q, int ldq, ReadOnlySpan<float> k, int ldk, ReadOnlySpan<float> v, int ldv, ReadOnlySpan<byte> keyMask, int Tq, int Tk, int queryOffset, int HS)
     {
         float scale = 1f / MathF.Sqrt(HS);
@@ -219,6 +216,7 @@ internal static class GptKernels
     // so dot products and axpys over the cached rows do it directly (same maths, same masking rule).
     private const int SmallQueryRows = 4;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void AttentionForwardFewQueries(Span<float> output, int ldo, Span<float> probs, ReadOnlySpan<float> q, int ldq, ReadOnlySpan<float> k, int ldk, ReadOnlySpan<float> v, int ldv, ReadOnlySpan<byte> keyMask, int Tq, int Tk, int queryOffset, int HS, float scale)
     {
         for (int i = 0; i < Tq; i++)
@@ -234,7 +232,7 @@ internal static class GptKernels
                     row[s] = float.NegativeInfinity;
                     continue;
                 }
-                row[s] = TensorPrimitives.Dot(qi, k.Slice(s * ldk, HS)) * scale;
+                row[s] = DotShort(qi, k.Slice(s * ldk, HS)) * scale;
                 max = MathF.Max(max, row[s]);
             }
             row[(last + 1)..].Clear();
@@ -250,14 +248,42 @@ internal static class GptKernels
             TensorPrimitives.Exp(seg, seg);
             TensorPrimitives.Multiply(seg, 1f / TensorPrimitives.Sum(seg), seg);
             for (int s = 0; s <= last; s++)
-                if (seg[s] != 0) TensorPrimitives.FusedMultiplyAdd(v.Slice(s * ldv, HS), seg[s], o, o);
+                if (seg[s] != 0) AxpyShort(seg[s], v.Slice(s * ldv, HS), o);
         }
+    }
+
+    // Head-sized (HS = 64 in GPT-2) dot and axpy, inlined: a library call per cached key would cost more than its work.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float DotShort(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        int i = 0;
+        var acc = Vector256<float>.Zero;
+        ref float ra = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(a);
+        ref float rb = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(b);
+        for (; i + 8 <= a.Length; i += 8)
+            acc = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref ra, (nuint)i), Vector256.LoadUnsafe(ref rb, (nuint)i), acc);
+        float sum = Vector256.Sum(acc);
+        for (; i < a.Length; i++) sum += a[i] * b[i];
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AxpyShort(float alpha, ReadOnlySpan<float> x, Span<float> y)
+    {
+        int i = 0;
+        var va = Vector256.Create(alpha);
+        ref float rx = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
+        ref float ry = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(y);
+        for (; i + 8 <= x.Length; i += 8)
+            Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rx, (nuint)i), va, Vector256.LoadUnsafe(ref ry, (nuint)i)).StoreUnsafe(ref ry, (nuint)i);
+        for (; i < x.Length; i++) y[i] += alpha * x[i];
     }
 
     /// <summary>
     /// Backward of <see cref="AttentionForward"/> for training (Tq = Tk = T, offset 0), accumulating into dq, dk, dv.
     /// dscores = P ⊙ (dP − rowsum(dP ⊙ P))·scale with dP = dout·vᵀ. scratch holds T·T floats.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void AttentionBackward(Span<float> dq, Span<float> dk, Span<float> dv, int ldd, ReadOnlySpan<float> dout, int lddo, ReadOnlySpan<float> probs, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int ld, Span<float> scratch, int T, int HS)
     {
         float scale = 1f / MathF.Sqrt(HS);

@@ -119,7 +119,7 @@ public sealed class PpoTrainerTests(ITestOutputHelper output)
         const double target = 4;
         var config = new PpoConfig
         {
-            Steps = 24, BatchSize = 32, MiniBatchSize = 16, Epochs = 2, MaxNewTokens = 40, LearningRate = 2e-4f,
+            Steps = 40, BatchSize = 32, MiniBatchSize = 16, Epochs = 4, MaxNewTokens = 40, LearningRate = 5e-4f,
             InitialKlCoef = 0.05, TargetKl = target, KlHorizon = 1000, Seed = 2,
         };
         var gold = new Func<string, string, double>((p, r) => Stories.GoldReward(r, p));

@@ -143,35 +143,31 @@ public sealed class RewardTrainerTests(ITestOutputHelper output)
     {
         var s = TinyStoryModel.Get();
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        // Given 960 story prompts, two SFT samples each, labelled by the oracle over the gold reward at temperature 0.1,
-        var prompts = Stories.Prompts(21, 960);
-        var gen = new GptGenerator(s.Model);
+        // Given 800 story openings, each with two continuations from the story world (its own and another story's, so
+        // moods differ), labelled by the oracle over the gold reward at temperature 0.1,
+        var demos = Stories.Demonstrations(21, 1600);
+        var prompts = demos.Take(800).Select(d => d.Prompt).ToList();
         var rng = new Rng(4);
+        var gen = new GptGenerator(s.Model);
         var oracle = new OracleLabeler((p, c) => Stories.GoldReward(c.Content, p), new OracleOptions(Temperature: 0.1, Seed: 9));
         var examples = new List<PreferenceExample>();
         double selfAgreement = 0, ceiling = 0;
-        for (int start = 0; start < prompts.Count; start += 64)
+        for (int i = 0; i < prompts.Count; i++)
         {
-            var chunk = prompts.Skip(start).Take(64).ToList();
-            var encoded = chunk.SelectMany(p => new[] { s.Tokenizer.Encode(p), s.Tokenizer.Encode(p) }).ToList();
-            var result = gen.Generate(encoded, new GenerationOptions { MaxNewTokens = 40, EosTokenId = s.Tokenizer.EosId }, rng);
-            for (int i = 0; i < chunk.Count; i++)
-            {
-                string a = Text(result.Response(2 * i)), b = Text(result.Response(2 * i + 1));
-                double ga = Stories.GoldReward(a, chunk[i]), gb = Stories.GoldReward(b, chunk[i]);
-                // The oracle's chance of preferring a, and of agreeing with itself on a second look: p² + (1 − p)².
-                double p = 1 / (1 + Math.Exp(-(ga - gb) / 0.1));
-                selfAgreement += p * p + (1 - p) * (1 - p);
-                ceiling += Math.Max(p, 1 - p);
-                int pick = oracle.Choose([ga, gb]).Preferred!.Value;
-                examples.Add(new PreferenceExample(chunk[i], pick == 0 ? [a, b] : [b, a], PreferenceKind.Pair));
-            }
+            string a = demos[i].Completion, b = demos[800 + i].Completion;
+            double ga = Stories.GoldReward(a, prompts[i]), gb = Stories.GoldReward(b, prompts[i]);
+            // The oracle's chance of preferring a, and of agreeing with itself on a second look: p² + (1 − p)².
+            double p = 1 / (1 + Math.Exp(-(ga - gb) / 0.1));
+            selfAgreement += p * p + (1 - p) * (1 - p);
+            ceiling += Math.Max(p, 1 - p);
+            int pick = oracle.Choose([ga, gb]).Preferred!.Value;
+            examples.Add(new PreferenceExample(prompts[i], pick == 0 ? [a, b] : [b, a], PreferenceKind.Pair));
         }
         selfAgreement /= prompts.Count;
         string runDir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "rm");
         using var run = RunDirectory.Open(runDir, resume: false);
         // when a reward model is trained from the SFT model on 75% of them,
-        var trainer = new RewardTrainer(new RewardTrainerConfig { Epochs = 4, BatchSize = 16, LearningRate = 3e-4f, HeldOutFraction = 0.25, NormalizationSamples = 64, Seed = 3 });
+        var trainer = new RewardTrainer(new RewardTrainerConfig { Epochs = 3, BatchSize = 16, LearningRate = 1e-3f, HeldOutFraction = 0.25, NormalizationSamples = 64, Seed = 3 });
         var result2 = trainer.Train(s.Model, s.Tokenizer, examples, run: run);
         var eval = result2.HeldOut!;
         output.WriteLine($"oracle self-agreement {selfAgreement:F3}, Bayes ceiling {ceiling / prompts.Count:F3}, held-out accuracy {eval.Accuracy:F3} on {eval.Pairs} pairs, loss {eval.Loss:F3}, ECE {eval.ExpectedCalibrationError:F3}, {watch.Elapsed.TotalSeconds:F0}s");
@@ -189,6 +185,5 @@ public sealed class RewardTrainerTests(ITestOutputHelper output)
         var loaded = RewardEnsemble.Load(saved);
         Assert.Equal(result2.Ensemble.Score(prompts[0], " The dog smiled.").Mean, loaded.Score(prompts[0], " The dog smiled.").Mean, 5);
 
-        string Text(int[] tokens) => s.Tokenizer.Decode(tokens.Where(t => t != s.Tokenizer.EosId).ToArray());
     }
 }

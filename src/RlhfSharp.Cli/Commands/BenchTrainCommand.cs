@@ -82,7 +82,8 @@ internal static class BenchTrainCommand
             return (sw.Elapsed.TotalSeconds, (process.TotalProcessorTime - cpu0).TotalSeconds);
         }
 
-        Step(); // warm-up: JIT, buffers, GEMM workers
+        Step(); // warm-up: JIT, buffers, GEMM workers (twice, so tiered JIT has settled before timing)
+        Step();
         Array.Clear(phase);
         var runs = Enumerable.Range(0, steps).Select(_ => Step()).ToArray();
         double median = runs.Select(r => r.Wall).Order().ElementAt(steps / 2);

@@ -76,10 +76,10 @@ internal static class RlCommand
         var cpuAtStart = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime;
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
         TrainResult result = null!;
-        using (var metrics = new MetricsWriter(Path.Combine(dir, "metrics.jsonl")))
-        using (var tb = new TensorBoardWriter(dir))
+        using (var metrics = new RlhfSharp.Runs.MetricsWriter(Path.Combine(dir, "metrics.jsonl")))
+        using (var tb = new RlhfSharp.Runs.TensorBoardWriter(dir))
         {
-            void Log(MetricsRow row) { metrics.Write(row); tb.Write(row); }
+            void Log(MetricsRow row) { metrics.Write(row.GlobalStep, row.Values); tb.AddScalars(row.GlobalStep, row.Values); }
             console.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
                 .Start(ctx =>
                 {

@@ -1,5 +1,5 @@
-// A metrics.jsonl writer: one JSON object per update with CleanRL's keys (charts/episodic_return, losses/policy, ...),
-// numbers in the invariant culture, NaN written as null so every line stays valid JSON.
+// One logged row of a control trainer, with CleanRL's keys (charts/episodic_return, losses/policy, ...). Runs'
+// MetricsWriter and TensorBoardWriter write it to disk; ToJson is the row's compact form (NaN as null).
 using System.Globalization;
 using System.Text;
 
@@ -19,20 +19,4 @@ public sealed record MetricsRow(long GlobalStep, IReadOnlyDictionary<string, dou
         }
         return sb.Append('}').ToString();
     }
-}
-
-/// <summary>Appends rows to a metrics.jsonl file (flushed per row, so a crash keeps what was logged).</summary>
-public sealed class MetricsWriter : IDisposable
-{
-    private readonly StreamWriter _writer;
-
-    public MetricsWriter(string path)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        _writer = new StreamWriter(path, append: false, new UTF8Encoding(false)) { AutoFlush = true };
-    }
-
-    public void Write(MetricsRow row) => _writer.WriteLine(row.ToJson());
-
-    public void Dispose() => _writer.Dispose();
 }

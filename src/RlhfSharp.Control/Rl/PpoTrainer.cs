@@ -206,12 +206,14 @@ public static class PpoTrainer
             var mbOldV = new float[mb];
             var mbRet = new float[mb];
             LossResult? last = null;
-            double klSum = 0, clipSum = 0;
-            int mbCount = 0;
+            double klSum = 0, clipSum = 0, epochKlSum = 0;
+            int mbCount = 0, epochMbCount = 0;
             bool stop = false;
             for (int epoch = 0; epoch < cfg.UpdateEpochs && !stop; epoch++)
             {
                 int[] perm = rng.Permutation(batch);
+                epochKlSum = 0;
+                epochMbCount = 0;
                 for (int start = 0; start < batch; start += mb)
                 {
                     for (int j = 0; j < mb; j++)
@@ -236,6 +238,8 @@ public static class PpoTrainer
                     optimizer.ClipGradNorm(cfg.MaxGradNorm); // 11. global gradient-norm clip
                     optimizer.Step();
                     klSum += last.ApproxKl;
+                    epochKlSum += last.ApproxKl;
+                    epochMbCount++;
                     clipSum += last.ClipFraction;
                     mbCount++;
                 }
@@ -244,7 +248,9 @@ public static class PpoTrainer
             }
             updateWatch.Stop();
             double meanKl = klSum / Math.Max(1, mbCount);
-            beta?.Update(meanKl, finished.Count); // PPO-penalty: β ← β/2 below d_targ/1.5, β·2 above d_targ·1.5
+            // PPO-penalty: d = KL[π_old, π] after the update (the last epoch's minibatches, not the average over all epochs,
+            // which counts the early near-zero KL and would halve β too often); β ← β/2 if d < d_targ/1.5, β·2 if d > d_targ·1.5.
+            beta?.Update(epochKlSum / Math.Max(1, epochMbCount), finished.Count);
 
             recent.AddRange(finished);
             if (recent.Count > 20) recent.RemoveRange(0, recent.Count - 20);

@@ -1,0 +1,215 @@
+// Direct preference optimisation (Rafailov et al. 2023): the offline baseline users compare PPO with.
+// Objective, over labelled pairs (x, y_w, y_l) with log-probabilities summed over response tokens:
+//   L(θ) = −E[ log σ( β·[(log π_θ(y_w|x) − log π_ref(y_w|x)) − (log π_θ(y_l|x) − log π_ref(y_l|x))] ) ]
+// Implementation details (numbers appear in the code):
+//  1. π_θ starts as a copy of the SFT model; π_ref is the SFT model, and its log-probabilities of every training and
+//     held-out response are computed once, before training (TRL's precompute_ref_log_probs).
+//  2. Rankings and best-of-K labels become their implied ordered pairs; ties carry no DPO signal and are dropped.
+//  3. Each sequence is prompt ++ response ++ EOS; only response tokens (EOS included) count in the sums.
+//  4. The loss is Objectives.DpoLoss on [B] tensors of summed log-probs, taken from the fused forward's logits; its
+//     gradient goes back through Gpt.Backward.
+//  5. AdamW with linear decay, gradient clipping at 1.0; held-out loss and implicit-reward accuracy logged
+//     (TRL's rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins).
+using RlhfSharp.Alignment.RewardModeling;
+using RlhfSharp.Alignment.Sampling;
+using RlhfSharp.Models;
+using RlhfSharp.Objectives;
+using RlhfSharp.Runs;
+using RlhfSharp.Tensors;
+using RlhfSharp.Tensors.Optim;
+using RlhfSharp.Text;
+
+namespace RlhfSharp.Alignment.Dpo;
+
+/// <summary>How DPO trains.</summary>
+public sealed record DpoConfig
+{
+    /// <summary>β: the strength of the implicit KL leash (Rafailov et al.: 0.1–0.5).</summary>
+    public float Beta { get; init; } = 0.1f;
+
+    /// <summary>Label smoothing ε (conservative DPO); 0 is plain DPO.</summary>
+    public float LabelSmoothing { get; init; }
+
+    /// <summary>Passes over the training pairs.</summary>
+    public int Epochs { get; init; } = 1;
+
+    /// <summary>Pairs per optimiser step.</summary>
+    public int BatchSize { get; init; } = 8;
+
+    /// <summary>AdamW peak learning rate (linear decay to 0).</summary>
+    public float LearningRate { get; init; } = 1e-5f;
+
+    /// <summary>Gradient norm clip.</summary>
+    public double MaxGradNorm { get; init; } = 1.0;
+
+    /// <summary>Share of pairs held out for evaluation.</summary>
+    public double HeldOutFraction { get; init; } = 0.1;
+
+    /// <summary>Seed for the split and shuffling.</summary>
+    public ulong Seed { get; init; } = 1;
+
+    public void Validate()
+    {
+        if (!(Beta > 0)) throw new ArgumentException($"dpo config: β {Beta} must be positive.");
+        if (!(LabelSmoothing >= 0 && LabelSmoothing < 0.5)) throw new ArgumentException($"dpo config: label smoothing {LabelSmoothing} must lie in [0, 0.5).");
+        if (Epochs < 1 || BatchSize < 1) throw new ArgumentException($"dpo config: epochs {Epochs} and batch size {BatchSize} must be ≥ 1.");
+        if (!(LearningRate > 0)) throw new ArgumentException($"dpo config: learning rate {LearningRate} must be positive.");
+        if (!(HeldOutFraction >= 0 && HeldOutFraction < 1)) throw new ArgumentException($"dpo config: held-out fraction {HeldOutFraction} must lie in [0, 1).");
+    }
+}
+
+/// <summary>The trained policy and its last held-out evaluation (null when nothing was held out).</summary>
+public sealed record DpoResult(Gpt Policy, double? HeldOutLoss, double? HeldOutAccuracy, IReadOnlyList<IReadOnlyDictionary<string, double>> History);
+
+public sealed class DpoTrainer
+{
+    private readonly DpoConfig _config;
+
+    public DpoTrainer(DpoConfig config)
+    {
+        config.Validate();
+        _config = config;
+    }
+
+    private sealed record Pair(int[] Chosen, int[] Rejected, int ChosenPrompt, int RejectedPrompt)
+    {
+        public float RefChosen { get; set; }
+        public float RefRejected { get; set; }
+    }
+
+    public DpoResult Train(Gpt sft, ITokenizer tokenizer, IReadOnlyList<PreferenceExample> examples, RunDirectory? run = null,
+        IProgress<AlignmentProgress>? progress = null, CancellationToken ct = default)
+    {
+        int block = sft.Config.BlockSize;
+        // 2. and 3. Ordered pairs as token rows.
+        var pairs = new List<Pair>();
+        foreach (var e in examples)
+            foreach (var (w, l) in e.OrderedPairs())
+            {
+                var (cw, pw) = TokenRows.Encode(tokenizer, e.Prompt, e.Responses[w], block);
+                var (cl, pl) = TokenRows.Encode(tokenizer, e.Prompt, e.Responses[l], block);
+                pairs.Add(new Pair(cw, cl, pw, pl));
+            }
+        if (pairs.Count < 2) throw new ArgumentException($"dpo: {pairs.Count} ordered pairs in the data; need at least 2.");
+        var rng = new Rng(_config.Seed);
+        var order = rng.Permutation(pairs.Count);
+        int heldCount = (int)Math.Round(pairs.Count * _config.HeldOutFraction);
+        var held = order.Take(heldCount).Select(i => pairs[i]).ToList();
+        var train = order.Skip(heldCount).Select(i => pairs[i]).ToList();
+        run?.WriteConfig(_config);
+
+        // 1. Reference log-probs, once.
+        for (int start = 0; start < pairs.Count; start += _config.BatchSize)
+        {
+            ct.ThrowIfCancellationRequested();
+            var batch = pairs.Skip(start).Take(_config.BatchSize).ToList();
+            using (Autograd.NoGrad())
+            {
+                var (lp, _, _) = SequenceLogProbs(sft, batch, requireGrad: false);
+                for (int i = 0; i < batch.Count; i++)
+                {
+                    batch[i].RefChosen = lp.Span[i];
+                    batch[i].RefRejected = lp.Span[batch.Count + i];
+                }
+            }
+        }
+
+        var policy = sft.Clone();
+        var opt = new AdamW(policy.ParameterSet, new AdamWConfig { LearningRate = _config.LearningRate, WeightDecay = 0f });
+        int total = (train.Count + _config.BatchSize - 1) / _config.BatchSize * _config.Epochs;
+        int step = 0;
+        var history = new List<IReadOnlyDictionary<string, double>>();
+        for (int epoch = 0; epoch < _config.Epochs; epoch++)
+        {
+            var perm = rng.Permutation(train.Count);
+            for (int start = 0; start < train.Count; start += _config.BatchSize)
+            {
+                ct.ThrowIfCancellationRequested();
+                var batch = perm.Skip(start).Take(_config.BatchSize).Select(i => train[i]).ToList();
+                policy.ZeroGrad();
+                var (lp, pass, logits) = SequenceLogProbs(policy, batch, requireGrad: true);
+                var res = Loss(lp, batch);
+                // 4. Through the logits into the fused backward.
+                res.Loss.Backward();
+                policy.Backward(pass!, logits!.Grad!.ToArray());
+                double gradNorm = policy.ParameterSet.ClipGradNorm(_config.MaxGradNorm);
+                // 5. Linear decay.
+                opt.Step(_config.LearningRate * (1f - (float)step / total));
+                step++;
+                var metrics = new Dictionary<string, double>
+                {
+                    ["loss/train"] = res.Loss.Item(),
+                    ["rewards/chosen"] = res.ChosenRewards.Average(),
+                    ["rewards/rejected"] = res.RejectedRewards.Average(),
+                    ["rewards/accuracies"] = res.Accuracy,
+                    ["rewards/margins"] = res.ChosenRewards.Zip(res.RejectedRewards).Average(p => p.First - p.Second),
+                    ["grad_norm"] = gradNorm,
+                };
+                history.Add(metrics);
+                run?.Log(step, metrics);
+                progress?.Report(new AlignmentProgress("dpo", step, total, metrics));
+            }
+        }
+        double? heldLoss = null, heldAcc = null;
+        if (held.Count > 0)
+        {
+            (heldLoss, heldAcc) = Evaluate(policy, held);
+            run?.Log(step, new Dictionary<string, double> { ["loss/heldout"] = heldLoss.Value, ["rewards/accuracies_heldout"] = heldAcc.Value });
+        }
+        if (run is not null)
+        {
+            policy.Save(Path.Combine(run.Path, "policy"));
+            tokenizer.Save(Path.Combine(run.Path, "policy"));
+        }
+        return new DpoResult(policy, heldLoss, heldAcc, history);
+    }
+
+    private DpoLossResult Loss(Tensor lp, List<Pair> batch)
+    {
+        int b = batch.Count;
+        return DpoLoss.Compute(Ops.Narrow(lp, 0, 0, b), Ops.Narrow(lp, 0, b, b), batch.Select(p => p.RefChosen).ToArray(), batch.Select(p => p.RefRejected).ToArray(), _config.Beta, _config.LabelSmoothing);
+    }
+
+    private (double Loss, double Accuracy) Evaluate(Gpt policy, List<Pair> pairs)
+    {
+        double loss = 0, correct = 0;
+        using (Autograd.NoGrad())
+        {
+            for (int start = 0; start < pairs.Count; start += _config.BatchSize)
+            {
+                var batch = pairs.Skip(start).Take(_config.BatchSize).ToList();
+                var (lp, _, _) = SequenceLogProbs(policy, batch, requireGrad: false);
+                var res = Loss(lp, batch);
+                loss += res.Loss.Item() * batch.Count;
+                correct += res.Accuracy * batch.Count;
+            }
+        }
+        return (loss / pairs.Count, correct / pairs.Count);
+    }
+
+    /// <summary>
+    /// Σ log π(response tokens) for [chosen rows…, rejected rows…] → [2b]; with <paramref name="requireGrad"/>, the
+    /// logits tensor is a leaf whose gradient feeds Gpt.Backward.
+    /// </summary>
+    private static (Tensor LogProbs, GptPass? Pass, Tensor? Logits) SequenceLogProbs(Gpt model, List<Pair> batch, bool requireGrad)
+    {
+        var rows = batch.Select(p => p.Chosen).Concat(batch.Select(p => p.Rejected)).ToList();
+        var prompts = batch.Select(p => p.ChosenPrompt).Concat(batch.Select(p => p.RejectedPrompt)).ToList();
+        var input = TokenRows.RightPadded(rows);
+        int N = rows.Count, T = input.Length, V = model.Config.VocabSize;
+        var pass = model.Forward(input);
+        var logits = Tensor.Wrap(pass.Logits!, N, T, V);
+        logits.RequiresGrad = requireGrad;
+        var targets = new int[N * T];
+        var mask = new float[N * T];
+        for (int r = 0; r < N; r++)
+            for (int t = 0; t + 1 < rows[r].Length; t++)
+            {
+                targets[r * T + t] = rows[r][t + 1];
+                // 3. Position t predicts token t + 1: it counts when that token belongs to the response.
+                if (t + 1 >= prompts[r]) mask[r * T + t] = 1f;
+            }
+        var lp = Ops.Sum(Ops.Mul(Ops.TokenLogProbs(logits, targets), Tensor.Wrap(mask, N, T)), 1);
+        return (lp, requireGrad ? pass : null, requireGrad ? logits : null);
+    }
+}

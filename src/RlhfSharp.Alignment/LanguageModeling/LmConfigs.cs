@@ -1,0 +1,122 @@
+// Configurations of the two next-token trainers: pre-training on raw text and supervised fine-tuning on
+// {"prompt","completion"} pairs. Optimisation and run settings are shared (LmTrainingOptions), documented here once.
+namespace RlhfSharp.Alignment.LanguageModeling;
+
+/// <summary>How a next-token trainer optimises and keeps its run (shared by pre-training and SFT).</summary>
+public sealed record LmTrainingOptions
+{
+    /// <summary>Peak learning rate, reached at the end of warm-up (AdamW).</summary>
+    public float LearningRate { get; init; } = 1e-3f;
+
+    /// <summary>Steps of linear warm-up from 0 to LearningRate.</summary>
+    public int WarmupSteps { get; init; } = 50;
+
+    /// <summary>The cosine decay ends at LearningRate × this fraction at the last step (nanoGPT: min_lr = lr/10).</summary>
+    public float MinLearningRateFraction { get; init; } = 0.1f;
+
+    /// <summary>AdamW's decoupled weight decay on matrices and embeddings; biases and LayerNorm gains get none (nanoGPT).</summary>
+    public float WeightDecay { get; init; } = 0.1f;
+
+    /// <summary>AdamW's first-moment decay.</summary>
+    public float Beta1 { get; init; } = 0.9f;
+
+    /// <summary>AdamW's second-moment decay (0.95 as GPT-3 and nanoGPT use for language models).</summary>
+    public float Beta2 { get; init; } = 0.95f;
+
+    /// <summary>AdamW's epsilon.</summary>
+    public float Eps { get; init; } = 1e-8f;
+
+    /// <summary>Global gradient-norm clip (torch's clip_grad_norm_); 0 turns clipping off.</summary>
+    public double GradClip { get; init; } = 1.0;
+
+    /// <summary>Rows per optimiser step.</summary>
+    public int BatchSize { get; init; } = 16;
+
+    /// <summary>Optimiser steps in the whole run (the cosine schedule ends here).</summary>
+    public int Steps { get; init; } = 1000;
+
+    /// <summary>Held-out loss is measured every this many steps, and after the last one.</summary>
+    public int EvalInterval { get; init; } = 100;
+
+    /// <summary>Held-out batches (of BatchSize rows) averaged per evaluation; the same rows every time.</summary>
+    public int EvalBatches { get; init; } = 8;
+
+    /// <summary>Fraction of the data (the end of the token stream, or the last examples) kept out of training for evaluation.</summary>
+    public double HeldOutFraction { get; init; } = 0.05;
+
+    /// <summary>A checkpoint is written every this many steps (0: only at the end or when cancelled).</summary>
+    public int CheckpointInterval { get; init; } = 500;
+
+    /// <summary>Checkpoints kept on disk, newest first (0 keeps all).</summary>
+    public int KeepCheckpoints { get; init; } = 3;
+
+    /// <summary>Seed of the data order and dropout (initialisation uses its own stream of the same seed).</summary>
+    public ulong Seed { get; init; } = 1;
+
+    /// <summary>Kernel threads (0: leave the engine's setting, the machine's core count by default).</summary>
+    public int Threads { get; init; }
+
+    /// <summary>Throws if a field is out of range, naming it and its value.</summary>
+    public void Validate(string source)
+    {
+        Check(LearningRate > 0, nameof(LearningRate), LearningRate);
+        Check(WarmupSteps >= 0 && WarmupSteps < Math.Max(1, Steps), nameof(WarmupSteps), WarmupSteps, $" (must be in [0, Steps = {Steps}))");
+        Check(MinLearningRateFraction is >= 0 and <= 1, nameof(MinLearningRateFraction), MinLearningRateFraction);
+        Check(WeightDecay >= 0, nameof(WeightDecay), WeightDecay);
+        Check(Beta1 is >= 0 and < 1, nameof(Beta1), Beta1);
+        Check(Beta2 is >= 0 and < 1, nameof(Beta2), Beta2);
+        Check(Eps > 0, nameof(Eps), Eps);
+        Check(GradClip >= 0, nameof(GradClip), GradClip);
+        Check(BatchSize > 0, nameof(BatchSize), BatchSize);
+        Check(Steps > 0, nameof(Steps), Steps);
+        Check(EvalInterval > 0, nameof(EvalInterval), EvalInterval);
+        Check(EvalBatches > 0, nameof(EvalBatches), EvalBatches);
+        Check(HeldOutFraction is > 0 and < 1, nameof(HeldOutFraction), HeldOutFraction);
+        Check(CheckpointInterval >= 0, nameof(CheckpointInterval), CheckpointInterval);
+        Check(KeepCheckpoints >= 0, nameof(KeepCheckpoints), KeepCheckpoints);
+        Check(Threads >= 0, nameof(Threads), Threads);
+
+        void Check(bool ok, string field, object value, string why = "")
+        {
+            if (!ok) throw new ArgumentException($"{source}: {field} = {Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture)} is out of range{why}.");
+        }
+    }
+}
+
+/// <summary>Pre-training a GPT from scratch on a token stream.</summary>
+public sealed record PretrainConfig
+{
+    /// <summary>Named architecture (GptConfig.Sizes: tiny, small, medium, gpt2); the vocabulary comes from the tokenizer.</summary>
+    public string ModelSize { get; init; } = "tiny";
+
+    /// <summary>Tokens per training row (the context length); 0 uses the size's full block.</summary>
+    public int BlockSize { get; init; }
+
+    /// <summary>Dropout probability during training (GPT-2: 0.1; 0 for small data and short runs).</summary>
+    public float Dropout { get; init; }
+
+    /// <summary>Optimisation and run settings.</summary>
+    public LmTrainingOptions Training { get; init; } = new();
+}
+
+/// <summary>Where SFT rows put their padding; the attention mask and position ids make both give the same loss.</summary>
+public enum SftPadding
+{
+    /// <summary>Real tokens first, padding after (the usual training layout).</summary>
+    Right,
+    /// <summary>Padding first (the generation layout).</summary>
+    Left,
+}
+
+/// <summary>Supervised fine-tuning on demonstrations: loss on completion tokens (and EOS) only.</summary>
+public sealed record SftConfig
+{
+    /// <summary>Padding side of a batch.</summary>
+    public SftPadding Padding { get; init; } = SftPadding.Right;
+
+    /// <summary>Append the tokenizer's EOS to every completion, so the model learns where to stop.</summary>
+    public bool AppendEos { get; init; } = true;
+
+    /// <summary>Optimisation and run settings (SFT defaults: lower rate, shorter warm-up than pre-training).</summary>
+    public LmTrainingOptions Training { get; init; } = new() { LearningRate = 3e-4f, WarmupSteps = 20, Steps = 300, EvalInterval = 50, CheckpointInterval = 100 };
+}

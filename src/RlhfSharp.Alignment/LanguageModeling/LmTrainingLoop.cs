@@ -1,0 +1,225 @@
+// The next-token training loop shared by pre-training and SFT: weighted cross-entropy, AdamW with linear warm-up and
+// cosine decay to a floor, global gradient clipping, held-out loss and perplexity, metrics, progress, and checkpoints
+// that resume bit-identically (model folder + AdamW moments + RNG state + data position). Not here: what a row is
+// (PretrainTrainer: windows of a token stream; SftTrainer: prompt ++ completion with the prompt masked).
+using System.Diagnostics;
+using System.Text.Json;
+using RlhfSharp.Models;
+using RlhfSharp.Models.Checkpoints;
+using RlhfSharp.Runs;
+using RlhfSharp.Tensors;
+using RlhfSharp.Tensors.Optim;
+using RlhfSharp.Text;
+
+namespace RlhfSharp.Alignment.LanguageModeling;
+
+/// <summary>
+/// One batch: rows (B,T) with their mask, next-token targets (B·T) and per-target weights (0 = not trained on).
+/// <paramref name="Tokens"/> counts real tokens (for tokens/s).
+/// </summary>
+internal sealed record LmBatch(GptInput Input, int[] Targets, float[] Weights, long Tokens);
+
+/// <summary>Where a data source stands: the epoch and how many items of its shuffled order were used.</summary>
+public sealed record LmDataPosition(long Epoch, long Index);
+
+/// <summary>A source of training batches with a resumable position, and a fixed list of held-out batches.</summary>
+internal interface ILmBatchSource
+{
+    LmDataPosition Position { get; set; }
+
+    LmBatch Next();
+
+    IReadOnlyList<LmBatch> HeldOut { get; }
+}
+
+/// <summary>
+/// Items 0..n-1 in a fresh shuffled order each epoch. The order of epoch e depends only on (seed, e), so a position
+/// (epoch, index) is all a checkpoint needs to continue the exact sequence.
+/// </summary>
+internal sealed class EpochOrder(int count, ulong seed)
+{
+    private int[] _order = [];
+    private long _orderEpoch = -1;
+
+    public LmDataPosition Position { get; set; } = new(0, 0);
+
+    public int Next()
+    {
+        var (epoch, index) = Position;
+        if (index >= count) (epoch, index) = (epoch + 1, 0);
+        if (_orderEpoch != epoch)
+        {
+            _order = new Rng(seed ^ (0x9E3779B97F4A7C15UL * (ulong)(epoch + 1))).Permutation(count);
+            _orderEpoch = epoch;
+        }
+        Position = new LmDataPosition(epoch, index + 1);
+        return _order[index];
+    }
+}
+
+/// <summary>What a training run ended with.</summary>
+/// <param name="Steps">Optimiser steps completed (including those before a resume).</param>
+/// <param name="TrainLoss">Loss of the last training batch.</param>
+/// <param name="HeldOutLoss">Mean held-out loss at the last evaluation (nats per token).</param>
+/// <param name="TokensPerSecond">Real tokens trained on per second of this process's training.</param>
+/// <param name="Cancelled">True when the run stopped early on cancellation (a checkpoint was written if there is a run folder).</param>
+/// <param name="Elapsed">Wall time of this call.</param>
+public sealed record LmTrainResult(int Steps, double TrainLoss, double HeldOutLoss, double TokensPerSecond, bool Cancelled, TimeSpan Elapsed)
+{
+    /// <summary>exp(held-out loss).</summary>
+    public double HeldOutPerplexity => Math.Exp(HeldOutLoss);
+}
+
+internal static class LmTrainingLoop
+{
+    public const string OptimizerFileName = "optimizer.safetensors";
+    public const string StateFileName = "trainer_state.json";
+
+    // Separate stream for dropout so changing the data order does not change the masks.
+    private const ulong DropoutStream = 0xD40F0A7UL;
+
+    /// <summary>Runs (or, when <paramref name="run"/> was opened to resume, continues) a training run on <paramref name="model"/>.</summary>
+    public static LmTrainResult Run(string stage, Gpt model, ITokenizer tokenizer, ILmBatchSource data, LmTrainingOptions o,
+        RunDirectory? run, IProgress<AlignmentProgress>? progress, CancellationToken ct)
+    {
+        o.Validate(stage + " config");
+        if (o.Threads > 0) Parallelism.Threads = o.Threads;
+        var watch = Stopwatch.StartNew();
+        var opt = new AdamW(model.ParameterSet, new AdamWConfig { LearningRate = o.LearningRate, Beta1 = o.Beta1, Beta2 = o.Beta2, Eps = o.Eps, WeightDecay = o.WeightDecay });
+        var schedule = new LearningRateSchedule
+        {
+            Kind = ScheduleKind.Cosine, PeakRate = o.LearningRate, WarmupSteps = o.WarmupSteps,
+            TotalSteps = Math.Max(o.Steps, o.WarmupSteps + 1), FinalRate = o.LearningRate * o.MinLearningRateFraction,
+        };
+        var dropoutRng = new Rng(o.Seed ^ DropoutStream);
+
+        int step = 0;
+        if (run is not null && run.Resumed && run.LatestCheckpoint() is { } checkpoint)
+            step = Restore(checkpoint, model, opt, dropoutRng, data);
+
+        int lastCheckpoint = step;
+        double trainLoss = double.NaN, heldOut = double.NaN;
+        long tokens = 0;
+        var trainTime = TimeSpan.Zero;
+        bool cancelled = false;
+        GptPass? pass = null;
+        float[] dLogits = [];
+        while (step < o.Steps)
+        {
+            if (ct.IsCancellationRequested)
+            {
+                cancelled = true;
+                break;
+            }
+            long t0 = Stopwatch.GetTimestamp();
+            var batch = data.Next();
+            // 1. forward, 2. weighted next-token cross-entropy and its gradient (fused), 3. backward.
+            model.ZeroGrad();
+            pass = model.Forward(batch.Input, new GptForwardOptions { DropoutRng = model.Config.Dropout > 0 ? dropoutRng : null }, pass);
+            int size = batch.Input.Batch * batch.Input.Length * model.Config.VocabSize;
+            if (dLogits.Length != size) dLogits = new float[size];
+            trainLoss = Gpt.CrossEntropy(pass, batch.Targets, batch.Weights, dLogits);
+            model.Backward(pass, dLogits);
+            // 4. clip the global gradient norm, 5. AdamW at the scheduled rate.
+            double gradNorm = o.GradClip > 0 ? model.ParameterSet.ClipGradNorm(o.GradClip) : model.ParameterSet.GradNorm();
+            float lr = schedule.At(step);
+            opt.Step(lr);
+            step++;
+            var dt = Stopwatch.GetElapsedTime(t0);
+            trainTime += dt;
+            tokens += batch.Tokens;
+
+            var metrics = new Dictionary<string, double>
+            {
+                ["loss/train"] = trainLoss,
+                ["lr"] = lr,
+                ["train/grad_norm"] = gradNorm,
+                ["perf/tokens_per_s"] = batch.Tokens / Math.Max(dt.TotalSeconds, 1e-9),
+            };
+            if (step % o.EvalInterval == 0 || step == o.Steps)
+            {
+                heldOut = Evaluate(model, data.HeldOut);
+                metrics["loss/heldout"] = heldOut;
+                metrics["perplexity/heldout"] = Math.Exp(heldOut);
+            }
+            run?.Log(step, metrics);
+            progress?.Report(new AlignmentProgress(stage, step, o.Steps, metrics));
+            if (run is not null && o.CheckpointInterval > 0 && step % o.CheckpointInterval == 0)
+            {
+                Save(run, step, model, tokenizer, opt, dropoutRng, data, o.KeepCheckpoints);
+                lastCheckpoint = step;
+            }
+        }
+        if (run is not null && lastCheckpoint != step) Save(run, step, model, tokenizer, opt, dropoutRng, data, o.KeepCheckpoints);
+        if (double.IsNaN(heldOut)) heldOut = Evaluate(model, data.HeldOut);
+        return new LmTrainResult(step, trainLoss, heldOut, tokens / Math.Max(trainTime.TotalSeconds, 1e-9), cancelled, watch.Elapsed);
+    }
+
+    /// <summary>Token-weighted mean cross-entropy over <paramref name="batches"/> (evaluation mode: no dropout, no gradients kept).</summary>
+    public static double Evaluate(Gpt model, IReadOnlyList<LmBatch> batches)
+    {
+        double sum = 0, weight = 0;
+        GptPass? pass = null;
+        float[] scratch = [];
+        foreach (var b in batches)
+        {
+            pass = model.Forward(b.Input, null, pass);
+            int size = b.Input.Batch * b.Input.Length * model.Config.VocabSize;
+            if (scratch.Length != size) scratch = new float[size];
+            double w = 0;
+            foreach (float x in b.Weights) w += x;
+            sum += w * Gpt.CrossEntropy(pass, b.Targets, b.Weights, scratch);
+            weight += w;
+        }
+        if (weight == 0) throw new InvalidOperationException("held-out evaluation: no held-out targets.");
+        return sum / weight;
+    }
+
+    private sealed record TrainerState(int Step, int AdamStep, ulong[] DropoutRng, long DataEpoch, long DataIndex);
+
+    private static void Save(RunDirectory run, int step, Gpt model, ITokenizer tokenizer, AdamW opt, Rng dropoutRng, ILmBatchSource data, int keep)
+    {
+        run.SaveCheckpoint(step, dir =>
+        {
+            model.Save(dir);
+            tokenizer.Save(dir);
+            Safetensors.Write(Path.Combine(dir, OptimizerFileName), new Dictionary<string, StoredTensor>
+            {
+                ["adamw.m"] = new([opt.FirstMoment.Length], opt.FirstMoment),
+                ["adamw.v"] = new([opt.SecondMoment.Length], opt.SecondMoment),
+            });
+            var state = new TrainerState(step, opt.StepCount, dropoutRng.GetState(), data.Position.Epoch, data.Position.Index);
+            File.WriteAllText(Path.Combine(dir, StateFileName), JsonSerializer.Serialize(state) + "\n");
+        }, keep);
+    }
+
+    private static int Restore(Checkpoint checkpoint, Gpt model, AdamW opt, Rng dropoutRng, ILmBatchSource data)
+    {
+        string dir = checkpoint.Path;
+        var saved = Gpt.Load(dir);
+        if (saved.Config with { Dropout = model.Config.Dropout } != model.Config with { Dropout = model.Config.Dropout } || saved.Parameters.Length != model.Parameters.Length)
+            throw new InvalidOperationException($"{dir}: the checkpoint's model shape differs from the model being trained; resume with the same settings.");
+        saved.Parameters.CopyTo(model.Parameters, 0);
+        var moments = Safetensors.Read(Path.Combine(dir, OptimizerFileName)).Tensors;
+        foreach (var (name, target) in new[] { ("adamw.m", opt.FirstMoment), ("adamw.v", opt.SecondMoment) })
+        {
+            if (!moments.TryGetValue(name, out var t) || t.Values.Length != target.Length)
+                throw new FormatException($"{Path.Combine(dir, OptimizerFileName)}: tensor '{name}' is missing or does not hold {target.Length} values.");
+            t.Values.CopyTo(target, 0);
+        }
+        string statePath = Path.Combine(dir, StateFileName);
+        TrainerState state;
+        try
+        {
+            state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(statePath)) ?? throw new FormatException($"{statePath}: empty trainer state.");
+        }
+        catch (JsonException ex)
+        {
+            throw new FormatException($"{statePath}: not a trainer state ({ex.Message}).", ex);
+        }
+        opt.StepCount = state.AdamStep;
+        dropoutRng.SetState(state.DropoutRng);
+        data.Position = new LmDataPosition(state.DataEpoch, state.DataIndex);
+        return state.Step;
+    }
+}

@@ -1,0 +1,167 @@
+// SFT demonstrations: TRL's {"prompt","completion"} JSONL read with errors that name file:line and the field, the
+// story world's built-in demonstrations, and batching into rows whose loss covers completion tokens (and EOS) only.
+using System.Text.Json;
+using RlhfSharp.Alignment.Sampling;
+using RlhfSharp.Models;
+using RlhfSharp.Text;
+using RlhfSharp.Text.StoryWorld;
+
+namespace RlhfSharp.Alignment.LanguageModeling;
+
+/// <summary>One demonstration; <paramref name="Source"/> says where it came from ("demos.jsonl:12") for error messages.</summary>
+public sealed record SftExample(string Prompt, string Completion, string Source = "");
+
+public static class SftData
+{
+    /// <summary>Reads {"prompt","completion"} lines (other fields are ignored; blank lines skipped). A bad line is an error naming file:line and the field.</summary>
+    public static IReadOnlyList<SftExample> ReadJsonl(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"SFT data {path} does not exist.", path);
+        var result = new List<SftExample>();
+        int lineNumber = 0;
+        foreach (string line in File.ReadLines(path))
+        {
+            lineNumber++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            string where = $"{path}:{lineNumber}";
+            JsonDocument doc;
+            try
+            {
+                doc = JsonDocument.Parse(line);
+            }
+            catch (JsonException ex)
+            {
+                throw new FormatException($"{where}: not valid JSON ({ex.Message}).", ex);
+            }
+            using (doc)
+            {
+                if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                    throw new FormatException($"{where}: expected a JSON object with \"prompt\" and \"completion\", got {doc.RootElement.ValueKind}.");
+                string prompt = Field(doc.RootElement, "prompt", where);
+                string completion = Field(doc.RootElement, "completion", where);
+                if (completion.Length == 0) throw new FormatException($"{where}: field 'completion' is empty; there would be nothing to learn.");
+                result.Add(new SftExample(prompt, completion, where));
+            }
+        }
+        if (result.Count == 0) throw new FormatException($"{path}: no demonstrations (the file has no non-blank lines).");
+        return result;
+    }
+
+    /// <summary>Writes examples as {"prompt","completion"} JSONL (what <see cref="ReadJsonl"/> reads).</summary>
+    public static void WriteJsonl(string path, IEnumerable<SftExample> examples)
+    {
+        using var ms = new MemoryStream();
+        foreach (var e in examples)
+        {
+            using (var w = new Utf8JsonWriter(ms))
+            {
+                w.WriteStartObject();
+                w.WriteString("prompt", e.Prompt);
+                w.WriteString("completion", e.Completion);
+                w.WriteEndObject();
+            }
+            ms.WriteByte((byte)'\n');
+        }
+        Runs.AtomicFile.Write(path, ms.ToArray());
+    }
+
+    /// <summary>The story world's demonstrations: a story's first sentence → the next one or two (used when no data is given).</summary>
+    public static IReadOnlyList<SftExample> StoryWorld(ulong seed, int count) =>
+        Stories.Demonstrations(seed, count).Select((d, i) => new SftExample(d.Prompt, d.Completion, $"story world demonstration {i}")).ToList();
+
+    private static string Field(JsonElement o, string name, string where)
+    {
+        if (!o.TryGetProperty(name, out var v)) throw new FormatException($"{where}: field '{name}' is missing.");
+        if (v.ValueKind != JsonValueKind.String) throw new FormatException($"{where}: field '{name}' must be a string, got {v.ValueKind}: {Truncate(v.GetRawText())}.");
+        return v.GetString()!;
+    }
+
+    private static string Truncate(string s) => s.Length <= 40 ? s : s[..40] + "…";
+}
+
+/// <summary>One tokenised demonstration: prompt ++ completion (++ EOS), of which the first PromptLength tokens are the prompt's.</summary>
+internal sealed record SftRow(int[] Tokens, int PromptLength);
+
+internal static class SftBatches
+{
+    /// <summary>Tokenises examples, keeping at most <paramref name="blockSize"/> tokens (the prompt loses its start first).</summary>
+    public static List<SftRow> Encode(ITokenizer tokenizer, IReadOnlyList<SftExample> examples, int blockSize, bool appendEos)
+    {
+        var rows = new List<SftRow>(examples.Count);
+        foreach (var e in examples)
+        {
+            var (tokens, promptLength) = TokenRows.Encode(tokenizer, e.Prompt, e.Completion, blockSize, appendEos);
+            // A row trains on targets t+1 ≥ PromptLength for t+1 < length: it needs at least one completion token after the first token.
+            if (tokens.Length < 2 || promptLength >= tokens.Length)
+                throw new FormatException($"{(e.Source.Length > 0 ? e.Source : "SFT example")}: field 'completion' gives no token to train on after tokenisation (prompt {promptLength} of {tokens.Length} tokens).");
+            rows.Add(new SftRow(tokens, promptLength));
+        }
+        return rows;
+    }
+
+    /// <summary>
+    /// A padded batch (B,T): targets[b,t] = the row's next token, with weight 1 exactly where that next token belongs to
+    /// the completion (or EOS); prompt positions and padding have weight 0, so they add nothing to the loss or its gradient.
+    /// </summary>
+    public static LmBatch Build(IReadOnlyList<SftRow> rows, SftPadding padding)
+    {
+        int B = rows.Count, T = rows.Max(r => r.Tokens.Length);
+        var tokens = new int[B * T];
+        var mask = new byte[B * T];
+        var targets = new int[B * T];
+        var weights = new float[B * T];
+        long real = 0;
+        for (int b = 0; b < B; b++)
+        {
+            var row = rows[b];
+            int L = row.Tokens.Length;
+            int start = padding == SftPadding.Left ? T - L : 0; // where the row's first real token sits
+            for (int t = 0; t < L; t++)
+            {
+                int n = b * T + start + t;
+                tokens[n] = row.Tokens[t];
+                mask[n] = 1;
+                if (t + 1 < L)
+                {
+                    targets[n] = row.Tokens[t + 1];
+                    weights[n] = t + 1 >= row.PromptLength ? 1f : 0f;
+                }
+            }
+            real += L;
+        }
+        return new LmBatch(new GptInput(B, T, tokens, mask), targets, weights, real);
+    }
+}
+
+/// <summary>SFT batches: shuffled training rows each epoch, and a fixed held-out list.</summary>
+internal sealed class SftBatchSource : ILmBatchSource
+{
+    private readonly List<SftRow> _train;
+    private readonly EpochOrder _order;
+    private readonly int _batchSize;
+    private readonly SftPadding _padding;
+
+    public SftBatchSource(List<SftRow> rows, LmTrainingOptions o, SftPadding padding)
+    {
+        int heldOut = (int)Math.Ceiling(rows.Count * o.HeldOutFraction);
+        if (rows.Count - heldOut < 1 || heldOut < 1)
+            throw new ArgumentException($"SFT: {rows.Count} examples cannot be split into training and held-out parts with HeldOutFraction {o.HeldOutFraction}.");
+        _train = rows.GetRange(0, rows.Count - heldOut);
+        var held = rows.GetRange(rows.Count - heldOut, heldOut);
+        _batchSize = o.BatchSize;
+        _padding = padding;
+        _order = new EpochOrder(_train.Count, o.Seed);
+        HeldOut = held.Chunk(o.BatchSize).Take(o.EvalBatches).Select(c => SftBatches.Build(c, padding)).ToList();
+    }
+
+    public LmDataPosition Position { get => _order.Position; set => _order.Position = value; }
+
+    public IReadOnlyList<LmBatch> HeldOut { get; }
+
+    public LmBatch Next()
+    {
+        var rows = new SftRow[_batchSize];
+        for (int i = 0; i < rows.Length; i++) rows[i] = _train[_order.Next()];
+        return SftBatches.Build(rows, _padding);
+    }
+}

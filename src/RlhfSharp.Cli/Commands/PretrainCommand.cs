@@ -1,0 +1,96 @@
+// `rlhf pretrain`: train a GPT from scratch on a corpus (or the built-in story world) and write a complete model folder
+// (config.json + model.safetensors + tokenizer files) that `rlhf sample`, `rlhf sft` and every later stage load.
+using System.CommandLine;
+using RlhfSharp.Alignment.LanguageModeling;
+using RlhfSharp.Models;
+using RlhfSharp.Runs;
+using RlhfSharp.Text;
+
+namespace RlhfSharp.Cli.Commands;
+
+internal static class PretrainCommand
+{
+    public static Command Create()
+    {
+        var corpus = new Option<string?>("--corpus") { Description = "Text file, or a folder whose *.txt files are read in name order (default: generated story-world stories)." };
+        var stories = new Option<int>("--stories") { Description = "Stories generated when no --corpus is given.", DefaultValueFactory = _ => 4000 };
+        var tokenizer = new Option<string[]>("--tokenizer")
+        {
+            Description = "gpt2 DIR (vocab.json + merges.txt), bpe (learned on the corpus, --vocab-size), char, or DIR (any saved tokenizer).",
+            Arity = new ArgumentArity(1, 2),
+            AllowMultipleArgumentsPerToken = true,
+            DefaultValueFactory = _ => ["bpe"],
+        };
+        var vocabSize = new Option<int?>("--vocab-size") { Description = "BPE vocabulary size (default 4096 for a corpus, 1024 for the story world)." };
+        var size = new Option<string>("--model-size") { Description = $"Architecture: {string.Join(", ", GptConfig.Sizes)}.", DefaultValueFactory = _ => "tiny" };
+        size.AcceptOnlyFromAmong([.. GptConfig.Sizes]);
+        var block = new Option<int>("--block-size") { Description = "Context length (0: the size's own)." };
+        var dropout = new Option<float>("--dropout") { Description = "Dropout probability while training." };
+        var output = new Option<string>("--out") { Description = "Model folder to write when training finishes.", Required = true };
+        var shared = new LmTrainingOptionSet();
+        var command = new Command("pretrain", "Pre-train a GPT on a corpus (or the story world) with AdamW, warm-up + cosine, clipping, checkpoints and --resume.");
+        foreach (var o in new Option[] { corpus, stories, tokenizer, vocabSize, size, block, dropout, output }) command.Options.Add(o);
+        shared.AddTo(command);
+        command.SetAction(p =>
+        {
+            string outDir = p.GetValue(output)!;
+            string runDir = shared.RunFolder(p, "pretrain", outDir);
+            bool resume = p.GetValue(shared.Resume);
+            using var run = RunDirectory.Open(runDir, resume);
+            string? corpusPath = p.GetValue(corpus) is { } c ? DataPaths.Resolve(c) : null;
+            var documents = corpusPath is null
+                ? PretrainTrainer.StoryWorldDocuments(1, p.GetValue(stories))
+                : [DataPaths.ReadCorpus(corpusPath, "--corpus")];
+
+            PretrainConfig config;
+            ITokenizer tok;
+            if (resume)
+            {
+                config = run.ReadConfig<PretrainConfig>();
+                var latest = run.LatestCheckpoint() ?? throw new InvalidOperationException($"--resume: {runDir} has no checkpoint yet.");
+                tok = TokenizerFiles.Load(latest.Path);
+            }
+            else
+            {
+                config = new PretrainConfig
+                {
+                    ModelSize = p.GetValue(size)!,
+                    BlockSize = p.GetValue(block),
+                    Dropout = p.GetValue(dropout),
+                    Training = shared.Apply(p, new LmTrainingOptions()),
+                };
+                tok = MakeTokenizer(p.GetValue(tokenizer)!, documents, p.GetValue(vocabSize) ?? (corpusPath is null ? 1024 : 4096));
+            }
+            var trainer = new PretrainTrainer(config);
+            var model = trainer.CreateModel(tok);
+            var tokens = PretrainTrainer.Tokenize(tok, documents);
+            Console.Error.WriteLine(FormattableString.Invariant(
+                $"{tokens.Length:N0} tokens ({tok.VocabSize} in the vocabulary); {config.ModelSize}: {model.ParameterSet.Count:N0} parameters, block {model.Config.BlockSize}; run folder {run.Path}"));
+            var result = LmCommandSupport.WithProgress("pretrain", config.Training.Steps, (progress, ct) => trainer.Train(model, tok, tokens, run, progress, ct));
+            if (!result.Cancelled)
+            {
+                model.Save(outDir);
+                tok.Save(outDir);
+            }
+            return LmCommandSupport.Report(result, outDir, run.Path);
+        });
+        return command;
+    }
+
+    private static ITokenizer MakeTokenizer(string[] spec, IReadOnlyList<string> documents, int vocabSize)
+    {
+        switch (spec)
+        {
+            case ["gpt2", var dir]:
+                return Gpt2Tokenizer.Load(DataPaths.Resolve(dir));
+            case ["bpe"]:
+                return BpeTrainer.Train(documents, new BpeTrainerOptions { VocabSize = vocabSize });
+            case ["char"]:
+                return CharTokenizer.FromCorpus(string.Concat(documents));
+            case [var dir] when Directory.Exists(dir):
+                return TokenizerFiles.Load(dir);
+            default:
+                throw new ArgumentException($"--tokenizer {string.Join(' ', spec)}: expected 'gpt2 DIR', 'bpe', 'char' or an existing tokenizer folder.");
+        }
+    }
+}

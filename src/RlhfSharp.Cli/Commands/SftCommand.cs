@@ -1,0 +1,48 @@
+// `rlhf sft`: supervised fine-tuning of a model folder on {"prompt","completion"} JSONL (or the story world's
+// demonstrations); loss on completion tokens and EOS only; writes a complete model folder.
+using System.CommandLine;
+using RlhfSharp.Alignment.LanguageModeling;
+using RlhfSharp.Models;
+using RlhfSharp.Runs;
+using RlhfSharp.Text;
+
+namespace RlhfSharp.Cli.Commands;
+
+internal static class SftCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "Model folder to start from (config.json + model.safetensors + tokenizer files).", Required = true };
+        var data = new Option<string?>("--data") { Description = "Demonstrations as {\"prompt\",\"completion\"} JSONL (default: story-world demonstrations)." };
+        var demos = new Option<int>("--demos") { Description = "Story-world demonstrations generated when no --data is given.", DefaultValueFactory = _ => 2000 };
+        var padding = new Option<SftPadding>("--padding") { Description = "Padding side of a batch (Right or Left); masks make both give the same loss.", DefaultValueFactory = _ => SftPadding.Right };
+        var output = new Option<string>("--out") { Description = "Model folder to write when training finishes.", Required = true };
+        var shared = new LmTrainingOptionSet();
+        var command = new Command("sft", "Supervised fine-tuning on demonstrations (loss on completions only), with checkpoints and --resume.");
+        foreach (var o in new Option[] { model, data, demos, padding, output }) command.Options.Add(o);
+        shared.AddTo(command);
+        command.SetAction(p =>
+        {
+            string modelDir = DataPaths.Resolve(p.GetValue(model)!);
+            string outDir = p.GetValue(output)!;
+            string runDir = shared.RunFolder(p, "sft", outDir);
+            bool resume = p.GetValue(shared.Resume);
+            using var run = RunDirectory.Open(runDir, resume);
+            var examples = p.GetValue(data) is { } path ? SftData.ReadJsonl(DataPaths.Resolve(path)) : SftData.StoryWorld(1, p.GetValue(demos));
+            var defaults = new SftConfig();
+            var config = resume ? run.ReadConfig<SftConfig>() : defaults with { Padding = p.GetValue(padding), Training = shared.Apply(p, defaults.Training) };
+            var gpt = Gpt.Load(modelDir);
+            var tok = TokenizerFiles.Load(modelDir);
+            Console.Error.WriteLine($"{examples.Count:N0} demonstrations; {gpt.ParameterSet.Count:N0} parameters from {modelDir}; run folder {run.Path}");
+            var trainer = new SftTrainer(config);
+            var result = LmCommandSupport.WithProgress("sft", config.Training.Steps, (progress, ct) => trainer.Train(gpt, tok, examples, run, progress, ct));
+            if (!result.Cancelled)
+            {
+                gpt.Save(outDir);
+                tok.Save(outDir);
+            }
+            return LmCommandSupport.Report(result, outDir, run.Path);
+        });
+        return command;
+    }
+}
