@@ -38,6 +38,8 @@ public sealed class RlhfReportTests
         RlhfReportSections.WinRates(report, [("PPO", eval), ("PPO β = 0", eval with { WinRate = WinRate.FromCounts(5, 14, 1) })], "SFT");
         RlhfReportSections.Samples(report, eval.Samples, "SFT", "PPO");
         string html = report.ToHtml();
+        // Left beside the test assembly for a look in a browser.
+        report.Write(Path.Combine(AppContext.BaseDirectory, "rlhf-report-sample.html"));
 
         var curves = Svgs(html, "learning-curves");
         // rlhf_reward, kl, beta and clipfrac were logged; scores, gold and policy loss were not.
