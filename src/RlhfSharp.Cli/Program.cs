@@ -12,10 +12,13 @@ root.Subcommands.Add(ScoreCommand.Create());
 root.Subcommands.Add(TokenizerCommand.Create());
 root.Subcommands.Add(LabelCommand.Create());
 root.Subcommands.Add(RlCommand.Create());
-root.Subcommands.Add(EvalCommand.Create());
-root.Subcommands.Add(ServeCommand.Create());
 root.Subcommands.Add(PretrainCommand.Create());
 root.Subcommands.Add(SftCommand.Create());
+root.Subcommands.Add(RewardCommand.Create());
+root.Subcommands.Add(PpoCommand.Create());
+root.Subcommands.Add(DpoCommand.Create());
+root.Subcommands.Add(EvalCommand.Create());
+root.Subcommands.Add(ServeCommand.Create());
 
 try
 {

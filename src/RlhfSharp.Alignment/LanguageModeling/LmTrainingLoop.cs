@@ -3,10 +3,12 @@
 // that resume bit-identically (model folder + AdamW moments + RNG state + data position). Not here: what a row is
 // (PretrainTrainer: windows of a token stream; SftTrainer: prompt ++ completion with the prompt masked).
 using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json;
 using RlhfSharp.Models;
 using RlhfSharp.Models.Checkpoints;
 using RlhfSharp.Runs;
+using RlhfSharp.Runs.Reports;
 using RlhfSharp.Tensors;
 using RlhfSharp.Tensors.Optim;
 using RlhfSharp.Text;
@@ -152,7 +154,9 @@ internal static class LmTrainingLoop
         }
         if (run is not null && lastCheckpoint != step) Save(run, step, model, tokenizer, opt, dropoutRng, data, o.KeepCheckpoints);
         if (double.IsNaN(heldOut)) heldOut = Evaluate(model, data.HeldOut);
-        return new LmTrainResult(step, trainLoss, heldOut, tokens / Math.Max(trainTime.TotalSeconds, 1e-9), cancelled, watch.Elapsed);
+        var result = new LmTrainResult(step, trainLoss, heldOut, tokens / Math.Max(trainTime.TotalSeconds, 1e-9), cancelled, watch.Elapsed);
+        if (run is not null) WriteReport(run, stage, result);
+        return result;
     }
 
     /// <summary>Token-weighted mean cross-entropy over <paramref name="batches"/> (evaluation mode: no dropout, no gradients kept).</summary>
@@ -173,6 +177,23 @@ internal static class LmTrainingLoop
         }
         if (weight == 0) throw new InvalidOperationException("held-out evaluation: no held-out targets.");
         return sum / weight;
+    }
+
+    /// <summary>report.html: losses over the whole run (read back from metrics.jsonl, so a resumed run shows every step) and the final figures.</summary>
+    private static void WriteReport(RunDirectory run, string stage, LmTrainResult r)
+    {
+        var records = MetricsWriter.ReadAll(run.Metrics.Path);
+        ChartSeries Series(string name, string key) =>
+            new(name, records.Where(m => m.Values.ContainsKey(key)).Select(m => new ChartPoint(m.Step, m.Values[key])).ToList());
+        var report = new HtmlReport($"{stage} run", run.Path);
+        report.Section("loss", "Next-token loss")
+            .Figures(
+                new ReportFigure("steps", r.Steps.ToString(CultureInfo.InvariantCulture)),
+                new ReportFigure("held-out loss", r.HeldOutLoss.ToString("F4", CultureInfo.InvariantCulture), "nats per token"),
+                new ReportFigure("held-out perplexity", r.HeldOutPerplexity.ToString("F2", CultureInfo.InvariantCulture)),
+                new ReportFigure("tokens/s", r.TokensPerSecond.ToString("F0", CultureInfo.InvariantCulture), "this process's training steps"))
+            .Charts(SvgChart.Line(new ChartFrame("Loss", "step", "loss (nats/token)"), [Series("train", "loss/train"), Series("held-out", "loss/heldout")]));
+        report.Write(Path.Combine(run.Path, "report.html"));
     }
 
     private sealed record TrainerState(int Step, int AdamStep, ulong[] DropoutRng, long DataEpoch, long DataIndex);

@@ -328,7 +328,7 @@ public sealed class RewardTrainer
         return list;
     }
 
-    /// <summary>Step 8: accuracy, loss and reliability of the mean normalised-free raw score of <paramref name="members"/>.</summary>
+    /// <summary>Step 8: accuracy and reliability of the members' mean normalised score, and their mean loss, on <paramref name="examples"/>.</summary>
     public RewardEvaluation Evaluate(IReadOnlyList<RewardModel> members, IReadOnlyList<PreferenceExample> examples)
     {
         double lossSum = 0;

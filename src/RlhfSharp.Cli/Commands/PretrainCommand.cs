@@ -36,11 +36,9 @@ internal static class PretrainCommand
             string outDir = p.GetValue(output)!;
             string runDir = shared.RunFolder(p, "pretrain", outDir);
             bool resume = p.GetValue(shared.Resume);
-            using var run = RunDirectory.Open(runDir, resume);
             string? corpusPath = p.GetValue(corpus) is { } c ? DataPaths.Resolve(c) : null;
-            var documents = corpusPath is null
-                ? PretrainTrainer.StoryWorldDocuments(1, p.GetValue(stories))
-                : [DataPaths.ReadCorpus(corpusPath, "--corpus")];
+            var documents = corpusPath is null ? PretrainTrainer.StoryWorldDocuments(1, p.GetValue(stories)) : ReadDocuments(corpusPath);
+            using var run = RunDirectory.Open(runDir, resume);
 
             PretrainConfig config;
             ITokenizer tok;
@@ -75,6 +73,15 @@ internal static class PretrainCommand
             return LmCommandSupport.Report(result, outDir, run.Path);
         });
         return command;
+    }
+
+    /// <summary>A folder's *.txt files (name order) are separate documents, each followed by EOS in the stream; a file is one document.</summary>
+    private static IReadOnlyList<string> ReadDocuments(string path)
+    {
+        if (!Directory.Exists(path)) return [DataPaths.ReadCorpus(path, "--corpus")];
+        var files = Directory.GetFiles(path, "*.txt").Order(StringComparer.Ordinal).ToList();
+        if (files.Count == 0) throw new FileNotFoundException($"--corpus {path}: the folder holds no .txt files.");
+        return files.Select(File.ReadAllText).ToList();
     }
 
     private static ITokenizer MakeTokenizer(string[] spec, IReadOnlyList<string> documents, int vocabSize)

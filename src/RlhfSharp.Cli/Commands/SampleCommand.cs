@@ -16,7 +16,7 @@ internal static class SampleCommand
         var prompts = new Option<string?>("--prompts") { Description = "File of prompts: JSONL with a \"prompt\" field per line, or plain text with one prompt per line." };
         var n = new Option<int>("--n") { Description = "Samples per prompt.", DefaultValueFactory = _ => 1 };
         var defaults = new GenerationOptions();
-        var maxNew = new Option<int>("--max-new-tokens") { Description = "Tokens generated per sample at most.", DefaultValueFactory = _ => 64 };
+        var maxNew = new Option<int?>("--max-new-tokens") { Description = "Tokens generated per sample at most (default: 64, or what the model's block size leaves after the longest prompt)." };
         var temperature = new Option<float>("--temperature") { Description = "Softmax temperature.", DefaultValueFactory = _ => defaults.Temperature };
         var topK = new Option<int>("--top-k") { Description = "Sample among the k most likely tokens (0 = all).", DefaultValueFactory = _ => defaults.TopK };
         var topP = new Option<float>("--top-p") { Description = "Nucleus sampling mass (1 = off).", DefaultValueFactory = _ => defaults.TopP };
@@ -24,8 +24,12 @@ internal static class SampleCommand
         var seed = new Option<ulong>("--seed") { Description = "Random seed.", DefaultValueFactory = _ => 1UL };
         var batch = new Option<int>("--batch") { Description = "Sequences generated together.", DefaultValueFactory = _ => 16 };
         var json = new Option<bool>("--json") { Description = "One JSON object per sample: prompt, completion, tokens, logprobs." };
+        var bestOf = new Option<int?>("--best-of") { Description = "Draw N samples per prompt and print the one the --reward model scores highest." };
+        var rewardDir = new Option<string?>("--reward") { Description = "Reward model folder used by --best-of." };
         var command = new Command("sample", "Continue prompts with a trained model.");
         foreach (var o in new Option[] { model, prompt, prompts, n, maxNew, temperature, topK, topP, greedy, seed, batch, json }) command.Options.Add(o);
+        command.Options.Add(bestOf);
+        command.Options.Add(rewardDir);
         command.SetAction(parse =>
         {
             string dir = parse.GetValue(model)!;
@@ -37,9 +41,14 @@ internal static class SampleCommand
             var tokenizer = TokenizerFiles.Load(dir);
             if (tokenizer.VocabSize > gpt.Config.VocabSize)
                 throw new ArgumentException($"{dir}: tokenizer has {tokenizer.VocabSize} tokens but the model's vocab_size is {gpt.Config.VocabSize}.");
+            // Without --max-new-tokens, generate what fits: a tiny model's block may be no longer than 64 tokens.
+            int longestPrompt = texts.Max(t => Encode(tokenizer, t).Length);
+            int room = gpt.Config.BlockSize - longestPrompt;
+            if (room < 1)
+                throw new ArgumentException($"sample: the longest prompt has {longestPrompt} tokens, which leaves no room in the model's block size {gpt.Config.BlockSize}.");
             var options = new GenerationOptions
             {
-                MaxNewTokens = parse.GetValue(maxNew),
+                MaxNewTokens = parse.GetValue(maxNew) ?? Math.Min(64, room),
                 Temperature = parse.GetValue(temperature),
                 TopK = parse.GetValue(topK),
                 TopP = parse.GetValue(topP),
@@ -48,6 +57,8 @@ internal static class SampleCommand
                 PadTokenId = tokenizer.EosId ?? 0,
             };
             var rng = new Rng(parse.GetValue(seed));
+            if (parse.GetValue(bestOf) is int bestN)
+                return BestOfNSampling.Run(gpt, tokenizer, texts, bestN, parse.GetValue(rewardDir) ?? throw new ArgumentException("sample: --best-of needs --reward RM_DIR."), options, rng, b, parse.GetValue(json));
             var generator = new GptGenerator(gpt);
             // Each prompt repeated K times, generated in batches.
             var jobs = texts.SelectMany(t => Enumerable.Repeat(t, k)).ToList();

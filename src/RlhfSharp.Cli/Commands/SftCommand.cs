@@ -27,8 +27,8 @@ internal static class SftCommand
             string outDir = p.GetValue(output)!;
             string runDir = shared.RunFolder(p, "sft", outDir);
             bool resume = p.GetValue(shared.Resume);
-            using var run = RunDirectory.Open(runDir, resume);
             var examples = p.GetValue(data) is { } path ? SftData.ReadJsonl(DataPaths.Resolve(path)) : SftData.StoryWorld(1, p.GetValue(demos));
+            using var run = RunDirectory.Open(runDir, resume);
             var defaults = new SftConfig();
             var config = resume ? run.ReadConfig<SftConfig>() : defaults with { Padding = p.GetValue(padding), Training = shared.Apply(p, defaults.Training) };
             var gpt = Gpt.Load(modelDir);

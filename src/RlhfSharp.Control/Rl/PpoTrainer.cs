@@ -127,10 +127,28 @@ public sealed record TrainProgress(long GlobalStep, long TotalSteps, double? Rec
 /// <summary>A trained agent and how training went.</summary>
 public sealed record TrainResult(ControlPolicy Policy, IReadOnlyList<MetricsRow> Metrics, double WallSeconds, double StepsPerSecond);
 
+/// <summary>
+/// Hooks into the PPO loop for a learner that replaces the reward (Christiano et al.'s loop trains on r̂(o, a), never the
+/// true reward) and works between updates (collect labels, refit). Episode returns in the metrics stay the true ones.
+/// </summary>
+public sealed record PpoHooks
+{
+    /// <summary>(raw observations before the step [N, S], the actions sent to the envs [N, A], the step) → the rewards PPO learns from [N].</summary>
+    public Func<float[], float[], VectorStep, double[]>? Reward { get; init; }
+
+    /// <summary>Called after each update with (update index from 1, global step, the row's values), before the row is logged; may add values.</summary>
+    public Action<int, long, Dictionary<string, double>>? AfterUpdate { get; init; }
+}
+
 public static class PpoTrainer
 {
-    public static TrainResult Train(string envId, PpoConfig cfg, ulong seed, Action<MetricsRow>? onMetrics = null, Action<TrainProgress>? onProgress = null)
+    public static TrainResult Train(string envId, PpoConfig cfg, ulong seed, Action<MetricsRow>? onMetrics = null, Action<TrainProgress>? onProgress = null) =>
+        Train(envId, cfg, seed, new PpoHooks(), onMetrics, onProgress);
+
+    /// <summary>PPO with hooks: a replaced reward and a callback between updates (see <see cref="PpoHooks"/>).</summary>
+    public static TrainResult Train(string envId, PpoConfig cfg, ulong seed, PpoHooks hooks, Action<MetricsRow>? onMetrics = null, Action<TrainProgress>? onProgress = null)
     {
+        ArgumentNullException.ThrowIfNull(hooks);
         cfg.Validate();
         var watch = Stopwatch.StartNew();
         var rng = new Rng(seed);
@@ -154,6 +172,7 @@ public static class PpoTrainer
 
         float[] rawObs = envs.Reset();
         float[] obs = obsNorm?.Normalize(rawObs) ?? rawObs;
+        float[] rawCurrent = rawObs;
         long globalStep = 0;
         var rolloutWatch = new Stopwatch();
         var updateWatch = new Stopwatch(); // where the time goes: acting and stepping vs. learning
@@ -175,7 +194,8 @@ public static class PpoTrainer
                 act.LogProb.CopyTo(logpBuf, t * n);
                 act.Values.CopyTo(valBuf, t * n);
                 var step = envs.Step(box is null ? act.Actions : ClipToBox(act.Actions, box)); // 13. actions clipped to the bounds
-                double[] rewards = step.Rewards;
+                double[] rewards = hooks.Reward is { } learned ? learned(rawCurrent, box is null ? act.Actions : ClipToBox(act.Actions, box), step) : step.Rewards;
+                rawCurrent = step.Observations;
                 rewNorm?.Normalize(rewards, step.Terminated, step.Truncated);
                 for (int i = 0; i < n; i++)
                 {
@@ -270,6 +290,7 @@ public static class PpoTrainer
                 ["perf/update_seconds"] = updateWatch.Elapsed.TotalSeconds,
             };
             if (beta is not null) values["losses/kl_beta"] = beta.Beta;
+            hooks.AfterUpdate?.Invoke(update, globalStep, values);
             var row = new MetricsRow(globalStep, values);
             rows.Add(row);
             onMetrics?.Invoke(row);

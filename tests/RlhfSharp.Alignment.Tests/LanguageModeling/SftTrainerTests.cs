@@ -97,7 +97,7 @@ public sealed class SftTrainerTests(ITestOutputHelper output)
 
         var config = new SftConfig
         {
-            Training = new LmTrainingOptions { LearningRate = 1e-3f, WarmupSteps = 10, Steps = 120, BatchSize = 16, EvalInterval = 60, EvalBatches = 2, CheckpointInterval = 0, Seed = 3, Threads = 2 },
+            Training = new LmTrainingOptions { LearningRate = 1e-3f, WarmupSteps = 10, Steps = 200, BatchSize = 16, EvalInterval = 100, EvalBatches = 2, CheckpointInterval = 0, Seed = 3, Threads = 2 },
         };
         var result = new SftTrainer(config).Train(model, lm.Tokenizer, demos);
         double lossAfter = SftTrainer.CompletionLoss(model, lm.Tokenizer, heldOutDemos);

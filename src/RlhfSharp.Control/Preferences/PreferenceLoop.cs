@@ -1,0 +1,229 @@
+// Deep RL from human preferences (Christiano et al. 2017) on the control tasks. The agent never sees the true reward:
+//   1. roll the untrained policy, cut segments (~1.5 s) into the pool, ask the pre-RL share of the label budget, fit r̂;
+//   2. PPO on r̂(o, a) (ensemble mean, unit spread over recent experience; zero at the recent mean, or at the absorbing
+//      terminal states' r̂ where clips end in one — see Renormalise) via PpoHooks;
+//   3. between PPO updates, as the label schedule allows: pick pairs (ensemble disagreement or random), ask the labeller,
+//      refit the ensemble on bootstrap resamples (SegmentPreferenceLoss with 10% random answers, ties ½/½), renormalise.
+// Freezing the predictor after step 1 is the offline-reward-model ablation that shows reward hacking.
+using System.Diagnostics;
+using RlhfSharp.Control.Rl;
+using RlhfSharp.Feedback;
+using RlhfSharp.Feedback.Labelers;
+using RlhfSharp.Tensors;
+
+namespace RlhfSharp.Control.Preferences;
+
+/// <summary>Settings of the preference loop.</summary>
+public sealed record PreferenceConfig
+{
+    /// <summary>Environment id.</summary>
+    public required string EnvId { get; init; }
+
+    /// <summary>PPO settings; TotalSteps is the RL budget in env steps.</summary>
+    public required PpoConfig Ppo { get; init; }
+
+    /// <summary>Total labels and how they spread over training.</summary>
+    public required LabelSchedule Schedule { get; init; }
+
+    /// <summary>How query pairs are chosen.</summary>
+    public SelectionRule Selection { get; init; } = SelectionRule.Disagreement;
+
+    /// <summary>The reward predictor.</summary>
+    public RewardEnsembleConfig Predictor { get; init; } = new();
+
+    /// <summary>Segment length in simulated seconds (the paper's clips are 1–2 s; 1.5 s by default).</summary>
+    public double SegmentSeconds { get; init; } = 1.5;
+
+    /// <summary>Most recent segments kept for query selection.</summary>
+    public int PoolCapacity { get; init; } = 400;
+
+    /// <summary>Minibatch steps per member for the first fit.</summary>
+    public int InitialFitSteps { get; init; } = 300;
+
+    /// <summary>Minibatch steps per member for each refit.</summary>
+    public int RefitSteps { get; init; } = 60;
+
+    /// <summary>Labels asked for together (and a refit after each batch); the last update flushes what is due.</summary>
+    public int LabelBatch { get; init; } = 10;
+
+    /// <summary>Recent transitions over which r̂ is normalised.</summary>
+    public int NormalizationWindow { get; init; } = 4096;
+
+    /// <summary>PPO updates between renormalisations of r̂ when no refit happened.</summary>
+    public int RenormalizeEvery { get; init; } = 10;
+
+    /// <summary>Render each segment as an animated SVG in the queries (needed by people; the oracle reads metadata only).</summary>
+    public bool RenderClips { get; init; }
+
+    /// <summary>Fit once before RL, then never again (the frozen, offline reward model of the reward-hacking ablation).</summary>
+    public bool FreezeAfterFirstFit { get; init; }
+
+    /// <summary>Campaign name of the queries.</summary>
+    public string Campaign { get; init; } = "prefrl";
+}
+
+/// <summary>What a run produced.</summary>
+/// <param name="Policy">The final policy.</param>
+/// <param name="Predictor">The final reward predictor.</param>
+/// <param name="Comparisons">Every answered comparison used for training.</param>
+/// <param name="LabelsUsed">Queries answered (skips included: they spend the budget).</param>
+/// <param name="Metrics">One row per PPO update (true and predicted episode returns, labels, predictor accuracy).</param>
+/// <param name="WallSeconds">Wall time of the whole loop.</param>
+public sealed record PreferenceResult(
+    ControlPolicy Policy, RewardEnsemble Predictor, IReadOnlyList<Comparison> Comparisons, int LabelsUsed, IReadOnlyList<MetricsRow> Metrics, double WallSeconds);
+
+/// <summary>Evaluation of a run: true returns, and how well r̂ summed over the same episodes tracks them.</summary>
+public sealed record PreferenceEvaluation(double MeanTrueReturn, double RewardCorrelation, double[] TrueReturns, double[] PredictedReturns);
+
+public static class PreferenceLoop
+{
+    public static PreferenceResult Run(PreferenceConfig cfg, ILabeler labeler, ulong seed,
+        Action<MetricsRow>? onMetrics = null, Action<TrainProgress>? onProgress = null, Action<Query>? onQuery = null)
+    {
+        cfg.Schedule.Validate();
+        cfg.Ppo.Validate();
+        var watch = Stopwatch.StartNew();
+        var rng = new Rng(seed ^ 0x9E3779B97F4A7C15UL);
+        var probe = EnvRegistry.Make(cfg.EnvId);
+        int s = probe.ObservationSpace.FlatSize, a = probe.ActionSpace.FlatSize;
+        int segLen = Trajectory.StepsFor(cfg.EnvId, cfg.SegmentSeconds);
+        var pool = new SegmentPool(cfg.EnvId, cfg.Ppo.NumEnvs, segLen, cfg.PoolCapacity);
+        var ensemble = new RewardEnsemble(s, probe.ActionSpace, cfg.Predictor, rng.Fork());
+        var comparisons = new List<Comparison>();
+        int labelsUsed = 0;
+        long queryId = 0;
+
+        void Ask(int count)
+        {
+            if (count <= 0) return;
+            foreach (var (first, second) in QuerySelection.Select(pool.Segments, count, cfg.Selection, ensemble, rng))
+            {
+                var nq = SegmentQueries.ToQuery(first, second, cfg.RenderClips, cfg.Campaign);
+                var query = new Query(++queryId, nq.Kind, nq.Prompt, nq.Candidates, nq.Campaign, null, DateTimeOffset.UtcNow);
+                onQuery?.Invoke(query);
+                var answer = labeler.AnswerAsync(query).GetAwaiter().GetResult();
+                labelsUsed++;
+                if (SegmentQueries.Mu(answer) is float mu) comparisons.Add(new Comparison(first, second, mu));
+            }
+        }
+
+        // 1. Segments of the untrained (uniform random) policy, the pre-RL labels and the first fit.
+        var warm = new VectorEnv(cfg.EnvId, cfg.Ppo.NumEnvs, seed + 7919);
+        float[] obs = warm.Reset();
+        int wanted = Math.Min(cfg.PoolCapacity, Math.Max(2 * cfg.Schedule.PreRl, 40));
+        for (int guard = 0; pool.Segments.Count < wanted && guard < 200_000; guard++)
+        {
+            var acts = new float[cfg.Ppo.NumEnvs * a];
+            for (int i = 0; i < cfg.Ppo.NumEnvs; i++) probe.ActionSpace.Sample(rng).CopyTo(acts, i * a);
+            var step = warm.Step(acts);
+            pool.Add(obs, acts, step);
+            obs = step.Observations;
+        }
+        ensemble.SetInputStatistics(pool.Segments);
+        Ask(cfg.Schedule.PreRl);
+        if (comparisons.Count == 0) throw new InvalidOperationException($"prefrl: all {labelsUsed} pre-RL queries were skipped; nothing to fit.");
+        ensemble.Fit(comparisons, cfg.InitialFitSteps, rng);
+
+        // 2.–3. PPO on the normalised prediction, labelling and refitting between updates.
+        var recent = new Queue<(float[] O, float[] A)>();
+        double rMean = 0, rStd = 1, rZero = 0;
+        void Renormalise()
+        {
+            if (recent.Count == 0) return;
+            var o = recent.SelectMany(x => x.O).ToArray();
+            var ac = recent.SelectMany(x => x.A).ToArray();
+            var p = ensemble.Predict(o, ac, recent.Count);
+            rMean = p.Average();
+            rStd = Math.Max(1e-6, Math.Sqrt(p.Average(v => (v - rMean) * (v - rMean))));
+            // Zero point. The clips hold a terminated episode's last state still (SegmentPool), so the labeller judged dying
+            // as staying in that absorbing state; PPO's GAE values a terminal state at 0. With the recent mean as zero, half the
+            // states pay less than nothing and dying becomes an escape; with the absorbing states' mean r̂ as zero, PPO's
+            // episode ends exactly as the labeller saw it continue. Tasks whose clips never ended in a terminal state keep the mean.
+            var ends = pool.Segments.Where(g => g.Terminated).TakeLast(200).ToList();
+            rZero = ends.Count == 0 ? rMean
+                : ensemble.Predict([.. ends.SelectMany(g => g.Observations[^1])], [.. ends.SelectMany(g => g.Actions[^1])], ends.Count).Average();
+        }
+        foreach (var seg in pool.Segments.TakeLast(cfg.NormalizationWindow / segLen))
+            for (int t = 0; t < seg.Length; t++) recent.Enqueue((seg.Observations[t], seg.Actions[t]));
+        Renormalise();
+        var predictedSoFar = new double[cfg.Ppo.NumEnvs];
+        var predictedFinished = new List<double>();
+        double[] Reward(float[] rawObs, float[] actions, VectorStep step)
+        {
+            pool.Add(rawObs, actions, step);
+            int n = step.Rewards.Length;
+            for (int i = 0; i < n; i++)
+            {
+                recent.Enqueue((rawObs[(i * s)..((i + 1) * s)], actions[(i * a)..((i + 1) * a)]));
+                if (recent.Count > cfg.NormalizationWindow) recent.Dequeue();
+            }
+            double[] r = ensemble.Predict(rawObs, actions, n);
+            for (int i = 0; i < n; i++)
+            {
+                predictedSoFar[i] += r[i];
+                if (step.Terminated[i] || step.Truncated[i]) { predictedFinished.Add(predictedSoFar[i]); predictedSoFar[i] = 0; }
+                r[i] = (r[i] - rMean) / rStd;
+            }
+            return r;
+        }
+        int updates = (int)(cfg.Ppo.TotalSteps / cfg.Ppo.BatchSize);
+        int due = 0;
+        double accuracy = ensemble.OutOfBagAccuracy();
+        void AfterUpdate(int update, long globalStep, Dictionary<string, double> values)
+        {
+            bool refitted = false;
+            if (!cfg.FreezeAfterFirstFit)
+            {
+                due += cfg.Schedule.DueAt(update, updates);
+                if (due > 0 && (due >= cfg.LabelBatch || update == updates))
+                {
+                    Ask(due);
+                    due = 0;
+                    ensemble.Fit(comparisons, cfg.RefitSteps, rng);
+                    accuracy = ensemble.OutOfBagAccuracy();
+                    refitted = true;
+                }
+            }
+            // After a refit, and every RenormalizeEvery updates as the policy's states move even when the predictor does not.
+            if (refitted || update % cfg.RenormalizeEvery == 0) Renormalise();
+            values["prefrl/labels"] = labelsUsed;
+            values["prefrl/comparisons"] = comparisons.Count;
+            values["prefrl/rm_oob_accuracy"] = accuracy;
+            values["prefrl/predicted_episodic_return"] = predictedFinished.Count > 0 ? predictedFinished.Average() : double.NaN;
+            values["prefrl/reward_mean"] = rMean;
+            values["prefrl/reward_std"] = rStd;
+            values["prefrl/reward_zero"] = rZero;
+            predictedFinished.Clear();
+        }
+        var result = PpoTrainer.Train(cfg.EnvId, cfg.Ppo, seed, new PpoHooks { Reward = Reward, AfterUpdate = AfterUpdate }, onMetrics, onProgress);
+        return new PreferenceResult(result.Policy, ensemble, comparisons, labelsUsed, result.Metrics, watch.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>
+    /// Runs the policy for fresh-seeded episodes (deterministic, then as many sampled ones so returns spread) and compares
+    /// true returns with r̂ summed over the same steps; MeanTrueReturn is over the deterministic episodes only.
+    /// </summary>
+    public static PreferenceEvaluation Evaluate(ControlPolicy policy, RewardEnsemble predictor, int episodes, ulong seed)
+    {
+        var greedy = policy.Rollouts(episodes, seed, deterministic: true);
+        var sampled = policy.Rollouts(episodes, seed + 100_000, deterministic: false);
+        var all = greedy.Concat(sampled).ToList();
+        double[] truth = [.. all.Select(t => t.Return)];
+        double[] predicted = [.. all.Select(t => predictor.SegmentSums(t).Average())];
+        return new PreferenceEvaluation(greedy.Average(t => t.Return), Pearson(truth, predicted), truth, predicted);
+    }
+
+    /// <summary>Pearson correlation; NaN when either side has no spread.</summary>
+    public static double Pearson(IReadOnlyList<double> x, IReadOnlyList<double> y)
+    {
+        if (x.Count != y.Count || x.Count < 2) throw new ArgumentException($"Pearson: {x.Count} and {y.Count} values; need two equal lists of ≥ 2.");
+        double mx = x.Average(), my = y.Average(), sxy = 0, sxx = 0, syy = 0;
+        for (int i = 0; i < x.Count; i++)
+        {
+            sxy += (x[i] - mx) * (y[i] - my);
+            sxx += (x[i] - mx) * (x[i] - mx);
+            syy += (y[i] - my) * (y[i] - my);
+        }
+        return sxx == 0 || syy == 0 ? double.NaN : sxy / Math.Sqrt(sxx * syy);
+    }
+}

@@ -1,0 +1,266 @@
+// Christiano et al. 2017's reward predictor: an ensemble of MLPs r̂(o, a), each fitted on a bootstrap resample of the
+// comparisons with the segment Bradley–Terry loss (Objectives.SegmentPreferenceLoss, 10% random answers, ties ½/½).
+// The ensemble mean is the reward; the spread of the members' P̂ is the disagreement that picks queries; each member's
+// out-of-bag comparisons give the held-out accuracy without spending labels on a validation set.
+using RlhfSharp.Objectives;
+using RlhfSharp.Tensors;
+using RlhfSharp.Tensors.Nn;
+using RlhfSharp.Tensors.Optim;
+
+namespace RlhfSharp.Control.Preferences;
+
+/// <summary>One answered comparison of two segments; Mu is the probability mass on the first (1, 0, or ½ for a tie).</summary>
+public sealed record Comparison(Trajectory First, Trajectory Second, float Mu);
+
+/// <summary>Settings of the reward predictor.</summary>
+public sealed record RewardEnsembleConfig
+{
+    /// <summary>Members of the ensemble (the paper's default is 3).</summary>
+    public int Members { get; init; } = 3;
+
+    /// <summary>Hidden layer widths of each member's MLP.</summary>
+    public int[] Hidden { get; init; } = [64, 64];
+
+    /// <summary>Adam learning rate.</summary>
+    public double LearningRate { get; init; } = 1e-3;
+
+    /// <summary>Decoupled weight decay (the paper regularises the predictor with L2).</summary>
+    public double WeightDecay { get; init; } = 1e-4;
+
+    /// <summary>Comparisons per minibatch.</summary>
+    public int BatchSize { get; init; } = 32;
+
+    /// <summary>Assumed share of uniformly random answers ρ in the loss.</summary>
+    public double RandomRate { get; init; } = SegmentPreferenceLoss.PaperRandomRate;
+}
+
+public sealed class RewardEnsemble
+{
+    private readonly Mlp[] _members;
+    private readonly ParameterSet[] _sets;
+    private readonly AdamW[] _optimizers;
+    private readonly RewardEnsembleConfig _cfg;
+    private readonly int _actionFeatures;
+    private readonly int? _discreteActions;
+    private float[] _inMean;
+    private float[] _inScale;
+    private List<Comparison>[] _outOfBag;
+
+    /// <param name="observationSize">Observation floats S.</param>
+    /// <param name="actionSpace">Discrete actions enter one-hot; box actions as they are.</param>
+    public RewardEnsemble(int observationSize, Space actionSpace, RewardEnsembleConfig cfg, Rng rng)
+    {
+        if (cfg.Members < 1) throw new ArgumentOutOfRangeException(nameof(cfg), cfg.Members, "RewardEnsemble: Members must be ≥ 1.");
+        if (cfg.BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(cfg), cfg.BatchSize, "RewardEnsemble: BatchSize must be ≥ 1.");
+        _cfg = cfg;
+        ObservationSize = observationSize;
+        _discreteActions = actionSpace is DiscreteSpace d ? d.N : null;
+        _actionFeatures = _discreteActions ?? actionSpace.FlatSize;
+        ActionSize = actionSpace.FlatSize;
+        int f = observationSize + _actionFeatures;
+        _inMean = new float[f];
+        _inScale = Enumerable.Repeat(1f, f).ToArray();
+        _members = new Mlp[cfg.Members];
+        _sets = new ParameterSet[cfg.Members];
+        _optimizers = new AdamW[cfg.Members];
+        _outOfBag = new List<Comparison>[cfg.Members];
+        for (int m = 0; m < cfg.Members; m++)
+        {
+            _members[m] = new Mlp([f, .. cfg.Hidden, 1], Activation.Relu, rng.Fork());
+            _sets[m] = new ParameterSet(_members[m]);
+            _optimizers[m] = new AdamW(_sets[m], new AdamWConfig { LearningRate = (float)cfg.LearningRate, WeightDecay = (float)cfg.WeightDecay });
+            _outOfBag[m] = [];
+        }
+    }
+
+    public int ObservationSize { get; }
+
+    public int ActionSize { get; }
+
+    public int MemberCount => _members.Length;
+
+    /// <summary>Fixes the input standardisation (per feature mean and spread) from the steps of some segments; call once, before fitting.</summary>
+    public void SetInputStatistics(IEnumerable<Trajectory> segments)
+    {
+        var rows = segments.SelectMany(s => Enumerable.Range(0, s.Length).Select(t => Features(s.Observations[t], s.Actions[t]))).ToList();
+        if (rows.Count == 0) throw new ArgumentException("RewardEnsemble.SetInputStatistics: no steps given.", nameof(segments));
+        int f = _inMean.Length;
+        for (int j = 0; j < f; j++)
+        {
+            double mean = rows.Average(r => r[j]);
+            double sd = Math.Sqrt(rows.Average(r => (r[j] - mean) * (r[j] - mean)));
+            _inMean[j] = (float)mean;
+            _inScale[j] = (float)(1.0 / Math.Max(sd, 1e-3)); // a constant feature (one-hot never used) stays finite
+        }
+    }
+
+    /// <summary>r̂(o, a) of each member for a batch of rows ([rows, S] and [rows, A]), without a graph: [member][row].</summary>
+    public float[][] PredictMembers(ReadOnlySpan<float> observations, ReadOnlySpan<float> actions, int rows)
+    {
+        using var _ = Autograd.NoGrad();
+        var x = Input(observations, actions, rows);
+        return [.. _members.Select(m => m.Forward(x).ToArray())];
+    }
+
+    /// <summary>The ensemble-mean r̂(o, a) per row.</summary>
+    public double[] Predict(ReadOnlySpan<float> observations, ReadOnlySpan<float> actions, int rows)
+    {
+        var per = PredictMembers(observations, actions, rows);
+        var mean = new double[rows];
+        foreach (var p in per)
+            for (int r = 0; r < rows; r++) mean[r] += p[r] / (double)per.Length;
+        return mean;
+    }
+
+    /// <summary>Σ r̂ over a segment for each member.</summary>
+    public double[] SegmentSums(Trajectory segment)
+    {
+        var (obs, act) = Flatten([segment]);
+        var per = PredictMembers(obs, act, segment.Length);
+        return [.. per.Select(p => p.Sum(v => (double)v))];
+    }
+
+    /// <summary>Variance across members of P̂[first ≻ second] (the paper's disagreement score), and the members' mean P̂.</summary>
+    public static (double Variance, double Mean) Disagreement(double[] firstSums, double[] secondSums)
+    {
+        if (firstSums.Length != secondSums.Length || firstSums.Length == 0)
+            throw new ArgumentException($"Disagreement: {firstSums.Length} and {secondSums.Length} member sums.");
+        var p = firstSums.Zip(secondSums, (a, b) => 1.0 / (1.0 + Math.Exp(-(a - b)))).ToArray();
+        double mean = p.Average();
+        return (p.Average(v => (v - mean) * (v - mean)), mean);
+    }
+
+    /// <summary>
+    /// Refits every member for <paramref name="steps"/> minibatch steps (warm-started) on a fresh bootstrap resample of the
+    /// comparisons; the comparisons a member's resample missed become its out-of-bag set. Returns the mean final loss.
+    /// </summary>
+    public double Fit(IReadOnlyList<Comparison> data, int steps, Rng rng)
+    {
+        if (data.Count == 0) throw new ArgumentException("RewardEnsemble.Fit: no comparisons.", nameof(data));
+        double lossSum = 0;
+        for (int m = 0; m < _members.Length; m++)
+        {
+            var inBag = new bool[data.Count];
+            var sample = new Comparison[data.Count];
+            for (int i = 0; i < data.Count; i++)
+            {
+                int k = rng.NextInt(data.Count);
+                sample[i] = data[k];
+                inBag[k] = true;
+            }
+            _outOfBag[m] = [.. data.Where((_, i) => !inBag[i])];
+            double last = 0;
+            int b = Math.Min(_cfg.BatchSize, sample.Length);
+            for (int s = 0; s < steps; s++)
+            {
+                var batch = new Comparison[b];
+                for (int i = 0; i < b; i++) batch[i] = sample[rng.NextInt(sample.Length)];
+                _sets[m].ZeroGrad();
+                var loss = SegmentPreferenceLoss.Loss(Sums(_members[m], batch.Select(c => c.First).ToArray()),
+                    Sums(_members[m], batch.Select(c => c.Second).ToArray()), batch.Select(c => c.Mu).ToArray(), _cfg.RandomRate);
+                loss.Backward();
+                _optimizers[m].Step();
+                last = loss.ToArray()[0];
+            }
+            lossSum += last;
+        }
+        return lossSum / _members.Length;
+    }
+
+    /// <summary>
+    /// Accuracy on comparisons no member trained on in its last fit (each member on its own out-of-bag set, strict
+    /// preferences only), pooled over members; NaN when there are none.
+    /// </summary>
+    public double OutOfBagAccuracy()
+    {
+        int right = 0, total = 0;
+        for (int m = 0; m < _members.Length; m++)
+        {
+            foreach (var c in _outOfBag[m].Where(c => c.Mu != 0.5f))
+            {
+                double d = MemberSum(m, c.First) - MemberSum(m, c.Second);
+                if (d != 0) { total++; if ((d > 0) == (c.Mu > 0.5f)) right++; }
+            }
+        }
+        return total == 0 ? double.NaN : right / (double)total;
+    }
+
+    /// <summary>Accuracy of the ensemble mean on given comparisons (strict preferences only); NaN when there are none.</summary>
+    public double Accuracy(IEnumerable<Comparison> data)
+    {
+        int right = 0, total = 0;
+        foreach (var c in data.Where(c => c.Mu != 0.5f))
+        {
+            double d = SegmentSums(c.First).Average() - SegmentSums(c.Second).Average();
+            total++;
+            if (d != 0 && (d > 0) == (c.Mu > 0.5f)) right++;
+        }
+        return total == 0 ? double.NaN : right / (double)total;
+    }
+
+    private double MemberSum(int m, Trajectory seg)
+    {
+        using var _ = Autograd.NoGrad();
+        var (obs, act) = Flatten([seg]);
+        return _members[m].Forward(Input(obs, act, seg.Length)).ToArray().Sum(v => (double)v);
+    }
+
+    /// <summary>Σ_t r̂ per segment as a [B] tensor on the graph (segments of one batch may differ in length).</summary>
+    private Tensor Sums(Mlp member, Trajectory[] segments)
+    {
+        var (obs, act) = Flatten(segments);
+        int rows = segments.Sum(s => s.Length);
+        var r = Ops.Reshape(member.Forward(Input(obs, act, rows)), rows);
+        int len = segments[0].Length;
+        if (segments.All(s => s.Length == len)) return Ops.Sum(Ops.Reshape(r, segments.Length, len), 1);
+        // Unequal lengths: a [B, rows] 0/1 matrix sums each segment's rows.
+        var pick = new float[segments.Length * rows];
+        int at = 0;
+        for (int b = 0; b < segments.Length; b++)
+            for (int t = 0; t < segments[b].Length; t++) pick[b * rows + at++] = 1f;
+        return Ops.Reshape(Ops.MatMul(Tensor.Wrap(pick, segments.Length, rows), Ops.Reshape(r, rows, 1)), segments.Length);
+    }
+
+    private (float[] Obs, float[] Act) Flatten(IReadOnlyList<Trajectory> segments)
+    {
+        int rows = segments.Sum(s => s.Length);
+        var obs = new float[rows * ObservationSize];
+        var act = new float[rows * ActionSize];
+        int r = 0;
+        foreach (var s in segments)
+            for (int t = 0; t < s.Length; t++, r++)
+            {
+                s.Observations[t].CopyTo(obs, r * ObservationSize);
+                s.Actions[t].CopyTo(act, r * ActionSize);
+            }
+        return (obs, act);
+    }
+
+    private float[] Features(float[] obs, float[] act)
+    {
+        var f = new float[ObservationSize + _actionFeatures];
+        obs.CopyTo(f, 0);
+        if (_discreteActions is int k)
+        {
+            int a = (int)act[0];
+            if (a < 0 || a >= k) throw new ArgumentOutOfRangeException(nameof(act), act[0], $"RewardEnsemble: action {act[0]} is not in Discrete({k}).");
+            f[ObservationSize + a] = 1f;
+        }
+        else act.CopyTo(f, ObservationSize);
+        return f;
+    }
+
+    private Tensor Input(ReadOnlySpan<float> observations, ReadOnlySpan<float> actions, int rows)
+    {
+        if (observations.Length != rows * ObservationSize || actions.Length != rows * ActionSize)
+            throw new ArgumentException($"RewardEnsemble: {observations.Length} observation and {actions.Length} action values for {rows} rows of {ObservationSize} + {ActionSize}.");
+        int f = _inMean.Length;
+        var x = new float[rows * f];
+        for (int r = 0; r < rows; r++)
+        {
+            var row = Features(observations.Slice(r * ObservationSize, ObservationSize).ToArray(), actions.Slice(r * ActionSize, ActionSize).ToArray());
+            for (int j = 0; j < f; j++) x[r * f + j] = (row[j] - _inMean[j]) * _inScale[j];
+        }
+        return Tensor.Wrap(x, rows, f);
+    }
+}

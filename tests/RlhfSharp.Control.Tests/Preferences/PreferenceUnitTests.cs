@@ -1,0 +1,132 @@
+// Unit checks of the preference loop's parts: the segment loss against a hand computation, disagreement ranking,
+// the label schedule spending exactly its budget, the segment pool's padding, and refused settings.
+using RlhfSharp.Control.Preferences;
+using RlhfSharp.Objectives;
+using RlhfSharp.Tensors;
+
+namespace RlhfSharp.Control.Tests.Preferences;
+
+public sealed class PreferenceUnitTests
+{
+    [Fact]
+    public void SegmentLoss_EqualsHandComputation_WithTenPercentRandomAnswers()
+    {
+        // Pair 1: sums 2 and 0.5, first preferred. Pair 2: sums −1 and 1, a tie (μ = ½).
+        var first = Tensor.FromArray([2f, -1f], 2);
+        var second = Tensor.FromArray([0.5f, 1f], 2);
+        double loss = SegmentPreferenceLoss.Loss(first, second, [1f, 0.5f], 0.1).ToArray()[0];
+        static double Sig(double x) => 1 / (1 + Math.Exp(-x));
+        double p1 = 0.9 * Sig(1.5) + 0.05;          // 0.9·0.817574 + 0.05 = 0.785817
+        double p2 = 0.9 * Sig(-2) + 0.05;           // 0.9·0.119203 + 0.05 = 0.157283
+        double expected = (-Math.Log(p1) + -(0.5 * Math.Log(p2) + 0.5 * Math.Log(1 - p2))) / 2;
+        Assert.Equal(expected, loss, 5);
+        Assert.Equal(0.785817, p1, 5);
+        // Without the random-answer term the first pair's loss is plain −log σ(1.5): the 10% term must change it.
+        double plain = SegmentPreferenceLoss.Loss(Tensor.FromArray([2f], 1), Tensor.FromArray([0.5f], 1), [1f], 0).ToArray()[0];
+        Assert.Equal(-Math.Log(Sig(1.5)), plain, 5);
+        Assert.NotEqual(plain, -Math.Log(p1), 3);
+    }
+
+    [Fact]
+    public void SegmentLoss_Gradient_MatchesFiniteDifference()
+    {
+        var first = Tensor.FromArray([0.7f, -0.2f], 2);
+        first.RequiresGrad = true;
+        var second = Tensor.FromArray([0.1f, 0.4f], 2);
+        SegmentPreferenceLoss.Loss(first, second, [0f, 1f]).Backward();
+        float g = first.Grad!.Span[0];
+        double L(float x) => SegmentPreferenceLoss.Loss(Tensor.FromArray([x, -0.2f], 2), second, [0f, 1f]).ToArray()[0];
+        double fd = (L(0.7f + 1e-3f) - L(0.7f - 1e-3f)) / 2e-3;
+        Assert.Equal(fd, g, 3);
+    }
+
+    [Fact]
+    public void Disagreement_RanksSplitPairAboveAgreedPair()
+    {
+        // Members' segment sums: on pair A all three say "first by 3" (agreed); on pair B they split (+3, −3, 0).
+        var agreed = RewardEnsemble.Disagreement([3, 3, 3], [0, 0, 0]);
+        var split = RewardEnsemble.Disagreement([3, -3, 0], [0, 0, 0]);
+        Assert.Equal(0, agreed.Variance, 12);
+        Assert.True(split.Variance > 0.1, $"split variance {split.Variance}");
+        Assert.Equal(["split", "agreed"], QuerySelection.Rank([("agreed", agreed.Variance), ("split", split.Variance)]).ToArray());
+    }
+
+    [Theory]
+    [InlineData(300, 75, 390, 4.0)]
+    [InlineData(175, 44, 97, 0.0)]
+    [InlineData(1400, 350, 50, 10.0)]
+    [InlineData(10, 10, 7, 4.0)]
+    public void Schedule_SpendsExactlyTheBudget_FrontLoaded(int total, int preRl, int updates, double decay)
+    {
+        var schedule = new LabelSchedule(total, preRl, decay);
+        schedule.Validate();
+        var due = Enumerable.Range(1, updates).Select(u => schedule.DueAt(u, updates)).ToArray();
+        Assert.All(due, d => Assert.True(d >= 0));
+        Assert.Equal(total, preRl + due.Sum());
+        if (decay > 0 && total - preRl >= 100)
+        {
+            int half = updates / 2;
+            Assert.True(due.Take(half).Sum() > due.Skip(half).Sum(), "a decaying rate asks more in the first half");
+        }
+    }
+
+    [Fact]
+    public void Schedule_BudgetBelowPreRlShare_IsRefusedWithBothNumbers()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => new LabelSchedule(50, 75).Validate());
+        Assert.Contains("50", ex.Message);
+        Assert.Contains("75", ex.Message);
+    }
+
+    [Fact]
+    public void Pool_PadsTerminatedEpisodes_AndDropsTruncatedTails()
+    {
+        var pool = new SegmentPool("CartPole-v1", envCount: 1, segmentLength: 5);
+        var env = new VectorEnv("CartPole-v1", 1, seed: 3);
+        float[] obs = env.Reset();
+        var rng = new Rng(1);
+        int episodes = 0;
+        while (episodes < 3)
+        {
+            float[] act = [rng.NextInt(2)];
+            var step = env.Step(act);
+            pool.Add(obs, act, step);
+            episodes += step.Finished.Count;
+            obs = step.Observations;
+        }
+        Assert.NotEmpty(pool.Segments);
+        Assert.All(pool.Segments, s => Assert.Equal(5, s.Length));
+        var ended = pool.Segments.Where(s => s.Terminated).ToList();
+        Assert.Equal(3, ended.Count); // random CartPole episodes always terminate
+        foreach (var s in ended)
+        {
+            int live = s.Rewards.Count(r => r != 0);
+            Assert.True(live >= 1 && live <= 5);
+            // Padded steps repeat the terminal observation and pay 0.
+            for (int t = live; t < 5; t++) Assert.Equal(s.Observations[^1], s.Observations[t]);
+            Assert.Equal(live, s.Return);
+        }
+    }
+
+    [Fact]
+    public void Ensemble_LearnsToRankByAConstructedReward()
+    {
+        // True per-step reward = first observation coordinate; comparisons labelled by the sum, the ensemble must rank
+        // unseen pairs far better than chance.
+        var rng = new Rng(5);
+        Trajectory Seg()
+        {
+            var o = Enumerable.Range(0, 6).Select(_ => new[] { (float)rng.Normal(), (float)rng.Normal(), 0f, 0f }).ToArray();
+            var a = Enumerable.Range(0, 6).Select(_ => new[] { (float)rng.NextInt(2) }).ToArray();
+            return new Trajectory("CartPole-v1", o, a, [.. o.Select(x => (double)x[0])], false, false);
+        }
+        List<Comparison> Make(int n) => [.. Enumerable.Range(0, n).Select(_ => { var x = Seg(); var y = Seg(); return new Comparison(x, y, x.Return > y.Return ? 1f : 0f); })];
+        var train = Make(200);
+        var test = Make(100);
+        var ens = new RewardEnsemble(4, new DiscreteSpace(2), new RewardEnsembleConfig(), new Rng(2));
+        ens.SetInputStatistics(train.Select(c => c.First));
+        ens.Fit(train, 300, new Rng(3));
+        Assert.True(ens.Accuracy(test) > 0.85, $"held-out accuracy {ens.Accuracy(test)}");
+        Assert.True(ens.OutOfBagAccuracy() > 0.8, $"out-of-bag accuracy {ens.OutOfBagAccuracy()}");
+    }
+}
