@@ -59,6 +59,19 @@ public sealed class PpoOptionsTests
     }
 
     [Fact]
+    public void ValueModelStartsAsTheNormalisedRewardModel()
+    {
+        // Given a reward model with a gain and a bias, the value model built from it predicts, at a row's last token,
+        // exactly the normalised reward of that row (Ziegler et al.: the value function starts from the reward model).
+        var rm = new RewardModel(TinyStoryModel.Random(Chars.VocabSize, 14, GptHeads.Reward), Chars, new RewardNormalization(1.7, -0.3));
+        var value = PpoTrainer.ValueFromRewardModel(rm, new Rng(1));
+        int[] row = Chars.Encode("the cat sat.");
+        var v = value.Forward(TokenRows.RightPadded([row]), new GptForwardOptions { Logits = false }).Values!;
+        Assert.Equal(rm.ScoreTokens([row])[0], v[row.Length - 1], 4);
+        Assert.Equal(1.7 * rm.RawScores([row])[0] - 0.3, v[row.Length - 1], 4);
+    }
+
+    [Fact]
     public void EnsembleMembersTrainOnBootstrapResamplesAndDisagree()
     {
         var sft = Sft(6);

@@ -82,20 +82,7 @@ public sealed class PpoTrainer
         if (_config.Algorithm == PolicyAlgorithm.Ppo)
         {
             var headRng = rng.Fork();
-            if (rewardModel is not null)
-            {
-                var rm = rewardModel.First;
-                value = rm.Model.WithHeads(GptHeads.Value, headRng);
-                // The value head starts as the reward head (with the normalisation folded in): V(s) ≈ r at the start.
-                var w = rm.Model.Param(GptCheckpoint.RewardHeadWeight);
-                var vw = value.Param(GptCheckpoint.ValueHeadWeight);
-                for (int c = 0; c < w.Length; c++) vw[c] = (float)(rm.Normalization.Gain * w[c]);
-                value.Param(GptCheckpoint.ValueHeadBias)[0] = (float)rm.Normalization.Bias;
-            }
-            else
-            {
-                value = sft.WithHeads(GptHeads.Value, headRng);
-            }
+            value = rewardModel is not null ? ValueFromRewardModel(rewardModel.First, headRng) : sft.WithHeads(GptHeads.Value, headRng);
         }
         var policyOpt = NewOptimizer(policy);
         var valueOpt = value is null ? null : NewOptimizer(value);
@@ -156,6 +143,20 @@ public sealed class PpoTrainer
             }
         }
         return new PpoResult(policy, value, history, cancelled);
+    }
+
+    /// <summary>
+    /// Step 1's value model: the reward model's trunk, and a value head equal to its reward head with the normalisation
+    /// folded in, so V at a sequence's last token is the normalised reward r(x, y) before any training.
+    /// </summary>
+    internal static Gpt ValueFromRewardModel(RewardModel rm, Rng rng)
+    {
+        var value = rm.Model.WithHeads(GptHeads.Value, rng);
+        var w = rm.Model.Param(GptCheckpoint.RewardHeadWeight);
+        var vw = value.Param(GptCheckpoint.ValueHeadWeight);
+        for (int c = 0; c < w.Length; c++) vw[c] = (float)(rm.Normalization.Gain * w[c]);
+        value.Param(GptCheckpoint.ValueHeadBias)[0] = (float)rm.Normalization.Bias;
+        return value;
     }
 
     private AdamW NewOptimizer(Gpt model) =>

@@ -19,6 +19,8 @@ internal static class EvalCommand
     private static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,
+        // A file for people and scripts, never embedded in HTML: keep quotes and non-ASCII text readable.
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         // A figure that was not measured (no reward model given) is NaN, written as the string "NaN" like metrics.jsonl.
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,

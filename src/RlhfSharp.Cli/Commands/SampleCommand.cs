@@ -16,7 +16,7 @@ internal static class SampleCommand
         var prompts = new Option<string?>("--prompts") { Description = "File of prompts: JSONL with a \"prompt\" field per line, or plain text with one prompt per line." };
         var n = new Option<int>("--n") { Description = "Samples per prompt.", DefaultValueFactory = _ => 1 };
         var defaults = new GenerationOptions();
-        var maxNew = new Option<int>("--max-new-tokens") { Description = "Tokens generated per sample at most.", DefaultValueFactory = _ => 64 };
+        var maxNew = new Option<int?>("--max-new-tokens") { Description = "Tokens generated per sample at most (default: 64, or what the model's block size leaves after the longest prompt)." };
         var temperature = new Option<float>("--temperature") { Description = "Softmax temperature.", DefaultValueFactory = _ => defaults.Temperature };
         var topK = new Option<int>("--top-k") { Description = "Sample among the k most likely tokens (0 = all).", DefaultValueFactory = _ => defaults.TopK };
         var topP = new Option<float>("--top-p") { Description = "Nucleus sampling mass (1 = off).", DefaultValueFactory = _ => defaults.TopP };
@@ -41,9 +41,14 @@ internal static class SampleCommand
             var tokenizer = TokenizerFiles.Load(dir);
             if (tokenizer.VocabSize > gpt.Config.VocabSize)
                 throw new ArgumentException($"{dir}: tokenizer has {tokenizer.VocabSize} tokens but the model's vocab_size is {gpt.Config.VocabSize}.");
+            // Without --max-new-tokens, generate what fits: a tiny model's block may be no longer than 64 tokens.
+            int longestPrompt = texts.Max(t => Encode(tokenizer, t).Length);
+            int room = gpt.Config.BlockSize - longestPrompt;
+            if (room < 1)
+                throw new ArgumentException($"sample: the longest prompt has {longestPrompt} tokens, which leaves no room in the model's block size {gpt.Config.BlockSize}.");
             var options = new GenerationOptions
             {
-                MaxNewTokens = parse.GetValue(maxNew),
+                MaxNewTokens = parse.GetValue(maxNew) ?? Math.Min(64, room),
                 Temperature = parse.GetValue(temperature),
                 TopK = parse.GetValue(topK),
                 TopP = parse.GetValue(topP),

@@ -106,6 +106,13 @@ public static class SvgChart
         if (frame.ReferenceY is double r) { ylo = Math.Min(ylo, r); yhi = Math.Max(yhi, r); }
         Axis xAxis, yAxis;
         if (equalAxes) { xAxis = yAxis = Axis.Nice(Math.Min(0, Math.Min(xlo, ylo)), Math.Max(1, Math.Max(xhi, yhi))); }
+        else if (markers)
+        {
+            // Markers on the very edge of the plot read as clipped: leave 5% of the range around the points.
+            double px = 0.05 * (xhi - xlo), py = 0.05 * (yhi - ylo);
+            xAxis = Axis.Nice(xlo - px, xhi + px);
+            yAxis = Axis.Nice(ylo - py, yhi + py);
+        }
         else { xAxis = Axis.Nice(xlo, xhi); yAxis = Axis.Nice(ylo, yhi); }
 
         var sb = Begin(frame);
