@@ -40,7 +40,7 @@ public sealed record DemoConfig
     public int SftSteps { get; init; } = 400;
 
     /// <summary>Response pairs sampled from the SFT model and labelled by the oracle.</summary>
-    public int Pairs { get; init; } = 600;
+    public int Pairs { get; init; } = 2000;
 
     /// <summary>Longest response sampled for pairs, PPO rollouts and evaluation (tokens).</summary>
     public int MaxNewTokens { get; init; } = 40;
