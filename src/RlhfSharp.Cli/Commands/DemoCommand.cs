@@ -1,5 +1,8 @@
-// `rlhf demo`: the whole pipeline on built-in data. Until the pipeline is wired it says plainly which commands run each stage.
+// `rlhf demo`: the whole RLHF pipeline on the built-in story world in one command (DemoPipeline), with a progress bar on
+// standard error and one JSON summary line on standard output.
 using System.CommandLine;
+using System.Text.Json;
+using RlhfSharp.Alignment.Demo;
 
 namespace RlhfSharp.Cli.Commands;
 
@@ -7,19 +10,36 @@ internal static class DemoCommand
 {
     public static Command Create()
     {
-        var command = new Command("demo", "Run the whole RLHF pipeline on built-in data (pre-train, SFT, labels, reward model, PPO, report).");
-        command.SetAction(_ =>
+        var quick = new Option<bool>("--quick") { Description = "Small sizes (about a minute): every stage and report section, weak results." };
+        var output = new Option<string>("--out") { Description = "Run folder: one sub-folder per stage, stages.json, report.html.", DefaultValueFactory = _ => Path.Combine("runs", "demo") };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run folder, skipping the stages stages.json records as finished." };
+        var seed = new Option<ulong>("--seed") { Description = "Seed of every stage.", DefaultValueFactory = _ => 1UL };
+        var command = new Command("demo",
+            "Run the whole RLHF pipeline on the built-in story world: pre-train, SFT, oracle labels, reward model, PPO (adaptive KL and β = 0), gold-judged evaluation, report.html. " +
+            "Labels come from the oracle; human labelling (--human) is not available yet: use `rlhf label serve` and the stage commands for that.");
+        foreach (var o in new Option[] { quick, output, resume, seed })
+            command.Options.Add(o);
+        command.SetAction(p =>
         {
-            Console.WriteLine("""
-                rlhf demo: the pipeline it will run, stage by stage (each stage is already its own command):
-                  1. pre-train a small GPT on the built-in story world          rlhf pretrain --out DIR
-                  2. supervised fine-tuning on demonstrations                   rlhf sft --model DIR --out DIR
-                  3. sample pairs from the SFT model and label them             (oracle, or people with rlhf label serve)
-                  4. train a reward model on the comparisons                    rlhf reward train ...
-                  5. PPO against the reward model under an adaptive KL penalty  rlhf ppo --policy SFT --reward RM --out DIR
-                  6. evaluate: win rate with a 95% interval, KL, distinct-n     rlhf eval --policy PPO --baseline SFT --prompts FILE
-                Not available yet: the one-command pipeline and its report.html; this command exits without training.
-                """);
+            var config = (p.GetValue(quick) ? DemoConfig.Quick : new DemoConfig()) with { Seed = p.GetValue(seed) };
+            string outDir = p.GetValue(output)!;
+            DemoSummary summary;
+            try
+            {
+                summary = AlignCommandSupport.WithProgress("demo", 1, (progress, ct) => new DemoPipeline(config).Run(outDir, p.GetValue(resume), progress, ct));
+            }
+            catch (OperationCanceledException)
+            {
+                Console.Error.WriteLine($"demo: stopped; finished stages are recorded in {Path.Combine(outDir, DemoPipeline.StagesFileName)} (continue with --resume).");
+                return 130;
+            }
+            Console.Error.WriteLine($"demo: report in {summary.Report}");
+            Console.Out.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
+            {
+                ["win_rate_ppo"] = summary.Ppo.WinRate, ["win_rate_ppo_ci"] = new[] { summary.Ppo.WinLow, summary.Ppo.WinHigh }, ["kl_ppo"] = summary.Ppo.Kl, ["gold_ppo"] = summary.Ppo.Gold,
+                ["win_rate_beta0"] = summary.PpoBetaZero.WinRate, ["win_rate_beta0_ci"] = new[] { summary.PpoBetaZero.WinLow, summary.PpoBetaZero.WinHigh }, ["kl_beta0"] = summary.PpoBetaZero.Kl, ["gold_beta0"] = summary.PpoBetaZero.Gold,
+                ["gold_sft"] = summary.SftGold, ["rm_accuracy"] = summary.RewardModelAccuracy, ["wall_s"] = Math.Round(summary.WallSeconds, 1), ["report"] = summary.Report,
+            }));
             return 0;
         });
         return command;

@@ -1,0 +1,302 @@
+// `rlhf demo`'s pipeline on the built-in story world: pre-train → SFT → oracle-labelled pairs → reward model → PPO with
+// the adaptive KL leash and PPO with β = 0 → gold-judged evaluation against SFT → report.html. Each stage keeps its folder.
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using RlhfSharp.Alignment.Evaluation;
+using RlhfSharp.Alignment.LanguageModeling;
+using RlhfSharp.Alignment.Ppo;
+using RlhfSharp.Alignment.RewardModeling;
+using RlhfSharp.Feedback;
+using RlhfSharp.Feedback.Labelers;
+using RlhfSharp.Models;
+using RlhfSharp.Runs;
+using RlhfSharp.Runs.Reports;
+using RlhfSharp.Tensors;
+using RlhfSharp.Text;
+using RlhfSharp.Text.StoryWorld;
+
+namespace RlhfSharp.Alignment.Demo;
+
+/// <summary>Sizes of every stage of the demo.</summary>
+public sealed record DemoConfig
+{
+    /// <summary>Story-world documents the tokenizer and the pre-training run see.</summary>
+    public int PretrainDocuments { get; init; } = 4000;
+
+    /// <summary>BPE vocabulary size.</summary>
+    public int VocabSize { get; init; } = 1024;
+
+    /// <summary>Named GPT size (GptConfig.Named).</summary>
+    public string ModelSize { get; init; } = "tiny";
+
+    /// <summary>Pre-training optimiser steps.</summary>
+    public int PretrainSteps { get; init; } = 600;
+
+    /// <summary>Demonstrations SFT trains on.</summary>
+    public int SftExamples { get; init; } = 2000;
+
+    /// <summary>SFT optimiser steps.</summary>
+    public int SftSteps { get; init; } = 400;
+
+    /// <summary>Response pairs sampled from the SFT model and labelled by the oracle.</summary>
+    public int Pairs { get; init; } = 2000;
+
+    /// <summary>Longest response sampled for pairs, PPO rollouts and evaluation (tokens).</summary>
+    public int MaxNewTokens { get; init; } = 40;
+
+    /// <summary>Reward-model epochs over the labelled pairs.</summary>
+    public int RewardEpochs { get; init; } = 3;
+
+    /// <summary>PPO rollout batches per run.</summary>
+    public int PpoSteps { get; init; } = 40;
+
+    /// <summary>Episodes per PPO rollout batch.</summary>
+    public int PpoBatchSize { get; init; } = 32;
+
+    /// <summary>KL target (nats per episode) of the adaptive-β run.</summary>
+    public double TargetKl { get; init; } = 4;
+
+    /// <summary>Held-out prompts each policy is judged on against SFT.</summary>
+    public int EvalPrompts { get; init; } = 128;
+
+    /// <summary>Seed of every stage (each stage derives its own stream).</summary>
+    public ulong Seed { get; init; } = 1;
+
+    /// <summary>Small sizes that still produce every stage and report section, for tests and a first look.</summary>
+    public static DemoConfig Quick { get; } = new()
+    {
+        PretrainDocuments = 600, VocabSize = 384, PretrainSteps = 60, SftExamples = 300, SftSteps = 60, Pairs = 48, MaxNewTokens = 16,
+        RewardEpochs = 1, PpoSteps = 3, PpoBatchSize = 8, EvalPrompts = 16,
+    };
+
+    public void Validate()
+    {
+        void Positive(string name, int v) { if (v <= 0) throw new ArgumentException($"demo config: {name} = {v} must be positive."); }
+        Positive(nameof(PretrainDocuments), PretrainDocuments);
+        Positive(nameof(VocabSize), VocabSize);
+        Positive(nameof(PretrainSteps), PretrainSteps);
+        Positive(nameof(SftSteps), SftSteps);
+        Positive(nameof(MaxNewTokens), MaxNewTokens);
+        Positive(nameof(RewardEpochs), RewardEpochs);
+        Positive(nameof(PpoSteps), PpoSteps);
+        Positive(nameof(EvalPrompts), EvalPrompts);
+        if (SftExamples < 2) throw new ArgumentException($"demo config: SftExamples = {SftExamples} must be at least 2.");
+        if (Pairs < 10) throw new ArgumentException($"demo config: Pairs = {Pairs} must be at least 10 (some are held out).");
+        if (PpoBatchSize < 2) throw new ArgumentException($"demo config: PpoBatchSize = {PpoBatchSize} must be at least 2.");
+        if (!(TargetKl > 0)) throw new ArgumentException($"demo config: TargetKl = {TargetKl} must be positive.");
+    }
+}
+
+/// <summary>One policy's evaluation against SFT, in the summary.</summary>
+public sealed record DemoPolicySummary(double WinRate, double WinLow, double WinHigh, double Kl, double Gold, double RewardModelScore);
+
+/// <summary>The demo's headline numbers (the CLI prints them as one JSON line).</summary>
+public sealed record DemoSummary(DemoPolicySummary Ppo, DemoPolicySummary PpoBetaZero, double SftGold, double RewardModelAccuracy, double WallSeconds, string Report);
+
+/// <summary>Runs the demo in a run folder; stages already recorded in stages.json are loaded, not rerun.</summary>
+public sealed class DemoPipeline(DemoConfig config)
+{
+    public const string StagesFileName = "stages.json";
+    public const string ReportFileName = "report.html";
+    public static IReadOnlyList<string> Stages { get; } = ["pretrain", "sft", "labels", "reward", "ppo", "ppo-beta0", "eval", "report"];
+
+    // Gold rewards differ by tenths between two samples; at the Bradley–Terry temperature 1 the oracle's labels are close to
+    // coin flips and the reward model learns nothing. 0.1 (and the reward trainer's 1e-3 learning rate) are the settings
+    // RewardTrainerTests uses to reach the oracle's self-agreement.
+    private const double OracleTemperature = 0.1;
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    public DemoConfig Config { get; } = config;
+
+    /// <summary>
+    /// Runs every stage not yet finished in <paramref name="runDir"/> (all of them unless <paramref name="resume"/>).
+    /// Cancellation ends the current stage early and throws <see cref="OperationCanceledException"/>; finished stages stay recorded.
+    /// </summary>
+    public DemoSummary Run(string runDir, bool resume, IProgress<AlignmentProgress>? progress = null, CancellationToken ct = default)
+    {
+        Config.Validate();
+        var watch = Stopwatch.StartNew();
+        if (!resume && Directory.Exists(runDir) && Directory.EnumerateFileSystemEntries(runDir).Any())
+            throw new IOException($"demo: {runDir} is not empty; pass resume to continue it or choose another folder.");
+        Directory.CreateDirectory(runDir);
+        string stagesPath = Path.Combine(runDir, StagesFileName);
+        var done = resume && File.Exists(stagesPath) ? JsonSerializer.Deserialize<List<string>>(File.ReadAllText(stagesPath)) ?? [] : [];
+        string Dir(string stage) => Path.Combine(runDir, stage);
+        bool Todo(string stage)
+        {
+            if (done.Contains(stage)) return false;
+            ct.ThrowIfCancellationRequested();
+            if (Directory.Exists(Dir(stage))) Directory.Delete(Dir(stage), recursive: true); // a half-finished stage starts over
+            Directory.CreateDirectory(Dir(stage));
+            return true;
+        }
+        void Finish(string stage)
+        {
+            done.Add(stage);
+            AtomicFile.WriteAllText(stagesPath, JsonSerializer.Serialize(done, Json));
+        }
+        IProgress<AlignmentProgress>? As(string stage) => progress is null ? null : new StageProgress(stage, progress);
+        void Say(string stage, string key, double value) => progress?.Report(new AlignmentProgress(stage, 1, 1, new Dictionary<string, double> { [key] = value }));
+
+        Func<string, string, double> gold = (p, r) => Stories.GoldReward(r, p);
+        ulong seed = Config.Seed;
+
+        // 1. Pre-train a tiny GPT (and its BPE tokenizer) on story-world documents.
+        if (Todo("pretrain"))
+        {
+            var docs = PretrainTrainer.StoryWorldDocuments(seed, Config.PretrainDocuments);
+            var tok = BpeTrainer.Train(string.Join("\n", docs), new BpeTrainerOptions { VocabSize = Config.VocabSize });
+            var trainer = new PretrainTrainer(new PretrainConfig
+            {
+                ModelSize = Config.ModelSize,
+                Training = new LmTrainingOptions { LearningRate = 3e-3f, WarmupSteps = Math.Min(20, Config.PretrainSteps / 4), Steps = Config.PretrainSteps, EvalInterval = Config.PretrainSteps, EvalBatches = 2, CheckpointInterval = 0, Seed = seed },
+            });
+            var model = trainer.CreateModel(tok);
+            var r = trainer.Train(model, tok, PretrainTrainer.Tokenize(tok, docs), progress: As("pretrain"), ct: ct);
+            if (r.Cancelled) throw new OperationCanceledException("demo: stopped during pre-training.");
+            model.Save(Dir("pretrain"));
+            tok.Save(Dir("pretrain"));
+            Finish("pretrain");
+        }
+        var tokenizer = TokenizerFiles.Load(Dir("pretrain"));
+
+        // 2. Supervised fine-tuning on the story world's demonstrations.
+        if (Todo("sft"))
+        {
+            var model = Gpt.Load(Dir("pretrain"));
+            var trainer = new SftTrainer(new SftConfig
+            {
+                Training = new LmTrainingOptions { LearningRate = 2e-3f, WarmupSteps = Math.Min(20, Config.SftSteps / 4), Steps = Config.SftSteps, EvalInterval = Config.SftSteps, EvalBatches = 2, CheckpointInterval = 0, Seed = seed + 1 },
+            });
+            var r = trainer.Train(model, tokenizer, SftData.StoryWorld(seed + 1, Config.SftExamples), progress: As("sft"), ct: ct);
+            if (r.Cancelled) throw new OperationCanceledException("demo: stopped during SFT.");
+            model.Save(Dir("sft"));
+            tokenizer.Save(Dir("sft"));
+            Finish("sft");
+        }
+        var sft = Gpt.Load(Dir("sft"));
+        var sampler = new PolicyEvaluator(new EvaluationOptions { MaxNewTokens = Config.MaxNewTokens, Seed = seed + 2 });
+
+        // 3. Two SFT samples per story-world prompt, labelled by the oracle (Bradley–Terry over the gold reward).
+        string labelsPath = Path.Combine(Dir("labels"), "preferences.jsonl");
+        if (Todo("labels"))
+        {
+            var prompts = Stories.Prompts(seed + 2, Config.Pairs);
+            var a = sampler.Sample(sft, sft, tokenizer, prompts, new Rng(seed + 21), ct);
+            var b = sampler.Sample(sft, sft, tokenizer, prompts, new Rng(seed + 22), ct);
+            var oracle = new OracleLabeler((p, c) => gold(p, c.Content), new OracleOptions(Temperature: OracleTemperature, Seed: (int)(seed % int.MaxValue)));
+            var lines = new List<string>();
+            int agree = 0;
+            for (int i = 0; i < prompts.Count; i++)
+            {
+                double ga = gold(prompts[i], a.Texts[i]), gb = gold(prompts[i], b.Texts[i]);
+                var answer = oracle.Choose([ga, gb]);
+                if (answer.Kind != AnswerKind.Preferred || answer.Preferred is not int k) continue;
+                string chosen = k == 0 ? a.Texts[i] : b.Texts[i], rejected = k == 0 ? b.Texts[i] : a.Texts[i];
+                if ((k == 0 ? ga >= gb : gb >= ga)) agree++;
+                lines.Add(JsonSerializer.Serialize(new Dictionary<string, string> { ["prompt"] = prompts[i], ["chosen"] = chosen, ["rejected"] = rejected }));
+            }
+            AtomicFile.WriteAllText(labelsPath, string.Join("\n", lines) + "\n");
+            Say("labels", "oracle agreement with gold", lines.Count == 0 ? 0 : (double)agree / lines.Count);
+            Finish("labels");
+        }
+        var preferences = PreferenceData.ReadJsonl(labelsPath);
+
+        // 4. Reward model from the SFT model on the labelled pairs.
+        string rmEvalPath = Path.Combine(Dir("reward"), "held_out.json");
+        if (Todo("reward"))
+        {
+            var trainer = new RewardTrainer(new RewardTrainerConfig
+            {
+                Epochs = Config.RewardEpochs, LearningRate = 1e-3f, HeldOutFraction = 0.2, NormalizationSamples = Math.Min(64, Config.Pairs),
+                NormalizationMaxNewTokens = Config.MaxNewTokens, Seed = seed + 3,
+            });
+            var r = trainer.Train(sft, tokenizer, preferences, progress: As("reward"), ct: ct);
+            ct.ThrowIfCancellationRequested();
+            r.Ensemble.Save(Dir("reward"));
+            AtomicFile.WriteAllText(rmEvalPath, JsonSerializer.Serialize(r.HeldOut ?? throw new InvalidOperationException("demo: the reward trainer held out no pairs."), Json));
+            Finish("reward");
+        }
+        var ensemble = RewardEnsemble.Load(Dir("reward"));
+        var rmHeldOut = JsonSerializer.Deserialize<RewardEvaluation>(File.ReadAllText(rmEvalPath))!;
+
+        // 5–6. PPO against the reward model: with the adaptive KL controller, and with no leash at all (β = 0).
+        var ppoPrompts = Stories.Prompts(seed + 4, 2000);
+        var basePpo = new PpoConfig
+        {
+            Steps = Config.PpoSteps, BatchSize = Config.PpoBatchSize, MiniBatchSize = Math.Max(1, Config.PpoBatchSize / 2), Epochs = 4,
+            MaxNewTokens = Config.MaxNewTokens, LearningRate = 5e-4f, KlHorizon = 1000, Seed = seed + 5,
+        };
+        var histories = new Dictionary<string, IReadOnlyList<IReadOnlyDictionary<string, double>>>();
+        foreach (var (stage, ppo) in new[] { ("ppo", basePpo with { InitialKlCoef = 0.05, TargetKl = Config.TargetKl }), ("ppo-beta0", basePpo with { InitialKlCoef = 0, TargetKl = null }) })
+        {
+            string historyPath = Path.Combine(Dir(stage), "history.json");
+            if (Todo(stage))
+            {
+                var r = new PpoTrainer(ppo).Train(sft, tokenizer, ppoPrompts, new RewardModelReward(ensemble), ensemble, new PpoTrainer.Options(Gold: gold, Progress: As(stage)), ct);
+                if (r.Cancelled) throw new OperationCanceledException($"demo: stopped during {stage}.");
+                r.Policy.Save(Dir(stage));
+                tokenizer.Save(Dir(stage));
+                AtomicFile.WriteAllText(historyPath, JsonSerializer.Serialize(r.History, Json));
+                Finish(stage);
+            }
+            histories[stage] = JsonSerializer.Deserialize<List<Dictionary<string, double>>>(File.ReadAllText(historyPath))!;
+        }
+
+        // 7. Both policies against SFT on held-out prompts, judged by the gold scorer.
+        string evalPath = Path.Combine(Dir("eval"), "evaluations.json");
+        if (Todo("eval"))
+        {
+            var held = Stories.Prompts(seed + 99, Config.EvalPrompts);
+            var evaluator = new PolicyEvaluator(new EvaluationOptions { MaxNewTokens = Config.MaxNewTokens, Seed = seed + 7 });
+            var results = new Dictionary<string, EvaluationResult>();
+            foreach (var stage in new[] { "ppo", "ppo-beta0" })
+            {
+                var policy = Gpt.Load(Dir(stage));
+                results[stage] = evaluator.EvaluateAsync(policy, sft, tokenizer, held, new GoldJudge(gold), gold: gold, rewardModel: ensemble.First, ct: ct).GetAwaiter().GetResult();
+                Say("eval", $"{stage} win rate", results[stage].WinRate.Rate);
+            }
+            AtomicFile.WriteAllText(evalPath, JsonSerializer.Serialize(results, Json));
+            Finish("eval");
+        }
+        var evals = JsonSerializer.Deserialize<Dictionary<string, EvaluationResult>>(File.ReadAllText(evalPath))!;
+
+        // 8. The report.
+        string reportPath = Path.Combine(runDir, ReportFileName);
+        if (Todo("report"))
+        {
+            var report = new HtmlReport("RLHF demo", $"story world, model {Config.ModelSize}, seed {seed}");
+            RlhfReportSections.LearningCurves(report, new Dictionary<string, IReadOnlyList<IReadOnlyDictionary<string, double>>> { ["adaptive β"] = histories["ppo"], ["β = 0"] = histories["ppo-beta0"] });
+            RlhfReportSections.RewardModel(report, rmHeldOut);
+            var points = new List<OverOptimisationPoint>();
+            foreach (var (stage, name) in new[] { ("ppo", "adaptive β"), ("ppo-beta0", "β = 0") })
+                foreach (var m in histories[stage])
+                    if (m.TryGetValue("objective/kl", out double kl) && m.TryGetValue("objective/scores", out double proxy) && m.TryGetValue("objective/gold", out double g))
+                        points.Add(new OverOptimisationPoint(name, Math.Max(0, kl), proxy, g));
+            RlhfReportSections.ProxyVsGold(report, points);
+            var sftStats = evals["ppo"].Baseline;
+            RlhfReportSections.Frontier(report,
+            [
+                new FrontierPoint("SFT", 0, sftStats.MeanGold),
+                new FrontierPoint($"adaptive β (target {Config.TargetKl.ToString(CultureInfo.InvariantCulture)})", Math.Max(0, evals["ppo"].Policy.KlK1), evals["ppo"].Policy.MeanGold),
+                new FrontierPoint("β = 0", Math.Max(0, evals["ppo-beta0"].Policy.KlK1), evals["ppo-beta0"].Policy.MeanGold),
+            ]);
+            RlhfReportSections.WinRates(report, [("PPO (adaptive β)", evals["ppo"]), ("PPO β = 0", evals["ppo-beta0"])], "SFT");
+            RlhfReportSections.Samples(report, evals["ppo"].Samples, "SFT", "PPO");
+            report.Write(reportPath);
+            Directory.Delete(Dir("report"));
+            Finish("report");
+        }
+
+        static DemoPolicySummary Summ(EvaluationResult e) => new(e.WinRate.Rate, e.WinRate.Low, e.WinRate.High, e.Policy.KlK1, e.Policy.MeanGold, e.Policy.MeanRewardModel);
+        return new DemoSummary(Summ(evals["ppo"]), Summ(evals["ppo-beta0"]), evals["ppo"].Baseline.MeanGold, rmHeldOut.Accuracy, watch.Elapsed.TotalSeconds, reportPath);
+    }
+
+    /// <summary>Relabels a trainer's progress with the demo stage it belongs to (both PPO runs report as "ppo").</summary>
+    private sealed class StageProgress(string stage, IProgress<AlignmentProgress> inner) : IProgress<AlignmentProgress>
+    {
+        public void Report(AlignmentProgress value) => inner.Report(value with { Stage = stage });
+    }
+}

@@ -1,0 +1,51 @@
+// `rlhf demo`'s pipeline at its quick sizes: every stage is recorded, report.html holds every section, the summary is
+// finite, and a resumed run skips the finished stages.
+using System.Text.Json;
+using RlhfSharp.Alignment.Demo;
+using Xunit.Abstractions;
+
+namespace RlhfSharp.Alignment.Tests;
+
+public sealed class DemoPipelineTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void QuickPipelineWritesEveryStageAndEveryReportSection()
+    {
+        string dir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "demo");
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var stagesSeen = new List<string>();
+        var progress = new SyncProgress(p => { lock (stagesSeen) if (!stagesSeen.Contains(p.Stage)) stagesSeen.Add(p.Stage); });
+        var summary = new DemoPipeline(DemoConfig.Quick).Run(dir, resume: false, progress);
+        output.WriteLine($"quick demo {watch.Elapsed.TotalSeconds:F0}s: {JsonSerializer.Serialize(summary)}");
+
+        var recorded = JsonSerializer.Deserialize<List<string>>(File.ReadAllText(Path.Combine(dir, DemoPipeline.StagesFileName)))!;
+        Assert.Equal(DemoPipeline.Stages, recorded);
+        Assert.Contains("pretrain", stagesSeen);
+        Assert.Contains("ppo-beta0", stagesSeen);
+        string html = File.ReadAllText(Path.Combine(dir, DemoPipeline.ReportFileName));
+        foreach (var id in new[] { "learning-curves", "reward-model", "proxy-vs-gold", "frontier", "win-rate", "samples" })
+            Assert.Contains($"id=\"{id}\"", html);
+        Assert.Contains("<svg", html);
+        foreach (var p in new[] { summary.Ppo, summary.PpoBetaZero })
+        {
+            Assert.True(double.IsFinite(p.WinRate) && p.WinRate is >= 0 and <= 1, $"win rate {p.WinRate}");
+            Assert.True(p.WinLow <= p.WinRate && p.WinRate <= p.WinHigh, $"CI [{p.WinLow}, {p.WinHigh}] around {p.WinRate}");
+            Assert.True(double.IsFinite(p.Kl) && double.IsFinite(p.Gold) && double.IsFinite(p.RewardModelScore), $"{p}");
+        }
+        Assert.True(summary.RewardModelAccuracy is >= 0 and <= 1, $"RM accuracy {summary.RewardModelAccuracy}");
+
+        // A resumed run finds every stage finished: it trains nothing (no progress) and returns the same numbers.
+        var again = new List<string>();
+        var resumed = new DemoPipeline(DemoConfig.Quick).Run(dir, resume: true, new SyncProgress(p => again.Add(p.Stage)));
+        Assert.Empty(again);
+        Assert.Equal(summary.Ppo, resumed.Ppo);
+        Assert.Equal(summary.RewardModelAccuracy, resumed.RewardModelAccuracy);
+        // Without resume a used folder is refused rather than overwritten.
+        Assert.Throws<IOException>(() => new DemoPipeline(DemoConfig.Quick).Run(dir, resume: false));
+    }
+
+    private sealed class SyncProgress(Action<AlignmentProgress> report) : IProgress<AlignmentProgress>
+    {
+        public void Report(AlignmentProgress value) => report(value);
+    }
+}
