@@ -103,32 +103,6 @@ internal static class SampleCommand
     {
         if ((prompt is null) == (file is null)) throw new ArgumentException("sample: give exactly one of --prompt TEXT or --prompts FILE.");
         if (prompt is not null) return [prompt];
-        if (!File.Exists(file)) throw new FileNotFoundException($"--prompts: {file} does not exist.", file);
-        var list = new List<string>();
-        int lineNumber = 0;
-        bool jsonl = file!.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase);
-        foreach (var line in File.ReadLines(file))
-        {
-            lineNumber++;
-            if (line.Trim().Length == 0) continue;
-            if (!jsonl)
-            {
-                list.Add(line);
-                continue;
-            }
-            try
-            {
-                using var doc = JsonDocument.Parse(line);
-                if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("prompt", out var p) || p.ValueKind != JsonValueKind.String)
-                    throw new FormatException($"{file}:{lineNumber}: expected an object with a string field \"prompt\".");
-                list.Add(p.GetString()!);
-            }
-            catch (JsonException ex)
-            {
-                throw new FormatException($"{file}:{lineNumber}: not valid JSON ({ex.Message}).");
-            }
-        }
-        if (list.Count == 0) throw new ArgumentException($"--prompts: {file} holds no prompts.");
-        return list;
+        return AlignCommandSupport.ReadPrompts(file!);
     }
 }
