@@ -94,21 +94,20 @@ public sealed record DemoPolicySummary(double WinRate, double WinLow, double Win
 /// <summary>The demo's headline numbers (the CLI prints them as one JSON line).</summary>
 public sealed record DemoSummary(DemoPolicySummary Ppo, DemoPolicySummary PpoBetaZero, double SftGold, double RewardModelAccuracy, double WallSeconds, string Report);
 
-/// <summary>Runs the demo in a run folder; stages already recorded in stages.json are loaded, not rerun.</summary>
-public sealed class DemoPipeline(DemoConfig config)
+/// <summary>Runs the demo in a run folder on a task (the story world by default); stages already recorded in stages.json are loaded, not rerun.</summary>
+public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
 {
     public const string StagesFileName = "stages.json";
     public const string ReportFileName = "report.html";
+    public const string TaskFileName = "task.txt";
     public static IReadOnlyList<string> Stages { get; } = ["pretrain", "sft", "labels", "reward", "ppo", "ppo-beta0", "eval", "report"];
-
-    // Gold rewards differ by tenths between two samples; at the Bradley–Terry temperature 1 the oracle's labels are close to
-    // coin flips and the reward model learns nothing. 0.1 (and the reward trainer's 1e-3 learning rate) are the settings
-    // RewardTrainerTests uses to reach the oracle's self-agreement.
-    private const double OracleTemperature = 0.1;
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
     public DemoConfig Config { get; } = config;
+
+    /// <summary>What the run trains and judges on: corpus, tokenizer, demonstrations, prompts, gold scorer.</summary>
+    public IDemoTask DemoTask { get; } = task ?? new StoryDemoTask();
 
     /// <summary>
     /// Runs every stage not yet finished in <paramref name="runDir"/> (all of them unless <paramref name="resume"/>).
@@ -121,6 +120,10 @@ public sealed class DemoPipeline(DemoConfig config)
         if (!resume && Directory.Exists(runDir) && Directory.EnumerateFileSystemEntries(runDir).Any())
             throw new IOException($"demo: {runDir} is not empty; pass resume to continue it or choose another folder.");
         Directory.CreateDirectory(runDir);
+        string taskPath = Path.Combine(runDir, TaskFileName);
+        if (resume && File.Exists(taskPath) && File.ReadAllText(taskPath).Trim() is var recordedTask && recordedTask != DemoTask.Name)
+            throw new InvalidOperationException($"demo: {runDir} holds a run of task '{recordedTask}', not '{DemoTask.Name}'; resume it with that task or choose another folder.");
+        AtomicFile.WriteAllText(taskPath, DemoTask.Name + "\n");
         string stagesPath = Path.Combine(runDir, StagesFileName);
         var done = resume && File.Exists(stagesPath) ? JsonSerializer.Deserialize<List<string>>(File.ReadAllText(stagesPath)) ?? [] : [];
         string Dir(string stage) => Path.Combine(runDir, stage);
@@ -140,14 +143,14 @@ public sealed class DemoPipeline(DemoConfig config)
         IProgress<AlignmentProgress>? As(string stage) => progress is null ? null : new StageProgress(stage, progress);
         void Say(string stage, string key, double value) => progress?.Report(new AlignmentProgress(stage, 1, 1, new Dictionary<string, double> { [key] = value }));
 
-        Func<string, string, double> gold = (p, r) => Stories.GoldReward(r, p);
+        Func<string, string, double> gold = DemoTask.Gold;
         ulong seed = Config.Seed;
 
-        // 1. Pre-train a tiny GPT (and its BPE tokenizer) on story-world documents.
+        // 1. Pre-train a tiny GPT (and its tokenizer) on the task's documents.
         if (Todo("pretrain"))
         {
-            var docs = PretrainTrainer.StoryWorldDocuments(seed, Config.PretrainDocuments);
-            var tok = BpeTrainer.Train(string.Join("\n", docs), new BpeTrainerOptions { VocabSize = Config.VocabSize });
+            var docs = DemoTask.PretrainDocuments(seed, Config.PretrainDocuments);
+            var tok = DemoTask.CreateTokenizer(docs, Config.VocabSize);
             var trainer = new PretrainTrainer(new PretrainConfig
             {
                 ModelSize = Config.ModelSize,
@@ -162,16 +165,19 @@ public sealed class DemoPipeline(DemoConfig config)
         }
         var tokenizer = TokenizerFiles.Load(Dir("pretrain"));
 
-        // 2. Supervised fine-tuning on the story world's demonstrations.
+        // 2. Supervised fine-tuning on the task's demonstrations; a task without them keeps the pre-trained model as reference.
         if (Todo("sft"))
         {
             var model = Gpt.Load(Dir("pretrain"));
-            var trainer = new SftTrainer(new SftConfig
+            if (DemoTask.SftExamples(seed + 1, Config.SftExamples) is { } demonstrations)
             {
-                Training = new LmTrainingOptions { LearningRate = 2e-3f, WarmupSteps = Math.Min(20, Config.SftSteps / 4), Steps = Config.SftSteps, EvalInterval = Config.SftSteps, EvalBatches = 2, CheckpointInterval = 0, Seed = seed + 1 },
-            });
-            var r = trainer.Train(model, tokenizer, SftData.StoryWorld(seed + 1, Config.SftExamples), progress: As("sft"), ct: ct);
-            if (r.Cancelled) throw new OperationCanceledException("demo: stopped during SFT.");
+                var trainer = new SftTrainer(new SftConfig
+                {
+                    Training = new LmTrainingOptions { LearningRate = 2e-3f, WarmupSteps = Math.Min(20, Config.SftSteps / 4), Steps = Config.SftSteps, EvalInterval = Config.SftSteps, EvalBatches = 2, CheckpointInterval = 0, Seed = seed + 1 },
+                });
+                var r = trainer.Train(model, tokenizer, demonstrations, progress: As("sft"), ct: ct);
+                if (r.Cancelled) throw new OperationCanceledException("demo: stopped during SFT.");
+            }
             model.Save(Dir("sft"));
             tokenizer.Save(Dir("sft"));
             Finish("sft");
@@ -179,14 +185,14 @@ public sealed class DemoPipeline(DemoConfig config)
         var sft = Gpt.Load(Dir("sft"));
         var sampler = new PolicyEvaluator(new EvaluationOptions { MaxNewTokens = Config.MaxNewTokens, Seed = seed + 2 });
 
-        // 3. Two SFT samples per story-world prompt, labelled by the oracle (Bradley–Terry over the gold reward).
+        // 3. Two SFT samples per training prompt, labelled by the oracle (Bradley–Terry over the gold reward).
         string labelsPath = Path.Combine(Dir("labels"), "preferences.jsonl");
         if (Todo("labels"))
         {
-            var prompts = Stories.Prompts(seed + 2, Config.Pairs);
+            var prompts = DemoTask.TrainingPrompts(seed + 2, Config.Pairs);
             var a = sampler.Sample(sft, sft, tokenizer, prompts, new Rng(seed + 21), ct);
             var b = sampler.Sample(sft, sft, tokenizer, prompts, new Rng(seed + 22), ct);
-            var oracle = new OracleLabeler((p, c) => gold(p, c.Content), new OracleOptions(Temperature: OracleTemperature, Seed: (int)(seed % int.MaxValue)));
+            var oracle = new OracleLabeler((p, c) => gold(p, c.Content), new OracleOptions(Temperature: DemoTask.OracleTemperature, TieThreshold: DemoTask.OracleTieThreshold, Seed: (int)(seed % int.MaxValue)));
             var lines = new List<string>();
             int agree = 0;
             for (int i = 0; i < prompts.Count; i++)
@@ -223,7 +229,7 @@ public sealed class DemoPipeline(DemoConfig config)
         var rmHeldOut = JsonSerializer.Deserialize<RewardEvaluation>(File.ReadAllText(rmEvalPath))!;
 
         // 5–6. PPO against the reward model: with the adaptive KL controller, and with no leash at all (β = 0).
-        var ppoPrompts = Stories.Prompts(seed + 4, 2000);
+        var ppoPrompts = DemoTask.TrainingPrompts(seed + 4, 2000);
         var basePpo = new PpoConfig
         {
             Steps = Config.PpoSteps, BatchSize = Config.PpoBatchSize, MiniBatchSize = Math.Max(1, Config.PpoBatchSize / 2), Epochs = 4,
@@ -249,7 +255,7 @@ public sealed class DemoPipeline(DemoConfig config)
         string evalPath = Path.Combine(Dir("eval"), "evaluations.json");
         if (Todo("eval"))
         {
-            var held = Stories.Prompts(seed + 99, Config.EvalPrompts);
+            var held = DemoTask.HeldOutPrompts(seed + 99, Config.EvalPrompts);
             var evaluator = new PolicyEvaluator(new EvaluationOptions { MaxNewTokens = Config.MaxNewTokens, Seed = seed + 7 });
             var results = new Dictionary<string, EvaluationResult>();
             foreach (var stage in new[] { "ppo", "ppo-beta0" })
@@ -267,7 +273,7 @@ public sealed class DemoPipeline(DemoConfig config)
         string reportPath = Path.Combine(runDir, ReportFileName);
         if (Todo("report"))
         {
-            var report = new HtmlReport("RLHF demo", $"story world, model {Config.ModelSize}, seed {seed}");
+            var report = new HtmlReport("RLHF demo", DemoTask.Subtitle(Config));
             RlhfReportSections.LearningCurves(report, new Dictionary<string, IReadOnlyList<IReadOnlyDictionary<string, double>>> { ["adaptive β"] = histories["ppo"], ["β = 0"] = histories["ppo-beta0"] });
             RlhfReportSections.RewardModel(report, rmHeldOut);
             var points = new List<OverOptimisationPoint>();

@@ -1,5 +1,5 @@
-// `rlhf demo`: the whole RLHF pipeline on the built-in story world in one command (DemoPipeline), with a progress bar on
-// standard error and one JSON summary line on standard output.
+// `rlhf demo`: the whole RLHF pipeline in one command (DemoPipeline) on the built-in story world or on the mock-sentiment
+// task over a corpus (--task sentiment), with a progress bar on standard error and one JSON summary line on standard output.
 using System.CommandLine;
 using System.Text.Json;
 using RlhfSharp.Alignment.Demo;
@@ -14,19 +14,34 @@ internal static class DemoCommand
         var output = new Option<string>("--out") { Description = "Run folder: one sub-folder per stage, stages.json, report.html.", DefaultValueFactory = _ => Path.Combine("runs", "demo") };
         var resume = new Option<bool>("--resume") { Description = "Continue the run folder, skipping the stages stages.json records as finished." };
         var seed = new Option<ulong>("--seed") { Description = "Seed of every stage.", DefaultValueFactory = _ => 1UL };
+        var task = new Option<string>("--task") { Description = "story (built in, no files) or sentiment (Ziegler et al. 2019's mock-sentiment task; needs --corpus and --lexicon).", DefaultValueFactory = _ => "story" };
+        task.AcceptOnlyFromAmong("story", "sentiment");
+        var corpus = new Option<string?>("--corpus") { Description = "sentiment: a text file, or a folder whose *.txt files are read in name order (e.g. ../shared/data/austen)." };
+        var lexicon = new Option<string?>("--lexicon") { Description = "sentiment: the VADER lexicon file, token TAB valence per line (e.g. ../shared/data/sentiment/vader_lexicon.txt)." };
+        var tokenizerDir = new Option<string?>("--tokenizer") { Description = "sentiment: a saved tokenizer folder (e.g. GPT-2's vocab.json + merges.txt) instead of a BPE learned on the corpus." };
         var command = new Command("demo",
-            "Run the whole RLHF pipeline on the built-in story world: pre-train, SFT, oracle labels, reward model, PPO (adaptive KL and β = 0), gold-judged evaluation, report.html. " +
+            "Run the whole RLHF pipeline on the built-in story world (or --task sentiment on a corpus): pre-train, SFT, oracle labels, reward model, PPO (adaptive KL and β = 0), gold-judged evaluation, report.html. " +
             "Labels come from the oracle; human labelling (--human) is not available yet: use `rlhf label serve` and the stage commands for that.");
-        foreach (var o in new Option[] { quick, output, resume, seed })
+        foreach (var o in new Option[] { quick, output, resume, seed, task, corpus, lexicon, tokenizerDir })
             command.Options.Add(o);
         command.SetAction(p =>
         {
-            var config = (p.GetValue(quick) ? DemoConfig.Quick : new DemoConfig()) with { Seed = p.GetValue(seed) };
+            bool sentiment = p.GetValue(task) == "sentiment";
+            var config = (sentiment
+                ? (p.GetValue(quick) ? SentimentDemoTask.QuickConfig : SentimentDemoTask.DefaultConfig)
+                : (p.GetValue(quick) ? DemoConfig.Quick : new DemoConfig())) with { Seed = p.GetValue(seed) };
             string outDir = p.GetValue(output)!;
+            // The task reads its files before any stage starts: a missing corpus or lexicon costs nothing already written.
+            IDemoTask demoTask = sentiment
+                ? new SentimentDemoTask(
+                    DataPaths.Resolve(p.GetValue(corpus) ?? throw new ArgumentException("demo --task sentiment needs --corpus PATH (a text file or a folder of .txt files).")),
+                    DataPaths.Resolve(p.GetValue(lexicon) ?? throw new ArgumentException("demo --task sentiment needs --lexicon FILE (the VADER lexicon).")),
+                    new SentimentTaskOptions { TokenizerDirectory = p.GetValue(tokenizerDir) is string t ? DataPaths.Resolve(t) : null, Seed = p.GetValue(seed) })
+                : new StoryDemoTask();
             DemoSummary summary;
             try
             {
-                summary = AlignCommandSupport.WithProgress("demo", 1, (progress, ct) => new DemoPipeline(config).Run(outDir, p.GetValue(resume), progress, ct));
+                summary = AlignCommandSupport.WithProgress("demo", 1, (progress, ct) => new DemoPipeline(config, demoTask).Run(outDir, p.GetValue(resume), progress, ct));
             }
             catch (OperationCanceledException)
             {
