@@ -3,6 +3,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using RlhfSharp.Alignment.Demo;
+using Spectre.Console;
 
 namespace RlhfSharp.Cli.Commands;
 
@@ -14,19 +15,31 @@ internal static class DemoCommand
         var output = new Option<string>("--out") { Description = "Run folder: one sub-folder per stage, stages.json, report.html.", DefaultValueFactory = _ => Path.Combine("runs", "demo") };
         var resume = new Option<bool>("--resume") { Description = "Continue the run folder, skipping the stages stages.json records as finished." };
         var seed = new Option<ulong>("--seed") { Description = "Seed of every stage.", DefaultValueFactory = _ => 1UL };
+        var human = new Option<bool>("--human") { Description = $"People label the pairs: the labels stage serves them in the labelling app on 127.0.0.1 (store {HumanDemoLabeler.StoreFileName} in the run folder), prints the URL and a labeller token, and waits for the judgments." };
+        var judgments = new Option<int>("--judgments") { Description = "With --human: pairs to judge (the reward model trains on the answers; ties count ½ each way, skips are left out).", DefaultValueFactory = _ => 100 };
+        var port = new Option<int>("--port") { Description = "With --human: port of the labelling app on 127.0.0.1 (0 picks a free one).", DefaultValueFactory = _ => 5080 };
         var command = new Command("demo",
             "Run the whole RLHF pipeline on the built-in story world: pre-train, SFT, oracle labels, reward model, PPO (adaptive KL and β = 0), gold-judged evaluation, report.html. " +
-            "Labels come from the oracle; human labelling (--human) is not available yet: use `rlhf label serve` and the stage commands for that.");
-        foreach (var o in new Option[] { quick, output, resume, seed })
+            "Labels come from the oracle, or from people in the labelling app with --human.");
+        foreach (var o in new Option[] { quick, output, resume, seed, human, judgments, port })
             command.Options.Add(o);
         command.SetAction(p =>
         {
             var config = (p.GetValue(quick) ? DemoConfig.Quick : new DemoConfig()) with { Seed = p.GetValue(seed) };
+            bool people = p.GetValue(human);
+            if (people) config = config with { Pairs = p.GetValue(judgments) };
+            else if (p.GetResult(judgments) is { Implicit: false } || p.GetResult(port) is { Implicit: false })
+                throw new ArgumentException("demo: --judgments and --port apply only with --human.");
             string outDir = p.GetValue(output)!;
             DemoSummary summary;
             try
             {
-                summary = AlignCommandSupport.WithProgress("demo", 1, (progress, ct) => new DemoPipeline(config).Run(outDir, p.GetValue(resume), progress, ct));
+                summary = AlignCommandSupport.WithProgress("demo", 1, (console, progress, ct) =>
+                {
+                    var labeler = people ? new HumanDemoLabeler(new HumanLabelingOptions(p.GetValue(port), TimeSpan.FromMilliseconds(500), (url, token) =>
+                        console.MarkupLine($"labelling app: [bold]{Markup.Escape(url.ToString())}[/]  labeller token: [bold]{Markup.Escape(token)}[/]  (sign in there; Ctrl-C stops, --resume continues)"))) : null;
+                    return new DemoPipeline(config) { Labeler = labeler }.Run(outDir, p.GetValue(resume), progress, ct);
+                });
             }
             catch (OperationCanceledException)
             {
