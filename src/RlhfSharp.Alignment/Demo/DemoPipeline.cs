@@ -109,6 +109,9 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
     /// <summary>What the run trains and judges on: corpus, tokenizer, demonstrations, prompts, gold scorer.</summary>
     public IDemoTask DemoTask { get; } = task ?? new StoryDemoTask();
 
+    /// <summary>Who labels the SFT pairs instead of the oracle (people, for <c>rlhf demo --human</c>); null means the oracle.</summary>
+    public IDemoLabeler? Labeler { get; init; }
+
     /// <summary>
     /// Runs every stage not yet finished in <paramref name="runDir"/> (all of them unless <paramref name="resume"/>).
     /// Cancellation ends the current stage early and throws <see cref="OperationCanceledException"/>; finished stages stay recorded.
@@ -195,7 +198,10 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
             var oracle = new OracleLabeler((p, c) => gold(p, c.Content), new OracleOptions(Temperature: DemoTask.OracleTemperature, TieThreshold: DemoTask.OracleTieThreshold, Seed: (int)(seed % int.MaxValue)));
             var lines = new List<string>();
             int agree = 0;
-            for (int i = 0; i < prompts.Count; i++)
+            // With a labeller (people, `demo --human`) its judgments replace the oracle's; ties and skips arrive as it records them.
+            if (Labeler is not null)
+                lines.AddRange(Labeler.LabelAsync(runDir, [.. prompts.Select((p, i) => new DemoPair(p, a.Texts[i], b.Texts[i]))], As("labels"), ct).GetAwaiter().GetResult());
+            for (int i = 0; Labeler is null && i < prompts.Count; i++)
             {
                 double ga = gold(prompts[i], a.Texts[i]), gb = gold(prompts[i], b.Texts[i]);
                 var answer = oracle.Choose([ga, gb]);
@@ -205,7 +211,7 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
                 lines.Add(JsonSerializer.Serialize(new Dictionary<string, string> { ["prompt"] = prompts[i], ["chosen"] = chosen, ["rejected"] = rejected }));
             }
             AtomicFile.WriteAllText(labelsPath, string.Join("\n", lines) + "\n");
-            Say("labels", "oracle agreement with gold", lines.Count == 0 ? 0 : (double)agree / lines.Count);
+            if (Labeler is null) Say("labels", "oracle agreement with gold", lines.Count == 0 ? 0 : (double)agree / lines.Count);
             Finish("labels");
         }
         var preferences = PreferenceData.ReadJsonl(labelsPath);

@@ -10,7 +10,11 @@ namespace RlhfSharp.Cli.Commands;
 internal static class AlignCommandSupport
 {
     /// <summary>Runs <paramref name="train"/> under a progress bar; Ctrl-C cancels the token instead of killing the process.</summary>
-    public static T WithProgress<T>(string title, long totalSteps, Func<IProgress<AlignmentProgress>, CancellationToken, T> train)
+    public static T WithProgress<T>(string title, long totalSteps, Func<IProgress<AlignmentProgress>, CancellationToken, T> train) =>
+        WithProgress(title, totalSteps, (_, progress, ct) => train(progress, ct));
+
+    /// <summary>As above; <paramref name="train"/> also gets the console, whose lines print above the live bar.</summary>
+    public static T WithProgress<T>(string title, long totalSteps, Func<IAnsiConsole, IProgress<AlignmentProgress>, CancellationToken, T> train)
     {
         using var cts = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>
@@ -28,7 +32,7 @@ internal static class AlignCommandSupport
                 .Start(ctx =>
                 {
                     var task = ctx.AddTask(Markup.Escape(title), maxValue: Math.Max(1, totalSteps));
-                    result = train(new BarProgress(task), cts.Token);
+                    result = train(console, new BarProgress(task), cts.Token);
                     task.Value = task.MaxValue;
                 });
             return result;
@@ -47,7 +51,8 @@ internal static class AlignCommandSupport
             task.Value = p.Step;
             // The stage's key figure beside its name.
             string key = p.Metrics.TryGetValue("objective/rlhf_reward", out double r) ? $"reward {r:F3}"
-                : p.Metrics.TryGetValue("loss/train", out double l) ? $"loss {l:F3}" : "";
+                : p.Metrics.TryGetValue("loss/train", out double l) ? $"loss {l:F3}"
+                : p.Metrics.TryGetValue("labels/judgments", out double j) ? $"{j:F0}/{p.TotalSteps} judgments in" : "";
             task.Description = Markup.Escape($"{p.Stage} {key}".Trim());
         }
     }

@@ -3,6 +3,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using RlhfSharp.Alignment.Demo;
+using Spectre.Console;
 
 namespace RlhfSharp.Cli.Commands;
 
@@ -19,10 +20,13 @@ internal static class DemoCommand
         var corpus = new Option<string?>("--corpus") { Description = "sentiment: a text file, or a folder whose *.txt files are read in name order (e.g. ../shared/data/austen)." };
         var lexicon = new Option<string?>("--lexicon") { Description = "sentiment: the VADER lexicon file, token TAB valence per line (e.g. ../shared/data/sentiment/vader_lexicon.txt)." };
         var tokenizerDir = new Option<string?>("--tokenizer") { Description = "sentiment: a saved tokenizer folder (e.g. GPT-2's vocab.json + merges.txt) instead of a BPE learned on the corpus." };
+        var human = new Option<bool>("--human") { Description = $"People label the pairs: the labels stage serves them in the labelling app on 127.0.0.1 (store {HumanDemoLabeler.StoreFileName} in the run folder), prints the URL and a labeller token, and waits for the judgments." };
+        var judgments = new Option<int>("--judgments") { Description = "With --human: pairs to judge (the reward model trains on the answers; ties count ½ each way, skips are left out).", DefaultValueFactory = _ => 100 };
+        var port = new Option<int>("--port") { Description = "With --human: port of the labelling app on 127.0.0.1 (0 picks a free one).", DefaultValueFactory = _ => 5080 };
         var command = new Command("demo",
-            "Run the whole RLHF pipeline on the built-in story world (or --task sentiment on a corpus): pre-train, SFT, oracle labels, reward model, PPO (adaptive KL and β = 0), gold-judged evaluation, report.html. " +
-            "Labels come from the oracle; human labelling (--human) is not available yet: use `rlhf label serve` and the stage commands for that.");
-        foreach (var o in new Option[] { quick, output, resume, seed, task, corpus, lexicon, tokenizerDir })
+            "Run the whole RLHF pipeline on the built-in story world (or --task sentiment on a corpus): pre-train, SFT, labels, reward model, PPO (adaptive KL and β = 0), gold-judged evaluation, report.html. " +
+            "Labels come from the oracle, or from people in the labelling app with --human.");
+        foreach (var o in new Option[] { quick, output, resume, seed, task, corpus, lexicon, tokenizerDir, human, judgments, port })
             command.Options.Add(o);
         command.SetAction(p =>
         {
@@ -30,6 +34,10 @@ internal static class DemoCommand
             var config = (sentiment
                 ? (p.GetValue(quick) ? SentimentDemoTask.QuickConfig : SentimentDemoTask.DefaultConfig)
                 : (p.GetValue(quick) ? DemoConfig.Quick : new DemoConfig())) with { Seed = p.GetValue(seed) };
+            bool people = p.GetValue(human);
+            if (people) config = config with { Pairs = p.GetValue(judgments) };
+            else if (p.GetResult(judgments) is { Implicit: false } || p.GetResult(port) is { Implicit: false })
+                throw new ArgumentException("demo: --judgments and --port apply only with --human.");
             string outDir = p.GetValue(output)!;
             // The task reads its files before any stage starts: a missing corpus or lexicon costs nothing already written.
             IDemoTask demoTask = sentiment
@@ -41,7 +49,12 @@ internal static class DemoCommand
             DemoSummary summary;
             try
             {
-                summary = AlignCommandSupport.WithProgress("demo", 1, (progress, ct) => new DemoPipeline(config, demoTask).Run(outDir, p.GetValue(resume), progress, ct));
+                summary = AlignCommandSupport.WithProgress("demo", 1, (console, progress, ct) =>
+                {
+                    var labeler = people ? new HumanDemoLabeler(new HumanLabelingOptions(p.GetValue(port), TimeSpan.FromMilliseconds(500), (url, token) =>
+                        console.MarkupLine($"labelling app: [bold]{Markup.Escape(url.ToString())}[/]  labeller token: [bold]{Markup.Escape(token)}[/]  (sign in there; Ctrl-C stops, --resume continues)"))) : null;
+                    return new DemoPipeline(config, demoTask) { Labeler = labeler }.Run(outDir, p.GetValue(resume), progress, ct);
+                });
             }
             catch (OperationCanceledException)
             {
