@@ -52,6 +52,8 @@ public static class GptInference
         if (tokens.Length != N) throw new ArgumentException($"GptInference.Step: {tokens.Length} tokens for batch {B} × {Tn} new positions.");
         if (mask is not null && mask.Length != N) throw new ArgumentException($"GptInference.Step: mask holds {mask.Length} entries, needs {N}.");
         if (Tk > cap) throw new ArgumentException($"GptInference.Step: {Tk} positions exceed the cache capacity {cap}.");
+        var profile = gpt.Profile;
+        profile?.Restart();
 
         // Embeddings at positions that count real tokens only (left padding does not shift a prompt).
         var x = new float[N * C];
@@ -72,6 +74,7 @@ public static class GptInference
             }
         }
 
+        profile?.Lap("embeddings");
         var ln = new float[N * C];
         var mean = new float[N];
         var rstd = new float[N];
@@ -84,7 +87,9 @@ public static class GptInference
         {
             string pre = $"h.{l}.";
             GptKernels.LayerNormForward(ln, mean, rstd, x, gpt.Param(pre + "ln_1.weight"), gpt.Param(pre + "ln_1.bias"), N, C, cfg.LayerNormEpsilon);
+            profile?.Lap("layernorm");
             GptKernels.MatmulForward(qkv, ln, gpt.Param(pre + "attn.c_attn.weight"), gpt.Param(pre + "attn.c_attn.bias"), N, C, 3 * C);
+            profile?.Lap("matmul_qkv");
             var K = cache.Keys[l];
             var Vc = cache.Values[l];
             for (int b = 0; b < B; b++)
@@ -105,13 +110,19 @@ public static class GptInference
                         cache.Mask.AsSpan(b * cap, Tk), Tn, Tk, P, HS);
                 }
             });
+            profile?.Lap("attention");
             GptKernels.MatmulForward(proj, attY, gpt.Param(pre + "attn.c_proj.weight"), gpt.Param(pre + "attn.c_proj.bias"), N, C, C);
             TensorPrimitives.Add(x, proj, x);
+            profile?.Lap("matmul_attn_proj");
             GptKernels.LayerNormForward(ln, mean, rstd, x, gpt.Param(pre + "ln_2.weight"), gpt.Param(pre + "ln_2.bias"), N, C, cfg.LayerNormEpsilon);
+            profile?.Lap("layernorm");
             GptKernels.MatmulForward(fc, ln, gpt.Param(pre + "mlp.c_fc.weight"), gpt.Param(pre + "mlp.c_fc.bias"), N, C, 4 * C);
+            profile?.Lap("matmul_fc");
             GptKernels.GeluForward(fcGelu, fc, N * 4 * C);
+            profile?.Lap("gelu");
             GptKernels.MatmulForward(proj, fcGelu, gpt.Param(pre + "mlp.c_proj.weight"), gpt.Param(pre + "mlp.c_proj.bias"), N, 4 * C, C);
             TensorPrimitives.Add(x, proj, x);
+            profile?.Lap("matmul_mlp_proj");
         }
         cache.Length = Tk;
 
@@ -122,8 +133,10 @@ public static class GptInference
             for (int b = 0; b < B; b++) x.AsSpan((b * Tn + Tn - 1) * C, C).CopyTo(h.AsSpan(b * C, C));
         var hn = new float[rows * C];
         GptKernels.LayerNormForward(hn, new float[rows], new float[rows], h, gpt.Param("ln_f.weight"), gpt.Param("ln_f.bias"), rows, C, cfg.LayerNormEpsilon);
+        profile?.Lap("layernorm");
         var logits = new float[rows * V];
         Gemm.Multiply(GemmForm.NT, rows, V, C, hn, C, wte, C, logits, V, accumulate: false);
+        profile?.Lap("lm_head");
         return logits;
     }
 }
