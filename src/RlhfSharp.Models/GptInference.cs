@@ -6,7 +6,11 @@ using RlhfSharp.Tensors.Kernels;
 
 namespace RlhfSharp.Models;
 
-/// <summary>Per-layer keys and values (B, Capacity, C), the attention mask of every cached position, and positions so far.</summary>
+/// <summary>
+/// Per-layer keys and values, the attention mask of every cached position, and positions so far. Laid out for decoding:
+/// keys (B, NH, HS, Capacity) — transposed per head, so a query's scores run along contiguous memory — and values
+/// (B, NH, Capacity, HS), so each head's cache is one contiguous block that does not move as the context grows.
+/// </summary>
 public sealed class GptKvCache
 {
     public GptKvCache(GptConfig config, int batch, int capacity)
@@ -92,21 +96,23 @@ public static class GptInference
             profile?.Lap("matmul_qkv");
             var K = cache.Keys[l];
             var Vc = cache.Values[l];
-            for (int b = 0; b < B; b++)
-                for (int t = 0; t < Tn; t++)
-                {
-                    int src = (b * Tn + t) * 3 * C, dst = (b * cap + P + t) * C;
-                    qkv.AsSpan(src + C, C).CopyTo(K.AsSpan(dst, C));
-                    qkv.AsSpan(src + 2 * C, C).CopyTo(Vc.AsSpan(dst, C));
-                }
             GptKernels.ForRows(B * NH, (start, end) =>
             {
                 var probs = new float[Tn * Tk];
                 for (int bh = start; bh < end; bh++)
                 {
                     int b = bh / NH, h = bh % NH;
-                    GptKernels.AttentionForward(attY.AsSpan(b * Tn * C + h * HS), C, probs,
-                        qkv.AsSpan(b * Tn * 3 * C + h * HS), 3 * C, K.AsSpan(b * cap * C + h * HS), C, Vc.AsSpan(b * cap * C + h * HS), C,
+                    var kT = K.AsSpan(bh * HS * cap, HS * cap);
+                    var vh = Vc.AsSpan(bh * cap * HS, cap * HS);
+                    // Append this head's new keys (as columns of kT) and values (as rows).
+                    for (int t = 0; t < Tn; t++)
+                    {
+                        var src = qkv.AsSpan((b * Tn + t) * 3 * C + h * HS);
+                        for (int d = 0; d < HS; d++) kT[d * cap + P + t] = src[C + d];
+                        src.Slice(2 * C, HS).CopyTo(vh.Slice((P + t) * HS, HS));
+                    }
+                    GptKernels.AttentionForwardCached(attY.AsSpan(b * Tn * C + h * HS), C, probs,
+                        qkv.AsSpan(b * Tn * 3 * C + h * HS), 3 * C, kT, cap, vh, HS,
                         cache.Mask.AsSpan(b * cap, Tk), Tn, Tk, P, HS);
                 }
             });
