@@ -51,11 +51,13 @@ internal unsafe struct GemmPlan
     public long DRowStride, DColStride;
     /// <summary>Add to D instead of overwriting it.</summary>
     public bool Accumulate;
+    /// <summary>The blocked driver, or one of GemmSkinny's tiles for a side of at most 16.</summary>
+    public GemmKind Kind;
 
     /// <summary>Maps a public call onto the driver: which operand is broadcast, which is vector-loaded, and whether D is C or Cᵀ.</summary>
     public static GemmPlan Create(GemmForm form, int m, int n, int k, float* a, long lda, float* b, long ldb, float* c, long ldc, bool accumulate)
     {
-        var plan = new GemmPlan { Depth = k, Accumulate = accumulate };
+        var plan = new GemmPlan { Depth = k, Accumulate = accumulate, Kind = GemmSkinny.Choose(form, m, n, k) };
         switch (form)
         {
             case GemmForm.NN:
@@ -122,6 +124,9 @@ internal unsafe struct GemmPlan
         bool rowsPossible = Rows >= 4 * parts, colsPossible = Cols >= GemmBlocking.NR * parts;
         if (!colsPossible) return true;
         if (!rowsPossible) return false;
+        // The skinny tiles pack nothing big: split the long side, so each thread streams its own share of the weights.
+        if (Kind == GemmKind.FewRows) return false;
+        if (Kind == GemmKind.FewCols) return true;
         double q = QByColumns ? 2.0 : 1.0, p = PByColumns ? 1.5 : 1.0;
         double k = Depth;
         double byRows = k * Cols * q + k * Rows / parts * p * Blocks(Cols);
