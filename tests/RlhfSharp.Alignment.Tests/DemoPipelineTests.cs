@@ -35,10 +35,14 @@ public sealed class DemoPipelineTests(ITestOutputHelper output)
         }
         Assert.True(summary.RewardModelAccuracy is >= 0 and <= 1, $"RM accuracy {summary.RewardModelAccuracy}");
 
-        // Every PPO snapshot was evaluated on held-out prompts (steps 0..PpoSteps at SnapshotEvery = 1), step 0 of both runs
-        // is the same SFT model sampled from the same seed, and best-of-N covers N = 1, 2, 4, 8.
+        // Every PPO snapshot was evaluated on held-out prompts (step 0, every SnapshotEvery-th step and the last), step 0 of
+        // both runs is the same SFT model sampled from the same seed, and best-of-N covers N = 1, 2, 4, 8.
         var checkpoints = JsonSerializer.Deserialize<List<CheckpointEvaluation>>(File.ReadAllText(Path.Combine(dir, "checkpoints", "checkpoints.json")))!;
-        Assert.Equal(2 * (DemoConfig.Quick.PpoSteps + 1), checkpoints.Count);
+        var q = DemoConfig.Quick;
+        var expectedSteps = Enumerable.Range(0, q.PpoSteps + 1).Where(s => s % q.SnapshotEvery == 0 || s == q.PpoSteps).ToList();
+        foreach (var run in checkpoints.GroupBy(c => c.Run))
+            Assert.Equal(expectedSteps, run.Select(c => c.Step));
+        Assert.Equal(2, checkpoints.Select(c => c.Run).Distinct().Count());
         var zeros = checkpoints.Where(c => c.Step == 0).ToList();
         Assert.Equal(2, zeros.Count);
         Assert.Equal(zeros[0] with { Run = "" }, zeros[1] with { Run = "" });

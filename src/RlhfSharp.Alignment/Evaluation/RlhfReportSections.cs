@@ -117,15 +117,20 @@ public static class RlhfReportSections
         return section.Charts(charts);
     }
 
-    /// <summary>Ziegler et al.'s frontier: gold reward reached at each KL across runs (e.g. a sweep of β or KL targets).</summary>
+    /// <summary>
+    /// Ziegler et al.'s frontier: gold reward reached at each KL across runs (e.g. a sweep of β or KL targets). The x axis is
+    /// √KL, as in the over-optimisation chart, so an unleashed run at tens of nats does not crowd the leashed ones into a corner.
+    /// </summary>
     public static ReportSection Frontier(HtmlReport report, IReadOnlyList<FrontierPoint> points)
     {
         ArgumentNullException.ThrowIfNull(report);
         ArgumentNullException.ThrowIfNull(points);
-        var series = points.Select(p => new ChartSeries(p.Label, [new ChartPoint(p.Kl, p.Gold)])).ToList();
+        var series = points.Select(p => new ChartSeries(p.Label, [new ChartPoint(Math.Sqrt(Math.Max(0, p.Kl)), p.Gold)])).ToList();
         return report.Section("frontier", "KL–reward frontier")
-            .Charts(SvgChart.Scatter(new ChartFrame("Gold reward vs KL across runs", "KL to reference (nats)", "mean gold reward"), series))
-            .Table(new ReportTable(["run", "KL (nats)", "gold reward"], points.Select(p => (IReadOnlyList<string>)[p.Label, F(p.Kl), F(p.Gold)]).ToList()));
+            .Text("Each run's policy at its end, sampled on the held-out prompts: the gold reward it reached and its KL to the SFT model. " +
+                  "The fixed-β runs trace how much gold each nat of KL buys; a run below the others' curve spent its KL on the reward model's errors.")
+            .Charts(SvgChart.Scatter(new ChartFrame("Gold reward vs √KL across runs", "√KL to reference (√nats per response)", "mean gold reward (scorer units)"), series))
+            .Table(new ReportTable(["run", "KL (nats)", "√KL", "gold reward"], points.Select(p => (IReadOnlyList<string>)[p.Label, F(p.Kl), F(Math.Sqrt(Math.Max(0, p.Kl))), F(p.Gold)]).ToList()));
     }
 
     /// <summary>Win rates over the baseline with 95% Wilson intervals (ties ½), and each policy's figures beside the baseline's.</summary>
