@@ -1,7 +1,6 @@
 // `rlhf demo`'s pipeline on the built-in story world: pre-train → SFT → oracle-labelled pairs → reward model → PPO with
 // the adaptive KL leash and PPO with β = 0 → gold-judged evaluation against SFT → report.html. Each stage keeps its folder.
 using System.Diagnostics;
-using System.Globalization;
 using System.Text.Json;
 using RlhfSharp.Alignment.Evaluation;
 using RlhfSharp.Alignment.LanguageModeling;
@@ -60,14 +59,37 @@ public sealed record DemoConfig
     /// <summary>Held-out prompts each policy is judged on against SFT.</summary>
     public int EvalPrompts { get; init; } = 128;
 
+    /// <summary>PPO updates between the policy snapshots the over-optimisation chart evaluates (step 0, the SFT model, is always one).</summary>
+    public int SnapshotEvery { get; init; } = 6;
+
+    /// <summary>Held-out prompts every snapshot, best-of-N setting and frontier run is scored on (proxy, gold, KL).</summary>
+    public int OverOptimisationPrompts { get; init; } = 128;
+
+    /// <summary>Largest N of the best-of-N curve (N = 1, 2, 4, … up to it, all from one pool of this many SFT samples per prompt).</summary>
+    public int BestOfNMax { get; init; } = 64;
+
+    /// <summary>Held-out prompts of the best-of-N curve (each gets BestOfNMax samples).</summary>
+    public int BestOfNPrompts { get; init; } = 64;
+
+    /// <summary>Fixed β of the KL-frontier sweep's short PPO runs (empty: no sweep; the frontier then has SFT and the two main runs).</summary>
+    public IReadOnlyList<double> FrontierBetas { get; init; } = [0.3, 0.1, 0.03];
+
+    /// <summary>PPO updates of each frontier run.</summary>
+    public int FrontierSteps { get; init; } = 20;
+
     /// <summary>Seed of every stage (each stage derives its own stream).</summary>
     public ulong Seed { get; init; } = 1;
 
-    /// <summary>Small sizes that still produce every stage and report section, for tests and a first look.</summary>
+    /// <summary>
+    /// Small sizes that still produce every stage and report section, for tests and a first look (under a minute on 2 idle
+    /// cores). Smaller pre-training leaves the SFT model writing no sentence the gold scorer credits (every policy −0.5,
+    /// every win rate ½); at these sizes SFT writes some, so the β = 0 run's fall in gold already shows.
+    /// </summary>
     public static DemoConfig Quick { get; } = new()
     {
-        PretrainDocuments = 600, VocabSize = 384, PretrainSteps = 60, SftExamples = 300, SftSteps = 60, Pairs = 48, MaxNewTokens = 16,
-        RewardEpochs = 1, PpoSteps = 3, PpoBatchSize = 8, EvalPrompts = 16,
+        PretrainDocuments = 3000, VocabSize = 768, PretrainSteps = 500, SftExamples = 1000, SftSteps = 250, Pairs = 300, MaxNewTokens = 32,
+        RewardEpochs = 2, PpoSteps = 8, PpoBatchSize = 16, EvalPrompts = 48,
+        SnapshotEvery = 2, OverOptimisationPrompts = 48, BestOfNMax = 8, BestOfNPrompts = 16, FrontierBetas = [0.3], FrontierSteps = 4,
     };
 
     public void Validate()
@@ -81,6 +103,13 @@ public sealed record DemoConfig
         Positive(nameof(RewardEpochs), RewardEpochs);
         Positive(nameof(PpoSteps), PpoSteps);
         Positive(nameof(EvalPrompts), EvalPrompts);
+        Positive(nameof(SnapshotEvery), SnapshotEvery);
+        Positive(nameof(OverOptimisationPrompts), OverOptimisationPrompts);
+        Positive(nameof(BestOfNMax), BestOfNMax);
+        Positive(nameof(BestOfNPrompts), BestOfNPrompts);
+        Positive(nameof(FrontierSteps), FrontierSteps);
+        foreach (double b in FrontierBetas)
+            if (!(b >= 0) || double.IsInfinity(b)) throw new ArgumentException($"demo config: FrontierBetas holds {b}; each β must be finite and ≥ 0.");
         if (SftExamples < 2) throw new ArgumentException($"demo config: SftExamples = {SftExamples} must be at least 2.");
         if (Pairs < 10) throw new ArgumentException($"demo config: Pairs = {Pairs} must be at least 10 (some are held out).");
         if (PpoBatchSize < 2) throw new ArgumentException($"demo config: PpoBatchSize = {PpoBatchSize} must be at least 2.");
@@ -100,7 +129,19 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
     public const string StagesFileName = "stages.json";
     public const string ReportFileName = "report.html";
     public const string TaskFileName = "task.txt";
-    public static IReadOnlyList<string> Stages { get; } = ["pretrain", "sft", "labels", "reward", "ppo", "ppo-beta0", "eval", "report"];
+    public static IReadOnlyList<string> Stages { get; } = ["pretrain", "sft", "labels", "reward", "ppo", "ppo-beta0", "eval", "checkpoints", "best-of-n", "frontier", "report"];
+
+    // The run names the over-optimisation chart and the frontier use.
+    private const string AdaptiveRun = "adaptive β", BetaZeroRun = "β = 0";
+
+    // Why the adaptive run used to end at KL 7.6 against a target of 4: Ziegler's controller moves β by at most
+    // 0.2·episodes/horizon per batch, and with the horizon at 1000 episodes a 40 × 32-episode run could change β by 29% at
+    // most (Ziegler et al. ran ~1M episodes against a 10k horizon, so their β could move freely). The horizon is now a tenth
+    // of the run's episodes and β starts at 0.1, so β can rise several-fold within the run.
+    private const string KlControlNote =
+        "Ziegler's proportional controller: β ← β·(1 + clip((KL − target)/target, ±0.2)·episodes/horizon) after each batch, KL in nats per response " +
+        "(summed over its tokens, k1 on the batch's samples, so a batch of 32 gives a noisy reading). The horizon is a tenth of the run's episodes: " +
+        "with Ziegler's 10,000-episode horizon a run this short could move β by a few per cent and the KL overshot its target.";
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
@@ -239,15 +280,15 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
         var basePpo = new PpoConfig
         {
             Steps = Config.PpoSteps, BatchSize = Config.PpoBatchSize, MiniBatchSize = Math.Max(1, Config.PpoBatchSize / 2), Epochs = 4,
-            MaxNewTokens = Config.MaxNewTokens, LearningRate = 5e-4f, KlHorizon = 1000, Seed = seed + 5,
+            MaxNewTokens = Config.MaxNewTokens, LearningRate = 5e-4f, KlHorizon = Math.Max(1, Config.PpoSteps * Config.PpoBatchSize / 10.0), Seed = seed + 5, SnapshotEvery = Config.SnapshotEvery,
         };
         var histories = new Dictionary<string, IReadOnlyList<IReadOnlyDictionary<string, double>>>();
-        foreach (var (stage, ppo) in new[] { ("ppo", basePpo with { InitialKlCoef = 0.05, TargetKl = Config.TargetKl }), ("ppo-beta0", basePpo with { InitialKlCoef = 0, TargetKl = null }) })
+        foreach (var (stage, ppo) in new[] { ("ppo", basePpo with { InitialKlCoef = 0.1, TargetKl = Config.TargetKl }), ("ppo-beta0", basePpo with { InitialKlCoef = 0, TargetKl = null }) })
         {
             string historyPath = Path.Combine(Dir(stage), "history.json");
             if (Todo(stage))
             {
-                var r = new PpoTrainer(ppo).Train(sft, tokenizer, ppoPrompts, new RewardModelReward(ensemble), ensemble, new PpoTrainer.Options(Gold: gold, Progress: As(stage)), ct);
+                var r = new PpoTrainer(ppo).Train(sft, tokenizer, ppoPrompts, new RewardModelReward(ensemble), ensemble, new PpoTrainer.Options(Gold: gold, Progress: As(stage), Snapshot: DemoOverOptimisation.SaveSnapshots(Dir(stage))), ct);
                 if (r.Cancelled) throw new OperationCanceledException($"demo: stopped during {stage}.");
                 r.Policy.Save(Dir(stage));
                 tokenizer.Save(Dir(stage));
@@ -275,6 +316,35 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
         }
         var evals = JsonSerializer.Deserialize<Dictionary<string, EvaluationResult>>(File.ReadAllText(evalPath))!;
 
+        // 8–10. Over-optimisation on held-out prompts: every PPO snapshot, best-of-N from SFT, and the fixed-β frontier sweep.
+        var overopt = new DemoOverOptimisation(Config, sft, tokenizer, ensemble, DemoTask.HeldOutPrompts(seed + 99, Config.OverOptimisationPrompts), gold);
+        string checkpointsPath = Path.Combine(Dir("checkpoints"), "checkpoints.json");
+        if (Todo("checkpoints"))
+        {
+            var all = new[] { ("ppo", AdaptiveRun), ("ppo-beta0", BetaZeroRun) }.SelectMany(r => overopt.EvaluateSnapshots(r.Item2, Dir(r.Item1), ct)).ToList();
+            AtomicFile.WriteAllText(checkpointsPath, JsonSerializer.Serialize(all, Json));
+            Say("checkpoints", "snapshots evaluated", all.Count);
+            Finish("checkpoints");
+        }
+        var checkpoints = JsonSerializer.Deserialize<List<CheckpointEvaluation>>(File.ReadAllText(checkpointsPath))!;
+        string bestOfNPath = Path.Combine(Dir("best-of-n"), "best_of_n.json");
+        if (Todo("best-of-n"))
+        {
+            var points = overopt.BestOfN(ct);
+            AtomicFile.WriteAllText(bestOfNPath, JsonSerializer.Serialize(points, Json));
+            Say("best-of-n", $"gold at N = {points[^1].N}", points[^1].Gold);
+            Finish("best-of-n");
+        }
+        var bestOfN = JsonSerializer.Deserialize<List<BestOfNPoint>>(File.ReadAllText(bestOfNPath))!;
+        string frontierPath = Path.Combine(Dir("frontier"), "frontier.json");
+        if (Todo("frontier"))
+        {
+            var sweep = overopt.FrontierSweep(basePpo, ppoPrompts, progress, ct);
+            AtomicFile.WriteAllText(frontierPath, JsonSerializer.Serialize(sweep, Json));
+            Finish("frontier");
+        }
+        var frontierSweep = JsonSerializer.Deserialize<List<CheckpointEvaluation>>(File.ReadAllText(frontierPath))!;
+
         // 8. The report.
         string reportPath = Path.Combine(runDir, ReportFileName);
         if (Todo("report"))
@@ -282,19 +352,10 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
             var report = new HtmlReport("RLHF demo", DemoTask.Subtitle(Config));
             RlhfReportSections.LearningCurves(report, new Dictionary<string, IReadOnlyList<IReadOnlyDictionary<string, double>>> { ["adaptive β"] = histories["ppo"], ["β = 0"] = histories["ppo-beta0"] });
             RlhfReportSections.RewardModel(report, rmHeldOut);
-            var points = new List<OverOptimisationPoint>();
-            foreach (var (stage, name) in new[] { ("ppo", "adaptive β"), ("ppo-beta0", "β = 0") })
-                foreach (var m in histories[stage])
-                    if (m.TryGetValue("objective/kl", out double kl) && m.TryGetValue("objective/scores", out double proxy) && m.TryGetValue("objective/gold", out double g))
-                        points.Add(new OverOptimisationPoint(name, Math.Max(0, kl), proxy, g));
-            RlhfReportSections.ProxyVsGold(report, points);
-            var sftStats = evals["ppo"].Baseline;
-            RlhfReportSections.Frontier(report,
-            [
-                new FrontierPoint("SFT", 0, sftStats.MeanGold),
-                new FrontierPoint($"adaptive β (target {Config.TargetKl.ToString(CultureInfo.InvariantCulture)})", Math.Max(0, evals["ppo"].Policy.KlK1), evals["ppo"].Policy.MeanGold),
-                new FrontierPoint("β = 0", Math.Max(0, evals["ppo-beta0"].Policy.KlK1), evals["ppo-beta0"].Policy.MeanGold),
-            ]);
+            RlhfReportSections.KlControl(report, histories["ppo"], Config.TargetKl, KlControlNote);
+            RlhfReportSections.ProxyVsGold(report, checkpoints, bestOfN);
+            RlhfReportSections.BestOfN(report, bestOfN, Math.Min(Config.BestOfNPrompts, Config.OverOptimisationPrompts));
+            RlhfReportSections.Frontier(report, DemoOverOptimisation.FrontierPoints(checkpoints, frontierSweep));
             RlhfReportSections.WinRates(report, [("PPO (adaptive β)", evals["ppo"]), ("PPO β = 0", evals["ppo-beta0"])], "SFT");
             RlhfReportSections.Samples(report, evals["ppo"].Samples, "SFT", "PPO");
             report.Write(reportPath);
@@ -307,7 +368,7 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
     }
 
     /// <summary>Relabels a trainer's progress with the demo stage it belongs to (both PPO runs report as "ppo").</summary>
-    private sealed class StageProgress(string stage, IProgress<AlignmentProgress> inner) : IProgress<AlignmentProgress>
+    internal sealed class StageProgress(string stage, IProgress<AlignmentProgress> inner) : IProgress<AlignmentProgress>
     {
         public void Report(AlignmentProgress value) => inner.Report(value with { Stage = stage });
     }
