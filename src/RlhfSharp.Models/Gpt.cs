@@ -58,7 +58,7 @@ public sealed partial class Gpt
 
     public Span<float> Grad(string name) { var p = this[name]; return Gradients.AsSpan(p.Offset, p.Length); }
 
-    public void ZeroGrad() => Array.Clear(Gradients);
+    public void ZeroGrad() => ParameterSet.ZeroGrad();
 
     /// <summary>When set, Forward, Backward and KV-cached steps charge their time per phase to it (null = no timing).</summary>
     public GptProfile? Profile { get; set; }

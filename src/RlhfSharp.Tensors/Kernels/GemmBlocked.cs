@@ -51,7 +51,7 @@ internal unsafe struct GemmPlan
     public long DRowStride, DColStride;
     /// <summary>Add to D instead of overwriting it.</summary>
     public bool Accumulate;
-    /// <summary>The blocked driver, or one of GemmSkinny's tiles for a side of at most 16.</summary>
+    /// <summary>The blocked driver, or GemmSkinny's tile for a side of at most 16.</summary>
     public GemmKind Kind;
 
     /// <summary>Maps a public call onto the driver: which operand is broadcast, which is vector-loaded, and whether D is C or Cᵀ.</summary>
@@ -124,8 +124,7 @@ internal unsafe struct GemmPlan
         bool rowsPossible = Rows >= 4 * parts, colsPossible = Cols >= GemmBlocking.NR * parts;
         if (!colsPossible) return true;
         if (!rowsPossible) return false;
-        // The skinny tiles pack nothing big: split the long side, so each thread streams its own share of the weights.
-        if (Kind == GemmKind.FewRows) return false;
+        // The skinny tile packs nothing big: split the long side, so each thread streams its own share of the weights.
         if (Kind == GemmKind.FewCols) return true;
         double q = QByColumns ? 2.0 : 1.0, p = PByColumns ? 1.5 : 1.0;
         double k = Depth;
