@@ -28,6 +28,6 @@ try
 }
 catch (Exception ex) when (ex is not OutOfMemoryException)
 {
-    Console.Error.WriteLine($"rlhf: error: {ex.Message}");
+    Console.Error.WriteLine($"rlhf: error: {ex.Message.ReplaceLineEndings(" ")}");
     return 1;
 }

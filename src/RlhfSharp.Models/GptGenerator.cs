@@ -72,7 +72,15 @@ public sealed class GptGenerator(Gpt model) : ITextGenerator
     public GenerationResult Generate(IReadOnlyList<int[]> prompts, GenerationOptions options, Rng rng) => Generate(prompts, options, rng, null);
 
     /// <summary>As <see cref="Generate(IReadOnlyList{int[]}, GenerationOptions, Rng)"/>; <paramref name="onLogits"/> sees each step's raw logits (B, V).</summary>
-    public GenerationResult Generate(IReadOnlyList<int[]> prompts, GenerationOptions options, Rng rng, Action<int, float[]>? onLogits)
+    public GenerationResult Generate(IReadOnlyList<int[]> prompts, GenerationOptions options, Rng rng, Action<int, float[]>? onLogits) =>
+        Generate(prompts, options, rng, onLogits, null);
+
+    /// <summary>
+    /// As above; <paramref name="onTokens"/> sees each step's drawn tokens (B; the pad for a row already finished) as soon as
+    /// they are sampled, so a server can stream them. The array is reused: copy what you keep. An exception it throws
+    /// ends generation there and propagates (how a caller stops early).
+    /// </summary>
+    public GenerationResult Generate(IReadOnlyList<int[]> prompts, GenerationOptions options, Rng rng, Action<int, float[]>? onLogits, Action<int, int[]>? onTokens)
     {
         options.Validate();
         var cfg = Model.Config;
@@ -125,6 +133,7 @@ public sealed class GptGenerator(Gpt model) : ITextGenerator
                 mask[pos] = nextMask[b];
             }
             Model.Profile?.Lap("sampling");
+            onTokens?.Invoke(step, next);
             if (step + 1 == steps || done.All(d => d)) break;
             logits = GptInference.Step(Model, cache, next, nextMask, 1);
         }

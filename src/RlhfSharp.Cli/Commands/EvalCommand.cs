@@ -60,6 +60,7 @@ internal static class EvalCommand
                     => new AiJudge(new AiJudgeOptions(judgeSpec, parse.GetValue(judgeModel)!, ApiKeyVariable: parse.GetValue(apiKeyEnv))),
                 _ => throw new ArgumentException($"--judge: expected gold, oracle or an http(s) URL; got \"{judgeSpec}\"."),
             };
+            if (labeler is AiJudge) await CheckReachableAsync(judgeSpec, ct);
             string policyDir = parse.GetValue(policy)!, baselineDir = parse.GetValue(baseline)!;
             var policyModel = Gpt.Load(policyDir);
             var baselineModel = Gpt.Load(baselineDir);
@@ -82,6 +83,23 @@ internal static class EvalCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>
+    /// Refuses a judge URL nothing answers at before any sampling is spent (the judge's own retries are for a busy server,
+    /// not a missing one). Any HTTP answer, even a 404 from a server without /models, counts as reachable.
+    /// </summary>
+    private static async Task CheckReachableAsync(string baseUrl, CancellationToken ct)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        try
+        {
+            using var _ = await http.GetAsync(baseUrl.TrimEnd('/') + "/models", ct);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
+        {
+            throw new ArgumentException($"--judge {baseUrl}: no AI judge answers there ({ex.Message}).");
+        }
     }
 
     private static Func<string, string, double> VaderGold(VaderSentiment vader) => (_, response) => vader.Compound(response);

@@ -39,16 +39,19 @@ internal sealed class HumanDemoLabeler(HumanLabelingOptions options) : IDemoLabe
         var (_, token) = await store.AddLabelerAsync($"labeller {labelers.Count + 1}", LabelerRole.Labeler, ct);
         var app = LabelingApp.Build(store, new LabelingAppOptions(Port: options.Port, Campaign: Campaign));
         await app.StartAsync(ct);
+        // The web host also answers SIGINT/SIGTERM (by stopping itself); either way the wait ends as a cancellation.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, app.Lifetime.ApplicationStopping);
         try
         {
             options.OnReady(LabelingApp.BoundAddress(app), token);
             while (true)
             {
+                stop.Token.ThrowIfCancellationRequested();
                 var judgments = await store.GetJudgmentsAsync(Campaign, ct);
                 int answered = judgments.Select(j => j.QueryId).Distinct().Count();
                 progress?.Report(new AlignmentProgress("labels", answered, needed, new Dictionary<string, double> { ["labels/judgments"] = answered }));
                 if (answered >= needed) return await PreferenceLinesAsync(store, ct);
-                await Task.Delay(options.Poll, ct);
+                await Task.Delay(options.Poll, stop.Token);
             }
         }
         finally

@@ -63,7 +63,7 @@ internal static class LabelCommand
         try { return action().GetAwaiter().GetResult(); }
         catch (Exception ex) when (ex is FeedbackException or IOException or ArgumentException or InvalidDataException or UnauthorizedAccessException)
         {
-            Console.Error.WriteLine($"rlhf: error: {ex.Message}");
+            Console.Error.WriteLine($"rlhf: error: {ex.Message.ReplaceLineEndings(" ")}");
             return 1;
         }
     }

@@ -35,7 +35,7 @@ internal static class LabelServeCommand
             }
             catch (Exception ex) when (ex is FeedbackException or ArgumentException or IOException or UnauthorizedAccessException)
             {
-                Console.Error.WriteLine($"rlhf label serve: error: {ex.Message}");
+                Console.Error.WriteLine($"rlhf label serve: error: {ex.Message.ReplaceLineEndings(" ")}");
                 return 1;
             }
         });

@@ -43,7 +43,7 @@ internal static class PrefRlCommand
             }
             catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or FormatException)
             {
-                Console.Error.WriteLine($"rlhf: error: {ex.Message}");
+                Console.Error.WriteLine($"rlhf: error: {ex.Message.ReplaceLineEndings(" ")}");
                 return 1;
             }
         });

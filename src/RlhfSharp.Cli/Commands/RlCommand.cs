@@ -49,7 +49,7 @@ internal static class RlCommand
         }
         catch (Exception ex) when (ex is ArgumentException or FormatException or FileNotFoundException or DirectoryNotFoundException or InvalidOperationException)
         {
-            Console.Error.WriteLine($"rlhf: error: {ex.Message}");
+            Console.Error.WriteLine($"rlhf: error: {ex.Message.ReplaceLineEndings(" ")}");
             return 1;
         }
     }

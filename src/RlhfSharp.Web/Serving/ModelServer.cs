@@ -6,6 +6,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Encodings.Web;
 using System.Text.Json.Nodes;
+using System.Threading.Channels;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -144,12 +145,12 @@ public static class ModelServer
     private static async Task Respond(HttpContext ctx, Engine engine, ModelServerOptions options, JsonObject body, string prompt, bool chat)
     {
         var request = GenerationRequest.Parse(body, options, chat);
-        var output = await engine.GenerateAsync(prompt, request, ctx.RequestAborted);
         string id = (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N")[..24];
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         string obj = chat ? "chat.completion" : "text_completion";
         if (!request.Stream)
         {
+            var output = await engine.GenerateAsync(prompt, request, null, ctx.RequestAborted);
             var choice = new JsonObject { ["index"] = 0 };
             if (chat) choice["message"] = new JsonObject { ["role"] = "assistant", ["content"] = output.Text };
             else { choice["text"] = output.Text; choice["logprobs"] = null; }
@@ -165,10 +166,9 @@ public static class ModelServer
             return;
         }
 
-        // Server-sent events: one `data: {json}` line per piece of text, a last chunk with the finish reason, then
-        // `data: [DONE]`. The pieces are the text each token adds (held back while a UTF-8 character is incomplete).
-        ctx.Response.ContentType = "text/event-stream";
-        ctx.Response.Headers.CacheControl = "no-cache";
+        // Server-sent events, in real time: generation runs on its own thread and hands each piece of text (what a token
+        // adds, held back while a UTF-8 character or a possible stop string is incomplete) to this request, which sends
+        // it as one `data: {json}` chunk and flushes; then a last chunk with the finish reason, then `data: [DONE]`.
         string chunkObj = chat ? "chat.completion.chunk" : "text_completion";
         async Task Send(string? piece, string? finish, bool first)
         {
@@ -186,13 +186,37 @@ public static class ModelServer
             await ctx.Response.WriteAsync("data: " + chunk.ToJsonString(Out) + "\n\n", ctx.RequestAborted);
             await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
         }
-        bool isFirst = true;
-        foreach (var piece in output.Pieces)
+        var pieces = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var generation = Task.Run(async () =>
         {
+            try
+            {
+                return await engine.GenerateAsync(prompt, request, piece => pieces.Writer.TryWrite(piece), ctx.RequestAborted);
+            }
+            finally
+            {
+                pieces.Writer.TryComplete();
+            }
+        });
+        bool isFirst = true;
+        await foreach (var piece in pieces.Reader.ReadAllAsync(ctx.RequestAborted))
+        {
+            if (isFirst)
+            {
+                ctx.Response.ContentType = "text/event-stream";
+                ctx.Response.Headers.CacheControl = "no-cache";
+            }
             await Send(piece, null, isFirst);
             isFirst = false;
         }
-        await Send(null, output.FinishReason, isFirst);
+        // A refused prompt surfaces here, before anything was sent, and becomes a 400 like the plain request's.
+        var done = await generation;
+        if (isFirst)
+        {
+            ctx.Response.ContentType = "text/event-stream";
+            ctx.Response.Headers.CacheControl = "no-cache";
+        }
+        await Send(null, done.FinishReason, isFirst);
         await ctx.Response.WriteAsync("data: [DONE]\n\n", ctx.RequestAborted);
     }
 
@@ -246,13 +270,17 @@ public static class ModelServer
 
     internal sealed record GenerationOutput(string Text, IReadOnlyList<string> Pieces, string FinishReason, int PromptTokens, int CompletionTokens);
 
+    /// <summary>Thrown from the token callback to end generation once the text is complete.</summary>
+    private sealed class TextComplete : Exception;
+
     /// <summary>The model, its tokenizer and a gate: one generation at a time.</summary>
     private sealed class Engine(Gpt model, ITokenizer tokenizer, ModelServerOptions options)
     {
         private readonly SemaphoreSlim _gate = new(1, 1);
         private readonly Rng _rng = new(options.Seed);
 
-        public async Task<GenerationOutput> GenerateAsync(string prompt, GenerationRequest request, CancellationToken ct)
+        /// <summary>Generates the response; <paramref name="onPiece"/> (on the generating thread) gets each piece of text as soon as it is whole.</summary>
+        public async Task<GenerationOutput> GenerateAsync(string prompt, GenerationRequest request, Action<string>? onPiece, CancellationToken ct)
         {
             int block = model.Config.BlockSize;
             int maxNew = Math.Min(request.MaxTokens, block - 1);
@@ -280,58 +308,28 @@ public static class ModelServer
                 EosTokenId = eos,
                 PadTokenId = eos ?? 0,
             };
-            GenerationResult result;
+            var stream = new TextPieceStream(tokenizer, request.Stop, eos, onPiece);
             await _gate.WaitAsync(ct);
             try
             {
                 var rng = request.Seed is ulong s ? new Rng(s) : _rng.Fork();
                 using (Autograd.NoGrad())
-                    result = new GptGenerator(model).Generate([tokens], generation, rng);
+                    new GptGenerator(model).Generate([tokens], generation, rng, null, (_, next) =>
+                    {
+                        ct.ThrowIfCancellationRequested(); // the client went away: stop spending compute on it
+                        if (!stream.Add(next[0])) throw new TextComplete();
+                    });
+            }
+            catch (TextComplete)
+            {
+                // A stop string ended the text before the token budget did.
             }
             finally
             {
                 _gate.Release();
             }
-            var response = result.Response(0);
-            bool hitEos = eos is int end && response.Length > 0 && response[^1] == end;
-            var ids = hitEos ? response[..^1] : response;
-            // Pieces: the text each token adds; a token that ends inside a UTF-8 character adds nothing until it completes.
-            var pieces = new List<string>();
-            string emitted = "";
-            for (int i = 1; i <= ids.Length; i++)
-            {
-                string prefix = tokenizer.Decode(ids.AsSpan(0, i));
-                if (i < ids.Length && prefix.EndsWith('\uFFFD')) continue;
-                if (prefix.Length > emitted.Length && prefix.StartsWith(emitted, StringComparison.Ordinal))
-                {
-                    pieces.Add(prefix[emitted.Length..]);
-                    emitted = prefix;
-                }
-            }
-            string text = tokenizer.Decode(ids);
-            string finish = hitEos ? "stop" : "length";
-            // Stop strings: cut the text (and the pieces) before the first one.
-            int cut = request.Stop.Select(s => text.IndexOf(s, StringComparison.Ordinal)).Where(i => i >= 0).DefaultIfEmpty(-1).Min();
-            if (cut >= 0)
-            {
-                text = text[..cut];
-                finish = "stop";
-                var kept = new List<string>();
-                int total = 0;
-                foreach (var p in pieces)
-                {
-                    if (total >= cut) break;
-                    kept.Add(total + p.Length <= cut ? p : p[..(cut - total)]);
-                    total += p.Length;
-                }
-                pieces = kept;
-            }
-            else if (string.Concat(pieces) != text)
-            {
-                // Decoding token by token is not always a prefix of the whole (invalid UTF-8 mid-way); send the whole text as one piece.
-                pieces = text.Length > 0 ? [text] : [];
-            }
-            return new GenerationOutput(text, pieces, finish, promptTokens, response.Length);
+            stream.Finish();
+            return new GenerationOutput(stream.Text, stream.Pieces, stream.FinishReason, promptTokens, stream.Tokens);
         }
     }
 }
