@@ -53,6 +53,15 @@ public sealed record DemoConfig
     /// <summary>Episodes per PPO rollout batch.</summary>
     public int PpoBatchSize { get; init; } = 32;
 
+    /// <summary>PPO's learning rate (policy and value model).</summary>
+    public float PpoLearningRate { get; init; } = 5e-4f;
+
+    /// <summary>β at the start of the adaptive-β run.</summary>
+    public double InitialKlCoef { get; init; } = 0.2;
+
+    /// <summary>Horizon (episodes) of Ziegler's KL controller: β moves by at most 20%·episodes/horizon per batch. Null: a tenth of the run's episodes (see KlControlNote).</summary>
+    public double? KlHorizon { get; init; }
+
     /// <summary>KL target (nats per episode) of the adaptive-β run.</summary>
     public double TargetKl { get; init; } = 4;
 
@@ -114,6 +123,9 @@ public sealed record DemoConfig
         if (Pairs < 10) throw new ArgumentException($"demo config: Pairs = {Pairs} must be at least 10 (some are held out).");
         if (PpoBatchSize < 2) throw new ArgumentException($"demo config: PpoBatchSize = {PpoBatchSize} must be at least 2.");
         if (!(TargetKl > 0)) throw new ArgumentException($"demo config: TargetKl = {TargetKl} must be positive.");
+        if (!(PpoLearningRate > 0)) throw new ArgumentException($"demo config: PpoLearningRate = {PpoLearningRate} must be positive.");
+        if (!(InitialKlCoef >= 0)) throw new ArgumentException($"demo config: InitialKlCoef = {InitialKlCoef} must be non-negative.");
+        if (KlHorizon is double h && !(h > 0)) throw new ArgumentException($"demo config: KlHorizon = {KlHorizon} must be positive.");
     }
 }
 
@@ -280,10 +292,10 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
         var basePpo = new PpoConfig
         {
             Steps = Config.PpoSteps, BatchSize = Config.PpoBatchSize, MiniBatchSize = Math.Max(1, Config.PpoBatchSize / 2), Epochs = 4,
-            MaxNewTokens = Config.MaxNewTokens, LearningRate = 5e-4f, KlHorizon = Math.Max(1, Config.PpoSteps * Config.PpoBatchSize / 10.0), Seed = seed + 5, SnapshotEvery = Config.SnapshotEvery,
+            MaxNewTokens = Config.MaxNewTokens, LearningRate = Config.PpoLearningRate, KlHorizon = Config.KlHorizon ?? Math.Max(1, Config.PpoSteps * Config.PpoBatchSize / 10.0), Seed = seed + 5, SnapshotEvery = Config.SnapshotEvery,
         };
         var histories = new Dictionary<string, IReadOnlyList<IReadOnlyDictionary<string, double>>>();
-        foreach (var (stage, ppo) in new[] { ("ppo", basePpo with { InitialKlCoef = 0.1, TargetKl = Config.TargetKl }), ("ppo-beta0", basePpo with { InitialKlCoef = 0, TargetKl = null }) })
+        foreach (var (stage, ppo) in new[] { ("ppo", basePpo with { InitialKlCoef = Config.InitialKlCoef, TargetKl = Config.TargetKl }), ("ppo-beta0", basePpo with { InitialKlCoef = 0, TargetKl = null }) })
         {
             string historyPath = Path.Combine(Dir(stage), "history.json");
             if (Todo(stage))

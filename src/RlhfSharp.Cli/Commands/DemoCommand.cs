@@ -31,6 +31,8 @@ internal static class DemoCommand
         command.SetAction(p =>
         {
             bool sentiment = p.GetValue(task) == "sentiment";
+            if (!sentiment && (p.GetValue(corpus) ?? p.GetValue(lexicon) ?? p.GetValue(tokenizerDir)) is not null)
+                throw new ArgumentException("demo: --corpus, --lexicon and --tokenizer belong to --task sentiment; the story world is built in.");
             var config = (sentiment
                 ? (p.GetValue(quick) ? SentimentDemoTask.QuickConfig : SentimentDemoTask.DefaultConfig)
                 : (p.GetValue(quick) ? DemoConfig.Quick : new DemoConfig())) with { Seed = p.GetValue(seed) };
