@@ -75,7 +75,7 @@ public static class RlhfReportSections
             return series;
         }
         var rows = checkpoints.OrderBy(c => c.Run, StringComparer.Ordinal).ThenBy(c => c.Step)
-            .Select(c => (IReadOnlyList<string>)[c.Run, c.Step.ToString(CultureInfo.InvariantCulture), F(c.SqrtKl), F(c.KlK1), F(c.KlK3), F(c.Proxy), F(c.Gold), F(c.MeanLength)]).ToList();
+            .Select(c => (IReadOnlyList<string>)[c.Run, c.Step.ToString(CultureInfo.InvariantCulture), F(c.SqrtKl), F(NoNegativeZero(c.KlK1)), F(c.KlK3), F(c.Proxy), F(c.Gold), F(c.MeanLength)]).ToList();
         return report.Section("proxy-vs-gold", "Over-optimisation: proxy vs gold reward")
             .Text("Each point of a PPO line is a snapshot of the policy (step 0 is the SFT model), sampled on the same held-out prompts; best-of-N picks, by the reward model, " +
                   "the best of N SFT samples (N = 1, 2, 4, …), at its analytic KL log N − (N − 1)/N. Where gold falls while the proxy keeps rising, the policy exploits the reward model.")
@@ -165,6 +165,9 @@ public static class RlhfReportSections
             .Table(new ReportTable(["prompt", baselineName, policyName, $"verdict for {policyName}"],
                 samples.Select(s => (IReadOnlyList<string>)[s.Prompt, s.BaselineResponse, s.PolicyResponse, s.Verdict]).ToList()));
     }
+
+    // A snapshot equal to the reference has k1 ≈ −1e−7 from float rounding, which would print as "-0".
+    private static double NoNegativeZero(double v) => Math.Abs(v) < 5e-4 ? 0 : v;
 
     private static double Finite(double v) => double.IsFinite(v) ? v : 0;
     private static string F(double v) => double.IsNaN(v) ? "—" : v.ToString("0.###", CultureInfo.InvariantCulture);
