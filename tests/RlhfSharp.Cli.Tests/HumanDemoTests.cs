@@ -51,6 +51,28 @@ public sealed class HumanDemoTests : IDisposable
         after?.Invoke();
     }
 
+    /// <summary>A person who fails (an HTTP refusal) would leave the stage waiting forever: their failure cancels the run.</summary>
+    internal static Task CancelOnFailure(Task person, CancellationTokenSource run) =>
+        person.ContinueWith(t =>
+        {
+            if (t.IsFaulted) run.Cancel();
+            return t;
+        }, TaskScheduler.Default).Unwrap();
+
+    /// <summary>Runs the pipeline; when it was cancelled because the person failed, throws the person's failure instead.</summary>
+    internal static T RunSurfacingPersonFailure<T>(Func<T> run, Func<Task?> person)
+    {
+        try
+        {
+            return run();
+        }
+        catch (OperationCanceledException) when (person() is { IsFaulted: true } failed)
+        {
+            failed.GetAwaiter().GetResult();
+            throw;
+        }
+    }
+
     private sealed class Recorder : IProgress<AlignmentProgress>
     {
         public List<AlignmentProgress> Reports { get; } = [];
@@ -78,9 +100,13 @@ public sealed class HumanDemoTests : IDisposable
 
         // When the run is resumed with a new labeller token and the person answers the rest.
         var progress = new Recorder();
-        var resumed = new HumanDemoLabeler(new HumanLabelingOptions(0, TimeSpan.FromMilliseconds(50),
-            (url, token) => person = Task.Run(() => LabelAsync(url, token, Judgments - BeforeStop, log))));
-        var summary = new DemoPipeline(config) { Labeler = resumed }.Run(_dir, resume: true, progress);
+        DemoSummary summary;
+        using (var guard = new CancellationTokenSource(TimeSpan.FromMinutes(3)))
+        {
+            var resumed = new HumanDemoLabeler(new HumanLabelingOptions(0, TimeSpan.FromMilliseconds(50),
+                (url, token) => person = CancelOnFailure(LabelAsync(url, token, Judgments - BeforeStop, log), guard)));
+            summary = RunSurfacingPersonFailure(() => new DemoPipeline(config) { Labeler = resumed }.Run(_dir, resume: true, progress, guard.Token), () => person);
+        }
         await person!;
 
         // Then the resumed stage started from the 5 judgments already in the store and waited for all 16.
