@@ -15,6 +15,9 @@ namespace RlhfSharp.Cli.Tests;
 
 public sealed class HumanDemoTests : IDisposable
 {
+    /// <summary>Smaller than the quick demo: these tests are about the labels stage; the later stages only have to run.</summary>
+    internal static DemoConfig Small { get; } = DemoConfig.Quick with { PretrainSteps = 30, SftSteps = 30, PpoSteps = 1, EvalPrompts = 8 };
+
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "rlhf-human-" + Guid.NewGuid().ToString("N"));
 
     public void Dispose()
@@ -83,8 +86,8 @@ public sealed class HumanDemoTests : IDisposable
     public async Task Given_a_person_in_the_labelling_app_When_the_demo_is_stopped_and_resumed_Then_the_reward_model_learns_their_judgments()
     {
         const int Judgments = 16, BeforeStop = 5;
-        // Enough reward epochs that a tiny reward model fits 16 pairs; everything else is the quick demo.
-        var config = DemoConfig.Quick with { Pairs = Judgments, RewardEpochs = 25 };
+        // Enough reward epochs that a tiny reward model fits 16 pairs.
+        var config = Small with { Pairs = Judgments, RewardEpochs = 25 };
         var log = new List<Submitted>();
         Task? person = null;
 
