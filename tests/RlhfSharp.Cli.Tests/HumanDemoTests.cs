@@ -15,6 +15,9 @@ namespace RlhfSharp.Cli.Tests;
 
 public sealed class HumanDemoTests : IDisposable
 {
+    /// <summary>Smaller than the quick demo: these tests are about the labels stage; the later stages only have to run.</summary>
+    internal static DemoConfig Small { get; } = DemoConfig.Quick with { PretrainSteps = 30, SftSteps = 30, PpoSteps = 1, EvalPrompts = 8 };
+
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "rlhf-human-" + Guid.NewGuid().ToString("N"));
 
     public void Dispose()
@@ -51,6 +54,28 @@ public sealed class HumanDemoTests : IDisposable
         after?.Invoke();
     }
 
+    /// <summary>A person who fails (an HTTP refusal) would leave the stage waiting forever: their failure cancels the run.</summary>
+    internal static Task CancelOnFailure(Task person, CancellationTokenSource run) =>
+        person.ContinueWith(t =>
+        {
+            if (t.IsFaulted) run.Cancel();
+            return t;
+        }, TaskScheduler.Default).Unwrap();
+
+    /// <summary>Runs the pipeline; when it was cancelled because the person failed, throws the person's failure instead.</summary>
+    internal static T RunSurfacingPersonFailure<T>(Func<T> run, Func<Task?> person)
+    {
+        try
+        {
+            return run();
+        }
+        catch (OperationCanceledException) when (person() is { IsFaulted: true } failed)
+        {
+            failed.GetAwaiter().GetResult();
+            throw;
+        }
+    }
+
     private sealed class Recorder : IProgress<AlignmentProgress>
     {
         public List<AlignmentProgress> Reports { get; } = [];
@@ -61,8 +86,8 @@ public sealed class HumanDemoTests : IDisposable
     public async Task Given_a_person_in_the_labelling_app_When_the_demo_is_stopped_and_resumed_Then_the_reward_model_learns_their_judgments()
     {
         const int Judgments = 16, BeforeStop = 5;
-        // Enough reward epochs that a tiny reward model fits 16 pairs; everything else is the quick demo.
-        var config = DemoConfig.Quick with { Pairs = Judgments, RewardEpochs = 25 };
+        // Enough reward epochs that a tiny reward model fits 16 pairs.
+        var config = Small with { Pairs = Judgments, RewardEpochs = 25 };
         var log = new List<Submitted>();
         Task? person = null;
 
@@ -78,9 +103,13 @@ public sealed class HumanDemoTests : IDisposable
 
         // When the run is resumed with a new labeller token and the person answers the rest.
         var progress = new Recorder();
-        var resumed = new HumanDemoLabeler(new HumanLabelingOptions(0, TimeSpan.FromMilliseconds(50),
-            (url, token) => person = Task.Run(() => LabelAsync(url, token, Judgments - BeforeStop, log))));
-        var summary = new DemoPipeline(config) { Labeler = resumed }.Run(_dir, resume: true, progress);
+        DemoSummary summary;
+        using (var guard = new CancellationTokenSource(TimeSpan.FromMinutes(3)))
+        {
+            var resumed = new HumanDemoLabeler(new HumanLabelingOptions(0, TimeSpan.FromMilliseconds(50),
+                (url, token) => person = CancelOnFailure(LabelAsync(url, token, Judgments - BeforeStop, log), guard)));
+            summary = RunSurfacingPersonFailure(() => new DemoPipeline(config) { Labeler = resumed }.Run(_dir, resume: true, progress, guard.Token), () => person);
+        }
         await person!;
 
         // Then the resumed stage started from the 5 judgments already in the store and waited for all 16.
