@@ -34,6 +34,7 @@ internal static class PrefRlCommand
         var outDir = new Option<string?>("--out") { Description = "Run folder (default runs/prefrl-ENV-LABELS-sSEED)." };
         var command = new Command("prefrl", "Deep RL from human preferences on control: clips, comparisons, a learned reward, PPO.");
         foreach (var o in new Option[] { env, labels, preRl, labeler, selection, steps, seed, frozen, port, outDir }) command.Options.Add(o);
+        command.Subcommands.Add(PrefRlBenchCommand.Create());
         command.SetAction(p =>
         {
             try
@@ -67,7 +68,7 @@ internal static class PrefRlCommand
         var cfg = new PreferenceConfig
         {
             EnvId = envId,
-            Ppo = PpoConfig.ForEnv(envId) with { TotalSteps = steps },
+            Ppo = PreferenceConfig.PpoFor(envId, steps),
             Schedule = schedule,
             Selection = rule,
             FreezeAfterFirstFit = frozen,

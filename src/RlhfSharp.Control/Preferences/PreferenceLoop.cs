@@ -1,7 +1,7 @@
 // Deep RL from human preferences (Christiano et al. 2017) on the control tasks. The agent never sees the true reward:
 //   1. roll the untrained policy, cut segments (~1.5 s) into the pool, ask the pre-RL share of the label budget, fit r̂;
 //   2. PPO on r̂(o, a) (ensemble mean, unit spread over recent experience; zero at the recent mean, or at the absorbing
-//      terminal states' r̂ where clips end in one — see Renormalise) via PpoHooks;
+//      state's r̂ where clips end in one — see Renormalise) via PpoHooks;
 //   3. between PPO updates, as the label schedule allows: pick pairs (ensemble disagreement or random), ask the labeller,
 //      refit the ensemble on bootstrap resamples (SegmentPreferenceLoss with 10% random answers, ties ½/½), renormalise.
 // Freezing the predictor after step 1 is the offline-reward-model ablation that shows reward hacking.
@@ -60,6 +60,17 @@ public sealed record PreferenceConfig
 
     /// <summary>Campaign name of the queries.</summary>
     public string Campaign { get; init; } = "prefrl";
+
+    /// <summary>
+    /// PPO for a learned reward: the env's true-reward preset with an entropy bonus of at least 0.01 (Christiano et al.
+    /// App. A use 0.01 with TRPO and A2C). The true-reward CartPole preset has none; on r̂, whose early fits can make living
+    /// and dying look alike, PPO without it turned deterministic within 20 updates and no later refit could bring it back.
+    /// </summary>
+    public static PpoConfig PpoFor(string envId, long totalSteps)
+    {
+        var ppo = PpoConfig.ForEnv(envId);
+        return ppo with { TotalSteps = totalSteps, EntropyCoef = Math.Max(0.01, ppo.EntropyCoef) };
+    }
 }
 
 /// <summary>What a run produced.</summary>
@@ -127,7 +138,7 @@ public static class PreferenceLoop
         // 2.–3. PPO on the normalised prediction, labelling and refitting between updates.
         var recent = new Queue<(float[] O, float[] A)>();
         double rMean = 0, rStd = 1, rZero = 0;
-        void Renormalise(bool moveZero)
+        void Renormalise()
         {
             if (recent.Count == 0) return;
             var o = recent.SelectMany(x => x.O).ToArray();
@@ -136,19 +147,17 @@ public static class PreferenceLoop
             rMean = p.Average();
             rStd = Math.Max(1e-6, Math.Sqrt(p.Average(v => (v - rMean) * (v - rMean))));
             // Zero point. The clips hold a terminated episode's last state still (SegmentPool), so the labeller judged dying
-            // as staying in that absorbing state; PPO's GAE values a terminal state at 0. With the recent mean as zero, half the
-            // states pay less than nothing and dying becomes an escape; with the absorbing states' mean r̂ as zero, PPO's
-            // episode ends exactly as the labeller saw it continue. Tasks whose clips never ended in a terminal state keep the mean.
-            // The zero moves only with the predictor (a refit): moved with the pool, the policy's own deaths would shift it and
-            // flip the sign of the reward back and forth.
-            if (!moveZero) return;
-            var ends = pool.Segments.Where(g => g.Terminated).TakeLast(200).ToList();
-            rZero = ends.Count == 0 ? rMean
-                : ensemble.Predict([.. ends.SelectMany(g => g.Observations[^1])], [.. ends.SelectMany(g => g.Actions[^1])], ends.Count).Average();
+            // as staying in that absorbing state, and the predictor learned its reward r̂_abs (RewardEnsemble); PPO's GAE values
+            // a terminal state at 0. With the recent mean as zero, half the states pay less than nothing and dying becomes an
+            // escape; with r̂_abs as zero, PPO's episode ends exactly as the labeller saw it continue, and living pays exactly as
+            // much more than dying as the labels say — whatever states the policy now visits. Tasks whose labelled clips never
+            // ended early keep the recent mean (a constant shift is harmless where episodes have a fixed length).
+            rZero = comparisons.Any(c => c.First.LiveSteps < c.First.Length || c.Second.LiveSteps < c.Second.Length)
+                ? ensemble.AbsorbingReward() : rMean;
         }
         foreach (var seg in pool.Segments.TakeLast(cfg.NormalizationWindow / segLen))
-            for (int t = 0; t < seg.Length; t++) recent.Enqueue((seg.Observations[t], seg.Actions[t]));
-        Renormalise(moveZero: true);
+            for (int t = 0; t < seg.LiveSteps; t++) recent.Enqueue((seg.Observations[t], seg.Actions[t]));
+        Renormalise();
         var predictedSoFar = new double[cfg.Ppo.NumEnvs];
         var predictedFinished = new List<double>();
         double[] Reward(float[] rawObs, float[] actions, VectorStep step)
@@ -188,7 +197,7 @@ public static class PreferenceLoop
                 }
             }
             // After a refit, and every RenormalizeEvery updates as the policy's states move even when the predictor does not.
-            if (refitted || update % cfg.RenormalizeEvery == 0) Renormalise(moveZero: refitted);
+            if (refitted || update % cfg.RenormalizeEvery == 0) Renormalise();
             values["prefrl/labels"] = labelsUsed;
             values["prefrl/comparisons"] = comparisons.Count;
             values["prefrl/rm_oob_accuracy"] = accuracy;

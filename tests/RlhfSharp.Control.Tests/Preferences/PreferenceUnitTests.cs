@@ -102,10 +102,39 @@ public sealed class PreferenceUnitTests
         {
             int live = s.Rewards.Count(r => r != 0);
             Assert.True(live >= 1 && live <= 5);
+            Assert.Equal(live, s.LiveSteps);
             // Padded steps repeat the terminal observation and pay 0.
             for (int t = live; t < 5; t++) Assert.Equal(s.Observations[^1], s.Observations[t]);
             Assert.Equal(live, s.Return);
         }
+    }
+
+    [Fact]
+    public void Ensemble_LearnsThatTheAbsorbingStatePaysLessThanLiving_FromClipLengths()
+    {
+        // Random CartPole play: every clip ends early, its frozen tail is the absorbing state, and the oracle prefers the
+        // clip that stayed up longer. The fit must put r̂_abs below the r̂ of nearly every live step (the sign PPO needs).
+        var pool = new SegmentPool("CartPole-v1", envCount: 4, segmentLength: 40, capacity: 400);
+        var env = new VectorEnv("CartPole-v1", 4, seed: 11);
+        float[] obs = env.Reset();
+        var rng = new Rng(4);
+        while (pool.Segments.Count < 200)
+        {
+            float[] act = [.. Enumerable.Range(0, 4).Select(_ => (float)rng.NextInt(2))];
+            var step = env.Step(act);
+            pool.Add(obs, act, step);
+            obs = step.Observations;
+        }
+        var segs = pool.Segments;
+        var train = Enumerable.Range(0, 80).Select(i => new Comparison(segs[2 * i], segs[2 * i + 1], segs[2 * i].Return > segs[2 * i + 1].Return ? 1f : segs[2 * i].Return < segs[2 * i + 1].Return ? 0f : 0.5f)).ToList();
+        var ens = new RewardEnsemble(4, new DiscreteSpace(2), new RewardEnsembleConfig(), new Rng(6));
+        ens.SetInputStatistics(segs);
+        ens.Fit(train, 300, new Rng(7));
+        double abs = ens.AbsorbingReward();
+        var live = segs.Skip(160).SelectMany(g => g.Observations.Take(g.LiveSteps).Zip(g.Actions)).ToList();
+        var r = ens.Predict([.. live.SelectMany(x => x.First)], [.. live.SelectMany(x => x.Second)], live.Count);
+        double below = r.Count(v => v > abs) / (double)r.Length;
+        Assert.True(below > 0.9, $"r̂_abs {abs:F3} lies below only {below:P0} of live steps' r̂ (mean {r.Average():F3})");
     }
 
     [Fact]
