@@ -117,7 +117,7 @@ internal static class PrefRlBenchCommand
                 var cfg = new PreferenceConfig
                 {
                     EnvId = cell.Env,
-                    Ppo = PreferenceConfig.PpoFor(cell.Env, steps),
+                    Ppo = PpoConfig.ForEnv(cell.Env) with { TotalSteps = steps },
                     Schedule = new LabelSchedule(cell.Labels, Math.Max(1, cell.Labels / 4)),
                     Selection = cell.Selection == "random" ? SelectionRule.Random : SelectionRule.Disagreement,
                 };

@@ -28,8 +28,12 @@ public sealed record RewardEnsembleConfig
     /// <summary>Adam learning rate.</summary>
     public double LearningRate { get; init; } = 1e-3;
 
-    /// <summary>Decoupled weight decay (the paper regularises the predictor with L2).</summary>
-    public double WeightDecay { get; init; } = 1e-4;
+    /// <summary>
+    /// Decoupled weight decay (the paper regularises the predictor with L2). Strong on purpose: the labels pin down living
+    /// against dying (one weight, on the absorbing indicator) far better than differences among live states, and with 1e-4
+    /// the fit grew spurious live-state differences that PPO exploited (CartPole true return 500 → ~130); with 1 they fade.
+    /// </summary>
+    public double WeightDecay { get; init; } = 1.0;
 
     /// <summary>Comparisons per minibatch.</summary>
     public int BatchSize { get; init; } = 32;

@@ -16,7 +16,7 @@ public sealed class PreferenceLearningTests(ITestOutputHelper output)
         var cfg = new PreferenceConfig
         {
             EnvId = "CartPole-v1",
-            Ppo = PreferenceConfig.PpoFor("CartPole-v1", 100_000),
+            Ppo = PpoConfig.ForEnv("CartPole-v1") with { TotalSteps = 100_000 },
             Schedule = new LabelSchedule(Total: 300, PreRl: 75),
         };
         var run = PreferenceLoop.Run(cfg, SegmentQueries.Oracle(epsilon: 0.1, seed: 1), seed: 1);

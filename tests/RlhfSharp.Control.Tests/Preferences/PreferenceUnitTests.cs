@@ -1,6 +1,8 @@
 // Unit checks of the preference loop's parts: the segment loss against a hand computation, disagreement ranking,
 // the label schedule spending exactly its budget, the segment pool's padding, and refused settings.
+using RlhfSharp.Control.Clips;
 using RlhfSharp.Control.Preferences;
+using RlhfSharp.Control.Rl;
 using RlhfSharp.Objectives;
 using RlhfSharp.Tensors;
 
@@ -76,6 +78,43 @@ public sealed class PreferenceUnitTests
         var ex = Assert.Throws<ArgumentException>(() => new LabelSchedule(50, 75).Validate());
         Assert.Contains("50", ex.Message);
         Assert.Contains("75", ex.Message);
+    }
+
+    [Fact]
+    public void Loop_BudgetBelowPreRlShare_IsRefusedBeforeAnyWork_WithBothNumbers()
+    {
+        var cfg = new PreferenceConfig { EnvId = "CartPole-v1", Ppo = PpoConfig.ForEnv("CartPole-v1") with { TotalSteps = 1024 }, Schedule = new LabelSchedule(40, 60) };
+        int asked = 0;
+        var counting = new CountingLabeler(() => asked++);
+        var ex = Assert.Throws<ArgumentException>(() => PreferenceLoop.Run(cfg, counting, seed: 1));
+        Assert.Contains("40", ex.Message);
+        Assert.Contains("60", ex.Message);
+        Assert.Equal(0, asked);
+    }
+
+    [Fact]
+    public void Loop_ClipsForPeople_OnAnEnvWithoutRenderer_AreRefusedListingRenderableEnvs()
+    {
+        // Every registered env has a clip renderer today, so the refusal is met only by an id the renderers lack.
+        Assert.All(EnvRegistry.Ids, id => Assert.Contains(id, ClipRenderers.RenderableEnvs));
+        var cfg = new PreferenceConfig { EnvId = "Hopper-v4", Ppo = PpoConfig.ForEnv("CartPole-v1") with { TotalSteps = 1024 }, Schedule = new LabelSchedule(10, 5), RenderClips = true };
+        var ex = Assert.Throws<ArgumentException>(() => cfg.Validate());
+        Assert.Contains("Hopper-v4", ex.Message);
+        Assert.All(ClipRenderers.RenderableEnvs, id => Assert.Contains(id, ex.Message));
+        // Without people (the oracle reads metadata) the same id fails as an unknown env instead, not as a missing renderer.
+        var noClips = Assert.ThrowsAny<Exception>(() => (cfg with { RenderClips = false }).Validate());
+        Assert.DoesNotContain("renderer", noClips.Message);
+    }
+
+    private sealed class CountingLabeler(Action onAsk) : RlhfSharp.Feedback.Labelers.ILabeler
+    {
+        public string Name => "counting";
+
+        public Task<RlhfSharp.Feedback.Answer> AnswerAsync(RlhfSharp.Feedback.Query query, CancellationToken ct = default)
+        {
+            onAsk();
+            return Task.FromResult(RlhfSharp.Feedback.Answer.Prefer(0));
+        }
     }
 
     [Fact]
