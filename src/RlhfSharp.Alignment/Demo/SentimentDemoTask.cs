@@ -34,6 +34,18 @@ public sealed record SentimentTaskOptions
     /// <summary>Characters of the corpus the BPE is learned from (the start of the pre-training text; merges converge well before 4 MB).</summary>
     public int TokenizerCorpusChars { get; init; } = 1_500_000;
 
+    /// <summary>
+    /// Bradley–Terry temperature of the oracle on compound scores. Two continuations' scores differ by a few tenths when
+    /// either carries sentiment; at 0.1 a gap of 0.3 is labelled the gold way 95% of the time (at 1, 57%: near a coin flip).
+    /// </summary>
+    public double OracleTemperature { get; init; } = 0.1;
+
+    /// <summary>
+    /// Pairs closer than this in compound score are ties and go unlabelled: two continuations without a sentiment word both
+    /// score 0, a labeller has no preference there, and a coin-flip label would only add noise to the reward model's data.
+    /// </summary>
+    public double OracleTieThreshold { get; init; } = 0.05;
+
     /// <summary>Seed of the per-sentence prompt lengths.</summary>
     public ulong Seed { get; init; } = 1;
 
@@ -43,6 +55,8 @@ public sealed record SentimentTaskOptions
             throw new ArgumentException($"sentiment task: prompt words {MinPromptWords}..{MaxPromptWords} must satisfy 1 ≤ min ≤ max.");
         if (MinRestWords < 1) throw new ArgumentException($"sentiment task: MinRestWords = {MinRestWords} must be at least 1.");
         if (HeldOutEvery < 2) throw new ArgumentException($"sentiment task: HeldOutEvery = {HeldOutEvery} must be at least 2.");
+        if (!(OracleTemperature > 0)) throw new ArgumentException($"sentiment task: OracleTemperature = {OracleTemperature} must be positive.");
+        if (!(OracleTieThreshold >= 0)) throw new ArgumentException($"sentiment task: OracleTieThreshold = {OracleTieThreshold} must be non-negative.");
         if (TokenizerCorpusChars < 1000) throw new ArgumentException($"sentiment task: TokenizerCorpusChars = {TokenizerCorpusChars} must be at least 1000.");
     }
 }
@@ -139,13 +153,9 @@ public sealed class SentimentDemoTask : IDemoTask
     /// <summary>VADER's compound score of the continuation alone: the prompt's own sentiment is not the policy's doing.</summary>
     public double Gold(string prompt, string response) => _vader.Compound(response);
 
-    // Compound scores of two continuations differ by a few tenths when either carries sentiment; at T = 0.1 a gap of 0.3 is
-    // labelled the gold way 95% of the time, while T = 1 would make it 57%, near a coin flip.
-    public double OracleTemperature => 0.1;
+    public double OracleTemperature => Options.OracleTemperature;
 
-    // Two continuations without a sentiment word both score 0: a labeller has no preference there, and a coin-flip label
-    // would only add noise to the reward model's data.
-    public double OracleTieThreshold => 0.05;
+    public double OracleTieThreshold => Options.OracleTieThreshold;
 
     public string Subtitle(DemoConfig config) =>
         $"mock sentiment (Ziegler et al. 2019) on {Path.GetFileName(CorpusPath.TrimEnd(Path.DirectorySeparatorChar))}, gold = VADER compound of the continuation; " +
