@@ -1,5 +1,5 @@
-// `rlhf demo`'s pipeline on the built-in story world: pre-train → SFT → oracle-labelled pairs → reward model → PPO with
-// the adaptive KL leash and PPO with β = 0 → gold-judged evaluation against SFT → report.html. Each stage keeps its folder.
+// `rlhf demo` on the built-in story world: pre-train → SFT → oracle-labelled pairs → reward model → PPO (adaptive KL; β = 0) → gold-judged
+// win rates over SFT → over-optimisation on held-out prompts (PPO snapshots, best-of-N, fixed-β frontier) → report.html, a folder per stage.
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -81,7 +81,7 @@ public sealed record DemoConfig
     /// <summary>Held-out prompts of the best-of-N curve (each gets BestOfNMax samples).</summary>
     public int BestOfNPrompts { get; init; } = 64;
 
-    /// <summary>Fixed β of the KL-frontier sweep's short PPO runs (empty: no sweep; the frontier then has SFT and the two main runs).</summary>
+    /// <summary>Fixed β of the KL-frontier sweep's PPO runs (empty: no sweep; the frontier then has SFT and the two main runs).</summary>
     public IReadOnlyList<double> FrontierBetas { get; init; } = [1, 0.3, 0.1, 0.03];
 
     /// <summary>PPO updates of each frontier run (as many as the main runs, so their end points compare).</summary>
@@ -360,7 +360,7 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
         }
         var frontierSweep = JsonSerializer.Deserialize<List<CheckpointEvaluation>>(File.ReadAllText(frontierPath))!;
 
-        // 8. The report.
+        // 11. The report.
         string reportPath = Path.Combine(runDir, ReportFileName);
         if (Todo("report"))
         {

@@ -22,7 +22,8 @@
 //  9. Logging: TRL's keys — objective/kl (k1) beside objective/kl_k3, objective/rlhf_reward, objective/scores,
 //     policy/clipfrac, policy/approx_kl, policy/entropy, loss/policy, loss/value, val/explained_variance,
 //     perf/tokens_per_s and the time split between generation, scoring and training.
-// 10. Checkpoints (policy, value, optimiser moments, RNG, β, step) and resume that continues bit-identically.
+// 10. Checkpoints (policy, value, optimiser moments, RNG, β, step) and resume that continues bit-identically; policy
+//     snapshots every SnapshotEvery steps handed to the caller (the over-optimisation evaluation scores them).
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
