@@ -36,7 +36,7 @@ public sealed class RlhfReportTests
             [new(1, 0, 0, 0.3), new(4, BestOfNSample.AnalyticKl(4), 0.5, 0.4)]);
         RlhfReportSections.BestOfN(report, [new(1, 0, 0, 0.3), new(4, BestOfNSample.AnalyticKl(4), 0.5, 0.4)], 16);
         RlhfReportSections.KlControl(report, History(0.1, 10), 4, "The controller's note.");
-        RlhfReportSections.Frontier(report, [new("β = 0.05", 6, 0.6), new("β = 0.2", 2, 0.4)]);
+        RlhfReportSections.Frontier(report, [new("β = 0.05", 6, 0.6, "fixed β"), new("β = 0.2", 2, 0.4, "fixed β"), new("adaptive β", 4, 0.5)]);
         var eval = new EvaluationResult(20, "gold", WinRate.FromCounts(14, 5, 1), new ResponseStats(0.6, 1.1, 4, 3.5, 20, 0.5, 0.8), new ResponseStats(0.3, 0.1, 0, 0, 18, 0.6, 0.9),
             [new EvaluatedSample("Once", "<a happy end>", "a sad end", "win")]);
         RlhfReportSections.WinRates(report, [("PPO", eval), ("PPO β = 0", eval with { WinRate = WinRate.FromCounts(5, 14, 1) })], "SFT");
@@ -59,7 +59,13 @@ public sealed class RlhfReportTests
         Assert.All(overopt, svg => Assert.Equal(6, svg.Descendants().Count(e => e.Name.LocalName == "circle")));
         Assert.Contains("0.636", html); // log 4 − 3/4 in the best-of-N table
         Assert.Equal(2, Svgs(html, "kl-control").Count);
-        Assert.Single(Svgs(html, "frontier"));
+        // KL of History(0.1, 10) is 0.3·i for i = 0..9: the mean of the last 10 updates is 0.3·4.5.
+        Assert.Contains("mean KL, last 10 updates", html);
+        Assert.Contains(">1.35<", html);
+        // The fixed-β points are one line; the adaptive run is a lone marker (its path is a single move, drawing nothing).
+        var frontier = Assert.Single(Svgs(html, "frontier"));
+        Assert.Equal(2, frontier.Descendants().Count(e => e.Name.LocalName == "path" && (string?)e.Attribute("stroke-width") == "2.2"));
+        Assert.Equal(3, frontier.Descendants().Count(e => e.Name.LocalName == "circle"));
         var bars = Assert.Single(Svgs(html, "win-rate"));
         Assert.Equal(2, bars.Descendants().Count(e => e.Name.LocalName == "rect" && e.Parent == bars));
         Assert.Contains($"{WinRate.FromCounts(14, 5, 1).Low:0.0%}".Replace(" ", ""), html.Replace(" ", ""));

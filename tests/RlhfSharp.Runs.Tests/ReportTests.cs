@@ -1,4 +1,5 @@
 // The SVG chart writer and the HTML report: well-formed XML, escaped text, nice axis ticks, and a real browser render.
+using System.Globalization;
 using System.Xml.Linq;
 using Microsoft.Playwright;
 using RlhfSharp.Runs.Reports;
@@ -139,5 +140,23 @@ public sealed class ReportTests(ITestOutputHelper output)
         string shot = Path.Combine(dir, "report-sample.png");
         await page.ScreenshotAsync(new() { Path = shot, FullPage = true });
         output.WriteLine($"screenshot: {shot}");
+    }
+
+    [Fact]
+    public void Given_markers_in_both_top_corners_When_drawn_Then_the_axis_rises_so_the_legend_covers_none()
+    {
+        // Points at the top left and top right: wherever the legend card goes, it would hide one unless the axis makes room.
+        var series = new List<ChartSeries>
+        {
+            new("proxy of the unleashed run", [new(0, 0), new(5, 1), new(10, 2)]),
+            new("proxy of best-of-N", [new(0, 0.1), new(1, 2), new(2, 2.1)]),
+        };
+        var doc = XElement.Parse(SvgChart.LineWithMarkers(Frame, series));
+        XNamespace ns = "http://www.w3.org/2000/svg";
+        var card = doc.Descendants(ns + "g").Single(g => (string?)g.Attribute("class") == "legend").Element(ns + "rect")!;
+        double bottom = double.Parse((string)card.Attribute("y")!, CultureInfo.InvariantCulture) + double.Parse((string)card.Attribute("height")!, CultureInfo.InvariantCulture);
+        var cys = doc.Descendants(ns + "circle").Select(c => double.Parse((string)c.Attribute("cy")!, CultureInfo.InvariantCulture)).ToList();
+        Assert.Equal(6, cys.Count);
+        Assert.All(cys, cy => Assert.True(cy > bottom, $"marker at y {cy} lies under the legend card ending at y {bottom}"));
     }
 }

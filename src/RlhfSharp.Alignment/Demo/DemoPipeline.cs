@@ -370,7 +370,7 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
             RlhfReportSections.KlControl(report, histories["ppo"], Config.TargetKl, KlControlNote(basePpo.KlHorizon));
             RlhfReportSections.ProxyVsGold(report, checkpoints, bestOfN);
             RlhfReportSections.BestOfN(report, bestOfN, Math.Min(Config.BestOfNPrompts, Config.OverOptimisationPrompts));
-            RlhfReportSections.Frontier(report, DemoOverOptimisation.FrontierPoints(checkpoints, frontierSweep));
+            RlhfReportSections.Frontier(report, DemoOverOptimisation.FrontierPoints(checkpoints, frontierSweep, BetaZeroRun));
             RlhfReportSections.WinRates(report, [("PPO (adaptive β)", evals["ppo"]), ("PPO β = 0", evals["ppo-beta0"])], "SFT");
             RlhfReportSections.Samples(report, evals["ppo"].Samples, "SFT", "PPO");
             report.Write(reportPath);

@@ -8,7 +8,8 @@ using RlhfSharp.Runs.Reports;
 namespace RlhfSharp.Alignment.Evaluation;
 
 /// <summary>One point of Ziegler's frontier: a run (e.g. one β) and the KL and gold reward it reached.</summary>
-public sealed record FrontierPoint(string Label, double Kl, double Gold);
+/// <param name="Curve">Points sharing a curve name (e.g. "fixed β") are joined in order of KL; a point without one stands alone under its label.</param>
+public sealed record FrontierPoint(string Label, double Kl, double Gold, string? Curve = null);
 
 public static class RlhfReportSections
 {
@@ -106,11 +107,12 @@ public static class RlhfReportSections
         var klSeries = new List<ChartSeries> { new("KL (k1)", Points("objective/kl")), new("KL (k3)", Points("objective/kl_k3")) }.Where(s => s.Points.Count > 0).ToList();
         var beta = Points("objective/beta");
         var last = history.Count == 0 ? null : history[^1];
+        var tail = history.Skip(Math.Max(0, history.Count - 10)).Where(m => m.ContainsKey("objective/kl")).Select(m => m["objective/kl"]).ToList();
         var section = report.Section("kl-control", "KL control of the adaptive run")
             .Text(note)
             .Figures(
                 new ReportFigure("target KL", F(targetKl), "nats per response"),
-                new ReportFigure("last batch KL", last is not null && last.TryGetValue("objective/kl", out double k) ? F(k) : "—", "k1, nats per response"),
+                new ReportFigure($"mean KL, last {tail.Count} updates", tail.Count > 0 ? F(tail.Average()) : "—", "k1, nats per response (one batch is noisy)"),
                 new ReportFigure("final β", last is not null && last.TryGetValue("objective/beta", out double b) ? F(b) : "—", "RM units per nat"));
         var charts = new List<string> { SvgChart.Line(new ChartFrame("KL to reference vs target (dashed)", "PPO update", "KL (nats per response)", ReferenceY: targetKl), klSeries) };
         if (beta.Count > 0) charts.Add(SvgChart.Line(new ChartFrame("KL coefficient β", "PPO update", "β (RM units per nat)"), [new ChartSeries("β", beta)]));
@@ -125,11 +127,13 @@ public static class RlhfReportSections
     {
         ArgumentNullException.ThrowIfNull(report);
         ArgumentNullException.ThrowIfNull(points);
-        var series = points.Select(p => new ChartSeries(p.Label, [new ChartPoint(Math.Sqrt(Math.Max(0, p.Kl)), p.Gold)])).ToList();
+        static ChartPoint At(FrontierPoint p) => new(Math.Sqrt(Math.Max(0, p.Kl)), p.Gold);
+        var series = points.Where(p => p.Curve is not null).GroupBy(p => p.Curve!).Select(g => new ChartSeries(g.Key, g.Select(At).ToList()))
+            .Concat(points.Where(p => p.Curve is null).Select(p => new ChartSeries(p.Label, [At(p)]))).ToList();
         return report.Section("frontier", "KL–reward frontier")
             .Text("Each run's policy at its end, sampled on the held-out prompts: the gold reward it reached and its KL to the SFT model. " +
                   "The fixed-β runs trace how much gold each nat of KL buys; a run below the others' curve spent its KL on the reward model's errors.")
-            .Charts(SvgChart.Scatter(new ChartFrame("Gold reward vs √KL across runs", "√KL to reference (√nats per response)", "mean gold reward (scorer units)"), series))
+            .Charts(SvgChart.LineWithMarkers(new ChartFrame("Gold reward vs √KL across runs", "√KL to reference (√nats per response)", "mean gold reward (scorer units)"), series))
             .Table(new ReportTable(["run", "KL (nats)", "√KL", "gold reward"], points.Select(p => (IReadOnlyList<string>)[p.Label, F(p.Kl), F(Math.Sqrt(Math.Max(0, p.Kl))), F(p.Gold)]).ToList()));
     }
 

@@ -115,6 +115,13 @@ public static class SvgChart
             double px = 0.05 * (xhi - xlo), py = 0.05 * (yhi - ylo);
             xAxis = Axis.Nice(xlo - px, xhi + px);
             yAxis = Axis.Nice(ylo - py, yhi + py);
+            // A legend card over markers hides measured points: when it would cover some in both top corners, raise the
+            // top of the axis by the legend's share of the plot height so every point lies below the card.
+            if (series.Count > 1 && UnderLegend(finite, series, xAxis, yAxis, rightSide: true) > 0 && UnderLegend(finite, series, xAxis, yAxis, rightSide: false) > 0)
+            {
+                double share = LegendSize(series).H / (PlotH - LegendSize(series).H - 6);
+                yAxis = Axis.Nice(ylo - py, yhi + py + share * (yhi - ylo + 2 * py));
+            }
         }
         else { xAxis = Axis.Nice(xlo, xhi); yAxis = Axis.Nice(ylo, yhi); }
 
@@ -199,10 +206,24 @@ public static class SvgChart
         sb.Append(Inv($"<text transform=\"translate(18,{Top + PlotH / 2}) rotate(-90)\" text-anchor=\"middle\" class=\"label\">{Esc(frame.YLabel)}</text>"));
     }
 
+    private const double LegendRowH = 17;
+
+    private static (double W, double H) LegendSize(IReadOnlyList<ChartSeries> series) =>
+        (12 + 7.2 * series.Max(s => Math.Min(s.Name.Length, 40)) + 30, LegendRowH * series.Count + 8);
+
+    /// <summary>How many points the legend card would cover in the given top corner.</summary>
+    private static int UnderLegend(IReadOnlyList<ChartPoint> points, IReadOnlyList<ChartSeries> series, Axis xAxis, Axis yAxis, bool rightSide)
+    {
+        var (w, h) = LegendSize(series);
+        double x0 = rightSide ? Left + PlotW - w - 6 : Left + 6, y0 = Top + 6;
+        return points.Count(p => MapX(xAxis, p.X) is var x && x >= x0 - 4 && x <= x0 + w + 4 && MapY(yAxis, p.Y) <= y0 + h + 4);
+    }
+
     private static void Legend(StringBuilder sb, IReadOnlyList<ChartSeries> series, bool rightSide)
     {
         // Inside the plot at the top, on a translucent card so lines behind it stay visible.
-        double rowH = 17, w = 12 + 7.2 * series.Max(s => Math.Min(s.Name.Length, 40)) + 30, h = rowH * series.Count + 8;
+        double rowH = LegendRowH;
+        var (w, h) = LegendSize(series);
         double x0 = rightSide ? Left + PlotW - w - 6 : Left + 6, y0 = Top + 6;
         sb.Append(Inv($"<g class=\"legend\"><rect x=\"{x0:0.##}\" y=\"{y0:0.##}\" width=\"{w:0.##}\" height=\"{h:0.##}\" fill=\"#fff\" opacity=\"0.85\" stroke=\"#ccc\"/>"));
         int color = 0;
