@@ -35,6 +35,14 @@ public sealed record Trajectory(string EnvId, float[][] Observations, float[][] 
 {
     public int Length => Rewards.Length;
 
+    /// <summary>
+    /// Steps before the absorbing padding of a segment whose episode terminated early (SegmentPool holds the terminal state
+    /// still until the clip's end); Length when nothing is padded.
+    /// </summary>
+    public int LiveSteps { get => _liveSteps ?? Length; init => _liveSteps = value; }
+
+    private readonly int? _liveSteps;
+
     public double Return => Rewards.Sum();
 
     /// <summary>Steps covering about the given simulated seconds in an environment (Christiano et al. use ~1.5 s clips); at least 1.</summary>

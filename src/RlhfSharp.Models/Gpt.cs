@@ -58,7 +58,10 @@ public sealed partial class Gpt
 
     public Span<float> Grad(string name) { var p = this[name]; return Gradients.AsSpan(p.Offset, p.Length); }
 
-    public void ZeroGrad() => Array.Clear(Gradients);
+    public void ZeroGrad() => ParameterSet.ZeroGrad();
+
+    /// <summary>When set, Forward, Backward and KV-cached steps charge their time per phase to it (null = no timing).</summary>
+    public GptProfile? Profile { get; set; }
 
     /// <summary>
     /// A fresh model: weights N(0, initializer_range), biases 0, LayerNorm gains 1, and the residual projections
@@ -177,6 +180,8 @@ public sealed partial class Gpt
         a.LastReal = LastRealIndices(input);
         float p = options.DropoutRng is null ? 0f : Config.Dropout;
         a.DropoutP = p;
+        var profile = Profile;
+        profile?.Restart();
 
         // Embeddings: x0[n] = wte[token] + wpe[position], then dropout.
         var wte = Param("wte.weight");
@@ -190,6 +195,7 @@ public sealed partial class Gpt
             for (int c = 0; c < C; c++) dst[c] = te[c] + pe[c];
         }
         ApplyDropout(x0.AsSpan(0, N * C), a.EmbedDropout, p, options.DropoutRng);
+        profile?.Lap("fwd/embeddings");
 
         var keyMask = input.AttentionMask;
         for (int l = 0; l < L; l++)
@@ -198,7 +204,9 @@ public sealed partial class Gpt
             var x = a.Residuals[l];
             string pre = $"h.{l}.";
             GptKernels.LayerNormForward(la.Ln1, la.Ln1Mean, la.Ln1Rstd, x, Param(pre + "ln_1.weight"), Param(pre + "ln_1.bias"), N, C, Config.LayerNormEpsilon);
+            profile?.Lap("fwd/layernorm");
             GptKernels.MatmulForward(la.Qkv, la.Ln1, Param(pre + "attn.c_attn.weight"), Param(pre + "attn.c_attn.bias"), N, C, 3 * C);
+            profile?.Lap("fwd/matmul_qkv");
             GptKernels.ForRows(B * NH, (start, end) =>
             {
                 for (int bh = start; bh < end; bh++)
@@ -210,22 +218,30 @@ public sealed partial class Gpt
                         keyMask is null ? default : keyMask.AsSpan(b * T, T), T, T, 0, HS);
                 }
             });
+            profile?.Lap("fwd/attention");
             // Residual: xMid = x + dropout(c_proj(attY)).
             GptKernels.MatmulForward(a.Scratch, la.AttY, Param(pre + "attn.c_proj.weight"), Param(pre + "attn.c_proj.bias"), N, C, C);
             ApplyDropout(a.Scratch.AsSpan(0, N * C), la.AttnDropout, p, options.DropoutRng);
             AddInto(la.XMid, x, a.Scratch, N * C);
+            profile?.Lap("fwd/matmul_attn_proj");
 
             GptKernels.LayerNormForward(la.Ln2, la.Ln2Mean, la.Ln2Rstd, la.XMid, Param(pre + "ln_2.weight"), Param(pre + "ln_2.bias"), N, C, Config.LayerNormEpsilon);
+            profile?.Lap("fwd/layernorm");
             GptKernels.MatmulForward(la.Fc, la.Ln2, Param(pre + "mlp.c_fc.weight"), Param(pre + "mlp.c_fc.bias"), N, C, 4 * C);
+            profile?.Lap("fwd/matmul_fc");
             GptKernels.GeluForward(la.FcGelu, la.Fc, N * 4 * C);
+            profile?.Lap("fwd/gelu");
             GptKernels.MatmulForward(a.Scratch, la.FcGelu, Param(pre + "mlp.c_proj.weight"), Param(pre + "mlp.c_proj.bias"), N, 4 * C, C);
             ApplyDropout(a.Scratch.AsSpan(0, N * C), la.MlpDropout, p, options.DropoutRng);
             AddInto(a.Residuals[l + 1], la.XMid, a.Scratch, N * C);
+            profile?.Lap("fwd/matmul_mlp_proj");
         }
 
         GptKernels.LayerNormForward(a.LnF, a.LnFMean, a.LnFRstd, a.Residuals[L], Param("ln_f.weight"), Param("ln_f.bias"), N, C, Config.LayerNormEpsilon);
+        profile?.Lap("fwd/layernorm");
         if (a.Logits is not null)
             RlhfSharp.Tensors.Kernels.Gemm.Multiply(RlhfSharp.Tensors.Kernels.GemmForm.NT, N, V, C, a.LnF, C, wte, C, a.Logits, V, accumulate: false);
+        profile?.Lap("fwd/lm_head");
         if (a.Values is not null)
         {
             var w = Param(GptCheckpoint.ValueHeadWeight);
@@ -256,6 +272,8 @@ public sealed partial class Gpt
         if (dRewards is not null && (a.Rewards is null || dRewards.Length != B))
             throw new ArgumentException($"GPT backward: dRewards has {dRewards.Length} entries; the pass {(a.Rewards is null ? "has no reward head" : $"needs {B}")}.");
 
+        var profile = Profile;
+        profile?.Restart();
         // Heads -> dLnF (N,C).
         var dLnF = a.GradLnF;
         Array.Clear(dLnF);
@@ -265,6 +283,7 @@ public sealed partial class Gpt
             RlhfSharp.Tensors.Kernels.Gemm.Multiply(RlhfSharp.Tensors.Kernels.GemmForm.NN, N, C, V, dLogits, V, wte, C, dLnF, C, accumulate: true);
             RlhfSharp.Tensors.Kernels.Gemm.Multiply(RlhfSharp.Tensors.Kernels.GemmForm.TN, V, C, N, dLogits, V, a.LnF, C, Grad("wte.weight"), C, accumulate: true);
         }
+        profile?.Lap("bwd/lm_head");
         if (dValues is not null)
         {
             var w = Param(GptCheckpoint.ValueHeadWeight);
@@ -306,6 +325,7 @@ public sealed partial class Gpt
         var dRes = a.GradResidual;
         Array.Clear(dRes);
         GptKernels.LayerNormBackward(dRes, Grad("ln_f.weight"), Grad("ln_f.bias"), dLnF, a.Residuals[L], Param("ln_f.weight"), a.LnFMean, a.LnFRstd, N, C);
+        profile?.Lap("bwd/layernorm");
         for (int l = L - 1; l >= 0; l--)
         {
             var la = a.Layers[l];
@@ -316,19 +336,24 @@ public sealed partial class Gpt
             var dFcGelu = a.GradHidden;
             Array.Clear(dFcGelu);
             GptKernels.MatmulBackward(dFcGelu, Grad(pre + "mlp.c_proj.weight"), Grad(pre + "mlp.c_proj.bias"), dOut.AsSpan(0, N * C), la.FcGelu, Param(pre + "mlp.c_proj.weight"), N, 4 * C, C);
+            profile?.Lap("bwd/matmul_mlp_proj");
             var dFc = a.GradHidden2;
             Array.Clear(dFc);
             GptKernels.GeluBackward(dFc, la.Fc, dFcGelu, N * 4 * C);
+            profile?.Lap("bwd/gelu");
             var dLn2 = a.GradScratch2;
             Array.Clear(dLn2);
             GptKernels.MatmulBackward(dLn2, Grad(pre + "mlp.c_fc.weight"), Grad(pre + "mlp.c_fc.bias"), dFc, la.Ln2, Param(pre + "mlp.c_fc.weight"), N, C, 4 * C);
+            profile?.Lap("bwd/matmul_fc");
             GptKernels.LayerNormBackward(dRes, Grad(pre + "ln_2.weight"), Grad(pre + "ln_2.bias"), dLn2, la.XMid, Param(pre + "ln_2.weight"), la.Ln2Mean, la.Ln2Rstd, N, C);
+            profile?.Lap("bwd/layernorm");
 
             // Attention branch. dRes is d(xMid) and becomes d(x_l).
             CopyWithDropout(dOut, dRes, la.AttnDropout, N * C, a.DropoutP);
             var dAttY = a.GradScratch2;
             Array.Clear(dAttY);
             GptKernels.MatmulBackward(dAttY, Grad(pre + "attn.c_proj.weight"), Grad(pre + "attn.c_proj.bias"), dOut.AsSpan(0, N * C), la.AttY, Param(pre + "attn.c_proj.weight"), N, C, C);
+            profile?.Lap("bwd/matmul_attn_proj");
             var dQkv = a.GradQkv;
             Array.Clear(dQkv);
             GptKernels.ForRows(B * NH, (start, end) =>
@@ -343,10 +368,13 @@ public sealed partial class Gpt
                         la.Qkv.AsSpan(q0), la.Qkv.AsSpan(q0 + C), la.Qkv.AsSpan(q0 + 2 * C), 3 * C, scratch, T, HS);
                 }
             });
+            profile?.Lap("bwd/attention");
             var dLn1 = a.GradScratch2;
             Array.Clear(dLn1);
             GptKernels.MatmulBackward(dLn1, Grad(pre + "attn.c_attn.weight"), Grad(pre + "attn.c_attn.bias"), dQkv, la.Ln1, Param(pre + "attn.c_attn.weight"), N, C, 3 * C);
+            profile?.Lap("bwd/matmul_qkv");
             GptKernels.LayerNormBackward(dRes, Grad(pre + "ln_1.weight"), Grad(pre + "ln_1.bias"), dLn1, a.Residuals[l], Param(pre + "ln_1.weight"), la.Ln1Mean, la.Ln1Rstd, N, C);
+            profile?.Lap("bwd/layernorm");
         }
 
         // Embeddings (a token or position used twice gets both contributions).
@@ -359,6 +387,7 @@ public sealed partial class Gpt
             System.Numerics.Tensors.TensorPrimitives.Add(dWte.Slice(input.Tokens[n] * C, C), g, dWte.Slice(input.Tokens[n] * C, C));
             System.Numerics.Tensors.TensorPrimitives.Add(dWpe.Slice(a.Positions[n] * C, C), g, dWpe.Slice(a.Positions[n] * C, C));
         }
+        profile?.Lap("bwd/embeddings");
     }
 
     /// <summary>

@@ -106,10 +106,11 @@ public sealed class GptGenerator(Gpt model) : ITextGenerator
         var logits = GptInference.Step(Model, cache, input.Tokens, input.AttentionMask, Tp);
         var next = new int[B];
         var nextMask = new byte[B];
-        var scratch = new float[V];
+        var sampler = new TokenSampler(V);
         for (int step = 0; step < steps; step++)
         {
             onLogits?.Invoke(step, logits);
+            Model.Profile?.Restart();
             for (int b = 0; b < B; b++)
             {
                 int pos = b * L + Tp + step;
@@ -121,7 +122,7 @@ public sealed class GptGenerator(Gpt model) : ITextGenerator
                 else
                 {
                     var row = logits.AsSpan(b * V, V);
-                    (int token, float logProb) = options.Greedy ? Argmax(row) : Sample(row, options, rng, scratch);
+                    (int token, float logProb) = options.Greedy ? sampler.Greedy(row, b) : sampler.Sample(row, options, rng, b);
                     next[b] = token;
                     nextMask[b] = 1;
                     logProbs[b * steps + step] = logProb;
@@ -131,6 +132,7 @@ public sealed class GptGenerator(Gpt model) : ITextGenerator
                 tokens[pos] = next[b];
                 mask[pos] = nextMask[b];
             }
+            Model.Profile?.Lap("sampling");
             onTokens?.Invoke(step, next);
             if (step + 1 == steps || done.All(d => d)) break;
             logits = GptInference.Step(Model, cache, next, nextMask, 1);
@@ -152,56 +154,5 @@ public sealed class GptGenerator(Gpt model) : ITextGenerator
             return new GenerationResult(B, Tp, used, t2, m2, lp2, lengths);
         }
         return new GenerationResult(B, Tp, steps, tokens, mask, logProbs, lengths);
-    }
-
-    private static (int Token, float LogProb) Argmax(ReadOnlySpan<float> logits)
-    {
-        int best = 0;
-        for (int v = 1; v < logits.Length; v++)
-            if (logits[v] > logits[best]) best = v;
-        return (best, logits[best] - LogSumExp(logits, 1f));
-    }
-
-    private static (int Token, float LogProb) Sample(ReadOnlySpan<float> logits, GenerationOptions o, Rng rng, float[] weights)
-    {
-        int V = logits.Length;
-        float invT = 1f / o.Temperature;
-        float lse = LogSumExp(logits, invT);
-        // Probabilities under the temperature-scaled distribution; top-k/top-p zero out the tail before sampling.
-        for (int v = 0; v < V; v++) weights[v] = MathF.Exp(logits[v] * invT - lse);
-        if ((o.TopK > 0 && o.TopK < V) || o.TopP < 1)
-        {
-            var order = new int[V];
-            for (int v = 0; v < V; v++) order[v] = v;
-            var keys = weights.AsSpan(0, V).ToArray();
-            for (int v = 0; v < V; v++) keys[v] = -keys[v];
-            Array.Sort(keys, order); // ascending −p = descending p; ties keep no particular order but weights stay exact
-            int keep = o.TopK > 0 ? Math.Min(o.TopK, V) : V;
-            if (o.TopP < 1)
-            {
-                double cumulative = 0;
-                for (int i = 0; i < keep; i++)
-                {
-                    cumulative += weights[order[i]];
-                    if (cumulative >= o.TopP)
-                    {
-                        keep = i + 1;
-                        break;
-                    }
-                }
-            }
-            for (int i = keep; i < V; i++) weights[order[i]] = 0;
-        }
-        int token = rng.Categorical(weights.AsSpan(0, V));
-        return (token, logits[token] * invT - lse);
-    }
-
-    private static float LogSumExp(ReadOnlySpan<float> logits, float scale)
-    {
-        float max = float.NegativeInfinity;
-        foreach (float l in logits) max = MathF.Max(max, l * scale);
-        double sum = 0;
-        foreach (float l in logits) sum += Math.Exp(l * scale - max);
-        return max + (float)Math.Log(sum);
     }
 }

@@ -6,7 +6,11 @@ using RlhfSharp.Tensors.Kernels;
 
 namespace RlhfSharp.Models;
 
-/// <summary>Per-layer keys and values (B, Capacity, C), the attention mask of every cached position, and positions so far.</summary>
+/// <summary>
+/// Per-layer keys and values, the attention mask of every cached position, and positions so far. Laid out for decoding:
+/// keys (B, NH, HS, Capacity) — transposed per head, so a query's scores run along contiguous memory — and values
+/// (B, NH, Capacity, HS), so each head's cache is one contiguous block that does not move as the context grows.
+/// </summary>
 public sealed class GptKvCache
 {
     public GptKvCache(GptConfig config, int batch, int capacity)
@@ -52,6 +56,8 @@ public static class GptInference
         if (tokens.Length != N) throw new ArgumentException($"GptInference.Step: {tokens.Length} tokens for batch {B} × {Tn} new positions.");
         if (mask is not null && mask.Length != N) throw new ArgumentException($"GptInference.Step: mask holds {mask.Length} entries, needs {N}.");
         if (Tk > cap) throw new ArgumentException($"GptInference.Step: {Tk} positions exceed the cache capacity {cap}.");
+        var profile = gpt.Profile;
+        profile?.Restart();
 
         // Embeddings at positions that count real tokens only (left padding does not shift a prompt).
         var x = new float[N * C];
@@ -72,6 +78,7 @@ public static class GptInference
             }
         }
 
+        profile?.Lap("embeddings");
         var ln = new float[N * C];
         var mean = new float[N];
         var rstd = new float[N];
@@ -84,34 +91,44 @@ public static class GptInference
         {
             string pre = $"h.{l}.";
             GptKernels.LayerNormForward(ln, mean, rstd, x, gpt.Param(pre + "ln_1.weight"), gpt.Param(pre + "ln_1.bias"), N, C, cfg.LayerNormEpsilon);
+            profile?.Lap("layernorm");
             GptKernels.MatmulForward(qkv, ln, gpt.Param(pre + "attn.c_attn.weight"), gpt.Param(pre + "attn.c_attn.bias"), N, C, 3 * C);
+            profile?.Lap("matmul_qkv");
             var K = cache.Keys[l];
             var Vc = cache.Values[l];
-            for (int b = 0; b < B; b++)
-                for (int t = 0; t < Tn; t++)
-                {
-                    int src = (b * Tn + t) * 3 * C, dst = (b * cap + P + t) * C;
-                    qkv.AsSpan(src + C, C).CopyTo(K.AsSpan(dst, C));
-                    qkv.AsSpan(src + 2 * C, C).CopyTo(Vc.AsSpan(dst, C));
-                }
             GptKernels.ForRows(B * NH, (start, end) =>
             {
                 var probs = new float[Tn * Tk];
                 for (int bh = start; bh < end; bh++)
                 {
                     int b = bh / NH, h = bh % NH;
-                    GptKernels.AttentionForward(attY.AsSpan(b * Tn * C + h * HS), C, probs,
-                        qkv.AsSpan(b * Tn * 3 * C + h * HS), 3 * C, K.AsSpan(b * cap * C + h * HS), C, Vc.AsSpan(b * cap * C + h * HS), C,
+                    var kT = K.AsSpan(bh * HS * cap, HS * cap);
+                    var vh = Vc.AsSpan(bh * cap * HS, cap * HS);
+                    // Append this head's new keys (as columns of kT) and values (as rows).
+                    for (int t = 0; t < Tn; t++)
+                    {
+                        var src = qkv.AsSpan((b * Tn + t) * 3 * C + h * HS);
+                        for (int d = 0; d < HS; d++) kT[d * cap + P + t] = src[C + d];
+                        src.Slice(2 * C, HS).CopyTo(vh.Slice((P + t) * HS, HS));
+                    }
+                    GptKernels.AttentionForwardCached(attY.AsSpan(b * Tn * C + h * HS), C, probs,
+                        qkv.AsSpan(b * Tn * 3 * C + h * HS), 3 * C, kT, cap, vh, HS,
                         cache.Mask.AsSpan(b * cap, Tk), Tn, Tk, P, HS);
                 }
             });
+            profile?.Lap("attention");
             GptKernels.MatmulForward(proj, attY, gpt.Param(pre + "attn.c_proj.weight"), gpt.Param(pre + "attn.c_proj.bias"), N, C, C);
             TensorPrimitives.Add(x, proj, x);
+            profile?.Lap("matmul_attn_proj");
             GptKernels.LayerNormForward(ln, mean, rstd, x, gpt.Param(pre + "ln_2.weight"), gpt.Param(pre + "ln_2.bias"), N, C, cfg.LayerNormEpsilon);
+            profile?.Lap("layernorm");
             GptKernels.MatmulForward(fc, ln, gpt.Param(pre + "mlp.c_fc.weight"), gpt.Param(pre + "mlp.c_fc.bias"), N, C, 4 * C);
+            profile?.Lap("matmul_fc");
             GptKernels.GeluForward(fcGelu, fc, N * 4 * C);
+            profile?.Lap("gelu");
             GptKernels.MatmulForward(proj, fcGelu, gpt.Param(pre + "mlp.c_proj.weight"), gpt.Param(pre + "mlp.c_proj.bias"), N, 4 * C, C);
             TensorPrimitives.Add(x, proj, x);
+            profile?.Lap("matmul_mlp_proj");
         }
         cache.Length = Tk;
 
@@ -122,8 +139,10 @@ public static class GptInference
             for (int b = 0; b < B; b++) x.AsSpan((b * Tn + Tn - 1) * C, C).CopyTo(h.AsSpan(b * C, C));
         var hn = new float[rows * C];
         GptKernels.LayerNormForward(hn, new float[rows], new float[rows], h, gpt.Param("ln_f.weight"), gpt.Param("ln_f.bias"), rows, C, cfg.LayerNormEpsilon);
+        profile?.Lap("layernorm");
         var logits = new float[rows * V];
         Gemm.Multiply(GemmForm.NT, rows, V, C, hn, C, wte, C, logits, V, accumulate: false);
+        profile?.Lap("lm_head");
         return logits;
     }
 }

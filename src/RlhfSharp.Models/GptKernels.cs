@@ -189,6 +189,14 @@ internal static class GptKernels
             return;
         }
         Gemm.Multiply(GemmForm.NT, Tq, Tk, HS, q, ldq, k, ldk, probs, Tk, accumulate: false, threads: 1);
+        MaskedCausalSoftmax(probs, keyMask, Tq, Tk, queryOffset, scale);
+        Gemm.Multiply(GemmForm.NN, Tq, HS, Tk, probs, Tk, v, ldv, output, ldo, accumulate: false, threads: 1);
+    }
+
+    /// <summary>Rows of raw scores q·k (Tq, Tk) → causal, key-masked softmax of scale·scores; a row with no key left is all zeros.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MaskedCausalSoftmax(Span<float> probs, ReadOnlySpan<byte> keyMask, int Tq, int Tk, int queryOffset, float scale)
+    {
         for (int i = 0; i < Tq; i++)
         {
             var row = probs.Slice(i * Tk, Tk);
@@ -209,7 +217,75 @@ internal static class GptKernels
             TensorPrimitives.Exp(seg, seg);                  // masked keys: exp(−∞) = 0
             TensorPrimitives.Multiply(seg, 1f / TensorPrimitives.Sum(seg), seg);
         }
-        Gemm.Multiply(GemmForm.NN, Tq, HS, Tk, probs, Tk, v, ldv, output, ldo, accumulate: false, threads: 1);
+    }
+
+    /// <summary>
+    /// <see cref="AttentionForward"/> against a KV cache laid out for decoding: keys transposed per head, kT (HS, Tk) with row
+    /// stride ldkT, so one query's scores are HS axpys over contiguous keys (no horizontal sums, no strided rows); values
+    /// (Tk, HS) with stride ldv. A few queries (decoding) take the fused loop, more (prefill) two GEMMs.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void AttentionForwardCached(Span<float> output, int ldo, Span<float> probs, ReadOnlySpan<float> q, int ldq, ReadOnlySpan<float> kT, int ldkT, ReadOnlySpan<float> v, int ldv, ReadOnlySpan<byte> keyMask, int Tq, int Tk, int queryOffset, int HS)
+    {
+        float scale = 1f / MathF.Sqrt(HS);
+        if (Tq > SmallQueryRows)
+        {
+            Gemm.Multiply(GemmForm.NN, Tq, Tk, HS, q, ldq, kT, ldkT, probs, Tk, accumulate: false, threads: 1);
+            MaskedCausalSoftmax(probs, keyMask, Tq, Tk, queryOffset, scale);
+            Gemm.Multiply(GemmForm.NN, Tq, HS, Tk, probs, Tk, v, ldv, output, ldo, accumulate: false, threads: 1);
+            return;
+        }
+        for (int i = 0; i < Tq; i++)
+        {
+            var row = probs.Slice(i * Tk, Tk);
+            int n = queryOffset + i + 1;
+            ScoresTransposed(row, q.Slice(i * ldq, HS), kT, ldkT, n, HS);
+            MaskedCausalSoftmax(row, keyMask, 1, Tk, n - 1, scale);
+            var o = output.Slice(i * ldo, HS);
+            o.Clear();
+            for (int s = 0; s < n; s++)
+                if (row[s] != 0) AxpyShort(row[s], v.Slice(s * ldv, HS), o);
+        }
+    }
+
+    /// <summary>scores[s] = Σ_d q[d]·kT[d·ldkT + s] for s &lt; n, each a fused multiply-add chain in d order (the same bits in
+    /// the 32-wide, 8-wide and scalar paths); 32 keys at a time stay in four registers across the whole d loop.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ScoresTransposed(Span<float> scores, ReadOnlySpan<float> q, ReadOnlySpan<float> kT, int ldkT, int n, int HS)
+    {
+        ref float rk = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(kT);
+        ref float rs = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(scores);
+        int s = 0;
+        for (; s + 32 <= n; s += 32)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int d = 0; d < HS; d++)
+            {
+                var qd = Vector256.Create(q[d]);
+                nuint at = (nuint)((long)d * ldkT + s);
+                a0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rk, at), qd, a0);
+                a1 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rk, at + 8), qd, a1);
+                a2 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rk, at + 16), qd, a2);
+                a3 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rk, at + 24), qd, a3);
+            }
+            a0.StoreUnsafe(ref rs, (nuint)s);
+            a1.StoreUnsafe(ref rs, (nuint)s + 8);
+            a2.StoreUnsafe(ref rs, (nuint)s + 16);
+            a3.StoreUnsafe(ref rs, (nuint)s + 24);
+        }
+        for (; s + 8 <= n; s += 8)
+        {
+            Vector256<float> a0 = default;
+            for (int d = 0; d < HS; d++)
+                a0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rk, (nuint)((long)d * ldkT + s)), Vector256.Create(q[d]), a0);
+            a0.StoreUnsafe(ref rs, (nuint)s);
+        }
+        for (; s < n; s++)
+        {
+            float sum = 0;
+            for (int d = 0; d < HS; d++) sum = MathF.FusedMultiplyAdd(kT[d * ldkT + s], q[d], sum);
+            scores[s] = sum;
+        }
     }
 
     // Decoding asks for one query row against a long cache: a GEMM call's packing costs more than the product then,

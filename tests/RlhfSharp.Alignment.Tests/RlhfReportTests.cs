@@ -3,6 +3,7 @@
 using System.Xml.Linq;
 using RlhfSharp.Alignment.Evaluation;
 using RlhfSharp.Alignment.RewardModeling;
+using RlhfSharp.Alignment.Sampling;
 using RlhfSharp.Runs.Reports;
 
 namespace RlhfSharp.Alignment.Tests;
@@ -31,7 +32,10 @@ public sealed class RlhfReportTests
         RlhfReportSections.LearningCurves(report, new Dictionary<string, IReadOnlyList<IReadOnlyDictionary<string, double>>> { ["adaptive β"] = History(0.1, 10), ["β = 0"] = History(0, 10) });
         var calibration = new List<CalibrationBin> { new(0.5, 0.6, 10, 0.55, 0.5), new(0.6, 0.7, 0, double.NaN, double.NaN), new(0.7, 0.8, 5, 0.74, 0.8) };
         RlhfReportSections.RewardModel(report, new RewardEvaluation(0.8, 0.45, 1.2, 40, 0.04, calibration));
-        RlhfReportSections.ProxyVsGold(report, [new("β = 0", 1, 0.5, 0.4), new("β = 0", 4, 1.0, 0.2), new("adaptive β", 1, 0.4, 0.35)]);
+        RlhfReportSections.ProxyVsGold(report, [new("β = 0", 0, 0, 0.3, 0, 0, 20), new("β = 0", 6, 1.0, 0.2, 16, 15, 18), new("adaptive β", 0, 0, 0.3, 0, 0, 20), new("adaptive β", 6, 0.4, 0.35, 4, 3.8, 19)],
+            [new(1, 0, 0, 0.3), new(4, BestOfNSample.AnalyticKl(4), 0.5, 0.4)]);
+        RlhfReportSections.BestOfN(report, [new(1, 0, 0, 0.3), new(4, BestOfNSample.AnalyticKl(4), 0.5, 0.4)], 16);
+        RlhfReportSections.KlControl(report, History(0.1, 10), 4, "The controller's note.");
         RlhfReportSections.Frontier(report, [new("β = 0.05", 6, 0.6), new("β = 0.2", 2, 0.4)]);
         var eval = new EvaluationResult(20, "gold", WinRate.FromCounts(14, 5, 1), new ResponseStats(0.6, 1.1, 4, 3.5, 20, 0.5, 0.8), new ResponseStats(0.3, 0.1, 0, 0, 18, 0.6, 0.9),
             [new EvaluatedSample("Once", "<a happy end>", "a sad end", "win")]);
@@ -48,8 +52,13 @@ public sealed class RlhfReportTests
         var reliability = Assert.Single(Svgs(html, "reward-model"));
         Assert.Equal(2, reliability.Descendants().Count(e => e.Name.LocalName == "circle"));
         Assert.Contains("80.0%", html);
-        var proxy = Assert.Single(Svgs(html, "proxy-vs-gold"));
-        Assert.Equal(4, proxy.Descendants().Count(e => e.Name.LocalName == "path" && (string?)e.Attribute("stroke-width") == "2.2"));
+        // Two charts (proxy, gold), each with a line per PPO run and one for best-of-N, and a marker at every point.
+        var overopt = Svgs(html, "proxy-vs-gold");
+        Assert.Equal(2, overopt.Count);
+        Assert.All(overopt, svg => Assert.Equal(3, svg.Descendants().Count(e => e.Name.LocalName == "path" && (string?)e.Attribute("stroke-width") == "2.2")));
+        Assert.All(overopt, svg => Assert.Equal(6, svg.Descendants().Count(e => e.Name.LocalName == "circle")));
+        Assert.Contains("0.636", html); // log 4 − 3/4 in the best-of-N table
+        Assert.Equal(2, Svgs(html, "kl-control").Count);
         Assert.Single(Svgs(html, "frontier"));
         var bars = Assert.Single(Svgs(html, "win-rate"));
         Assert.Equal(2, bars.Descendants().Count(e => e.Name.LocalName == "rect" && e.Parent == bars));

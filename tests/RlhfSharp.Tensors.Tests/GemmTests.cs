@@ -198,6 +198,32 @@ public sealed unsafe class GemmTests
     }
 
     [Fact]
+    public void SkinnyTilesGiveTheSameBitsAsTheBlockedPath()
+    {
+        // Decode-shaped products (at most 16 rows of A, form NT) take GemmSkinny's tile, which reads the weights in place; every
+        // element must still be the blocked path's FMA sequence, so switching them off changes no bit.
+        var rng = new Rng(900);
+        var cases = new List<Case>();
+        foreach (var form in new[] { GemmForm.NN, GemmForm.NT })
+            for (int m = 1; m <= 16; m++)
+                foreach (var (n, k) in new[] { (64, 1), (97, 256), (130, 257), (300, 600), (33, 70) })
+                    cases.Add(new Case(form, m, n, k, accumulate: m % 2 == 0, rng));
+        Assert.Contains(cases, c => GemmSkinny.Choose(c.Form, c.M, c.N, c.K) == GemmKind.FewCols);
+        var skinny = cases.Select(c => c.RunOurs(2)).ToList();
+        GemmSkinny.Enabled = false;
+        try
+        {
+            for (int i = 0; i < cases.Count; i++)
+                Assert.True(skinny[i].AsSpan().SequenceEqual(cases[i].RunOurs(2)), $"{cases[i].Name}: skinny tiles differ from the blocked path");
+        }
+        finally
+        {
+            GemmSkinny.Enabled = true;
+        }
+        foreach (var c in cases) Check(c, repeat: false);
+    }
+
+    [Fact]
     public void ThreadSplitCoversEveryElementOfCExactlyOnce()
     {
         foreach (var form in Forms)

@@ -121,6 +121,41 @@ public sealed class ModuleOptimizerTests
         Assert.Equal(0.8f, a.Grad.Span[1], 5);
     }
 
+    [Fact]
+    public void GradNormAndClipping_SplitOverThreads_AgreeWithOnePlainPass()
+    {
+        // Two slots large enough for many 4096-float partial sums and a split over threads, with a ragged last chunk.
+        var rng = new Rng(4);
+        var a = Tensor.Zeros(300_001);
+        var b = Tensor.Zeros(77_777);
+        var ps = new ParameterSet([new("a", a), new("b", b)]);
+        for (int i = 0; i < ps.Grads.Length; i++) ps.Grads[i] = (float)rng.Normal();
+        var original = (float[])ps.Grads.Clone();
+        double plain = Math.Sqrt(original.Sum(g => (double)g * g));
+        int saved = Parallelism.Threads;
+        try
+        {
+            Parallelism.Threads = 1;
+            double one = ps.GradNorm();
+            Parallelism.Threads = 2;
+            double two = ps.GradNorm();
+            Assert.Equal(one, two); // same bits whatever the thread count
+            Assert.Equal(plain, two, plain * 1e-9);
+
+            double reported = ps.ClipGradNorm(1.0);
+            Assert.Equal(two, reported);
+            for (int i = 0; i < original.Length; i++)
+                Assert.Equal((float)(1.0 / (two + 1e-6)) * original[i], ps.Grads[i]);
+
+            ps.ZeroGrad();
+            Assert.All(ps.Grads, g => Assert.Equal(0f, g));
+        }
+        finally
+        {
+            Parallelism.Threads = saved;
+        }
+    }
+
     [Theory]
     [InlineData(3, 7)]
     [InlineData(7, 3)]

@@ -1,5 +1,5 @@
-// `rlhf demo`'s pipeline on the built-in story world: pre-train → SFT → oracle-labelled pairs → reward model → PPO with
-// the adaptive KL leash and PPO with β = 0 → gold-judged evaluation against SFT → report.html. Each stage keeps its folder.
+// `rlhf demo` on the built-in story world: pre-train → SFT → oracle-labelled pairs → reward model → PPO (adaptive KL; β = 0) → gold-judged
+// win rates over SFT → over-optimisation on held-out prompts (PPO snapshots, best-of-N, fixed-β frontier) → report.html, a folder per stage.
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -54,20 +54,52 @@ public sealed record DemoConfig
     /// <summary>Episodes per PPO rollout batch.</summary>
     public int PpoBatchSize { get; init; } = 32;
 
+    /// <summary>PPO's learning rate (policy and value model).</summary>
+    public float PpoLearningRate { get; init; } = 5e-4f;
+
+    /// <summary>β at the start of the adaptive-β run.</summary>
+    public double InitialKlCoef { get; init; } = 0.2;
+
+    /// <summary>Horizon (episodes) of Ziegler's KL controller: β moves by at most 20%·episodes/horizon per batch. Null: a tenth of the run's episodes (see KlControlNote).</summary>
+    public double? KlHorizon { get; init; }
+
     /// <summary>KL target (nats per episode) of the adaptive-β run.</summary>
     public double TargetKl { get; init; } = 4;
 
     /// <summary>Held-out prompts each policy is judged on against SFT.</summary>
     public int EvalPrompts { get; init; } = 128;
 
+    /// <summary>PPO updates between the policy snapshots the over-optimisation chart evaluates (step 0, the SFT model, is always one).</summary>
+    public int SnapshotEvery { get; init; } = 6;
+
+    /// <summary>Held-out prompts every snapshot, best-of-N setting and frontier run is scored on (proxy, gold, KL).</summary>
+    public int OverOptimisationPrompts { get; init; } = 128;
+
+    /// <summary>Largest N of the best-of-N curve (N = 1, 2, 4, … up to it, all from one pool of this many SFT samples per prompt).</summary>
+    public int BestOfNMax { get; init; } = 64;
+
+    /// <summary>Held-out prompts of the best-of-N curve (each gets BestOfNMax samples).</summary>
+    public int BestOfNPrompts { get; init; } = 64;
+
+    /// <summary>Fixed β of the KL-frontier sweep's PPO runs (empty: no sweep; the frontier then has SFT and the two main runs).</summary>
+    public IReadOnlyList<double> FrontierBetas { get; init; } = [1, 0.3, 0.1, 0.03];
+
+    /// <summary>PPO updates of each frontier run (as many as the main runs, so their end points compare).</summary>
+    public int FrontierSteps { get; init; } = 40;
+
     /// <summary>Seed of every stage (each stage derives its own stream).</summary>
     public ulong Seed { get; init; } = 1;
 
-    /// <summary>Small sizes that still produce every stage and report section, for tests and a first look.</summary>
+    /// <summary>
+    /// Small sizes that still produce every stage and report section, for tests and a first look (under a minute on 2 idle
+    /// cores). Smaller pre-training leaves the SFT model writing no sentence the gold scorer credits (every policy −0.5,
+    /// every win rate ½); at these sizes SFT writes some, so the β = 0 run's fall in gold already shows.
+    /// </summary>
     public static DemoConfig Quick { get; } = new()
     {
-        PretrainDocuments = 600, VocabSize = 384, PretrainSteps = 60, SftExamples = 300, SftSteps = 60, Pairs = 48, MaxNewTokens = 16,
-        RewardEpochs = 1, PpoSteps = 3, PpoBatchSize = 8, EvalPrompts = 16,
+        PretrainDocuments = 3000, VocabSize = 768, PretrainSteps = 500, SftExamples = 1000, SftSteps = 250, Pairs = 300, MaxNewTokens = 32,
+        RewardEpochs = 2, PpoSteps = 8, PpoBatchSize = 16, EvalPrompts = 48,
+        SnapshotEvery = 2, OverOptimisationPrompts = 48, BestOfNMax = 8, BestOfNPrompts = 16, FrontierBetas = [0.3], FrontierSteps = 4,
     };
 
     public void Validate()
@@ -81,10 +113,20 @@ public sealed record DemoConfig
         Positive(nameof(RewardEpochs), RewardEpochs);
         Positive(nameof(PpoSteps), PpoSteps);
         Positive(nameof(EvalPrompts), EvalPrompts);
+        Positive(nameof(SnapshotEvery), SnapshotEvery);
+        Positive(nameof(OverOptimisationPrompts), OverOptimisationPrompts);
+        Positive(nameof(BestOfNMax), BestOfNMax);
+        Positive(nameof(BestOfNPrompts), BestOfNPrompts);
+        Positive(nameof(FrontierSteps), FrontierSteps);
+        foreach (double b in FrontierBetas)
+            if (!(b >= 0) || double.IsInfinity(b)) throw new ArgumentException($"demo config: FrontierBetas holds {b}; each β must be finite and ≥ 0.");
         if (SftExamples < 2) throw new ArgumentException($"demo config: SftExamples = {SftExamples} must be at least 2.");
         if (Pairs < 10) throw new ArgumentException($"demo config: Pairs = {Pairs} must be at least 10 (some are held out).");
         if (PpoBatchSize < 2) throw new ArgumentException($"demo config: PpoBatchSize = {PpoBatchSize} must be at least 2.");
         if (!(TargetKl > 0)) throw new ArgumentException($"demo config: TargetKl = {TargetKl} must be positive.");
+        if (!(PpoLearningRate > 0)) throw new ArgumentException($"demo config: PpoLearningRate = {PpoLearningRate} must be positive.");
+        if (!(InitialKlCoef >= 0)) throw new ArgumentException($"demo config: InitialKlCoef = {InitialKlCoef} must be non-negative.");
+        if (KlHorizon is double h && !(h > 0)) throw new ArgumentException($"demo config: KlHorizon = {KlHorizon} must be positive.");
     }
 }
 
@@ -94,21 +136,34 @@ public sealed record DemoPolicySummary(double WinRate, double WinLow, double Win
 /// <summary>The demo's headline numbers (the CLI prints them as one JSON line).</summary>
 public sealed record DemoSummary(DemoPolicySummary Ppo, DemoPolicySummary PpoBetaZero, double SftGold, double RewardModelAccuracy, double WallSeconds, string Report);
 
-/// <summary>Runs the demo in a run folder; stages already recorded in stages.json are loaded, not rerun.</summary>
-public sealed class DemoPipeline(DemoConfig config)
+/// <summary>Runs the demo in a run folder on a task (the story world by default); stages already recorded in stages.json are loaded, not rerun.</summary>
+public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
 {
     public const string StagesFileName = "stages.json";
     public const string ReportFileName = "report.html";
-    public static IReadOnlyList<string> Stages { get; } = ["pretrain", "sft", "labels", "reward", "ppo", "ppo-beta0", "eval", "report"];
+    public const string TaskFileName = "task.txt";
+    public static IReadOnlyList<string> Stages { get; } = ["pretrain", "sft", "labels", "reward", "ppo", "ppo-beta0", "eval", "checkpoints", "best-of-n", "frontier", "report"];
 
-    // Gold rewards differ by tenths between two samples; at the Bradley–Terry temperature 1 the oracle's labels are close to
-    // coin flips and the reward model learns nothing. 0.1 (and the reward trainer's 1e-3 learning rate) are the settings
-    // RewardTrainerTests uses to reach the oracle's self-agreement.
-    private const double OracleTemperature = 0.1;
+    // The run names the over-optimisation chart and the frontier use.
+    private const string AdaptiveRun = "adaptive β", BetaZeroRun = "β = 0";
+
+    // Why the adaptive run used to end at KL 7.6 against a target of 4: Ziegler's controller moves β by at most
+    // 0.2·episodes/horizon per batch, and with the horizon at 1000 episodes a 40 × 32-episode run could change β by 29% at
+    // most (Ziegler et al. ran ~1M episodes against a 10k horizon, so their β could move freely). The horizon is now a tenth
+    // of the run's episodes, so β can move several-fold within the run, and β starts at 0.2 (it settles near 0.4 at KL 4 on
+    // this reward model; from 0.05 the KL overshot for 20 batches before β caught up).
+    private string KlControlNote(double horizon) => string.Create(CultureInfo.InvariantCulture,
+        $"Ziegler's proportional controller: β ← β·(1 + clip((KL − target)/target, ±0.2)·episodes/horizon) after each batch, KL in nats per response " +
+        $"(summed over its tokens; k1 on the batch's {Config.PpoBatchSize} samples, so each reading is noisy). The horizon is {horizon:0} episodes, a tenth of the run's " +
+        $"{Config.PpoSteps * Config.PpoBatchSize}; at the 1,000 episodes the demo used before, a run this short could move β by only " +
+        $"{Math.Pow(1 + 0.2 * Config.PpoBatchSize / 1000.0, Config.PpoSteps) - 1:0%} and the KL ended far above its target (7.6 nats against 4).");
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
     public DemoConfig Config { get; } = config;
+
+    /// <summary>What the run trains and judges on: corpus, tokenizer, demonstrations, prompts, gold scorer.</summary>
+    public IDemoTask DemoTask { get; } = task ?? new StoryDemoTask();
 
     /// <summary>Who labels the SFT pairs instead of the oracle (people, for <c>rlhf demo --human</c>); null means the oracle.</summary>
     public IDemoLabeler? Labeler { get; init; }
@@ -124,6 +179,10 @@ public sealed class DemoPipeline(DemoConfig config)
         if (!resume && Directory.Exists(runDir) && Directory.EnumerateFileSystemEntries(runDir).Any())
             throw new IOException($"demo: {runDir} is not empty; pass resume to continue it or choose another folder.");
         Directory.CreateDirectory(runDir);
+        string taskPath = Path.Combine(runDir, TaskFileName);
+        if (resume && File.Exists(taskPath) && File.ReadAllText(taskPath).Trim() is var recordedTask && recordedTask != DemoTask.Name)
+            throw new InvalidOperationException($"demo: {runDir} holds a run of task '{recordedTask}', not '{DemoTask.Name}'; resume it with that task or choose another folder.");
+        AtomicFile.WriteAllText(taskPath, DemoTask.Name + "\n");
         string stagesPath = Path.Combine(runDir, StagesFileName);
         var done = resume && File.Exists(stagesPath) ? JsonSerializer.Deserialize<List<string>>(File.ReadAllText(stagesPath)) ?? [] : [];
         string Dir(string stage) => Path.Combine(runDir, stage);
@@ -143,14 +202,14 @@ public sealed class DemoPipeline(DemoConfig config)
         IProgress<AlignmentProgress>? As(string stage) => progress is null ? null : new StageProgress(stage, progress);
         void Say(string stage, string key, double value) => progress?.Report(new AlignmentProgress(stage, 1, 1, new Dictionary<string, double> { [key] = value }));
 
-        Func<string, string, double> gold = (p, r) => Stories.GoldReward(r, p);
+        Func<string, string, double> gold = DemoTask.Gold;
         ulong seed = Config.Seed;
 
-        // 1. Pre-train a tiny GPT (and its BPE tokenizer) on story-world documents.
+        // 1. Pre-train a tiny GPT (and its tokenizer) on the task's documents.
         if (Todo("pretrain"))
         {
-            var docs = PretrainTrainer.StoryWorldDocuments(seed, Config.PretrainDocuments);
-            var tok = BpeTrainer.Train(string.Join("\n", docs), new BpeTrainerOptions { VocabSize = Config.VocabSize });
+            var docs = DemoTask.PretrainDocuments(seed, Config.PretrainDocuments);
+            var tok = DemoTask.CreateTokenizer(docs, Config.VocabSize);
             var trainer = new PretrainTrainer(new PretrainConfig
             {
                 ModelSize = Config.ModelSize,
@@ -165,16 +224,19 @@ public sealed class DemoPipeline(DemoConfig config)
         }
         var tokenizer = TokenizerFiles.Load(Dir("pretrain"));
 
-        // 2. Supervised fine-tuning on the story world's demonstrations.
+        // 2. Supervised fine-tuning on the task's demonstrations; a task without them keeps the pre-trained model as reference.
         if (Todo("sft"))
         {
             var model = Gpt.Load(Dir("pretrain"));
-            var trainer = new SftTrainer(new SftConfig
+            if (DemoTask.SftExamples(seed + 1, Config.SftExamples) is { } demonstrations)
             {
-                Training = new LmTrainingOptions { LearningRate = 2e-3f, WarmupSteps = Math.Min(20, Config.SftSteps / 4), Steps = Config.SftSteps, EvalInterval = Config.SftSteps, EvalBatches = 2, CheckpointInterval = 0, Seed = seed + 1 },
-            });
-            var r = trainer.Train(model, tokenizer, SftData.StoryWorld(seed + 1, Config.SftExamples), progress: As("sft"), ct: ct);
-            if (r.Cancelled) throw new OperationCanceledException("demo: stopped during SFT.");
+                var trainer = new SftTrainer(new SftConfig
+                {
+                    Training = new LmTrainingOptions { LearningRate = 2e-3f, WarmupSteps = Math.Min(20, Config.SftSteps / 4), Steps = Config.SftSteps, EvalInterval = Config.SftSteps, EvalBatches = 2, CheckpointInterval = 0, Seed = seed + 1 },
+                });
+                var r = trainer.Train(model, tokenizer, demonstrations, progress: As("sft"), ct: ct);
+                if (r.Cancelled) throw new OperationCanceledException("demo: stopped during SFT.");
+            }
             model.Save(Dir("sft"));
             tokenizer.Save(Dir("sft"));
             Finish("sft");
@@ -182,14 +244,14 @@ public sealed class DemoPipeline(DemoConfig config)
         var sft = Gpt.Load(Dir("sft"));
         var sampler = new PolicyEvaluator(new EvaluationOptions { MaxNewTokens = Config.MaxNewTokens, Seed = seed + 2 });
 
-        // 3. Two SFT samples per story-world prompt, labelled by the oracle (Bradley–Terry over the gold reward).
+        // 3. Two SFT samples per training prompt, labelled by the oracle (Bradley–Terry over the gold reward).
         string labelsPath = Path.Combine(Dir("labels"), "preferences.jsonl");
         if (Todo("labels"))
         {
-            var prompts = Stories.Prompts(seed + 2, Config.Pairs);
+            var prompts = DemoTask.TrainingPrompts(seed + 2, Config.Pairs);
             var a = sampler.Sample(sft, sft, tokenizer, prompts, new Rng(seed + 21), ct);
             var b = sampler.Sample(sft, sft, tokenizer, prompts, new Rng(seed + 22), ct);
-            var oracle = new OracleLabeler((p, c) => gold(p, c.Content), new OracleOptions(Temperature: OracleTemperature, Seed: (int)(seed % int.MaxValue)));
+            var oracle = new OracleLabeler((p, c) => gold(p, c.Content), new OracleOptions(Temperature: DemoTask.OracleTemperature, TieThreshold: DemoTask.OracleTieThreshold, Seed: (int)(seed % int.MaxValue)));
             var lines = new List<string>();
             int agree = 0;
             // With a labeller (people, `demo --human`) its judgments replace the oracle's; ties and skips arrive as it records them.
@@ -229,19 +291,19 @@ public sealed class DemoPipeline(DemoConfig config)
         var rmHeldOut = JsonSerializer.Deserialize<RewardEvaluation>(File.ReadAllText(rmEvalPath))!;
 
         // 5–6. PPO against the reward model: with the adaptive KL controller, and with no leash at all (β = 0).
-        var ppoPrompts = Stories.Prompts(seed + 4, 2000);
+        var ppoPrompts = DemoTask.TrainingPrompts(seed + 4, 2000);
         var basePpo = new PpoConfig
         {
             Steps = Config.PpoSteps, BatchSize = Config.PpoBatchSize, MiniBatchSize = Math.Max(1, Config.PpoBatchSize / 2), Epochs = 4,
-            MaxNewTokens = Config.MaxNewTokens, LearningRate = 5e-4f, KlHorizon = 1000, Seed = seed + 5,
+            MaxNewTokens = Config.MaxNewTokens, LearningRate = Config.PpoLearningRate, KlHorizon = Config.KlHorizon ?? Math.Max(1, Config.PpoSteps * Config.PpoBatchSize / 10.0), Seed = seed + 5, SnapshotEvery = Config.SnapshotEvery,
         };
         var histories = new Dictionary<string, IReadOnlyList<IReadOnlyDictionary<string, double>>>();
-        foreach (var (stage, ppo) in new[] { ("ppo", basePpo with { InitialKlCoef = 0.05, TargetKl = Config.TargetKl }), ("ppo-beta0", basePpo with { InitialKlCoef = 0, TargetKl = null }) })
+        foreach (var (stage, ppo) in new[] { ("ppo", basePpo with { InitialKlCoef = Config.InitialKlCoef, TargetKl = Config.TargetKl }), ("ppo-beta0", basePpo with { InitialKlCoef = 0, TargetKl = null }) })
         {
             string historyPath = Path.Combine(Dir(stage), "history.json");
             if (Todo(stage))
             {
-                var r = new PpoTrainer(ppo).Train(sft, tokenizer, ppoPrompts, new RewardModelReward(ensemble), ensemble, new PpoTrainer.Options(Gold: gold, Progress: As(stage)), ct);
+                var r = new PpoTrainer(ppo).Train(sft, tokenizer, ppoPrompts, new RewardModelReward(ensemble), ensemble, new PpoTrainer.Options(Gold: gold, Progress: As(stage), Snapshot: DemoOverOptimisation.SaveSnapshots(Dir(stage))), ct);
                 if (r.Cancelled) throw new OperationCanceledException($"demo: stopped during {stage}.");
                 r.Policy.Save(Dir(stage));
                 tokenizer.Save(Dir(stage));
@@ -255,7 +317,7 @@ public sealed class DemoPipeline(DemoConfig config)
         string evalPath = Path.Combine(Dir("eval"), "evaluations.json");
         if (Todo("eval"))
         {
-            var held = Stories.Prompts(seed + 99, Config.EvalPrompts);
+            var held = DemoTask.HeldOutPrompts(seed + 99, Config.EvalPrompts);
             var evaluator = new PolicyEvaluator(new EvaluationOptions { MaxNewTokens = Config.MaxNewTokens, Seed = seed + 7 });
             var results = new Dictionary<string, EvaluationResult>();
             foreach (var stage in new[] { "ppo", "ppo-beta0" })
@@ -269,26 +331,46 @@ public sealed class DemoPipeline(DemoConfig config)
         }
         var evals = JsonSerializer.Deserialize<Dictionary<string, EvaluationResult>>(File.ReadAllText(evalPath))!;
 
-        // 8. The report.
+        // 8–10. Over-optimisation on held-out prompts: every PPO snapshot, best-of-N from SFT, and the fixed-β frontier sweep.
+        var overopt = new DemoOverOptimisation(Config, sft, tokenizer, ensemble, DemoTask.HeldOutPrompts(seed + 99, Config.OverOptimisationPrompts), gold);
+        string checkpointsPath = Path.Combine(Dir("checkpoints"), "checkpoints.json");
+        if (Todo("checkpoints"))
+        {
+            var all = new[] { ("ppo", AdaptiveRun), ("ppo-beta0", BetaZeroRun) }.SelectMany(r => overopt.EvaluateSnapshots(r.Item2, Dir(r.Item1), ct)).ToList();
+            AtomicFile.WriteAllText(checkpointsPath, JsonSerializer.Serialize(all, Json));
+            Say("checkpoints", "snapshots evaluated", all.Count);
+            Finish("checkpoints");
+        }
+        var checkpoints = JsonSerializer.Deserialize<List<CheckpointEvaluation>>(File.ReadAllText(checkpointsPath))!;
+        string bestOfNPath = Path.Combine(Dir("best-of-n"), "best_of_n.json");
+        if (Todo("best-of-n"))
+        {
+            var points = overopt.BestOfN(ct);
+            AtomicFile.WriteAllText(bestOfNPath, JsonSerializer.Serialize(points, Json));
+            Say("best-of-n", $"gold at N = {points[^1].N}", points[^1].Gold);
+            Finish("best-of-n");
+        }
+        var bestOfN = JsonSerializer.Deserialize<List<BestOfNPoint>>(File.ReadAllText(bestOfNPath))!;
+        string frontierPath = Path.Combine(Dir("frontier"), "frontier.json");
+        if (Todo("frontier"))
+        {
+            var sweep = overopt.FrontierSweep(basePpo, ppoPrompts, progress, ct);
+            AtomicFile.WriteAllText(frontierPath, JsonSerializer.Serialize(sweep, Json));
+            Finish("frontier");
+        }
+        var frontierSweep = JsonSerializer.Deserialize<List<CheckpointEvaluation>>(File.ReadAllText(frontierPath))!;
+
+        // 11. The report.
         string reportPath = Path.Combine(runDir, ReportFileName);
         if (Todo("report"))
         {
-            var report = new HtmlReport("RLHF demo", $"story world, model {Config.ModelSize}, seed {seed}");
+            var report = new HtmlReport("RLHF demo", DemoTask.Subtitle(Config));
             RlhfReportSections.LearningCurves(report, new Dictionary<string, IReadOnlyList<IReadOnlyDictionary<string, double>>> { ["adaptive β"] = histories["ppo"], ["β = 0"] = histories["ppo-beta0"] });
             RlhfReportSections.RewardModel(report, rmHeldOut);
-            var points = new List<OverOptimisationPoint>();
-            foreach (var (stage, name) in new[] { ("ppo", "adaptive β"), ("ppo-beta0", "β = 0") })
-                foreach (var m in histories[stage])
-                    if (m.TryGetValue("objective/kl", out double kl) && m.TryGetValue("objective/scores", out double proxy) && m.TryGetValue("objective/gold", out double g))
-                        points.Add(new OverOptimisationPoint(name, Math.Max(0, kl), proxy, g));
-            RlhfReportSections.ProxyVsGold(report, points);
-            var sftStats = evals["ppo"].Baseline;
-            RlhfReportSections.Frontier(report,
-            [
-                new FrontierPoint("SFT", 0, sftStats.MeanGold),
-                new FrontierPoint($"adaptive β (target {Config.TargetKl.ToString(CultureInfo.InvariantCulture)})", Math.Max(0, evals["ppo"].Policy.KlK1), evals["ppo"].Policy.MeanGold),
-                new FrontierPoint("β = 0", Math.Max(0, evals["ppo-beta0"].Policy.KlK1), evals["ppo-beta0"].Policy.MeanGold),
-            ]);
+            RlhfReportSections.KlControl(report, histories["ppo"], Config.TargetKl, KlControlNote(basePpo.KlHorizon));
+            RlhfReportSections.ProxyVsGold(report, checkpoints, bestOfN);
+            RlhfReportSections.BestOfN(report, bestOfN, Math.Min(Config.BestOfNPrompts, Config.OverOptimisationPrompts));
+            RlhfReportSections.Frontier(report, DemoOverOptimisation.FrontierPoints(checkpoints, frontierSweep));
             RlhfReportSections.WinRates(report, [("PPO (adaptive β)", evals["ppo"]), ("PPO β = 0", evals["ppo-beta0"])], "SFT");
             RlhfReportSections.Samples(report, evals["ppo"].Samples, "SFT", "PPO");
             report.Write(reportPath);
@@ -301,7 +383,7 @@ public sealed class DemoPipeline(DemoConfig config)
     }
 
     /// <summary>Relabels a trainer's progress with the demo stage it belongs to (both PPO runs report as "ppo").</summary>
-    private sealed class StageProgress(string stage, IProgress<AlignmentProgress> inner) : IProgress<AlignmentProgress>
+    internal sealed class StageProgress(string stage, IProgress<AlignmentProgress> inner) : IProgress<AlignmentProgress>
     {
         public void Report(AlignmentProgress value) => inner.Report(value with { Stage = stage });
     }

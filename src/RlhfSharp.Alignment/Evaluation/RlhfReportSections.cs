@@ -7,9 +7,6 @@ using RlhfSharp.Runs.Reports;
 
 namespace RlhfSharp.Alignment.Evaluation;
 
-/// <summary>One checkpoint of a run for the over-optimisation chart: its KL to the reference and mean proxy (RM) and gold rewards.</summary>
-public sealed record OverOptimisationPoint(string Run, double Kl, double Proxy, double Gold);
-
 /// <summary>One point of Ziegler's frontier: a run (e.g. one β) and the KL and gold reward it reached.</summary>
 public sealed record FrontierPoint(string Label, double Kl, double Gold);
 
@@ -61,33 +58,79 @@ public static class RlhfReportSections
     }
 
     /// <summary>
-    /// Proxy (reward-model) and gold reward against √KL for each run's checkpoints: where gold peaks and falls while
-    /// proxy keeps rising, the policy is over-optimising the reward model (Gao et al. 2022 plot against √KL).
+    /// Proxy (reward-model) and gold reward against √KL, measured on held-out prompts for each PPO snapshot and for
+    /// best-of-N from the reference: where gold peaks and falls while proxy keeps rising, the policy is over-optimising
+    /// the reward model (Gao et al. 2022 plot both against √KL). Proxy and gold have different units, so each gets its chart.
     /// </summary>
-    public static ReportSection ProxyVsGold(HtmlReport report, IReadOnlyList<OverOptimisationPoint> points)
+    public static ReportSection ProxyVsGold(HtmlReport report, IReadOnlyList<CheckpointEvaluation> checkpoints, IReadOnlyList<BestOfNPoint> bestOfN)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        ArgumentNullException.ThrowIfNull(checkpoints);
+        ArgumentNullException.ThrowIfNull(bestOfN);
+        var runs = checkpoints.GroupBy(c => c.Run).ToList();
+        List<ChartSeries> Series(Func<CheckpointEvaluation, double> y, Func<BestOfNPoint, double> yBon)
+        {
+            var series = runs.Select(r => new ChartSeries($"PPO {r.Key}", r.OrderBy(c => c.Step).Select(c => new ChartPoint(c.SqrtKl, y(c))).ToList())).ToList();
+            if (bestOfN.Count > 0) series.Add(new ChartSeries("best-of-N from SFT", bestOfN.Select(p => new ChartPoint(p.SqrtKl, yBon(p))).ToList()));
+            return series;
+        }
+        var rows = checkpoints.OrderBy(c => c.Run, StringComparer.Ordinal).ThenBy(c => c.Step)
+            .Select(c => (IReadOnlyList<string>)[c.Run, c.Step.ToString(CultureInfo.InvariantCulture), F(c.SqrtKl), F(NoNegativeZero(c.KlK1)), F(c.KlK3), F(c.Proxy), F(c.Gold), F(c.MeanLength)]).ToList();
+        return report.Section("proxy-vs-gold", "Over-optimisation: proxy vs gold reward")
+            .Text("Each point of a PPO line is a snapshot of the policy (step 0 is the SFT model), sampled on the same held-out prompts; best-of-N picks, by the reward model, " +
+                  "the best of N SFT samples (N = 1, 2, 4, …), at its analytic KL log N − (N − 1)/N. Where gold falls while the proxy keeps rising, the policy exploits the reward model.")
+            .Charts(
+                SvgChart.LineWithMarkers(new ChartFrame("Proxy: reward-model score vs √KL", "√KL to SFT (√nats per response)", "mean RM score (RM units)"), Series(c => c.Proxy, p => p.Proxy)),
+                SvgChart.LineWithMarkers(new ChartFrame("Gold reward vs √KL", "√KL to SFT (√nats per response)", "mean gold reward (scorer units)"), Series(c => c.Gold, p => p.Gold)))
+            .Table(new ReportTable(["run", "PPO step", "√KL", "KL k1 (nats)", "KL k3 (nats)", "proxy (RM)", "gold", "length (tokens)"], rows, "Held-out evaluation of every snapshot"));
+    }
+
+    /// <summary>Best-of-N from the reference at each N: analytic KL, and the expected proxy and gold of the pick.</summary>
+    public static ReportSection BestOfN(HtmlReport report, IReadOnlyList<BestOfNPoint> points, int prompts)
     {
         ArgumentNullException.ThrowIfNull(report);
         ArgumentNullException.ThrowIfNull(points);
-        var series = new List<ChartSeries>();
-        foreach (var run in points.GroupBy(p => p.Run))
-        {
-            series.Add(new ChartSeries($"{run.Key}: proxy (RM)", run.Select(p => new ChartPoint(Math.Sqrt(Math.Max(0, p.Kl)), p.Proxy)).ToList()));
-            series.Add(new ChartSeries($"{run.Key}: gold", run.Select(p => new ChartPoint(Math.Sqrt(Math.Max(0, p.Kl)), p.Gold)).ToList()));
-        }
-        return report.Section("proxy-vs-gold", "Over-optimisation: proxy vs gold reward")
-            .Text("Each point is a checkpoint. The reward model's score (proxy) and the true (gold) reward of its samples, against the square root of its KL to the reference. Where gold falls while proxy rises, the policy exploits the reward model.")
-            .Charts(SvgChart.Line(new ChartFrame("Proxy and gold reward vs √KL", "√KL (√nats)", "mean reward"), series));
+        var rows = points.Select(p => (IReadOnlyList<string>)[p.N.ToString(CultureInfo.InvariantCulture), F(p.Kl), F(p.SqrtKl), F(p.Proxy), F(p.Gold)]).ToList();
+        return report.Section("best-of-n", "Best-of-N against the reward model")
+            .Text($"{prompts.ToString(CultureInfo.InvariantCulture)} held-out prompts, one pool of {(points.Count == 0 ? 0 : points.Max(p => p.N)).ToString(CultureInfo.InvariantCulture)} SFT samples each; " +
+                  "each N's figure is the expectation over all N-subsets of the pool of the reward model's pick (the unbiased estimator of Nakano et al. 2021). It is the best-of-N line of the charts above.")
+            .Table(new ReportTable(["N", "KL = log N − (N−1)/N (nats)", "√KL", "proxy (RM)", "gold"], rows));
     }
 
-    /// <summary>Ziegler et al.'s frontier: gold reward reached at each KL across runs (e.g. a sweep of β or KL targets).</summary>
+    /// <summary>The adaptive run's KL per update against its target, beside β: whether Ziegler's controller held the leash.</summary>
+    public static ReportSection KlControl(HtmlReport report, IReadOnlyList<IReadOnlyDictionary<string, double>> history, double targetKl, string note)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        ArgumentNullException.ThrowIfNull(history);
+        List<ChartPoint> Points(string key) => history.Select((m, i) => (m, i)).Where(x => x.m.ContainsKey(key)).Select(x => new ChartPoint(x.i + 1, x.m[key])).ToList();
+        var klSeries = new List<ChartSeries> { new("KL (k1)", Points("objective/kl")), new("KL (k3)", Points("objective/kl_k3")) }.Where(s => s.Points.Count > 0).ToList();
+        var beta = Points("objective/beta");
+        var last = history.Count == 0 ? null : history[^1];
+        var section = report.Section("kl-control", "KL control of the adaptive run")
+            .Text(note)
+            .Figures(
+                new ReportFigure("target KL", F(targetKl), "nats per response"),
+                new ReportFigure("last batch KL", last is not null && last.TryGetValue("objective/kl", out double k) ? F(k) : "—", "k1, nats per response"),
+                new ReportFigure("final β", last is not null && last.TryGetValue("objective/beta", out double b) ? F(b) : "—", "RM units per nat"));
+        var charts = new List<string> { SvgChart.Line(new ChartFrame("KL to reference vs target (dashed)", "PPO update", "KL (nats per response)", ReferenceY: targetKl), klSeries) };
+        if (beta.Count > 0) charts.Add(SvgChart.Line(new ChartFrame("KL coefficient β", "PPO update", "β (RM units per nat)"), [new ChartSeries("β", beta)]));
+        return section.Charts(charts);
+    }
+
+    /// <summary>
+    /// Ziegler et al.'s frontier: gold reward reached at each KL across runs (e.g. a sweep of β or KL targets). The x axis is
+    /// √KL, as in the over-optimisation chart, so an unleashed run at tens of nats does not crowd the leashed ones into a corner.
+    /// </summary>
     public static ReportSection Frontier(HtmlReport report, IReadOnlyList<FrontierPoint> points)
     {
         ArgumentNullException.ThrowIfNull(report);
         ArgumentNullException.ThrowIfNull(points);
-        var series = points.Select(p => new ChartSeries(p.Label, [new ChartPoint(p.Kl, p.Gold)])).ToList();
+        var series = points.Select(p => new ChartSeries(p.Label, [new ChartPoint(Math.Sqrt(Math.Max(0, p.Kl)), p.Gold)])).ToList();
         return report.Section("frontier", "KL–reward frontier")
-            .Charts(SvgChart.Scatter(new ChartFrame("Gold reward vs KL across runs", "KL to reference (nats)", "mean gold reward"), series))
-            .Table(new ReportTable(["run", "KL (nats)", "gold reward"], points.Select(p => (IReadOnlyList<string>)[p.Label, F(p.Kl), F(p.Gold)]).ToList()));
+            .Text("Each run's policy at its end, sampled on the held-out prompts: the gold reward it reached and its KL to the SFT model. " +
+                  "The fixed-β runs trace how much gold each nat of KL buys; a run below the others' curve spent its KL on the reward model's errors.")
+            .Charts(SvgChart.Scatter(new ChartFrame("Gold reward vs √KL across runs", "√KL to reference (√nats per response)", "mean gold reward (scorer units)"), series))
+            .Table(new ReportTable(["run", "KL (nats)", "√KL", "gold reward"], points.Select(p => (IReadOnlyList<string>)[p.Label, F(p.Kl), F(Math.Sqrt(Math.Max(0, p.Kl))), F(p.Gold)]).ToList()));
     }
 
     /// <summary>Win rates over the baseline with 95% Wilson intervals (ties ½), and each policy's figures beside the baseline's.</summary>
@@ -122,6 +165,9 @@ public static class RlhfReportSections
             .Table(new ReportTable(["prompt", baselineName, policyName, $"verdict for {policyName}"],
                 samples.Select(s => (IReadOnlyList<string>)[s.Prompt, s.BaselineResponse, s.PolicyResponse, s.Verdict]).ToList()));
     }
+
+    // A snapshot equal to the reference has k1 ≈ −1e−7 from float rounding, which would print as "-0".
+    private static double NoNegativeZero(double v) => Math.Abs(v) < 5e-4 ? 0 : v;
 
     private static double Finite(double v) => double.IsFinite(v) ? v : 0;
     private static string F(double v) => double.IsNaN(v) ? "—" : v.ToString("0.###", CultureInfo.InvariantCulture);

@@ -91,6 +91,9 @@ public sealed record PpoConfig
     /// <summary>Checkpoints kept (0 keeps all; the demo keeps all for its over-optimisation plot).</summary>
     public int KeepCheckpoints { get; init; }
 
+    /// <summary>Hand the policy to Options.Snapshot at step 0, every this many steps and after the last (0: never).</summary>
+    public int SnapshotEvery { get; init; }
+
     /// <summary>Seed for prompt order, sampling and head initialisation.</summary>
     public ulong Seed { get; init; } = 1;
 
@@ -107,6 +110,7 @@ public sealed record PpoConfig
         Check(ClipRange > 0 && ClipRangeValue > 0, $"clip ranges {ClipRange}, {ClipRangeValue} must be positive");
         Check(InitialKlCoef >= 0, $"initial KL coefficient {InitialKlCoef} must be ≥ 0");
         Check(TargetKl is null || TargetKl > 0, $"target KL {TargetKl} must be positive");
+        Check(SnapshotEvery >= 0, $"snapshot interval {SnapshotEvery} must be ≥ 0");
         Check(PtxCoef >= 0, $"ptx coefficient {PtxCoef} must be ≥ 0");
         Check(Algorithm != PolicyAlgorithm.Rloo || (RlooSamples >= 2 && BatchSize % RlooSamples == 0), $"RLOO needs K = {RlooSamples} ≥ 2 dividing batch size {BatchSize}");
     }

@@ -22,7 +22,8 @@
 //  9. Logging: TRL's keys — objective/kl (k1) beside objective/kl_k3, objective/rlhf_reward, objective/scores,
 //     policy/clipfrac, policy/approx_kl, policy/entropy, loss/policy, loss/value, val/explained_variance,
 //     perf/tokens_per_s and the time split between generation, scoring and training.
-// 10. Checkpoints (policy, value, optimiser moments, RNG, β, step) and resume that continues bit-identically.
+// 10. Checkpoints (policy, value, optimiser moments, RNG, β, step) and resume that continues bit-identically; policy
+//     snapshots every SnapshotEvery steps handed to the caller (the over-optimisation evaluation scores them).
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -57,7 +58,13 @@ public sealed class PpoTrainer
     /// <param name="PretrainRows">PPO-ptx token rows (each a document's tokens), used when PtxCoef &gt; 0.</param>
     /// <param name="Run">Where metrics, checkpoints and the final policy go; also what <c>resume</c> reads.</param>
     /// <param name="Progress">Progress reports, one per step.</param>
-    public sealed record Options(Func<string, string, double>? Gold = null, IReadOnlyList<int[]>? PretrainRows = null, RunDirectory? Run = null, IProgress<AlignmentProgress>? Progress = null);
+    /// <param name="Snapshot">
+    /// Called with (steps done, live policy) at step 0 and every <see cref="PpoConfig.SnapshotEvery"/> steps and after the
+    /// last step: the over-optimisation evaluation scores these snapshots. The policy keeps training after the call
+    /// returns, so save or clone it there.
+    /// </param>
+    public sealed record Options(Func<string, string, double>? Gold = null, IReadOnlyList<int[]>? PretrainRows = null, RunDirectory? Run = null,
+        IProgress<AlignmentProgress>? Progress = null, Action<int, Gpt>? Snapshot = null);
 
     /// <summary>
     /// Runs PPO (or RLOO) from <paramref name="sft"/>. When <paramref name="options"/>.Run was opened to resume and holds a
@@ -119,6 +126,7 @@ public sealed class PpoTrainer
         var generator = new GptGenerator(policy);
         bool cancelled = false;
         int step = startStep;
+        if (step == 0 && _config.SnapshotEvery > 0) options.Snapshot?.Invoke(0, policy);
         for (; step < _config.Steps; step++)
         {
             if (ct.IsCancellationRequested)
@@ -132,6 +140,8 @@ public sealed class PpoTrainer
             options.Progress?.Report(new AlignmentProgress(_config.Algorithm == PolicyAlgorithm.Ppo ? "ppo" : "rloo", step + 1, _config.Steps, metrics));
             if (run is not null && _config.CheckpointEvery > 0 && (step + 1) % _config.CheckpointEvery == 0 && step + 1 < _config.Steps)
                 SaveCheckpoint(run, step + 1, policy, value, policyOpt, valueOpt, kl, rng);
+            if (_config.SnapshotEvery > 0 && ((step + 1) % _config.SnapshotEvery == 0 || step + 1 == _config.Steps))
+                options.Snapshot?.Invoke(step + 1, policy);
         }
         if (run is not null)
         {

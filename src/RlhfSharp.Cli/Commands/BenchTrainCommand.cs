@@ -30,10 +30,12 @@ internal static class BenchTrainCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON object per configuration (the default output is the same objects, one per line)." };
         var steps = new Option<int>("--steps") { Description = "Timed training steps per configuration after one warm-up step.", DefaultValueFactory = _ => 5 };
         var config = new Option<string?>("--config") { Description = "Measure only configuration a or b." };
+        var profile = new Option<bool>("--profile") { Description = "Add a per-phase breakdown of forward and backward (milliseconds per step, wall and CPU)." };
         var command = new Command("train", "GPT training tokens/s, GFLOP/s and MFU for (a) L=4 C=256 T=128 B=8 V=4096 and (b) GPT-2 124M at B=4 T=64.");
         command.Options.Add(json);
         command.Options.Add(steps);
         command.Options.Add(config);
+        command.Options.Add(profile);
         command.SetAction(parseResult =>
         {
             int n = parseResult.GetValue(steps);
@@ -41,13 +43,13 @@ internal static class BenchTrainCommand
             string? only = parseResult.GetValue(config);
             if (only is not null && !Shapes.Any(s => s.Name == only)) throw new ArgumentException($"--config must be a or b (got '{only}').");
             foreach (var shape in Shapes.Where(s => only is null || s.Name == only))
-                Console.Out.WriteLine(Measure(shape, n));
+                Console.Out.WriteLine(Measure(shape, n, parseResult.GetValue(profile)));
             return 0;
         });
         return command;
     }
 
-    private static string Measure(Shape shape, int steps)
+    private static string Measure(Shape shape, int steps, bool withProfile)
     {
         var (cfg, B, T) = (shape.Config, shape.B, shape.T);
         var rng = new Rng(1337);
@@ -85,7 +87,11 @@ internal static class BenchTrainCommand
         Step(); // warm-up: JIT, buffers, GEMM workers (twice, so tiered JIT has settled before timing)
         Step();
         Array.Clear(phase);
+        var profile = withProfile ? new GptProfile() : null;
+        gpt.Profile = profile;
+        double load = BenchConditions.LoadAverage();
         var runs = Enumerable.Range(0, steps).Select(_ => Step()).ToArray();
+        gpt.Profile = null;
         double median = runs.Select(r => r.Wall).Order().ElementAt(steps / 2);
         double cpuMedian = runs.Select(r => r.Cpu).Order().ElementAt(steps / 2);
         double tokensPerSecond = N / median;
@@ -107,10 +113,13 @@ internal static class BenchTrainCommand
             ["loss_s"] = Math.Round((phase[1] - phase[0]) / steps, 4),
             ["backward_s"] = Math.Round((phase[2] - phase[1]) / steps, 4),
             ["optimizer_s"] = Math.Round((phase[3] - phase[2]) / steps, 4),
+            ["tokens_per_cpu_s"] = Math.Round(N / cpuMedian, 1),
             ["threads"] = Parallelism.Threads,
+            ["load_average"] = load,
             ["llmc_tokens_per_s"] = shape.LlmcTokensPerSecond,
             ["ratio_vs_llmc"] = Math.Round(tokensPerSecond / shape.LlmcTokensPerSecond, 2),
         };
+        if (profile is not null) fields["step_ms"] = BenchConditions.Phases(profile, steps);
         return JsonSerializer.Serialize(fields);
     }
 }

@@ -1,5 +1,5 @@
-// `rlhf demo`: the whole RLHF pipeline on the built-in story world in one command (DemoPipeline), with a progress bar on
-// standard error and one JSON summary line on standard output.
+// `rlhf demo`: the whole RLHF pipeline in one command (DemoPipeline) on the built-in story world or on the mock-sentiment
+// task over a corpus (--task sentiment), with a progress bar on standard error and one JSON summary line on standard output.
 using System.CommandLine;
 using System.Text.Json;
 using RlhfSharp.Alignment.Demo;
@@ -15,17 +15,27 @@ internal static class DemoCommand
         var output = new Option<string>("--out") { Description = "Run folder: one sub-folder per stage, stages.json, report.html.", DefaultValueFactory = _ => Path.Combine("runs", "demo") };
         var resume = new Option<bool>("--resume") { Description = "Continue the run folder, skipping the stages stages.json records as finished." };
         var seed = new Option<ulong>("--seed") { Description = "Seed of every stage.", DefaultValueFactory = _ => 1UL };
+        var task = new Option<string>("--task") { Description = "story (built in, no files) or sentiment (Ziegler et al. 2019's mock-sentiment task; needs --corpus and --lexicon).", DefaultValueFactory = _ => "story" };
+        task.AcceptOnlyFromAmong("story", "sentiment");
+        var corpus = new Option<string?>("--corpus") { Description = "sentiment: a text file, or a folder whose *.txt files are read in name order (e.g. ../shared/data/austen)." };
+        var lexicon = new Option<string?>("--lexicon") { Description = "sentiment: the VADER lexicon file, token TAB valence per line (e.g. ../shared/data/sentiment/vader_lexicon.txt)." };
+        var tokenizerDir = new Option<string?>("--tokenizer") { Description = "sentiment: a saved tokenizer folder (e.g. GPT-2's vocab.json + merges.txt) instead of a BPE learned on the corpus." };
         var human = new Option<bool>("--human") { Description = $"People label the pairs: the labels stage serves them in the labelling app on 127.0.0.1 (store {HumanDemoLabeler.StoreFileName} in the run folder), prints the URL and a labeller token, and waits for the judgments." };
         var judgments = new Option<int>("--judgments") { Description = "With --human: pairs to judge (the reward model trains on the answers; ties count ½ each way, skips are left out).", DefaultValueFactory = _ => 100 };
         var port = new Option<int>("--port") { Description = "With --human: port of the labelling app on 127.0.0.1 (0 picks a free one).", DefaultValueFactory = _ => 5080 };
         var command = new Command("demo",
-            "Run the whole RLHF pipeline on the built-in story world: pre-train, SFT, oracle labels, reward model, PPO (adaptive KL and β = 0), gold-judged evaluation, report.html. " +
+            "Run the whole RLHF pipeline on the built-in story world (or --task sentiment on a corpus): pre-train, SFT, labels, reward model, PPO (adaptive KL and β = 0), gold-judged evaluation, report.html. " +
             "Labels come from the oracle, or from people in the labelling app with --human.");
-        foreach (var o in new Option[] { quick, output, resume, seed, human, judgments, port })
+        foreach (var o in new Option[] { quick, output, resume, seed, task, corpus, lexicon, tokenizerDir, human, judgments, port })
             command.Options.Add(o);
         command.SetAction(p =>
         {
-            var config = (p.GetValue(quick) ? DemoConfig.Quick : new DemoConfig()) with { Seed = p.GetValue(seed) };
+            bool sentiment = p.GetValue(task) == "sentiment";
+            if (!sentiment && (p.GetValue(corpus) ?? p.GetValue(lexicon) ?? p.GetValue(tokenizerDir)) is not null)
+                throw new ArgumentException("demo: --corpus, --lexicon and --tokenizer belong to --task sentiment; the story world is built in.");
+            var config = (sentiment
+                ? (p.GetValue(quick) ? SentimentDemoTask.QuickConfig : SentimentDemoTask.DefaultConfig)
+                : (p.GetValue(quick) ? DemoConfig.Quick : new DemoConfig())) with { Seed = p.GetValue(seed) };
             bool people = p.GetValue(human);
             if (people && p.GetValue(judgments) < 10)
                 throw new ArgumentException($"demo: --judgments {p.GetValue(judgments)} is too few; the reward model needs at least 10 (a fifth are held out to measure it).");
@@ -33,6 +43,13 @@ internal static class DemoCommand
             else if (p.GetResult(judgments) is { Implicit: false } || p.GetResult(port) is { Implicit: false })
                 throw new ArgumentException("demo: --judgments and --port apply only with --human.");
             string outDir = p.GetValue(output)!;
+            // The task reads its files before any stage starts: a missing corpus or lexicon costs nothing already written.
+            IDemoTask demoTask = sentiment
+                ? new SentimentDemoTask(
+                    DataPaths.Resolve(p.GetValue(corpus) ?? throw new ArgumentException("demo --task sentiment needs --corpus PATH (a text file or a folder of .txt files).")),
+                    DataPaths.Resolve(p.GetValue(lexicon) ?? throw new ArgumentException("demo --task sentiment needs --lexicon FILE (the VADER lexicon).")),
+                    new SentimentTaskOptions { TokenizerDirectory = p.GetValue(tokenizerDir) is string t ? DataPaths.Resolve(t) : null, Seed = p.GetValue(seed) })
+                : new StoryDemoTask();
             DemoSummary summary;
             try
             {
@@ -40,7 +57,7 @@ internal static class DemoCommand
                 {
                     var labeler = people ? new HumanDemoLabeler(new HumanLabelingOptions(p.GetValue(port), TimeSpan.FromMilliseconds(500), (url, token) =>
                         console.MarkupLine($"labelling app: [bold]{Markup.Escape(url.ToString())}[/]  labeller token: [bold]{Markup.Escape(token)}[/]  (sign in there; Ctrl-C stops, --resume continues)"))) : null;
-                    return new DemoPipeline(config) { Labeler = labeler }.Run(outDir, p.GetValue(resume), progress, ct);
+                    return new DemoPipeline(config, demoTask) { Labeler = labeler }.Run(outDir, p.GetValue(resume), progress, ct);
                 });
             }
             catch (OperationCanceledException)

@@ -5,7 +5,6 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using RlhfSharp.Control;
-using RlhfSharp.Control.Clips;
 using RlhfSharp.Control.Preferences;
 using RlhfSharp.Control.Rl;
 using RlhfSharp.Feedback;
@@ -31,15 +30,20 @@ internal static class PrefRlCommand
         var seed = new Option<ulong>("--seed") { Description = "Seed of environments, networks, selection and the oracle.", DefaultValueFactory = _ => 1UL };
         var frozen = new Option<bool>("--frozen") { Description = "Fit the predictor once before RL and never again (the reward-hacking ablation)." };
         var port = new Option<int>("--port") { Description = "With --labeler app: the port of the labelling app on 127.0.0.1.", DefaultValueFactory = _ => 5080 };
+        var withFrozen = new Option<bool>("--with-frozen")
+        {
+            Description = "Also run the frozen-predictor ablation (same seed, oracle only) and chart both in report.html (reward hacking made visible).",
+        };
         var outDir = new Option<string?>("--out") { Description = "Run folder (default runs/prefrl-ENV-LABELS-sSEED)." };
         var command = new Command("prefrl", "Deep RL from human preferences on control: clips, comparisons, a learned reward, PPO.");
-        foreach (var o in new Option[] { env, labels, preRl, labeler, selection, steps, seed, frozen, port, outDir }) command.Options.Add(o);
+        foreach (var o in new Option[] { env, labels, preRl, labeler, selection, steps, seed, frozen, withFrozen, port, outDir }) command.Options.Add(o);
+        command.Subcommands.Add(PrefRlBenchCommand.Create());
         command.SetAction(p =>
         {
             try
             {
                 return Run(p.GetValue(env)!, p.GetValue(labels), p.GetValue(preRl), p.GetValue(labeler)!, p.GetValue(selection)!, p.GetValue(steps),
-                    p.GetValue(seed), p.GetValue(frozen), p.GetValue(port), p.GetValue(outDir));
+                    p.GetValue(seed), p.GetValue(frozen), p.GetValue(withFrozen), p.GetValue(port), p.GetValue(outDir));
             }
             catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or FormatException)
             {
@@ -50,7 +54,7 @@ internal static class PrefRlCommand
         return command;
     }
 
-    private static int Run(string envId, int budget, int? preRl, string labelerName, string selectionName, long steps, ulong seed, bool frozen, int port, string? outDir)
+    private static int Run(string envId, int budget, int? preRl, string labelerName, string selectionName, long steps, ulong seed, bool frozen, bool withFrozen, int port, string? outDir)
     {
         EnvRegistry.Make(envId); // refuses an unknown id with the list of valid ones
         var rule = selectionName switch
@@ -60,10 +64,9 @@ internal static class PrefRlCommand
             _ => throw new ArgumentException($"--selection must be disagreement or random (got '{selectionName}')."),
         };
         if (labelerName is not ("oracle" or "app")) throw new ArgumentException($"--labeler must be oracle or app (got '{labelerName}').");
-        if (labelerName == "app" && !ClipRenderers.RenderableEnvs.Contains(envId))
-            throw new ArgumentException($"--labeler app needs clips people can watch; {envId} has no clip renderer. Renderable envs: {string.Join(", ", ClipRenderers.RenderableEnvs)}.");
+        if (withFrozen && (frozen || labelerName != "oracle"))
+            throw new ArgumentException($"--with-frozen adds a frozen run beside an online oracle run; it cannot go with --frozen or --labeler {labelerName}.");
         var schedule = new LabelSchedule(budget, preRl ?? Math.Max(1, budget / 4));
-        schedule.Validate(); // a budget below the pre-RL share is refused with both numbers
         var cfg = new PreferenceConfig
         {
             EnvId = envId,
@@ -73,6 +76,7 @@ internal static class PrefRlCommand
             FreezeAfterFirstFit = frozen,
             RenderClips = labelerName == "app",
         };
+        cfg.Validate(); // --labeler app on an env without clips, a budget below the pre-RL share: refused before any work
         string dir = outDir ?? Path.Combine("runs", $"prefrl-{envId}-{budget}-s{seed}");
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, "config.json"), new JsonObject
@@ -133,15 +137,25 @@ internal static class PrefRlCommand
         result.Policy.Save(Path.Combine(dir, "policy"));
         var eval = PreferenceLoop.Evaluate(result.Policy, result.Predictor, EvalEpisodes, seed + 1_000_000);
         double acc = result.Predictor.OutOfBagAccuracy();
-        console.MarkupLine($"[grey]run saved to {Markup.Escape(dir)}[/]");
+        var entries = new List<PrefRlReport.Entry> { new(frozen ? "frozen" : "online", result, eval) };
+        if (withFrozen)
+        {
+            console.MarkupLine("[grey]frozen-predictor ablation: same seed, predictor fitted once before RL[/]");
+            var frozenRun = PreferenceLoop.Run(cfg with { FreezeAfterFirstFit = true }, SegmentQueries.Oracle(epsilon: 0.1, seed: (int)(seed % int.MaxValue)), seed);
+            entries.Add(new("frozen", frozenRun, PreferenceLoop.Evaluate(frozenRun.Policy, frozenRun.Predictor, EvalEpisodes, seed + 1_000_000)));
+        }
+        PrefRlReport.Build(envId, budget, entries).Write(Path.Combine(dir, "report.html"));
+        console.MarkupLine($"[grey]run saved to {Markup.Escape(dir)} (report.html)[/]");
         static JsonNode? Num(double v) => double.IsFinite(v) ? Math.Round(v, 4) : null;
-        Console.Out.WriteLine(new JsonObject
+        var line = new JsonObject
         {
             ["env"] = envId, ["labels"] = result.LabelsUsed, ["steps"] = result.Metrics.Count > 0 ? result.Metrics[^1].GlobalStep : 0, ["seed"] = seed,
             ["selection"] = selectionName, ["frozen"] = frozen,
             ["eval_true_return"] = Num(eval.MeanTrueReturn), ["rm_heldout_accuracy"] = Num(acc), ["reward_correlation"] = Num(eval.RewardCorrelation),
             ["wall_s"] = Math.Round(result.WallSeconds, 3),
-        }.ToJsonString());
+        };
+        if (withFrozen) line["frozen_eval_true_return"] = Num(entries[1].Eval.MeanTrueReturn);
+        Console.Out.WriteLine(line.ToJsonString());
         return 0;
     }
 }

@@ -1,11 +1,12 @@
 // Deep RL from human preferences (Christiano et al. 2017) on the control tasks. The agent never sees the true reward:
 //   1. roll the untrained policy, cut segments (~1.5 s) into the pool, ask the pre-RL share of the label budget, fit r̂;
-//   2. PPO on r̂(o, a) (ensemble mean, unit spread over recent experience; zero at the recent mean, or at the absorbing
-//      terminal states' r̂ where clips end in one — see Renormalise) via PpoHooks;
+//   2. PPO on r̂(o, a) (ensemble mean, unit root mean square over recent experience; zero at the recent mean, or at the absorbing
+//      state's r̂ where clips end in one — see Renormalise) via PpoHooks;
 //   3. between PPO updates, as the label schedule allows: pick pairs (ensemble disagreement or random), ask the labeller,
 //      refit the ensemble on bootstrap resamples (SegmentPreferenceLoss with 10% random answers, ties ½/½), renormalise.
 // Freezing the predictor after step 1 is the offline-reward-model ablation that shows reward hacking.
 using System.Diagnostics;
+using RlhfSharp.Control.Clips;
 using RlhfSharp.Control.Rl;
 using RlhfSharp.Feedback;
 using RlhfSharp.Feedback.Labelers;
@@ -60,6 +61,23 @@ public sealed record PreferenceConfig
 
     /// <summary>Campaign name of the queries.</summary>
     public string Campaign { get; init; } = "prefrl";
+
+    /// <summary>
+    /// Refuses settings the loop cannot run: clips for people on an env without a clip renderer (listing the renderable
+    /// ones; today every registered env renders, so only an id the renderers lack meets it), an unknown env, a label budget
+    /// below its pre-RL share (both numbers), and bad PPO or segment settings.
+    /// </summary>
+    public void Validate()
+    {
+        if (RenderClips && !ClipRenderers.RenderableEnvs.Contains(EnvId))
+            throw new ArgumentException($"prefrl: people label clips, and '{EnvId}' has no clip renderer. Renderable envs: {string.Join(", ", ClipRenderers.RenderableEnvs)}.");
+        EnvRegistry.Make(EnvId); // an unknown id is refused with the list of valid ones
+        Schedule.Validate();
+        Ppo.Validate();
+        if (!(SegmentSeconds > 0)) throw new ArgumentOutOfRangeException(nameof(SegmentSeconds), SegmentSeconds, "prefrl: SegmentSeconds must be > 0.");
+        if (PoolCapacity < 2) throw new ArgumentOutOfRangeException(nameof(PoolCapacity), PoolCapacity, "prefrl: PoolCapacity must be ≥ 2.");
+        if (LabelBatch < 1) throw new ArgumentOutOfRangeException(nameof(LabelBatch), LabelBatch, "prefrl: LabelBatch must be ≥ 1.");
+    }
 }
 
 /// <summary>What a run produced.</summary>
@@ -80,8 +98,7 @@ public static class PreferenceLoop
     public static PreferenceResult Run(PreferenceConfig cfg, ILabeler labeler, ulong seed,
         Action<MetricsRow>? onMetrics = null, Action<TrainProgress>? onProgress = null, Action<Query>? onQuery = null)
     {
-        cfg.Schedule.Validate();
-        cfg.Ppo.Validate();
+        cfg.Validate();
         var watch = Stopwatch.StartNew();
         var rng = new Rng(seed ^ 0x9E3779B97F4A7C15UL);
         var probe = EnvRegistry.Make(cfg.EnvId);
@@ -126,8 +143,8 @@ public static class PreferenceLoop
 
         // 2.–3. PPO on the normalised prediction, labelling and refitting between updates.
         var recent = new Queue<(float[] O, float[] A)>();
-        double rMean = 0, rStd = 1, rZero = 0;
-        void Renormalise(bool moveZero)
+        double rMean = 0, rStd = 1, rZero = 0, rScale = 1;
+        void Renormalise()
         {
             if (recent.Count == 0) return;
             var o = recent.SelectMany(x => x.O).ToArray();
@@ -136,19 +153,22 @@ public static class PreferenceLoop
             rMean = p.Average();
             rStd = Math.Max(1e-6, Math.Sqrt(p.Average(v => (v - rMean) * (v - rMean))));
             // Zero point. The clips hold a terminated episode's last state still (SegmentPool), so the labeller judged dying
-            // as staying in that absorbing state; PPO's GAE values a terminal state at 0. With the recent mean as zero, half the
-            // states pay less than nothing and dying becomes an escape; with the absorbing states' mean r̂ as zero, PPO's
-            // episode ends exactly as the labeller saw it continue. Tasks whose clips never ended in a terminal state keep the mean.
-            // The zero moves only with the predictor (a refit): moved with the pool, the policy's own deaths would shift it and
-            // flip the sign of the reward back and forth.
-            if (!moveZero) return;
-            var ends = pool.Segments.Where(g => g.Terminated).TakeLast(200).ToList();
-            rZero = ends.Count == 0 ? rMean
-                : ensemble.Predict([.. ends.SelectMany(g => g.Observations[^1])], [.. ends.SelectMany(g => g.Actions[^1])], ends.Count).Average();
+            // as staying in that absorbing state, and the predictor learned its reward r̂_abs (RewardEnsemble); PPO's GAE values
+            // a terminal state at 0. With the recent mean as zero, half the states pay less than nothing and dying becomes an
+            // escape; with r̂_abs as zero, PPO's episode ends exactly as the labeller saw it continue, and living pays exactly as
+            // much more than dying as the labels say — whatever states the policy now visits. Tasks whose labelled clips never
+            // ended early keep the recent mean (a constant shift is harmless where episodes have a fixed length).
+            rZero = comparisons.Any(c => c.First.LiveSteps < c.First.Length || c.Second.LiveSteps < c.Second.Length)
+                ? ensemble.AbsorbingReward() : rMean;
+            // Scale: the root mean square of r̂ − zero, so PPO's per-step reward stays near unit size. Dividing by the spread
+            // alone let the reward grow to (mean − zero)/spread ≈ 6 as the fit sharpened, values to ~300, and PPO's value
+            // clip (±0.2 around the old values) could no longer follow them: true return fell from 500 to ~100.
+            double z = rZero;
+            rScale = Math.Max(1e-6, Math.Sqrt(p.Average(v => (v - z) * (v - z))));
         }
         foreach (var seg in pool.Segments.TakeLast(cfg.NormalizationWindow / segLen))
-            for (int t = 0; t < seg.Length; t++) recent.Enqueue((seg.Observations[t], seg.Actions[t]));
-        Renormalise(moveZero: true);
+            for (int t = 0; t < seg.LiveSteps; t++) recent.Enqueue((seg.Observations[t], seg.Actions[t]));
+        Renormalise();
         var predictedSoFar = new double[cfg.Ppo.NumEnvs];
         var predictedFinished = new List<double>();
         double[] Reward(float[] rawObs, float[] actions, VectorStep step)
@@ -165,7 +185,7 @@ public static class PreferenceLoop
             {
                 predictedSoFar[i] += r[i];
                 if (step.Terminated[i] || step.Truncated[i]) { predictedFinished.Add(predictedSoFar[i]); predictedSoFar[i] = 0; }
-                r[i] = (r[i] - rZero) / rStd;
+                r[i] = (r[i] - rZero) / rScale;
             }
             return r;
         }
@@ -188,7 +208,7 @@ public static class PreferenceLoop
                 }
             }
             // After a refit, and every RenormalizeEvery updates as the policy's states move even when the predictor does not.
-            if (refitted || update % cfg.RenormalizeEvery == 0) Renormalise(moveZero: refitted);
+            if (refitted || update % cfg.RenormalizeEvery == 0) Renormalise();
             values["prefrl/labels"] = labelsUsed;
             values["prefrl/comparisons"] = comparisons.Count;
             values["prefrl/rm_oob_accuracy"] = accuracy;
@@ -196,6 +216,7 @@ public static class PreferenceLoop
             values["prefrl/reward_mean"] = rMean;
             values["prefrl/reward_std"] = rStd;
             values["prefrl/reward_zero"] = rZero;
+            values["prefrl/reward_scale"] = rScale;
             predictedFinished.Clear();
         }
         var result = PpoTrainer.Train(cfg.EnvId, cfg.Ppo, seed, new PpoHooks { Reward = Reward, AfterUpdate = AfterUpdate }, onMetrics, onProgress);

@@ -2,6 +2,10 @@
 // comparisons with the segment Bradley–Terry loss (Objectives.SegmentPreferenceLoss, 10% random answers, ties ½/½).
 // The ensemble mean is the reward; the spread of the members' P̂ is the disagreement that picks queries; each member's
 // out-of-bag comparisons give the held-out accuracy without spending labels on a validation set.
+// The absorbing state after an early termination (a padded clip's frozen tail) is one input of its own — every feature at
+// its mean and an indicator set — as in Kostrikov et al. 2019 (Discriminator-Actor-Critic, "absorbing states"): a segment's
+// sum is Σ r̂ over its live steps plus (padding)·r̂_abs, so r̂_abs is one number learned from how long clips last, not an
+// extrapolation to terminal observations that look almost like the states just before them.
 using RlhfSharp.Objectives;
 using RlhfSharp.Tensors;
 using RlhfSharp.Tensors.Nn;
@@ -24,8 +28,12 @@ public sealed record RewardEnsembleConfig
     /// <summary>Adam learning rate.</summary>
     public double LearningRate { get; init; } = 1e-3;
 
-    /// <summary>Decoupled weight decay (the paper regularises the predictor with L2).</summary>
-    public double WeightDecay { get; init; } = 1e-4;
+    /// <summary>
+    /// Decoupled weight decay (the paper regularises the predictor with L2). Strong on purpose: the labels pin down living
+    /// against dying (one weight, on the absorbing indicator) far better than differences among live states, and with 1e-4
+    /// the fit grew spurious live-state differences that PPO exploited (CartPole true return 500 → ~130); with 1 they fade.
+    /// </summary>
+    public double WeightDecay { get; init; } = 1.0;
 
     /// <summary>Comparisons per minibatch.</summary>
     public int BatchSize { get; init; } = 32;
@@ -57,7 +65,7 @@ public sealed class RewardEnsemble
         _discreteActions = actionSpace is DiscreteSpace d ? d.N : null;
         _actionFeatures = _discreteActions ?? actionSpace.FlatSize;
         ActionSize = actionSpace.FlatSize;
-        int f = observationSize + _actionFeatures;
+        int f = observationSize + _actionFeatures + 1; // the last feature marks the absorbing state
         _inMean = new float[f];
         _inScale = Enumerable.Repeat(1f, f).ToArray();
         _members = new Mlp[cfg.Members];
@@ -82,9 +90,9 @@ public sealed class RewardEnsemble
     /// <summary>Fixes the input standardisation (per feature mean and spread) from the steps of some segments; call once, before fitting.</summary>
     public void SetInputStatistics(IEnumerable<Trajectory> segments)
     {
-        var rows = segments.SelectMany(s => Enumerable.Range(0, s.Length).Select(t => Features(s.Observations[t], s.Actions[t]))).ToList();
-        if (rows.Count == 0) throw new ArgumentException("RewardEnsemble.SetInputStatistics: no steps given.", nameof(segments));
-        int f = _inMean.Length;
+        var rows = segments.SelectMany(s => Enumerable.Range(0, s.LiveSteps).Select(t => Features(s.Observations[t], s.Actions[t]))).ToList();
+        if (rows.Count == 0) throw new ArgumentException("RewardEnsemble.SetInputStatistics: no live steps given.", nameof(segments));
+        int f = _inMean.Length - 1; // the absorbing indicator is fed as it is
         for (int j = 0; j < f; j++)
         {
             double mean = rows.Average(r => r[j]);
@@ -98,8 +106,16 @@ public sealed class RewardEnsemble
     public float[][] PredictMembers(ReadOnlySpan<float> observations, ReadOnlySpan<float> actions, int rows)
     {
         using var _ = Autograd.NoGrad();
-        var x = Input(observations, actions, rows);
+        var x = Input(observations, actions, rows, absorbing: null);
         return [.. _members.Select(m => m.Forward(x).ToArray())];
+    }
+
+    /// <summary>Ensemble-mean r̂ of the absorbing state that follows an early termination (see the file header).</summary>
+    public double AbsorbingReward()
+    {
+        using var _ = Autograd.NoGrad();
+        var x = Input(new float[ObservationSize], new float[ActionSize], 1, absorbing: [true]);
+        return _members.Average(m => (double)m.Forward(x).ToArray()[0]);
     }
 
     /// <summary>The ensemble-mean r̂(o, a) per row.</summary>
@@ -115,9 +131,9 @@ public sealed class RewardEnsemble
     /// <summary>Σ r̂ over a segment for each member.</summary>
     public double[] SegmentSums(Trajectory segment)
     {
-        var (obs, act) = Flatten([segment]);
-        var per = PredictMembers(obs, act, segment.Length);
-        return [.. per.Select(p => p.Sum(v => (double)v))];
+        using var _ = Autograd.NoGrad();
+        var x = SegmentInput([segment]);
+        return [.. _members.Select(m => m.Forward(x).ToArray().Sum(v => (double)v))];
     }
 
     /// <summary>Variance across members of P̂[first ≻ second] (the paper's disagreement score), and the members' mean P̂.</summary>
@@ -201,16 +217,14 @@ public sealed class RewardEnsemble
     private double MemberSum(int m, Trajectory seg)
     {
         using var _ = Autograd.NoGrad();
-        var (obs, act) = Flatten([seg]);
-        return _members[m].Forward(Input(obs, act, seg.Length)).ToArray().Sum(v => (double)v);
+        return _members[m].Forward(SegmentInput([seg])).ToArray().Sum(v => (double)v);
     }
 
     /// <summary>Σ_t r̂ per segment as a [B] tensor on the graph (segments of one batch may differ in length).</summary>
     private Tensor Sums(Mlp member, Trajectory[] segments)
     {
-        var (obs, act) = Flatten(segments);
         int rows = segments.Sum(s => s.Length);
-        var r = Ops.Reshape(member.Forward(Input(obs, act, rows)), rows);
+        var r = Ops.Reshape(member.Forward(SegmentInput(segments)), rows);
         int len = segments[0].Length;
         if (segments.All(s => s.Length == len)) return Ops.Sum(Ops.Reshape(r, segments.Length, len), 1);
         // Unequal lengths: a [B, rows] 0/1 matrix sums each segment's rows.
@@ -221,24 +235,27 @@ public sealed class RewardEnsemble
         return Ops.Reshape(Ops.MatMul(Tensor.Wrap(pick, segments.Length, rows), Ops.Reshape(r, rows, 1)), segments.Length);
     }
 
-    private (float[] Obs, float[] Act) Flatten(IReadOnlyList<Trajectory> segments)
+    /// <summary>The network input of segments' steps, their padded tails as the absorbing state.</summary>
+    private Tensor SegmentInput(IReadOnlyList<Trajectory> segments)
     {
         int rows = segments.Sum(s => s.Length);
         var obs = new float[rows * ObservationSize];
         var act = new float[rows * ActionSize];
+        var absorbing = new bool[rows];
         int r = 0;
         foreach (var s in segments)
             for (int t = 0; t < s.Length; t++, r++)
             {
                 s.Observations[t].CopyTo(obs, r * ObservationSize);
                 s.Actions[t].CopyTo(act, r * ActionSize);
+                absorbing[r] = t >= s.LiveSteps;
             }
-        return (obs, act);
+        return Input(obs, act, rows, absorbing);
     }
 
     private float[] Features(float[] obs, float[] act)
     {
-        var f = new float[ObservationSize + _actionFeatures];
+        var f = new float[ObservationSize + _actionFeatures + 1];
         obs.CopyTo(f, 0);
         if (_discreteActions is int k)
         {
@@ -250,7 +267,9 @@ public sealed class RewardEnsemble
         return f;
     }
 
-    private Tensor Input(ReadOnlySpan<float> observations, ReadOnlySpan<float> actions, int rows)
+    /// <param name="absorbing">Per row, whether it is the absorbing state (its features are then all at their mean, the
+    /// indicator 1); null when no row is.</param>
+    private Tensor Input(ReadOnlySpan<float> observations, ReadOnlySpan<float> actions, int rows, IReadOnlyList<bool>? absorbing)
     {
         if (observations.Length != rows * ObservationSize || actions.Length != rows * ActionSize)
             throw new ArgumentException($"RewardEnsemble: {observations.Length} observation and {actions.Length} action values for {rows} rows of {ObservationSize} + {ActionSize}.");
@@ -258,6 +277,11 @@ public sealed class RewardEnsemble
         var x = new float[rows * f];
         for (int r = 0; r < rows; r++)
         {
+            if (absorbing is not null && absorbing[r])
+            {
+                x[r * f + f - 1] = 1f;
+                continue;
+            }
             var row = Features(observations.Slice(r * ObservationSize, ObservationSize).ToArray(), actions.Slice(r * ActionSize, ActionSize).ToArray());
             for (int j = 0; j < f; j++) x[r * f + j] = (row[j] - _inMean[j]) * _inScale[j];
         }

@@ -32,7 +32,15 @@ public static class SegmentQueries
         _ => null,
     };
 
-    /// <summary>The synthetic labeller of the paper: true segment return, Bradley–Terry choice, ε random answers.</summary>
+    /// <summary>Returns closer than this are the same to the oracle (float rounding of equal sums, not a judgment).</summary>
+    public const double OracleTieThreshold = 1e-6;
+
+    /// <summary>
+    /// The synthetic labeller of the paper: true segment return, Bradley–Terry choice, ε random answers — and a tie when the
+    /// two returns are equal, as a person seeing two clips that both keep the pole up would say. Without the tie a good
+    /// CartPole policy's clips (all of full return) are labelled by coin flips; disagreement selection asks exactly those
+    /// pairs, and the predictor fits the noise into spurious shaping that PPO then exploited (true return 500 → 130).
+    /// </summary>
     public static OracleLabeler Oracle(double epsilon, int seed) =>
-        new(GoldScorers.FromMetadata(TrueReturnKey), new OracleOptions(Temperature: 1, Epsilon: epsilon, Seed: seed));
+        new(GoldScorers.FromMetadata(TrueReturnKey), new OracleOptions(Temperature: 1, Epsilon: epsilon, TieThreshold: OracleTieThreshold, Seed: seed));
 }

@@ -58,6 +58,7 @@ public sealed class SegmentPool
         var obs = _obs[i];
         var acts = _acts[i];
         var rewards = _rewards[i];
+        int live = rewards.Count;
         if (pad is not null)
         {
             float[] lastAct = acts[^1];
@@ -68,7 +69,7 @@ public sealed class SegmentPool
                 rewards.Add(0.0);
             }
         }
-        _segments.Add(new Trajectory(EnvId, [.. obs], [.. acts], [.. rewards], terminated, false));
+        _segments.Add(new Trajectory(EnvId, [.. obs], [.. acts], [.. rewards], terminated, false) { LiveSteps = live });
         Produced++;
         if (_segments.Count > Capacity) _segments.RemoveAt(0);
         Clear(i);

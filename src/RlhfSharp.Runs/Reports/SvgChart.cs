@@ -37,6 +37,9 @@ public static class SvgChart
     /// <summary>Lines through each series' points in order of X, with a legend when there is more than one series.</summary>
     public static string Line(ChartFrame frame, IReadOnlyList<ChartSeries> series) => Draw(frame, series, lines: true, markers: false, equalAxes: false);
 
+    /// <summary>Lines with a marker at every point: for few, measured points (checkpoints) whose positions matter.</summary>
+    public static string LineWithMarkers(ChartFrame frame, IReadOnlyList<ChartSeries> series) => Draw(frame, series, lines: true, markers: true, equalAxes: false);
+
     /// <summary>Points only, one marker colour per series.</summary>
     public static string Scatter(ChartFrame frame, IReadOnlyList<ChartSeries> series) => Draw(frame, series, lines: false, markers: true, equalAxes: false);
 

@@ -52,7 +52,8 @@ internal static class GemmWorkers
     private static void RunOne(in GemmPlan plan, int part, int parts)
     {
         var (r0, r1, s0, s1) = plan.Part(part, parts);
-        GemmBlocked.RunPart(plan, r0, r1, s0, s1);
+        if (plan.Kind == GemmKind.Blocked) GemmBlocked.RunPart(plan, r0, r1, s0, s1);
+        else GemmSkinny.RunPart(plan, r0, r1, s0, s1);
     }
 
     /// <summary>One background thread that waits for a part number, runs it against the shared plan, and signals.</summary>

@@ -70,20 +70,31 @@ public sealed class ParameterSet
     /// <summary>Number of parameter values (padding excluded).</summary>
     public long Count => _slots.Sum(s => (long)s.Length);
 
-    /// <summary>Sets every gradient to zero (one clear of the flat buffer).</summary>
-    public void ZeroGrad() => Array.Clear(Grads);
+    /// <summary>Sets every gradient to zero (one clear of the flat buffer, split over the kernel threads).</summary>
+    public void ZeroGrad() => ParallelChunks.For(Grads.Length, (start, end) => Array.Clear(Grads, start, end - start), minPerChunk: 1 << 18);
 
-    /// <summary>‖g‖₂ over all gradients, accumulated in float64 in a fixed order.</summary>
+    /// <summary>Floats per partial sum of <see cref="GradNorm"/>: float partial sums keep it fast, float64 across them accurate.</summary>
+    private const int NormChunk = 4096;
+
+    /// <summary>
+    /// ‖g‖₂ over all gradients, accumulated in float64 in a fixed order: the partial sums of fixed 4096-float chunks are
+    /// computed over the kernel threads, then added in chunk order, so the result does not depend on the thread count.
+    /// </summary>
     public double GradNorm()
     {
-        double s = 0;
-        var g = Grads.AsSpan();
-        const int chunk = 4096; // float partial sums per chunk keep it fast; float64 across chunks keeps it accurate
-        for (int i = 0; i < g.Length; i += chunk)
+        var g = Grads;
+        int chunks = (g.Length + NormChunk - 1) / NormChunk;
+        var partial = new double[chunks];
+        ParallelChunks.For(chunks, (first, last) =>
         {
-            var part = g.Slice(i, Math.Min(chunk, g.Length - i));
-            s += Reduce.Dot(part, part);
-        }
+            for (int c = first; c < last; c++)
+            {
+                var part = g.AsSpan(c * NormChunk, Math.Min(NormChunk, g.Length - c * NormChunk));
+                partial[c] = Reduce.Dot(part, part);
+            }
+        }, minPerChunk: 64);
+        double s = 0;
+        foreach (double p in partial) s += p;
         return Math.Sqrt(s);
     }
 
@@ -96,7 +107,9 @@ public sealed class ParameterSet
         if (!(maxNorm > 0)) throw new ArgumentOutOfRangeException(nameof(maxNorm), maxNorm, "ClipGradNorm: maxNorm must be positive.");
         double norm = GradNorm();
         double scale = maxNorm / (norm + 1e-6);
-        if (scale < 1) System.Numerics.Tensors.TensorPrimitives.Multiply(Grads, (float)scale, Grads);
+        if (scale < 1)
+            ParallelChunks.For(Grads.Length, (start, end) =>
+                System.Numerics.Tensors.TensorPrimitives.Multiply(Grads.AsSpan(start, end - start), (float)scale, Grads.AsSpan(start, end - start)), minPerChunk: 1 << 18);
         return norm;
     }
 

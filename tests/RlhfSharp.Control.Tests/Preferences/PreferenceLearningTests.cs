@@ -1,6 +1,6 @@
 // Christiano et al.'s claim on CartPole-v1: PPO on a reward learned from ≤ 300 oracle comparisons reaches true return ≥ 450.
-// Known weak: the outcome depends on the seeds. With oracle seed 1 the run reaches 500; with oracle seed 3 (same env seed)
-// it collapsed to 9.75 at 100k steps, and an earlier build reached 255 at 150k steps. The bar is kept; the seed is stated.
+// Two seeds. Before the absorbing-state input, the RMS reward scale and the predictor's weight decay, oracle seeds 2, 3 and
+// 5 collapsed (9.2, 78, 9.7 with 300 labels at 100k steps); after them seeds 1–5 were run from the CLI (see the commit).
 using RlhfSharp.Control.Preferences;
 using RlhfSharp.Control.Rl;
 using Xunit.Abstractions;
@@ -10,8 +10,10 @@ namespace RlhfSharp.Control.Tests.Preferences;
 [Trait("Category", "Learning")]
 public sealed class PreferenceLearningTests(ITestOutputHelper output)
 {
-    [Fact]
-    public void CartPole_300OracleLabels_ReachesTrueReturn450()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void CartPole_300OracleLabels_ReachesTrueReturn450(int seed)
     {
         var cfg = new PreferenceConfig
         {
@@ -19,12 +21,12 @@ public sealed class PreferenceLearningTests(ITestOutputHelper output)
             Ppo = PpoConfig.ForEnv("CartPole-v1") with { TotalSteps = 100_000 },
             Schedule = new LabelSchedule(Total: 300, PreRl: 75),
         };
-        var run = PreferenceLoop.Run(cfg, SegmentQueries.Oracle(epsilon: 0.1, seed: 1), seed: 1);
+        var run = PreferenceLoop.Run(cfg, SegmentQueries.Oracle(epsilon: 0.1, seed: seed), seed: (ulong)seed);
         var eval = PreferenceLoop.Evaluate(run.Policy, run.Predictor, episodes: 20, seed: 10_000);
         output.WriteLine($"labels {run.LabelsUsed}, eval {eval.MeanTrueReturn}, corr {eval.RewardCorrelation}, oob {run.Predictor.OutOfBagAccuracy()}, wall {run.WallSeconds:F1}s");
         foreach (var row in run.Metrics.Where((_, i) => i % 40 == 0))
             output.WriteLine($"{row.GlobalStep}: true {row.Values["charts/episodic_return"]:F1} pred {row.Values["prefrl/predicted_episodic_return"]:F2} labels {row.Values["prefrl/labels"]}");
         Assert.Equal(300, run.LabelsUsed);
-        Assert.True(eval.MeanTrueReturn >= 450, $"true return {eval.MeanTrueReturn} < 450 with {run.LabelsUsed} labels");
+        Assert.True(eval.MeanTrueReturn >= 450, $"true return {eval.MeanTrueReturn} < 450 with {run.LabelsUsed} labels (seed {seed})");
     }
 }

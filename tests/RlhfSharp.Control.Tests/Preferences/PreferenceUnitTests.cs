@@ -1,6 +1,8 @@
 // Unit checks of the preference loop's parts: the segment loss against a hand computation, disagreement ranking,
 // the label schedule spending exactly its budget, the segment pool's padding, and refused settings.
+using RlhfSharp.Control.Clips;
 using RlhfSharp.Control.Preferences;
+using RlhfSharp.Control.Rl;
 using RlhfSharp.Objectives;
 using RlhfSharp.Tensors;
 
@@ -79,6 +81,43 @@ public sealed class PreferenceUnitTests
     }
 
     [Fact]
+    public void Loop_BudgetBelowPreRlShare_IsRefusedBeforeAnyWork_WithBothNumbers()
+    {
+        var cfg = new PreferenceConfig { EnvId = "CartPole-v1", Ppo = PpoConfig.ForEnv("CartPole-v1") with { TotalSteps = 1024 }, Schedule = new LabelSchedule(40, 60) };
+        int asked = 0;
+        var counting = new CountingLabeler(() => asked++);
+        var ex = Assert.Throws<ArgumentException>(() => PreferenceLoop.Run(cfg, counting, seed: 1));
+        Assert.Contains("40", ex.Message);
+        Assert.Contains("60", ex.Message);
+        Assert.Equal(0, asked);
+    }
+
+    [Fact]
+    public void Loop_ClipsForPeople_OnAnEnvWithoutRenderer_AreRefusedListingRenderableEnvs()
+    {
+        // Every registered env has a clip renderer today, so the refusal is met only by an id the renderers lack.
+        Assert.All(EnvRegistry.Ids, id => Assert.Contains(id, ClipRenderers.RenderableEnvs));
+        var cfg = new PreferenceConfig { EnvId = "Hopper-v4", Ppo = PpoConfig.ForEnv("CartPole-v1") with { TotalSteps = 1024 }, Schedule = new LabelSchedule(10, 5), RenderClips = true };
+        var ex = Assert.Throws<ArgumentException>(() => cfg.Validate());
+        Assert.Contains("Hopper-v4", ex.Message);
+        Assert.All(ClipRenderers.RenderableEnvs, id => Assert.Contains(id, ex.Message));
+        // Without people (the oracle reads metadata) the same id fails as an unknown env instead, not as a missing renderer.
+        var noClips = Assert.ThrowsAny<Exception>(() => (cfg with { RenderClips = false }).Validate());
+        Assert.DoesNotContain("renderer", noClips.Message);
+    }
+
+    private sealed class CountingLabeler(Action onAsk) : RlhfSharp.Feedback.Labelers.ILabeler
+    {
+        public string Name => "counting";
+
+        public Task<RlhfSharp.Feedback.Answer> AnswerAsync(RlhfSharp.Feedback.Query query, CancellationToken ct = default)
+        {
+            onAsk();
+            return Task.FromResult(RlhfSharp.Feedback.Answer.Prefer(0));
+        }
+    }
+
+    [Fact]
     public void Pool_PadsTerminatedEpisodes_AndDropsTruncatedTails()
     {
         var pool = new SegmentPool("CartPole-v1", envCount: 1, segmentLength: 5);
@@ -102,10 +141,39 @@ public sealed class PreferenceUnitTests
         {
             int live = s.Rewards.Count(r => r != 0);
             Assert.True(live >= 1 && live <= 5);
+            Assert.Equal(live, s.LiveSteps);
             // Padded steps repeat the terminal observation and pay 0.
             for (int t = live; t < 5; t++) Assert.Equal(s.Observations[^1], s.Observations[t]);
             Assert.Equal(live, s.Return);
         }
+    }
+
+    [Fact]
+    public void Ensemble_LearnsThatTheAbsorbingStatePaysLessThanLiving_FromClipLengths()
+    {
+        // Random CartPole play: every clip ends early, its frozen tail is the absorbing state, and the oracle prefers the
+        // clip that stayed up longer. The fit must put r̂_abs below the r̂ of nearly every live step (the sign PPO needs).
+        var pool = new SegmentPool("CartPole-v1", envCount: 4, segmentLength: 40, capacity: 400);
+        var env = new VectorEnv("CartPole-v1", 4, seed: 11);
+        float[] obs = env.Reset();
+        var rng = new Rng(4);
+        while (pool.Segments.Count < 200)
+        {
+            float[] act = [.. Enumerable.Range(0, 4).Select(_ => (float)rng.NextInt(2))];
+            var step = env.Step(act);
+            pool.Add(obs, act, step);
+            obs = step.Observations;
+        }
+        var segs = pool.Segments;
+        var train = Enumerable.Range(0, 80).Select(i => new Comparison(segs[2 * i], segs[2 * i + 1], segs[2 * i].Return > segs[2 * i + 1].Return ? 1f : segs[2 * i].Return < segs[2 * i + 1].Return ? 0f : 0.5f)).ToList();
+        var ens = new RewardEnsemble(4, new DiscreteSpace(2), new RewardEnsembleConfig(), new Rng(6));
+        ens.SetInputStatistics(segs);
+        ens.Fit(train, 300, new Rng(7));
+        double abs = ens.AbsorbingReward();
+        var live = segs.Skip(160).SelectMany(g => g.Observations.Take(g.LiveSteps).Zip(g.Actions)).ToList();
+        var r = ens.Predict([.. live.SelectMany(x => x.First)], [.. live.SelectMany(x => x.Second)], live.Count);
+        double below = r.Count(v => v > abs) / (double)r.Length;
+        Assert.True(below > 0.9, $"r̂_abs {abs:F3} lies below only {below:P0} of live steps' r̂ (mean {r.Average():F3})");
     }
 
     [Fact]
