@@ -117,6 +117,10 @@ public sealed class BadInputTests(CheckpointFolders folders, ITestOutputHelper o
         AssertOneLineError(RlhfRunner.Run("demo", "--judgments", "20", "--out", Path.Combine(folders.Root, "demo")), "--judgments", "--human");
 
     [Fact]
+    public void Given_too_few_judgments_When_running_the_demo_with_people_Then_one_line_names_the_option() =>
+        AssertOneLineError(RlhfRunner.Run("demo", "--human", "--judgments", "3", "--out", Path.Combine(folders.Root, "demo3")), "--judgments 3");
+
+    [Fact]
     public void Given_a_good_checkpoint_When_sampling_Then_exit_code_0_and_no_error()
     {
         // The control case: the broken copies above fail because of what was broken, not because of the fixture.

@@ -16,7 +16,12 @@ namespace RlhfSharp.Cli.Tests;
 public sealed class HumanDemoTests : IDisposable
 {
     /// <summary>Smaller than the quick demo: these tests are about the labels stage; the later stages only have to run.</summary>
-    internal static DemoConfig Small { get; } = DemoConfig.Quick with { PretrainSteps = 30, SftSteps = 30, PpoSteps = 1, EvalPrompts = 8 };
+    internal static DemoConfig Small { get; } = DemoConfig.Quick with
+    {
+        PretrainDocuments = 600, VocabSize = 384, PretrainSteps = 30, SftExamples = 300, SftSteps = 30, MaxNewTokens = 16, RewardEpochs = 1,
+        PpoSteps = 1, PpoBatchSize = 8, EvalPrompts = 8, SnapshotEvery = 1, OverOptimisationPrompts = 8, BestOfNMax = 2, BestOfNPrompts = 4,
+        FrontierBetas = [], FrontierSteps = 1,
+    };
 
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "rlhf-human-" + Guid.NewGuid().ToString("N"));
 

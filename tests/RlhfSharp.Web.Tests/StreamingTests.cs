@@ -20,15 +20,16 @@ public sealed class StreamingTests(ITestOutputHelper output)
     [Fact]
     public async Task Given_a_long_generation_When_streaming_Then_the_first_chunk_arrives_long_before_the_last()
     {
-        // Big enough that 300 tokens take a visible time on 2 cores; greedy and seeded, so the same text every run.
-        var model = Gpt.Create(new GptConfig { VocabSize = Chars.VocabSize, BlockSize = 320, NEmbd = 128, NLayer = 4, NHead = 4, EosTokenId = Chars.EosId }, new Rng(11));
+        // Big enough that 300 tokens take a visible time (about a second) on 2 cores; greedy and seeded, so the same text every run.
+        var model = Gpt.Create(new GptConfig { VocabSize = Chars.VocabSize, BlockSize = 320, NEmbd = 256, NLayer = 6, NHead = 4, EosTokenId = Chars.EosId }, new Rng(11));
         var app = ModelServer.Build(model, Chars, new ModelServerOptions(Port: 0, ModelName: "slow"));
         await app.StartAsync();
         try
         {
             using var http = new HttpClient { BaseAddress = LabelingApp.BoundAddress(app), Timeout = TimeSpan.FromMinutes(2) };
-            // Warm up (JIT, first allocations) so the timed request measures generation, not start-up.
-            (await http.PostAsync("/v1/completions", new StringContent(new JsonObject { ["prompt"] = "Once", ["max_tokens"] = 8 }.ToJsonString(), Encoding.UTF8, "application/json"))).EnsureSuccessStatusCode();
+            // Warm up the same streaming path (JIT, first allocations) so the timed request measures generation, not start-up.
+            var warm = await http.PostAsync("/v1/completions", new StringContent(new JsonObject { ["prompt"] = "Once upon a time", ["max_tokens"] = 16, ["stream"] = true }.ToJsonString(), Encoding.UTF8, "application/json"));
+            Assert.Contains("[DONE]", await warm.EnsureSuccessStatusCode().Content.ReadAsStringAsync());
             var body = new JsonObject { ["prompt"] = "Once upon a time", ["max_tokens"] = 300, ["temperature"] = 0, ["stream"] = true };
             var clock = Stopwatch.StartNew();
             using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json") };

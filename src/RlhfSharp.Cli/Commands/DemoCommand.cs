@@ -37,6 +37,8 @@ internal static class DemoCommand
                 ? (p.GetValue(quick) ? SentimentDemoTask.QuickConfig : SentimentDemoTask.DefaultConfig)
                 : (p.GetValue(quick) ? DemoConfig.Quick : new DemoConfig())) with { Seed = p.GetValue(seed) };
             bool people = p.GetValue(human);
+            if (people && p.GetValue(judgments) < 10)
+                throw new ArgumentException($"demo: --judgments {p.GetValue(judgments)} is too few; the reward model needs at least 10 (a fifth are held out to measure it).");
             if (people) config = config with { Pairs = p.GetValue(judgments) };
             else if (p.GetResult(judgments) is { Implicit: false } || p.GetResult(port) is { Implicit: false })
                 throw new ArgumentException("demo: --judgments and --port apply only with --human.");
