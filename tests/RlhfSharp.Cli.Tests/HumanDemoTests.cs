@@ -59,6 +59,24 @@ public sealed class HumanDemoTests : IDisposable
         after?.Invoke();
     }
 
+    [Fact]
+    public async Task Given_a_stopped_labels_stage_When_resumed_with_another_number_of_judgments_Then_the_store_is_named_and_both_counts_given()
+    {
+        Directory.CreateDirectory(_dir);
+        var pairs = Enumerable.Range(0, 4).Select(i => new DemoPair($"prompt {i}", $"left {i}", $"right {i}")).ToList();
+        using (var stop = new CancellationTokenSource())
+        {
+            // The app comes up, nobody answers, the run is stopped (Ctrl-C).
+            var first = new HumanDemoLabeler(new HumanLabelingOptions(0, TimeSpan.FromMilliseconds(20), (_, _) => stop.Cancel()));
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first.LabelAsync(_dir, pairs, null, stop.Token));
+        }
+        var again = new HumanDemoLabeler(new HumanLabelingOptions(0, TimeSpan.FromMilliseconds(20), (_, _) => Assert.Fail("the app must not start for a mismatched resume")));
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => again.LabelAsync(_dir, [.. pairs.Take(3)], null, CancellationToken.None));
+        Assert.Contains(HumanDemoLabeler.StoreFileName, ex.Message, StringComparison.Ordinal);
+        Assert.Contains("holds 4 queries", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("asks for 3", ex.Message, StringComparison.Ordinal);
+    }
+
     /// <summary>A person who fails (an HTTP refusal) would leave the stage waiting forever: their failure cancels the run.</summary>
     internal static Task CancelOnFailure(Task person, CancellationTokenSource run) =>
         person.ContinueWith(t =>
