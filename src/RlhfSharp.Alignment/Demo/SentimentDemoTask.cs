@@ -35,10 +35,11 @@ public sealed record SentimentTaskOptions
     public int TokenizerCorpusChars { get; init; } = 1_500_000;
 
     /// <summary>
-    /// Bradley–Terry temperature of the oracle on compound scores. Two continuations' scores differ by a few tenths when
-    /// either carries sentiment; at 0.1 a gap of 0.3 is labelled the gold way 95% of the time (at 1, 57%: near a coin flip).
+    /// Bradley–Terry temperature of the oracle on compound scores. Two continuations' scores often differ by only a tenth
+    /// (one mild word such as "well"); at 0.03 that gap is labelled the gold way 97% of the time (at 0.1, 73%; at 1, 52%).
+    /// On Austen the reward model's held-out accuracy was 0.79 with 0.03 against 0.75 with 0.1, same pairs otherwise.
     /// </summary>
-    public double OracleTemperature { get; init; } = 0.1;
+    public double OracleTemperature { get; init; } = 0.03;
 
     /// <summary>
     /// Pairs closer than this in compound score are ties and go unlabelled: two continuations without a sentiment word both
@@ -104,12 +105,14 @@ public sealed class SentimentDemoTask : IDemoTask
 
     /// <summary>
     /// The benchmark's sizes: the whole corpus for pre-training, Ziegler's 24-token continuations, a KL target below the
-    /// goal's 8 nats, and 256 held-out prompts so the win rate's 95% interval is about ±0.045 wide.
+    /// goal's 8 nats, and 256 held-out prompts so the win rate's 95% interval is about ±0.05 wide. PPO: the story world's
+    /// 5e-4 learning rate spent KL on drift (21 nats for the same win rate), and the controller's horizon of 200 episodes
+    /// lets β move up to 3% per batch of 32, enough to hold the target within 80 batches (1000 barely moved it).
     /// </summary>
     public static DemoConfig DefaultConfig { get; } = new DemoConfig() with
     {
         PretrainDocuments = 1_000_000, VocabSize = 2048, PretrainSteps = 1500, Pairs = 2000, MaxNewTokens = 24, RewardEpochs = 3,
-        PpoSteps = 40, PpoBatchSize = 32, TargetKl = 6, EvalPrompts = 256,
+        PpoSteps = 80, PpoBatchSize = 32, PpoLearningRate = 1e-4f, InitialKlCoef = 0.1, KlHorizon = 200, TargetKl = 7, EvalPrompts = 256,
     };
 
     /// <summary>Small sizes that still produce every stage and report section.</summary>
