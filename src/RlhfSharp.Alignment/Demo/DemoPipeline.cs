@@ -14,7 +14,6 @@ using RlhfSharp.Runs;
 using RlhfSharp.Runs.Reports;
 using RlhfSharp.Tensors;
 using RlhfSharp.Text;
-using RlhfSharp.Text.StoryWorld;
 
 namespace RlhfSharp.Alignment.Demo;
 
