@@ -153,9 +153,9 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
     // this reward model; from 0.05 the KL overshot for 20 batches before β caught up).
     private string KlControlNote(double horizon) => string.Create(CultureInfo.InvariantCulture,
         $"Ziegler's proportional controller: β ← β·(1 + clip((KL − target)/target, ±0.2)·episodes/horizon) after each batch, KL in nats per response " +
-        $"(summed over its tokens; k1 on the batch's {Config.PpoBatchSize} samples, so each reading is noisy). The horizon is {horizon:0} episodes, a tenth of the run's " +
-        $"{Config.PpoSteps * Config.PpoBatchSize}; at the 1,000 episodes the demo used before, a run this short could move β by only " +
-        $"{Math.Pow(1 + 0.2 * Config.PpoBatchSize / 1000.0, Config.PpoSteps) - 1:0%} and the KL ended far above its target (7.6 nats against 4).");
+        $"(summed over its tokens; k1 on the batch's {Config.PpoBatchSize} samples, so each reading is noisy). The horizon is {horizon:0} episodes of the run's " +
+        $"{Config.PpoSteps * Config.PpoBatchSize} (by default a tenth of them); at a 1,000-episode horizon a run this short could move β by only " +
+        $"{Math.Pow(1 + 0.2 * Config.PpoBatchSize / 1000.0, Config.PpoSteps) - 1:0%}, and the story-world demo's KL once ended far above its target (7.6 nats against 4).");
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
