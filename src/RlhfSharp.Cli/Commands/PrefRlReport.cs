@@ -30,7 +30,7 @@ internal static class PrefRlReport
             SvgChart.Line(new ChartFrame("True episode return", "env steps", "return"),
                 [.. entries.Select(e => Series(e.Name, e.Run.Metrics, "charts/episodic_return"))]),
             SvgChart.Line(new ChartFrame("Predicted episode return Σ r̂", "env steps", "Σ r̂"),
-                [.. entries.Select((e, i) => Series(e.Name, e.Run.Metrics, "prefrl/predicted_episodic_return") with { Dashed = i > 0 })]));
+                [.. entries.Select(e => Series(e.Name, e.Run.Metrics, "prefrl/predicted_episodic_return"))]));
         return report;
     }
 
