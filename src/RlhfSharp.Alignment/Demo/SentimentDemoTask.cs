@@ -166,6 +166,9 @@ public sealed class SentimentDemoTask : IDemoTask
         $"mock sentiment (Ziegler et al. 2019) on {Path.GetFileName(CorpusPath.TrimEnd(Path.DirectorySeparatorChar))}, gold = VADER compound of the continuation; " +
         $"no SFT (the pre-trained model is the reference), model {config.ModelSize}, seed {config.Seed}";
 
+    /// <summary>No SFT stage trains here: the baseline PPO is judged against is the pre-trained model itself.</summary>
+    public string ReferenceName => "pre-trained";
+
     /// <summary>A seeded sample without replacement while the pool lasts (then a fresh permutation).</summary>
     private static List<string> Draw(string[] pool, ulong seed, int count)
     {
