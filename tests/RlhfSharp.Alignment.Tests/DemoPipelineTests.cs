@@ -27,6 +27,10 @@ public sealed class DemoPipelineTests(ITestOutputHelper output)
         foreach (var id in new[] { "learning-curves", "reward-model", "kl-control", "proxy-vs-gold", "best-of-n", "frontier", "win-rate", "samples" })
             Assert.Contains($"id=\"{id}\"", html);
         Assert.Contains("<svg", html);
+        // The story world trains an SFT model, and the report calls the baseline by that name.
+        Assert.Equal("SFT", summary.ReferenceName);
+        Assert.Contains("Win rate over SFT", html);
+        Assert.Contains("best-of-N from SFT", html);
         foreach (var p in new[] { summary.Ppo, summary.PpoBetaZero })
         {
             Assert.True(double.IsFinite(p.WinRate) && p.WinRate is >= 0 and <= 1, $"win rate {p.WinRate}");

@@ -117,6 +117,13 @@ public sealed class SentimentDemoTaskTests(ITestOutputHelper output)
         foreach (var id in new[] { "learning-curves", "reward-model", "proxy-vs-gold", "frontier", "win-rate", "samples" })
             Assert.Contains($"id=\"{id}\"", html);
         Assert.Contains("mock sentiment", html);
+        // The baseline is named for what it is: the pre-trained model, never an SFT model this task does not train.
+        Assert.Equal("pre-trained", summary.ReferenceName);
+        Assert.Contains("best-of-N from pre-trained", html);
+        Assert.Contains("KL to the pre-trained model", html);
+        Assert.Contains("Win rate over pre-trained", html);
+        Assert.DoesNotContain("SFT model", html);
+        Assert.DoesNotContain("SFT samples", html);
         Assert.True(summary.Ppo.WinLow <= summary.Ppo.WinRate && summary.Ppo.WinRate <= summary.Ppo.WinHigh, $"{summary.Ppo}");
         Assert.InRange(summary.SftGold, -1, 1);
 

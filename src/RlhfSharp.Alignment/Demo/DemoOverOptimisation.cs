@@ -69,15 +69,15 @@ internal sealed class DemoOverOptimisation(DemoConfig config, Gpt sft, ITokenize
     public static string BetaName(double beta) => "β = " + beta.ToString("0.###", CultureInfo.InvariantCulture);
 
     /// <summary>
-    /// The frontier's points: SFT at KL 0 (the β → ∞ end), each fixed-β run and the β = 0 run at its end, joined as the
+    /// The frontier's points: the reference (<paramref name="referenceName"/>) at KL 0 (the β → ∞ end), each fixed-β run and the β = 0 run at its end, joined as the
     /// "fixed β" curve; the adaptive run's end on its own.
     /// </summary>
     public static IReadOnlyList<FrontierPoint> FrontierPoints(IReadOnlyList<CheckpointEvaluation> snapshots, IReadOnlyList<CheckpointEvaluation> sweep,
-        string betaZeroRun)
+        string betaZeroRun, string referenceName = "SFT")
     {
         const string FixedBeta = "fixed β";
         var points = new List<FrontierPoint>();
-        if (snapshots.FirstOrDefault(c => c.Step == 0) is { } sft) points.Add(new FrontierPoint("SFT", 0, sft.Gold, FixedBeta));
+        if (snapshots.FirstOrDefault(c => c.Step == 0) is { } sft) points.Add(new FrontierPoint(referenceName, 0, sft.Gold, FixedBeta));
         foreach (var c in sweep) points.Add(new FrontierPoint(c.Run, Math.Max(0, c.KlK1), c.Gold, FixedBeta));
         foreach (var run in snapshots.GroupBy(c => c.Run))
         {

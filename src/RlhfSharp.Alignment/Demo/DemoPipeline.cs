@@ -133,7 +133,8 @@ public sealed record DemoConfig
 public sealed record DemoPolicySummary(double WinRate, double WinLow, double WinHigh, double Kl, double Gold, double RewardModelScore);
 
 /// <summary>The demo's headline numbers (the CLI prints them as one JSON line).</summary>
-public sealed record DemoSummary(DemoPolicySummary Ppo, DemoPolicySummary PpoBetaZero, double SftGold, double RewardModelAccuracy, double WallSeconds, string Report);
+/// <param name="ReferenceName">What the baseline is called in the report ("SFT", or "pre-trained" when the task has no SFT); SftGold is its gold reward.</param>
+public sealed record DemoSummary(DemoPolicySummary Ppo, DemoPolicySummary PpoBetaZero, double SftGold, double RewardModelAccuracy, double WallSeconds, string Report, string ReferenceName = "SFT");
 
 /// <summary>Runs the demo in a run folder on a task (the story world by default); stages already recorded in stages.json are loaded, not rerun.</summary>
 public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
@@ -367,18 +368,18 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
             RlhfReportSections.LearningCurves(report, new Dictionary<string, IReadOnlyList<IReadOnlyDictionary<string, double>>> { ["adaptive β"] = histories["ppo"], ["β = 0"] = histories["ppo-beta0"] });
             RlhfReportSections.RewardModel(report, rmHeldOut);
             RlhfReportSections.KlControl(report, histories["ppo"], Config.TargetKl, KlControlNote(basePpo.KlHorizon));
-            RlhfReportSections.ProxyVsGold(report, checkpoints, bestOfN);
-            RlhfReportSections.BestOfN(report, bestOfN, Math.Min(Config.BestOfNPrompts, Config.OverOptimisationPrompts));
-            RlhfReportSections.Frontier(report, DemoOverOptimisation.FrontierPoints(checkpoints, frontierSweep, BetaZeroRun));
-            RlhfReportSections.WinRates(report, [("PPO (adaptive β)", evals["ppo"]), ("PPO β = 0", evals["ppo-beta0"])], "SFT");
-            RlhfReportSections.Samples(report, evals["ppo"].Samples, "SFT", "PPO");
+            RlhfReportSections.ProxyVsGold(report, checkpoints, bestOfN, DemoTask.ReferenceName);
+            RlhfReportSections.BestOfN(report, bestOfN, Math.Min(Config.BestOfNPrompts, Config.OverOptimisationPrompts), DemoTask.ReferenceName);
+            RlhfReportSections.Frontier(report, DemoOverOptimisation.FrontierPoints(checkpoints, frontierSweep, BetaZeroRun, DemoTask.ReferenceName), DemoTask.ReferenceName);
+            RlhfReportSections.WinRates(report, [("PPO (adaptive β)", evals["ppo"]), ("PPO β = 0", evals["ppo-beta0"])], DemoTask.ReferenceName);
+            RlhfReportSections.Samples(report, evals["ppo"].Samples, DemoTask.ReferenceName, "PPO");
             report.Write(reportPath);
             Directory.Delete(Dir("report"));
             Finish("report");
         }
 
         static DemoPolicySummary Summ(EvaluationResult e) => new(e.WinRate.Rate, e.WinRate.Low, e.WinRate.High, e.Policy.KlK1, e.Policy.MeanGold, e.Policy.MeanRewardModel);
-        return new DemoSummary(Summ(evals["ppo"]), Summ(evals["ppo-beta0"]), evals["ppo"].Baseline.MeanGold, rmHeldOut.Accuracy, watch.Elapsed.TotalSeconds, reportPath);
+        return new DemoSummary(Summ(evals["ppo"]), Summ(evals["ppo-beta0"]), evals["ppo"].Baseline.MeanGold, rmHeldOut.Accuracy, watch.Elapsed.TotalSeconds, reportPath, DemoTask.ReferenceName);
     }
 
     /// <summary>Relabels a trainer's progress with the demo stage it belongs to (both PPO runs report as "ppo").</summary>

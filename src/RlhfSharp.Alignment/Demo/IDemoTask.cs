@@ -38,6 +38,9 @@ public interface IDemoTask
 
     /// <summary>The report's subtitle.</summary>
     string Subtitle(DemoConfig config);
+
+    /// <summary>What the report and the CLI summary call the baseline and KL reference: "SFT", or "pre-trained" for a task without demonstrations.</summary>
+    string ReferenceName { get; }
 }
 
 /// <summary>The built-in story world: generated stories, demonstrations and prompts, judged by the story gold scorer.</summary>
@@ -67,4 +70,6 @@ public sealed class StoryDemoTask : IDemoTask
     public double OracleTieThreshold => 0;
 
     public string Subtitle(DemoConfig config) => $"story world, model {config.ModelSize}, seed {config.Seed}";
+
+    public string ReferenceName => "SFT";
 }

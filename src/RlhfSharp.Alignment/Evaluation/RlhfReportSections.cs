@@ -63,7 +63,7 @@ public static class RlhfReportSections
     /// best-of-N from the reference: where gold peaks and falls while proxy keeps rising, the policy is over-optimising
     /// the reward model (Gao et al. 2022 plot both against √KL). Proxy and gold have different units, so each gets its chart.
     /// </summary>
-    public static ReportSection ProxyVsGold(HtmlReport report, IReadOnlyList<CheckpointEvaluation> checkpoints, IReadOnlyList<BestOfNPoint> bestOfN)
+    public static ReportSection ProxyVsGold(HtmlReport report, IReadOnlyList<CheckpointEvaluation> checkpoints, IReadOnlyList<BestOfNPoint> bestOfN, string referenceName = "SFT")
     {
         ArgumentNullException.ThrowIfNull(report);
         ArgumentNullException.ThrowIfNull(checkpoints);
@@ -72,28 +72,28 @@ public static class RlhfReportSections
         List<ChartSeries> Series(Func<CheckpointEvaluation, double> y, Func<BestOfNPoint, double> yBon)
         {
             var series = runs.Select(r => new ChartSeries($"PPO {r.Key}", r.OrderBy(c => c.Step).Select(c => new ChartPoint(c.SqrtKl, y(c))).ToList())).ToList();
-            if (bestOfN.Count > 0) series.Add(new ChartSeries("best-of-N from SFT", bestOfN.Select(p => new ChartPoint(p.SqrtKl, yBon(p))).ToList()));
+            if (bestOfN.Count > 0) series.Add(new ChartSeries($"best-of-N from {referenceName}", bestOfN.Select(p => new ChartPoint(p.SqrtKl, yBon(p))).ToList()));
             return series;
         }
         var rows = checkpoints.OrderBy(c => c.Run, StringComparer.Ordinal).ThenBy(c => c.Step)
             .Select(c => (IReadOnlyList<string>)[c.Run, c.Step.ToString(CultureInfo.InvariantCulture), F(c.SqrtKl), F(NoNegativeZero(c.KlK1)), F(c.KlK3), F(c.Proxy), F(c.Gold), F(c.MeanLength)]).ToList();
         return report.Section("proxy-vs-gold", "Over-optimisation: proxy vs gold reward")
-            .Text("Each point of a PPO line is a snapshot of the policy (step 0 is the SFT model), sampled on the same held-out prompts; best-of-N picks, by the reward model, " +
-                  "the best of N SFT samples (N = 1, 2, 4, …), at its analytic KL log N − (N − 1)/N. Where gold falls while the proxy keeps rising, the policy exploits the reward model.")
+            .Text($"Each point of a PPO line is a snapshot of the policy (step 0 is the {referenceName} model), sampled on the same held-out prompts; best-of-N picks, by the reward model, " +
+                  $"the best of N {referenceName} samples (N = 1, 2, 4, …), at its analytic KL log N − (N − 1)/N. Where gold falls while the proxy keeps rising, the policy exploits the reward model.")
             .Charts(
-                SvgChart.LineWithMarkers(new ChartFrame("Proxy: reward-model score vs √KL", "√KL to SFT (√nats per response)", "mean RM score (RM units)"), Series(c => c.Proxy, p => p.Proxy)),
-                SvgChart.LineWithMarkers(new ChartFrame("Gold reward vs √KL", "√KL to SFT (√nats per response)", "mean gold reward (scorer units)"), Series(c => c.Gold, p => p.Gold)))
+                SvgChart.LineWithMarkers(new ChartFrame("Proxy: reward-model score vs √KL", $"√KL to {referenceName} (√nats per response)", "mean RM score (RM units)"), Series(c => c.Proxy, p => p.Proxy)),
+                SvgChart.LineWithMarkers(new ChartFrame("Gold reward vs √KL", $"√KL to {referenceName} (√nats per response)", "mean gold reward (scorer units)"), Series(c => c.Gold, p => p.Gold)))
             .Table(new ReportTable(["run", "PPO step", "√KL", "KL k1 (nats)", "KL k3 (nats)", "proxy (RM)", "gold", "length (tokens)"], rows, "Held-out evaluation of every snapshot"));
     }
 
     /// <summary>Best-of-N from the reference at each N: analytic KL, and the expected proxy and gold of the pick.</summary>
-    public static ReportSection BestOfN(HtmlReport report, IReadOnlyList<BestOfNPoint> points, int prompts)
+    public static ReportSection BestOfN(HtmlReport report, IReadOnlyList<BestOfNPoint> points, int prompts, string referenceName = "SFT")
     {
         ArgumentNullException.ThrowIfNull(report);
         ArgumentNullException.ThrowIfNull(points);
         var rows = points.Select(p => (IReadOnlyList<string>)[p.N.ToString(CultureInfo.InvariantCulture), F(p.Kl), F(p.SqrtKl), F(p.Proxy), F(p.Gold)]).ToList();
         return report.Section("best-of-n", "Best-of-N against the reward model")
-            .Text($"{prompts.ToString(CultureInfo.InvariantCulture)} held-out prompts, one pool of {(points.Count == 0 ? 0 : points.Max(p => p.N)).ToString(CultureInfo.InvariantCulture)} SFT samples each; " +
+            .Text($"{prompts.ToString(CultureInfo.InvariantCulture)} held-out prompts, one pool of {(points.Count == 0 ? 0 : points.Max(p => p.N)).ToString(CultureInfo.InvariantCulture)} {referenceName} samples each; " +
                   "each N's figure is the expectation over all N-subsets of the pool of the reward model's pick (the unbiased estimator of Nakano et al. 2021). It is the best-of-N line of the charts above.")
             .Table(new ReportTable(["N", "KL = log N − (N−1)/N (nats)", "√KL", "proxy (RM)", "gold"], rows));
     }
@@ -123,7 +123,7 @@ public static class RlhfReportSections
     /// Ziegler et al.'s frontier: gold reward reached at each KL across runs (e.g. a sweep of β or KL targets). The x axis is
     /// √KL, as in the over-optimisation chart, so an unleashed run at tens of nats does not crowd the leashed ones into a corner.
     /// </summary>
-    public static ReportSection Frontier(HtmlReport report, IReadOnlyList<FrontierPoint> points)
+    public static ReportSection Frontier(HtmlReport report, IReadOnlyList<FrontierPoint> points, string referenceName = "SFT")
     {
         ArgumentNullException.ThrowIfNull(report);
         ArgumentNullException.ThrowIfNull(points);
@@ -131,7 +131,7 @@ public static class RlhfReportSections
         var series = points.Where(p => p.Curve is not null).GroupBy(p => p.Curve!).Select(g => new ChartSeries(g.Key, g.Select(At).ToList()))
             .Concat(points.Where(p => p.Curve is null).Select(p => new ChartSeries(p.Label, [At(p)]))).ToList();
         return report.Section("frontier", "KL–reward frontier")
-            .Text("Each run's policy at its end, sampled on the held-out prompts: the gold reward it reached and its KL to the SFT model. " +
+            .Text($"Each run's policy at its end, sampled on the held-out prompts: the gold reward it reached and its KL to the {referenceName} model. " +
                   "The fixed-β runs trace how much gold each nat of KL buys; a run below the others' curve spent its KL on the reward model's errors.")
             .Charts(SvgChart.LineWithMarkers(new ChartFrame("Gold reward vs √KL across runs", "√KL to reference (√nats per response)", "mean gold reward (scorer units)"), series))
             .Table(new ReportTable(["run", "KL (nats)", "√KL", "gold reward"], points.Select(p => (IReadOnlyList<string>)[p.Label, F(p.Kl), F(Math.Sqrt(Math.Max(0, p.Kl))), F(p.Gold)]).ToList()));

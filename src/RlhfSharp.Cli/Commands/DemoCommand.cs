@@ -1,6 +1,7 @@
 // `rlhf demo`: the whole RLHF pipeline in one command (DemoPipeline) on the built-in story world or on the mock-sentiment
 // task over a corpus (--task sentiment), with a progress bar on standard error and one JSON summary line on standard output.
 using System.CommandLine;
+using System.Globalization;
 using System.Text.Json;
 using RlhfSharp.Alignment.Demo;
 using Spectre.Console;
@@ -66,11 +67,14 @@ internal static class DemoCommand
                 return 130;
             }
             Console.Error.WriteLine($"demo: report in {summary.Report}");
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"demo: PPO (adaptive β) wins {summary.Ppo.WinRate:0.000} [{summary.Ppo.WinLow:0.000}, {summary.Ppo.WinHigh:0.000}] over the {summary.ReferenceName} model at KL {summary.Ppo.Kl:0.00} nats; " +
+                $"PPO β = 0 wins {summary.PpoBetaZero.WinRate:0.000} at KL {summary.PpoBetaZero.Kl:0.00}; reward model held-out accuracy {summary.RewardModelAccuracy:0.000}."));
             Console.Out.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
             {
                 ["win_rate_ppo"] = summary.Ppo.WinRate, ["win_rate_ppo_ci"] = new[] { summary.Ppo.WinLow, summary.Ppo.WinHigh }, ["kl_ppo"] = summary.Ppo.Kl, ["gold_ppo"] = summary.Ppo.Gold,
                 ["win_rate_beta0"] = summary.PpoBetaZero.WinRate, ["win_rate_beta0_ci"] = new[] { summary.PpoBetaZero.WinLow, summary.PpoBetaZero.WinHigh }, ["kl_beta0"] = summary.PpoBetaZero.Kl, ["gold_beta0"] = summary.PpoBetaZero.Gold,
-                ["gold_sft"] = summary.SftGold, ["rm_accuracy"] = summary.RewardModelAccuracy, ["wall_s"] = Math.Round(summary.WallSeconds, 1), ["report"] = summary.Report,
+                ["gold_sft"] = summary.SftGold, ["reference"] = summary.ReferenceName, ["rm_accuracy"] = summary.RewardModelAccuracy, ["wall_s"] = Math.Round(summary.WallSeconds, 1), ["report"] = summary.Report,
             }));
             return 0;
         });
