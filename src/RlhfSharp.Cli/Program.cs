@@ -24,7 +24,18 @@ root.Subcommands.Add(ServeCommand.Create());
 try
 {
     // Our handler below, not System.CommandLine's (which prints a stack trace): one line and exit code 1.
-    return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    var parsed = root.Parse(args);
+    // A parse error (unknown option, bad value) is one line on stderr and exit 1, as every other bad input; System.CommandLine's
+    // own handling would also print the whole help screen on stdout, burying the line. `rlhf` alone still shows the help.
+    if (parsed.Errors.Count > 0 && args.Length > 0)
+    {
+        var path = new List<string>();
+        for (var c = parsed.CommandResult; c is not null; c = c.Parent as System.CommandLine.Parsing.CommandResult) path.Insert(0, c.Command.Name);
+        path[0] = "rlhf";
+        Console.Error.WriteLine($"rlhf: error: {string.Join(" ", parsed.Errors.Select(e => e.Message.ReplaceLineEndings(" ")))} (see `{string.Join(" ", path)} --help`)");
+        return 1;
+    }
+    return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 }
 catch (Exception ex) when (ex is not OutOfMemoryException)
 {

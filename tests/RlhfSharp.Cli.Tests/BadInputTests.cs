@@ -68,8 +68,28 @@ public sealed class BadInputTests(CheckpointFolders folders, ITestOutputHelper o
     }
 
     [Fact]
-    public void Given_an_unknown_option_When_run_Then_one_line_names_it() =>
-        AssertOneLineError(RlhfRunner.Run("pretrain", "--bogus", "--out", Path.Combine(folders.Root, "x")), "--bogus");
+    public void Given_an_unknown_option_When_run_Then_one_line_names_it_and_no_help_screen()
+    {
+        var run = RlhfRunner.Run("pretrain", "--bogus", "--out", Path.Combine(folders.Root, "x"));
+        AssertOneLineError(run, "--bogus", "rlhf pretrain --help");
+        Assert.True(run.Out.Trim().Length == 0, $"stdout should be empty, got: {run.Out}");
+    }
+
+    [Fact]
+    public void Given_a_run_stopped_while_people_labelled_When_resumed_without_human_Then_refused_naming_the_store()
+    {
+        string run = Path.Combine(folders.Root, "human-run");
+        Directory.CreateDirectory(run);
+        File.WriteAllText(Path.Combine(run, "stages.json"), "[\"pretrain\",\"sft\"]");
+        File.WriteAllBytes(Path.Combine(run, "feedback.db"), [1, 2, 3]);
+        AssertOneLineError(RlhfRunner.Run("demo", "--resume", "--out", run), "--human", "feedback.db");
+        Assert.Equal([1, 2, 3], File.ReadAllBytes(Path.Combine(run, "feedback.db")));
+        Assert.Equal("[\"pretrain\",\"sft\"]", File.ReadAllText(Path.Combine(run, "stages.json")));
+    }
+
+    [Fact]
+    public void Given_a_bad_option_value_When_run_Then_one_line_names_the_option() =>
+        AssertOneLineError(RlhfRunner.Run("prefrl", "--labels", "many"), "--labels", "many");
 
     [Fact]
     public void Given_a_missing_corpus_When_pretraining_Then_one_line_names_the_option_and_path() =>

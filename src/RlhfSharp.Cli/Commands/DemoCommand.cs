@@ -44,6 +44,7 @@ internal static class DemoCommand
             else if (p.GetResult(judgments) is { Implicit: false } || p.GetResult(port) is { Implicit: false })
                 throw new ArgumentException("demo: --judgments and --port apply only with --human.");
             string outDir = p.GetValue(output)!;
+            if (p.GetValue(resume) && !people) RefuseOracleOverHumanLabels(outDir);
             // The task reads its files before any stage starts: a missing corpus or lexicon costs nothing already written.
             IDemoTask demoTask = sentiment
                 ? new SentimentDemoTask(
@@ -79,5 +80,19 @@ internal static class DemoCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>
+    /// A run whose labels stage was started with --human and is not finished must resume with --human: without it the oracle
+    /// would label every pair and the judgments people already gave would be silently set aside.
+    /// </summary>
+    private static void RefuseOracleOverHumanLabels(string runDir)
+    {
+        string store = Path.Combine(runDir, HumanDemoLabeler.StoreFileName);
+        if (!File.Exists(store)) return;
+        string stagesPath = Path.Combine(runDir, DemoPipeline.StagesFileName);
+        var done = File.Exists(stagesPath) ? JsonSerializer.Deserialize<List<string>>(File.ReadAllText(stagesPath)) ?? [] : [];
+        if (!done.Contains("labels"))
+            throw new ArgumentException($"demo: {runDir} was labelling with --human ({store} holds the judgments so far) and its labels stage is not finished; resume it with --human (and the same --judgments).");
     }
 }
