@@ -1,5 +1,5 @@
 // The shape of a GPT (GPT-2 architecture), read from and written to Hugging Face's GPT-2 config.json,
-// with the named sizes the CLI offers (tiny, small, medium, gpt2 = the 124M model).
+// with the named sizes the CLI offers (tiny, mini, small, medium, gpt2 = the 124M model).
 using System.Globalization;
 using System.Text.Json;
 
@@ -44,17 +44,19 @@ public sealed record GptConfig
     public int HeadSize => NEmbd / NHead;
 
     /// <summary>Names accepted by <see cref="Named"/>, smallest first.</summary>
-    public static IReadOnlyList<string> Sizes { get; } = ["tiny", "small", "medium", "gpt2"];
+    public static IReadOnlyList<string> Sizes { get; } = ["tiny", "mini", "small", "medium", "gpt2"];
 
     /// <summary>
-    /// A named architecture with the tokenizer's vocabulary size. "small" is the benchmark (a) shape
-    /// (L=4, C=256, NH=4, T=128); "medium" is nanoGPT's shakespeare-char shape; "gpt2" is GPT-2 124M.
+    /// A named architecture with the tokenizer's vocabulary size. "mini" sits between tiny and small for the demos'
+    /// short prompts and responses (block 64); "small" is the benchmark (a) shape (L=4, C=256, NH=4, T=128);
+    /// "medium" is nanoGPT's shakespeare-char shape; "gpt2" is GPT-2 124M.
     /// </summary>
     public static GptConfig Named(string size, int vocabSize)
     {
         var (layers, embd, heads, block) = size switch
         {
             "tiny" => (2, 64, 2, 64),
+            "mini" => (4, 128, 4, 64),
             "small" => (4, 256, 4, 128),
             "medium" => (6, 384, 6, 256),
             "gpt2" => (12, 768, 12, 1024),

@@ -1,5 +1,6 @@
 // PPO's options that change what is optimised: PPO-ptx pulls the policy toward the pre-training text, the missing-EOS
-// penalty lowers the RLHF reward of responses that never end, and a reward-model ensemble reports a spread.
+// penalty lowers the RLHF reward of responses that never end, a cut response can be scored with the EOS the reward model
+// was trained on, and a reward-model ensemble reports a spread.
 using RlhfSharp.Alignment.Ppo;
 using RlhfSharp.Alignment.RewardModeling;
 using RlhfSharp.Alignment.Sampling;
@@ -69,6 +70,29 @@ public sealed class PpoOptionsTests
         var v = value.Forward(TokenRows.RightPadded([row]), new GptForwardOptions { Logits = false }).Values!;
         Assert.Equal(rm.ScoreTokens([row])[0], v[row.Length - 1], 4);
         Assert.Equal(1.7 * rm.RawScores([row])[0] - 0.3, v[row.Length - 1], 4);
+    }
+
+    [Fact]
+    public void EndingCutResponsesScoresThemAsTheRewardModelWasTrained()
+    {
+        // Given a reward model (trained rows always end in EOS) and rollout rows as PPO builds them: one cut at the length
+        // limit (no EOS), one that ended. With endCutResponses the cut row scores exactly as RewardModel.Score's training
+        // layout (prompt ++ response ++ EOS); the ended row is scored as it is; without it the cut row is read elsewhere.
+        var rm = new RewardModel(TinyStoryModel.Random(Chars.VocabSize, 15, GptHeads.Reward), Chars);
+        var ensemble = new RewardEnsemble([rm]);
+        int eos = Chars.EosId!.Value;
+        int[] cut = [.. Chars.Encode("the cat"), .. Chars.Encode(" sat on")];
+        int[] ended = [.. Chars.Encode("a dog"), .. Chars.Encode(" ran."), eos];
+        string[] prompts = ["the cat", "a dog"], responses = [" sat on", " ran."];
+
+        var scored = new RewardModelReward(ensemble, endCutResponses: true).Score(prompts, responses, [cut, ended]);
+        var plain = new RewardModelReward(ensemble).Score(prompts, responses, [cut, ended]);
+
+        Assert.Equal(rm.Score("the cat", " sat on"), scored[0], 5);
+        Assert.Equal(rm.Score("a dog", " ran."), scored[1], 5);
+        Assert.Equal(plain[1], scored[1], 6);
+        Assert.Equal(rm.ScoreTokens([cut])[0], plain[0], 6);
+        Assert.NotEqual(scored[0], plain[0], 3);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 // GptConfig <-> Hugging Face config.json, and model folders: HF key variants, tied lm_head, shape errors, round trip.
 using System.Text.Json;
 using RlhfSharp.Models.Checkpoints;
+using RlhfSharp.Tensors;
 
 namespace RlhfSharp.Models.Tests;
 
@@ -82,6 +83,22 @@ public sealed class CheckpointTests
 
         Assert.Contains(field, ex.Message);
         Assert.Contains(dir.File("config.json"), ex.Message);
+    }
+
+    [Fact]
+    public void NamedSizes_AreValid_GrowInParameters_AndMiniSitsBetweenTinyAndSmall()
+    {
+        // Parameters of a GPT-2 block stack, counted independently of Gpt.Create: per layer 12·C² weights + 13·C biases and
+        // gains (attention 4·C² + 4·C, MLP 8·C² + 5·C, two LayerNorms 4·C), plus token and position tables and the final LayerNorm.
+        static long Count(GptConfig c) => (long)c.NLayer * (12L * c.NEmbd * c.NEmbd + 13L * c.NEmbd) + (long)(c.VocabSize + c.BlockSize) * c.NEmbd + 2L * c.NEmbd;
+        var configs = GptConfig.Sizes.Select(s => GptConfig.Named(s, 2048)).ToList();
+
+        for (int i = 1; i < configs.Count; i++)
+            Assert.True(Count(configs[i]) > Count(configs[i - 1]), $"{GptConfig.Sizes[i]} ({Count(configs[i])}) is not larger than {GptConfig.Sizes[i - 1]} ({Count(configs[i - 1])})");
+        var mini = GptConfig.Named("mini", 2048);
+        Assert.Equal((4, 128, 4, 64, 32), (mini.NLayer, mini.NEmbd, mini.NHead, mini.BlockSize, mini.HeadSize));
+        var gpt = Gpt.Create(mini, new Rng(5), GptHeads.None);
+        Assert.Equal(Count(mini), gpt.ParameterSet.Count);
     }
 
     [Fact]

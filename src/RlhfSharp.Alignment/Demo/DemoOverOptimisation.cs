@@ -19,7 +19,7 @@ internal sealed class DemoOverOptimisation(DemoConfig config, Gpt sft, ITokenize
 {
     public const string SnapshotsFolder = "snapshots";
 
-    private readonly IRolloutReward _proxy = new RewardModelReward(ensemble);
+    private readonly IRolloutReward _proxy = new RewardModelReward(ensemble, config.PpoEndCutResponses);
     private readonly CheckpointEvaluator _evaluator = new(new EvaluationOptions { MaxNewTokens = config.MaxNewTokens, Seed = config.Seed + 8 });
 
     /// <summary>Where a PPO stage's snapshot of <paramref name="step"/> is saved.</summary>

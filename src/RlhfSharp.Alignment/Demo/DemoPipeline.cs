@@ -47,6 +47,15 @@ public sealed record DemoConfig
     /// <summary>Reward-model epochs over the labelled pairs.</summary>
     public int RewardEpochs { get; init; } = 3;
 
+    /// <summary>Reward models in the ensemble, each on a bootstrap resample of the labels (Christiano et al. 2017); PPO's reward is their mean.</summary>
+    public int RewardMembers { get; init; } = 1;
+
+    /// <summary>
+    /// Fit the reward model's gain as well as its bias, so that reference samples score std 1 (not only mean 0): β then
+    /// prices a nat of KL against the reward's spread on reference text, whatever scale the reward model happened to learn.
+    /// </summary>
+    public bool RewardNormalizeStd { get; init; }
+
     /// <summary>PPO rollout batches per run.</summary>
     public int PpoSteps { get; init; } = 40;
 
@@ -55,6 +64,16 @@ public sealed record DemoConfig
 
     /// <summary>PPO's learning rate (policy and value model).</summary>
     public float PpoLearningRate { get; init; } = 5e-4f;
+
+    /// <summary>
+    /// Subtracted from the reward of a PPO response that never ends (no EOS within MaxNewTokens; TRL's missing_eos_penalty);
+    /// null for none. The reward model reads its score at the last token, which for a cut-off response is wherever the
+    /// cut fell, not the end of a thought.
+    /// </summary>
+    public double? PpoMissingEosPenalty { get; init; }
+
+    /// <summary>PPO scores a response cut at MaxNewTokens with EOS appended, as the reward model saw every training row (RewardModelReward).</summary>
+    public bool PpoEndCutResponses { get; init; }
 
     /// <summary>β at the start of the adaptive-β run.</summary>
     public double InitialKlCoef { get; init; } = 0.2;
@@ -110,6 +129,7 @@ public sealed record DemoConfig
         Positive(nameof(SftSteps), SftSteps);
         Positive(nameof(MaxNewTokens), MaxNewTokens);
         Positive(nameof(RewardEpochs), RewardEpochs);
+        Positive(nameof(RewardMembers), RewardMembers);
         Positive(nameof(PpoSteps), PpoSteps);
         Positive(nameof(EvalPrompts), EvalPrompts);
         Positive(nameof(SnapshotEvery), SnapshotEvery);
@@ -278,8 +298,8 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
         {
             var trainer = new RewardTrainer(new RewardTrainerConfig
             {
-                Epochs = Config.RewardEpochs, LearningRate = 1e-3f, HeldOutFraction = 0.2, NormalizationSamples = Math.Min(64, Config.Pairs),
-                NormalizationMaxNewTokens = Config.MaxNewTokens, Seed = seed + 3,
+                Members = Config.RewardMembers, Epochs = Config.RewardEpochs, LearningRate = 1e-3f, HeldOutFraction = 0.2, NormalizationSamples = Math.Min(64, Config.Pairs),
+                NormalizationMaxNewTokens = Config.MaxNewTokens, NormalizeStd = Config.RewardNormalizeStd, Seed = seed + 3,
             });
             var r = trainer.Train(sft, tokenizer, preferences, progress: As("reward"), ct: ct);
             ct.ThrowIfCancellationRequested();
@@ -296,6 +316,7 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
         {
             Steps = Config.PpoSteps, BatchSize = Config.PpoBatchSize, MiniBatchSize = Math.Max(1, Config.PpoBatchSize / 2), Epochs = 4,
             MaxNewTokens = Config.MaxNewTokens, LearningRate = Config.PpoLearningRate, KlHorizon = Config.KlHorizon ?? Math.Max(1, Config.PpoSteps * Config.PpoBatchSize / 10.0), Seed = seed + 5, SnapshotEvery = Config.SnapshotEvery,
+            MissingEosPenalty = Config.PpoMissingEosPenalty,
         };
         var histories = new Dictionary<string, IReadOnlyList<IReadOnlyDictionary<string, double>>>();
         foreach (var (stage, ppo) in new[] { ("ppo", basePpo with { InitialKlCoef = Config.InitialKlCoef, TargetKl = Config.TargetKl }), ("ppo-beta0", basePpo with { InitialKlCoef = 0, TargetKl = null }) })
@@ -303,7 +324,7 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
             string historyPath = Path.Combine(Dir(stage), "history.json");
             if (Todo(stage))
             {
-                var r = new PpoTrainer(ppo).Train(sft, tokenizer, ppoPrompts, new RewardModelReward(ensemble), ensemble, new PpoTrainer.Options(Gold: gold, Progress: As(stage), Snapshot: DemoOverOptimisation.SaveSnapshots(Dir(stage))), ct);
+                var r = new PpoTrainer(ppo).Train(sft, tokenizer, ppoPrompts, new RewardModelReward(ensemble, Config.PpoEndCutResponses), ensemble, new PpoTrainer.Options(Gold: gold, Progress: As(stage), Snapshot: DemoOverOptimisation.SaveSnapshots(Dir(stage))), ct);
                 if (r.Cancelled) throw new OperationCanceledException($"demo: stopped during {stage}.");
                 r.Policy.Save(Dir(stage));
                 tokenizer.Save(Dir(stage));

@@ -124,7 +124,7 @@ public sealed class SentimentDemoTask : IDemoTask
     };
 
     /// <summary>Small sizes that still produce every stage and report section.</summary>
-    public static DemoConfig QuickConfig { get; } = DemoConfig.Quick with { PretrainDocuments = 400, VocabSize = 384 };
+    public static DemoConfig QuickConfig { get; } = DemoConfig.Quick with { PretrainDocuments = 400, VocabSize = 384, PpoEndCutResponses = true };
 
     public SentimentTaskOptions Options { get; }
 

@@ -86,7 +86,7 @@ public sealed record LmTrainingOptions
 /// <summary>Pre-training a GPT from scratch on a token stream.</summary>
 public sealed record PretrainConfig
 {
-    /// <summary>Named architecture (GptConfig.Sizes: tiny, small, medium, gpt2); the vocabulary comes from the tokenizer.</summary>
+    /// <summary>Named architecture (GptConfig.Sizes: tiny, mini, small, medium, gpt2); the vocabulary comes from the tokenizer.</summary>
     public string ModelSize { get; init; } = "tiny";
 
     /// <summary>Tokens per training row (the context length); 0 uses the size's full block.</summary>

@@ -14,11 +14,22 @@ public interface IRolloutReward
 }
 
 /// <summary>The normalised mean of a reward-model ensemble, read at the last real token of each row.</summary>
-public sealed class RewardModelReward(RewardEnsemble ensemble) : IRolloutReward
+/// <param name="ensemble">The reward models.</param>
+/// <param name="endCutResponses">
+/// Append EOS to rows that lack one (responses cut at the length limit) before scoring. The reward trainer appends EOS to
+/// every row it learns from, so its head has only ever been read at an EOS; read at wherever a cut fell, its score is
+/// untrained, and PPO learns to chase it (on the mock-sentiment task the proxy rose while gold fell).
+/// </param>
+public sealed class RewardModelReward(RewardEnsemble ensemble, bool endCutResponses = false) : IRolloutReward
 {
     public RewardEnsemble Ensemble { get; } = ensemble;
 
-    public float[] Score(IReadOnlyList<string> prompts, IReadOnlyList<string> responses, IReadOnlyList<int[]> rows) => Ensemble.ScoreTokens(rows).Mean;
+    public float[] Score(IReadOnlyList<string> prompts, IReadOnlyList<string> responses, IReadOnlyList<int[]> rows)
+    {
+        if (endCutResponses && Ensemble.First.Tokenizer.EosId is int eos)
+            rows = rows.Select(r => r.Length > 0 && r[^1] == eos ? r : [.. r, eos]).ToList();
+        return Ensemble.ScoreTokens(rows).Mean;
+    }
 }
 
 /// <summary>Any (prompt, response) → score function.</summary>
