@@ -78,6 +78,13 @@ public sealed class RewardEnsemble
         for (int m = 0; m < cfg.Members; m++)
         {
             _members[m] = new Mlp([f, .. cfg.Hidden, 1], Activation.Relu, rng.Fork());
+            // The output layer starts at zero, so an unfitted member is the constant reward: only labels create differences
+            // between states. A random initial function is not harmless — the loop normalises r̂ to unit spread and PPO its
+            // advantages per minibatch, so any variation, however small, becomes a full-strength policy gradient. On Acrobot,
+            // whose pre-RL clips are all ties (random play never reaches the line), seeds 2 and 3 collapsed onto whatever
+            // the random predictor favoured (entropy 1.1 → 0.06 in 40k steps) and never reached the line.
+            _members[m].Layers[^1].Weight.Span.Clear();
+            _members[m].Layers[^1].Bias?.Span.Clear();
             _sets[m] = new ParameterSet(_members[m]);
             _optimizers[m] = new AdamW(_sets[m], new AdamWConfig { LearningRate = (float)cfg.LearningRate, WeightDecay = (float)cfg.WeightDecay });
             _outOfBag[m] = [];
