@@ -90,13 +90,38 @@ internal static class PrefRlBenchCommand
             foreach (var seed in seeds)
             {
                 if (done.Contains((cell.Key, seed))) continue;
-                var line = RunCell(cell, seed);
+                var line = RunCell(cell, seed, file);
                 File.AppendAllText(file, line.ToJsonString() + "\n");
                 Console.Error.WriteLine(line.ToJsonString());
             }
     }
 
-    private static JsonObject RunCell(Cell cell, ulong seed)
+    /// <summary>Per-update series a failed run can be read from later: true and predicted episode returns, labels, accuracy.</summary>
+    private static readonly string[] CurveKeys =
+    [
+        "charts/episodic_return", "prefrl/predicted_episodic_return", "prefrl/labels", "prefrl/rm_oob_accuracy", "losses/entropy",
+        "losses/approx_kl", "losses/explained_variance", "prefrl/reward_zero", "prefrl/reward_scale",
+    ];
+
+    /// <summary>Writes a run's curve as JSON lines beside the results file (FILE-curves/CELL-sSEED.jsonl); returns its path.</summary>
+    private static string WriteCurve(string file, Cell cell, ulong seed, IReadOnlyList<MetricsRow> rows)
+    {
+        string dir = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file))!, Path.GetFileNameWithoutExtension(file) + "-curves");
+        Directory.CreateDirectory(dir);
+        string path = Path.Combine(dir, $"{cell.Key.Replace(':', '_')}-s{seed}.jsonl");
+        var sb = new StringBuilder();
+        foreach (var row in rows)
+        {
+            var o = new JsonObject { ["step"] = row.GlobalStep };
+            foreach (var k in CurveKeys)
+                if (row.Values.TryGetValue(k, out double v)) o[k] = Num(v);
+            sb.Append(o.ToJsonString()).Append('\n');
+        }
+        File.WriteAllText(path, sb.ToString());
+        return path;
+    }
+
+    private static JsonObject RunCell(Cell cell, ulong seed, string file)
     {
         var watch = System.Diagnostics.Stopwatch.StartNew();
         long steps = StepsFor[cell.Env];
@@ -110,6 +135,7 @@ internal static class PrefRlBenchCommand
             {
                 var result = PpoTrainer.Train(cell.Env, PpoConfig.ForEnv(cell.Env) with { TotalSteps = steps }, seed);
                 line["eval_true_return"] = Math.Round(result.Policy.EvaluateMeanReturn(EvalEpisodes, seed + 1_000_000), 3);
+                line["curve"] = WriteCurve(file, cell, seed, result.Metrics);
                 break;
             }
             default:
@@ -128,6 +154,7 @@ internal static class PrefRlBenchCommand
                 line["eval_true_return"] = Math.Round(eval.MeanTrueReturn, 3);
                 line["rm_heldout_accuracy"] = Num(run.Predictor.OutOfBagAccuracy());
                 line["reward_correlation"] = Num(eval.RewardCorrelation);
+                line["curve"] = WriteCurve(file, cell, seed, run.Metrics);
                 break;
             }
         }
@@ -135,7 +162,7 @@ internal static class PrefRlBenchCommand
         return line;
     }
 
-    private static JsonNode? Num(double v) => double.IsFinite(v) ? Math.Round(v, 4) : null;
+    private static JsonValue? Num(double v) => double.IsFinite(v) ? JsonValue.Create(Math.Round(v, 4)) : null;
 
     /// <summary>Mean return of uniformly random actions over fresh-seeded episodes (the 0 of the normalised score).</summary>
     internal static double RandomPolicyReturn(string envId, int episodes, ulong seed)

@@ -76,6 +76,7 @@ public sealed record PreferenceConfig
         Ppo.Validate();
         if (!(SegmentSeconds > 0)) throw new ArgumentOutOfRangeException(nameof(SegmentSeconds), SegmentSeconds, "prefrl: SegmentSeconds must be > 0.");
         if (PoolCapacity < 2) throw new ArgumentOutOfRangeException(nameof(PoolCapacity), PoolCapacity, "prefrl: PoolCapacity must be ≥ 2.");
+        if (NormalizationWindow < 1) throw new ArgumentOutOfRangeException(nameof(NormalizationWindow), NormalizationWindow, "prefrl: NormalizationWindow must be ≥ 1.");
         if (LabelBatch < 1) throw new ArgumentOutOfRangeException(nameof(LabelBatch), LabelBatch, "prefrl: LabelBatch must be ≥ 1.");
     }
 }
@@ -110,9 +111,15 @@ public static class PreferenceLoop
         int labelsUsed = 0;
         long queryId = 0;
 
+        // Where the loop's own time goes (cumulative seconds, logged as perf/prefrl_* beside PPO's rollout and update times).
+        var askWatch = new Stopwatch();
+        var fitWatch = new Stopwatch();
+        var rewardWatch = new Stopwatch();
+        var renormWatch = new Stopwatch();
         void Ask(int count)
         {
             if (count <= 0) return;
+            askWatch.Start();
             foreach (var (first, second) in QuerySelection.Select(pool.Segments, count, cfg.Selection, ensemble, rng))
             {
                 var nq = SegmentQueries.ToQuery(first, second, cfg.RenderClips, cfg.Campaign);
@@ -122,6 +129,7 @@ public static class PreferenceLoop
                 labelsUsed++;
                 if (SegmentQueries.Mu(answer) is float mu) comparisons.Add(new Comparison(first, second, mu));
             }
+            askWatch.Stop();
         }
 
         // 1. Segments of the untrained (uniform random) policy, the pre-RL labels and the first fit.
@@ -142,14 +150,23 @@ public static class PreferenceLoop
         ensemble.Fit(comparisons, cfg.InitialFitSteps, rng);
 
         // 2.–3. PPO on the normalised prediction, labelling and refitting between updates.
-        var recent = new Queue<(float[] O, float[] A)>();
+        // The last NormalizationWindow transitions, a ring of [W, S] observations and [W, A] actions (row order is irrelevant).
+        int window = cfg.NormalizationWindow, recentCount = 0, recentNext = 0;
+        var recentObs = new float[window * s];
+        var recentAct = new float[window * a];
+        void Remember(ReadOnlySpan<float> o, ReadOnlySpan<float> ac)
+        {
+            o.CopyTo(recentObs.AsSpan(recentNext * s, s));
+            ac.CopyTo(recentAct.AsSpan(recentNext * a, a));
+            recentNext = (recentNext + 1) % window;
+            recentCount = Math.Min(recentCount + 1, window);
+        }
         double rMean = 0, rStd = 1, rZero = 0, rScale = 1;
         void Renormalise()
         {
-            if (recent.Count == 0) return;
-            var o = recent.SelectMany(x => x.O).ToArray();
-            var ac = recent.SelectMany(x => x.A).ToArray();
-            var p = ensemble.Predict(o, ac, recent.Count);
+            if (recentCount == 0) return;
+            renormWatch.Start();
+            var p = ensemble.Predict(recentObs.AsSpan(0, recentCount * s), recentAct.AsSpan(0, recentCount * a), recentCount);
             rMean = p.Average();
             rStd = Math.Max(1e-6, Math.Sqrt(p.Average(v => (v - rMean) * (v - rMean))));
             // Zero point. The clips hold a terminated episode's last state still (SegmentPool), so the labeller judged dying
@@ -165,21 +182,19 @@ public static class PreferenceLoop
             // clip (±0.2 around the old values) could no longer follow them: true return fell from 500 to ~100.
             double z = rZero;
             rScale = Math.Max(1e-6, Math.Sqrt(p.Average(v => (v - z) * (v - z))));
+            renormWatch.Stop();
         }
         foreach (var seg in pool.Segments.TakeLast(cfg.NormalizationWindow / segLen))
-            for (int t = 0; t < seg.LiveSteps; t++) recent.Enqueue((seg.Observations[t], seg.Actions[t]));
+            for (int t = 0; t < seg.LiveSteps; t++) Remember(seg.Observations[t], seg.Actions[t]);
         Renormalise();
         var predictedSoFar = new double[cfg.Ppo.NumEnvs];
         var predictedFinished = new List<double>();
         double[] Reward(float[] rawObs, float[] actions, VectorStep step)
         {
+            rewardWatch.Start();
             pool.Add(rawObs, actions, step);
             int n = step.Rewards.Length;
-            for (int i = 0; i < n; i++)
-            {
-                recent.Enqueue((rawObs[(i * s)..((i + 1) * s)], actions[(i * a)..((i + 1) * a)]));
-                if (recent.Count > cfg.NormalizationWindow) recent.Dequeue();
-            }
+            for (int i = 0; i < n; i++) Remember(rawObs.AsSpan(i * s, s), actions.AsSpan(i * a, a));
             double[] r = ensemble.Predict(rawObs, actions, n);
             for (int i = 0; i < n; i++)
             {
@@ -187,6 +202,7 @@ public static class PreferenceLoop
                 if (step.Terminated[i] || step.Truncated[i]) { predictedFinished.Add(predictedSoFar[i]); predictedSoFar[i] = 0; }
                 r[i] = (r[i] - rZero) / rScale;
             }
+            rewardWatch.Stop();
             return r;
         }
         int updates = (int)(cfg.Ppo.TotalSteps / cfg.Ppo.BatchSize);
@@ -202,8 +218,10 @@ public static class PreferenceLoop
                 {
                     Ask(due);
                     due = 0;
+                    fitWatch.Start();
                     ensemble.Fit(comparisons, cfg.RefitSteps, rng);
                     accuracy = ensemble.OutOfBagAccuracy();
+                    fitWatch.Stop();
                     refitted = true;
                 }
             }
@@ -217,6 +235,10 @@ public static class PreferenceLoop
             values["prefrl/reward_std"] = rStd;
             values["prefrl/reward_zero"] = rZero;
             values["prefrl/reward_scale"] = rScale;
+            values["perf/prefrl_ask_seconds"] = askWatch.Elapsed.TotalSeconds;
+            values["perf/prefrl_fit_seconds"] = fitWatch.Elapsed.TotalSeconds;
+            values["perf/prefrl_reward_seconds"] = rewardWatch.Elapsed.TotalSeconds;
+            values["perf/prefrl_renormalise_seconds"] = renormWatch.Elapsed.TotalSeconds;
             predictedFinished.Clear();
         }
         var result = PpoTrainer.Train(cfg.EnvId, cfg.Ppo, seed, new PpoHooks { Reward = Reward, AfterUpdate = AfterUpdate }, onMetrics, onProgress);
@@ -233,7 +255,8 @@ public static class PreferenceLoop
         var sampled = policy.Rollouts(episodes, seed + 100_000, deterministic: false);
         var all = greedy.Concat(sampled).ToList();
         double[] truth = [.. all.Select(t => t.Return)];
-        double[] predicted = [.. all.Select(t => predictor.SegmentSums(t).Average())];
+        var perMember = predictor.SegmentSums(all);
+        double[] predicted = [.. all.Select((_, i) => perMember.Average(p => p[i]))];
         return new PreferenceEvaluation(greedy.Average(t => t.Return), Pearson(truth, predicted), truth, predicted);
     }
 

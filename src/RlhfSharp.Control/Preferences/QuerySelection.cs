@@ -29,8 +29,12 @@ public static class QuerySelection
         if (rule == SelectionRule.Random)
             return [.. Enumerable.Range(0, count).Select(_ => Draw()).Select(p => (pool[p.Item1], pool[p.Item2]))];
         var candidates = Enumerable.Range(0, count * Math.Max(1, candidatesPerQuery)).Select(_ => Draw()).ToList();
+        // Every segment a candidate names, scored in one forward pass per member.
+        var distinct = candidates.SelectMany(c => new[] { c.Item1, c.Item2 }).Distinct().ToList();
+        var perMember = ensemble.SegmentSums([.. distinct.Select(k => pool[k])]);
         var sums = new Dictionary<int, double[]>();
-        double[] SumsOf(int k) => sums.TryGetValue(k, out var v) ? v : sums[k] = ensemble.SegmentSums(pool[k]);
+        for (int i = 0; i < distinct.Count; i++) sums[distinct[i]] = [.. perMember.Select(p => p[i])];
+        double[] SumsOf(int k) => sums[k];
         return [.. Rank(candidates.Select(c => (c, RewardEnsemble.Disagreement(SumsOf(c.Item1), SumsOf(c.Item2)).Variance)).ToList())
             .Take(count).Select(c => (pool[c.Item1], pool[c.Item2]))];
     }

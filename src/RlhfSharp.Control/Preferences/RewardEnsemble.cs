@@ -6,6 +6,7 @@
 // its mean and an indicator set — as in Kostrikov et al. 2019 (Discriminator-Actor-Critic, "absorbing states"): a segment's
 // sum is Σ r̂ over its live steps plus (padding)·r̂_abs, so r̂_abs is one number learned from how long clips last, not an
 // extrapolation to terminal observations that look almost like the states just before them.
+using System.Runtime.CompilerServices;
 using RlhfSharp.Objectives;
 using RlhfSharp.Tensors;
 using RlhfSharp.Tensors.Nn;
@@ -53,6 +54,8 @@ public sealed class RewardEnsemble
     private float[] _inMean;
     private float[] _inScale;
     private List<Comparison>[] _outOfBag;
+    // Each segment's standardised live rows [LiveSteps, F], built once: a segment is fitted on and scored many times.
+    private ConditionalWeakTable<Trajectory, float[]> _rows = new();
 
     /// <param name="observationSize">Observation floats S.</param>
     /// <param name="actionSpace">Discrete actions enter one-hot; box actions as they are.</param>
@@ -75,6 +78,13 @@ public sealed class RewardEnsemble
         for (int m = 0; m < cfg.Members; m++)
         {
             _members[m] = new Mlp([f, .. cfg.Hidden, 1], Activation.Relu, rng.Fork());
+            // The output layer starts at zero, so an unfitted member is the constant reward: only labels create differences
+            // between states. A random initial function is not harmless — the loop normalises r̂ to unit spread and PPO its
+            // advantages per minibatch, so any variation, however small, becomes a full-strength policy gradient. On Acrobot,
+            // whose pre-RL clips are all ties (random play never reaches the line), seeds 2 and 3 collapsed onto whatever
+            // the random predictor favoured (entropy 1.1 → 0.06 in 40k steps) and never reached the line.
+            _members[m].Layers[^1].Weight.Span.Clear();
+            _members[m].Layers[^1].Bias?.Span.Clear();
             _sets[m] = new ParameterSet(_members[m]);
             _optimizers[m] = new AdamW(_sets[m], new AdamWConfig { LearningRate = (float)cfg.LearningRate, WeightDecay = (float)cfg.WeightDecay });
             _outOfBag[m] = [];
@@ -100,6 +110,8 @@ public sealed class RewardEnsemble
             _inMean[j] = (float)mean;
             _inScale[j] = (float)(1.0 / Math.Max(sd, 1e-3)); // a constant feature (one-hot never used) stays finite
         }
+        _rows = new(); // rows standardised with the old statistics are stale
+
     }
 
     /// <summary>r̂(o, a) of each member for a batch of rows ([rows, S] and [rows, A]), without a graph: [member][row].</summary>
@@ -131,9 +143,16 @@ public sealed class RewardEnsemble
     /// <summary>Σ r̂ over a segment for each member.</summary>
     public double[] SegmentSums(Trajectory segment)
     {
+        var per = SegmentSums([segment]);
+        return [.. per.Select(p => p[0])];
+    }
+
+    /// <summary>Σ r̂ over each segment for each member, one forward pass per member: [member][segment].</summary>
+    public double[][] SegmentSums(IReadOnlyList<Trajectory> segments)
+    {
         using var _ = Autograd.NoGrad();
-        var x = SegmentInput([segment]);
-        return [.. _members.Select(m => m.Forward(x).ToArray().Sum(v => (double)v))];
+        var batch = SegmentBatch(segments);
+        return [.. _members.Select(m => batch.SumsOf(m.Forward(batch.Input).ToArray()))];
     }
 
     /// <summary>Variance across members of P̂[first ≻ second] (the paper's disagreement score), and the members' mean P̂.</summary>
@@ -192,10 +211,18 @@ public sealed class RewardEnsemble
         int right = 0, total = 0;
         for (int m = 0; m < _members.Length; m++)
         {
-            foreach (var c in _outOfBag[m].Where(c => c.Mu != 0.5f))
+            var strict = _outOfBag[m].Where(c => c.Mu != 0.5f).ToList();
+            if (strict.Count == 0) continue;
+            double[] sums;
+            using (Autograd.NoGrad())
             {
-                double d = MemberSum(m, c.First) - MemberSum(m, c.Second);
-                if (d != 0) { total++; if ((d > 0) == (c.Mu > 0.5f)) right++; }
+                var batch = SegmentBatch([.. strict.Select(c => c.First), .. strict.Select(c => c.Second)]);
+                sums = batch.SumsOf(_members[m].Forward(batch.Input).ToArray());
+            }
+            for (int i = 0; i < strict.Count; i++)
+            {
+                double d = sums[i] - sums[strict.Count + i];
+                if (d != 0) { total++; if ((d > 0) == (strict[i].Mu > 0.5f)) right++; }
             }
         }
         return total == 0 ? double.NaN : right / (double)total;
@@ -204,53 +231,79 @@ public sealed class RewardEnsemble
     /// <summary>Accuracy of the ensemble mean on given comparisons (strict preferences only); NaN when there are none.</summary>
     public double Accuracy(IEnumerable<Comparison> data)
     {
-        int right = 0, total = 0;
-        foreach (var c in data.Where(c => c.Mu != 0.5f))
+        var strict = data.Where(c => c.Mu != 0.5f).ToList();
+        if (strict.Count == 0) return double.NaN;
+        var per = SegmentSums([.. strict.Select(c => c.First), .. strict.Select(c => c.Second)]);
+        int right = 0;
+        for (int i = 0; i < strict.Count; i++)
         {
-            double d = SegmentSums(c.First).Average() - SegmentSums(c.Second).Average();
-            total++;
-            if (d != 0 && (d > 0) == (c.Mu > 0.5f)) right++;
+            double d = per.Average(p => p[i]) - per.Average(p => p[strict.Count + i]);
+            if (d != 0 && (d > 0) == (strict[i].Mu > 0.5f)) right++;
         }
-        return total == 0 ? double.NaN : right / (double)total;
+        return right / (double)strict.Count;
     }
 
-    private double MemberSum(int m, Trajectory seg)
-    {
-        using var _ = Autograd.NoGrad();
-        return _members[m].Forward(SegmentInput([seg])).ToArray().Sum(v => (double)v);
-    }
-
-    /// <summary>Σ_t r̂ per segment as a [B] tensor on the graph (segments of one batch may differ in length).</summary>
+    /// <summary>Σ_t r̂ per segment as a [B] tensor on the graph.</summary>
     private Tensor Sums(Mlp member, Trajectory[] segments)
     {
-        int rows = segments.Sum(s => s.Length);
-        var r = Ops.Reshape(member.Forward(SegmentInput(segments)), rows);
-        int len = segments[0].Length;
-        if (segments.All(s => s.Length == len)) return Ops.Sum(Ops.Reshape(r, segments.Length, len), 1);
-        // Unequal lengths: a [B, rows] 0/1 matrix sums each segment's rows.
-        var pick = new float[segments.Length * rows];
-        int at = 0;
-        for (int b = 0; b < segments.Length; b++)
-            for (int t = 0; t < segments[b].Length; t++) pick[b * rows + at++] = 1f;
-        return Ops.Reshape(Ops.MatMul(Tensor.Wrap(pick, segments.Length, rows), Ops.Reshape(r, rows, 1)), segments.Length);
+        var batch = SegmentBatch(segments);
+        var r = member.Forward(batch.Input); // [R + 1, 1]
+        return Ops.Reshape(Ops.MatMul(batch.Pick, r), segments.Length);
     }
 
-    /// <summary>The network input of segments' steps, their padded tails as the absorbing state.</summary>
-    private Tensor SegmentInput(IReadOnlyList<Trajectory> segments)
+    /// <summary>
+    /// Segments as one network input: every segment's live rows, then a single absorbing-state row shared by all padded
+    /// tails (the tails are identical inputs, so one forward row and a count stand in for them). Input [R + 1, F];
+    /// Pick [B, R + 1] holds 1 on a segment's live rows and its padding count on the absorbing row, so Pick·r̂ = Σ_t r̂.
+    /// </summary>
+    private sealed record Batch(Tensor Input, Tensor Pick)
     {
-        int rows = segments.Sum(s => s.Length);
-        var obs = new float[rows * ObservationSize];
-        var act = new float[rows * ActionSize];
-        var absorbing = new bool[rows];
-        int r = 0;
-        foreach (var s in segments)
-            for (int t = 0; t < s.Length; t++, r++)
+        public double[] SumsOf(float[] r)
+        {
+            int b = Pick.Shape[0], cols = Pick.Shape[1];
+            var pick = Pick.Span;
+            var sums = new double[b];
+            for (int i = 0; i < b; i++)
             {
-                s.Observations[t].CopyTo(obs, r * ObservationSize);
-                s.Actions[t].CopyTo(act, r * ActionSize);
-                absorbing[r] = t >= s.LiveSteps;
+                double s = 0;
+                for (int j = 0; j < cols; j++) if (pick[i * cols + j] != 0) s += pick[i * cols + j] * (double)r[j];
+                sums[i] = s;
             }
-        return Input(obs, act, rows, absorbing);
+            return sums;
+        }
+    }
+
+    private Batch SegmentBatch(IReadOnlyList<Trajectory> segments)
+    {
+        int f = _inMean.Length, rows = 0;
+        var parts = new float[segments.Count][];
+        for (int b = 0; b < segments.Count; b++)
+        {
+            parts[b] = _rows.GetValue(segments[b], SegmentRows);
+            rows += segments[b].LiveSteps;
+        }
+        var x = new float[(rows + 1) * f];
+        var pick = new float[segments.Count * (rows + 1)];
+        int at = 0;
+        for (int b = 0; b < segments.Count; b++)
+        {
+            parts[b].CopyTo(x, at * f);
+            int live = segments[b].LiveSteps;
+            for (int t = 0; t < live; t++) pick[b * (rows + 1) + at + t] = 1f;
+            pick[b * (rows + 1) + rows] = segments[b].Length - live;
+            at += live;
+        }
+        x[rows * f + f - 1] = 1f; // the absorbing row: standardised features at their mean (0), the indicator set
+        return new Batch(Tensor.Wrap(x, rows + 1, f), Tensor.Wrap(pick, segments.Count, rows + 1));
+    }
+
+    /// <summary>A segment's live steps as standardised network rows [LiveSteps, F].</summary>
+    private float[] SegmentRows(Trajectory s)
+    {
+        int f = _inMean.Length;
+        var x = new float[s.LiveSteps * f];
+        for (int t = 0; t < s.LiveSteps; t++) WriteRow(s.Observations[t], s.Actions[t], x.AsSpan(t * f, f));
+        return x;
     }
 
     private float[] Features(float[] obs, float[] act)
@@ -282,9 +335,23 @@ public sealed class RewardEnsemble
                 x[r * f + f - 1] = 1f;
                 continue;
             }
-            var row = Features(observations.Slice(r * ObservationSize, ObservationSize).ToArray(), actions.Slice(r * ActionSize, ActionSize).ToArray());
-            for (int j = 0; j < f; j++) x[r * f + j] = (row[j] - _inMean[j]) * _inScale[j];
+            WriteRow(observations.Slice(r * ObservationSize, ObservationSize), actions.Slice(r * ActionSize, ActionSize), x.AsSpan(r * f, f));
         }
         return Tensor.Wrap(x, rows, f);
+    }
+
+    /// <summary>One step's standardised features (the absorbing indicator 0) into <paramref name="row"/> [F].</summary>
+    private void WriteRow(ReadOnlySpan<float> obs, ReadOnlySpan<float> act, Span<float> row)
+    {
+        row.Clear();
+        obs.CopyTo(row);
+        if (_discreteActions is int k)
+        {
+            int a = (int)act[0];
+            if (a < 0 || a >= k) throw new ArgumentOutOfRangeException(nameof(act), act[0], $"RewardEnsemble: action {act[0]} is not in Discrete({k}).");
+            row[ObservationSize + a] = 1f;
+        }
+        else act.CopyTo(row[ObservationSize..]);
+        for (int j = 0; j < row.Length - 1; j++) row[j] = (row[j] - _inMean[j]) * _inScale[j];
     }
 }

@@ -197,4 +197,41 @@ public sealed class PreferenceUnitTests
         Assert.True(ens.Accuracy(test) > 0.85, $"held-out accuracy {ens.Accuracy(test)}");
         Assert.True(ens.OutOfBagAccuracy() > 0.8, $"out-of-bag accuracy {ens.OutOfBagAccuracy()}");
     }
+
+    [Fact]
+    public void SegmentSums_Batched_EqualPerStepPredictionsPlusPaddingTimesAbsorbingReward()
+    {
+        // The batched sums feed one shared absorbing row for all padded tails; summed per step by hand they must agree.
+        var pool = new SegmentPool("CartPole-v1", envCount: 2, segmentLength: 30, capacity: 100);
+        var env = new VectorEnv("CartPole-v1", 2, seed: 3);
+        float[] obs = env.Reset();
+        var rng = new Rng(8);
+        while (pool.Segments.Count < 12)
+        {
+            float[] act = [(float)rng.NextInt(2), (float)rng.NextInt(2)];
+            var step = env.Step(act);
+            pool.Add(obs, act, step);
+            obs = step.Observations;
+        }
+        var segs = pool.Segments.ToList();
+        Assert.Contains(segs, g => g.LiveSteps < g.Length); // random play pads some clips
+        var ens = new RewardEnsemble(4, new DiscreteSpace(2), new RewardEnsembleConfig(), new Rng(9));
+        ens.SetInputStatistics(segs);
+        ens.Fit([.. Enumerable.Range(0, 6).Select(i => new Comparison(segs[2 * i], segs[2 * i + 1], segs[2 * i].Return >= segs[2 * i + 1].Return ? 1f : 0f))], 20, new Rng(10));
+        var batched = ens.SegmentSums(segs);
+        for (int k = 0; k < segs.Count; k++)
+        {
+            var g = segs[k];
+            var per = ens.PredictMembers([.. g.Observations.Take(g.LiveSteps).SelectMany(o => o)], [.. g.Actions.Take(g.LiveSteps).SelectMany(x => x)], g.LiveSteps);
+            double[] single = ens.SegmentSums(g);
+            for (int m = 0; m < ens.MemberCount; m++)
+            {
+                double byHand = per[m].Sum(v => (double)v);
+                Assert.Equal(single[m], batched[m][k], 4);
+                if (g.LiveSteps == g.Length) Assert.Equal(byHand, batched[m][k], 3);
+            }
+            double meanByHand = Enumerable.Range(0, ens.MemberCount).Average(m => per[m].Sum(v => (double)v)) + (g.Length - g.LiveSteps) * ens.AbsorbingReward();
+            Assert.Equal(meanByHand, batched.Average(b => b[k]), 3);
+        }
+    }
 }
