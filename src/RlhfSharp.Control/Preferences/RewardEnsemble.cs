@@ -40,13 +40,15 @@ public sealed record RewardEnsembleConfig
     public int BatchSize { get; init; } = 32;
 
     /// <summary>
-    /// Whether r̂ reads the action as well as the observation; null chooses by action space: Box actions yes (the paper's
-    /// MuJoCo predictor is r̂(o, a), and those tasks charge for effort), discrete actions no (its Atari predictor reads
-    /// frames only). With r̂(o, a) on CartPole the fit handed "push right" about 0.1 more normalised reward per step than
-    /// "push left" (the labels cannot tell actions apart there: no true reward depends on them); PPO took the bias and
-    /// drove the cart off the track at step ~140 (learning-test seed 1: 500 at 10k steps, 182 at the end).
+    /// Whether r̂ reads the action as well as the observation (the paper's MuJoCo predictor is r̂(o, a), its Atari one reads
+    /// frames only). Off by default: the classic-control labels say almost nothing about actions (no true reward here
+    /// depends on them but Pendulum's 0.001·u²), and what the fit gave them anyway PPO took. On CartPole r̂ paid "push
+    /// right" about 0.1 more normalised reward per step than "push left" and the cart ran off the track at step ~140
+    /// (learning-test seed 1: 500 at 10k steps, 182 at the end); on Pendulum the policy's spread collapsed onto the torques
+    /// r̂ favoured (entropy 0.15 at 63k steps against true-reward PPO's 0.82) and seed 2 kept spinning through the top
+    /// (−725; −150 from observations only).
     /// </summary>
-    public bool? UseActions { get; init; }
+    public bool UseActions { get; init; }
 
     /// <summary>Assumed share of uniformly random answers ρ in the loss.</summary>
     public double RandomRate { get; init; } = SegmentPreferenceLoss.PaperRandomRate;
@@ -76,7 +78,7 @@ public sealed class RewardEnsemble
         _cfg = cfg;
         ObservationSize = observationSize;
         _discreteActions = actionSpace is DiscreteSpace d ? d.N : null;
-        _useActions = cfg.UseActions ?? _discreteActions is null;
+        _useActions = cfg.UseActions;
         _actionFeatures = _useActions ? _discreteActions ?? actionSpace.FlatSize : 0;
         ActionSize = actionSpace.FlatSize;
         int f = observationSize + _actionFeatures + 1; // the last feature marks the absorbing state

@@ -236,10 +236,10 @@ public sealed class PreferenceUnitTests
     }
 
     [Fact]
-    public void Ensemble_ReadsActionsForBoxSpacesOnly_UnlessTold()
+    public void Ensemble_IgnoresActionsUnlessTold()
     {
-        // Discrete actions are ignored by default, so r̂ cannot carry an action bias the labels never asked for; Box actions
-        // count; UseActions = true brings discrete actions back. Fitted on pairs that differ only in the action taken.
+        // Actions are ignored by default, so r̂ cannot carry an action bias the labels never asked for; UseActions = true
+        // brings them back, discrete (one-hot) and Box alike. Fitted on pairs that differ only in the action taken.
         Trajectory Seg(float action) => new("CartPole-v1", [.. Enumerable.Range(0, 5).Select(_ => new[] { 0.1f, 0f, 0f, 0f })],
             [.. Enumerable.Range(0, 5).Select(_ => new[] { action })], [1, 1, 1, 1, 1], false, false);
         var pairs = Enumerable.Range(0, 40).Select(_ => new Comparison(Seg(1f), Seg(0f), 1f)).ToList();
@@ -251,7 +251,7 @@ public sealed class PreferenceUnitTests
         }
         Assert.Equal(0, Gap(new RewardEnsemble(4, new DiscreteSpace(2), new RewardEnsembleConfig(), new Rng(1))), 6);
         Assert.True(Gap(new RewardEnsemble(4, new DiscreteSpace(2), new RewardEnsembleConfig { UseActions = true }, new Rng(1))) > 0.1);
-        var box = new RewardEnsemble(4, new BoxSpace([-2f], [2f]), new RewardEnsembleConfig(), new Rng(1));
-        Assert.True(Gap(box) > 0.1);
+        Assert.Equal(0, Gap(new RewardEnsemble(4, new BoxSpace([-2f], [2f]), new RewardEnsembleConfig(), new Rng(1))), 6);
+        Assert.True(Gap(new RewardEnsemble(4, new BoxSpace([-2f], [2f]), new RewardEnsembleConfig { UseActions = true }, new Rng(1))) > 0.1);
     }
 }
