@@ -153,17 +153,7 @@ public sealed class PreferenceUnitTests
     {
         // Random CartPole play: every clip ends early, its frozen tail is the absorbing state, and the oracle prefers the
         // clip that stayed up longer. The fit must put r̂_abs below the r̂ of nearly every live step (the sign PPO needs).
-        var pool = new SegmentPool("CartPole-v1", envCount: 4, segmentLength: 40, capacity: 400);
-        var env = new VectorEnv("CartPole-v1", 4, seed: 11);
-        float[] obs = env.Reset();
-        var rng = new Rng(4);
-        while (pool.Segments.Count < 200)
-        {
-            float[] act = [.. Enumerable.Range(0, 4).Select(_ => (float)rng.NextInt(2))];
-            var step = env.Step(act);
-            pool.Add(obs, act, step);
-            obs = step.Observations;
-        }
+        var pool = RandomCartPolePool(envCount: 4, segmentLength: 40, segments: 200, envSeed: 11, actionSeed: 4);
         var segs = pool.Segments;
         var train = Enumerable.Range(0, 80).Select(i => new Comparison(segs[2 * i], segs[2 * i + 1], segs[2 * i].Return > segs[2 * i + 1].Return ? 1f : segs[2 * i].Return < segs[2 * i + 1].Return ? 0f : 0.5f)).ToList();
         var ens = new RewardEnsemble(4, new DiscreteSpace(2), new RewardEnsembleConfig(), new Rng(6));
@@ -202,17 +192,7 @@ public sealed class PreferenceUnitTests
     public void SegmentSums_Batched_EqualPerStepPredictionsPlusPaddingTimesAbsorbingReward()
     {
         // The batched sums feed one shared absorbing row for all padded tails; summed per step by hand they must agree.
-        var pool = new SegmentPool("CartPole-v1", envCount: 2, segmentLength: 30, capacity: 100);
-        var env = new VectorEnv("CartPole-v1", 2, seed: 3);
-        float[] obs = env.Reset();
-        var rng = new Rng(8);
-        while (pool.Segments.Count < 12)
-        {
-            float[] act = [(float)rng.NextInt(2), (float)rng.NextInt(2)];
-            var step = env.Step(act);
-            pool.Add(obs, act, step);
-            obs = step.Observations;
-        }
+        var pool = RandomCartPolePool(envCount: 2, segmentLength: 30, segments: 12, envSeed: 3, actionSeed: 8);
         var segs = pool.Segments.ToList();
         Assert.Contains(segs, g => g.LiveSteps < g.Length); // random play pads some clips
         var ens = new RewardEnsemble(4, new DiscreteSpace(2), new RewardEnsembleConfig(), new Rng(9));
@@ -253,5 +233,22 @@ public sealed class PreferenceUnitTests
         Assert.True(Gap(new RewardEnsemble(4, new DiscreteSpace(2), new RewardEnsembleConfig { UseActions = true }, new Rng(1))) > 0.1);
         Assert.Equal(0, Gap(new RewardEnsemble(4, new BoxSpace([-2f], [2f]), new RewardEnsembleConfig(), new Rng(1))), 6);
         Assert.True(Gap(new RewardEnsemble(4, new BoxSpace([-2f], [2f]), new RewardEnsembleConfig { UseActions = true }, new Rng(1))) > 0.1);
+    }
+
+    /// <summary>Segments of uniformly random CartPole play (most clips end early and carry absorbing padding).</summary>
+    private static SegmentPool RandomCartPolePool(int envCount, int segmentLength, int segments, ulong envSeed, ulong actionSeed)
+    {
+        var pool = new SegmentPool("CartPole-v1", envCount, segmentLength, capacity: 2 * segments);
+        var env = new VectorEnv("CartPole-v1", envCount, seed: envSeed);
+        float[] obs = env.Reset();
+        var rng = new Rng(actionSeed);
+        while (pool.Segments.Count < segments)
+        {
+            float[] act = [.. Enumerable.Range(0, envCount).Select(_ => (float)rng.NextInt(2))];
+            var step = env.Step(act);
+            pool.Add(obs, act, step);
+            obs = step.Observations;
+        }
+        return pool;
     }
 }
