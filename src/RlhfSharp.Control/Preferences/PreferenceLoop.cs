@@ -180,8 +180,12 @@ public static class PreferenceLoop
             // Scale: the root mean square of r̂ − zero, so PPO's per-step reward stays near unit size. Dividing by the spread
             // alone let the reward grow to (mean − zero)/spread ≈ 6 as the fit sharpened, values to ~300, and PPO's value
             // clip (±0.2 around the old values) could no longer follow them: true return fell from 500 to ~100.
+            // Floor: 1/segment length. r̂ is in Bradley–Terry logits per step, so a per-step difference below 1/L moves a clip's
+            // preference by less than one logit — finer than the labels resolve. Without the floor a predictor that has only
+            // fitted the oracle's random answers to ties (Acrobot seed 1: random play never reached the line, spread 0.02)
+            // was blown up to unit size, and PPO collapsed onto that noise (entropy 1.1 → 0.03 in 20k steps, −500 to the end).
             double z = rZero;
-            rScale = Math.Max(1e-6, Math.Sqrt(p.Average(v => (v - z) * (v - z))));
+            rScale = Math.Max(1.0 / segLen, Math.Sqrt(p.Average(v => (v - z) * (v - z))));
             renormWatch.Stop();
         }
         foreach (var seg in pool.Segments.TakeLast(cfg.NormalizationWindow / segLen))

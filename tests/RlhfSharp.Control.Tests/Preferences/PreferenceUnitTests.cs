@@ -153,17 +153,7 @@ public sealed class PreferenceUnitTests
     {
         // Random CartPole play: every clip ends early, its frozen tail is the absorbing state, and the oracle prefers the
         // clip that stayed up longer. The fit must put r̂_abs below the r̂ of nearly every live step (the sign PPO needs).
-        var pool = new SegmentPool("CartPole-v1", envCount: 4, segmentLength: 40, capacity: 400);
-        var env = new VectorEnv("CartPole-v1", 4, seed: 11);
-        float[] obs = env.Reset();
-        var rng = new Rng(4);
-        while (pool.Segments.Count < 200)
-        {
-            float[] act = [.. Enumerable.Range(0, 4).Select(_ => (float)rng.NextInt(2))];
-            var step = env.Step(act);
-            pool.Add(obs, act, step);
-            obs = step.Observations;
-        }
+        var pool = RandomCartPolePool(envCount: 4, segmentLength: 40, segments: 200, envSeed: 11, actionSeed: 4);
         var segs = pool.Segments;
         var train = Enumerable.Range(0, 80).Select(i => new Comparison(segs[2 * i], segs[2 * i + 1], segs[2 * i].Return > segs[2 * i + 1].Return ? 1f : segs[2 * i].Return < segs[2 * i + 1].Return ? 0f : 0.5f)).ToList();
         var ens = new RewardEnsemble(4, new DiscreteSpace(2), new RewardEnsembleConfig(), new Rng(6));
@@ -202,17 +192,7 @@ public sealed class PreferenceUnitTests
     public void SegmentSums_Batched_EqualPerStepPredictionsPlusPaddingTimesAbsorbingReward()
     {
         // The batched sums feed one shared absorbing row for all padded tails; summed per step by hand they must agree.
-        var pool = new SegmentPool("CartPole-v1", envCount: 2, segmentLength: 30, capacity: 100);
-        var env = new VectorEnv("CartPole-v1", 2, seed: 3);
-        float[] obs = env.Reset();
-        var rng = new Rng(8);
-        while (pool.Segments.Count < 12)
-        {
-            float[] act = [(float)rng.NextInt(2), (float)rng.NextInt(2)];
-            var step = env.Step(act);
-            pool.Add(obs, act, step);
-            obs = step.Observations;
-        }
+        var pool = RandomCartPolePool(envCount: 2, segmentLength: 30, segments: 12, envSeed: 3, actionSeed: 8);
         var segs = pool.Segments.ToList();
         Assert.Contains(segs, g => g.LiveSteps < g.Length); // random play pads some clips
         var ens = new RewardEnsemble(4, new DiscreteSpace(2), new RewardEnsembleConfig(), new Rng(9));
@@ -233,5 +213,42 @@ public sealed class PreferenceUnitTests
             double meanByHand = Enumerable.Range(0, ens.MemberCount).Average(m => per[m].Sum(v => (double)v)) + (g.Length - g.LiveSteps) * ens.AbsorbingReward();
             Assert.Equal(meanByHand, batched.Average(b => b[k]), 3);
         }
+    }
+
+    [Fact]
+    public void Ensemble_IgnoresActionsUnlessTold()
+    {
+        // Actions are ignored by default, so r̂ cannot carry an action bias the labels never asked for; UseActions = true
+        // brings them back, discrete (one-hot) and Box alike. Fitted on pairs that differ only in the action taken.
+        Trajectory Seg(float action) => new("CartPole-v1", [.. Enumerable.Range(0, 5).Select(_ => new[] { 0.1f, 0f, 0f, 0f })],
+            [.. Enumerable.Range(0, 5).Select(_ => new[] { action })], [1, 1, 1, 1, 1], false, false);
+        var pairs = Enumerable.Range(0, 40).Select(_ => new Comparison(Seg(1f), Seg(0f), 1f)).ToList();
+        double Gap(RewardEnsemble ens)
+        {
+            ens.SetInputStatistics([Seg(0f), Seg(1f), new("CartPole-v1", [[0.3f, 1f, 0.1f, 0f]], [[0f]], [1], false, false)]);
+            ens.Fit(pairs, 100, new Rng(2));
+            return ens.Predict([0.1f, 0f, 0f, 0f], [1f], 1)[0] - ens.Predict([0.1f, 0f, 0f, 0f], [0f], 1)[0];
+        }
+        Assert.Equal(0, Gap(new RewardEnsemble(4, new DiscreteSpace(2), new RewardEnsembleConfig(), new Rng(1))), 6);
+        Assert.True(Gap(new RewardEnsemble(4, new DiscreteSpace(2), new RewardEnsembleConfig { UseActions = true }, new Rng(1))) > 0.1);
+        Assert.Equal(0, Gap(new RewardEnsemble(4, new BoxSpace([-2f], [2f]), new RewardEnsembleConfig(), new Rng(1))), 6);
+        Assert.True(Gap(new RewardEnsemble(4, new BoxSpace([-2f], [2f]), new RewardEnsembleConfig { UseActions = true }, new Rng(1))) > 0.1);
+    }
+
+    /// <summary>Segments of uniformly random CartPole play (most clips end early and carry absorbing padding).</summary>
+    private static SegmentPool RandomCartPolePool(int envCount, int segmentLength, int segments, ulong envSeed, ulong actionSeed)
+    {
+        var pool = new SegmentPool("CartPole-v1", envCount, segmentLength, capacity: 2 * segments);
+        var env = new VectorEnv("CartPole-v1", envCount, seed: envSeed);
+        float[] obs = env.Reset();
+        var rng = new Rng(actionSeed);
+        while (pool.Segments.Count < segments)
+        {
+            float[] act = [.. Enumerable.Range(0, envCount).Select(_ => (float)rng.NextInt(2))];
+            var step = env.Step(act);
+            pool.Add(obs, act, step);
+            obs = step.Observations;
+        }
+        return pool;
     }
 }
