@@ -113,13 +113,18 @@ public sealed class SentimentDemoTask : IDemoTask
     /// What moved the win rate was a longer PPO run at the KL target: at 60 batches (learning rate 1e-4, target 7) gold was
     /// still climbing at a flat KL, win rate 0.66 at KL 7.0; 100 batches at 2e-4, target 7.5, gave 0.83 [0.78, 0.87] at KL 7.3
     /// (target 8 on the same reward model: 0.78 at 7.8). 4000 pairs × 5 reward epochs gave a less accurate reward model (0.71).
+    /// The ceiling was not PPO but a mismatch: a response cut at 24 tokens was scored without the EOS every comparison the
+    /// reward model learned from ends with, so PPO optimised scores the model had never been trained on. Scoring cut
+    /// responses with the EOS appended (PpoEndCutResponses) and 8000 pairs × 2 epochs (held-out accuracy 0.77, against a
+    /// gold-vs-oracle ceiling of 0.95) gave 0.945 [0.910, 0.967] at KL 7.5 (seed 1) and 0.936 at KL 9.3 (seed 2, target
+    /// 7.5: the adaptive β overshoots); the target of 6.5 leaves room for that overshoot below the goal's 8 nats.
     /// The over-optimisation stages are trimmed (snapshots every 20 updates on 64 prompts, best-of-32, two fixed β) to keep
     /// the default run near 12 minutes on 2 cores.
     /// </summary>
     public static DemoConfig DefaultConfig { get; } = new DemoConfig() with
     {
-        PretrainDocuments = 1_000_000, VocabSize = 2048, PretrainSteps = 1500, Pairs = 2000, MaxNewTokens = 24, RewardEpochs = 3,
-        PpoSteps = 100, PpoBatchSize = 64, PpoLearningRate = 2e-4f, InitialKlCoef = 0.1, KlHorizon = 400, TargetKl = 7.5, EvalPrompts = 256,
+        PretrainDocuments = 1_000_000, VocabSize = 2048, PretrainSteps = 1500, Pairs = 8000, MaxNewTokens = 24, RewardEpochs = 2,
+        PpoEndCutResponses = true, PpoSteps = 100, PpoBatchSize = 64, PpoLearningRate = 2e-4f, InitialKlCoef = 0.1, KlHorizon = 400, TargetKl = 6.5, EvalPrompts = 256,
         SnapshotEvery = 20, OverOptimisationPrompts = 64, BestOfNMax = 32, BestOfNPrompts = 64, FrontierBetas = [0.3, 0.1], FrontierSteps = 40,
     };
 
