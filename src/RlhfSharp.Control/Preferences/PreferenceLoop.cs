@@ -35,8 +35,15 @@ public sealed record PreferenceConfig
     /// <summary>Segment length in simulated seconds (the paper's clips are 1–2 s; 1.5 s by default).</summary>
     public double SegmentSeconds { get; init; } = 1.5;
 
-    /// <summary>Most recent segments kept for query selection.</summary>
-    public int PoolCapacity { get; init; } = 400;
+    /// <summary>
+    /// Most recent segments kept for query selection. Long on purpose: queries must be able to set what the policy does now
+    /// against what it did before. With 400 (Pendulum: 12k steps, six updates) every pair came from the current behaviour;
+    /// when the policy drifted from balancing into spinning, the labeller compared spinning with spinning, never with the
+    /// balancing it replaced, and nothing told the predictor the drift was worse: Pendulum 350 labels seed 3 reached −147
+    /// at 57k steps and ended at −796, 1,400 labels seed 2 ended at −1,185. With 2,000 they end at −207 and −171 (Pendulum
+    /// 700 labels seeds 1–3: −170/−139/−137, were −226/−150/−145).
+    /// </summary>
+    public int PoolCapacity { get; init; } = 2000;
 
     /// <summary>Minibatch steps per member for the first fit.</summary>
     public int InitialFitSteps { get; init; } = 300;
