@@ -100,7 +100,7 @@ internal static class PrefRlBenchCommand
     private static readonly string[] CurveKeys =
     [
         "charts/episodic_return", "prefrl/predicted_episodic_return", "prefrl/labels", "prefrl/rm_oob_accuracy", "losses/entropy",
-        "losses/approx_kl", "losses/explained_variance", "prefrl/reward_zero", "prefrl/reward_scale",
+        "losses/approx_kl", "losses/explained_variance", "prefrl/reward_zero", "prefrl/reward_scale", "prefrl/rm_oob_evidence",
     ];
 
     /// <summary>Writes a run's curve as JSON lines beside the results file (FILE-curves/CELL-sSEED.jsonl); returns its path.</summary>

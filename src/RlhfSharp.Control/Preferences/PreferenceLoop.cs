@@ -1,9 +1,11 @@
 // Deep RL from human preferences (Christiano et al. 2017) on the control tasks. The agent never sees the true reward:
 //   1. roll the untrained policy, cut segments (~1.5 s) into the pool, ask the pre-RL share of the label budget, fit r̂;
-//   2. PPO on r̂(o, a) (ensemble mean, unit root mean square over recent experience; zero at the recent mean, or at the absorbing
-//      state's r̂ where clips end in one — see Renormalise) via PpoHooks;
-//   3. between PPO updates, as the label schedule allows: pick pairs (ensemble disagreement or random), ask the labeller,
-//      refit the ensemble on bootstrap resamples (SegmentPreferenceLoss with 10% random answers, ties ½/½), renormalise.
+//   2. PPO on r̂(o, a) (ensemble mean, unit root mean square over recent experience; zero at the absorbing state's r̂ once a
+//      labelled clip has ended, optimistically above the recent mean before — see Renormalise) via PpoHooks, with the
+//      paper's entropy bonus;
+//   3. between PPO updates, as the label schedule allows: pick pairs (the newest unshown clip that ended, then ensemble
+//      disagreement or random), ask the labeller, refit the ensemble on bootstrap resamples (SegmentPreferenceLoss with 10%
+//      random answers, ties ½/½), renormalise.
 // Freezing the predictor after step 1 is the offline-reward-model ablation that shows reward hacking.
 using System.Diagnostics;
 using RlhfSharp.Control.Clips;
@@ -45,6 +47,35 @@ public sealed record PreferenceConfig
     /// </summary>
     public int PoolCapacity { get; init; } = 2000;
 
+    /// <summary>
+    /// Smallest entropy coefficient PPO runs with on r̂ (the larger of this and Ppo.EntropyCoef is used). Christiano et al.
+    /// (App. A.1) add an entropy bonus of 0.01 when learning from the reward predictor, for the exploration a changing
+    /// reward needs. Without it (the tuned CartPole preset has none) CartPole 700 labels seed 2 settled, while r̂ still
+    /// favoured some live states over others, on a near-deterministic policy (entropy 0.13) that drifts off the track in
+    /// ~120 steps; r̂ later became flat (every live state +0.81 over the absorbing one, the true reward's shape) but the
+    /// policy never recovered (true return 130; 500 with the bonus, seeds 1–3).
+    /// </summary>
+    public double MinEntropyCoef { get; init; } = 0.01;
+
+    /// <summary>
+    /// Each label batch pairs the newest clip in which an episode ended, if one has not been shown yet, with a random clip;
+    /// the rest of the batch is chosen by Selection. Endings are the rarest and most telling moments of an episodic task,
+    /// and disagreement cannot find them: no member has seen the absorbing state before the first labelled ending, so all
+    /// agree on it. On Acrobot seed 3 the policy reached the line at 4k steps, yet none of 700 queries held an ending clip
+    /// and r̂ never learned that reaching it is good (true return −500).
+    /// </summary>
+    public bool AskEndings { get; init; } = true;
+
+    /// <summary>
+    /// Until a labelled clip has shown what ending an episode is worth, ending is taken to be worth this many normalised
+    /// units per step more than living (optimism about the unknown: PPO seeks endings, the labeller is shown them — see
+    /// AskEndings — and the learned r̂_abs takes over). Where episodes have a fixed length (Pendulum) a constant changes
+    /// nothing. On Acrobot, whose random play never reaches the line, a neutral zero (the recent mean) let PPO settle on
+    /// whatever r̂ had fitted to the oracle's random answers to equal clips (seed 1: entropy 1.1 → 0.1 in 20k steps, the
+    /// line never reached); with 1, seeds 1–6 reach the line in 82–95 steps after 300k, as true-reward PPO does.
+    /// </summary>
+    public double EndingOptimism { get; init; } = 1.0;
+
     /// <summary>Minibatch steps per member for the first fit.</summary>
     public int InitialFitSteps { get; init; } = 300;
 
@@ -84,6 +115,8 @@ public sealed record PreferenceConfig
         if (!(SegmentSeconds > 0)) throw new ArgumentOutOfRangeException(nameof(SegmentSeconds), SegmentSeconds, "prefrl: SegmentSeconds must be > 0.");
         if (PoolCapacity < 2) throw new ArgumentOutOfRangeException(nameof(PoolCapacity), PoolCapacity, "prefrl: PoolCapacity must be ≥ 2.");
         if (NormalizationWindow < 1) throw new ArgumentOutOfRangeException(nameof(NormalizationWindow), NormalizationWindow, "prefrl: NormalizationWindow must be ≥ 1.");
+        if (!(MinEntropyCoef >= 0)) throw new ArgumentOutOfRangeException(nameof(MinEntropyCoef), MinEntropyCoef, "prefrl: MinEntropyCoef must be ≥ 0.");
+        if (!(EndingOptimism >= 0)) throw new ArgumentOutOfRangeException(nameof(EndingOptimism), EndingOptimism, "prefrl: EndingOptimism must be ≥ 0.");
         if (LabelBatch < 1) throw new ArgumentOutOfRangeException(nameof(LabelBatch), LabelBatch, "prefrl: LabelBatch must be ≥ 1.");
     }
 }
@@ -123,12 +156,29 @@ public static class PreferenceLoop
         var fitWatch = new Stopwatch();
         var rewardWatch = new Stopwatch();
         var renormWatch = new Stopwatch();
+        // Segments already shown to the labeller, and the newest clip in which an episode ended that has not been.
+        var asked = new HashSet<Trajectory>(ReferenceEqualityComparer.Instance);
+        int? NewestUnaskedEnding()
+        {
+            for (int k = pool.Segments.Count - 1; k >= 0; k--)
+                if (pool.Segments[k] is { } g && g.LiveSteps < g.Length && !asked.Contains(g)) return k;
+            return null;
+        }
         void Ask(int count)
         {
             if (count <= 0) return;
             askWatch.Start();
-            foreach (var (first, second) in QuerySelection.Select(pool.Segments, count, cfg.Selection, ensemble, rng))
+            var pairs = new List<(Trajectory First, Trajectory Second)>();
+            if (cfg.AskEndings && NewestUnaskedEnding() is int e && count > 0)
             {
+                int j = rng.NextInt(pool.Segments.Count - 1);
+                pairs.Add((pool.Segments[e], pool.Segments[j >= e ? j + 1 : j]));
+            }
+            pairs.AddRange(QuerySelection.Select(pool.Segments, count - pairs.Count, cfg.Selection, ensemble, rng));
+            foreach (var (first, second) in pairs)
+            {
+                asked.Add(first);
+                asked.Add(second);
                 var nq = SegmentQueries.ToQuery(first, second, cfg.RenderClips, cfg.Campaign);
                 var query = new Query(++queryId, nq.Kind, nq.Prompt, nq.Candidates, nq.Campaign, null, DateTimeOffset.UtcNow);
                 onQuery?.Invoke(query);
@@ -155,6 +205,7 @@ public static class PreferenceLoop
         Ask(cfg.Schedule.PreRl);
         if (comparisons.Count == 0) throw new InvalidOperationException($"prefrl: all {labelsUsed} pre-RL queries were skipped; nothing to fit.");
         ensemble.Fit(comparisons, cfg.InitialFitSteps, rng);
+        double evidence = ensemble.OutOfBagEvidence();
 
         // 2.–3. PPO on the normalised prediction, labelling and refitting between updates.
         // The last NormalizationWindow transitions, a ring of [W, S] observations and [W, A] actions (row order is irrelevant).
@@ -180,10 +231,7 @@ public static class PreferenceLoop
             // as staying in that absorbing state, and the predictor learned its reward r̂_abs (RewardEnsemble); PPO's GAE values
             // a terminal state at 0. With the recent mean as zero, half the states pay less than nothing and dying becomes an
             // escape; with r̂_abs as zero, PPO's episode ends exactly as the labeller saw it continue, and living pays exactly as
-            // much more than dying as the labels say — whatever states the policy now visits. Tasks whose labelled clips never
-            // ended early keep the recent mean (a constant shift is harmless where episodes have a fixed length).
-            rZero = comparisons.Any(c => c.First.LiveSteps < c.First.Length || c.Second.LiveSteps < c.Second.Length)
-                ? ensemble.AbsorbingReward() : rMean;
+            // much more than dying as the labels say — whatever states the policy now visits.
             // Scale: the root mean square of r̂ − zero, so PPO's per-step reward stays near unit size. Dividing by the spread
             // alone let the reward grow to (mean − zero)/spread ≈ 6 as the fit sharpened, values to ~300, and PPO's value
             // clip (±0.2 around the old values) could no longer follow them: true return fell from 500 to ~100.
@@ -191,8 +239,19 @@ public static class PreferenceLoop
             // preference by less than one logit — finer than the labels resolve. Without the floor a predictor that has only
             // fitted the oracle's random answers to ties (Acrobot seed 1: random play never reached the line, spread 0.02)
             // was blown up to unit size, and PPO collapsed onto that noise (entropy 1.1 → 0.03 in 20k steps, −500 to the end).
-            double z = rZero;
-            rScale = Math.Max(1.0 / segLen, Math.Sqrt(p.Average(v => (v - z) * (v - z))));
+            // Before any labelled clip has ended, r̂_abs means nothing: the zero sits EndingOptimism scale units above the
+            // recent mean (see there).
+            double floor = 1.0 / segLen;
+            if (comparisons.Any(c => c.First.LiveSteps < c.First.Length || c.Second.LiveSteps < c.Second.Length))
+            {
+                double z = rZero = ensemble.AbsorbingReward();
+                rScale = Math.Max(floor, Math.Sqrt(p.Average(v => (v - z) * (v - z))));
+            }
+            else
+            {
+                rScale = Math.Max(floor, rStd);
+                rZero = rMean + cfg.EndingOptimism * rScale;
+            }
             renormWatch.Stop();
         }
         foreach (var seg in pool.Segments.TakeLast(cfg.NormalizationWindow / segLen))
@@ -232,6 +291,7 @@ public static class PreferenceLoop
                     fitWatch.Start();
                     ensemble.Fit(comparisons, cfg.RefitSteps, rng);
                     accuracy = ensemble.OutOfBagAccuracy();
+                    evidence = ensemble.OutOfBagEvidence();
                     fitWatch.Stop();
                     refitted = true;
                 }
@@ -241,6 +301,7 @@ public static class PreferenceLoop
             values["prefrl/labels"] = labelsUsed;
             values["prefrl/comparisons"] = comparisons.Count;
             values["prefrl/rm_oob_accuracy"] = accuracy;
+            values["prefrl/rm_oob_evidence"] = evidence;
             values["prefrl/predicted_episodic_return"] = predictedFinished.Count > 0 ? predictedFinished.Average() : double.NaN;
             values["prefrl/reward_mean"] = rMean;
             values["prefrl/reward_std"] = rStd;
@@ -252,13 +313,15 @@ public static class PreferenceLoop
             values["perf/prefrl_renormalise_seconds"] = renormWatch.Elapsed.TotalSeconds;
             predictedFinished.Clear();
         }
-        var result = PpoTrainer.Train(cfg.EnvId, cfg.Ppo, seed, new PpoHooks { Reward = Reward, AfterUpdate = AfterUpdate }, onMetrics, onProgress);
+        var ppo = cfg.Ppo with { EntropyCoef = Math.Max(cfg.Ppo.EntropyCoef, cfg.MinEntropyCoef) };
+        var result = PpoTrainer.Train(cfg.EnvId, ppo, seed, new PpoHooks { Reward = Reward, AfterUpdate = AfterUpdate }, onMetrics, onProgress);
         return new PreferenceResult(result.Policy, ensemble, comparisons, labelsUsed, result.Metrics, watch.Elapsed.TotalSeconds);
     }
 
     /// <summary>
     /// Runs the policy for fresh-seeded episodes (deterministic, then as many sampled ones so returns spread) and compares
-    /// true returns with r̂ summed over the same steps; MeanTrueReturn is over the deterministic episodes only.
+    /// true returns with r̂'s return of the same episodes (relative to the absorbing state); MeanTrueReturn is over the
+    /// deterministic episodes only.
     /// </summary>
     public static PreferenceEvaluation Evaluate(ControlPolicy policy, RewardEnsemble predictor, int episodes, ulong seed)
     {
@@ -266,8 +329,13 @@ public static class PreferenceLoop
         var sampled = policy.Rollouts(episodes, seed + 100_000, deterministic: false);
         var all = greedy.Concat(sampled).ToList();
         double[] truth = [.. all.Select(t => t.Return)];
+        // r̂'s return of an episode as the predictor compares clips: one that ends early continues in the absorbing state, so
+        // over a common horizon H it scores Σ_t r̂ + (H − T)·r̂_abs, which is Σ_t (r̂ − r̂_abs) up to a constant. Raw Σ_t r̂
+        // depends on r̂'s arbitrary offset wherever episode lengths differ: Acrobot 700 labels seeds 2 and 3 scored −0.98 and
+        // −0.96 with it although both policies reach the line in under 100 steps.
         var perMember = predictor.SegmentSums(all);
-        double[] predicted = [.. all.Select((_, i) => perMember.Average(p => p[i]))];
+        double abs = predictor.AbsorbingReward();
+        double[] predicted = [.. all.Select((t, i) => perMember.Average(p => p[i]) - t.Length * abs)];
         return new PreferenceEvaluation(greedy.Average(t => t.Return), Pearson(truth, predicted), truth, predicted);
     }
 

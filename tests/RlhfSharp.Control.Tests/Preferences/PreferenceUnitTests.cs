@@ -1,5 +1,6 @@
 // Unit checks of the preference loop's parts: the segment loss against a hand computation, disagreement ranking,
-// the label schedule spending exactly its budget, the segment pool's padding, and refused settings.
+// the label schedule spending exactly its budget, the segment pool's padding, the predictor's held-out evidence, and
+// refused settings.
 using RlhfSharp.Control.Clips;
 using RlhfSharp.Control.Preferences;
 using RlhfSharp.Control.Rl;
@@ -213,6 +214,37 @@ public sealed class PreferenceUnitTests
             double meanByHand = Enumerable.Range(0, ens.MemberCount).Average(m => per[m].Sum(v => (double)v)) + (g.Length - g.LiveSteps) * ens.AbsorbingReward();
             Assert.Equal(meanByHand, batched.Average(b => b[k]), 3);
         }
+    }
+
+    [Fact]
+    public void Evidence_IsZeroUnfitted_PositiveForRealPreferences_AndNotForCoinFlips()
+    {
+        // The constant reward (an unfitted ensemble: output layer at zero) says P = ½ to every pair, so its gain over the
+        // constant is exactly 0. Fitted to the oracle's answers on random CartPole clips (dying early is worse), the held-out
+        // gain must be clearly positive; fitted to coin flips on the same pairs, it must not be.
+        var pool = RandomCartPolePool(envCount: 4, segmentLength: 40, segments: 240, envSeed: 21, actionSeed: 5);
+        var segs = pool.Segments;
+        var coin = new Rng(13);
+        var real = new List<Comparison>();
+        var flips = new List<Comparison>();
+        for (int i = 0; i < 120; i++)
+        {
+            var (x, y) = (segs[2 * i], segs[2 * i + 1]);
+            real.Add(new Comparison(x, y, x.Return > y.Return ? 1f : x.Return < y.Return ? 0f : 0.5f));
+            flips.Add(new Comparison(x, y, coin.NextInt(2)));
+        }
+        RewardEnsemble Fitted(List<Comparison> data, int steps)
+        {
+            var ens = new RewardEnsemble(4, new DiscreteSpace(2), new RewardEnsembleConfig(), new Rng(6));
+            ens.SetInputStatistics(segs);
+            ens.Fit(data, steps, new Rng(7));
+            return ens;
+        }
+        Assert.True(double.IsNaN(new RewardEnsemble(4, new DiscreteSpace(2), new RewardEnsembleConfig(), new Rng(6)).OutOfBagEvidence()));
+        Assert.Equal(0, Fitted(real, steps: 0).OutOfBagEvidence(), 9);
+        double evidenceReal = Fitted(real, 300).OutOfBagEvidence(), evidenceFlips = Fitted(flips, 300).OutOfBagEvidence();
+        Assert.True(evidenceReal > 5, $"oracle labels: {evidenceReal:F2} nats");
+        Assert.True(evidenceFlips < 2, $"coin flips: {evidenceFlips:F2} nats");
     }
 
     [Fact]

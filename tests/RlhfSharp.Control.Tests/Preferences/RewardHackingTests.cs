@@ -1,7 +1,8 @@
 // Reward hacking made visible (Christiano et al. §3.3, "offline" reward predictor): fit r̂ once on 20 comparisons of the
 // untrained policy and keep optimising it, beside the online loop with the same seed and budget. The frozen run's Σ r̂
 // climbs far above where it started while its true return ends well below the online run's. Measured with these
-// settings (seed 1, 50k steps): online 500, frozen 138.9; `rlhf prefrl --with-frozen` charts both runs in report.html.
+// settings (seed 1, 50k steps): online 500, frozen 134.4 (its Σ r̂ 13 → 461); `rlhf prefrl --with-frozen` charts both runs
+// in report.html.
 using RlhfSharp.Control.Preferences;
 using RlhfSharp.Control.Rl;
 using Xunit.Abstractions;
