@@ -226,15 +226,10 @@ public sealed class RewardEnsemble
         {
             var strict = _outOfBag[m].Where(c => c.Mu != 0.5f).ToList();
             if (strict.Count == 0) continue;
-            double[] sums;
-            using (Autograd.NoGrad())
-            {
-                var batch = SegmentBatch([.. strict.Select(c => c.First), .. strict.Select(c => c.Second)]);
-                sums = batch.SumsOf(_members[m].Forward(batch.Input).ToArray());
-            }
+            var (firsts, seconds) = MemberSums(m, strict);
             for (int i = 0; i < strict.Count; i++)
             {
-                double d = sums[i] - sums[strict.Count + i];
+                double d = firsts[i] - seconds[i];
                 if (d != 0) { total++; if ((d > 0) == (strict[i].Mu > 0.5f)) right++; }
             }
         }
@@ -256,15 +251,10 @@ public sealed class RewardEnsemble
         {
             var oob = _outOfBag[m];
             if (oob.Count == 0) continue;
-            double[] sums;
-            using (Autograd.NoGrad())
-            {
-                var batch = SegmentBatch([.. oob.Select(c => c.First), .. oob.Select(c => c.Second)]);
-                sums = batch.SumsOf(_members[m].Forward(batch.Input).ToArray());
-            }
+            var (firsts, seconds) = MemberSums(m, oob);
             for (int i = 0; i < oob.Count; i++)
             {
-                double first = sums[i], second = sums[oob.Count + i], mu = oob[i].Mu;
+                double first = firsts[i], second = seconds[i], mu = oob[i].Mu;
                 double pFirst = SegmentPreferenceLoss.ProbabilityFirst(first, second, _cfg.RandomRate);
                 double pSecond = SegmentPreferenceLoss.ProbabilityFirst(second, first, _cfg.RandomRate);
                 gain += Math.Log(2) + mu * Math.Log(pFirst) + (1 - mu) * Math.Log(pSecond);
@@ -272,6 +262,15 @@ public sealed class RewardEnsemble
             }
         }
         return total == 0 ? double.NaN : gain;
+    }
+
+    /// <summary>Member m's Σ r̂ over each pair's first and over its second segment, one forward pass, no graph.</summary>
+    private (double[] First, double[] Second) MemberSums(int m, IReadOnlyList<Comparison> pairs)
+    {
+        using var _ = Autograd.NoGrad();
+        var batch = SegmentBatch([.. pairs.Select(c => c.First), .. pairs.Select(c => c.Second)]);
+        double[] sums = batch.SumsOf(_members[m].Forward(batch.Input).ToArray());
+        return (sums[..pairs.Count], sums[pairs.Count..]);
     }
 
     /// <summary>Accuracy of the ensemble mean on given comparisons (strict preferences only); NaN when there are none.</summary>
