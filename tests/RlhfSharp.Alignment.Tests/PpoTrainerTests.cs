@@ -119,7 +119,9 @@ public sealed class PpoTrainerTests(ITestOutputHelper output)
         const double target = 4;
         var config = new PpoConfig
         {
-            Steps = 40, BatchSize = 32, MiniBatchSize = 16, Epochs = 4, MaxNewTokens = 40, LearningRate = 5e-4f,
+            // 60 updates: with 40, on an AVX2-only machine (whose float results differ from AVX-512's) this seed gained only
+            // +0.012 gold over SFT (seeds 1 and 3: +0.097, +0.090); with 60 it gains +0.166 at KL 5.3.
+            Steps = 60, BatchSize = 32, MiniBatchSize = 16, Epochs = 4, MaxNewTokens = 40, LearningRate = 5e-4f,
             InitialKlCoef = 0.05, TargetKl = target, KlHorizon = 1000, Seed = 2,
         };
         var gold = new Func<string, string, double>((p, r) => Stories.GoldReward(r, p));
