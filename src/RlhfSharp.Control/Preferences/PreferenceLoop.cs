@@ -162,7 +162,7 @@ public static class PreferenceLoop
         int? NewestUnaskedEnding()
         {
             for (int k = pool.Segments.Count - 1; k >= 0; k--)
-                if (pool.Segments[k] is { } g && g.LiveSteps < g.Length && !asked.Contains(g)) return k;
+                if (pool.Segments[k].LiveSteps < pool.Segments[k].Length && !asked.Contains(pool.Segments[k])) return k;
             return null;
         }
         void Ask(int count)
@@ -170,7 +170,7 @@ public static class PreferenceLoop
             if (count <= 0) return;
             askWatch.Start();
             var pairs = new List<(Trajectory First, Trajectory Second)>();
-            if (cfg.AskEndings && NewestUnaskedEnding() is int e && count > 0)
+            if (cfg.AskEndings && NewestUnaskedEnding() is int e)
             {
                 int j = rng.NextInt(pool.Segments.Count - 1);
                 pairs.Add((pool.Segments[e], pool.Segments[j >= e ? j + 1 : j]));
@@ -245,7 +245,8 @@ public static class PreferenceLoop
             double floor = 1.0 / segLen;
             if (comparisons.Any(c => c.First.LiveSteps < c.First.Length || c.Second.LiveSteps < c.Second.Length))
             {
-                double z = rZero = ensemble.AbsorbingReward();
+                rZero = ensemble.AbsorbingReward();
+                double z = rZero;
                 rScale = Math.Max(floor, Math.Sqrt(p.Average(v => (v - z) * (v - z))));
             }
             else

@@ -240,7 +240,7 @@ public sealed class RewardEnsemble
     /// Evidence that r̂ has learned something: the summed out-of-bag log-likelihood gain, in nats, of each member over the
     /// constant reward (which says P = ½ to every pair, −log ½ per comparison), ties included. A member fitted only to the
     /// labeller's random answers to equal clips predicts the comparisons it did not see no better than the constant
-    /// (Acrobot before the line is reached: −5 to +1 nats), so a clearly positive sum says the labels carry a preference
+    /// (Acrobot before the line is reached: −5.2 to +1.2 nats), so a clearly positive sum says the labels carry a preference
     /// r̂ has learned; NaN when no member has an out-of-bag comparison. Logged as prefrl/rm_oob_evidence.
     /// </summary>
     public double OutOfBagEvidence()
