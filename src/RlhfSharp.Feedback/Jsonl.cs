@@ -1,4 +1,4 @@
-// JSONL in and out, with TRL's column names (DESIGN.md "Formats"): queries come in as {"prompt","responses":[...]},
+// JSONL in and out, with TRL's column names (docs/design.md "Formats"): queries come in as {"prompt","responses":[...]},
 // judgments go out as {"prompt","chosen","rejected"}, {"prompt","responses","ranking"} or {"prompt","responses","best"}.
 using System.Text.Json;
 using System.Text.Json.Nodes;

@@ -246,12 +246,12 @@ public sealed partial class Gpt
         {
             var w = Param(GptCheckpoint.ValueHeadWeight);
             float bias = Param(GptCheckpoint.ValueHeadBias)[0];
-            for (int n = 0; n < N; n++) a.Values[n] = bias + System.Numerics.Tensors.TensorPrimitives.Dot(a.LnF.AsSpan(n * C, C), w);
+            for (int n = 0; n < N; n++) a.Values[n] = bias + RlhfSharp.Tensors.Kernels.Reduce.Dot(a.LnF.AsSpan(n * C, C), w);
         }
         if (a.Rewards is not null)
         {
             var w = Param(GptCheckpoint.RewardHeadWeight);
-            for (int b = 0; b < B; b++) a.Rewards[b] = System.Numerics.Tensors.TensorPrimitives.Dot(a.LnF.AsSpan((b * T + a.LastReal[b]) * C, C), w);
+            for (int b = 0; b < B; b++) a.Rewards[b] = RlhfSharp.Tensors.Kernels.Reduce.Dot(a.LnF.AsSpan((b * T + a.LastReal[b]) * C, C), w);
         }
         return a;
     }
@@ -423,7 +423,7 @@ public sealed partial class Gpt
                 float max = System.Numerics.Tensors.TensorPrimitives.Max(row);
                 System.Numerics.Tensors.TensorPrimitives.Subtract(row, max, d);
                 System.Numerics.Tensors.TensorPrimitives.Exp(d, d);
-                double sum = System.Numerics.Tensors.TensorPrimitives.Sum<float>(d);
+                double sum = RlhfSharp.Tensors.Kernels.Reduce.Sum(d);
                 losses[n] = w * (Math.Log(sum) + max - row[target]);
                 float scale = w * norm;
                 System.Numerics.Tensors.TensorPrimitives.Multiply(d, (float)(scale / sum), d);

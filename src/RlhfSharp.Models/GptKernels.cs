@@ -42,9 +42,9 @@ internal static class GptKernels
             {
                 var x = input.AsSpan(i * C, C);
                 var o = output.AsSpan(i * C, C);
-                float m = TensorPrimitives.Sum(x) / C;
+                float m = Reduce.Sum(x) / C;
                 TensorPrimitives.Subtract(x, m, o);
-                float s = 1f / MathF.Sqrt(TensorPrimitives.Dot(o, o) / C + eps);
+                float s = 1f / MathF.Sqrt(Reduce.Dot(o, o) / C + eps);
                 TensorPrimitives.Multiply(o, s, o);
                 TensorPrimitives.FusedMultiplyAdd(o, weight, bias, o);
                 mean[i] = m;
@@ -69,8 +69,8 @@ internal static class GptKernels
                 TensorPrimitives.Subtract(x, mean[i], norm);
                 TensorPrimitives.Multiply(norm, rstd[i], norm);
                 TensorPrimitives.Multiply(dy, weight, dnorm);
-                float meanDnorm = TensorPrimitives.Sum(dnorm) / C;
-                float meanDnormNorm = TensorPrimitives.Dot(dnorm, norm) / C;
+                float meanDnorm = Reduce.Sum(dnorm) / C;
+                float meanDnormNorm = Reduce.Dot(dnorm, norm) / C;
                 // t = dnorm − norm·meanDnormNorm − meanDnorm; dx += rstd·t
                 TensorPrimitives.FusedMultiplyAdd(norm, -meanDnormNorm, dnorm, dnorm);
                 TensorPrimitives.Subtract(dnorm, meanDnorm, dnorm);
@@ -215,7 +215,7 @@ internal static class GptKernels
             }
             TensorPrimitives.Subtract(seg, max, seg);
             TensorPrimitives.Exp(seg, seg);                  // masked keys: exp(−∞) = 0
-            TensorPrimitives.Multiply(seg, 1f / TensorPrimitives.Sum(seg), seg);
+            TensorPrimitives.Multiply(seg, 1f / Reduce.Sum(seg), seg);
         }
     }
 
@@ -322,7 +322,7 @@ internal static class GptKernels
             var seg = row[..(last + 1)];
             TensorPrimitives.Subtract(seg, max, seg);
             TensorPrimitives.Exp(seg, seg);
-            TensorPrimitives.Multiply(seg, 1f / TensorPrimitives.Sum(seg), seg);
+            TensorPrimitives.Multiply(seg, 1f / Reduce.Sum(seg), seg);
             for (int s = 0; s <= last; s++)
                 if (seg[s] != 0) AxpyShort(seg[s], v.Slice(s * ldv, HS), o);
         }
@@ -338,7 +338,7 @@ internal static class GptKernels
         ref float rb = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(b);
         for (; i + 8 <= a.Length; i += 8)
             acc = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref ra, (nuint)i), Vector256.LoadUnsafe(ref rb, (nuint)i), acc);
-        float sum = Vector256.Sum(acc);
+        float sum = Reduce.HorizontalSum(acc);
         for (; i < a.Length; i++) sum += a[i] * b[i];
         return sum;
     }
@@ -373,7 +373,7 @@ internal static class GptKernels
             var p = probs.Slice(i * T, T);
             var d = dp.Slice(i * T, T);
             var ds = d[..(i + 1)];
-            float dot = TensorPrimitives.Dot(p[..(i + 1)], ds);
+            float dot = Reduce.Dot(p[..(i + 1)], ds);
             TensorPrimitives.Subtract(ds, dot, ds);
             TensorPrimitives.Multiply(ds, p[..(i + 1)], ds);
             TensorPrimitives.Multiply(ds, scale, ds);

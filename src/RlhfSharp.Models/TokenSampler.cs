@@ -51,7 +51,7 @@ internal sealed class TokenSampler(int vocab)
             throw new ArgumentException($"generation: the logits of row {row} hold {max} (a NaN or infinite value); cannot sample.");
         TensorPrimitives.Subtract(dst, max, dst);
         TensorPrimitives.Exp(dst, dst);
-        return max + MathF.Log(TensorPrimitives.Sum(dst));
+        return max + MathF.Log(RlhfSharp.Tensors.Kernels.Reduce.Sum(dst));
     }
 
     /// <summary>

@@ -1,4 +1,4 @@
-// One training run on disk (DESIGN.md, "Formats"): runs/NAME/ holding config.json (the resolved configuration),
+// One training run on disk (docs/design.md, "Formats"): runs/NAME/ holding config.json (the resolved configuration),
 // metrics.jsonl, TensorBoard event files beside it, and checkpoints/step-NNNNNNNN/ folders written atomically.
 using System.Globalization;
 using System.Text.Encodings.Web;

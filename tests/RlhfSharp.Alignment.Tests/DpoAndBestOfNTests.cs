@@ -41,22 +41,29 @@ public sealed class DpoAndBestOfNTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public void LearnsToPreferTheGoldBetterContinuation()
+    // Seeds 1, 2, 3: held-out loss 0.596, 0.609, 0.607 (bar ln 2 = 0.693), accuracy 0.747, 0.760, 0.727 (bar 0.6); about 5
+    // CPU seconds each. With 300 pairs (75 held out) they were 0.657, 0.637, 0.677 and 0.613, 0.680, 0.640 (seeds 4, 5:
+    // 0.600, 0.560).
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void LearnsToPreferTheGoldBetterContinuation(int seed)
     {
         var s = TinyStoryModel.Get();
-        var demos = Stories.Demonstrations(41, 600);
+        const int Pairs = 600;
+        var demos = Stories.Demonstrations(41, 2 * Pairs);
         var examples = new List<PreferenceExample>();
-        for (int i = 0; i < 300; i++)
+        for (int i = 0; i < Pairs; i++)
         {
-            string a = demos[i].Completion, b = demos[300 + i].Completion;
+            string a = demos[i].Completion, b = demos[Pairs + i].Completion;
             bool aBetter = Stories.GoldReward(a, demos[i].Prompt) >= Stories.GoldReward(b, demos[i].Prompt);
             examples.Add(new PreferenceExample(demos[i].Prompt, aBetter ? [a, b] : [b, a], PreferenceKind.Pair));
         }
-        var result = new DpoTrainer(new DpoConfig { Beta = 0.1f, Epochs = 2, BatchSize = 16, LearningRate = 5e-4f, HeldOutFraction = 0.25, Seed = 2 }).Train(s.Model, s.Tokenizer, examples);
-        output.WriteLine($"held-out DPO loss {result.HeldOutLoss:F3}, implicit-reward accuracy {result.HeldOutAccuracy:F3}");
-        Assert.True(result.HeldOutLoss < Math.Log(2), $"held-out loss {result.HeldOutLoss}");
-        Assert.True(result.HeldOutAccuracy > 0.6, $"held-out accuracy {result.HeldOutAccuracy}");
+        var result = new DpoTrainer(new DpoConfig { Beta = 0.1f, Epochs = 2, BatchSize = 16, LearningRate = 5e-4f, HeldOutFraction = 0.25, Seed = (ulong)seed }).Train(s.Model, s.Tokenizer, examples);
+        output.WriteLine($"seed {seed}: held-out DPO loss {result.HeldOutLoss:F3}, implicit-reward accuracy {result.HeldOutAccuracy:F3}");
+        Assert.True(result.HeldOutLoss < Math.Log(2), $"held-out loss {result.HeldOutLoss} (seed {seed})");
+        Assert.True(result.HeldOutAccuracy > 0.6, $"held-out accuracy {result.HeldOutAccuracy} (seed {seed})");
     }
 
     [Fact]

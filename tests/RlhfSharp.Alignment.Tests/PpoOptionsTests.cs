@@ -7,10 +7,11 @@ using RlhfSharp.Alignment.Sampling;
 using RlhfSharp.Models;
 using RlhfSharp.Tensors;
 using RlhfSharp.Text;
+using Xunit.Abstractions;
 
 namespace RlhfSharp.Alignment.Tests;
 
-public sealed class PpoOptionsTests
+public sealed class PpoOptionsTests(ITestOutputHelper output)
 {
     private static readonly ITokenizer Chars = CharTokenizer.FromCorpus("abcdefghijklmnopqrstuvwxyz .,!?");
     private static readonly string[] Prompts = ["the cat", "a dog"];
@@ -31,17 +32,22 @@ public sealed class PpoOptionsTests
         return Gpt.CrossEntropy(pass, targets, weights, new float[row.Length * model.Config.VocabSize]);
     }
 
-    [Fact]
-    public void PtxTermLowersThePretrainingLossComparedWithPlainPpo()
+    // PPO seeds 1, 2, 3: NLL of the text 3.288, 3.294, 3.288 with ptx vs 3.457, 3.445, 3.461 without (bar 0.05 lower).
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void PtxTermLowersThePretrainingLossComparedWithPlainPpo(int seed)
     {
         var sft = Sft(12);
         int[] doc = Chars.Encode("the quick brown fox jumps.");
-        var config = new PpoConfig { Steps = 3, BatchSize = 4, MiniBatchSize = 4, Epochs = 1, MaxNewTokens = 4, LearningRate = 3e-3f, Seed = 1 };
+        var config = new PpoConfig { Steps = 3, BatchSize = 4, MiniBatchSize = 4, Epochs = 1, MaxNewTokens = 4, LearningRate = 3e-3f, Seed = (ulong)seed };
         var reward = new FunctionReward((_, _) => 0);
         var plain = new PpoTrainer(config).Train(sft, Chars, Prompts, reward);
         var ptx = new PpoTrainer(config with { PtxCoef = 1f, PtxBatchSize = 2 }).Train(sft, Chars, Prompts, reward, options: new PpoTrainer.Options(PretrainRows: [doc]));
+        output.WriteLine($"seed {seed}: NLL of the pre-training text, ptx {Nll(ptx.Policy, doc):F3}, plain {Nll(plain.Policy, doc):F3}");
         Assert.True(ptx.History[0].ContainsKey("loss/ptx"));
-        Assert.True(Nll(ptx.Policy, doc) < Nll(plain.Policy, doc) - 0.05, $"ptx {Nll(ptx.Policy, doc):F3} vs plain {Nll(plain.Policy, doc):F3}");
+        Assert.True(Nll(ptx.Policy, doc) < Nll(plain.Policy, doc) - 0.05, $"ptx {Nll(ptx.Policy, doc):F3} vs plain {Nll(plain.Policy, doc):F3} (seed {seed})");
         Assert.Throws<ArgumentException>(() => new PpoTrainer(config with { PtxCoef = 1f }).Train(sft, Chars, Prompts, reward));
     }
 

@@ -110,8 +110,13 @@ public sealed class PpoTrainerTests(ITestOutputHelper output)
         public void Report(AlignmentProgress value) => report(value);
     }
 
-    [Fact]
-    public void RaisesGoldRewardOverSftWithinTheKlTarget()
+    // Seeds 1, 2, 3: held-out gold −0.120 (SFT) → 0.063, −0.021, −0.022 (+0.183, +0.099, +0.098; bar +0.03) at KL 4.90,
+    // 4.22, 4.93 (bar 6); about 35 CPU seconds each. With 40 updates instead of 60 one seed gained only +0.012.
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void RaisesGoldRewardOverSftWithinTheKlTarget(int seed)
     {
         var s = TinyStoryModel.Get();
         var watch = System.Diagnostics.Stopwatch.StartNew();
@@ -119,10 +124,8 @@ public sealed class PpoTrainerTests(ITestOutputHelper output)
         const double target = 4;
         var config = new PpoConfig
         {
-            // 60 updates: with 40, on an AVX2-only machine (whose float results differ from AVX-512's) this seed gained only
-            // +0.012 gold over SFT (seeds 1 and 3: +0.097, +0.090); with 60 it gains +0.166 at KL 5.3.
             Steps = 60, BatchSize = 32, MiniBatchSize = 16, Epochs = 4, MaxNewTokens = 40, LearningRate = 5e-4f,
-            InitialKlCoef = 0.05, TargetKl = target, KlHorizon = 1000, Seed = 2,
+            InitialKlCoef = 0.05, TargetKl = target, KlHorizon = 1000, Seed = (ulong)seed,
         };
         var gold = new Func<string, string, double>((p, r) => Stories.GoldReward(r, p));
         var result = new PpoTrainer(config).Train(s.Model, s.Tokenizer, prompts, new FunctionReward(gold), options: new PpoTrainer.Options(Gold: gold));
@@ -134,8 +137,8 @@ public sealed class PpoTrainerTests(ITestOutputHelper output)
         var (sftGold, _) = Evaluate(s.Model, s.Model, s.Tokenizer, held);
         var (ppoGold, kl) = Evaluate(result.Policy, s.Model, s.Tokenizer, held);
         output.WriteLine($"held-out gold: SFT {sftGold:F3}, PPO {ppoGold:F3}; KL {kl:F2} nats (target {target}); {watch.Elapsed.TotalSeconds:F0}s");
-        Assert.True(ppoGold > sftGold + 0.03, $"PPO gold {ppoGold:F3} vs SFT {sftGold:F3}");
-        Assert.True(kl <= 1.5 * target, $"KL {kl:F2} vs target {target}");
+        Assert.True(ppoGold > sftGold + 0.03, $"PPO gold {ppoGold:F3} vs SFT {sftGold:F3} (seed {seed})");
+        Assert.True(kl <= 1.5 * target, $"KL {kl:F2} vs target {target} (seed {seed})");
     }
 
     private static (double Gold, double Kl) Evaluate(Gpt policy, Gpt reference, ITokenizer tok, IReadOnlyList<string> prompts)

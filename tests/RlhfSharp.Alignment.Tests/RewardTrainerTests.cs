@@ -138,8 +138,14 @@ public sealed class RewardTrainerTests(ITestOutputHelper output)
         Assert.Equal(-3, RewardTrainer.FitNormalization(raw, normalizeStd: false).Bias, 9);
     }
 
-    [Fact]
-    public void LearnsTheOraclesPreferencesAsWellAsTheOracleAgreesWithItself()
+    // Seeds 1, 2, 3: held-out accuracy 0.685, 0.710, 0.755 (bar 0.615: self-agreement 0.665 − 0.05; Bayes ceiling 0.751),
+    // reference mean −0.015, 0.021, −0.203; about 6 CPU seconds each. With 3 epochs seeds 1-5 gave 0.690, 0.660, 0.695, 0.640
+    // and 0.650; with 64 normalisation samples and 32 fresh ones, seed 1's reference mean was 0.709 (score sd 1.6).
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void LearnsTheOraclesPreferencesAsWellAsTheOracleAgreesWithItself(int seed)
     {
         var s = TinyStoryModel.Get();
         var watch = System.Diagnostics.Stopwatch.StartNew();
@@ -167,17 +173,18 @@ public sealed class RewardTrainerTests(ITestOutputHelper output)
         string runDir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "rm");
         using var run = RunDirectory.Open(runDir, resume: false);
         // when a reward model is trained from the SFT model on 75% of them,
-        var trainer = new RewardTrainer(new RewardTrainerConfig { Epochs = 3, BatchSize = 16, LearningRate = 1e-3f, HeldOutFraction = 0.25, NormalizationSamples = 64, Seed = 3 });
+        var trainer = new RewardTrainer(new RewardTrainerConfig { Epochs = 5, BatchSize = 16, LearningRate = 1e-3f, HeldOutFraction = 0.25, NormalizationSamples = 256, Seed = (ulong)seed });
         var result2 = trainer.Train(s.Model, s.Tokenizer, examples, run: run);
         var eval = result2.HeldOut!;
-        output.WriteLine($"oracle self-agreement {selfAgreement:F3}, Bayes ceiling {ceiling / prompts.Count:F3}, held-out accuracy {eval.Accuracy:F3} on {eval.Pairs} pairs, loss {eval.Loss:F3}, ECE {eval.ExpectedCalibrationError:F3}, {watch.Elapsed.TotalSeconds:F0}s");
+        output.WriteLine($"seed {seed}: oracle self-agreement {selfAgreement:F3}, Bayes ceiling {ceiling / prompts.Count:F3}, held-out accuracy {eval.Accuracy:F3} on {eval.Pairs} pairs, loss {eval.Loss:F3}, ECE {eval.ExpectedCalibrationError:F3}, {watch.Elapsed.TotalSeconds:F0}s");
         // then its held-out accuracy against the oracle's labels is within 5 points of the oracle's self-agreement,
-        Assert.True(eval.Accuracy >= selfAgreement - 0.05, $"held-out accuracy {eval.Accuracy:F3} vs oracle self-agreement {selfAgreement:F3}");
+        Assert.True(eval.Accuracy >= selfAgreement - 0.05, $"held-out accuracy {eval.Accuracy:F3} vs oracle self-agreement {selfAgreement:F3} (seed {seed})");
         // the reference model's samples score mean ≈ 0 after normalisation, and metrics and the saved model are there.
-        var refRows = prompts.Take(32).Select(p => s.Tokenizer.Encode(p)).ToList();
+        var refRows = prompts.Take(128).Select(p => s.Tokenizer.Encode(p)).ToList();
         var samples = gen.Generate(refRows, new GenerationOptions { MaxNewTokens = 32, EosTokenId = s.Tokenizer.EosId }, new Rng(77));
         var scores = result2.Ensemble.First.ScoreTokens(Enumerable.Range(0, samples.Batch).Select(b => (int[])[.. samples.Prompt(b), .. samples.Response(b)]).ToList());
-        output.WriteLine($"reference mean after normalisation {scores.Average():F3}");
+        double sd = Math.Sqrt(scores.Sum(x => (x - scores.Average()) * (x - scores.Average())) / (scores.Length - 1));
+        output.WriteLine($"reference mean after normalisation {scores.Average():F3}, sd {sd:F3}, bias {result2.Ensemble.First.Normalization.Bias:F3}");
         Assert.InRange(scores.Average(), -0.5, 0.5);
         Assert.Contains(MetricsWriter.ReadAll(Path.Combine(runDir, RunDirectory.MetricsFileName)), r => r.Values.ContainsKey("reward/accuracy"));
         string saved = Path.Combine(runDir, "model");

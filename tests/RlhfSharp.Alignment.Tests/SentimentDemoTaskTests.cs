@@ -145,13 +145,13 @@ public sealed class SentimentDemoTaskTests(ITestOutputHelper output)
         Assert.Contains("sentiment", e.Message);
     }
 
-    private static string Lexicon => SharedData.File("sentiment", "vader_lexicon.txt");
+    private static string Lexicon => RepoData.File("sentiment", "vader_lexicon.txt");
 
     /// <summary>The first <paramref name="lines"/> lines of Persuasion, as a small corpus file.</summary>
     private static string AustenSlice(TempDir dir, int lines)
     {
         string path = dir.File("slice.txt");
-        File.WriteAllLines(path, File.ReadLines(SharedData.File("austen", "persuasion.txt")).Take(lines));
+        File.WriteAllLines(path, File.ReadLines(RepoData.File("austen", "persuasion.txt")).Take(lines));
         return path;
     }
 
@@ -166,18 +166,18 @@ public sealed class SentimentDemoTaskTests(ITestOutputHelper output)
     }
 }
 
-/// <summary>../shared/data, found by walking up from the test assembly to the folder holding RlhfSharp.slnx.</summary>
-internal static class SharedData
+/// <summary>The repository's data/ folder, found by walking up from the test assembly to the folder holding RlhfSharp.slnx.</summary>
+internal static class RepoData
 {
     public static string File(params string[] parts)
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             if (System.IO.File.Exists(Path.Combine(dir.FullName, "RlhfSharp.slnx")))
             {
-                string data = Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "data"));
-                if (!Directory.Exists(data)) throw new DirectoryNotFoundException($"test data folder {data} is missing (CI provides ../shared/data beside the repository).");
+                string data = Path.Combine(dir.FullName, "data");
+                if (!Directory.Exists(data)) throw new DirectoryNotFoundException($"test data folder {data} is missing (it is part of the repository: see data/README.md).");
                 return Path.Combine([data, .. parts]);
             }
-        throw new DirectoryNotFoundException($"no RlhfSharp.slnx above {AppContext.BaseDirectory}: cannot find ../shared/data.");
+        throw new DirectoryNotFoundException($"no RlhfSharp.slnx above {AppContext.BaseDirectory}: cannot find the repository's data/ folder.");
     }
 }

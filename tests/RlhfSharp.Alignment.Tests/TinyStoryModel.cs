@@ -15,7 +15,13 @@ internal sealed record TinyStory(Gpt Model, ITokenizer Tokenizer, IReadOnlyList<
 
 internal static class TinyStoryModel
 {
-    private static readonly Lazy<TinyStory> Shared = new(() => Build(steps: 600), LazyThreadSafetyMode.ExecutionAndPublication);
+    /// <summary>Seed of the shared model's initialisation and batches.</summary>
+    public const int SharedSeed = 11;
+
+    /// <summary>Training steps of the shared model.</summary>
+    public const int SharedSteps = 600;
+
+    private static readonly Lazy<TinyStory> Shared = new(() => Build(SharedSteps, SharedSeed), LazyThreadSafetyMode.ExecutionAndPublication);
 
     public static TinyStory Get() => Shared.Value;
 
@@ -23,13 +29,13 @@ internal static class TinyStoryModel
     public static Gpt Random(int vocab, ulong seed, GptHeads heads = GptHeads.None) =>
         Gpt.Create(new GptConfig { VocabSize = vocab, BlockSize = 32, NEmbd = 16, NLayer = 1, NHead = 2 }, new Rng(seed), heads);
 
-    public static TinyStory Build(int steps)
+    public static TinyStory Build(int steps, int seed)
     {
         var watch = Stopwatch.StartNew();
         var demos = Stories.Demonstrations(7, 2000);
         var tokenizer = BpeTrainer.Train(Stories.Corpus(3, 1500), new BpeTrainerOptions { VocabSize = 1024 });
         var config = new GptConfig { VocabSize = tokenizer.VocabSize, BlockSize = 96, NEmbd = 48, NLayer = 2, NHead = 2, EosTokenId = tokenizer.EosId };
-        var rng = new Rng(11);
+        var rng = new Rng((ulong)seed);
         var gpt = Gpt.Create(config, rng);
         var rows = demos.Select(d => TokenRows.Encode(tokenizer, d.Prompt, d.Completion, config.BlockSize).Tokens).ToList();
         var opt = new AdamW(gpt.ParameterSet, new AdamWConfig { LearningRate = 3e-3f, WeightDecay = 0f });

@@ -1,5 +1,5 @@
 // Bad input to `rlhf`: each case must end with exit code 1 and exactly one line on standard error that names the file,
-// line, field or option at fault (DESIGN.md's quality bar), never a stack trace or a screen of help.
+// line, field or option at fault (docs/design.md's rules), never a stack trace or a screen of help.
 using System.Text.Json.Nodes;
 using RlhfSharp.Models;
 using RlhfSharp.Tensors;

@@ -26,6 +26,8 @@ internal static class RlhfRunner
         using var stderr = new StringWriter();
         Console.SetOut(stdout);
         Console.SetError(stderr);
+        // Spectre's static console keeps the writer it first saw; a later run must not write to an earlier run's (closed) one.
+        Spectre.Console.AnsiConsole.Console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings { Out = new Spectre.Console.AnsiConsoleOutput(stdout) });
         try
         {
             int exit = (int)entry.Invoke(null, [args])!;

@@ -1,5 +1,6 @@
 // The actor-critic on the tensor engine: parameter gradients against central differences of a loss built from log π,
-// entropy and V (categorical and Gaussian), CleanRL's orthogonal init, and policy folders saved and loaded.
+// entropy, V and the exact KL to π_old (categorical and Gaussian), that KL against its closed form, CleanRL's orthogonal
+// init, and policy folders saved and loaded.
 using RlhfSharp.Control;
 using RlhfSharp.Control.Rl;
 using RlhfSharp.Tensors;
@@ -23,18 +24,21 @@ public sealed class NetworkTests
         int b = 4;
         float[] obs = [.. Enumerable.Range(0, b * 3).Select(_ => (float)rng.Normal())];
         float[] acts = discrete ? [0, 2, 1, 2] : [.. Enumerable.Range(0, b * 2).Select(_ => (float)rng.Normal())];
-        float[] cL = [0.7f, -1.2f, 0.4f, 0.9f], cH = [0.3f, 0.5f, -0.8f, 0.2f], cV = [1.1f, -0.6f, 0.25f, -0.9f];
+        float[] cL = [0.7f, -1.2f, 0.4f, 0.9f], cH = [0.3f, 0.5f, -0.8f, 0.2f], cV = [1.1f, -0.6f, 0.25f, -0.9f], cK = [0.6f, 1.3f, -0.4f, 0.8f];
+        // PPO-penalty's exact KL to a π_old that differs from the current policy (so its gradient is not zero).
+        int width = discrete ? 3 : 2;
+        var old = new OldPolicy([.. Enumerable.Range(0, b * width).Select(_ => (float)rng.Normal())], discrete ? null : [0.1f, -0.4f]);
         double Loss()
         {
-            var e = ac.Evaluate(obs, acts, b);
+            var e = ac.Evaluate(obs, acts, b, old);
             double s = 0;
-            for (int i = 0; i < b; i++) s += cL[i] * e.LogProb[i] + cH[i] * e.Entropy[i] + cV[i] * e.Values[i];
+            for (int i = 0; i < b; i++) s += cL[i] * e.LogProb[i] + cH[i] * e.Entropy[i] + cV[i] * e.Values[i] + cK[i] * e.Kl![i];
             return s;
         }
         Loss();
         ac.ActorParameters.ZeroGrad();
         ac.CriticParameters.ZeroGrad();
-        ac.Backward(new LossGradients(cL, cH, cV));
+        ac.Backward(new LossGradients(cL, cH, cV, cK));
         foreach (var (p, g) in new[] { (ac.ActorParameters.Values, ac.ActorParameters.Grads), (ac.CriticParameters.Values, ac.CriticParameters.Grads) })
         {
             for (int k = 0; k < p.Length; k += Math.Max(1, p.Length / 25))
@@ -47,6 +51,50 @@ public sealed class NetworkTests
                 double numeric = (up - down) / (2 * h);
                 Assert.True(Math.Abs(numeric - g[k]) <= 2e-3 + 2e-2 * Math.Abs(numeric), $"param {k} of {p.Length}: analytic {g[k]}, numeric {numeric}");
             }
+        }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Kl_IsZeroAgainstItself_AndMatchesTheClosedFormAgainstAnotherPolicy(bool discrete)
+    {
+        Space space = discrete ? new DiscreteSpace(3) : new BoxSpace([-2f, -2f], [2f, 2f]);
+        var rng = new Rng(8);
+        var ac = new ActorCritic(3, space, [5, 4], rng);
+        Init.Orthogonal(ac.Actor.Layers[^1].Weight, rng, 1f);
+        if (!discrete) { ac.LogStd!.Span[0] = 0.3f; ac.LogStd.Span[1] = -0.2f; }
+        int b = 4, width = discrete ? 3 : 2;
+        float[] obs = [.. Enumerable.Range(0, b * 3).Select(_ => (float)rng.Normal())];
+        var act = ac.Act(obs, b, rng, deterministic: false);
+        var self = ac.Evaluate(obs, act.Actions, b, new OldPolicy(act.ActorOutput, ac.LogStd?.ToArray()));
+        Assert.All(self.Kl!, k => Assert.Equal(0, k, 6));
+
+        float[] oldOut = [.. Enumerable.Range(0, b * width).Select(_ => (float)rng.Normal())];
+        float[] oldLogStd = [0.1f, -0.4f];
+        var e = ac.Evaluate(obs, act.Actions, b, new OldPolicy(oldOut, discrete ? null : oldLogStd));
+        for (int r = 0; r < b; r++)
+        {
+            double expected = 0;
+            double[] now = [.. act.ActorOutput.Skip(r * width).Take(width).Select(v => (double)v)];
+            double[] then = [.. oldOut.Skip(r * width).Take(width).Select(v => (double)v)];
+            if (discrete)
+            {
+                // Σ_k p_old,k·(log p_old,k − log p_k) with log p = z − log Σ exp z.
+                double zOld = Math.Log(then.Sum(Math.Exp)), zNow = Math.Log(now.Sum(Math.Exp));
+                for (int k = 0; k < width; k++) expected += Math.Exp(then[k] - zOld) * ((then[k] - zOld) - (now[k] - zNow));
+            }
+            else
+            {
+                // Σ_d log σ − log σ_old + (σ_old² + (μ_old − μ)²)/(2σ²) − ½.
+                for (int d = 0; d < width; d++)
+                {
+                    double logSigma = ac.LogStd!.Span[d], oldSigma2 = Math.Exp(2 * oldLogStd[d]);
+                    expected += logSigma - oldLogStd[d] + (oldSigma2 + Math.Pow(then[d] - now[d], 2)) / (2 * Math.Exp(2 * logSigma)) - 0.5;
+                }
+            }
+            Assert.Equal(expected, e.Kl![r], 4);
+            Assert.True(e.Kl[r] > 0);
         }
     }
 

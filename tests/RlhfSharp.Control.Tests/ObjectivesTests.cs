@@ -79,11 +79,13 @@ public sealed class ObjectivesTests
     [Fact]
     public void PpoPenalty_AndReinforce_MatchHandComputation()
     {
-        // mean(ρA) = (3 − .5 + 1.1 + .5)/4 = 1.025; mean(−log ρ) = .885519/4 = .2213797; β = .5 → policy = −1.025 + .1106899.
-        var p = ControlObjectives.PpoPenalty(NewLogp, OldLogp, Adv, Entropy, NewV, Ret, beta: 0.5, valueCoef: 0.5, entropyCoef: 0);
-        Assert.Equal(-1.025 + 0.5 * 0.2213797, p.Policy, 5);
-        // ∂/∂log π_i = (−A_i·ρ_i − β)/4.
-        Assert.Equal((-2 * 1.5 - 0.5) / 4, p.Gradients.LogProb[0], 5);
+        // mean(ρA) = (3 − .5 + 1.1 + .5)/4 = 1.025; the exact KLs .1, .2, .05, .3 have mean .1625; β = .5 → policy = −1.025 + .08125.
+        var p = ControlObjectives.PpoPenalty(NewLogp, OldLogp, [0.1f, 0.2f, 0.05f, 0.3f], Adv, Entropy, NewV, Ret, beta: 0.5, valueCoef: 0.5, entropyCoef: 0);
+        Assert.Equal(-1.025 + 0.5 * 0.1625, p.Policy, 5);
+        Assert.Equal(0.1625, p.ApproxKl, 6); // what the β controller sees
+        // ∂/∂log π_i = −A_i·ρ_i/4; ∂/∂KL_i = β/4.
+        Assert.Equal(-2 * 1.5 / 4, p.Gradients.LogProb[0], 5);
+        Assert.Equal([0.125f, 0.125f, 0.125f, 0.125f], p.Gradients.Kl!);
 
         // REINFORCE: log π = −.1, −2; A = 1, −.5 → mean(−A·log π) = (.1 − 1)/2 = −.45; ∂/∂log π = −A/2.
         var r = ControlObjectives.Reinforce([-0.1f, -2f], [1f, -0.5f], [0f, 0f], [0f, 0f], [1f, 1f], 0.5, 0);
@@ -100,15 +102,16 @@ public sealed class ObjectivesTests
         int b = 16;
         float[] R(double sd) => [.. Enumerable.Range(0, b).Select(_ => (float)rng.Normal(0, sd))];
         float[] oldLogp = R(1), logRatio = R(0.3), adv = R(1), ent = R(1), oldV = R(1), ret = R(1), dv = R(0.4);
+        float[] kl = [.. R(0.1).Select(Math.Abs)];
         float[] newLogp = [.. oldLogp.Zip(logRatio, (o, d) => o + d)];
         float[] newV = [.. oldV.Zip(dv, (o, d) => o + d)];
         Func<float[], float[], float[], double> clip = (lp, h, v) => ControlObjectives.PpoClip(lp, oldLogp, adv, h, v, oldV, ret, 0.2, 0.5, 0.01, true).Total;
-        Func<float[], float[], float[], double> pen = (lp, h, v) => ControlObjectives.PpoPenalty(lp, oldLogp, adv, h, v, ret, 0.7, 0.5, 0.01).Total;
+        Func<float[], float[], float[], double> pen = (lp, h, v) => ControlObjectives.PpoPenalty(lp, oldLogp, kl, adv, h, v, ret, 0.7, 0.5, 0.01).Total;
         Func<float[], float[], float[], double> rf = (lp, h, v) => ControlObjectives.Reinforce(lp, adv, h, v, ret, 0.5, 0.01).Total;
         foreach (var (f, grads) in new[]
         {
             (clip, ControlObjectives.PpoClip(newLogp, oldLogp, adv, ent, newV, oldV, ret, 0.2, 0.5, 0.01, true).Gradients),
-            (pen, ControlObjectives.PpoPenalty(newLogp, oldLogp, adv, ent, newV, ret, 0.7, 0.5, 0.01).Gradients),
+            (pen, ControlObjectives.PpoPenalty(newLogp, oldLogp, kl, adv, ent, newV, ret, 0.7, 0.5, 0.01).Gradients),
             (rf, ControlObjectives.Reinforce(newLogp, adv, ent, newV, ret, 0.5, 0.01).Gradients),
         })
         {
@@ -126,6 +129,8 @@ public sealed class ObjectivesTests
                 Assert.Equal(Diff(newLogp, x => f(x, ent, newV)), grads.LogProb[i], 3);
                 Assert.Equal(Diff(ent, x => f(newLogp, x, newV)), grads.Entropy[i], 4);
                 Assert.Equal(Diff(newV, x => f(newLogp, ent, x)), grads.Value[i], 3);
+                if (grads.Kl is { } gKl)
+                    Assert.Equal(Diff(kl, x => ControlObjectives.PpoPenalty(newLogp, oldLogp, x, adv, ent, newV, ret, 0.7, 0.5, 0.01).Total), gKl[i], 3);
             }
         }
     }

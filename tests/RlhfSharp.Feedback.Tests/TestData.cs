@@ -1,4 +1,4 @@
-// Finds ../shared/data from the test assembly: walk up to the folder holding RlhfSharp.slnx, then ../shared/data.
+// Finds the repository's data/ folder from the test assembly: walk up to the folder holding RlhfSharp.slnx, then data/.
 namespace RlhfSharp.Feedback.Tests;
 
 internal static class TestData
@@ -10,11 +10,11 @@ internal static class TestData
             for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
                 if (File.Exists(Path.Combine(dir.FullName, "RlhfSharp.slnx")))
                 {
-                    var data = Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "data"));
+                    var data = Path.Combine(dir.FullName, "data");
                     if (Directory.Exists(data)) return data;
-                    throw new DirectoryNotFoundException($"test data folder {data} is missing (CI provides it; see brief-common.md).");
+                    throw new DirectoryNotFoundException($"test data folder {data} is missing (it is part of the repository: see data/README.md).");
                 }
-            throw new DirectoryNotFoundException($"no RlhfSharp.slnx above {AppContext.BaseDirectory}: cannot find ../shared/data.");
+            throw new DirectoryNotFoundException($"no RlhfSharp.slnx above {AppContext.BaseDirectory}: cannot find the repository's data/ folder.");
         }
     }
 

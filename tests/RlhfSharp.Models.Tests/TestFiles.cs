@@ -1,4 +1,4 @@
-// Temporary folders for tests, and the shared real-data folder found by walking up to RlhfSharp.slnx.
+// Temporary folders for tests, and the repository's data/ folder found by walking up to RlhfSharp.slnx.
 namespace RlhfSharp.Models.Tests;
 
 internal sealed class TempDirectory : IDisposable
@@ -20,19 +20,19 @@ internal sealed class TempDirectory : IDisposable
     }
 }
 
-internal static class SharedData
+internal static class RepoData
 {
-    /// <summary>../shared/data relative to the folder holding RlhfSharp.slnx; fails with a clear message when absent.</summary>
+    /// <summary>data/<paramref name="sub"/> in the folder holding RlhfSharp.slnx; fails naming the missing path.</summary>
     public static string Folder(string sub)
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !System.IO.File.Exists(Path.Combine(dir.FullName, "RlhfSharp.slnx")))
             dir = dir.Parent;
         if (dir is null)
-            throw new InvalidOperationException($"test data: no RlhfSharp.slnx above {AppContext.BaseDirectory}; cannot find ../shared/data.");
-        string path = Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "data", sub));
+            throw new InvalidOperationException($"test data: no RlhfSharp.slnx above {AppContext.BaseDirectory}; cannot find the repository's data/ folder.");
+        string path = Path.Combine(dir.FullName, "data", sub);
         if (!Directory.Exists(path))
-            throw new InvalidOperationException($"test data: {path} does not exist; this test needs the shared data folder (see brief-common.md).");
+            throw new InvalidOperationException($"test data: {path} does not exist (it is part of the repository: see data/README.md).");
         return path;
     }
 }

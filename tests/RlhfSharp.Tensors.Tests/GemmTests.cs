@@ -5,6 +5,8 @@ using RlhfSharp.Tensors.Kernels;
 
 namespace RlhfSharp.Tensors.Tests;
 
+// Two tests flip process-wide kernel switches (the Vector512 tile, the skinny tile): the class runs alone.
+[Collection(ProcessWideSettings.Name)]
 public sealed unsafe class GemmTests
 {
     private static readonly GemmForm[] Forms = [GemmForm.NN, GemmForm.NT, GemmForm.TN];

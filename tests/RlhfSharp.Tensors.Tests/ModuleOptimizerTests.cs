@@ -4,6 +4,8 @@ using RlhfSharp.Tensors.Optim;
 
 namespace RlhfSharp.Tensors.Tests;
 
+// One test sets Parallelism.Threads, which is process-wide: the class runs alone.
+[Collection(ProcessWideSettings.Name)]
 public sealed class ModuleOptimizerTests
 {
     private sealed class Block : Module
@@ -140,7 +142,8 @@ public sealed class ModuleOptimizerTests
             Parallelism.Threads = 2;
             double two = ps.GradNorm();
             Assert.Equal(one, two); // same bits whatever the thread count
-            Assert.Equal(plain, two, plain * 1e-9);
+            // Each 4096-float partial sum is float32 (rounding ~1e-7 relative per add), summed in float64 across chunks.
+            Assert.Equal(plain, two, plain * 1e-6);
 
             double reported = ps.ClipGradNorm(1.0);
             Assert.Equal(two, reported);

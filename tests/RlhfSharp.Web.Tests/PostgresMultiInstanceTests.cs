@@ -1,4 +1,4 @@
-// Labelling at scale, as DESIGN.md plans it: two app instances over one PostgreSQL database, labellers switching
+// Labelling at scale, as docs/design.md plans it: two app instances over one PostgreSQL database, labellers switching
 // between them on every request. Overlap and "never twice to one labeller" must hold across instances.
 using System.Net;
 using System.Net.Http.Json;

@@ -1,4 +1,4 @@
-// Preference examples for reward models and DPO, read from JSONL in TRL's column names (DESIGN.md "Formats") or from a
+// Preference examples for reward models and DPO, read from JSONL in TRL's column names (docs/design.md "Formats") or from a
 // preference store (SQLite file). One example is one prompt with its candidates and the label the loss form needs.
 using System.Text.Json;
 using System.Text.Json.Nodes;

@@ -1,4 +1,5 @@
-// `rlhf bench ...`: speed measurements printed as JSON, each against a peer measured in the same process.
+// `rlhf bench ...`: speed measurements printed as JSON; whatever one compares with (a peer, a scalar reference, the FMA
+// peak) is measured in the same process, never a figure from another machine.
 using System.CommandLine;
 
 namespace RlhfSharp.Cli.Commands;

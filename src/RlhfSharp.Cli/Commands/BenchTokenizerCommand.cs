@@ -12,8 +12,8 @@ internal static class BenchTokenizerCommand
 {
     public static Command Create()
     {
-        var corpus = new Option<string>("--corpus") { Description = "Corpus file or folder (relative paths from the repository root).", DefaultValueFactory = _ => "../shared/data/austen" };
-        var tokenizerDir = new Option<string>("--tokenizer") { Description = "Folder with GPT-2's vocab.json + merges.txt.", DefaultValueFactory = _ => "../shared/data/gpt2" };
+        var corpus = new Option<string>("--corpus") { Description = "Corpus file or folder (the default: Jane Austen's six novels, shipped with rlhf in data/).", DefaultValueFactory = _ => "data/austen" };
+        var tokenizerDir = new Option<string>("--tokenizer") { Description = "Folder with GPT-2's vocab.json + merges.txt.", DefaultValueFactory = _ => "data/gpt2" };
         var repeats = new Option<int>("--repeats") { Description = "Timed passes; the fastest is reported.", DefaultValueFactory = _ => 3 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object." };
 

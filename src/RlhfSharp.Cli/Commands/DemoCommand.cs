@@ -16,11 +16,11 @@ internal static class DemoCommand
         var output = new Option<string>("--out") { Description = "Run folder: one sub-folder per stage, stages.json, report.html.", DefaultValueFactory = _ => Path.Combine("runs", "demo") };
         var resume = new Option<bool>("--resume") { Description = "Continue the run folder, skipping the stages stages.json records as finished." };
         var seed = new Option<ulong>("--seed") { Description = "Seed of every stage.", DefaultValueFactory = _ => 1UL };
-        var task = new Option<string>("--task") { Description = "story (built in, no files) or sentiment (Ziegler et al. 2019's mock-sentiment task; needs --corpus and --lexicon).", DefaultValueFactory = _ => "story" };
+        var task = new Option<string>("--task") { Description = "story (built in, no files) or sentiment (Ziegler et al. 2019's mock-sentiment task on --corpus, scored by --lexicon).", DefaultValueFactory = _ => "story" };
         task.AcceptOnlyFromAmong("story", "sentiment");
-        var corpus = new Option<string?>("--corpus") { Description = "sentiment: a text file, or a folder whose *.txt files are read in name order (e.g. ../shared/data/austen)." };
-        var lexicon = new Option<string?>("--lexicon") { Description = "sentiment: the VADER lexicon file, token TAB valence per line (e.g. ../shared/data/sentiment/vader_lexicon.txt)." };
-        var tokenizerDir = new Option<string?>("--tokenizer") { Description = "sentiment: a saved tokenizer folder (e.g. GPT-2's vocab.json + merges.txt) instead of a BPE learned on the corpus." };
+        var corpus = new Option<string>("--corpus") { Description = "sentiment: a text file, or a folder whose *.txt files are read in name order (the default: Jane Austen's six novels, shipped with rlhf in data/).", DefaultValueFactory = _ => "data/austen" };
+        var lexicon = new Option<string>("--lexicon") { Description = "sentiment: the VADER lexicon file, token TAB valence per line.", DefaultValueFactory = _ => "data/sentiment/vader_lexicon.txt" };
+        var tokenizerDir = new Option<string?>("--tokenizer") { Description = "sentiment: a saved tokenizer folder (e.g. data/gpt2, GPT-2's vocab.json + merges.txt) instead of a BPE learned on the corpus." };
         var human = new Option<bool>("--human") { Description = $"People label the pairs: the labels stage serves them in the labelling app on 127.0.0.1 (store {HumanDemoLabeler.StoreFileName} in the run folder), prints the URL and a labeller token, and waits for the judgments." };
         var judgments = new Option<int>("--judgments") { Description = "With --human: pairs to judge (the reward model trains on the answers; ties count ½ each way, skips are left out).", DefaultValueFactory = _ => 100 };
         var port = new Option<int>("--port") { Description = "With --human: port of the labelling app on 127.0.0.1 (0 picks a free one).", DefaultValueFactory = _ => 5080 };
@@ -32,7 +32,7 @@ internal static class DemoCommand
         command.SetAction(p =>
         {
             bool sentiment = p.GetValue(task) == "sentiment";
-            if (!sentiment && (p.GetValue(corpus) ?? p.GetValue(lexicon) ?? p.GetValue(tokenizerDir)) is not null)
+            if (!sentiment && (p.GetResult(corpus) is { Implicit: false } || p.GetResult(lexicon) is { Implicit: false } || p.GetValue(tokenizerDir) is not null))
                 throw new ArgumentException("demo: --corpus, --lexicon and --tokenizer belong to --task sentiment; the story world is built in.");
             var config = (sentiment
                 ? (p.GetValue(quick) ? SentimentDemoTask.QuickConfig : SentimentDemoTask.DefaultConfig)
@@ -48,8 +48,8 @@ internal static class DemoCommand
             // The task reads its files before any stage starts: a missing corpus or lexicon costs nothing already written.
             IDemoTask demoTask = sentiment
                 ? new SentimentDemoTask(
-                    DataPaths.Resolve(p.GetValue(corpus) ?? throw new ArgumentException("demo --task sentiment needs --corpus PATH (a text file or a folder of .txt files).")),
-                    DataPaths.Resolve(p.GetValue(lexicon) ?? throw new ArgumentException("demo --task sentiment needs --lexicon FILE (the VADER lexicon).")),
+                    DataPaths.Resolve(p.GetValue(corpus)!),
+                    DataPaths.Resolve(p.GetValue(lexicon)!),
                     new SentimentTaskOptions { TokenizerDirectory = p.GetValue(tokenizerDir) is string t ? DataPaths.Resolve(t) : null, Seed = p.GetValue(seed) })
                 : new StoryDemoTask();
             DemoSummary summary;

@@ -35,7 +35,7 @@ internal static class EvalCommand
         var judge = new Option<string>("--judge") { Description = "gold (deterministic gold scorer), oracle (gold scorer with Bradley–Terry noise) or the URL of an OpenAI-compatible API root (…/v1).", DefaultValueFactory = _ => "gold" };
         var judgeModel = new Option<string>("--judge-model") { Description = "Model name sent to an AI judge.", DefaultValueFactory = _ => "judge" };
         var apiKeyEnv = new Option<string?>("--api-key-env") { Description = "Environment variable holding the AI judge's API key (none by default, for local servers)." };
-        var lexicon = new Option<string?>("--lexicon") { Description = "Use VADER compound sentiment with this lexicon file as the gold scorer instead of the story world's." };
+        var lexicon = new Option<string?>("--lexicon") { Description = "Use VADER compound sentiment with this lexicon file (e.g. data/sentiment/vader_lexicon.txt) as the gold scorer instead of the story world's." };
         var reference = new Option<string?>("--reference") { Description = "KL reference model folder (default: the baseline)." };
         var reward = new Option<string?>("--reward") { Description = "Reward model folder, for the mean reward-model score." };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Tokens generated per response at most.", DefaultValueFactory = _ => defaults.MaxNewTokens };

@@ -7,6 +7,7 @@ using RlhfSharp.Feedback;
 using RlhfSharp.Feedback.Labelers;
 using RlhfSharp.Feedback.Quality;
 using RlhfSharp.Feedback.Stores;
+using RlhfSharp.Text.StoryWorld;
 using Spectre.Console;
 
 namespace RlhfSharp.Cli.Commands;
@@ -231,7 +232,7 @@ internal static class LabelCommand
     private static Command Oracle()
     {
         var db = new StoreOptions();
-        var lexicon = new Option<FileInfo>("--lexicon") { Description = "VADER lexicon (vader_lexicon.txt): the gold scorer prefers the more positive text.", Required = true };
+        var lexicon = new Option<string?>("--lexicon") { Description = "VADER lexicon (e.g. data/sentiment/vader_lexicon.txt): the gold scorer prefers the more positive text (default: the story world's gold scorer)." };
         var name = new Option<string>("--name") { Description = "Labeller name the oracle's judgments are stored under.", DefaultValueFactory = _ => "oracle" };
         var count = new Option<int>("--count") { Description = "At most this many judgments.", DefaultValueFactory = _ => 1000 };
         var temperature = new Option<double>("--temperature") { Description = "Bradley–Terry temperature on gold scores.", DefaultValueFactory = _ => 0.05 };
@@ -239,14 +240,16 @@ internal static class LabelCommand
         var seed = new Option<int>("--seed") { Description = "Oracle seed.", DefaultValueFactory = _ => 0 };
         var campaign = new Option<string?>("--campaign") { Description = "Only this campaign's queries." };
         var overlap = new Option<int>("--overlap") { Description = "How many distinct labellers each query goes to.", DefaultValueFactory = _ => 1 };
-        var cmd = new Command("oracle", "Label queries with the synthetic oracle (VADER gold scorer, Bradley–Terry, ε-noise).");
+        var cmd = new Command("oracle", "Label queries with the synthetic oracle (a gold scorer — the story world's, or VADER with --lexicon — Bradley–Terry, ε-noise).");
         foreach (var o in new Option[] { lexicon, name, count, temperature, epsilon, seed, campaign, overlap }) cmd.Options.Add(o);
         db.AddTo(cmd);
         cmd.SetAction(p => Run(async () =>
         {
             await using var store = await db.OpenAsync(p);
-            var vader = VaderSentiment.Load(p.GetValue(lexicon)!.FullName);
-            var oracle = new OracleLabeler(vader.AsGoldScorer(), new OracleOptions(p.GetValue(temperature), p.GetValue(epsilon), Seed: p.GetValue(seed)), p.GetValue(name)!);
+            Func<string, Candidate, double> gold = p.GetValue(lexicon) is { } file
+                ? VaderSentiment.Load(DataPaths.Resolve(file)).AsGoldScorer()
+                : (prompt, candidate) => Stories.GoldReward(candidate.Content, prompt);
+            var oracle = new OracleLabeler(gold, new OracleOptions(p.GetValue(temperature), p.GetValue(epsilon), Seed: p.GetValue(seed)), p.GetValue(name)!);
             var me = await FindOrAddAsync(store, oracle.Name);
             int n = await LabelingSession.RunAsync(store, me.Id, oracle, p.GetValue(count), p.GetValue(campaign), p.GetValue(overlap));
             Console.WriteLine($"oracle \"{oracle.Name}\" submitted {n} judgments");

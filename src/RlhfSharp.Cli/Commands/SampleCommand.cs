@@ -2,6 +2,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using RlhfSharp.Models;
+using RlhfSharp.Runs;
 using RlhfSharp.Tensors;
 using RlhfSharp.Text;
 
@@ -9,6 +10,9 @@ namespace RlhfSharp.Cli.Commands;
 
 internal static class SampleCommand
 {
+    // Readable JSONL: quotes and non-ASCII text stay as they are (the file is data, never embedded in HTML).
+    private static readonly JsonSerializerOptions QueryJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "Model folder (config.json + model.safetensors + tokenizer files).", Required = true };
@@ -24,10 +28,11 @@ internal static class SampleCommand
         var seed = new Option<ulong>("--seed") { Description = "Random seed.", DefaultValueFactory = _ => 1UL };
         var batch = new Option<int>("--batch") { Description = "Sequences generated together.", DefaultValueFactory = _ => 16 };
         var json = new Option<bool>("--json") { Description = "One JSON object per sample: prompt, completion, tokens, logprobs." };
+        var queries = new Option<string?>("--queries") { Description = "Write one {\"prompt\",\"responses\":[...]} line per prompt (its --n samples) to this file, the form `rlhf label import` reads, instead of printing." };
         var bestOf = new Option<int?>("--best-of") { Description = "Draw N samples per prompt and print the one the --reward model scores highest." };
         var rewardDir = new Option<string?>("--reward") { Description = "Reward model folder used by --best-of." };
         var command = new Command("sample", "Continue prompts with a trained model.");
-        foreach (var o in new Option[] { model, prompt, prompts, n, maxNew, temperature, topK, topP, greedy, seed, batch, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, prompt, prompts, n, maxNew, temperature, topK, topP, greedy, seed, batch, json, queries }) command.Options.Add(o);
         command.Options.Add(bestOf);
         command.Options.Add(rewardDir);
         command.SetAction(parse =>
@@ -57,11 +62,17 @@ internal static class SampleCommand
                 PadTokenId = tokenizer.EosId ?? 0,
             };
             var rng = new Rng(parse.GetValue(seed));
+            string? queriesFile = parse.GetValue(queries);
+            if (queriesFile is not null && k < 2) throw new ArgumentException($"sample: --queries needs --n 2 or more (a query compares its responses); got --n {k}.");
             if (parse.GetValue(bestOf) is int bestN)
+            {
+                if (queriesFile is not null) throw new ArgumentException("sample: --queries and --best-of do not combine (--best-of keeps one response per prompt).");
                 return BestOfNSampling.Run(gpt, tokenizer, texts, bestN, parse.GetValue(rewardDir) ?? throw new ArgumentException("sample: --best-of needs --reward RM_DIR."), options, rng, b, parse.GetValue(json));
+            }
             var generator = new GptGenerator(gpt);
             // Each prompt repeated K times, generated in batches.
             var jobs = texts.SelectMany(t => Enumerable.Repeat(t, k)).ToList();
+            var completions = new List<string>(jobs.Count);
             for (int start = 0; start < jobs.Count; start += b)
             {
                 var chunk = jobs.Skip(start).Take(b).ToList();
@@ -73,7 +84,8 @@ internal static class SampleCommand
                     // The EOS token ends the sample; it is not part of the completion text.
                     var textTokens = response.Length > 0 && response[^1] == options.EosTokenId ? response[..^1] : response;
                     string completion = tokenizer.Decode(textTokens);
-                    if (parse.GetValue(json))
+                    if (queriesFile is not null) completions.Add(completion);
+                    else if (parse.GetValue(json))
                     {
                         var logProbs = result.LogProbs.AsSpan(i * result.NewTokens, response.Length).ToArray();
                         Console.Out.WriteLine(JsonSerializer.Serialize(new { prompt = chunk[i], completion, tokens = response, logprobs = logProbs }));
@@ -84,6 +96,13 @@ internal static class SampleCommand
                         Console.Out.WriteLine("---");
                     }
                 }
+            }
+            if (queriesFile is not null)
+            {
+                // Written to a temporary name and renamed, so an interrupted run never leaves a torn file.
+                var lines = texts.Select((t, i) => JsonSerializer.Serialize(new { prompt = t, responses = completions.GetRange(i * k, k) }, QueryJson));
+                AtomicFile.WriteAllText(queriesFile, string.Concat(lines.Select(l => l + "\n")));
+                Console.Out.WriteLine($"Wrote {texts.Count} queries of {k} responses to {queriesFile}.");
             }
             return 0;
         });

@@ -1,23 +1,30 @@
 // The agent of CleanRL's ppo.py / ppo_continuous_action.py on the RlhfSharp.Tensors engine: an MLP actor (categorical logits,
 // or a diagonal Gaussian mean with a state-independent log σ) and a separate MLP critic, both 64-64 tanh with orthogonal init.
-// Training goes through the per-sample gradients ∂L/∂(log π, H, V) that ControlObjectives returns: Backward seeds the graph
-// with them (L' = Σ gₗ·log π + g_H·H + g_V·V has exactly those partials), and autograd carries them into the parameters.
+// Training goes through the per-sample gradients ∂L/∂(log π, H, V) (and, for PPO-penalty, ∂L/∂KL(π_old‖π)) that
+// ControlObjectives returns: Backward seeds the graph with them (L' = Σ gₗ·log π + g_H·H + g_V·V + g_KL·KL has exactly those
+// partials), and autograd carries them into the parameters.
 // Shapes: B batch rows, S observation size, K discrete actions, D continuous action dimensions.
 using RlhfSharp.Tensors;
 using RlhfSharp.Tensors.Nn;
 
 namespace RlhfSharp.Control.Rl;
 
-/// <summary>Actions sampled for a batch, with their log-probabilities under the current policy and the critic's values.</summary>
-public sealed record ActResult(float[] Actions, float[] LogProb, float[] Values);
+/// <summary>
+/// Actions sampled for a batch, with their log-probabilities under the current policy, the critic's values, and the actor's
+/// output [B, K or D] (logits, or Gaussian means) that PPO-penalty keeps as π_old(·|s).
+/// </summary>
+public sealed record ActResult(float[] Actions, float[] LogProb, float[] Values, float[] ActorOutput);
 
-/// <summary>log π(a|s), H(π(·|s)) and V(s) for a batch of stored (s, a).</summary>
-public sealed record Evaluation(float[] LogProb, float[] Entropy, float[] Values);
+/// <summary>π_old for the exact KL: the actor's output at rollout time [B, K or D] and, for a Gaussian, its log σ then [D].</summary>
+public sealed record OldPolicy(float[] ActorOutput, float[]? LogStd);
+
+/// <summary>log π(a|s), H(π(·|s)) and V(s) for a batch of stored (s, a); KL(π_old(·|s)‖π(·|s)) when π_old was given.</summary>
+public sealed record Evaluation(float[] LogProb, float[] Entropy, float[] Values, float[]? Kl = null);
 
 public sealed class ActorCritic : Module
 {
     private static readonly float HalfLog2Pi = (float)(0.5 * Math.Log(2 * Math.PI));
-    private Tensor? _logp, _entropy, _values;
+    private Tensor? _logp, _entropy, _values, _kl;
 
     /// <param name="observationSize">S.</param>
     /// <param name="actionSpace">Discrete(K) → categorical actor with K logits; Box(D) → Gaussian actor with D means.</param>
@@ -103,19 +110,24 @@ public sealed class ActorCritic : Module
                     actions[r * ActionSize + j] = outp[r * ActionSize + j] + (deterministic ? 0f : (float)(Math.Exp(logStd[j]) * rng.Normal()));
         }
         var (logp, _) = Distribution(Tensor.Wrap(outp, batch, outp.Length / batch), actions, batch);
-        return new ActResult(actions, logp.ToArray(), values);
+        return new ActResult(actions, logp.ToArray(), values, outp);
     }
 
-    /// <summary>log π(a|s), entropy and V(s) for stored pairs, recording the graph that Backward seeds.</summary>
-    public Evaluation Evaluate(ReadOnlySpan<float> obs, ReadOnlySpan<float> actions, int batch)
+    /// <summary>
+    /// log π(a|s), entropy and V(s) for stored pairs, and KL(π_old(·|s)‖π(·|s)) when <paramref name="old"/> is given, recording
+    /// the graph that Backward seeds.
+    /// </summary>
+    public Evaluation Evaluate(ReadOnlySpan<float> obs, ReadOnlySpan<float> actions, int batch, OldPolicy? old = null)
     {
         if (actions.Length != batch * ActionSize)
             throw new ArgumentException($"ActorCritic.Evaluate: {actions.Length} action values for {batch} rows × {ActionSize}.", nameof(actions));
         var x = Input(obs, batch);
-        var (logp, entropy) = Distribution(Actor.Forward(x), actions.ToArray(), batch);
+        var outp = Actor.Forward(x);
+        var (logp, entropy) = Distribution(outp, actions.ToArray(), batch);
         var values = Ops.Sum(Critic.Forward(x), 1); // [B, 1] → [B]
-        (_logp, _entropy, _values) = (logp, entropy, values);
-        return new Evaluation(logp.ToArray(), entropy.ToArray(), values.ToArray());
+        var kl = old is null ? null : KlFromOld(outp, old, batch);
+        (_logp, _entropy, _values, _kl) = (logp, entropy, values, kl);
+        return new Evaluation(logp.ToArray(), entropy.ToArray(), values.ToArray(), kl?.ToArray());
     }
 
     /// <summary>Accumulates parameter gradients from ∂L/∂(log π, H, V) per sample of the last Evaluate.</summary>
@@ -129,8 +141,13 @@ public sealed class ActorCritic : Module
         // L' = Σ gₗ·log π + Σ g_H·H + Σ g_V·V: a scalar whose partials in (log π, H, V) are the given ones.
         var seeded = Ops.Sum(_logp * Tensor.Wrap(g.LogProb, b)) + Ops.Sum(_values * Tensor.Wrap(g.Value, b));
         if (_entropy.RequiresGrad) seeded += Ops.Sum(_entropy * Tensor.Wrap(g.Entropy, b));
+        if (g.Kl is { } gKl)
+        {
+            if (_kl is null) throw new InvalidOperationException("ActorCritic.Backward: a KL gradient needs an Evaluate with π_old.");
+            seeded += Ops.Sum(_kl * Tensor.Wrap(gKl, b));
+        }
         seeded.Backward();
-        _logp = _entropy = _values = null;
+        _logp = _entropy = _values = _kl = null;
     }
 
     /// <summary>Regression step for the critic alone: records V(s), seeds it with ∂L/∂V and backpropagates; returns V.</summary>
@@ -167,6 +184,50 @@ public sealed class ActorCritic : Module
         var logp = Ops.Sum(perDim, 1);
         var entropy = Ops.Sum(Tensor.Zeros(batch, d) + logStd, 1) + (0.5f + HalfLog2Pi) * d;
         return (logp, entropy);
+    }
+
+    /// <summary>
+    /// KL(π_old(·|s)‖π(·|s)) [B], exact: Σ_k p_old,k·(log p_old,k − log p_k) for logits [B, K]; for Gaussians [B, D],
+    /// Σ_d log σ − log σ_old + (σ_old² + (μ_old − μ)²)/(2σ²) − ½.
+    /// </summary>
+    private Tensor KlFromOld(Tensor outp, OldPolicy old, int batch)
+    {
+        int width = outp.Shape[1];
+        if (old.ActorOutput.Length != batch * width)
+            throw new ArgumentException($"ActorCritic: π_old has {old.ActorOutput.Length} output values for {batch} rows × {width}.", nameof(old));
+        if (IsDiscrete)
+        {
+            var logpOld = new float[batch * width];
+            var pOld = new float[batch * width];
+            for (int r = 0; r < batch; r++)
+            {
+                ReadOnlySpan<float> z = old.ActorOutput.AsSpan(r * width, width);
+                double max = double.NegativeInfinity;
+                foreach (float v in z) max = Math.Max(max, v);
+                double sum = 0;
+                foreach (float v in z) sum += Math.Exp(v - max);
+                double logZ = max + Math.Log(sum);
+                for (int k = 0; k < width; k++)
+                {
+                    logpOld[r * width + k] = (float)(z[k] - logZ);
+                    pOld[r * width + k] = (float)Math.Exp(z[k] - logZ);
+                }
+            }
+            return Ops.Sum(Tensor.Wrap(pOld, batch, width) * (Tensor.Wrap(logpOld, batch, width) - Ops.LogSoftmax(outp)), 1);
+        }
+        if (old.LogStd is not { } oldLogStd || oldLogStd.Length != width)
+            throw new ArgumentException($"ActorCritic: a Gaussian π_old needs its {width} log σ values.", nameof(old));
+        var oldVar = new float[width];
+        var oldLogStdPlusHalf = new float[width];
+        for (int j = 0; j < width; j++)
+        {
+            oldVar[j] = MathF.Exp(2 * oldLogStd[j]);
+            oldLogStdPlusHalf[j] = oldLogStd[j] + 0.5f;
+        }
+        var logStd = LogStd!;
+        var diff = Tensor.Wrap(old.ActorOutput, batch, width) - outp;
+        var perDim = (Ops.Square(diff) + Tensor.Wrap(oldVar, 1, width)) * Ops.Exp(logStd * -2f) * 0.5f + logStd - Tensor.Wrap(oldLogStdPlusHalf, 1, width);
+        return Ops.Sum(perDim, 1);
     }
 
     private Tensor Input(ReadOnlySpan<float> obs, int batch)

@@ -1,19 +1,23 @@
 // The policy-gradient equations used by the control trainers, as pure functions on flat arrays: GAE, returns-to-go,
 // advantage normalisation, explained variance, and the PPO-clip, PPO-penalty and REINFORCE losses. Each loss returns its
-// value and its exact gradient with respect to the per-sample log-probability, entropy and value, so a network only has to
-// backpropagate those three numbers per sample (see ActorCritic.Backward). Destined for RlhfSharp.Objectives.
+// value and its exact gradient with respect to the per-sample log-probability, entropy and value (and PPO-penalty's exact
+// KL), so a network only has to backpropagate those few numbers per sample (see ActorCritic.Backward). Destined for
+// RlhfSharp.Objectives.
 // Shapes: T steps × N envs, stored row-major as [t·N + i]; B = one minibatch of samples.
 namespace RlhfSharp.Control.Rl;
 
-/// <summary>Per-sample gradients of a scalar loss with respect to each sample's new log π(a|s), entropy H(π(·|s)) and V(s).</summary>
-public sealed record LossGradients(float[] LogProb, float[] Entropy, float[] Value);
+/// <summary>
+/// Per-sample gradients of a scalar loss with respect to each sample's new log π(a|s), entropy H(π(·|s)) and V(s), and (PPO-penalty
+/// only) the exact KL(π_old(·|s)‖π(·|s)).
+/// </summary>
+public sealed record LossGradients(float[] LogProb, float[] Entropy, float[] Value, float[]? Kl = null);
 
 /// <summary>A loss's value, its parts and diagnostics (CleanRL's logged quantities), and its gradients.</summary>
 /// <param name="Total">The loss that is minimised.</param>
 /// <param name="Policy">Policy part (losses/policy).</param>
 /// <param name="ValueLoss">Value part before its coefficient (losses/value).</param>
 /// <param name="Entropy">Mean entropy (losses/entropy).</param>
-/// <param name="ApproxKl">k3 estimate of KL(π_old‖π): mean((ρ−1) − log ρ) (losses/approx_kl).</param>
+/// <param name="ApproxKl">KL(π_old‖π): the k3 estimate mean((ρ−1) − log ρ), or the exact mean for PPO-penalty (losses/approx_kl).</param>
 /// <param name="ClipFraction">Fraction of samples with |ρ − 1| &gt; ε (losses/clipfrac).</param>
 /// <param name="Gradients">∂Total/∂(log π, H, V) per sample.</param>
 public sealed record LossResult(double Total, double Policy, double ValueLoss, double Entropy, double ApproxKl, double ClipFraction, LossGradients Gradients);
@@ -131,31 +135,33 @@ public static class ControlObjectives
 
     /// <summary>
     /// PPO with an adaptive KL penalty (Schulman et al. 2017, eq. 8) instead of the clip:
-    ///   L = −mean(ρ·A) + β·mean(log π_old − log π) + c_v·½·mean((V − R)²) − c_e·mean(H).
-    /// The penalty is the sample estimate of KL(π_old‖π) over actions drawn from π_old, whose gradient is exactly ∇KL(π_old‖π);
-    /// the reported ApproxKl (k3) is what the β controller sees.
+    ///   L = −mean(ρ·A) + β·mean(KL[π_old(·|s), π(·|s)]) + c_v·½·mean((V − R)²) − c_e·mean(H).
+    /// The KL is eq. 8's KL[π_old(·|s), π(·|s)] taken exactly per state (over all actions), not the sampled
+    /// mean(log π_old(a) − log π(a)): on a fixed batch that estimate is smallest where π imitates the batch's own actions, not at
+    /// π_old, so a large β pushed the policy away and the halving/doubling controller ran β up without bound (CartPole,
+    /// d_targ = 0.003: 1e16). The reported ApproxKl is mean(KL), the d the β controller sees.
     /// </summary>
     public static LossResult PpoPenalty(
-        ReadOnlySpan<float> newLogProb, ReadOnlySpan<float> oldLogProb, ReadOnlySpan<float> advantages, ReadOnlySpan<float> entropy,
-        ReadOnlySpan<float> newValues, ReadOnlySpan<float> returns, double beta, double valueCoef, double entropyCoef)
+        ReadOnlySpan<float> newLogProb, ReadOnlySpan<float> oldLogProb, ReadOnlySpan<float> kl, ReadOnlySpan<float> advantages,
+        ReadOnlySpan<float> entropy, ReadOnlySpan<float> newValues, ReadOnlySpan<float> returns, double beta, double valueCoef, double entropyCoef)
     {
-        int b = CheckBatch(newLogProb, oldLogProb, advantages, entropy, newValues, newValues, returns);
+        int b = CheckBatch(newLogProb, oldLogProb, advantages, entropy, newValues, kl, returns);
         var gLogp = new float[b];
-        double surrogate = 0, penalty = 0, kl = 0;
+        var gKl = new float[b];
+        double surrogate = 0, klSum = 0;
         for (int i = 0; i < b; i++)
         {
-            double logRatio = newLogProb[i] - oldLogProb[i];
-            double ratio = Math.Exp(logRatio);
+            double ratio = Math.Exp(newLogProb[i] - oldLogProb[i]);
             surrogate += ratio * advantages[i];
-            penalty += -logRatio;
-            kl += ratio - 1 - logRatio;
-            gLogp[i] = (float)((-advantages[i] * ratio - beta) / b);
+            klSum += kl[i];
+            gLogp[i] = (float)(-advantages[i] * ratio / b);
+            gKl[i] = (float)(beta / b);
         }
         var (vLoss, gValue) = ValueLoss(newValues, newValues, returns, 0, clip: false, valueCoef);
         var (meanH, gEntropy) = EntropyBonus(entropy, entropyCoef);
-        double policy = -surrogate / b + beta * penalty / b;
-        return new LossResult(policy + valueCoef * vLoss - entropyCoef * meanH, policy, vLoss, meanH, kl / b, 0,
-            new LossGradients(gLogp, gEntropy, gValue));
+        double policy = -surrogate / b + beta * klSum / b;
+        return new LossResult(policy + valueCoef * vLoss - entropyCoef * meanH, policy, vLoss, meanH, klSum / b, 0,
+            new LossGradients(gLogp, gEntropy, gValue, gKl));
     }
 
     /// <summary>

@@ -1,6 +1,7 @@
 // PPO for the control tasks, reading top to bottom like CleanRL's ppo.py (and ppo_continuous_action.py for Box actions).
 // Objective (Schulman et al. 2017, eq. 9): maximise E[min(ρ·A, clip(ρ, 1−ε, 1+ε)·A)] − c_v·L_V + c_e·H[π], ρ = π/π_old,
-// or, as the KL-penalty variant (eq. 8), E[ρ·A] − β·KL[π_old‖π] with β halved or doubled toward a target KL (§4).
+// or, as the KL-penalty variant (eq. 8), E[ρ·A] − β·KL[π_old(·|s), π(·|s)] (the exact KL per state, from the logits or
+// means stored at rollout time) with β halved or doubled toward a target KL (§4).
 // The implementation details named in "The 37 Implementation Details of PPO" (Huang et al. 2022), numbered as in the code:
 //   1. vectorised environments with auto-reset; 2. orthogonal init, output gains 0.01 (actor) and 1 (critic) — ActorCritic;
 //   3. Adam with ε = 1e-5; 4. linear learning-rate annealing; 5. GAE(γ, λ) with truncated episodes bootstrapped from V;
@@ -170,6 +171,9 @@ public static class PpoTrainer
         var valBuf = new float[batch];
         var rewBuf = new float[batch];
         var doneBuf = new bool[batch];
+        // PPO-penalty keeps π_old(·|s) (the actor's logits or means) for the exact KL; the clip needs only log π_old(a|s).
+        int outSize = envs.ActionSpace is DiscreteSpace discrete ? discrete.N : aSize;
+        var outBuf = beta is null ? null : new float[batch * outSize];
         var rows = new List<MetricsRow>();
         var recent = new List<EpisodeRecord>();
 
@@ -196,6 +200,7 @@ public static class PpoTrainer
                 act.Actions.CopyTo(actBuf, t * n * aSize);
                 act.LogProb.CopyTo(logpBuf, t * n);
                 act.Values.CopyTo(valBuf, t * n);
+                if (outBuf is not null) act.ActorOutput.CopyTo(outBuf, t * n * outSize);
                 var step = envs.Step(box is null ? act.Actions : ClipToBox(act.Actions, box)); // 13. actions clipped to the bounds
                 double[] rewards = hooks.Reward is { } learned ? learned(rawCurrent, box is null ? act.Actions : ClipToBox(act.Actions, box), step) : step.Rewards;
                 rawCurrent = step.Observations;
@@ -228,6 +233,7 @@ public static class PpoTrainer
             var mbAdv = new float[mb];
             var mbOldV = new float[mb];
             var mbRet = new float[mb];
+            var oldPolicy = outBuf is null ? null : new OldPolicy(new float[mb * outSize], agent.LogStd?.ToArray());
             LossResult? last = null;
             double klSum = 0, clipSum = 0, epochKlSum = 0;
             int mbCount = 0, epochMbCount = 0;
@@ -248,14 +254,15 @@ public static class PpoTrainer
                         mbAdv[j] = advantages[k];
                         mbOldV[j] = valBuf[k];
                         mbRet[j] = returns[k];
+                        if (oldPolicy is not null) Array.Copy(outBuf!, k * outSize, oldPolicy.ActorOutput, j * outSize, outSize);
                     }
                     float[] adv = cfg.NormalizeAdvantages ? ControlObjectives.NormalizeAdvantages(mbAdv) : mbAdv; // 7.
-                    var ev = agent.Evaluate(mbObs, mbAct, mb);
+                    var ev = agent.Evaluate(mbObs, mbAct, mb, oldPolicy);
                     last = beta is null
                         // 8.–10. clipped surrogate, clipped value loss, entropy bonus.
                         ? ControlObjectives.PpoClip(ev.LogProb, mbOldLogp, adv, ev.Entropy, ev.Values, mbOldV, mbRet,
                             cfg.ClipCoef, cfg.ValueCoef, cfg.EntropyCoef, cfg.ClipValueLoss)
-                        : ControlObjectives.PpoPenalty(ev.LogProb, mbOldLogp, adv, ev.Entropy, ev.Values, mbRet, beta.Beta, cfg.ValueCoef, cfg.EntropyCoef);
+                        : ControlObjectives.PpoPenalty(ev.LogProb, mbOldLogp, ev.Kl!, adv, ev.Entropy, ev.Values, mbRet, beta.Beta, cfg.ValueCoef, cfg.EntropyCoef);
                     optimizer.ZeroGrad();
                     agent.Backward(last.Gradients);
                     optimizer.ClipGradNorm(cfg.MaxGradNorm); // 11. global gradient-norm clip

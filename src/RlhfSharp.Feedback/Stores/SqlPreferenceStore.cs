@@ -15,7 +15,7 @@ public abstract class SqlPreferenceStore : IPreferenceStore
     /// <param name="seed">Seeds the draw that decides when a gold task is mixed in; null draws a fresh seed.</param>
     protected SqlPreferenceStore(int? seed)
     {
-        // System.Random, not Tensors' Rng: Feedback must not depend on Tensors (DESIGN.md's table).
+        // System.Random, not Tensors' Rng: Feedback must not depend on Tensors (docs/design.md's table).
         _random = seed is int s ? new Random(s) : new Random();
     }
 

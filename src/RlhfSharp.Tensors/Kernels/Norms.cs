@@ -1,7 +1,7 @@
 // Row kernels for layer norm over the last axis (C): forward keeps per-row mean and 1/std for backward.
 // Formulas as in llm.c layernorm_forward/backward. Shapes: x, y, dy, dx (rows, C); weight, bias (C).
-// SIMD path: Vector256 FMA loops with fixed accumulation order; rows spread over Parallelism.Threads in fixed
-// chunks (weight/bias gradients are summed per chunk, then chunk by chunk in order).
+// SIMD path: Vector256 FMA loops with fixed accumulation order; rows spread over Parallelism.Threads in chunks
+// whose size depends only on the shape (weight/bias gradients are summed per chunk, then chunk by chunk in order).
 // Scalar references: LayerNormForwardReference, LayerNormBackwardReference.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -48,7 +48,7 @@ public static unsafe class Norms
                 var d = Vector256.Load(x + i) - vm;
                 acc = Vector256.FusedMultiplyAdd(d, d, acc);
             }
-            v = Vector256.Sum(acc);
+            v = Reduce.HorizontalSum(acc);
         }
         for (; i < C; i++)
         {
@@ -79,20 +79,24 @@ public static unsafe class Norms
             return;
         }
         int rows = mean.Length;
-        int minRows = Math.Max(RowsPerChunk, 32768 / Math.Max(1, C));
-        int chunks = Math.Max(1, Math.Min(Parallelism.Threads, rows / minRows));
-        // Per-chunk partial sums of dweight and dbias, added in chunk order afterwards (fixed for a thread count).
+        // Fixed chunks of rows that depend only on the shape, never on the thread count: per-chunk partial sums of
+        // dweight and dbias are added in chunk order afterwards, so any number of threads gives the same bits.
+        int rowsPerChunk = Math.Max(RowsPerChunk, 32768 / Math.Max(1, C));
+        int chunks = Math.Max(1, (rows + rowsPerChunk - 1) / rowsPerChunk);
         var partial = new float[chunks * 2 * C];
         bool wantDx = !dx.IsEmpty, wantDw = !dweight.IsEmpty, wantDb = !dbias.IsEmpty;
         fixed (float* pdy = dy, px = x, pw = weight, pm = mean, pr = rstd, pdx = dx, ppart = partial)
         {
             float* cdy = pdy, cx = px, cw = pw, cm = pm, cr = pr, cdx = pdx, cpart = ppart;
-            Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = chunks }, c =>
+            ParallelChunks.For(chunks, (first, last) =>
             {
-                int start = (int)((long)rows * c / chunks), end = (int)((long)rows * (c + 1) / chunks);
-                float* dw = cpart + (long)c * 2 * C, db = dw + C;
-                for (int r = start; r < end; r++)
-                    LayerNormBackwardRow(cdy + (long)r * C, cx + (long)r * C, cw, cm[r], cr[r], wantDx ? cdx + (long)r * C : null, dw, db, C);
+                for (int c = first; c < last; c++)
+                {
+                    int start = c * rowsPerChunk, end = Math.Min(rows, start + rowsPerChunk);
+                    float* dw = cpart + (long)c * 2 * C, db = dw + C;
+                    for (int r = start; r < end; r++)
+                        LayerNormBackwardRow(cdy + (long)r * C, cx + (long)r * C, cw, cm[r], cr[r], wantDx ? cdx + (long)r * C : null, dw, db, C);
+                }
             });
         }
         for (int c = 0; c < chunks; c++)
@@ -121,8 +125,8 @@ public static unsafe class Norms
                 accA += dnorm;
                 accB = Vector256.FusedMultiplyAdd(dnorm, norm, accB);
             }
-            a = Vector256.Sum(accA);
-            bsum = Vector256.Sum(accB);
+            a = Reduce.HorizontalSum(accA);
+            bsum = Reduce.HorizontalSum(accB);
         }
         for (; i < C; i++)
         {

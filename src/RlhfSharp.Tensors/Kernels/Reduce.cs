@@ -1,6 +1,8 @@
 // Deterministic reductions (sum, dot, max): fixed accumulation order from index 0, independent of the
-// buffer's alignment, so the same values always give the same bits (TensorPrimitives.Sum aligns its
-// loads to the address, which can change the rounding between runs). Scalar reference: the *Reference methods.
+// buffer's alignment and of the machine's vector width, so the same values always give the same bits.
+// TensorPrimitives.Sum/Dot are not used: they align loads to the address (rounding can change between runs)
+// and take Vector512 where the CPU has it, so AVX2 and AVX-512 machines add in different orders.
+// Scalar reference: the *Reference methods.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -26,7 +28,7 @@ public static class Reduce
                 a2 += Vector256.LoadUnsafe(ref r, (nuint)(i + 16));
                 a3 += Vector256.LoadUnsafe(ref r, (nuint)(i + 24));
             }
-            s = Vector256.Sum((a0 + a1) + (a2 + a3));
+            s = HorizontalSum((a0 + a1) + (a2 + a3));
         }
         for (; i < n; i++) s += Unsafe.Add(ref r, i);
         return s;
@@ -51,10 +53,21 @@ public static class Reduce
                 a2 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rx, (nuint)(i + 16)), Vector256.LoadUnsafe(ref ry, (nuint)(i + 16)), a2);
                 a3 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rx, (nuint)(i + 24)), Vector256.LoadUnsafe(ref ry, (nuint)(i + 24)), a3);
             }
-            s = Vector256.Sum((a0 + a1) + (a2 + a3));
+            s = HorizontalSum((a0 + a1) + (a2 + a3));
         }
         for (; i < n; i++) s = MathF.FusedMultiplyAdd(Unsafe.Add(ref rx, i), Unsafe.Add(ref ry, i), s);
         return s;
+    }
+
+    /// <summary>
+    /// The eight lanes of <paramref name="v"/> added in one written-out order: ((v0+v4)+(v2+v6)) + ((v1+v5)+(v3+v7)).
+    /// Vector256.Sum leaves its order to the JIT, which may lower it differently where AVX-512 is present.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float HorizontalSum(Vector256<float> v)
+    {
+        Vector128<float> h = v.GetLower() + v.GetUpper();          // lanes (0+4, 1+5, 2+6, 3+7)
+        return (h.GetElement(0) + h.GetElement(2)) + (h.GetElement(1) + h.GetElement(3));
     }
 
     /// <summary>Largest element (exact; order does not matter). NaN if any element is NaN.</summary>

@@ -85,10 +85,14 @@ public sealed class SftTrainerTests(ITestOutputHelper output)
         Assert.Equal(tmp.File("d.jsonl") + ":6", back[5].Source);
     }
 
-    [Fact]
-    public void GivenAPretrainedStoryModel_WhenFineTunedOnDemonstrations_ThenCompletionsEndWithEosMoreOften()
+    // SFT seeds 1, 2, 3 from the seed-1 pre-trained model: ended with EOS 19% → 69%, 71%, 77% (bar +30 points).
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void GivenAPretrainedStoryModel_WhenFineTunedOnDemonstrations_ThenCompletionsEndWithEosMoreOften(int seed)
     {
-        var lm = StoryLm.Pretrained;
+        var lm = StoryLm.Pretrained(1);
         var model = lm.Model.Clone();
         var demos = SftData.StoryWorld(2, 1200);
         var heldOutDemos = SftData.StoryWorld(99, 64);
@@ -97,14 +101,14 @@ public sealed class SftTrainerTests(ITestOutputHelper output)
 
         var config = new SftConfig
         {
-            Training = new LmTrainingOptions { LearningRate = 1e-3f, WarmupSteps = 10, Steps = 200, BatchSize = 16, EvalInterval = 100, EvalBatches = 2, CheckpointInterval = 0, Seed = 3, Threads = 2 },
+            Training = new LmTrainingOptions { LearningRate = 1e-3f, WarmupSteps = 10, Steps = 200, BatchSize = 16, EvalInterval = 100, EvalBatches = 2, CheckpointInterval = 0, Seed = (ulong)seed, Threads = 2 },
         };
         var result = new SftTrainer(config).Train(model, lm.Tokenizer, demos);
         double lossAfter = SftTrainer.CompletionLoss(model, lm.Tokenizer, heldOutDemos);
         double endedAfter = EndedFraction(model);
-        output.WriteLine($"completion loss {lossBefore:F3} -> {lossAfter:F3}; ended with EOS {endedBefore:P0} -> {endedAfter:P0}; SFT {result.Elapsed.TotalSeconds:F1}s, pretrain {lm.Result.Elapsed.TotalSeconds:F1}s");
+        output.WriteLine($"seed {seed}: completion loss {lossBefore:F3} -> {lossAfter:F3}; ended with EOS {endedBefore:P0} -> {endedAfter:P0}; SFT {result.Elapsed.TotalSeconds:F1}s, pretrain {lm.Result.Elapsed.TotalSeconds:F1}s");
         Assert.True(lossAfter < lossBefore, $"completion loss {lossBefore:F3} -> {lossAfter:F3}");
-        Assert.True(endedAfter >= endedBefore + 0.3, $"ended with EOS {endedBefore:P0} -> {endedAfter:P0}");
+        Assert.True(endedAfter >= endedBefore + 0.3, $"ended with EOS {endedBefore:P0} -> {endedAfter:P0} (seed {seed})");
     }
 
     // Fraction of sampled completions of held-out prompts that end with EOS right after sentence-ending punctuation.

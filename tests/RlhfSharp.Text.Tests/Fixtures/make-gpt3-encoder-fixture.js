@@ -1,6 +1,6 @@
 // Regenerates gpt3-encoder-ids.json: GPT-2 ids from npm gpt-3-encoder 1.1.4, an implementation independent of ours.
 // Usage: npm install gpt-3-encoder@1.1.4 (anywhere), then
-//   NODE_PATH=<that folder>/node_modules node make-gpt3-encoder-fixture.js ../shared/data/austen > gpt3-encoder-ids.json
+//   NODE_PATH=<that folder>/node_modules node make-gpt3-encoder-fixture.js <repository>/data/austen > gpt3-encoder-ids.json
 const { encode } = require('gpt-3-encoder');
 const fs = require('fs');
 const dir = process.argv[2];
