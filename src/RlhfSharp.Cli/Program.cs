@@ -20,11 +20,16 @@ root.Subcommands.Add(PpoCommand.Create());
 root.Subcommands.Add(DpoCommand.Create());
 root.Subcommands.Add(EvalCommand.Create());
 root.Subcommands.Add(ServeCommand.Create());
+root.Subcommands.Add(ReportCommand.Create());
 
 try
 {
+    // `CMD --resume` runs the command line recorded in the run folder (RunContract); a finished run has nothing to do.
+    var (resolved, exitCode) = RunContract.ResolveResume(root, args);
+    if (exitCode is int code) return code;
+    RunContract.Args = resolved;
     // Our handler below, not System.CommandLine's (which prints a stack trace): one line and exit code 1.
-    var parsed = root.Parse(args);
+    var parsed = root.Parse(resolved);
     // A parse error (unknown option, bad value) is one line on stderr and exit 1, as every other bad input; System.CommandLine's
     // own handling would also print the whole help screen on stdout, burying the line. `rlhf` alone still shows the help.
     if (parsed.Errors.Count > 0 && args.Length > 0)

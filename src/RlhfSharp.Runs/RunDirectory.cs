@@ -1,8 +1,11 @@
-// One training run on disk (docs/design.md, "Formats"): runs/NAME/ holding config.json (the resolved configuration),
-// metrics.jsonl, TensorBoard event files beside it, and checkpoints/step-NNNNNNNN/ folders written atomically.
+// One training run on disk (docs/design.md, "Formats"): runs/NAME/ holding config.json (the command line that started
+// the run with every option resolved, and the trainer's configuration record, both snake_case), metrics.jsonl,
+// TensorBoard event files beside it, checkpoints/step-NNNNNNNN/ folders written atomically, and status.json once the
+// run has finished.
 using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 
 namespace RlhfSharp.Runs;
@@ -10,18 +13,26 @@ namespace RlhfSharp.Runs;
 /// <summary>A checkpoint folder of a run and the step it was taken at.</summary>
 public sealed record Checkpoint(long Step, string Path);
 
+/// <summary>status.json: "finished" once the run's outputs are written, the last step, and where the output went.</summary>
+public sealed record RunStatus(string State, long Step, string? Output);
+
 public sealed class RunDirectory : IDisposable
 {
     public const string ConfigFileName = "config.json";
     public const string MetricsFileName = "metrics.jsonl";
     public const string CheckpointsFolderName = "checkpoints";
+    public const string StatusFileName = "status.json";
+
+    /// <summary>config.json's section holding the trainer's own configuration record.</summary>
+    public const string TrainerSection = "trainer";
     private const string CheckpointPrefix = "step-";
 
     private static readonly JsonSerializerOptions ConfigJson = new()
     {
         WriteIndented = true,
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-        Converters = { new JsonStringEnumConverter() },
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
@@ -59,18 +70,66 @@ public sealed class RunDirectory : IDisposable
         return new RunDirectory(full, false);
     }
 
-    /// <summary>Writes the resolved configuration as indented JSON to config.json (atomically).</summary>
+    /// <summary>
+    /// Writes the trainer's resolved configuration (snake_case, indented) into config.json's "trainer" section,
+    /// keeping the other sections (the command line that started the run), atomically.
+    /// </summary>
     public void WriteConfig<T>(T config) =>
-        AtomicFile.WriteAllText(System.IO.Path.Combine(Path, ConfigFileName), JsonSerializer.Serialize(config, ConfigJson) + "\n");
+        UpdateConfig(root => root[TrainerSection] = JsonSerializer.SerializeToNode(config, ConfigJson));
 
-    /// <summary>Reads config.json back; a malformed file gives an error naming it and the line.</summary>
+    /// <summary>Reads config.json's "trainer" section back; a malformed file gives an error naming it and the line.</summary>
     public T ReadConfig<T>()
     {
         string file = System.IO.Path.Combine(Path, ConfigFileName);
+        var section = ReadConfigRoot()[TrainerSection] ?? throw new FormatException($"{file}: no \"{TrainerSection}\" section.");
         try
         {
-            return JsonSerializer.Deserialize<T>(File.ReadAllText(file), ConfigJson)
-                ?? throw new FormatException($"{file}: the configuration is null.");
+            return section.Deserialize<T>(ConfigJson) ?? throw new FormatException($"{file}: the \"{TrainerSection}\" section is null.");
+        }
+        catch (JsonException ex)
+        {
+            throw new FormatException($"{file}, section \"{TrainerSection}\": {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>config.json as a JSON object (empty when the file does not exist yet).</summary>
+    public JsonObject ReadConfigRoot()
+    {
+        string file = System.IO.Path.Combine(Path, ConfigFileName);
+        if (!File.Exists(file)) return [];
+        try
+        {
+            return JsonNode.Parse(File.ReadAllText(file)) as JsonObject ?? throw new FormatException($"{file}: expected a JSON object.");
+        }
+        catch (JsonException ex)
+        {
+            throw new FormatException($"{file} line {(ex.LineNumber ?? 0) + 1}: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Reads config.json, lets <paramref name="edit"/> change it, and writes it back atomically.</summary>
+    public void UpdateConfig(Action<JsonObject> edit)
+    {
+        var root = ReadConfigRoot();
+        edit(root);
+        AtomicFile.WriteAllText(System.IO.Path.Combine(Path, ConfigFileName), root.ToJsonString(ConfigJson) + "\n");
+    }
+
+    /// <summary>Records that the run is complete (its outputs are written): `--resume` then has nothing to do.</summary>
+    public void MarkFinished(long step, string? output)
+    {
+        var status = new RunStatus("finished", step, output is null ? null : System.IO.Path.GetFullPath(output));
+        AtomicFile.WriteAllText(System.IO.Path.Combine(Path, StatusFileName), JsonSerializer.Serialize(status, ConfigJson) + "\n");
+    }
+
+    /// <summary>The run's status.json, or null while the run has not finished.</summary>
+    public static RunStatus? ReadStatus(string runPath)
+    {
+        string file = System.IO.Path.Combine(runPath, StatusFileName);
+        if (!File.Exists(file)) return null;
+        try
+        {
+            return JsonSerializer.Deserialize<RunStatus>(File.ReadAllText(file), ConfigJson);
         }
         catch (JsonException ex)
         {

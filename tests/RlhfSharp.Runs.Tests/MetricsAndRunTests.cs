@@ -104,8 +104,9 @@ public sealed class MetricsAndRunTests : IDisposable
             Assert.Throws<IOException>(() => run.SaveCheckpoint(300, _ => throw new IOException("disk full")));
         }
         string config = File.ReadAllText(Path.Combine(runPath, "config.json"));
-        Assert.Contains("\n  \"LearningRate\": 0.0003", config);
-        Assert.Contains("\"Mode\": \"Fast\"", config);
+        // The trainer's record sits in its own section, snake_case as TRL's and CleanRL's configs.
+        Assert.Contains("\n  \"trainer\": {\n    \"learning_rate\": 0.0003", config);
+        Assert.Contains("\"mode\": \"fast\"", config);
         Assert.Single(Directory.GetFiles(runPath, "events.out.tfevents.*"));
 
         Assert.Throws<IOException>(() => RunDirectory.Open(runPath, resume: false));

@@ -10,6 +10,8 @@
 //     gradient goes back through Gpt.Backward.
 //  5. AdamW with linear decay, gradient clipping at 1.0; held-out loss and implicit-reward accuracy logged
 //     (TRL's rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins).
+//  6. Checkpoints (policy, AdamW, the RNG before the current epoch's shuffle, the step) every CheckpointInterval steps,
+//     on cancellation and at the end; a resumed run continues bit-identically.
 using RlhfSharp.Alignment.RewardModeling;
 using RlhfSharp.Alignment.Sampling;
 using RlhfSharp.Models;
@@ -48,6 +50,9 @@ public sealed record DpoConfig
     /// <summary>Seed for the split and shuffling.</summary>
     public ulong Seed { get; init; } = 1;
 
+    /// <summary>Checkpoint into the run folder every this many steps (0: only when stopped and at the end).</summary>
+    public int CheckpointInterval { get; init; }
+
     public void Validate()
     {
         if (!(Beta > 0)) throw new ArgumentException($"dpo config: β {Beta} must be positive.");
@@ -55,11 +60,16 @@ public sealed record DpoConfig
         if (Epochs < 1 || BatchSize < 1) throw new ArgumentException($"dpo config: epochs {Epochs} and batch size {BatchSize} must be ≥ 1.");
         if (!(LearningRate > 0)) throw new ArgumentException($"dpo config: learning rate {LearningRate} must be positive.");
         if (!(HeldOutFraction >= 0 && HeldOutFraction < 1)) throw new ArgumentException($"dpo config: held-out fraction {HeldOutFraction} must lie in [0, 1).");
+        if (CheckpointInterval < 0) throw new ArgumentException($"dpo config: checkpoint interval {CheckpointInterval} must be ≥ 0.");
     }
 }
 
-/// <summary>The trained policy and its last held-out evaluation (null when nothing was held out).</summary>
-public sealed record DpoResult(Gpt Policy, double? HeldOutLoss, double? HeldOutAccuracy, IReadOnlyList<IReadOnlyDictionary<string, double>> History);
+/// <summary>
+/// The trained policy and its last held-out evaluation (null when nothing was held out or the run was stopped), the
+/// metrics of this call's steps, whether it stopped on cancellation (a checkpoint was written), and the steps done in all.
+/// </summary>
+public sealed record DpoResult(Gpt Policy, double? HeldOutLoss, double? HeldOutAccuracy, IReadOnlyList<IReadOnlyDictionary<string, double>> History,
+    bool Cancelled = false, int Steps = 0);
 
 public sealed class DpoTrainer
 {
@@ -98,10 +108,9 @@ public sealed class DpoTrainer
         var train = order.Skip(heldCount).Select(i => pairs[i]).ToList();
         run?.WriteConfig(_config);
 
-        // 1. Reference log-probs, once.
+        // 1. Reference log-probs, once (again after a resume: they are a pure function of the SFT model and the data).
         for (int start = 0; start < pairs.Count; start += _config.BatchSize)
         {
-            ct.ThrowIfCancellationRequested();
             var batch = pairs.Skip(start).Take(_config.BatchSize).ToList();
             using (Autograd.NoGrad())
             {
@@ -116,15 +125,34 @@ public sealed class DpoTrainer
 
         var policy = sft.Clone();
         var opt = new AdamW(policy.ParameterSet, new AdamWConfig { LearningRate = _config.LearningRate, WeightDecay = 0f });
-        int total = (train.Count + _config.BatchSize - 1) / _config.BatchSize * _config.Epochs;
+        int stepsPerEpoch = (train.Count + _config.BatchSize - 1) / _config.BatchSize;
+        int total = stepsPerEpoch * _config.Epochs;
         int step = 0;
-        var history = new List<IReadOnlyDictionary<string, double>>();
-        for (int epoch = 0; epoch < _config.Epochs; epoch++)
+        // 6. Resume: the policy, AdamW, and the RNG as it was before the current epoch's shuffle, so that epoch's order
+        // is drawn again and its first (step − epoch·stepsPerEpoch) batches are skipped.
+        ulong[]? epochRng = null;
+        if (run is not null && run.Resumed && run.LatestCheckpoint() is { } checkpoint)
         {
+            Gpt.Load(Path.Combine(checkpoint.Path, "policy")).Parameters.CopyTo(policy.Parameters, 0);
+            TrainerCheckpoint.ReadOptimizers(checkpoint.Path, ("policy", opt));
+            var state = TrainerCheckpoint.ReadState<DpoState>(checkpoint.Path);
+            opt.StepCount = state.AdamStep;
+            step = state.Step;
+            epochRng = state.EpochRng;
+        }
+        var history = new List<IReadOnlyDictionary<string, double>>();
+        for (int epoch = step / Math.Max(1, stepsPerEpoch); epoch < _config.Epochs; epoch++)
+        {
+            if (epochRng is not null) rng.SetState(epochRng);
+            epochRng = rng.GetState();
             var perm = rng.Permutation(train.Count);
-            for (int start = 0; start < train.Count; start += _config.BatchSize)
+            for (int start = (step - epoch * stepsPerEpoch) * _config.BatchSize; start < train.Count; start += _config.BatchSize)
             {
-                ct.ThrowIfCancellationRequested();
+                if (ct.IsCancellationRequested)
+                {
+                    if (run is not null) SaveCheckpoint(run, step, policy, opt, epochRng);
+                    return new DpoResult(policy, null, null, history, Cancelled: true, step);
+                }
                 var batch = perm.Skip(start).Take(_config.BatchSize).Select(i => train[i]).ToList();
                 policy.ZeroGrad();
                 var (lp, pass, logits) = SequenceLogProbs(policy, batch, requireGrad: true);
@@ -148,7 +176,10 @@ public sealed class DpoTrainer
                 history.Add(metrics);
                 run?.Log(step, metrics);
                 progress?.Report(new AlignmentProgress("dpo", step, total, metrics));
+                if (run is not null && _config.CheckpointInterval > 0 && step % _config.CheckpointInterval == 0 && step < total)
+                    SaveCheckpoint(run, step, policy, opt, epochRng);
             }
+            epochRng = null;
         }
         double? heldLoss = null, heldAcc = null;
         if (held.Count > 0)
@@ -158,11 +189,22 @@ public sealed class DpoTrainer
         }
         if (run is not null)
         {
+            if (run.LatestCheckpoint()?.Step != step) SaveCheckpoint(run, step, policy, opt, rng.GetState());
             policy.Save(Path.Combine(run.Path, "policy"));
             tokenizer.Save(Path.Combine(run.Path, "policy"));
         }
-        return new DpoResult(policy, heldLoss, heldAcc, history);
+        return new DpoResult(policy, heldLoss, heldAcc, history, Cancelled: false, step);
     }
+
+    private sealed record DpoState(int Step, int AdamStep, ulong[] EpochRng);
+
+    private static void SaveCheckpoint(RunDirectory run, int step, Gpt policy, AdamW opt, ulong[] epochRng) =>
+        run.SaveCheckpoint(step, dir =>
+        {
+            policy.Save(Path.Combine(dir, "policy"));
+            TrainerCheckpoint.WriteOptimizers(dir, ("policy", opt));
+            TrainerCheckpoint.WriteState(dir, new DpoState(step, opt.StepCount, epochRng));
+        });
 
     private DpoLossResult Loss(Tensor lp, List<Pair> batch)
     {

@@ -4,7 +4,6 @@
 // (PretrainTrainer: windows of a token stream; SftTrainer: prompt ++ completion with the prompt masked).
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.Json;
 using RlhfSharp.Models;
 using RlhfSharp.Models.Checkpoints;
 using RlhfSharp.Runs;
@@ -74,9 +73,6 @@ public sealed record LmTrainResult(int Steps, double TrainLoss, double HeldOutLo
 
 internal static class LmTrainingLoop
 {
-    public const string OptimizerFileName = "optimizer.safetensors";
-    public const string StateFileName = "trainer_state.json";
-
     // Separate stream for dropout so changing the data order does not change the masks.
     private const ulong DropoutStream = 0xD40F0A7UL;
 
@@ -155,7 +151,7 @@ internal static class LmTrainingLoop
         if (run is not null && lastCheckpoint != step) Save(run, step, model, tokenizer, opt, dropoutRng, data, o.KeepCheckpoints);
         if (double.IsNaN(heldOut)) heldOut = Evaluate(model, data.HeldOut);
         var result = new LmTrainResult(step, trainLoss, heldOut, tokens / Math.Max(trainTime.TotalSeconds, 1e-9), cancelled, watch.Elapsed);
-        if (run is not null) WriteReport(run, stage, result);
+        if (run is not null) RunReport.Write(run.Path); // read back from metrics.jsonl, so a resumed run shows every step
         return result;
     }
 
@@ -179,23 +175,6 @@ internal static class LmTrainingLoop
         return sum / weight;
     }
 
-    /// <summary>report.html: losses over the whole run (read back from metrics.jsonl, so a resumed run shows every step) and the final figures.</summary>
-    private static void WriteReport(RunDirectory run, string stage, LmTrainResult r)
-    {
-        var records = MetricsWriter.ReadAll(run.Metrics.Path);
-        ChartSeries Series(string name, string key) =>
-            new(name, records.Where(m => m.Values.ContainsKey(key)).Select(m => new ChartPoint(m.Step, m.Values[key])).ToList());
-        var report = new HtmlReport($"{stage} run", run.Path);
-        report.Section("loss", "Next-token loss")
-            .Figures(
-                new ReportFigure("steps", r.Steps.ToString(CultureInfo.InvariantCulture)),
-                new ReportFigure("held-out loss", r.HeldOutLoss.ToString("F4", CultureInfo.InvariantCulture), "nats per token"),
-                new ReportFigure("held-out perplexity", r.HeldOutPerplexity.ToString("F2", CultureInfo.InvariantCulture)),
-                new ReportFigure("tokens/s", r.TokensPerSecond.ToString("F0", CultureInfo.InvariantCulture), "this process's training steps"))
-            .Charts(SvgChart.Line(new ChartFrame("Loss", "step", "loss (nats/token)"), [Series("train", "loss/train"), Series("held-out", "loss/heldout")]));
-        report.Write(Path.Combine(run.Path, "report.html"));
-    }
-
     private sealed record TrainerState(int Step, int AdamStep, ulong[] DropoutRng, long DataEpoch, long DataIndex);
 
     private static void Save(RunDirectory run, int step, Gpt model, ITokenizer tokenizer, AdamW opt, Rng dropoutRng, ILmBatchSource data, int keep)
@@ -204,13 +183,8 @@ internal static class LmTrainingLoop
         {
             model.Save(dir);
             tokenizer.Save(dir);
-            Safetensors.Write(Path.Combine(dir, OptimizerFileName), new Dictionary<string, StoredTensor>
-            {
-                ["adamw.m"] = new([opt.FirstMoment.Length], opt.FirstMoment),
-                ["adamw.v"] = new([opt.SecondMoment.Length], opt.SecondMoment),
-            });
-            var state = new TrainerState(step, opt.StepCount, dropoutRng.GetState(), data.Position.Epoch, data.Position.Index);
-            File.WriteAllText(Path.Combine(dir, StateFileName), JsonSerializer.Serialize(state) + "\n");
+            TrainerCheckpoint.WriteOptimizers(dir, ("adamw", opt));
+            TrainerCheckpoint.WriteState(dir, new TrainerState(step, opt.StepCount, dropoutRng.GetState(), data.Position.Epoch, data.Position.Index));
         }, keep);
     }
 
@@ -221,23 +195,8 @@ internal static class LmTrainingLoop
         if (saved.Config with { Dropout = model.Config.Dropout } != model.Config with { Dropout = model.Config.Dropout } || saved.Parameters.Length != model.Parameters.Length)
             throw new InvalidOperationException($"{dir}: the checkpoint's model shape differs from the model being trained; resume with the same settings.");
         saved.Parameters.CopyTo(model.Parameters, 0);
-        var moments = Safetensors.Read(Path.Combine(dir, OptimizerFileName)).Tensors;
-        foreach (var (name, target) in new[] { ("adamw.m", opt.FirstMoment), ("adamw.v", opt.SecondMoment) })
-        {
-            if (!moments.TryGetValue(name, out var t) || t.Values.Length != target.Length)
-                throw new FormatException($"{Path.Combine(dir, OptimizerFileName)}: tensor '{name}' is missing or does not hold {target.Length} values.");
-            t.Values.CopyTo(target, 0);
-        }
-        string statePath = Path.Combine(dir, StateFileName);
-        TrainerState state;
-        try
-        {
-            state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(statePath)) ?? throw new FormatException($"{statePath}: empty trainer state.");
-        }
-        catch (JsonException ex)
-        {
-            throw new FormatException($"{statePath}: not a trainer state ({ex.Message}).", ex);
-        }
+        TrainerCheckpoint.ReadOptimizers(dir, ("adamw", opt));
+        var state = TrainerCheckpoint.ReadState<TrainerState>(dir);
         opt.StepCount = state.AdamStep;
         dropoutRng.SetState(state.DropoutRng);
         data.Position = new LmDataPosition(state.DataEpoch, state.DataIndex);

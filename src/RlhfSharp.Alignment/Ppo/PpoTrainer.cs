@@ -38,13 +38,14 @@ using RlhfSharp.Text;
 
 namespace RlhfSharp.Alignment.Ppo;
 
-/// <summary>What a PPO run returns: the trained policy, its value model (null for RLOO) and each step's metrics.</summary>
-public sealed record PpoResult(Gpt Policy, Gpt? Value, IReadOnlyList<IReadOnlyDictionary<string, double>> History, bool Cancelled);
+/// <summary>
+/// What a PPO run returns: the trained policy, its value model (null for RLOO), the metrics of this call's steps, whether
+/// it stopped on cancellation, and the steps done in all (including those before a resume).
+/// </summary>
+public sealed record PpoResult(Gpt Policy, Gpt? Value, IReadOnlyList<IReadOnlyDictionary<string, double>> History, bool Cancelled, int Steps = 0);
 
 public sealed class PpoTrainer
 {
-    private const string StateFileName = "ppo_state.json";
-    private const string MomentsFileName = "optimizer.bin";
     private readonly PpoConfig _config;
 
     public PpoTrainer(PpoConfig config)
@@ -109,9 +110,8 @@ public sealed class PpoTrainer
                 value = Gpt.Load(Path.Combine(checkpoint.Path, "value"));
                 valueOpt = NewOptimizer(value);
             }
-            var state = JsonSerializer.Deserialize<PpoState>(File.ReadAllText(Path.Combine(checkpoint.Path, StateFileName)))
-                ?? throw new FormatException($"{checkpoint.Path}: {StateFileName} is empty.");
-            ReadMoments(Path.Combine(checkpoint.Path, MomentsFileName), policyOpt, valueOpt);
+            var state = TrainerCheckpoint.ReadState<PpoState>(checkpoint.Path);
+            TrainerCheckpoint.ReadOptimizers(checkpoint.Path, Optimizers(policyOpt, valueOpt));
             policyOpt.StepCount = state.PolicyAdamSteps;
             if (valueOpt is not null) valueOpt.StepCount = state.ValueAdamSteps;
             rng.SetState(state.Rng);
@@ -152,7 +152,7 @@ public sealed class PpoTrainer
                 tokenizer.Save(Path.Combine(run.Path, "policy"));
             }
         }
-        return new PpoResult(policy, value, history, cancelled);
+        return new PpoResult(policy, value, history, cancelled, step);
     }
 
     /// <summary>
@@ -482,36 +482,11 @@ public sealed class PpoTrainer
         {
             policy.Save(Path.Combine(dir, "policy"));
             value?.Save(Path.Combine(dir, "value"));
-            var state = new PpoState(step, kl.Beta, rng.GetState(), policyOpt.StepCount, valueOpt?.StepCount ?? 0);
-            File.WriteAllText(Path.Combine(dir, StateFileName), JsonSerializer.Serialize(state));
-            using var f = File.Create(Path.Combine(dir, MomentsFileName));
-            using var w = new BinaryWriter(f);
-            foreach (var arr in Moments(policyOpt, valueOpt))
-            {
-                w.Write(arr.Length);
-                foreach (float x in arr) w.Write(x);
-            }
+            TrainerCheckpoint.WriteOptimizers(dir, Optimizers(policyOpt, valueOpt));
+            TrainerCheckpoint.WriteState(dir, new PpoState(step, kl.Beta, rng.GetState(), policyOpt.StepCount, valueOpt?.StepCount ?? 0));
         });
     }
 
-    private static IEnumerable<float[]> Moments(AdamW policyOpt, AdamW? valueOpt)
-    {
-        yield return policyOpt.FirstMoment;
-        yield return policyOpt.SecondMoment;
-        if (valueOpt is null) yield break;
-        yield return valueOpt.FirstMoment;
-        yield return valueOpt.SecondMoment;
-    }
-
-    private static void ReadMoments(string path, AdamW policyOpt, AdamW? valueOpt)
-    {
-        using var f = File.OpenRead(path);
-        using var r = new BinaryReader(f);
-        foreach (var arr in Moments(policyOpt, valueOpt))
-        {
-            int n = r.ReadInt32();
-            if (n != arr.Length) throw new FormatException($"{path}: optimiser moment of {n} values where the model needs {arr.Length}.");
-            for (int i = 0; i < n; i++) arr[i] = r.ReadSingle();
-        }
-    }
+    private static (string, AdamW)[] Optimizers(AdamW policyOpt, AdamW? valueOpt) =>
+        valueOpt is null ? [("policy", policyOpt)] : [("policy", policyOpt), ("value", valueOpt)];
 }

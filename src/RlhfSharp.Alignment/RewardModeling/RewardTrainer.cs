@@ -17,6 +17,8 @@
 //     (SFT) policy score mean 0 (and std 1).
 //  8. Held-out accuracy, loss and a reliability table (predicted P(a ≻ b) binned against the observed frequency, each
 //     pair counted in both orientations) are logged and returned.
+//  9. Checkpoints (finished members, the current member with its AdamW moments, RNG states, bootstrap sample, step)
+//     every CheckpointInterval steps, when a member ends and on cancellation; a resumed run continues bit-identically.
 using RlhfSharp.Alignment.Sampling;
 using RlhfSharp.Models;
 using RlhfSharp.Objectives;
@@ -69,6 +71,9 @@ public sealed record RewardTrainerConfig
     /// <summary>Seed for the split, shuffling, bootstrap, head initialisation and reference samples.</summary>
     public ulong Seed { get; init; } = 1;
 
+    /// <summary>Checkpoint into the run folder every this many steps of a member (0: only when stopped and when a member ends).</summary>
+    public int CheckpointInterval { get; init; }
+
     public void Validate()
     {
         if (Members < 1) throw new ArgumentException($"reward config: members {Members} must be ≥ 1.");
@@ -78,6 +83,7 @@ public sealed record RewardTrainerConfig
         if (!(HeldOutFraction >= 0 && HeldOutFraction < 1)) throw new ArgumentException($"reward config: held-out fraction {HeldOutFraction} must lie in [0, 1).");
         if (NormalizationSamples < 0) throw new ArgumentException($"reward config: normalisation samples {NormalizationSamples} must be ≥ 0.");
         if (CalibrationBins < 1) throw new ArgumentException($"reward config: calibration bins {CalibrationBins} must be ≥ 1.");
+        if (CheckpointInterval < 0) throw new ArgumentException($"reward config: checkpoint interval {CheckpointInterval} must be ≥ 0.");
     }
 }
 
@@ -104,7 +110,10 @@ public sealed record RewardEvaluation(double Accuracy, double Loss, double MeanM
 /// <param name="MemberHeldOut">Each member's own held-out evaluation.</param>
 /// <param name="TrainExamples">Examples in the training split.</param>
 /// <param name="HeldOutExamples">Examples held out.</param>
-public sealed record RewardTrainingResult(RewardEnsemble Ensemble, RewardEvaluation? HeldOut, IReadOnlyList<RewardEvaluation> MemberHeldOut, int TrainExamples, int HeldOutExamples);
+/// <param name="Cancelled">True when training stopped on cancellation (a checkpoint was written; the ensemble is incomplete).</param>
+/// <param name="Steps">Optimiser steps done over all members (including those before a resume).</param>
+public sealed record RewardTrainingResult(RewardEnsemble Ensemble, RewardEvaluation? HeldOut, IReadOnlyList<RewardEvaluation> MemberHeldOut, int TrainExamples, int HeldOutExamples,
+    bool Cancelled = false, long Steps = 0);
 
 public sealed class RewardTrainer
 {
@@ -136,22 +145,65 @@ public sealed class RewardTrainer
         int stepsPerMember = stepsPerEpoch * _config.Epochs;
         var members = new List<RewardModel>();
         var memberEvals = new List<RewardEvaluation>();
-        for (int m = 0; m < _config.Members; m++)
+
+        // 9. Resume: finished members as saved, the current member's model, AdamW, bootstrap sample and step, and the RNGs
+        // as they were (the main one after forking this member's, the member's own before the current epoch's shuffle).
+        RewardState? resumed = null;
+        string? checkpointPath = null;
+        if (run is not null && run.Resumed && run.LatestCheckpoint() is { } checkpoint)
         {
-            var memberRng = rng.Fork();
-            // 1. SFT trunk + fresh scalar head.
-            var model = new RewardModel(sft.WithHeads(GptHeads.Reward, memberRng.Fork()), tokenizer);
-            // 6. Bootstrap resample per member (the whole split for a single model).
-            var data = _config.Members == 1 ? train : Enumerable.Range(0, train.Count).Select(_ => train[memberRng.NextInt(train.Count)]).ToList();
-            var opt = new AdamW(model.Model.ParameterSet, new AdamWConfig { LearningRate = _config.LearningRate, WeightDecay = _config.WeightDecay });
-            string stage = _config.Members == 1 ? "reward" : $"reward member {m + 1}/{_config.Members}";
-            int step = 0;
-            for (int epoch = 0; epoch < _config.Epochs; epoch++)
+            checkpointPath = checkpoint.Path;
+            resumed = TrainerCheckpoint.ReadState<RewardState>(checkpoint.Path);
+            for (int i = 0; i < resumed.Member; i++) members.Add(RewardModel.Load(Path.Combine(checkpoint.Path, $"member-{i}")));
+            memberEvals.AddRange(resumed.MemberEvaluations);
+            rng.SetState(resumed.MainRng);
+        }
+        for (int m = resumed?.Member ?? 0; m < _config.Members; m++)
+        {
+            // A checkpoint taken when a member ended starts the next one afresh (it holds no current member).
+            bool continuing = resumed is { EpochRng: not null } && m == resumed.Member;
+            var memberRng = continuing ? new Rng(0) : rng.Fork();
+            RewardModel model;
+            int[]? sample;
+            if (continuing)
             {
+                model = RewardModel.Load(Path.Combine(checkpointPath!, "current"));
+                sample = resumed!.Bootstrap;
+            }
+            else
+            {
+                // 1. SFT trunk + fresh scalar head.
+                model = new RewardModel(sft.WithHeads(GptHeads.Reward, memberRng.Fork()), tokenizer);
+                // 6. Bootstrap resample per member (the whole split for a single model).
+                sample = _config.Members == 1 ? null : Enumerable.Range(0, train.Count).Select(_ => memberRng.NextInt(train.Count)).ToArray();
+            }
+            var data = sample is null ? train : sample.Select(i => train[i]).ToList();
+            var opt = new AdamW(model.Model.ParameterSet, new AdamWConfig { LearningRate = _config.LearningRate, WeightDecay = _config.WeightDecay });
+            int step = 0;
+            ulong[]? epochRng = null;
+            if (continuing)
+            {
+                TrainerCheckpoint.ReadOptimizers(checkpointPath!, ("current", opt));
+                opt.StepCount = resumed!.AdamStep;
+                step = resumed.Step;
+                epochRng = resumed.EpochRng;
+            }
+            ulong[] mainRng = rng.GetState();
+            string stage = _config.Members == 1 ? "reward" : $"reward member {m + 1}/{_config.Members}";
+            void Save(int atStep) => SaveCheckpoint(run!, (long)m * stepsPerMember + atStep, members, memberEvals, model, opt,
+                new RewardState(m, atStep, opt.StepCount, mainRng, epochRng!, sample, [.. memberEvals]));
+            for (int epoch = step / Math.Max(1, stepsPerEpoch); epoch < _config.Epochs; epoch++)
+            {
+                if (epochRng is not null) memberRng.SetState(epochRng);
+                epochRng = memberRng.GetState();
                 var perm = memberRng.Permutation(data.Count);
-                for (int start = 0; start < data.Count; start += _config.BatchSize)
+                for (int start = (step - epoch * stepsPerEpoch) * _config.BatchSize; start < data.Count; start += _config.BatchSize)
                 {
-                    ct.ThrowIfCancellationRequested();
+                    if (ct.IsCancellationRequested)
+                    {
+                        if (run is not null) Save(step);
+                        return new RewardTrainingResult(new RewardEnsemble([.. members, model]), null, memberEvals, train.Count, held.Count, Cancelled: true, (long)m * stepsPerMember + step);
+                    }
                     var batch = perm.Skip(start).Take(_config.BatchSize).Select(i => data[i]).ToList();
                     model.Model.ZeroGrad();
                     var stats = LossAndGradient(model, batch, backward: true);
@@ -175,7 +227,9 @@ public sealed class RewardTrainer
                     }
                     run?.Log((long)m * stepsPerMember + step, metrics);
                     progress?.Report(new AlignmentProgress(stage, step, stepsPerMember, metrics));
+                    if (run is not null && _config.CheckpointInterval > 0 && step % _config.CheckpointInterval == 0 && step < stepsPerMember) Save(step);
                 }
+                epochRng = null;
             }
             if (held.Count > 0)
             {
@@ -184,12 +238,16 @@ public sealed class RewardTrainer
                 run?.Log((long)(m + 1) * stepsPerMember, new Dictionary<string, double> { ["loss/heldout"] = e.Loss, ["reward/accuracy"] = e.Accuracy, ["reward/ece"] = e.ExpectedCalibrationError, ["member"] = m });
             }
             members.Add(model);
+            resumed = null;
+            // A finished member is checkpointed as the start of the next (the main RNG after this member's fork).
+            if (run is not null)
+                SaveCheckpoint(run, (long)(m + 1) * stepsPerMember, members, memberEvals, null, null,
+                    new RewardState(m + 1, 0, 0, rng.GetState(), null, null, [.. memberEvals]));
         }
 
         // 7. Normalise each member on reference samples.
         if (_config.NormalizationSamples > 0)
         {
-            ct.ThrowIfCancellationRequested();
             var prompts = (normalizationPrompts is { Count: > 0 } ? normalizationPrompts : examples.Select(e => e.Prompt).Distinct().ToList());
             var rows = ReferenceSamples(sft, tokenizer, prompts, rng.Fork());
             foreach (var member in members) member.Normalization = FitNormalization(member.RawScores(rows), _config.NormalizeStd);
@@ -209,8 +267,23 @@ public sealed class RewardTrainer
             var json = System.Text.Json.JsonSerializer.Serialize(heldEval, new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
             Runs.AtomicFile.WriteAllText(Path.Combine(run.Path, "reward_eval.json"), json + "\n");
         }
-        return new RewardTrainingResult(ensemble, heldEval, memberEvals, train.Count, held.Count);
+        return new RewardTrainingResult(ensemble, heldEval, memberEvals, train.Count, held.Count, Cancelled: false, (long)_config.Members * stepsPerMember);
     }
+
+    /// <summary>Where training stands: the member being trained (or next, with Step 0), its step, optimiser step count, RNG states and bootstrap sample.</summary>
+    private sealed record RewardState(int Member, int Step, int AdamStep, ulong[] MainRng, ulong[]? EpochRng, int[]? Bootstrap, RewardEvaluation[] MemberEvaluations);
+
+    private static void SaveCheckpoint(RunDirectory run, long step, List<RewardModel> finished, List<RewardEvaluation> evals, RewardModel? current, AdamW? opt, RewardState state) =>
+        run.SaveCheckpoint(step, dir =>
+        {
+            for (int i = 0; i < finished.Count; i++) finished[i].Save(Path.Combine(dir, $"member-{i}"));
+            if (current is not null)
+            {
+                current.Save(Path.Combine(dir, "current"));
+                TrainerCheckpoint.WriteOptimizers(dir, ("current", opt!));
+            }
+            TrainerCheckpoint.WriteState(dir, state);
+        }, keepLast: 2);
 
     /// <summary>Bias −mean (and gain 1/std) so that <paramref name="raw"/> maps to mean 0 (std 1).</summary>
     public static RewardNormalization FitNormalization(IReadOnlyList<float> raw, bool normalizeStd)

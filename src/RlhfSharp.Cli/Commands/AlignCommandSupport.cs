@@ -1,6 +1,7 @@
-// What `rlhf reward train`, `rlhf ppo`, `rlhf dpo` and `sample --best-of` share: reading prompts, the progress bar on
-// standard error (drawn from the trainers' AlignmentProgress), and Ctrl-C as a cancellation the trainers answer cleanly.
+// What every training command and `sample --best-of` share: reading prompts, the progress bar on standard error (drawn
+// from the trainers' AlignmentProgress), and Ctrl-C or SIGTERM as a cancellation the trainers answer with a checkpoint.
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using RlhfSharp.Alignment;
 using Spectre.Console;
@@ -9,38 +10,51 @@ namespace RlhfSharp.Cli.Commands;
 
 internal static class AlignCommandSupport
 {
-    /// <summary>Runs <paramref name="train"/> under a progress bar; Ctrl-C cancels the token instead of killing the process.</summary>
+    /// <summary>Runs <paramref name="train"/> under a progress bar; Ctrl-C or SIGTERM cancels the token instead of killing the process.</summary>
     public static T WithProgress<T>(string title, long totalSteps, Func<IProgress<AlignmentProgress>, CancellationToken, T> train) =>
         WithProgress(title, totalSteps, (_, progress, ct) => train(progress, ct));
 
-    /// <summary>As above; <paramref name="train"/> also gets the console, whose lines print above the live bar.</summary>
+    /// <summary>The signal that cancelled the last <see cref="WithProgress{T}(string, long, Func{IAnsiConsole, IProgress{AlignmentProgress}, CancellationToken, T})"/>, if any.</summary>
+    public static PosixSignal? Interrupted { get; private set; }
+
+    /// <summary>The exit code after an interruption, as shells expect: 128 + the signal number (130 for Ctrl-C, 143 for SIGTERM).</summary>
+    public static int InterruptedExitCode => Interrupted == PosixSignal.SIGTERM ? 143 : 130;
+
+    /// <summary>
+    /// As above; <paramref name="train"/> also gets the console, whose lines print above the live bar. The first Ctrl-C
+    /// (SIGINT) or SIGTERM cancels the token and the trainer writes its checkpoint before returning; the process is not
+    /// killed, so nothing half-written is left behind.
+    /// </summary>
     public static T WithProgress<T>(string title, long totalSteps, Func<IAnsiConsole, IProgress<AlignmentProgress>, CancellationToken, T> train)
     {
         using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
+        Interrupted = null;
+        void OnSignal(PosixSignalContext context)
         {
-            e.Cancel = true; // the trainer writes its checkpoint before returning
+            context.Cancel = true; // keep the process alive: the trainer checkpoints first
+            Interrupted ??= context.Signal;
             cts.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
-        try
-        {
-            var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
-            T result = default!;
-            console.Progress()
-                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-                .Start(ctx =>
-                {
-                    var task = ctx.AddTask(Markup.Escape(title), maxValue: Math.Max(1, totalSteps));
-                    result = train(console, new BarProgress(task), cts.Token);
-                    task.Value = task.MaxValue;
-                });
-            return result;
         }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
-        }
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        T result = default!;
+        console.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask(Markup.Escape(title), maxValue: Math.Max(1, totalSteps));
+                result = train(console, new BarProgress(task), cts.Token);
+                if (!cts.IsCancellationRequested) task.Value = task.MaxValue;
+            });
+        return result;
+    }
+
+    /// <summary>The line printed when a trainer stopped on a signal, and the exit code to return.</summary>
+    public static int Stopped(string stage, string runPath, long step)
+    {
+        Console.Error.WriteLine($"{stage}: stopped at step {step} ({(Interrupted == PosixSignal.SIGTERM ? "SIGTERM" : "Ctrl-C")}); the checkpoint is in {runPath}/checkpoints. Continue with `--resume --run {runPath}`.");
+        return InterruptedExitCode;
     }
 
     private sealed class BarProgress(ProgressTask task) : IProgress<AlignmentProgress>
@@ -49,11 +63,14 @@ internal static class AlignCommandSupport
         {
             task.MaxValue = Math.Max(1, p.TotalSteps);
             task.Value = p.Step;
-            // The stage's key figure beside its name.
-            string key = p.Metrics.TryGetValue("objective/rlhf_reward", out double r) ? $"reward {r:F3}"
-                : p.Metrics.TryGetValue("loss/train", out double l) ? $"loss {l:F3}"
-                : p.Metrics.TryGetValue("labels/judgments", out double j) ? $"{j:F0}/{p.TotalSteps} judgments in" : "";
-            task.Description = Markup.Escape($"{p.Stage} {key}".Trim());
+            // The stage's key figures beside its name.
+            var m = p.Metrics;
+            string key = m.TryGetValue("objective/rlhf_reward", out double r) ? $"reward {r:F3}"
+                : m.TryGetValue("loss/train", out double l) ? $"loss {l:F3}"
+                : m.TryGetValue("labels/judgments", out double j) ? $"{j:F0}/{p.TotalSteps} judgments in" : "";
+            if (m.TryGetValue("loss/heldout", out double h)) key += $" held-out {h:F3}";
+            if (m.TryGetValue("perf/tokens_per_s", out double tps)) key += $" {tps:F0} tok/s";
+            task.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"{p.Stage} {key}").Trim());
         }
     }
 

@@ -23,27 +23,32 @@ internal static class DpoCommand
         var lr = new Option<float>("--lr") { Description = "AdamW peak learning rate.", DefaultValueFactory = _ => d.LearningRate };
         var heldOut = new Option<double>("--held-out") { Description = "Share of pairs held out.", DefaultValueFactory = _ => d.HeldOutFraction };
         var seed = new Option<ulong>("--seed") { Description = "Seed.", DefaultValueFactory = _ => d.Seed };
+        var checkpointEvery = new Option<int>("--checkpoint-interval") { Description = "Checkpoint every this many steps (0: only when stopped and at the end).", DefaultValueFactory = _ => d.CheckpointInterval };
         var run = new Option<string?>("--run") { Description = "Run folder (default runs/dpo-NAME)." };
+        var resume = new Option<bool>("--resume") { Description = LmTrainingOptionSet.ResumeDescription };
         var command = new Command("dpo", "Direct preference optimisation on preference pairs.");
-        foreach (var o in new Option[] { model, data, output, beta, smoothing, epochs, batch, lr, heldOut, seed, run }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, data, output, beta, smoothing, epochs, batch, lr, heldOut, seed, checkpointEvery, run, resume }) command.Options.Add(o);
         command.SetAction(p =>
         {
             var config = new DpoConfig
             {
                 Beta = p.GetValue(beta), LabelSmoothing = p.GetValue(smoothing), Epochs = p.GetValue(epochs), BatchSize = p.GetValue(batch),
                 LearningRate = p.GetValue(lr), HeldOutFraction = p.GetValue(heldOut), Seed = p.GetValue(seed),
+                CheckpointInterval = p.GetValue(checkpointEvery),
             };
             config.Validate();
             string sftDir = p.GetValue(model)!, outDir = p.GetValue(output)!;
             var examples = PreferenceData.LoadAsync(p.GetValue(data)!).GetAwaiter().GetResult();
             var sft = Gpt.Load(sftDir);
             var tokenizer = TokenizerFiles.Load(sftDir);
-            using var runDir = RunDirectory.Open(AlignCommandSupport.RunFolder(p.GetValue(run), "dpo", outDir), resume: false);
+            using var runDir = RunContract.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "dpo", outDir), p.GetValue(resume));
             int pairs = examples.Sum(e => e.OrderedPairs().Count());
             var result = AlignCommandSupport.WithProgress("dpo", (long)Math.Ceiling(pairs * (1 - config.HeldOutFraction) / config.BatchSize) * config.Epochs,
                 (progress, ct) => new DpoTrainer(config).Train(sft, tokenizer, examples, runDir, progress, ct));
+            if (result.Cancelled) return AlignCommandSupport.Stopped("dpo", runDir.Path, result.Steps);
             result.Policy.Save(outDir);
             tokenizer.Save(outDir);
+            RunContract.Finish(runDir, result.Steps, outDir);
             Console.Out.WriteLine(result.HeldOutLoss is double l
                 ? $"dpo: held-out loss {AlignCommandSupport.Format(l)}, implicit-reward accuracy {AlignCommandSupport.Format(result.HeldOutAccuracy!.Value)}; policy written to {outDir}"
                 : $"dpo: policy written to {outDir}");

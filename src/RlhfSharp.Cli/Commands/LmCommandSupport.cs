@@ -11,6 +11,8 @@ namespace RlhfSharp.Cli.Commands;
 
 internal sealed class LmTrainingOptionSet
 {
+    public const string ResumeDescription = "Continue the run (--run, or the default folder of --out) from its latest checkpoint with the command line recorded in its config.json; other options may be left out.";
+
     public readonly Option<int?> Steps = new("--steps") { Description = "Optimiser steps in the whole run (the cosine schedule ends there)." };
     public readonly Option<float?> LearningRate = new("--lr") { Description = "Peak AdamW learning rate, reached after warm-up; cosine decay to a tenth of it." };
     public readonly Option<int?> Warmup = new("--warmup") { Description = "Steps of linear warm-up." };
@@ -21,7 +23,7 @@ internal sealed class LmTrainingOptionSet
     public readonly Option<ulong?> Seed = new("--seed") { Description = "Seed of initialisation, data order and dropout." };
     public readonly Option<int?> Threads = new("--threads") { Description = "Kernel threads (default: all cores)." };
     public readonly Option<string?> Run = new("--run") { Description = "Run folder for config.json, metrics.jsonl, TensorBoard events and checkpoints (default runs/STAGE-NAME, NAME = the --out folder's name)." };
-    public readonly Option<bool> Resume = new("--resume") { Description = "Continue the run folder from its latest checkpoint (same data; settings come from the run's config.json)." };
+    public readonly Option<bool> Resume = new("--resume") { Description = ResumeDescription };
 
     public void AddTo(Command command)
     {
@@ -49,38 +51,12 @@ internal sealed class LmTrainingOptionSet
 
 internal static class LmCommandSupport
 {
-    /// <summary>Runs <paramref name="train"/> under a progress bar; Ctrl-C cancels the token (the trainer checkpoints and returns).</summary>
-    public static LmTrainResult WithProgress(string title, int totalSteps, Func<IProgress<AlignmentProgress>, CancellationToken, LmTrainResult> train)
-    {
-        using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
-        {
-            e.Cancel = true; // keep the process alive: the trainer writes a checkpoint first
-            cts.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
-        try
-        {
-            var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
-            LmTrainResult result = null!;
-            console.Progress()
-                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-                .Start(ctx =>
-                {
-                    var task = ctx.AddTask(title, maxValue: totalSteps);
-                    result = train(new BarProgress(task, title), cts.Token);
-                    task.Value = result.Steps;
-                });
-            return result;
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
-        }
-    }
+    /// <summary>Runs <paramref name="train"/> under the shared progress bar; Ctrl-C or SIGTERM makes the trainer checkpoint and return.</summary>
+    public static LmTrainResult WithProgress(string title, int totalSteps, Func<IProgress<AlignmentProgress>, CancellationToken, LmTrainResult> train) =>
+        AlignCommandSupport.WithProgress(title, totalSteps, train);
 
     /// <summary>One JSON line on standard output for scripts, and the exit code (130 after Ctrl-C, as shells expect).</summary>
-    public static int Report(LmTrainResult r, string outDir, string runDir)
+    public static int Report(string stage, LmTrainResult r, string outDir, string runDir)
     {
         var summary = new Dictionary<string, object>
         {
@@ -94,20 +70,7 @@ internal static class LmCommandSupport
             ["out"] = r.Cancelled ? "" : Path.GetFullPath(outDir),
             ["run"] = Path.GetFullPath(runDir),
         };
-        if (r.Cancelled)
-            Console.Error.WriteLine($"Stopped at step {r.Steps}; the checkpoint is in {runDir}/checkpoints. Continue with the same command and --resume.");
         Console.WriteLine(JsonSerializer.Serialize(summary));
-        return r.Cancelled ? 130 : 0;
-    }
-
-    private sealed class BarProgress(ProgressTask task, string title) : IProgress<AlignmentProgress>
-    {
-        public void Report(AlignmentProgress p)
-        {
-            task.Value = p.Step;
-            string held = p.Metrics.TryGetValue("loss/heldout", out double h) ? FormattableString.Invariant($" held-out {h:F3}") : "";
-            task.Description = string.Create(CultureInfo.InvariantCulture,
-                $"{title} loss {p.Metrics["loss/train"]:F3}{held} {p.Metrics["perf/tokens_per_s"]:F0} tok/s");
-        }
+        return r.Cancelled ? AlignCommandSupport.Stopped(stage, runDir, r.Steps) : 0;
     }
 }

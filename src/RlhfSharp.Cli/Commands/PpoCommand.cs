@@ -37,7 +37,7 @@ internal static class PpoCommand
         var checkpointEvery = new Option<int>("--checkpoint-interval") { Description = "Checkpoint every this many steps (0: at the end and on Ctrl-C).", DefaultValueFactory = _ => 10 };
         var seed = new Option<ulong>("--seed") { Description = "Seed.", DefaultValueFactory = _ => d.Seed };
         var run = new Option<string?>("--run") { Description = "Run folder (default runs/ppo-NAME)." };
-        var resume = new Option<bool>("--resume") { Description = "Continue the run folder from its latest checkpoint." };
+        var resume = new Option<bool>("--resume") { Description = LmTrainingOptionSet.ResumeDescription };
         var command = new Command("ppo", "Optimise a policy against a reward model with PPO under a KL penalty (or RLOO).");
         foreach (var o in new Option[] { policy, reward, prompts, output, steps, batch, mini, epochs, maxNew, lr, beta, targetKl, fixedBeta, eosPenalty, rewardClip, whitenRewards, rloo, rlooK, ptxCorpus, ptxCoef, checkpointEvery, seed, run, resume })
             command.Options.Add(o);
@@ -66,19 +66,15 @@ internal static class PpoCommand
                 if (!File.Exists(corpus)) throw new FileNotFoundException($"--ptx-corpus: {corpus} does not exist.", corpus);
                 ptxRows = File.ReadLines(corpus).Where(l => l.Trim().Length > 0).Select(l => tokenizer.Encode(l)).Where(r => r.Length >= 2).ToList();
             }
-            using var runDir = RunDirectory.Open(AlignCommandSupport.RunFolder(p.GetValue(run), "ppo", outDir), p.GetValue(resume));
-            // A resumed run keeps the settings it started with (only --steps may extend it), so it continues bit-identically.
-            if (runDir.Resumed) config = runDir.ReadConfig<PpoConfig>() with { Steps = p.GetValue(steps) };
+            // A resumed run replays the command line it was started with (RunContract), so the config is the same.
+            using var runDir = RunContract.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "ppo", outDir), p.GetValue(resume));
             var result = AlignCommandSupport.WithProgress(config.Algorithm == PolicyAlgorithm.Ppo ? "ppo" : "rloo", config.Steps, (progress, ct) =>
                 new PpoTrainer(config).Train(sft, tokenizer, promptList, new RewardModelReward(ensemble), ensemble,
                     new PpoTrainer.Options(PretrainRows: ptxRows, Run: runDir, Progress: progress), ct));
-            if (result.Cancelled)
-            {
-                Console.Error.WriteLine($"ppo: stopped; checkpoint in {runDir.Path} (continue with --resume).");
-                return 130;
-            }
+            if (result.Cancelled) return AlignCommandSupport.Stopped("ppo", runDir.Path, result.Steps);
             result.Policy.Save(outDir);
             tokenizer.Save(outDir);
+            RunContract.Finish(runDir, result.Steps, outDir);
             var last = result.History.Count > 0 ? result.History[^1] : null;
             Console.Out.WriteLine(last is null ? $"ppo: nothing to do; policy written to {outDir}"
                 : $"ppo: score {AlignCommandSupport.Format(last["objective/scores"])}, KL {AlignCommandSupport.Format(last["objective/kl"])} (k3 {AlignCommandSupport.Format(last["objective/kl_k3"])}), β {AlignCommandSupport.Format(last["objective/beta"])}; policy written to {outDir} (run {runDir.Path})");

@@ -38,14 +38,14 @@ internal static class PretrainCommand
             bool resume = p.GetValue(shared.Resume);
             string? corpusPath = p.GetValue(corpus) is { } c ? DataPaths.Resolve(c) : null;
             var documents = corpusPath is null ? PretrainTrainer.StoryWorldDocuments(1, p.GetValue(stories)) : ReadDocuments(corpusPath);
-            using var run = RunDirectory.Open(runDir, resume);
+            using var run = RunContract.Open(p, runDir, resume);
 
             PretrainConfig config;
             ITokenizer tok;
-            if (resume)
+            // A run stopped before its first checkpoint starts over from its recorded command line.
+            if (resume && run.LatestCheckpoint() is { } latest)
             {
                 config = run.ReadConfig<PretrainConfig>();
-                var latest = run.LatestCheckpoint() ?? throw new InvalidOperationException($"--resume: {runDir} has no checkpoint yet.");
                 tok = TokenizerFiles.Load(latest.Path);
             }
             else
@@ -69,8 +69,9 @@ internal static class PretrainCommand
             {
                 model.Save(outDir);
                 tok.Save(outDir);
+                RunContract.Finish(run, result.Steps, outDir);
             }
-            return LmCommandSupport.Report(result, outDir, run.Path);
+            return LmCommandSupport.Report("pretrain", result, outDir, run.Path);
         });
         return command;
     }

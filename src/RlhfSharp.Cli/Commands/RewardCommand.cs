@@ -24,25 +24,30 @@ internal static class RewardCommand
         var normStd = new Option<bool>("--normalize-std") { Description = "Also scale rewards so reference samples have std 1." };
         var normSamples = new Option<int>("--normalization-samples") { Description = "Reference samples for the normalisation (0 skips it).", DefaultValueFactory = _ => d.NormalizationSamples };
         var seed = new Option<ulong>("--seed") { Description = "Seed.", DefaultValueFactory = _ => d.Seed };
-        var run = new Option<string?>("--run") { Description = "Run folder for config.json, metrics.jsonl, TensorBoard events (default runs/reward-NAME)." };
+        var checkpointEvery = new Option<int>("--checkpoint-interval") { Description = "Checkpoint every this many steps of a member (0: only when stopped and when a member ends).", DefaultValueFactory = _ => d.CheckpointInterval };
+        var run = new Option<string?>("--run") { Description = "Run folder for config.json, metrics.jsonl, TensorBoard events and checkpoints (default runs/reward-NAME)." };
+        var resume = new Option<bool>("--resume") { Description = LmTrainingOptionSet.ResumeDescription };
         var train = new Command("train", "Train a reward model on preference comparisons.");
-        foreach (var o in new Option[] { model, data, output, campaign, members, epochs, batch, lr, heldOut, normStd, normSamples, seed, run }) train.Options.Add(o);
+        foreach (var o in new Option[] { model, data, output, campaign, members, epochs, batch, lr, heldOut, normStd, normSamples, seed, checkpointEvery, run, resume }) train.Options.Add(o);
         train.SetAction(p =>
         {
             var config = new RewardTrainerConfig
             {
                 Members = p.GetValue(members), Epochs = p.GetValue(epochs), BatchSize = p.GetValue(batch), LearningRate = p.GetValue(lr),
                 HeldOutFraction = p.GetValue(heldOut), NormalizeStd = p.GetValue(normStd), NormalizationSamples = p.GetValue(normSamples), Seed = p.GetValue(seed),
+                CheckpointInterval = p.GetValue(checkpointEvery),
             };
             config.Validate();
             string sftDir = p.GetValue(model)!, outDir = p.GetValue(output)!;
             var examples = PreferenceData.LoadAsync(p.GetValue(data)!, p.GetValue(campaign)).GetAwaiter().GetResult();
             var sft = Gpt.Load(sftDir);
             var tokenizer = TokenizerFiles.Load(sftDir);
-            using var runDir = RunDirectory.Open(AlignCommandSupport.RunFolder(p.GetValue(run), "reward", outDir), resume: false);
+            using var runDir = RunContract.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "reward", outDir), p.GetValue(resume));
             int steps = config.Members * config.Epochs * (int)Math.Ceiling(examples.Count * (1 - config.HeldOutFraction) / config.BatchSize);
             var result = AlignCommandSupport.WithProgress("reward", steps, (progress, ct) => new RewardTrainer(config).Train(sft, tokenizer, examples, run: runDir, progress: progress, ct: ct));
+            if (result.Cancelled) return AlignCommandSupport.Stopped("reward", runDir.Path, result.Steps);
             result.Ensemble.Save(outDir);
+            RunContract.Finish(runDir, result.Steps, outDir);
             var e = result.HeldOut;
             Console.Out.WriteLine(e is null
                 ? $"reward model: {result.TrainExamples} examples, no held-out split; written to {outDir}"

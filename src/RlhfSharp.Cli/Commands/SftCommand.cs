@@ -28,9 +28,9 @@ internal static class SftCommand
             string runDir = shared.RunFolder(p, "sft", outDir);
             bool resume = p.GetValue(shared.Resume);
             var examples = p.GetValue(data) is { } path ? SftData.ReadJsonl(DataPaths.Resolve(path)) : SftData.StoryWorld(1, p.GetValue(demos));
-            using var run = RunDirectory.Open(runDir, resume);
+            using var run = RunContract.Open(p, runDir, resume);
             var defaults = new SftConfig();
-            var config = resume ? run.ReadConfig<SftConfig>() : defaults with { Padding = p.GetValue(padding), Training = shared.Apply(p, defaults.Training) };
+            var config = resume && run.LatestCheckpoint() is not null ? run.ReadConfig<SftConfig>() : defaults with { Padding = p.GetValue(padding), Training = shared.Apply(p, defaults.Training) };
             var gpt = Gpt.Load(modelDir);
             var tok = TokenizerFiles.Load(modelDir);
             Console.Error.WriteLine($"{examples.Count:N0} demonstrations; {gpt.ParameterSet.Count:N0} parameters from {modelDir}; run folder {run.Path}");
@@ -40,8 +40,9 @@ internal static class SftCommand
             {
                 gpt.Save(outDir);
                 tok.Save(outDir);
+                RunContract.Finish(run, result.Steps, outDir);
             }
-            return LmCommandSupport.Report(result, outDir, run.Path);
+            return LmCommandSupport.Report("sft", result, outDir, run.Path);
         });
         return command;
     }

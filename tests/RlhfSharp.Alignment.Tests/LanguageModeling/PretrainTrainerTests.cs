@@ -69,7 +69,7 @@ public sealed class PretrainTrainerTests(ITestOutputHelper output)
         Assert.True(Gpt.Load(last).Parameters.AsSpan().SequenceEqual(straight.Parameters));
         Assert.Equal(StoryLm.Tokenizer.Encode(" Tom was happy."), TokenizerFiles.Load(last).Encode(" Tom was happy."));
         Assert.True(File.Exists(Path.Combine(tmp.Path, "resumed", "config.json")));
-        Assert.Contains("held-out perplexity", File.ReadAllText(Path.Combine(tmp.Path, "resumed", "report.html")));
+        Assert.Contains("Held-out perplexity", File.ReadAllText(Path.Combine(tmp.Path, "resumed", "report.html")));
         Assert.NotEmpty(Directory.GetFiles(Path.Combine(tmp.Path, "resumed"), "events.out.tfevents.*"));
     }
 
