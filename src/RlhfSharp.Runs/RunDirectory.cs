@@ -27,6 +27,9 @@ public sealed class RunDirectory : IDisposable
     public const string TrainerSection = "trainer";
     private const string CheckpointPrefix = "step-";
 
+    /// <summary>How config.json is written and read: snake_case names, enums as snake_case strings, NaN allowed.</summary>
+    public static JsonSerializerOptions ConfigJsonOptions => ConfigJson;
+
     private static readonly JsonSerializerOptions ConfigJson = new()
     {
         WriteIndented = true,

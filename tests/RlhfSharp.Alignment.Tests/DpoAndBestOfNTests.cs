@@ -30,7 +30,7 @@ public sealed class DpoAndBestOfNTests(ITestOutputHelper output)
         var result = new DpoTrainer(new DpoConfig { BatchSize = 8, LearningRate = 1e-3f, HeldOutFraction = 0 }).Train(sft, Chars, data);
         // The tie gives no pair; the ranking gives 3: one batch of 4 pairs. With π = π_ref every h is 0: loss = log 2.
         Assert.Single(result.History);
-        Assert.Equal(Math.Log(2), result.History[0]["loss/train"], 5);
+        Assert.Equal(Math.Log(2), result.History[0]["train/loss"], 5);
         Assert.Equal(before, sft.Parameters);
         foreach (var p in result.Policy.ParameterList)
         {

@@ -46,7 +46,7 @@ public sealed class PpoOptionsTests(ITestOutputHelper output)
         var plain = new PpoTrainer(config).Train(sft, Chars, Prompts, reward);
         var ptx = new PpoTrainer(config with { PtxCoef = 1f, PtxBatchSize = 2 }).Train(sft, Chars, Prompts, reward, options: new PpoTrainer.Options(PretrainRows: [doc]));
         output.WriteLine($"seed {seed}: NLL of the pre-training text, ptx {Nll(ptx.Policy, doc):F3}, plain {Nll(plain.Policy, doc):F3}");
-        Assert.True(ptx.History[0].ContainsKey("loss/ptx"));
+        Assert.True(ptx.History[0].ContainsKey("loss/ptx_avg"));
         Assert.True(Nll(ptx.Policy, doc) < Nll(plain.Policy, doc) - 0.05, $"ptx {Nll(ptx.Policy, doc):F3} vs plain {Nll(plain.Policy, doc):F3} (seed {seed})");
         Assert.Throws<ArgumentException>(() => new PpoTrainer(config with { PtxCoef = 1f }).Train(sft, Chars, Prompts, reward));
     }
@@ -59,7 +59,7 @@ public sealed class PpoOptionsTests(ITestOutputHelper output)
         var reward = new FunctionReward((_, _) => 1);
         var withPenalty = new PpoTrainer(config with { MissingEosPenalty = 2 }).Train(Sft(4), Chars, Prompts, reward).History[0];
         var without = new PpoTrainer(config).Train(Sft(4), Chars, Prompts, reward).History[0];
-        double unfinished = 1 - without["eos_fraction"];
+        double unfinished = without["completions/clipped_ratio"];
         Assert.Equal(1.0, without["objective/rlhf_reward"], 6);
         Assert.Equal(1.0 - 2 * unfinished, withPenalty["objective/rlhf_reward"], 6);
         Assert.Equal(1.0, withPenalty["objective/scores"], 6); // the logged score is the reward's own

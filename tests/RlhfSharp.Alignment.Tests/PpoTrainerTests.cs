@@ -74,7 +74,7 @@ public sealed class PpoTrainerTests(ITestOutputHelper output)
     public void ResumeContinuesBitIdentically()
     {
         var sft = TinySft();
-        var config = Small(steps: 4) with { CheckpointEvery = 2 };
+        var config = Small(steps: 4) with { CheckpointInterval = 2 };
         string root = Directory.CreateTempSubdirectory().FullName;
         PpoResult straight;
         using (var run = RunDirectory.Open(Path.Combine(root, "a"), resume: false))
@@ -130,7 +130,7 @@ public sealed class PpoTrainerTests(ITestOutputHelper output)
         var gold = new Func<string, string, double>((p, r) => Stories.GoldReward(r, p));
         var result = new PpoTrainer(config).Train(s.Model, s.Tokenizer, prompts, new FunctionReward(gold), options: new PpoTrainer.Options(Gold: gold));
         foreach (var m in result.History.Where((_, i) => i % 4 == 0 || i == result.History.Count - 1))
-            output.WriteLine($"gold {m["objective/gold"]:F3} kl {m["objective/kl"]:F2} k3 {m["objective/kl_k3"]:F2} beta {m["objective/beta"]:F3} clipfrac {m["policy/clipfrac"]:F3} ev {m["val/explained_variance"]:F2} len {m["response_length"]:F1} gen {m["time/generation_s"]:F2}s train {m["time/training_s"]:F2}s");
+            output.WriteLine($"gold {m["objective/gold"]:F3} kl {m["objective/kl"]:F2} k3 {m["objective/kl_k3"]:F2} beta {m["objective/beta"]:F3} clipfrac {m["policy/clipfrac_avg"]:F3} ev {m["val/explained_variance"]:F2} len {m["completions/mean_length"]:F1} gen {m["time/generation_s"]:F2}s train {m["time/training_s"]:F2}s");
 
         // Evaluate on held-out prompts: mean gold of SFT vs PPO samples, and the policy's KL to the SFT model.
         var held = Stories.Prompts(99, 96);

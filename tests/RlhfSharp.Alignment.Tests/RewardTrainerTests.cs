@@ -186,7 +186,7 @@ public sealed class RewardTrainerTests(ITestOutputHelper output)
         double sd = Math.Sqrt(scores.Sum(x => (x - scores.Average()) * (x - scores.Average())) / (scores.Length - 1));
         output.WriteLine($"reference mean after normalisation {scores.Average():F3}, sd {sd:F3}, bias {result2.Ensemble.First.Normalization.Bias:F3}");
         Assert.InRange(scores.Average(), -0.5, 0.5);
-        Assert.Contains(MetricsWriter.ReadAll(Path.Combine(runDir, RunDirectory.MetricsFileName)), r => r.Values.ContainsKey("reward/accuracy"));
+        Assert.Contains(MetricsWriter.ReadAll(Path.Combine(runDir, RunDirectory.MetricsFileName)), r => r.Values.ContainsKey("eval/accuracy"));
         string saved = Path.Combine(runDir, "model");
         result2.Ensemble.Save(saved);
         var loaded = RewardEnsemble.Load(saved);

@@ -13,7 +13,7 @@ public sealed class RlhfReportTests
     private static IReadOnlyList<IReadOnlyDictionary<string, double>> History(double beta, int n) =>
         Enumerable.Range(0, n).Select(i => (IReadOnlyDictionary<string, double>)new Dictionary<string, double>
         {
-            ["objective/rlhf_reward"] = i * 0.1, ["objective/kl"] = i * (beta == 0 ? 1.0 : 0.3), ["objective/beta"] = beta, ["policy/clipfrac"] = 0.1,
+            ["objective/rlhf_reward"] = i * 0.1, ["objective/kl"] = i * (beta == 0 ? 1.0 : 0.3), ["objective/beta"] = beta, ["policy/clipfrac_avg"] = 0.1,
         }).ToList();
 
     private static List<XElement> Svgs(string html, string sectionId)

@@ -23,12 +23,12 @@ public sealed class GoldenTests(ITestOutputHelper output)
     // (tests/RlhfSharp.Golden/Program.cs) and check that every path prints "same".
     private static readonly Dictionary<string, GoldenHashes> Expected = new()
     {
-        ["pretrain"] = new("180fda1f9d0ec5e0d7ade069677d8f95b098da86947d40c3732ae939d51aa16c", "7766c829a203f1b35bfba948666b0d4b35cca99cb017a20184b2516de2b4d03b"),
-        ["sft"] = new("fbee2a1a3829b7afbb2b813d8ab0b243fb797ea6e199865cc80c0047c4b42034", "a0385472ea89b9942d68313051fd5655ca89387dcb6b76931d245c3fac4e79b8"),
-        ["reward"] = new("7ead5302a3ccb5532df0c9585f00d45e1b109966e14e8ab4146daf5ddf667bbc", "44ab725af1d4d2ac0092e09c0bfd696acf3948f680474234bac620ac5f1923d5"),
-        ["ppo"] = new("42ca2e6888ac65ce1d4e984b079c8a2f4d19bfbe6255a1e7bf4b72009033d88b", "b670e682aac1b20a4584132edf174aef9994c19c85c2d064b59e7410ad689208"),
-        ["rloo"] = new("daf1632d885c2b4cfd68a622e3b50b7af2437918bc2983aa6811793671479f90", "38822bfd35072833e083904ff7e79ccb01291282f2a89e7f18b2246909db9c37"),
-        ["dpo"] = new("c1c2c1f9a5b136b5ab8332ee6fd4bbcde0d75c1ba5b5567ca18cfd0942689061", "120b017866e57f2640e709ebdfdfb5e1ab0cd6c15f76ff25160555e9f48754f3"),
+        ["pretrain"] = new("180fda1f9d0ec5e0d7ade069677d8f95b098da86947d40c3732ae939d51aa16c", "94acfea3cd98234044e8bae647100cfc5dda85ded403fb864d67ed73ee0b904e"),
+        ["sft"] = new("fbee2a1a3829b7afbb2b813d8ab0b243fb797ea6e199865cc80c0047c4b42034", "34bb492dd61ddc57c096b3bb3a93dedfd46f088e886f3f29dec99bf349b4cd09"),
+        ["reward"] = new("7ead5302a3ccb5532df0c9585f00d45e1b109966e14e8ab4146daf5ddf667bbc", "6eb07fc392178b966525900a9c4d6df317e1e6a055e9e2217cf510130b9297ad"),
+        ["ppo"] = new("42ca2e6888ac65ce1d4e984b079c8a2f4d19bfbe6255a1e7bf4b72009033d88b", "b287e815a8456781f75093b55987363d252cff82e374d000c6464967b8338315"),
+        ["rloo"] = new("daf1632d885c2b4cfd68a622e3b50b7af2437918bc2983aa6811793671479f90", "c1b0311b350b02609d32bfd580cad0176aff5f9c76138e9c0c671798625322ad"),
+        ["dpo"] = new("c1c2c1f9a5b136b5ab8332ee6fd4bbcde0d75c1ba5b5567ca18cfd0942689061", "c2ff445279d660d0fed501cab662447be680b9b24484e54fb1d8e4d0afe78574"),
         ["control-ppo"] = new("7195409111b058adde793ed745b984b0d4c44abf42db6c50dd645327cae5f016", "213ccadc330c016f6b0426ec9c0254cbb5c12d81c5d5f0dbc2b8a0e02a51cb8a"),
         ["prefrl"] = new("6303731678747c40605d1947cbdf220a76b82c2c7b634e95dbe22d7a55166d6c", "0ab8b89cab25bd8eed99919abcce67fbe2ad6525584a32ec323009a83ad9d53e"),
     };

@@ -40,7 +40,7 @@ public sealed class RunReportTests : IDisposable
     {
         string path = Path.Combine(_dir, "rm");
         using (var run = RunDirectory.Open(path, resume: false))
-            run.Log(1, new Dictionary<string, double> { ["loss/train"] = 0.7, ["reward/accuracy"] = 0.6 });
+            run.Log(1, new Dictionary<string, double> { ["train/loss"] = 0.7, ["eval/accuracy"] = 0.6 });
         File.WriteAllText(Path.Combine(path, "reward_eval.json"),
             """{"Accuracy":0.75,"Loss":0.5,"MeanMargin":0.3,"Pairs":8,"ExpectedCalibrationError":0.125,"Calibration":[{"Low":0,"High":0.5,"Count":4,"MeanPredicted":0.3,"Observed":0.25},{"Low":0.5,"High":1,"Count":4,"MeanPredicted":0.7,"Observed":0.75}]}""");
         string html = File.ReadAllText(RunReport.Write(path));

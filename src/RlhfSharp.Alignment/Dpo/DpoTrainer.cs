@@ -12,6 +12,7 @@
 //     (TRL's rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins).
 //  6. Checkpoints (policy, AdamW, the RNG before the current epoch's shuffle, the step) every CheckpointInterval steps,
 //     on cancellation and at the end; a resumed run continues bit-identically.
+using System.Text.Json.Serialization;
 using RlhfSharp.Alignment.RewardModeling;
 using RlhfSharp.Alignment.Sampling;
 using RlhfSharp.Models;
@@ -26,31 +27,34 @@ namespace RlhfSharp.Alignment.Dpo;
 /// <summary>How DPO trains.</summary>
 public sealed record DpoConfig
 {
-    /// <summary>β: the strength of the implicit KL leash (Rafailov et al.: 0.1–0.5).</summary>
+    [ConfigOption("β: the strength of the implicit KL leash (Rafailov et al.: 0.1–0.5).")]
     public float Beta { get; init; } = 0.1f;
 
-    /// <summary>Label smoothing ε (conservative DPO); 0 is plain DPO.</summary>
+    [ConfigOption("Label smoothing ε (conservative DPO); 0 is plain DPO.")]
     public float LabelSmoothing { get; init; }
 
-    /// <summary>Passes over the training pairs.</summary>
+    [ConfigOption("Passes over the training pairs.", Aliases = ["--epochs"])]
+    [JsonPropertyName("num_train_epochs")]
     public int Epochs { get; init; } = 1;
 
-    /// <summary>Pairs per optimiser step.</summary>
+    [ConfigOption("Pairs per optimiser step.", Name = "--batch-size", Aliases = ["--per-device-train-batch-size"])]
+    [JsonPropertyName("per_device_train_batch_size")]
     public int BatchSize { get; init; } = 8;
 
-    /// <summary>AdamW peak learning rate (linear decay to 0).</summary>
+    [ConfigOption("AdamW peak learning rate (linear decay to 0).", Name = "--lr", Aliases = ["--learning-rate"])]
     public float LearningRate { get; init; } = 1e-5f;
 
-    /// <summary>Gradient norm clip.</summary>
+    [ConfigOption("Gradient norm clip.")]
     public double MaxGradNorm { get; init; } = 1.0;
 
-    /// <summary>Share of pairs held out for evaluation.</summary>
+    [ConfigOption("Share of pairs held out for evaluation.", Name = "--held-out", Aliases = ["--held-out-fraction"])]
     public double HeldOutFraction { get; init; } = 0.1;
 
-    /// <summary>Seed for the split and shuffling.</summary>
+    [ConfigOption("Seed for the split and shuffling.")]
     public ulong Seed { get; init; } = 1;
 
-    /// <summary>Checkpoint into the run folder every this many steps (0: only when stopped and at the end).</summary>
+    [ConfigOption("Checkpoint into the run folder every this many steps (0: only when stopped and at the end).", Name = "--checkpoint-interval", Aliases = ["--save-steps"])]
+    [JsonPropertyName("save_steps")]
     public int CheckpointInterval { get; init; }
 
     public void Validate()
@@ -162,16 +166,18 @@ public sealed class DpoTrainer
                 policy.Backward(pass!, logits!.Grad!.ToArray());
                 double gradNorm = policy.ParameterSet.ClipGradNorm(_config.MaxGradNorm);
                 // 5. Linear decay.
-                opt.Step(_config.LearningRate * (1f - (float)step / total));
+                float lr = _config.LearningRate * (1f - (float)step / total);
+                opt.Step(lr);
                 step++;
                 var metrics = new Dictionary<string, double>
                 {
-                    ["loss/train"] = res.Loss.Item(),
-                    ["rewards/chosen"] = res.ChosenRewards.Average(),
-                    ["rewards/rejected"] = res.RejectedRewards.Average(),
-                    ["rewards/accuracies"] = res.Accuracy,
-                    ["rewards/margins"] = res.ChosenRewards.Zip(res.RejectedRewards).Average(p => p.First - p.Second),
-                    ["grad_norm"] = gradNorm,
+                    [MetricKeys.TrainLoss] = res.Loss.Item(),
+                    [MetricKeys.RewardsChosen] = res.ChosenRewards.Average(),
+                    [MetricKeys.RewardsRejected] = res.RejectedRewards.Average(),
+                    [MetricKeys.RewardsAccuracies] = res.Accuracy,
+                    [MetricKeys.RewardsMargins] = res.ChosenRewards.Zip(res.RejectedRewards).Average(p => p.First - p.Second),
+                    [MetricKeys.GradNorm] = gradNorm,
+                    [MetricKeys.LearningRate] = lr,
                 };
                 history.Add(metrics);
                 run?.Log(step, metrics);
@@ -185,7 +191,7 @@ public sealed class DpoTrainer
         if (held.Count > 0)
         {
             (heldLoss, heldAcc) = Evaluate(policy, held);
-            run?.Log(step, new Dictionary<string, double> { ["loss/heldout"] = heldLoss.Value, ["rewards/accuracies_heldout"] = heldAcc.Value });
+            run?.Log(step, new Dictionary<string, double> { [MetricKeys.EvalLoss] = heldLoss.Value, [MetricKeys.EvalRewardsAccuracies] = heldAcc.Value });
         }
         if (run is not null)
         {

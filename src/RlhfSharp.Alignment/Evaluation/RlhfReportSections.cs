@@ -21,8 +21,8 @@ public static class RlhfReportSections
         ("objective/gold", "Gold reward", "gold reward (scorer units)"),
         ("objective/kl", "KL to reference (k1)", "KL (nats per response)"),
         ("objective/beta", "KL coefficient β", "β (RM units per nat)"),
-        ("loss/policy", "Policy loss", "loss"),
-        ("policy/clipfrac", "Clip fraction", "fraction of tokens clipped"),
+        ("loss/policy_avg", "Policy loss", "loss"),
+        ("policy/clipfrac_avg", "Clip fraction", "fraction of tokens clipped"),
     ];
 
     /// <summary>Line charts of each PPO metric, one series per run; x is the PPO update (1-based).</summary>

@@ -1,59 +1,71 @@
 // Configurations of the two next-token trainers: pre-training on raw text and supervised fine-tuning on
 // {"prompt","completion"} pairs. Optimisation and run settings are shared (LmTrainingOptions), documented here once.
+using System.Text.Json.Serialization;
+using RlhfSharp.Runs;
+
 namespace RlhfSharp.Alignment.LanguageModeling;
 
 /// <summary>How a next-token trainer optimises and keeps its run (shared by pre-training and SFT).</summary>
 public sealed record LmTrainingOptions
 {
-    /// <summary>Peak learning rate, reached at the end of warm-up (AdamW).</summary>
+    [ConfigOption("Peak learning rate, reached at the end of warm-up (AdamW).", Name = "--lr", Aliases = ["--learning-rate"])]
     public float LearningRate { get; init; } = 1e-3f;
 
-    /// <summary>Steps of linear warm-up from 0 to LearningRate.</summary>
+    [ConfigOption("Steps of linear warm-up from 0 to LearningRate.", Name = "--warmup", Aliases = ["--warmup-steps"])]
     public int WarmupSteps { get; init; } = 50;
 
-    /// <summary>The cosine decay ends at LearningRate × this fraction at the last step (nanoGPT: min_lr = lr/10).</summary>
+    [ConfigOption("The cosine decay ends at LearningRate × this fraction at the last step (nanoGPT: min_lr = lr/10).")]
+    [JsonPropertyName("min_lr_rate")]
     public float MinLearningRateFraction { get; init; } = 0.1f;
 
-    /// <summary>AdamW's decoupled weight decay on matrices and embeddings; biases and LayerNorm gains get none (nanoGPT).</summary>
+    [ConfigOption("AdamW's decoupled weight decay on matrices and embeddings; biases and LayerNorm gains get none (nanoGPT).")]
     public float WeightDecay { get; init; } = 0.1f;
 
-    /// <summary>AdamW's first-moment decay.</summary>
+    [ConfigOption("AdamW's first-moment decay.")]
+    [JsonPropertyName("adam_beta1")]
     public float Beta1 { get; init; } = 0.9f;
 
-    /// <summary>AdamW's second-moment decay (0.95 as GPT-3 and nanoGPT use for language models).</summary>
+    [ConfigOption("AdamW's second-moment decay (0.95 as GPT-3 and nanoGPT use for language models).")]
+    [JsonPropertyName("adam_beta2")]
     public float Beta2 { get; init; } = 0.95f;
 
-    /// <summary>AdamW's epsilon.</summary>
+    [ConfigOption("AdamW's epsilon.")]
+    [JsonPropertyName("adam_epsilon")]
     public float Eps { get; init; } = 1e-8f;
 
-    /// <summary>Global gradient-norm clip (torch's clip_grad_norm_); 0 turns clipping off.</summary>
-    public double GradClip { get; init; } = 1.0;
+    [ConfigOption("Global gradient-norm clip (torch's clip_grad_norm_); 0 turns clipping off.")]
+    public double MaxGradNorm { get; init; } = 1.0;
 
-    /// <summary>Rows per optimiser step.</summary>
+    [ConfigOption("Rows per optimiser step.", Name = "--batch-size", Aliases = ["--per-device-train-batch-size"])]
+    [JsonPropertyName("per_device_train_batch_size")]
     public int BatchSize { get; init; } = 16;
 
-    /// <summary>Optimiser steps in the whole run (the cosine schedule ends here).</summary>
+    [ConfigOption("Optimiser steps in the whole run (the cosine schedule ends here).", Name = "--steps", Aliases = ["--max-steps"])]
+    [JsonPropertyName("max_steps")]
     public int Steps { get; init; } = 1000;
 
-    /// <summary>Held-out loss is measured every this many steps, and after the last one.</summary>
+    [ConfigOption("Held-out loss is measured every this many steps, and after the last one.", Name = "--eval-interval", Aliases = ["--eval-steps"])]
+    [JsonPropertyName("eval_steps")]
     public int EvalInterval { get; init; } = 100;
 
-    /// <summary>Held-out batches (of BatchSize rows) averaged per evaluation; the same rows every time.</summary>
+    [ConfigOption("Held-out batches (of BatchSize rows) averaged per evaluation; the same rows every time.")]
     public int EvalBatches { get; init; } = 8;
 
-    /// <summary>Fraction of the data (the end of the token stream, or the last examples) kept out of training for evaluation.</summary>
+    [ConfigOption("Fraction of the data (the end of the token stream, or the last examples) kept out of training for evaluation.", Name = "--held-out", Aliases = ["--held-out-fraction"])]
     public double HeldOutFraction { get; init; } = 0.05;
 
-    /// <summary>A checkpoint is written every this many steps (0: only at the end or when cancelled).</summary>
+    [ConfigOption("A checkpoint is written every this many steps (0: only at the end or when cancelled).", Name = "--checkpoint-interval", Aliases = ["--save-steps"])]
+    [JsonPropertyName("save_steps")]
     public int CheckpointInterval { get; init; } = 500;
 
-    /// <summary>Checkpoints kept on disk, newest first (0 keeps all).</summary>
+    [ConfigOption("Checkpoints kept on disk, newest first (0 keeps all).", Name = "--keep-checkpoints", Aliases = ["--save-total-limit"])]
+    [JsonPropertyName("save_total_limit")]
     public int KeepCheckpoints { get; init; } = 3;
 
-    /// <summary>Seed of the data order and dropout (initialisation uses its own stream of the same seed).</summary>
+    [ConfigOption("Seed of the data order and dropout (initialisation uses its own stream of the same seed).")]
     public ulong Seed { get; init; } = 1;
 
-    /// <summary>Kernel threads (0: leave the engine's setting, the machine's core count by default).</summary>
+    [ConfigOption("Kernel threads (0: leave the engine's setting, the machine's core count by default).")]
     public int Threads { get; init; }
 
     /// <summary>Throws if a field is out of range, naming it and its value.</summary>
@@ -66,7 +78,7 @@ public sealed record LmTrainingOptions
         Check(Beta1 is >= 0 and < 1, nameof(Beta1), Beta1);
         Check(Beta2 is >= 0 and < 1, nameof(Beta2), Beta2);
         Check(Eps > 0, nameof(Eps), Eps);
-        Check(GradClip >= 0, nameof(GradClip), GradClip);
+        Check(MaxGradNorm >= 0, nameof(MaxGradNorm), MaxGradNorm);
         Check(BatchSize > 0, nameof(BatchSize), BatchSize);
         Check(Steps > 0, nameof(Steps), Steps);
         Check(EvalInterval > 0, nameof(EvalInterval), EvalInterval);
@@ -86,13 +98,13 @@ public sealed record LmTrainingOptions
 /// <summary>Pre-training a GPT from scratch on a token stream.</summary>
 public sealed record PretrainConfig
 {
-    /// <summary>Named architecture (GptConfig.Sizes: tiny, mini, small, medium, gpt2); the vocabulary comes from the tokenizer.</summary>
+    [ConfigOption("Named architecture (GptConfig.Sizes: tiny, mini, small, medium, gpt2); the vocabulary comes from the tokenizer.")]
     public string ModelSize { get; init; } = "tiny";
 
-    /// <summary>Tokens per training row (the context length); 0 uses the size's full block.</summary>
+    [ConfigOption("Tokens per training row (the context length); 0 uses the size's full block.")]
     public int BlockSize { get; init; }
 
-    /// <summary>Dropout probability during training (GPT-2: 0.1; 0 for small data and short runs).</summary>
+    [ConfigOption("Dropout probability during training (GPT-2: 0.1; 0 for small data and short runs).")]
     public float Dropout { get; init; }
 
     /// <summary>Optimisation and run settings.</summary>
@@ -111,10 +123,10 @@ public enum SftPadding
 /// <summary>Supervised fine-tuning on demonstrations: loss on completion tokens (and EOS) only.</summary>
 public sealed record SftConfig
 {
-    /// <summary>Padding side of a batch.</summary>
+    [ConfigOption("Padding side of a batch.")]
     public SftPadding Padding { get; init; } = SftPadding.Right;
 
-    /// <summary>Append the tokenizer's EOS to every completion, so the model learns where to stop.</summary>
+    [ConfigOption("Append the tokenizer's EOS to every completion, so the model learns where to stop.")]
     public bool AppendEos { get; init; } = true;
 
     /// <summary>Optimisation and run settings (SFT defaults: lower rate, shorter warm-up than pre-training).</summary>

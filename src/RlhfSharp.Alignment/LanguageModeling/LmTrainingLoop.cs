@@ -119,7 +119,7 @@ internal static class LmTrainingLoop
             trainLoss = Gpt.CrossEntropy(pass, batch.Targets, batch.Weights, dLogits);
             model.Backward(pass, dLogits);
             // 4. clip the global gradient norm, 5. AdamW at the scheduled rate.
-            double gradNorm = o.GradClip > 0 ? model.ParameterSet.ClipGradNorm(o.GradClip) : model.ParameterSet.GradNorm();
+            double gradNorm = o.MaxGradNorm > 0 ? model.ParameterSet.ClipGradNorm(o.MaxGradNorm) : model.ParameterSet.GradNorm();
             float lr = schedule.At(step);
             opt.Step(lr);
             step++;
@@ -129,16 +129,16 @@ internal static class LmTrainingLoop
 
             var metrics = new Dictionary<string, double>
             {
-                ["loss/train"] = trainLoss,
-                ["lr"] = lr,
-                ["train/grad_norm"] = gradNorm,
-                ["perf/tokens_per_s"] = batch.Tokens / Math.Max(dt.TotalSeconds, 1e-9),
+                [MetricKeys.TrainLoss] = trainLoss,
+                [MetricKeys.LearningRate] = lr,
+                [MetricKeys.GradNorm] = gradNorm,
+                [MetricKeys.TokensPerSecond] = batch.Tokens / Math.Max(dt.TotalSeconds, 1e-9),
             };
             if (step % o.EvalInterval == 0 || step == o.Steps)
             {
                 heldOut = Evaluate(model, data.HeldOut);
-                metrics["loss/heldout"] = heldOut;
-                metrics["perplexity/heldout"] = Math.Exp(heldOut);
+                metrics[MetricKeys.EvalLoss] = heldOut;
+                metrics[MetricKeys.EvalPerplexity] = Math.Exp(heldOut);
             }
             run?.Log(step, metrics);
             progress?.Report(new AlignmentProgress(stage, step, o.Steps, metrics));

@@ -1,5 +1,8 @@
 // Configuration of RLHF policy optimisation (PPO with a KL leash, PPO-ptx, and RLOO on the same rollouts).
 // Defaults follow TRL's PPO trainer and Ziegler et al. 2019 where they apply; each field is documented once here.
+using System.Text.Json.Serialization;
+using RlhfSharp.Runs;
+
 namespace RlhfSharp.Alignment.Ppo;
 
 /// <summary>Which policy-gradient estimator uses the rollouts.</summary>
@@ -13,88 +16,102 @@ public enum PolicyAlgorithm
 
 public sealed record PpoConfig
 {
-    /// <summary>PPO or RLOO.</summary>
+    [ConfigOption("PPO or RLOO.")]
     public PolicyAlgorithm Algorithm { get; init; } = PolicyAlgorithm.Ppo;
 
-    /// <summary>Rollout batches (policy iterations) to run.</summary>
+    [ConfigOption("Rollout batches (policy iterations) to run.")]
     public int Steps { get; init; } = 100;
 
-    /// <summary>Episodes (responses) per rollout batch; with RLOO, a multiple of <see cref="RlooSamples"/>.</summary>
+    [ConfigOption("Episodes (responses) per rollout batch; with RLOO, a multiple of RlooSamples.")]
     public int BatchSize { get; init; } = 32;
 
-    /// <summary>Episodes per gradient step inside a batch.</summary>
+    [ConfigOption("Episodes per gradient step inside a batch.", Name = "--minibatch-size", Aliases = ["--mini-batch-size"])]
+    [JsonPropertyName("mini_batch_size")]
     public int MiniBatchSize { get; init; } = 8;
 
-    /// <summary>Passes of minibatches over each rollout batch (lm-human-preferences and TRL: 4).</summary>
+    [ConfigOption("Passes of minibatches over each rollout batch (lm-human-preferences and TRL: 4).", Name = "--ppo-epochs", Aliases = ["--num-ppo-epochs"])]
+    [JsonPropertyName("num_ppo_epochs")]
     public int Epochs { get; init; } = 4;
 
-    /// <summary>Response length limit in tokens.</summary>
+    [ConfigOption("Response length limit in tokens.", Name = "--max-new-tokens", Aliases = ["--response-length"])]
+    [JsonPropertyName("response_length")]
     public int MaxNewTokens { get; init; } = 32;
 
-    /// <summary>Sampling temperature; log-probabilities in the losses use the same temperature-scaled logits.</summary>
+    [ConfigOption("Sampling temperature; log-probabilities in the losses use the same temperature-scaled logits.")]
     public float Temperature { get; init; } = 1f;
 
-    /// <summary>AdamW learning rate for policy and value model (constant).</summary>
+    [ConfigOption("AdamW learning rate for policy and value model (constant).", Name = "--lr", Aliases = ["--learning-rate"])]
     public float LearningRate { get; init; } = 1e-5f;
 
-    /// <summary>PPO's ε for the probability ratio.</summary>
+    [ConfigOption("PPO's ε for the probability ratio.")]
+    [JsonPropertyName("cliprange")]
     public float ClipRange { get; init; } = 0.2f;
 
-    /// <summary>ε for the value clipping.</summary>
+    [ConfigOption("ε for the value clipping.")]
+    [JsonPropertyName("cliprange_value")]
     public float ClipRangeValue { get; init; } = 0.2f;
 
-    /// <summary>Weight of the value loss (TRL vf_coef: 0.1).</summary>
+    [ConfigOption("Weight of the value loss (TRL vf_coef: 0.1).")]
+    [JsonPropertyName("vf_coef")]
     public float ValueCoef { get; init; } = 0.1f;
 
-    /// <summary>GAE discount γ over response tokens.</summary>
+    [ConfigOption("GAE discount γ over response tokens.")]
     public double Gamma { get; init; } = 1.0;
 
-    /// <summary>GAE λ.</summary>
+    [ConfigOption("GAE λ.")]
+    [JsonPropertyName("lam")]
     public double Lambda { get; init; } = 0.95;
 
-    /// <summary>Initial KL coefficient β (fixed β when <see cref="TargetKl"/> is null).</summary>
+    [ConfigOption("Initial KL coefficient β (fixed β when TargetKl is null).", Name = "--beta", Aliases = ["--init-kl-coef", "--kl-coef"])]
+    [JsonPropertyName("init_kl_coef")]
     public double InitialKlCoef { get; init; } = 0.05;
 
-    /// <summary>Target KL per episode for Ziegler's adaptive controller, in nats; null keeps β fixed.</summary>
+    [ConfigOption("Target KL per episode for Ziegler's adaptive controller, in nats; null keeps β fixed.", Name = "--target-kl", Aliases = ["--target"])]
+    [JsonPropertyName("target")]
     public double? TargetKl { get; init; } = 6;
 
-    /// <summary>Ziegler's horizon (episodes) of the adaptive controller.</summary>
+    [ConfigOption("Ziegler's horizon (episodes) of the adaptive controller.", Name = "--kl-horizon", Aliases = ["--horizon"])]
+    [JsonPropertyName("horizon")]
     public double KlHorizon { get; init; } = 10_000;
 
-    /// <summary>Subtracted from the score of a response that never emits EOS within MaxNewTokens; null for none.</summary>
+    [ConfigOption("Subtracted from the score of a response that never emits EOS within MaxNewTokens; null for none.")]
     public double? MissingEosPenalty { get; init; }
 
-    /// <summary>Scores are clipped to [−c, c] when set.</summary>
+    [ConfigOption("Scores are clipped to [−c, c] when set.", Name = "--reward-clip", Aliases = ["--score-clip"])]
+    [JsonPropertyName("score_clip")]
     public double? RewardClip { get; init; }
 
-    /// <summary>Whiten the per-token rewards over each batch (TRL whiten_rewards).</summary>
+    [ConfigOption("Whiten the per-token rewards over each batch (TRL whiten_rewards).")]
     public bool WhitenRewards { get; init; }
 
-    /// <summary>Whiten advantages over each batch's real tokens (PPO's usual detail).</summary>
+    [ConfigOption("Whiten advantages over each batch's real tokens (PPO's usual detail).")]
     public bool WhitenAdvantages { get; init; } = true;
 
-    /// <summary>Gradient-norm clip, applied to the policy and the value model separately.</summary>
+    [ConfigOption("Gradient-norm clip, applied to the policy and the value model separately.")]
     public double MaxGradNorm { get; init; } = 1.0;
 
-    /// <summary>γ_ptx of PPO-ptx: weight of the pre-training log-likelihood term (0 turns it off).</summary>
+    [ConfigOption("γ_ptx of PPO-ptx: weight of the pre-training log-likelihood term (0 turns it off).")]
     public float PtxCoef { get; init; }
 
-    /// <summary>Pre-training rows per gradient step for PPO-ptx.</summary>
+    [ConfigOption("Pre-training rows per gradient step for PPO-ptx.")]
     public int PtxBatchSize { get; init; } = 8;
 
-    /// <summary>RLOO: samples per prompt (K ≥ 2).</summary>
+    [ConfigOption("RLOO: samples per prompt (K ≥ 2).", Name = "--rloo-k")]
+    [JsonPropertyName("rloo_k")]
     public int RlooSamples { get; init; } = 4;
 
-    /// <summary>Write a checkpoint every this many steps (0: only at the end and on cancellation).</summary>
-    public int CheckpointEvery { get; init; }
+    [ConfigOption("Write a checkpoint every this many steps (0: only at the end and on cancellation).", Name = "--checkpoint-interval", Aliases = ["--save-steps"])]
+    [JsonPropertyName("save_steps")]
+    public int CheckpointInterval { get; init; } = 10;
 
-    /// <summary>Checkpoints kept (0 keeps all; the demo keeps all for its over-optimisation plot).</summary>
+    [ConfigOption("Checkpoints kept (0 keeps all; the demo keeps all for its over-optimisation plot).", Name = "--keep-checkpoints", Aliases = ["--save-total-limit"])]
+    [JsonPropertyName("save_total_limit")]
     public int KeepCheckpoints { get; init; }
 
     /// <summary>Hand the policy to Options.Snapshot at step 0, every this many steps and after the last (0: never).</summary>
     public int SnapshotEvery { get; init; }
 
-    /// <summary>Seed for prompt order, sampling and head initialisation.</summary>
+    [ConfigOption("Seed for prompt order, sampling and head initialisation.")]
     public ulong Seed { get; init; } = 1;
 
     public void Validate()

@@ -138,14 +138,14 @@ public sealed class PpoTrainer
             history.Add(metrics);
             run?.Log(step + 1, metrics);
             options.Progress?.Report(new AlignmentProgress(_config.Algorithm == PolicyAlgorithm.Ppo ? "ppo" : "rloo", step + 1, _config.Steps, metrics));
-            if (run is not null && _config.CheckpointEvery > 0 && (step + 1) % _config.CheckpointEvery == 0 && step + 1 < _config.Steps)
-                SaveCheckpoint(run, step + 1, policy, value, policyOpt, valueOpt, kl, rng);
+            if (run is not null && _config.CheckpointInterval > 0 && (step + 1) % _config.CheckpointInterval == 0 && step + 1 < _config.Steps)
+                SaveCheckpoint(run, step + 1, policy, value, policyOpt, valueOpt, kl, rng, _config.KeepCheckpoints);
             if (_config.SnapshotEvery > 0 && ((step + 1) % _config.SnapshotEvery == 0 || step + 1 == _config.Steps))
                 options.Snapshot?.Invoke(step + 1, policy);
         }
         if (run is not null)
         {
-            if (run.LatestCheckpoint()?.Step != step) SaveCheckpoint(run, step, policy, value, policyOpt, valueOpt, kl, rng);
+            if (run.LatestCheckpoint()?.Step != step) SaveCheckpoint(run, step, policy, value, policyOpt, valueOpt, kl, rng, _config.KeepCheckpoints);
             if (!cancelled)
             {
                 policy.Save(Path.Combine(run.Path, "policy"));
@@ -347,34 +347,34 @@ public sealed class PpoTrainer
         double varResidual = n > 1 ? (resSq - resSum * resSum / n) / (n - 1) : 0;
         var metrics = new Dictionary<string, double>
         {
-            ["objective/kl"] = meanKl,
-            ["objective/kl_k3"] = klK3.Average(),
-            ["objective/scores"] = rawScores.Average(),
-            ["objective/non_score_reward"] = -beta * meanKl,
-            ["objective/rlhf_reward"] = scores.Average() - beta * meanKl,
-            ["objective/entropy"] = -Enumerable.Range(0, B).Sum(b => Enumerable.Range(0, lengths[b]).Sum(t => (double)oldLogp[b * R + t])) / B,
-            ["objective/beta"] = beta,
-            ["policy/clipfrac"] = clipFrac / updates,
-            ["policy/approx_kl"] = approxKl / updates,
-            ["policy/entropy"] = entropy / updates,
-            ["loss/policy"] = pgLoss / updates,
-            ["response_length"] = (double)realTokens / B,
-            ["eos_fraction"] = endsWithEos.Count(e => e) / (double)B,
+            [MetricKeys.Kl] = meanKl,
+            [MetricKeys.KlK3] = klK3.Average(),
+            [MetricKeys.Scores] = rawScores.Average(),
+            [MetricKeys.NonScoreReward] = -beta * meanKl,
+            [MetricKeys.RlhfReward] = scores.Average() - beta * meanKl,
+            [MetricKeys.Entropy] = -Enumerable.Range(0, B).Sum(b => Enumerable.Range(0, lengths[b]).Sum(t => (double)oldLogp[b * R + t])) / B,
+            [MetricKeys.KlCoef] = beta,
+            [MetricKeys.PolicyClipFraction] = clipFrac / updates,
+            [MetricKeys.PolicyApproxKl] = approxKl / updates,
+            [MetricKeys.PolicyEntropy] = entropy / updates,
+            [MetricKeys.PolicyLoss] = pgLoss / updates,
+            [MetricKeys.MeanLength] = (double)realTokens / B,
+            [MetricKeys.ClippedRatio] = endsWithEos.Count(e => !e) / (double)B, // responses cut at the length limit, without EOS
             ["time/generation_s"] = generationSeconds,
             ["time/scoring_s"] = scoringSeconds,
             ["time/training_s"] = trainingSeconds,
-            ["perf/tokens_per_s"] = realTokens / Math.Max(1e-9, total.Elapsed.TotalSeconds),
+            [MetricKeys.TokensPerSecond] = realTokens / Math.Max(1e-9, total.Elapsed.TotalSeconds),
         };
         if (value is not null)
         {
-            metrics["loss/value"] = vfLoss / updates;
-            metrics["val/clipfrac"] = vfClipFrac / updates;
-            metrics["val/explained_variance"] = varReturns > 0 ? 1 - varResidual / varReturns : 0;
-            metrics["val/mean"] = n > 0 ? Enumerable.Range(0, mask.Length).Where(i => boolMask[i]).Average(i => (double)oldValues[i]) : 0;
+            metrics[MetricKeys.ValueLoss] = vfLoss / updates;
+            metrics[MetricKeys.ValueClipFraction] = vfClipFrac / updates;
+            metrics[MetricKeys.ValueExplainedVariance] = varReturns > 0 ? 1 - varResidual / varReturns : 0;
+            metrics[MetricKeys.ValueMean] = n > 0 ? Enumerable.Range(0, mask.Length).Where(i => boolMask[i]).Average(i => (double)oldValues[i]) : 0;
         }
-        if (_config.PtxCoef > 0) metrics["loss/ptx"] = ptxLoss / updates;
+        if (_config.PtxCoef > 0) metrics[MetricKeys.PtxLoss] = ptxLoss / updates;
         if (options.Gold is { } gold)
-            metrics["objective/gold"] = Enumerable.Range(0, B).Average(b => gold(batchPrompts[b], responses[b]));
+            metrics[MetricKeys.GoldScore] = Enumerable.Range(0, B).Average(b => gold(batchPrompts[b], responses[b]));
         metrics["time/step_s"] = total.Elapsed.TotalSeconds;
         return metrics;
     }
@@ -476,7 +476,7 @@ public sealed class PpoTrainer
     // 10. Checkpoints.
     private sealed record PpoState(int Step, double Beta, ulong[] Rng, int PolicyAdamSteps, int ValueAdamSteps);
 
-    private static void SaveCheckpoint(RunDirectory run, int step, Gpt policy, Gpt? value, AdamW policyOpt, AdamW? valueOpt, IKlController kl, Rng rng)
+    private static void SaveCheckpoint(RunDirectory run, int step, Gpt policy, Gpt? value, AdamW policyOpt, AdamW? valueOpt, IKlController kl, Rng rng, int keepLast)
     {
         run.SaveCheckpoint(step, dir =>
         {
@@ -484,7 +484,7 @@ public sealed class PpoTrainer
             value?.Save(Path.Combine(dir, "value"));
             TrainerCheckpoint.WriteOptimizers(dir, Optimizers(policyOpt, valueOpt));
             TrainerCheckpoint.WriteState(dir, new PpoState(step, kl.Beta, rng.GetState(), policyOpt.StepCount, valueOpt?.StepCount ?? 0));
-        });
+        }, keepLast);
     }
 
     private static (string, AdamW)[] Optimizers(AdamW policyOpt, AdamW? valueOpt) =>

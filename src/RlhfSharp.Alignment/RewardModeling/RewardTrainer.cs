@@ -19,6 +19,7 @@
 //     pair counted in both orientations) are logged and returned.
 //  9. Checkpoints (finished members, the current member with its AdamW moments, RNG states, bootstrap sample, step)
 //     every CheckpointInterval steps, when a member ends and on cancellation; a resumed run continues bit-identically.
+using System.Text.Json.Serialization;
 using RlhfSharp.Alignment.Sampling;
 using RlhfSharp.Models;
 using RlhfSharp.Objectives;
@@ -32,46 +33,50 @@ namespace RlhfSharp.Alignment.RewardModeling;
 /// <summary>How a reward model is trained.</summary>
 public sealed record RewardTrainerConfig
 {
-    /// <summary>Ensemble size M; members train on bootstrap resamples when M &gt; 1.</summary>
+    [ConfigOption("Ensemble size M; members train on bootstrap resamples when M &gt; 1.")]
     public int Members { get; init; } = 1;
 
-    /// <summary>Passes over the training split (InstructGPT: 1).</summary>
+    [ConfigOption("Passes over the training split (InstructGPT: 1).", Name = "--epochs", Aliases = ["--num-train-epochs"])]
+    [JsonPropertyName("num_train_epochs")]
     public int Epochs { get; init; } = 1;
 
-    /// <summary>Examples per optimiser step (each brings all its candidates).</summary>
+    [ConfigOption("Examples per optimiser step (each brings all its candidates).", Name = "--batch-size", Aliases = ["--per-device-train-batch-size"])]
+    [JsonPropertyName("per_device_train_batch_size")]
     public int BatchSize { get; init; } = 16;
 
-    /// <summary>AdamW peak learning rate (linear decay to 0 over training).</summary>
+    [ConfigOption("AdamW peak learning rate (linear decay to 0 over training).", Name = "--lr", Aliases = ["--learning-rate"])]
     public float LearningRate { get; init; } = 1e-4f;
 
-    /// <summary>AdamW decoupled weight decay on matrices.</summary>
+    [ConfigOption("AdamW decoupled weight decay on matrices.")]
     public float WeightDecay { get; init; }
 
-    /// <summary>Gradient norm clip.</summary>
+    [ConfigOption("Gradient norm clip.")]
     public double MaxGradNorm { get; init; } = 1.0;
 
-    /// <summary>Share of examples held out for accuracy, loss and calibration.</summary>
+    [ConfigOption("Share of examples held out for accuracy, loss and calibration.", Name = "--held-out", Aliases = ["--held-out-fraction"])]
     public double HeldOutFraction { get; init; } = 0.1;
 
-    /// <summary>Steps between held-out evaluations (0: only at the end of each member).</summary>
+    [ConfigOption("Steps between held-out evaluations (0: only at the end of each member).", Name = "--eval-interval", Aliases = ["--eval-steps"])]
+    [JsonPropertyName("eval_steps")]
     public int EvalEvery { get; init; }
 
-    /// <summary>Fit a gain too, so reference samples score std 1 (mean 0 is always fitted).</summary>
+    [ConfigOption("Fit a gain too, so reference samples score std 1 (mean 0 is always fitted).")]
     public bool NormalizeStd { get; init; }
 
-    /// <summary>Reference samples drawn from the SFT model for the normalisation (0 skips normalising).</summary>
+    [ConfigOption("Reference samples drawn from the SFT model for the normalisation (0 skips normalising).")]
     public int NormalizationSamples { get; init; } = 64;
 
-    /// <summary>Longest reference sample, in tokens.</summary>
+    [ConfigOption("Longest reference sample, in tokens.")]
     public int NormalizationMaxNewTokens { get; init; } = 32;
 
-    /// <summary>Bins of the reliability table.</summary>
+    [ConfigOption("Bins of the reliability table.")]
     public int CalibrationBins { get; init; } = 10;
 
-    /// <summary>Seed for the split, shuffling, bootstrap, head initialisation and reference samples.</summary>
+    [ConfigOption("Seed for the split, shuffling, bootstrap, head initialisation and reference samples.")]
     public ulong Seed { get; init; } = 1;
 
-    /// <summary>Checkpoint into the run folder every this many steps of a member (0: only when stopped and when a member ends).</summary>
+    [ConfigOption("Checkpoint into the run folder every this many steps of a member (0: only when stopped and when a member ends).", Name = "--checkpoint-interval", Aliases = ["--save-steps"])]
+    [JsonPropertyName("save_steps")]
     public int CheckpointInterval { get; init; }
 
     public void Validate()
@@ -209,21 +214,23 @@ public sealed class RewardTrainer
                     var stats = LossAndGradient(model, batch, backward: true);
                     double gradNorm = model.Model.ParameterSet.ClipGradNorm(_config.MaxGradNorm);
                     // 5. AdamW with a linear decay of the rate to 0.
-                    opt.Step(_config.LearningRate * (1f - (float)step / stepsPerMember));
+                    float lr = _config.LearningRate * (1f - (float)step / stepsPerMember);
+                    opt.Step(lr);
                     step++;
                     var metrics = new Dictionary<string, double>
                     {
-                        ["loss/train"] = stats.Loss,
-                        ["reward/accuracy_train"] = stats.Accuracy,
-                        ["reward/margin"] = stats.Margin,
-                        ["grad_norm"] = gradNorm,
-                        ["member"] = m,
+                        [MetricKeys.TrainLoss] = stats.Loss,
+                        [MetricKeys.TrainAccuracy] = stats.Accuracy,
+                        [MetricKeys.TrainMargin] = stats.Margin,
+                        [MetricKeys.GradNorm] = gradNorm,
+                        [MetricKeys.LearningRate] = lr,
+                        [MetricKeys.Member] = m,
                     };
                     if (_config.EvalEvery > 0 && step % _config.EvalEvery == 0 && held.Count > 0 && step < stepsPerMember)
                     {
                         var e = Evaluate([model], held);
-                        metrics["loss/heldout"] = e.Loss;
-                        metrics["reward/accuracy"] = e.Accuracy;
+                        metrics[MetricKeys.EvalLoss] = e.Loss;
+                        metrics[MetricKeys.EvalAccuracy] = e.Accuracy;
                     }
                     run?.Log((long)m * stepsPerMember + step, metrics);
                     progress?.Report(new AlignmentProgress(stage, step, stepsPerMember, metrics));
@@ -235,7 +242,7 @@ public sealed class RewardTrainer
             {
                 var e = Evaluate([model], held);
                 memberEvals.Add(e);
-                run?.Log((long)(m + 1) * stepsPerMember, new Dictionary<string, double> { ["loss/heldout"] = e.Loss, ["reward/accuracy"] = e.Accuracy, ["reward/ece"] = e.ExpectedCalibrationError, ["member"] = m });
+                run?.Log((long)(m + 1) * stepsPerMember, new Dictionary<string, double> { [MetricKeys.EvalLoss] = e.Loss, [MetricKeys.EvalAccuracy] = e.Accuracy, [MetricKeys.EvalCalibrationError] = e.ExpectedCalibrationError, [MetricKeys.Member] = m });
             }
             members.Add(model);
             resumed = null;
@@ -259,10 +266,10 @@ public sealed class RewardTrainer
         {
             run.Log((long)_config.Members * stepsPerMember + 1, new Dictionary<string, double>
             {
-                ["loss/heldout"] = heldEval.Loss,
-                ["reward/accuracy"] = heldEval.Accuracy,
-                ["reward/ece"] = heldEval.ExpectedCalibrationError,
-                ["reward/heldout_pairs"] = heldEval.Pairs,
+                [MetricKeys.EvalLoss] = heldEval.Loss,
+                [MetricKeys.EvalAccuracy] = heldEval.Accuracy,
+                [MetricKeys.EvalCalibrationError] = heldEval.ExpectedCalibrationError,
+                [MetricKeys.EvalPairs] = heldEval.Pairs,
             });
             var json = System.Text.Json.JsonSerializer.Serialize(heldEval, new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
             Runs.AtomicFile.WriteAllText(Path.Combine(run.Path, "reward_eval.json"), json + "\n");

@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using RlhfSharp.Alignment;
+using RlhfSharp.Runs;
 using Spectre.Console;
 
 namespace RlhfSharp.Cli.Commands;
@@ -65,11 +66,11 @@ internal static class AlignCommandSupport
             task.Value = p.Step;
             // The stage's key figures beside its name.
             var m = p.Metrics;
-            string key = m.TryGetValue("objective/rlhf_reward", out double r) ? $"reward {r:F3}"
-                : m.TryGetValue("loss/train", out double l) ? $"loss {l:F3}"
+            string key = m.TryGetValue(MetricKeys.RlhfReward, out double r) ? $"reward {r:F3}"
+                : m.TryGetValue(MetricKeys.TrainLoss, out double l) ? $"loss {l:F3}"
                 : m.TryGetValue("labels/judgments", out double j) ? $"{j:F0}/{p.TotalSteps} judgments in" : "";
-            if (m.TryGetValue("loss/heldout", out double h)) key += $" held-out {h:F3}";
-            if (m.TryGetValue("perf/tokens_per_s", out double tps)) key += $" {tps:F0} tok/s";
+            if (m.TryGetValue(MetricKeys.EvalLoss, out double h)) key += $" held-out {h:F3}";
+            if (m.TryGetValue(MetricKeys.TokensPerSecond, out double tps)) key += $" {tps:F0} tok/s";
             task.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"{p.Stage} {key}").Trim());
         }
     }

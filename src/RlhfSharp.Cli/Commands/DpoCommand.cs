@@ -12,30 +12,17 @@ internal static class DpoCommand
 {
     public static Command Create()
     {
-        var d = new DpoConfig();
         var model = new Option<string>("--model") { Description = "SFT model folder: the initial policy and the reference.", Required = true };
         var data = new Option<string>("--data") { Description = "Preferences: JSONL (TRL forms) or a SQLite store (.db).", Required = true };
         var output = new Option<string>("--out") { Description = "Folder the trained policy is written to.", Required = true };
-        var beta = new Option<float>("--beta") { Description = "DPO β.", DefaultValueFactory = _ => d.Beta };
-        var smoothing = new Option<float>("--label-smoothing") { Description = "Label smoothing ε (0: plain DPO).", DefaultValueFactory = _ => d.LabelSmoothing };
-        var epochs = new Option<int>("--epochs") { Description = "Passes over the pairs.", DefaultValueFactory = _ => d.Epochs };
-        var batch = new Option<int>("--batch-size") { Description = "Pairs per step.", DefaultValueFactory = _ => d.BatchSize };
-        var lr = new Option<float>("--lr") { Description = "AdamW peak learning rate.", DefaultValueFactory = _ => d.LearningRate };
-        var heldOut = new Option<double>("--held-out") { Description = "Share of pairs held out.", DefaultValueFactory = _ => d.HeldOutFraction };
-        var seed = new Option<ulong>("--seed") { Description = "Seed.", DefaultValueFactory = _ => d.Seed };
-        var checkpointEvery = new Option<int>("--checkpoint-interval") { Description = "Checkpoint every this many steps (0: only when stopped and at the end).", DefaultValueFactory = _ => d.CheckpointInterval };
         var run = new Option<string?>("--run") { Description = "Run folder (default runs/dpo-NAME)." };
         var resume = new Option<bool>("--resume") { Description = LmTrainingOptionSet.ResumeDescription };
         var command = new Command("dpo", "Direct preference optimisation on preference pairs.");
-        foreach (var o in new Option[] { model, data, output, beta, smoothing, epochs, batch, lr, heldOut, seed, checkpointEvery, run, resume }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, data, output, run, resume }) command.Options.Add(o);
+        var settings = new ConfigOptions<DpoConfig>(command);
         command.SetAction(p =>
         {
-            var config = new DpoConfig
-            {
-                Beta = p.GetValue(beta), LabelSmoothing = p.GetValue(smoothing), Epochs = p.GetValue(epochs), BatchSize = p.GetValue(batch),
-                LearningRate = p.GetValue(lr), HeldOutFraction = p.GetValue(heldOut), Seed = p.GetValue(seed),
-                CheckpointInterval = p.GetValue(checkpointEvery),
-            };
+            var config = settings.Build(p);
             config.Validate();
             string sftDir = p.GetValue(model)!, outDir = p.GetValue(output)!;
             var examples = PreferenceData.LoadAsync(p.GetValue(data)!).GetAwaiter().GetResult();

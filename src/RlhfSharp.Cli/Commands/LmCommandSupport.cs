@@ -9,41 +9,32 @@ using Spectre.Console;
 
 namespace RlhfSharp.Cli.Commands;
 
+/// <summary>
+/// The run options of `pretrain` and `sft` (--run, --resume), and the trainer settings made from the config record
+/// (ConfigOptions): with no --warmup given, warm-up is the record's, capped at a tenth of the steps.
+/// </summary>
 internal sealed class LmTrainingOptionSet
 {
     public const string ResumeDescription = "Continue the run (--run, or the default folder of --out) from its latest checkpoint with the command line recorded in its config.json; other options may be left out.";
 
-    public readonly Option<int?> Steps = new("--steps") { Description = "Optimiser steps in the whole run (the cosine schedule ends there)." };
-    public readonly Option<float?> LearningRate = new("--lr") { Description = "Peak AdamW learning rate, reached after warm-up; cosine decay to a tenth of it." };
-    public readonly Option<int?> Warmup = new("--warmup") { Description = "Steps of linear warm-up." };
-    public readonly Option<int?> BatchSize = new("--batch-size") { Description = "Rows per optimiser step." };
-    public readonly Option<int?> EvalInterval = new("--eval-interval") { Description = "Held-out loss every this many steps (and at the end)." };
-    public readonly Option<int?> CheckpointInterval = new("--checkpoint-interval") { Description = "Checkpoint every this many steps into RUN/checkpoints/step-N (0: only at the end or on Ctrl-C)." };
-    public readonly Option<double?> HeldOut = new("--held-out") { Description = "Fraction of the data held out for loss and perplexity." };
-    public readonly Option<ulong?> Seed = new("--seed") { Description = "Seed of initialisation, data order and dropout." };
-    public readonly Option<int?> Threads = new("--threads") { Description = "Kernel threads (default: all cores)." };
     public readonly Option<string?> Run = new("--run") { Description = "Run folder for config.json, metrics.jsonl, TensorBoard events and checkpoints (default runs/STAGE-NAME, NAME = the --out folder's name)." };
     public readonly Option<bool> Resume = new("--resume") { Description = ResumeDescription };
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Steps, LearningRate, Warmup, BatchSize, EvalInterval, CheckpointInterval, HeldOut, Seed, Threads, Run, Resume })
-            command.Options.Add(o);
+        command.Options.Add(Run);
+        command.Options.Add(Resume);
     }
 
-    /// <summary>The defaults with whatever the command line sets.</summary>
-    public LmTrainingOptions Apply(ParseResult p, LmTrainingOptions d) => d with
+    /// <summary>The record from its defaults, --config and the options, with the warm-up cap applied.</summary>
+    public static T Build<T>(ConfigOptions<T> settings, ParseResult p, Func<T, LmTrainingOptions> training, Func<T, LmTrainingOptions, T> with) where T : class, new()
     {
-        Steps = p.GetValue(Steps) ?? d.Steps,
-        LearningRate = p.GetValue(LearningRate) ?? d.LearningRate,
-        WarmupSteps = p.GetValue(Warmup) ?? Math.Min(d.WarmupSteps, Math.Max(0, (p.GetValue(Steps) ?? d.Steps) / 10)),
-        BatchSize = p.GetValue(BatchSize) ?? d.BatchSize,
-        EvalInterval = p.GetValue(EvalInterval) ?? d.EvalInterval,
-        CheckpointInterval = p.GetValue(CheckpointInterval) ?? d.CheckpointInterval,
-        HeldOutFraction = p.GetValue(HeldOut) ?? d.HeldOutFraction,
-        Seed = p.GetValue(Seed) ?? d.Seed,
-        Threads = p.GetValue(Threads) ?? d.Threads,
-    };
+        var config = settings.Build(p);
+        var t = training(config);
+        if (!settings.IsSet(p, nameof(LmTrainingOptions.WarmupSteps)))
+            config = with(config, t with { WarmupSteps = Math.Min(t.WarmupSteps, Math.Max(0, t.Steps / 10)) });
+        return config;
+    }
 
     public string RunFolder(ParseResult p, string stage, string outDir) =>
         p.GetValue(Run) ?? Path.Combine("runs", $"{stage}-{Path.GetFileName(Path.GetFullPath(outDir).TrimEnd(Path.DirectorySeparatorChar))}");

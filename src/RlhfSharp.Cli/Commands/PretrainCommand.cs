@@ -22,15 +22,12 @@ internal static class PretrainCommand
             DefaultValueFactory = _ => ["bpe"],
         };
         var vocabSize = new Option<int?>("--vocab-size") { Description = "BPE vocabulary size (default 4096 for a corpus, 1024 for the story world)." };
-        var size = new Option<string>("--model-size") { Description = $"Architecture: {string.Join(", ", GptConfig.Sizes)}.", DefaultValueFactory = _ => "tiny" };
-        size.AcceptOnlyFromAmong([.. GptConfig.Sizes]);
-        var block = new Option<int>("--block-size") { Description = "Context length (0: the size's own)." };
-        var dropout = new Option<float>("--dropout") { Description = "Dropout probability while training." };
         var output = new Option<string>("--out") { Description = "Model folder to write when training finishes.", Required = true };
         var shared = new LmTrainingOptionSet();
         var command = new Command("pretrain", "Pre-train a GPT on a corpus (or the story world) with AdamW, warm-up + cosine, clipping, checkpoints and --resume.");
-        foreach (var o in new Option[] { corpus, stories, tokenizer, vocabSize, size, block, dropout, output }) command.Options.Add(o);
+        foreach (var o in new Option[] { corpus, stories, tokenizer, vocabSize, output }) command.Options.Add(o);
         shared.AddTo(command);
+        var settings = new ConfigOptions<PretrainConfig>(command);
         command.SetAction(p =>
         {
             string outDir = p.GetValue(output)!;
@@ -40,25 +37,13 @@ internal static class PretrainCommand
             var documents = corpusPath is null ? PretrainTrainer.StoryWorldDocuments(1, p.GetValue(stories)) : ReadDocuments(corpusPath);
             using var run = RunContract.Open(p, runDir, resume);
 
-            PretrainConfig config;
-            ITokenizer tok;
-            // A run stopped before its first checkpoint starts over from its recorded command line.
-            if (resume && run.LatestCheckpoint() is { } latest)
-            {
-                config = run.ReadConfig<PretrainConfig>();
-                tok = TokenizerFiles.Load(latest.Path);
-            }
-            else
-            {
-                config = new PretrainConfig
-                {
-                    ModelSize = p.GetValue(size)!,
-                    BlockSize = p.GetValue(block),
-                    Dropout = p.GetValue(dropout),
-                    Training = shared.Apply(p, new LmTrainingOptions()),
-                };
-                tok = MakeTokenizer(p.GetValue(tokenizer)!, documents, p.GetValue(vocabSize) ?? (corpusPath is null ? 1024 : 4096));
-            }
+            // A resumed run replays its recorded command line with its recorded settings (RunContract), so this is the same record.
+            var config = LmTrainingOptionSet.Build(settings, p, c => c.Training, (c, t) => c with { Training = t });
+            if (!GptConfig.Sizes.Contains(config.ModelSize))
+                throw new ArgumentException($"--model-size {config.ModelSize}: expected one of {string.Join(", ", GptConfig.Sizes)}.");
+            // The tokenizer learned at the start is in every checkpoint (a run stopped before its first one starts over).
+            ITokenizer tok = resume && run.LatestCheckpoint() is { } latest ? TokenizerFiles.Load(latest.Path)
+                : MakeTokenizer(p.GetValue(tokenizer)!, documents, p.GetValue(vocabSize) ?? (corpusPath is null ? 1024 : 4096));
             var trainer = new PretrainTrainer(config);
             var model = trainer.CreateModel(tok);
             var tokens = PretrainTrainer.Tokenize(tok, documents);

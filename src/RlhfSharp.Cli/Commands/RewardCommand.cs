@@ -11,32 +11,18 @@ internal static class RewardCommand
 {
     public static Command Create()
     {
-        var d = new RewardTrainerConfig();
         var model = new Option<string>("--model") { Description = "SFT model folder the reward model starts from.", Required = true };
         var data = new Option<string>("--data") { Description = "Preferences: JSONL in TRL's forms (chosen/rejected, responses+ranking, responses+best) or a SQLite store (.db).", Required = true };
         var output = new Option<string>("--out") { Description = "Folder the reward model (ensemble) is written to.", Required = true };
         var campaign = new Option<string?>("--campaign") { Description = "With a store: only this campaign's judgments." };
-        var members = new Option<int>("--members") { Description = "Ensemble size M (bootstrap resamples when M > 1).", DefaultValueFactory = _ => d.Members };
-        var epochs = new Option<int>("--epochs") { Description = "Passes over the training split.", DefaultValueFactory = _ => d.Epochs };
-        var batch = new Option<int>("--batch-size") { Description = "Examples per optimiser step.", DefaultValueFactory = _ => d.BatchSize };
-        var lr = new Option<float>("--lr") { Description = "AdamW peak learning rate (linear decay).", DefaultValueFactory = _ => d.LearningRate };
-        var heldOut = new Option<double>("--held-out") { Description = "Share of examples held out for accuracy and calibration.", DefaultValueFactory = _ => d.HeldOutFraction };
-        var normStd = new Option<bool>("--normalize-std") { Description = "Also scale rewards so reference samples have std 1." };
-        var normSamples = new Option<int>("--normalization-samples") { Description = "Reference samples for the normalisation (0 skips it).", DefaultValueFactory = _ => d.NormalizationSamples };
-        var seed = new Option<ulong>("--seed") { Description = "Seed.", DefaultValueFactory = _ => d.Seed };
-        var checkpointEvery = new Option<int>("--checkpoint-interval") { Description = "Checkpoint every this many steps of a member (0: only when stopped and when a member ends).", DefaultValueFactory = _ => d.CheckpointInterval };
         var run = new Option<string?>("--run") { Description = "Run folder for config.json, metrics.jsonl, TensorBoard events and checkpoints (default runs/reward-NAME)." };
         var resume = new Option<bool>("--resume") { Description = LmTrainingOptionSet.ResumeDescription };
         var train = new Command("train", "Train a reward model on preference comparisons.");
-        foreach (var o in new Option[] { model, data, output, campaign, members, epochs, batch, lr, heldOut, normStd, normSamples, seed, checkpointEvery, run, resume }) train.Options.Add(o);
+        foreach (var o in new Option[] { model, data, output, campaign, run, resume }) train.Options.Add(o);
+        var settings = new ConfigOptions<RewardTrainerConfig>(train);
         train.SetAction(p =>
         {
-            var config = new RewardTrainerConfig
-            {
-                Members = p.GetValue(members), Epochs = p.GetValue(epochs), BatchSize = p.GetValue(batch), LearningRate = p.GetValue(lr),
-                HeldOutFraction = p.GetValue(heldOut), NormalizeStd = p.GetValue(normStd), NormalizationSamples = p.GetValue(normSamples), Seed = p.GetValue(seed),
-                CheckpointInterval = p.GetValue(checkpointEvery),
-            };
+            var config = settings.Build(p);
             config.Validate();
             string sftDir = p.GetValue(model)!, outDir = p.GetValue(output)!;
             var examples = PreferenceData.LoadAsync(p.GetValue(data)!, p.GetValue(campaign)).GetAwaiter().GetResult();

@@ -102,6 +102,12 @@ internal static class RunContract
         if (config["working_directory"]?.GetValue<string>() is { } wd && Directory.Exists(wd)) Environment.CurrentDirectory = wd;
         var resumed = WithoutOption(storedArgs.Select(a => a!.GetValue<string>()).ToList(), "--run");
         resumed.AddRange(["--run", runPath, "--resume"]);
+        // Settings from a --config FILE come from the run's own record instead, so an edited file cannot change the run.
+        if (command.Options.Any(o => o.Name == "--config") && config[RunDirectory.TrainerSection] is not null)
+        {
+            resumed = WithoutOption(resumed, "--config");
+            resumed.AddRange(["--config", configFile]);
+        }
         // Free options given now (--threads) replace the recorded ones.
         foreach (var result in given.CommandResult.Children.OfType<OptionResult>())
         {

@@ -15,12 +15,12 @@ internal static class SftCommand
         var model = new Option<string>("--model") { Description = "Model folder to start from (config.json + model.safetensors + tokenizer files).", Required = true };
         var data = new Option<string?>("--data") { Description = "Demonstrations as {\"prompt\",\"completion\"} JSONL (default: story-world demonstrations)." };
         var demos = new Option<int>("--demos") { Description = "Story-world demonstrations generated when no --data is given.", DefaultValueFactory = _ => 2000 };
-        var padding = new Option<SftPadding>("--padding") { Description = "Padding side of a batch (Right or Left); masks make both give the same loss.", DefaultValueFactory = _ => SftPadding.Right };
         var output = new Option<string>("--out") { Description = "Model folder to write when training finishes.", Required = true };
         var shared = new LmTrainingOptionSet();
         var command = new Command("sft", "Supervised fine-tuning on demonstrations (loss on completions only), with checkpoints and --resume.");
-        foreach (var o in new Option[] { model, data, demos, padding, output }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, data, demos, output }) command.Options.Add(o);
         shared.AddTo(command);
+        var settings = new ConfigOptions<SftConfig>(command);
         command.SetAction(p =>
         {
             string modelDir = DataPaths.Resolve(p.GetValue(model)!);
@@ -29,8 +29,7 @@ internal static class SftCommand
             bool resume = p.GetValue(shared.Resume);
             var examples = p.GetValue(data) is { } path ? SftData.ReadJsonl(DataPaths.Resolve(path)) : SftData.StoryWorld(1, p.GetValue(demos));
             using var run = RunContract.Open(p, runDir, resume);
-            var defaults = new SftConfig();
-            var config = resume && run.LatestCheckpoint() is not null ? run.ReadConfig<SftConfig>() : defaults with { Padding = p.GetValue(padding), Training = shared.Apply(p, defaults.Training) };
+            var config = LmTrainingOptionSet.Build(settings, p, c => c.Training, (c, t) => c with { Training = t });
             var gpt = Gpt.Load(modelDir);
             var tok = TokenizerFiles.Load(modelDir);
             Console.Error.WriteLine($"{examples.Count:N0} demonstrations; {gpt.ParameterSet.Count:N0} parameters from {modelDir}; run folder {run.Path}");

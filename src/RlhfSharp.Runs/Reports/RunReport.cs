@@ -15,12 +15,12 @@ public static class RunReport
     /// <summary>Headline charts: (title, y label, metric keys); a chart is drawn when the run logged any of its keys.</summary>
     private static readonly (string Title, string YLabel, string[] Keys)[] Headlines =
     [
-        ("Reward", "reward", ["objective/scores", "objective/rlhf_reward", "charts/episodic_return", "charts/true_episodic_return", "rewards/margins"]),
-        ("KL to the reference", "KL (nats)", ["objective/kl", "objective/kl_k3", "policy/approx_kl_avg", "policy/approx_kl", "losses/approx_kl"]),
-        ("Entropy", "entropy (nats)", ["objective/entropy", "losses/entropy"]),
-        ("Loss", "loss", ["loss/train", "loss/heldout"]),
-        ("Held-out perplexity", "perplexity", ["perplexity/heldout"]),
-        ("Accuracy", "accuracy", ["reward/accuracy_train", "reward/accuracy", "rewards/accuracies", "rewards/accuracies_heldout"]),
+        ("Reward", "reward", [MetricKeys.Scores, MetricKeys.RlhfReward, MetricKeys.GoldScore, MetricKeys.EpisodicReturn, "charts/true_episodic_return", MetricKeys.RewardsMargins]),
+        ("KL to the reference", "KL (nats)", [MetricKeys.Kl, MetricKeys.KlK3, MetricKeys.PolicyApproxKl, MetricKeys.ControlApproxKl]),
+        ("Entropy", "entropy (nats)", [MetricKeys.Entropy, MetricKeys.PolicyEntropy, MetricKeys.ControlEntropy]),
+        ("Loss", "loss", [MetricKeys.TrainLoss, MetricKeys.EvalLoss]),
+        ("Held-out perplexity", "perplexity", [MetricKeys.EvalPerplexity]),
+        ("Accuracy", "accuracy", [MetricKeys.TrainAccuracy, MetricKeys.EvalAccuracy, MetricKeys.RewardsAccuracies, MetricKeys.EvalRewardsAccuracies]),
     ];
 
     /// <summary>Writes RUN/report.html (or <paramref name="output"/>) and returns its path.</summary>

@@ -1,0 +1,95 @@
+// Options made from the configuration records: every [ConfigOption] field is reachable, defaults come from the record,
+// a --config file (JSON, YAML, or a run's whole config.json) sets fields by their config.json names, the command line
+// wins over the file, and an unknown key is refused by name.
+using System.CommandLine;
+using RlhfSharp.Alignment.Dpo;
+using RlhfSharp.Alignment.LanguageModeling;
+using RlhfSharp.Alignment.Ppo;
+using RlhfSharp.Alignment.RewardModeling;
+using RlhfSharp.Cli.Commands;
+using RlhfSharp.Runs;
+
+namespace RlhfSharp.Cli.Tests;
+
+public sealed class ConfigOptionsTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("configopts-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    private static (Command Command, ConfigOptions<T> Settings) Make<T>() where T : class, new()
+    {
+        var command = new Command("x");
+        return (command, new ConfigOptions<T>(command));
+    }
+
+    private static T Build<T>(ConfigOptions<T> settings, Command command, params string[] args) where T : class, new()
+    {
+        var root = new RootCommand { command };
+        var p = root.Parse(["x", .. args]);
+        Assert.Empty(p.Errors);
+        return settings.Build(p);
+    }
+
+    [Fact]
+    public void EveryMarkedFieldIsAnOption_WithTheRecordsDefault()
+    {
+        foreach (var type in new[] { typeof(PpoConfig), typeof(DpoConfig), typeof(RewardTrainerConfig), typeof(LmTrainingOptions) })
+        {
+            var marked = type.GetProperties().Where(p => p.GetCustomAttributes(typeof(ConfigOptionAttribute), false).Length > 0).ToList();
+            Assert.NotEmpty(marked);
+            // Every settable field of the record is marked, so every one is reachable from the command line.
+            var settable = type.GetProperties().Where(p => p.SetMethod is not null && p.Name != nameof(PpoConfig.SnapshotEvery)).ToList();
+            Assert.Equal(settable.Select(p => p.Name).Order(), marked.Select(p => p.Name).Order());
+        }
+        var (command, settings) = Make<PpoConfig>();
+        Assert.Equal(new PpoConfig(), Build(settings, command));
+        Assert.Contains("(default: 0.05)", settings[nameof(PpoConfig.InitialKlCoef)].Description);
+    }
+
+    [Fact]
+    public void TrlNamesAndOlderAliases_SetTheSameField()
+    {
+        var (command, settings) = Make<PpoConfig>();
+        Assert.Equal(3, Build(settings, command, "--num-ppo-epochs", "3").Epochs);
+        Assert.Equal(3, Build(settings, command, "--ppo-epochs", "3").Epochs);
+        Assert.Equal(0.5f, Build(settings, command, "--cliprange", "0.5").ClipRange);
+        Assert.Equal(0.2, Build(settings, command, "--kl-coef", "0.2").InitialKlCoef);
+    }
+
+    [Fact]
+    public void ConfigFile_JsonYamlAndRunConfig_CommandLineWins()
+    {
+        var (command, settings) = Make<SftConfig>();
+        string json = Path.Combine(_dir, "sft.json");
+        File.WriteAllText(json, """{"padding": "left", "training": {"max_steps": 7, "learning_rate": 0.001}}""");
+        var fromJson = Build(settings, command, "--config", json);
+        Assert.Equal(SftPadding.Left, fromJson.Padding);
+        Assert.Equal(7, fromJson.Training.Steps);
+        Assert.Equal(1e-3f, fromJson.Training.LearningRate);
+        Assert.Equal(new SftConfig().Training.BatchSize, fromJson.Training.BatchSize);
+        Assert.Equal(9, Build(settings, command, "--config", json, "--steps", "9").Training.Steps);
+
+        string yaml = Path.Combine(_dir, "sft.yaml");
+        File.WriteAllText(yaml, "padding: left\ntraining:\n  max_steps: 11\n  adam_beta2: 0.99\n  seed: 5\n");
+        var fromYaml = Build(settings, command, "--config", yaml);
+        Assert.Equal((SftPadding.Left, 11, 0.99f, 5UL), (fromYaml.Padding, fromYaml.Training.Steps, fromYaml.Training.Beta2, fromYaml.Training.Seed));
+
+        // A run's config.json: its "trainer" section is the record.
+        using (var run = RunDirectory.Open(Path.Combine(_dir, "run"), resume: false)) run.WriteConfig(fromYaml);
+        Assert.Equal(fromYaml, Build(settings, command, "--config", Path.Combine(_dir, "run", "config.json")));
+    }
+
+    [Fact]
+    public void ConfigFile_UnknownKeyOrBadValue_IsRefusedByName()
+    {
+        var (command, settings) = Make<DpoConfig>();
+        string file = Path.Combine(_dir, "dpo.yaml");
+        File.WriteAllText(file, "beta: 0.2\nbeat: 0.3\n");
+        var ex = Assert.Throws<ArgumentException>(() => Build(settings, command, "--config", file));
+        Assert.Contains($"{file}: unknown setting 'beat'", ex.Message);
+        File.WriteAllText(file, "num_train_epochs: many\n");
+        var bad = Assert.Throws<FormatException>(() => Build(settings, command, "--config", file));
+        Assert.Contains("num_train_epochs", bad.Message);
+    }
+}
