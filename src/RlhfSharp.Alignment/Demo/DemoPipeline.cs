@@ -206,6 +206,13 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
         string stagesPath = Path.Combine(runDir, StagesFileName);
         var done = resume && File.Exists(stagesPath) ? JsonSerializer.Deserialize<List<string>>(File.ReadAllText(stagesPath)) ?? [] : [];
         string Dir(string stage) => Path.Combine(runDir, stage);
+        // Each training stage logs metrics.jsonl and TensorBoard events into STAGE/run; a stage that is (re)started begins a fresh one.
+        RunDirectory StageRun(string stage)
+        {
+            string path = Path.Combine(Dir(stage), "run");
+            if (Directory.Exists(path)) Directory.Delete(path, recursive: true);
+            return RunDirectory.Open(path, resume: false);
+        }
         bool Todo(string stage)
         {
             if (done.Contains(stage)) return false;
@@ -236,7 +243,8 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
                 Training = new LmTrainingOptions { LearningRate = 3e-3f, WarmupSteps = Math.Min(20, Config.PretrainSteps / 4), Steps = Config.PretrainSteps, EvalInterval = Config.PretrainSteps, EvalBatches = 2, CheckpointInterval = 0, Seed = seed },
             });
             var model = trainer.CreateModel(tok);
-            var r = trainer.Train(model, tok, PretrainTrainer.Tokenize(tok, docs), progress: As("pretrain"), ct: ct);
+            using var run = StageRun("pretrain");
+            var r = trainer.Train(model, tok, PretrainTrainer.Tokenize(tok, docs), run, progress: As("pretrain"), ct: ct);
             if (r.Cancelled) throw new OperationCanceledException("demo: stopped during pre-training.");
             model.Save(Dir("pretrain"));
             tok.Save(Dir("pretrain"));
@@ -254,7 +262,8 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
                 {
                     Training = new LmTrainingOptions { LearningRate = 2e-3f, WarmupSteps = Math.Min(20, Config.SftSteps / 4), Steps = Config.SftSteps, EvalInterval = Config.SftSteps, EvalBatches = 2, CheckpointInterval = 0, Seed = seed + 1 },
                 });
-                var r = trainer.Train(model, tokenizer, demonstrations, progress: As("sft"), ct: ct);
+                using var run = StageRun("sft");
+                var r = trainer.Train(model, tokenizer, demonstrations, run, progress: As("sft"), ct: ct);
                 if (r.Cancelled) throw new OperationCanceledException("demo: stopped during SFT.");
             }
             model.Save(Dir("sft"));
@@ -301,7 +310,8 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
                 Members = Config.RewardMembers, Epochs = Config.RewardEpochs, LearningRate = 1e-3f, HeldOutFraction = 0.2, NormalizationSamples = Math.Min(64, Config.Pairs),
                 NormalizationMaxNewTokens = Config.MaxNewTokens, NormalizeStd = Config.RewardNormalizeStd, Seed = seed + 3,
             });
-            var r = trainer.Train(sft, tokenizer, preferences, progress: As("reward"), ct: ct);
+            using var run = StageRun("reward");
+            var r = trainer.Train(sft, tokenizer, preferences, run: run, progress: As("reward"), ct: ct);
             ct.ThrowIfCancellationRequested();
             r.Ensemble.Save(Dir("reward"));
             AtomicFile.WriteAllText(rmEvalPath, JsonSerializer.Serialize(r.HeldOut ?? throw new InvalidOperationException("demo: the reward trainer held out no pairs."), Json));
@@ -316,7 +326,7 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
         {
             Steps = Config.PpoSteps, BatchSize = Config.PpoBatchSize, MiniBatchSize = Math.Max(1, Config.PpoBatchSize / 2), Epochs = 4,
             MaxNewTokens = Config.MaxNewTokens, LearningRate = Config.PpoLearningRate, KlHorizon = Config.KlHorizon ?? Math.Max(1, Config.PpoSteps * Config.PpoBatchSize / 10.0), Seed = seed + 5, SnapshotEvery = Config.SnapshotEvery,
-            MissingEosPenalty = Config.PpoMissingEosPenalty,
+            MissingEosPenalty = Config.PpoMissingEosPenalty, CheckpointInterval = 0, // the demo resumes by stage; snapshots feed the over-optimisation plot
         };
         var histories = new Dictionary<string, IReadOnlyList<IReadOnlyDictionary<string, double>>>();
         foreach (var (stage, ppo) in new[] { ("ppo", basePpo with { InitialKlCoef = Config.InitialKlCoef, TargetKl = Config.TargetKl }), ("ppo-beta0", basePpo with { InitialKlCoef = 0, TargetKl = null }) })
@@ -324,7 +334,8 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
             string historyPath = Path.Combine(Dir(stage), "history.json");
             if (Todo(stage))
             {
-                var r = new PpoTrainer(ppo).Train(sft, tokenizer, ppoPrompts, new RewardModelReward(ensemble, Config.PpoEndCutResponses), ensemble, new PpoTrainer.Options(Gold: gold, Progress: As(stage), Snapshot: DemoOverOptimisation.SaveSnapshots(Dir(stage))), ct);
+                using var run = StageRun(stage);
+                var r = new PpoTrainer(ppo).Train(sft, tokenizer, ppoPrompts, new RewardModelReward(ensemble, Config.PpoEndCutResponses), ensemble, new PpoTrainer.Options(Gold: gold, Run: run, Progress: As(stage), Snapshot: DemoOverOptimisation.SaveSnapshots(Dir(stage))), ct);
                 if (r.Cancelled) throw new OperationCanceledException($"demo: stopped during {stage}.");
                 r.Policy.Save(Dir(stage));
                 tokenizer.Save(Dir(stage));
