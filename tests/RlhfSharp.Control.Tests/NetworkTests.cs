@@ -1,6 +1,6 @@
-// The actor-critic on the tensor engine: parameter gradients against central differences of a loss built from log π,
-// entropy, V and the exact KL to π_old (categorical and Gaussian), that KL against its closed form, CleanRL's orthogonal
-// init, and policy folders saved and loaded.
+// The actor-critic on the tensor engine: the parameter gradients autograd gives a loss built from the tensors Evaluate
+// records (log π, entropy, V and the exact KL to π_old; categorical and Gaussian) against central differences, that KL
+// against its closed form, CleanRL's orthogonal init, and policy folders saved and loaded.
 using RlhfSharp.Control;
 using RlhfSharp.Control.Rl;
 using RlhfSharp.Tensors;
@@ -13,7 +13,7 @@ public sealed class NetworkTests
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
-    public void ActorCriticBackward_MatchesFiniteDifferences(bool discrete)
+    public void ActorCriticGradients_ThroughEvaluatesTensors_MatchFiniteDifferences(bool discrete)
     {
         Space space = discrete ? new DiscreteSpace(3) : new BoxSpace([-2f, -2f], [2f, 2f]);
         var rng = new Rng(5);
@@ -30,15 +30,19 @@ public sealed class NetworkTests
         var old = new OldPolicy([.. Enumerable.Range(0, b * width).Select(_ => (float)rng.Normal())], discrete ? null : [0.1f, -0.4f]);
         double Loss()
         {
+            using var _ = Autograd.NoGrad();
             var e = ac.Evaluate(obs, acts, b, old);
             double s = 0;
-            for (int i = 0; i < b; i++) s += cL[i] * e.LogProb[i] + cH[i] * e.Entropy[i] + cV[i] * e.Values[i] + cK[i] * e.Kl![i];
+            for (int i = 0; i < b; i++) s += cL[i] * e.LogProb.Span[i] + cH[i] * e.Entropy.Span[i] + cV[i] * e.Values.Span[i] + cK[i] * e.Kl!.Span[i];
             return s;
         }
-        Loss();
         ac.ActorParameters.ZeroGrad();
         ac.CriticParameters.ZeroGrad();
-        ac.Backward(new LossGradients(cL, cH, cV, cK));
+        // L = Σ cₗ·log π + c_H·H + c_V·V + c_K·KL on the tape, as a trainer's loss would be built from the same tensors.
+        var ev = ac.Evaluate(obs, acts, b, old);
+        static Tensor W(float[] c) => Tensor.FromArray(c, c.Length);
+        var loss = Ops.Sum(ev.LogProb * W(cL)) + Ops.Sum(ev.Entropy * W(cH)) + Ops.Sum(ev.Values * W(cV)) + Ops.Sum(ev.Kl! * W(cK));
+        loss.Backward();
         foreach (var (p, g) in new[] { (ac.ActorParameters.Values, ac.ActorParameters.Grads), (ac.CriticParameters.Values, ac.CriticParameters.Grads) })
         {
             for (int k = 0; k < p.Length; k += Math.Max(1, p.Length / 25))
@@ -68,7 +72,7 @@ public sealed class NetworkTests
         float[] obs = [.. Enumerable.Range(0, b * 3).Select(_ => (float)rng.Normal())];
         var act = ac.Act(obs, b, rng, deterministic: false);
         var self = ac.Evaluate(obs, act.Actions, b, new OldPolicy(act.ActorOutput, ac.LogStd?.ToArray()));
-        Assert.All(self.Kl!, k => Assert.Equal(0, k, 6));
+        Assert.All(self.Kl!.ToArray(), k => Assert.Equal(0, k, 6));
 
         float[] oldOut = [.. Enumerable.Range(0, b * width).Select(_ => (float)rng.Normal())];
         float[] oldLogStd = [0.1f, -0.4f];
@@ -93,8 +97,8 @@ public sealed class NetworkTests
                     expected += logSigma - oldLogStd[d] + (oldSigma2 + Math.Pow(then[d] - now[d], 2)) / (2 * Math.Exp(2 * logSigma)) - 0.5;
                 }
             }
-            Assert.Equal(expected, e.Kl![r], 4);
-            Assert.True(e.Kl[r] > 0);
+            Assert.Equal(expected, e.Kl!.Span[r], 4);
+            Assert.True(e.Kl.Span[r] > 0);
         }
     }
 

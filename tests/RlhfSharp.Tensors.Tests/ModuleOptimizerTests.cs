@@ -124,6 +124,32 @@ public sealed class ModuleOptimizerTests
     }
 
     [Fact]
+    public void ClipGradNorm_OverTwoSets_UsesTheirOneGlobalNorm()
+    {
+        // Given an actor set with gradient (3, 0) and a critic set with (0, 4): the global norm is 5, though each set's is below it.
+        var a = Tensor.Zeros(2);
+        var c = Tensor.Zeros(2);
+        var actor = new ParameterSet([new("a", a)]);
+        var critic = new ParameterSet([new("c", c)]);
+        a.Grad!.Span[0] = 3f;
+        c.Grad!.Span[1] = 4f;
+        // When clipped to 4.5 together, Then both shrink by 4.5/5, not each to its own limit.
+        Assert.Equal(5.0, ParameterSet.ClipGradNorm([actor, critic], 4.5), 6);
+        Assert.Equal(3f * 0.9f, a.Grad.Span[0], 5);
+        Assert.Equal(4f * 0.9f, c.Grad.Span[1], 5);
+        // One set alone gives the same bits as its own ClipGradNorm.
+        var x = Tensor.Zeros(3);
+        var y = Tensor.Zeros(3);
+        var one = new ParameterSet([new("x", x)]);
+        var same = new ParameterSet([new("y", y)]);
+        float[] g = [0.3f, -1.7f, 2.9f];
+        g.CopyTo(one.Grads, 0);
+        g.CopyTo(same.Grads, 0);
+        Assert.Equal(one.ClipGradNorm(0.5), ParameterSet.ClipGradNorm([same], 0.5));
+        Assert.Equal(one.Grads, same.Grads);
+    }
+
+    [Fact]
     public void GradNormAndClipping_SplitOverThreads_AgreeWithOnePlainPass()
     {
         // Two slots large enough for many 4096-float partial sums and a split over threads, with a ragged last chunk.

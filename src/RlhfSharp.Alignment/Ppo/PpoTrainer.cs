@@ -10,9 +10,9 @@
 //  3. Scoring: log π_old and log π_ref per response token and V per token (fused forward passes, no tape); r(x, y);
 //     responses without EOS lose MissingEosPenalty; optional reward clipping.
 //  4. Per-token reward: −β·(log π_old − log π_ref) at every token (the k1 estimator), plus the score at the last token
-//     (Objectives.KlEstimators); optional whitening of these rewards.
+//     (Objectives.RlhfRewards); optional whitening of these rewards.
 //  5. Advantages: PPO — GAE over response tokens with γ, λ (Objectives.Advantages.Gae), returns = A + V;
-//     RLOO — sequence reward R = score − β·Σ k1, A = R − mean of the other K − 1 samples of the prompt
+//     RLOO — sequence reward R = score − β·Σ k1 (RlhfRewards.PerSequence), A = R − mean of the other K − 1 samples of the prompt
 //     (Objectives.Advantages.LeaveOneOut), the same A on every token.
 //  6. Advantage whitening over the batch's real tokens (Objectives.Whitening).
 //  7. Epochs × minibatches: clipped policy loss (Objectives.PpoLosses.ClippedPolicy) through the policy's logits, clipped
@@ -232,21 +232,7 @@ public sealed class PpoTrainer
         double scoringSeconds = scoreWatch.Elapsed.TotalSeconds;
 
         // 4. Per-token rewards: −β·k1 everywhere, the score at the last real token.
-        var rewards = new float[B * R];
-        var klK1 = new double[B];
-        var klK3 = new double[B];
-        for (int b = 0; b < B; b++)
-        {
-            for (int t = 0; t < lengths[b]; t++)
-            {
-                int i = b * R + t;
-                double k1 = KlEstimators.K1(oldLogp[i], refLogp[i]);
-                klK1[b] += k1;
-                klK3[b] += KlEstimators.K3(oldLogp[i], refLogp[i]);
-                rewards[i] = (float)(-beta * k1);
-            }
-            if (lengths[b] > 0) rewards[b * R + lengths[b] - 1] += scores[b];
-        }
+        var (rewards, klK1, klK3) = RlhfRewards.PerToken(scores, oldLogp, refLogp, lengths, R, beta);
         var boolMask = mask.Select(m => m != 0).ToArray();
         if (_config.WhitenRewards) Whitening.Whiten(rewards, boolMask, shiftMean: false);
 
@@ -258,9 +244,7 @@ public sealed class PpoTrainer
         }
         else
         {
-            var seq = new float[B];
-            for (int b = 0; b < B; b++) seq[b] = (float)(scores[b] - beta * klK1[b]);
-            var loo = Advantages.LeaveOneOut(seq, _config.RlooSamples);
+            var loo = Advantages.LeaveOneOut(RlhfRewards.PerSequence(scores, klK1, beta), _config.RlooSamples);
             advantages = new float[B * R];
             for (int b = 0; b < B; b++) for (int t = 0; t < lengths[b]; t++) advantages[b * R + t] = loo[b];
             returns = new float[B * R];
@@ -333,18 +317,6 @@ public sealed class PpoTrainer
 
         // 9. Metrics.
         int realTokens = lengths.Sum();
-        double evSum = 0, evSq = 0, resSum = 0, resSq = 0;
-        int n = 0;
-        for (int i = 0; i < mask.Length; i++)
-        {
-            if (!boolMask[i]) continue;
-            n++;
-            evSum += returns[i]; evSq += returns[i] * (double)returns[i];
-            double res = returns[i] - oldValues[i];
-            resSum += res; resSq += res * res;
-        }
-        double varReturns = n > 1 ? (evSq - evSum * evSum / n) / (n - 1) : 0;
-        double varResidual = n > 1 ? (resSq - resSum * resSum / n) / (n - 1) : 0;
         var metrics = new Dictionary<string, double>
         {
             [MetricKeys.Kl] = meanKl,
@@ -369,8 +341,8 @@ public sealed class PpoTrainer
         {
             metrics[MetricKeys.ValueLoss] = vfLoss / updates;
             metrics[MetricKeys.ValueClipFraction] = vfClipFrac / updates;
-            metrics[MetricKeys.ValueExplainedVariance] = varReturns > 0 ? 1 - varResidual / varReturns : 0;
-            metrics[MetricKeys.ValueMean] = n > 0 ? Enumerable.Range(0, mask.Length).Where(i => boolMask[i]).Average(i => (double)oldValues[i]) : 0;
+            metrics[MetricKeys.ValueExplainedVariance] = ValueDiagnostics.ExplainedVariance(oldValues, returns, boolMask);
+            metrics[MetricKeys.ValueMean] = realTokens > 0 ? Enumerable.Range(0, mask.Length).Where(i => boolMask[i]).Average(i => (double)oldValues[i]) : 0;
         }
         if (_config.PtxCoef > 0) metrics[MetricKeys.PtxLoss] = ptxLoss / updates;
         if (options.Gold is { } gold)

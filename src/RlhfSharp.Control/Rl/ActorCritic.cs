@@ -1,8 +1,7 @@
 // The agent of CleanRL's ppo.py / ppo_continuous_action.py on the RlhfSharp.Tensors engine: an MLP actor (categorical logits,
 // or a diagonal Gaussian mean with a state-independent log σ) and a separate MLP critic, both 64-64 tanh with orthogonal init.
-// Training goes through the per-sample gradients ∂L/∂(log π, H, V) (and, for PPO-penalty, ∂L/∂KL(π_old‖π)) that
-// ControlObjectives returns: Backward seeds the graph with them (L' = Σ gₗ·log π + g_H·H + g_V·V + g_KL·KL has exactly those
-// partials), and autograd carries them into the parameters.
+// Evaluate records log π(a|s), H(π(·|s)), V(s) and, for PPO-penalty, the exact KL(π_old(·|s)‖π(·|s)) on the autograd tape;
+// the trainers build their losses from them with RlhfSharp.Objectives and call loss.Backward().
 // Shapes: B batch rows, S observation size, K discrete actions, D continuous action dimensions.
 using RlhfSharp.Tensors;
 using RlhfSharp.Tensors.Nn;
@@ -18,13 +17,15 @@ public sealed record ActResult(float[] Actions, float[] LogProb, float[] Values,
 /// <summary>π_old for the exact KL: the actor's output at rollout time [B, K or D] and, for a Gaussian, its log σ then [D].</summary>
 public sealed record OldPolicy(float[] ActorOutput, float[]? LogStd);
 
-/// <summary>log π(a|s), H(π(·|s)) and V(s) for a batch of stored (s, a); KL(π_old(·|s)‖π(·|s)) when π_old was given.</summary>
-public sealed record Evaluation(float[] LogProb, float[] Entropy, float[] Values, float[]? Kl = null);
+/// <summary>
+/// log π(a|s), H(π(·|s)) and V(s) [B] for a batch of stored (s, a), and KL(π_old(·|s)‖π(·|s)) [B] when π_old was given, all on
+/// the autograd tape.
+/// </summary>
+public sealed record Evaluation(Tensor LogProb, Tensor Entropy, Tensor Values, Tensor? Kl = null);
 
 public sealed class ActorCritic : Module
 {
     private static readonly float HalfLog2Pi = (float)(0.5 * Math.Log(2 * Math.PI));
-    private Tensor? _logp, _entropy, _values, _kl;
 
     /// <param name="observationSize">S.</param>
     /// <param name="actionSpace">Discrete(K) → categorical actor with K logits; Box(D) → Gaussian actor with D means.</param>
@@ -114,8 +115,8 @@ public sealed class ActorCritic : Module
     }
 
     /// <summary>
-    /// log π(a|s), entropy and V(s) for stored pairs, and KL(π_old(·|s)‖π(·|s)) when <paramref name="old"/> is given, recording
-    /// the graph that Backward seeds.
+    /// log π(a|s), entropy and V(s) for stored pairs, and KL(π_old(·|s)‖π(·|s)) when <paramref name="old"/> is given, recorded on
+    /// the tape for a loss's Backward.
     /// </summary>
     public Evaluation Evaluate(ReadOnlySpan<float> obs, ReadOnlySpan<float> actions, int batch, OldPolicy? old = null)
     {
@@ -126,39 +127,11 @@ public sealed class ActorCritic : Module
         var (logp, entropy) = Distribution(outp, actions.ToArray(), batch);
         var values = Ops.Sum(Critic.Forward(x), 1); // [B, 1] → [B]
         var kl = old is null ? null : KlFromOld(outp, old, batch);
-        (_logp, _entropy, _values, _kl) = (logp, entropy, values, kl);
-        return new Evaluation(logp.ToArray(), entropy.ToArray(), values.ToArray(), kl?.ToArray());
+        return new Evaluation(logp, entropy, values, kl);
     }
 
-    /// <summary>Accumulates parameter gradients from ∂L/∂(log π, H, V) per sample of the last Evaluate.</summary>
-    public void Backward(LossGradients g)
-    {
-        if (_logp is null || _entropy is null || _values is null)
-            throw new InvalidOperationException("ActorCritic.Backward needs an Evaluate first.");
-        int b = _logp.Length;
-        if (g.LogProb.Length != b || g.Entropy.Length != b || g.Value.Length != b)
-            throw new ArgumentException($"ActorCritic.Backward: gradients for {g.LogProb.Length} samples; the last Evaluate had {b}.");
-        // L' = Σ gₗ·log π + Σ g_H·H + Σ g_V·V: a scalar whose partials in (log π, H, V) are the given ones.
-        var seeded = Ops.Sum(_logp * Tensor.Wrap(g.LogProb, b)) + Ops.Sum(_values * Tensor.Wrap(g.Value, b));
-        if (_entropy.RequiresGrad) seeded += Ops.Sum(_entropy * Tensor.Wrap(g.Entropy, b));
-        if (g.Kl is { } gKl)
-        {
-            if (_kl is null) throw new InvalidOperationException("ActorCritic.Backward: a KL gradient needs an Evaluate with π_old.");
-            seeded += Ops.Sum(_kl * Tensor.Wrap(gKl, b));
-        }
-        seeded.Backward();
-        _logp = _entropy = _values = _kl = null;
-    }
-
-    /// <summary>Regression step for the critic alone: records V(s), seeds it with ∂L/∂V and backpropagates; returns V.</summary>
-    public float[] CriticBackward(ReadOnlySpan<float> obs, int batch, Func<float[], float[]> gradientOfValues)
-    {
-        var v = Ops.Sum(Critic.Forward(Input(obs, batch)), 1);
-        float[] values = v.ToArray();
-        float[] g = gradientOfValues(values);
-        Ops.Sum(v * Tensor.Wrap(g, batch)).Backward();
-        return values;
-    }
+    /// <summary>V(s) [B] for a batch of observations, recorded on the tape (a baseline's regression step).</summary>
+    public Tensor EvaluateValues(ReadOnlySpan<float> obs, int batch) => Ops.Sum(Critic.Forward(Input(obs, batch)), 1);
 
     /// <summary>log π(a|s) [B] and H [B] from the actor's output [B, K or D].</summary>
     private (Tensor LogProb, Tensor Entropy) Distribution(Tensor outp, float[] actions, int batch)
@@ -249,11 +222,12 @@ public sealed class ActorCritic : Module
 
 /// <summary>
 /// Adam over the agent's parameter sets (the engine's AdamW with weight decay 0), with one global gradient-norm clip across
-/// all of them, as torch.nn.utils.clip_grad_norm_(agent.parameters()) does in CleanRL.
+/// all of them (ParameterSet.ClipGradNorm over the sets), as torch.nn.utils.clip_grad_norm_(agent.parameters()) in CleanRL.
 /// </summary>
 public sealed class AgentOptimizer
 {
-    private readonly (ParameterSet Set, RlhfSharp.Tensors.Optim.AdamW Adam)[] _parts;
+    private readonly ParameterSet[] _sets;
+    private readonly RlhfSharp.Tensors.Optim.AdamW[] _adams;
 
     /// <param name="sets">The parameter sets stepped together.</param>
     /// <param name="learningRate">Initial learning rate.</param>
@@ -261,35 +235,25 @@ public sealed class AgentOptimizer
     public AgentOptimizer(IEnumerable<ParameterSet> sets, double learningRate, double epsilon = 1e-5)
     {
         LearningRate = learningRate;
-        _parts = [.. sets.Select(s => (s, new RlhfSharp.Tensors.Optim.AdamW(s, new RlhfSharp.Tensors.Optim.AdamWConfig
+        _sets = [.. sets];
+        _adams = [.. _sets.Select(s => new RlhfSharp.Tensors.Optim.AdamW(s, new RlhfSharp.Tensors.Optim.AdamWConfig
         {
             LearningRate = (float)learningRate, Eps = (float)epsilon, WeightDecay = 0f,
-        })))];
+        }))];
     }
 
     public double LearningRate { get; set; }
 
     public void ZeroGrad()
     {
-        foreach (var (s, _) in _parts) s.ZeroGrad();
+        foreach (var s in _sets) s.ZeroGrad();
     }
 
     /// <summary>Scales every gradient so the norm over all sets is at most maxNorm; returns the norm before.</summary>
-    public double ClipGradNorm(double maxNorm)
-    {
-        double sq = 0;
-        foreach (var (s, _) in _parts) { double n = s.GradNorm(); sq += n * n; }
-        double norm = Math.Sqrt(sq);
-        if (norm > maxNorm)
-        {
-            float scale = (float)(maxNorm / (norm + 1e-6));
-            foreach (var (s, _) in _parts) System.Numerics.Tensors.TensorPrimitives.Multiply(s.Grads, scale, s.Grads);
-        }
-        return norm;
-    }
+    public double ClipGradNorm(double maxNorm) => ParameterSet.ClipGradNorm(_sets, maxNorm);
 
     public void Step()
     {
-        foreach (var (_, adam) in _parts) adam.Step((float)LearningRate);
+        foreach (var adam in _adams) adam.Step((float)LearningRate);
     }
 }

@@ -2,6 +2,8 @@
 // Objective (Schulman et al. 2017, eq. 9): maximise E[min(ρ·A, clip(ρ, 1−ε, 1+ε)·A)] − c_v·L_V + c_e·H[π], ρ = π/π_old,
 // or, as the KL-penalty variant (eq. 8), E[ρ·A] − β·KL[π_old(·|s), π(·|s)] (the exact KL per state, from the logits or
 // means stored at rollout time) with β halved or doubled toward a target KL (§4).
+// The equations are RlhfSharp.Objectives' (Advantages.Gae, Whitening, PpoLosses, PolicyGradientLosses), the same the
+// language-model PPO uses, built on the tensors ActorCritic.Evaluate records, and one loss.Backward() per minibatch.
 // The implementation details named in "The 37 Implementation Details of PPO" (Huang et al. 2022), numbered as in the code:
 //   1. vectorised environments with auto-reset; 2. orthogonal init, output gains 0.01 (actor) and 1 (critic) — ActorCritic;
 //   3. Adam with ε = 1e-5; 4. linear learning-rate annealing; 5. GAE(γ, λ) with truncated episodes bootstrapped from V;
@@ -170,7 +172,9 @@ public static class PpoTrainer
         var logpBuf = new float[batch];
         var valBuf = new float[batch];
         var rewBuf = new float[batch];
-        var doneBuf = new bool[batch];
+        var terminatedBuf = new bool[batch];
+        var truncatedBuf = new bool[batch];
+        var truncatedValueBuf = new float[batch]; // V(final observation) where an episode was truncated
         // PPO-penalty keeps π_old(·|s) (the actor's logits or means) for the exact KL; the clip needs only log π_old(a|s).
         int outSize = envs.ActionSpace is DiscreteSpace discrete ? discrete.N : aSize;
         var outBuf = beta is null ? null : new float[batch * outSize];
@@ -207,12 +211,12 @@ public static class PpoTrainer
                 rewNorm?.Normalize(rewards, step.Terminated, step.Truncated);
                 for (int i = 0; i < n; i++)
                 {
-                    double r = rewards[i];
-                    // 5. A time-limit truncation is not a terminal state: bootstrap with γ·V(final observation).
-                    if (step.Truncated[i] && !step.Terminated[i] && step.FinalObservations[i] is { } fin)
-                        r += cfg.Gamma * agent.Values(obsNorm?.Apply(fin) ?? fin, 1)[0];
-                    rewBuf[t * n + i] = (float)r;
-                    doneBuf[t * n + i] = step.Terminated[i] || step.Truncated[i];
+                    int k = t * n + i;
+                    rewBuf[k] = (float)rewards[i];
+                    terminatedBuf[k] = step.Terminated[i];
+                    // 5. A time-limit truncation is not a terminal state: GAE bootstraps it with V(final observation).
+                    truncatedBuf[k] = step.Truncated[i] && !step.Terminated[i];
+                    truncatedValueBuf[k] = truncatedBuf[k] && step.FinalObservations[i] is { } fin ? agent.Values(obsNorm?.Apply(fin) ?? fin, 1)[0] : 0f;
                 }
                 finished.AddRange(step.Finished);
                 obs = obsNorm?.Normalize(step.Observations) ?? step.Observations;
@@ -223,7 +227,7 @@ public static class PpoTrainer
 
             // 5. GAE(γ, λ) and the value targets R = A + V.
             float[] nextValues = agent.Values(obs, n);
-            var (advantages, returns) = ControlObjectives.Gae(rewBuf, valBuf, doneBuf, nextValues, T, n, cfg.Gamma, cfg.GaeLambda);
+            var (advantages, returns) = Advantages.Gae(rewBuf, valBuf, terminatedBuf, truncatedBuf, truncatedValueBuf, nextValues, T, n, cfg.Gamma, cfg.GaeLambda);
 
             // 6. Epochs over shuffled minibatches.
             int mb = cfg.MinibatchSize;
@@ -234,7 +238,8 @@ public static class PpoTrainer
             var mbOldV = new float[mb];
             var mbRet = new float[mb];
             var oldPolicy = outBuf is null ? null : new OldPolicy(new float[mb * outSize], agent.LogStd?.ToArray());
-            LossResult? last = null;
+            var mask = Tensor.Ones(mb); // every sample of a minibatch is real
+            (double Policy, double Value, double Entropy, double Kl)? last = null;
             double klSum = 0, clipSum = 0, epochKlSum = 0;
             int mbCount = 0, epochMbCount = 0;
             bool stop = false;
@@ -256,25 +261,43 @@ public static class PpoTrainer
                         mbRet[j] = returns[k];
                         if (oldPolicy is not null) Array.Copy(outBuf!, k * outSize, oldPolicy.ActorOutput, j * outSize, outSize);
                     }
-                    float[] adv = cfg.NormalizeAdvantages ? ControlObjectives.NormalizeAdvantages(mbAdv) : mbAdv; // 7.
+                    if (cfg.NormalizeAdvantages) Whitening.Whiten(mbAdv); // 7.
                     var ev = agent.Evaluate(mbObs, mbAct, mb, oldPolicy);
-                    last = beta is null
-                        // 8.–10. clipped surrogate, clipped value loss, entropy bonus.
-                        ? ControlObjectives.PpoClip(ev.LogProb, mbOldLogp, adv, ev.Entropy, ev.Values, mbOldV, mbRet,
-                            cfg.ClipCoef, cfg.ValueCoef, cfg.EntropyCoef, cfg.ClipValueLoss)
-                        : ControlObjectives.PpoPenalty(ev.LogProb, mbOldLogp, ev.Kl!, adv, ev.Entropy, ev.Values, mbRet, beta.Beta, cfg.ValueCoef, cfg.EntropyCoef);
+                    var oldLogp = Tensor.FromArray(mbOldLogp, mb);
+                    var adv = Tensor.FromArray(mbAdv, mb);
+                    var ret = Tensor.FromArray(mbRet, mb);
+                    // 8. clipped surrogate (PPO-penalty: −ρA + β·KL instead), 9. clipped value loss, 10. entropy bonus:
+                    //    loss = L_policy + c_v·L_value − c_e·H, one backward through actor and critic.
+                    Tensor policyLoss;
+                    double kl, clipFraction;
+                    if (beta is null)
+                    {
+                        var clip = PpoLosses.ClippedPolicy(ev.LogProb, oldLogp, adv, mask, (float)cfg.ClipCoef);
+                        (policyLoss, kl, clipFraction) = (clip.Loss, clip.ApproxKlK3, clip.RatioClipFraction);
+                    }
+                    else
+                    {
+                        var penalty = PpoLosses.KlPenalty(ev.LogProb, oldLogp, adv, ev.Kl!, mask, (float)beta.Beta);
+                        (policyLoss, kl, clipFraction) = (penalty.Loss, penalty.Kl, 0);
+                    }
+                    var valueLoss = beta is null && cfg.ClipValueLoss
+                        ? PpoLosses.ClippedValue(ev.Values, Tensor.FromArray(mbOldV, mb), ret, mask, (float)cfg.ClipCoef).Loss
+                        : PolicyGradientLosses.ValueLoss(ev.Values, ret, mask);
+                    var entropy = PolicyGradientLosses.EntropyBonus(ev.Entropy, mask, (float)cfg.EntropyCoef);
+                    var loss = policyLoss + valueLoss * (float)cfg.ValueCoef + entropy.Loss;
                     optimizer.ZeroGrad();
-                    agent.Backward(last.Gradients);
+                    loss.Backward();
                     optimizer.ClipGradNorm(cfg.MaxGradNorm); // 11. global gradient-norm clip
                     optimizer.Step();
-                    klSum += last.ApproxKl;
-                    epochKlSum += last.ApproxKl;
+                    last = (policyLoss.Item(), valueLoss.Item(), entropy.Entropy, kl);
+                    klSum += kl;
+                    epochKlSum += kl;
                     epochMbCount++;
-                    clipSum += last.ClipFraction;
+                    clipSum += clipFraction;
                     mbCount++;
                 }
                 // 12. early stop once the policy has moved too far from the one that collected the data.
-                if (cfg.TargetKl is double target && last is not null && last.ApproxKl > target) stop = true;
+                if (cfg.TargetKl is double target && last is { } l && l.Kl > target) stop = true;
             }
             updateWatch.Stop();
             double meanKl = klSum / Math.Max(1, mbCount);
@@ -290,11 +313,11 @@ public static class PpoTrainer
                 ["charts/episodic_length"] = finished.Count > 0 ? finished.Average(e => e.Length) : double.NaN,
                 ["charts/learning_rate"] = optimizer.LearningRate,
                 ["losses/policy"] = last?.Policy ?? double.NaN,
-                ["losses/value"] = last?.ValueLoss ?? double.NaN,
+                ["losses/value"] = last?.Value ?? double.NaN,
                 ["losses/entropy"] = last?.Entropy ?? double.NaN,
                 ["losses/approx_kl"] = meanKl,
                 ["losses/clipfrac"] = clipSum / Math.Max(1, mbCount),
-                ["losses/explained_variance"] = ControlObjectives.ExplainedVariance(valBuf, returns),
+                ["losses/explained_variance"] = ValueDiagnostics.ExplainedVariance(valBuf, returns),
                 ["charts/SPS"] = globalStep / Math.Max(1e-9, watch.Elapsed.TotalSeconds),
                 ["perf/rollout_seconds"] = rolloutWatch.Elapsed.TotalSeconds,
                 ["perf/update_seconds"] = updateWatch.Elapsed.TotalSeconds,

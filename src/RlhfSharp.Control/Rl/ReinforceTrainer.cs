@@ -1,6 +1,7 @@
 // REINFORCE with a learned baseline (Williams 1992; the lecture's ∇J = E[R(τ)·∇log p_θ(τ)] made concrete):
 //   ∇J ≈ (1/|B|)·Σ_t (G_t − b(s_t))·∇log π_θ(a_t|s_t),  G_t = Σ_{k≥t} γ^{k−t}·r_k over whole episodes,
-// with the baseline b = V_φ fitted by ½(V − G)² in the same step. Numbered details in the code:
+// with the baseline b = V_φ fitted by ½(V − G)² in the same step. The equations are RlhfSharp.Objectives' (returns-to-go
+// Advantages.ReturnsToGo, Whitening, PolicyGradientLosses.Reinforce/EntropyBonus/ValueLoss) over autograd. Numbered details:
 //   1. each batch is whole episodes (one per environment copy), so returns are Monte Carlo, never bootstrapped except
 //      at a time-limit truncation, where γ·V(final observation) stands in for the cut-off tail;
 //   2. the advantage G − b is normalised over the batch (a variance reduction that keeps the step size steady);
@@ -9,6 +10,7 @@
 //   5. the baseline is a regression fitted with its own Adam for BaselineSteps steps per batch, so it tracks the returns
 //      (one shared step leaves it far behind and the advantage degenerates to the raw return).
 using System.Diagnostics;
+using RlhfSharp.Objectives;
 using RlhfSharp.Tensors;
 
 namespace RlhfSharp.Control.Rl;
@@ -74,7 +76,8 @@ public static class ReinforceTrainer
             var actL = new List<float>[n];
             var rewL = new List<float>[n];
             var returns = new List<double>();
-            var trueReturn = new double[n]; // undiscounted, without the truncation bootstrap: the charted episodic return
+            var trueReturn = new double[n]; // undiscounted: the charted episodic return
+            var truncatedValue = new float?[n]; // V(final observation) of an episode cut by the time limit
             var lengths = new List<int>();
             float[][] obs = new float[n][];
             for (int i = 0; i < n; i++)
@@ -98,10 +101,9 @@ public static class ReinforceTrainer
                     globalStep++;
                     obsL[i].AddRange(obs[i]);
                     actL[i].AddRange(a);
-                    double reward = r.Reward;
                     trueReturn[i] += r.Reward;
-                    if (r.Truncated && !r.Terminated) reward += cfg.Gamma * agent.Values(r.Observation, 1)[0];
-                    rewL[i].Add((float)reward);
+                    if (r.Truncated && !r.Terminated) truncatedValue[i] = agent.Values(r.Observation, 1)[0];
+                    rewL[i].Add((float)r.Reward);
                     obs[i] = r.Observation;
                     if (r.Done)
                     {
@@ -113,42 +115,48 @@ public static class ReinforceTrainer
                 running = still;
             }
 
-            // Monte Carlo returns-to-go per episode, concatenated into one batch.
+            // The episodes concatenated into one batch [total], each ending at its last step: terminated, or truncated and
+            // bootstrapped (detail 1); then the Monte Carlo returns-to-go G_t.
             int total = rewL.Sum(l => l.Count);
             var bObs = new float[total * s];
             var bAct = new float[total * aSize];
-            var bRet = new float[total];
+            var bRew = new float[total];
+            var bTerminated = new bool[total];
+            var bTruncated = new bool[total];
+            var bTruncatedValue = new float[total];
             int off = 0;
             for (int i = 0; i < n; i++)
             {
                 int len = rewL[i].Count;
                 obsL[i].CopyTo(bObs, off * s);
                 actL[i].CopyTo(bAct, off * aSize);
-                var dones = new bool[len];
-                dones[len - 1] = true;
-                float[] g = ControlObjectives.ReturnsToGo([.. rewL[i]], dones, [0f], len, 1, cfg.Gamma);
-                g.CopyTo(bRet, off);
+                rewL[i].CopyTo(bRew, off);
+                int end = off + len - 1;
+                if (truncatedValue[i] is float v) (bTruncated[end], bTruncatedValue[end]) = (true, v);
+                else bTerminated[end] = true;
                 off += len;
             }
+            float[] bRet = Advantages.ReturnsToGo(bRew, bTerminated, bTruncated, bTruncatedValue, nextValues: [0f], total, envs: 1, cfg.Gamma);
 
             var ev = agent.Evaluate(bObs, bAct, total);
+            float[] values = ev.Values.ToArray();
             var adv = new float[total];
-            for (int k = 0; k < total; k++) adv[k] = bRet[k] - ev.Values[k];
-            if (cfg.NormalizeAdvantages) adv = ControlObjectives.NormalizeAdvantages(adv); // 2.
-            var loss = ControlObjectives.Reinforce(ev.LogProb, adv, ev.Entropy, ev.Values, bRet, valueCoef: 1.0, cfg.EntropyCoef);
+            for (int k = 0; k < total; k++) adv[k] = bRet[k] - values[k];
+            if (cfg.NormalizeAdvantages) Whitening.Whiten(adv); // 2.
+            var mask = Tensor.Ones(total);
+            var ret = Tensor.FromArray(bRet, total);
+            // The policy step: L = −mean((G − b)·log π) − c_e·H; the critic is not in this loss.
+            var policyLoss = PolicyGradientLosses.Reinforce(ev.LogProb, Tensor.FromArray(adv, total), mask);
+            var entropy = PolicyGradientLosses.EntropyBonus(ev.Entropy, mask, (float)cfg.EntropyCoef);
+            double valueLoss = PolicyGradientLosses.ValueLoss(ev.Values, ret, mask).Item(); // before the baseline's fit
             optimizer.ZeroGrad();
-            agent.Backward(loss.Gradients with { Value = new float[total] }); // the policy step sees only the policy loss
+            (policyLoss + entropy.Loss).Backward();
             optimizer.ClipGradNorm(cfg.MaxGradNorm);
             optimizer.Step(); // 3. one step per batch
             for (int k = 0; k < cfg.BaselineSteps; k++) // 5. fit b(s) to G by ½(V − G)²
             {
                 baselineOptimizer.ZeroGrad();
-                agent.CriticBackward(bObs, total, v =>
-                {
-                    var gv = new float[total];
-                    for (int j = 0; j < total; j++) gv[j] = (v[j] - bRet[j]) / total;
-                    return gv;
-                });
+                PolicyGradientLosses.ValueLoss(agent.EvaluateValues(bObs, total), ret, mask).Backward();
                 baselineOptimizer.Step();
             }
 
@@ -159,10 +167,10 @@ public static class ReinforceTrainer
                 ["charts/episodic_return"] = returns.Average(),
                 ["charts/episodic_length"] = lengths.Average(),
                 ["charts/learning_rate"] = optimizer.LearningRate,
-                ["losses/policy"] = loss.Policy,
-                ["losses/value"] = loss.ValueLoss,
-                ["losses/entropy"] = loss.Entropy,
-                ["losses/explained_variance"] = ControlObjectives.ExplainedVariance(ev.Values, bRet),
+                ["losses/policy"] = policyLoss.Item(),
+                ["losses/value"] = valueLoss,
+                ["losses/entropy"] = entropy.Entropy,
+                ["losses/explained_variance"] = ValueDiagnostics.ExplainedVariance(values, bRet),
                 ["charts/SPS"] = globalStep / Math.Max(1e-9, watch.Elapsed.TotalSeconds),
             });
             rows.Add(row);

@@ -80,7 +80,10 @@ public sealed class ParameterSet
     /// ‖g‖₂ over all gradients, accumulated in float64 in a fixed order: the partial sums of fixed 4096-float chunks are
     /// computed over the kernel threads, then added in chunk order, so the result does not depend on the thread count.
     /// </summary>
-    public double GradNorm()
+    public double GradNorm() => Math.Sqrt(GradSquaredSum());
+
+    /// <summary>‖g‖₂² over all gradients (see <see cref="GradNorm"/> for the order of the sum).</summary>
+    private double GradSquaredSum()
     {
         var g = Grads;
         int chunks = (g.Length + NormChunk - 1) / NormChunk;
@@ -95,21 +98,34 @@ public sealed class ParameterSet
         }, minPerChunk: 64);
         double s = 0;
         foreach (double p in partial) s += p;
-        return Math.Sqrt(s);
+        return s;
     }
 
     /// <summary>
     /// Scales all gradients so their global norm is at most <paramref name="maxNorm"/> (as torch's
     /// clip_grad_norm_). Returns the norm before clipping.
     /// </summary>
-    public double ClipGradNorm(double maxNorm)
+    public double ClipGradNorm(double maxNorm) => ClipGradNorm([this], maxNorm);
+
+    /// <summary>
+    /// Scales the gradients of several sets so their one global norm, sqrt(Σ over sets of ‖g‖²), is at most
+    /// <paramref name="maxNorm"/>: torch.nn.utils.clip_grad_norm_ over all of a model's parameters when they live in more
+    /// than one set (an actor and a critic). Returns the norm before clipping.
+    /// </summary>
+    public static double ClipGradNorm(IReadOnlyList<ParameterSet> sets, double maxNorm)
     {
         if (!(maxNorm > 0)) throw new ArgumentOutOfRangeException(nameof(maxNorm), maxNorm, "ClipGradNorm: maxNorm must be positive.");
-        double norm = GradNorm();
+        double sq = 0;
+        foreach (var set in sets) sq += set.GradSquaredSum();
+        double norm = Math.Sqrt(sq);
         double scale = maxNorm / (norm + 1e-6);
         if (scale < 1)
-            ParallelChunks.For(Grads.Length, (start, end) =>
-                System.Numerics.Tensors.TensorPrimitives.Multiply(Grads.AsSpan(start, end - start), (float)scale, Grads.AsSpan(start, end - start)), minPerChunk: 1 << 18);
+            foreach (var set in sets)
+            {
+                var grads = set.Grads;
+                ParallelChunks.For(grads.Length, (start, end) =>
+                    System.Numerics.Tensors.TensorPrimitives.Multiply(grads.AsSpan(start, end - start), (float)scale, grads.AsSpan(start, end - start)), minPerChunk: 1 << 18);
+            }
         return norm;
     }
 
