@@ -119,7 +119,7 @@ public sealed class RewardTrainerTests(ITestOutputHelper output)
             new("a", ["b", "cc", "ddd"], PreferenceKind.Ranking, Ranking: [1, 2, 0]),
         ];
         var loss = RewardTrainer.LossAndGradient(rm, data, backward: false).Loss;
-        double Raw(string p, string r) => rm.RawScores([Sampling.TokenRows.Encode(Chars, p, r, 32).Tokens])[0];
+        double Raw(string p, string r) => rm.RawScores([TokenRows.Encode(Chars, p, r, 32).Tokens])[0];
         double LogSig(double x) => -Math.Log(1 + Math.Exp(-x));
         double pair = -LogSig(Raw("ab", "cd") - Raw("ab", "ef"));
         double b = Raw("a", "b"), c = Raw("a", "cc"), d = Raw("a", "ddd");

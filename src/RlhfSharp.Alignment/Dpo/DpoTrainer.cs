@@ -13,7 +13,6 @@
 //  6. Checkpoints (policy, AdamW, the RNG before the current epoch's shuffle, the step) every CheckpointInterval steps,
 //     on cancellation and at the end; a resumed run continues bit-identically.
 using RlhfSharp.Alignment.RewardModeling;
-using RlhfSharp.Alignment.Sampling;
 using RlhfSharp.Models;
 using RlhfSharp.Objectives;
 using RlhfSharp.Runs;
