@@ -57,7 +57,7 @@ public sealed class JsonlTests : IAsyncLifetime
     public async Task ABadLineNamesFileLineAndFieldAndNothingIsImported(string badLine, string expected)
     {
         var path = Write("bad.jsonl", """{"prompt":"fine","responses":["a","b"]}""", """{"prompt":"fine too","responses":["a","b"]}""", badLine);
-        var ex = await Assert.ThrowsAsync<FeedbackException>(() => Jsonl.ImportQueriesAsync(_store, path));
+        var ex = await Assert.ThrowsAsync<FormatException>(() => Jsonl.ImportQueriesAsync(_store, path));
         Assert.Contains($"{path}:3:", ex.Message);
         Assert.Contains(expected, ex.Message);
         Assert.Empty(await _store.GetQueriesAsync());

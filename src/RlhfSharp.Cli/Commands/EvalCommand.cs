@@ -3,6 +3,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using RlhfSharp.Alignment;
 using RlhfSharp.Alignment.Evaluation;
 using RlhfSharp.Alignment.RewardModeling;
 using RlhfSharp.Feedback;
@@ -47,7 +48,7 @@ internal static class EvalCommand
         foreach (var o in new Option[] { policy, baseline, prompts, judge, judgeModel, apiKeyEnv, lexicon, reference, reward, maxNew, temperature, seed, samples, output }) command.Options.Add(o);
         command.SetAction(async (parse, ct) =>
         {
-            var texts = ReadPrompts(parse.GetValue(prompts)!);
+            var texts = PromptData.Read(parse.GetValue(prompts)!);
             Func<string, string, double> gold = parse.GetValue(lexicon) is string lex
                 ? VaderGold(VaderSentiment.Load(DataPaths.Resolve(lex)))
                 : (prompt, response) => Stories.GoldReward(response, prompt);
@@ -103,6 +104,4 @@ internal static class EvalCommand
     }
 
     private static Func<string, string, double> VaderGold(VaderSentiment vader) => (_, response) => vader.Compound(response);
-
-    internal static List<string> ReadPrompts(string file) => AlignCommandSupport.ReadPrompts(file);
 }

@@ -1,6 +1,7 @@
 // `rlhf sample`: continue prompts with a model folder's GPT (KV-cached, batched, seeded), K samples per prompt.
 using System.CommandLine;
 using System.Text.Json;
+using RlhfSharp.Alignment;
 using RlhfSharp.Models;
 using RlhfSharp.Runs;
 using RlhfSharp.Tensors;
@@ -122,6 +123,6 @@ internal static class SampleCommand
     {
         if ((prompt is null) == (file is null)) throw new ArgumentException("sample: give exactly one of --prompt TEXT or --prompts FILE.");
         if (prompt is not null) return [prompt];
-        return AlignCommandSupport.ReadPrompts(file!);
+        return PromptData.Read(file!);
     }
 }

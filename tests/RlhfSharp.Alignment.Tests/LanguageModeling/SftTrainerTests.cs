@@ -60,10 +60,10 @@ public sealed class SftTrainerTests(ITestOutputHelper output)
 
     [Theory]
     [InlineData("{\"prompt\":\"a\",\"completion\":\"b\"}\n{\"prompt\":\"a\"\n", ":2", "not valid JSON")]
-    [InlineData("{\"prompt\":\"a\",\"completion\":\"b\"}\n\n{\"prompt\":\"a\"}\n", ":3", "field 'completion' is missing")]
-    [InlineData("{\"prompt\":1,\"completion\":\"b\"}\n", ":1", "field 'prompt' must be a string")]
+    [InlineData("{\"prompt\":\"a\",\"completion\":\"b\"}\n\n{\"prompt\":\"a\"}\n", ":3", "field \"completion\" is missing")]
+    [InlineData("{\"prompt\":1,\"completion\":\"b\"}\n", ":1", "field \"prompt\" must be a string")]
     [InlineData("[\"a\",\"b\"]\n", ":1", "expected a JSON object")]
-    [InlineData("{\"prompt\":\"a\",\"completion\":\"\"}\n", ":1", "field 'completion' is empty")]
+    [InlineData("{\"prompt\":\"a\",\"completion\":\"\"}\n", ":1", "field \"completion\" is empty")]
     public void GivenMalformedJsonl_WhenReading_ThenTheErrorNamesFileLineAndField(string text, string line, string why)
     {
         using var tmp = new TempDir();
