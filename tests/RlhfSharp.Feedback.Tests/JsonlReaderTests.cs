@@ -4,7 +4,7 @@ namespace RlhfSharp.Feedback.Tests;
 
 public sealed class JsonlReaderTests : IDisposable
 {
-    private readonly TestData.TempDir _dir = new();
+    private readonly TempDirectory _dir = new();
 
     public void Dispose() => _dir.Dispose();
 

@@ -6,7 +6,7 @@ namespace RlhfSharp.Feedback.Tests;
 
 public sealed class JsonlTests : IAsyncLifetime
 {
-    private readonly TestData.TempDir _dir = new();
+    private readonly TempDirectory _dir = new();
     private SqlitePreferenceStore _store = null!;
 
     public async Task InitializeAsync() => _store = await SqlitePreferenceStore.OpenAsync(_dir.File("s.db"));

@@ -67,9 +67,9 @@ public sealed class OracleLabelerTests
     [Fact]
     public async Task TheOracleLabelsAStoreWithVaderAsItsGoldScorer()
     {
-        using var dir = new TestData.TempDir();
+        using var dir = new TempDirectory();
         await using var store = await Stores.SqlitePreferenceStore.OpenAsync(dir.File("s.db"));
-        var vader = VaderSentiment.Load(TestData.Path_("sentiment", "vader_lexicon.txt"));
+        var vader = VaderSentiment.Load(Repository.Data("sentiment", "vader_lexicon.txt"));
         await store.AddQueriesAsync([
             new NewQuery(QueryKind.Text, "Review:", [new("What a horrible, sad film."), new("I love this wonderful film!")]),
             new NewQuery(QueryKind.Text, "Review:", [new("Great acting, great story."), new("Boring and bad.")]),

@@ -66,7 +66,7 @@ public sealed class SftTrainerTests(ITestOutputHelper output)
     [InlineData("{\"prompt\":\"a\",\"completion\":\"\"}\n", ":1", "field \"completion\" is empty")]
     public void GivenMalformedJsonl_WhenReading_ThenTheErrorNamesFileLineAndField(string text, string line, string why)
     {
-        using var tmp = new TempDir();
+        using var tmp = new TempDirectory();
         string path = tmp.File("demos.jsonl");
         File.WriteAllText(path, text);
         var ex = Assert.Throws<FormatException>(() => SftData.ReadJsonl(path));
@@ -77,7 +77,7 @@ public sealed class SftTrainerTests(ITestOutputHelper output)
     [Fact]
     public void GivenWrittenDemonstrations_WhenReadBack_ThenTheyRoundTrip()
     {
-        using var tmp = new TempDir();
+        using var tmp = new TempDirectory();
         var demos = SftData.StoryWorld(1, 5).Append(new SftExample("quote \" and ünïcode ✓", " ok\n")).ToList();
         SftData.WriteJsonl(tmp.File("d.jsonl"), demos);
         var back = SftData.ReadJsonl(tmp.File("d.jsonl"));
