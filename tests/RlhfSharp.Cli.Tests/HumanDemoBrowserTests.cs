@@ -51,7 +51,7 @@ public sealed class HumanDemoBrowserTests(ITestOutputHelper output) : IDisposabl
         Task? person = null;
         using (var guard = new CancellationTokenSource(TimeSpan.FromMinutes(4)))
         {
-            var labeler = new HumanDemoLabeler(new HumanLabelingOptions(0, TimeSpan.FromMilliseconds(100),
+            var labeler = new HumanDemoLabeler(new HumanLabelingOptions(HumanDemoTests.WebApp, TimeSpan.FromMilliseconds(100),
                 (url, token) => person = HumanDemoTests.CancelOnFailure(Task.Run(() => JudgeInBrowserAsync(url, token, Judgments)), guard)));
             HumanDemoTests.RunSurfacingPersonFailure(() => new DemoPipeline(config) { Labeler = labeler }.Run(_dir, resume: false, ct: guard.Token), () => person);
         }

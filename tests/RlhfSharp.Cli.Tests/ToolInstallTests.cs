@@ -32,7 +32,7 @@ public sealed class ToolInstallTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void Given_the_packed_cli_When_installed_into_a_tool_path_from_a_folder_feed_Then_rlhf_prints_its_version_and_runs_the_quick_demo()
     {
-        var rlhfAssembly = typeof(HumanDemoLabeler).Assembly;
+        var rlhfAssembly = typeof(DemoCommand).Assembly;
         string version = rlhfAssembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()!.InformationalVersion;
         Assert.DoesNotContain('+', version); // Directory.Build.props keeps the commit out of it
         string configuration = typeof(ToolInstallTests).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()!.Configuration;

@@ -26,19 +26,8 @@ internal static class LabelServeCommand
         foreach (var o in new Option[] { db, pg, port, host, campaign, overlap, goldRate, maxBody })
             command.Options.Add(o);
 
-        // Ctrl+C stops the host itself (its console lifetime); a refusal becomes one line and exit code 1.
-        command.SetAction(parseResult =>
-        {
-            try
-            {
-                return ServeAsync(parseResult).GetAwaiter().GetResult();
-            }
-            catch (Exception ex) when (ex is FeedbackException or ArgumentException or IOException or UnauthorizedAccessException)
-            {
-                Console.Error.WriteLine($"rlhf label serve: error: {ex.Message.ReplaceLineEndings(" ")}");
-                return 1;
-            }
-        });
+        // Ctrl+C stops the host itself (its console lifetime); a refusal throws to Program's one error handler.
+        command.SetAction(parseResult => ServeAsync(parseResult).GetAwaiter().GetResult());
         return command;
 
         async Task<int> ServeAsync(ParseResult parseResult)
