@@ -14,8 +14,8 @@ namespace RlhfSharp.Cli.Commands;
 
 internal static class LabelCommand
 {
-    /// <summary>Where judgments live: --db FILE (SQLite, created if missing) or --pg CONN (PostgreSQL); exactly one.</summary>
-    private sealed class StoreOptions
+    /// <summary>Where judgments live: --db FILE (SQLite, created if missing) or --pg CONN (PostgreSQL); exactly one. `label serve` takes them too.</summary>
+    internal sealed class StoreOptions
     {
         public Option<FileInfo?> Db { get; } = new("--db") { Description = "The SQLite preference store (created if missing)." };
         public Option<string?> Pg { get; } = new("--pg") { Description = "A PostgreSQL connection string (Npgsql form), instead of --db." };
