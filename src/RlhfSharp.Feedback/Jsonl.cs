@@ -42,21 +42,10 @@ public static class Jsonl
     /// <summary>
     /// Reads queries from a JSONL file: each non-blank line {"prompt": str, "responses": [str, str, ...]} with optional
     /// "campaign" (str), "kind" ("text" or "clip"), "gold" (an index, a ranking array, or "tie"), "sources" ([str...]).
-    /// Throws <see cref="FeedbackException"/> naming file:line and the field at the first bad line.
+    /// Throws <see cref="FormatException"/> naming file:line and the field at the first bad line.
     /// </summary>
-    public static IReadOnlyList<NewQuery> ReadQueries(string path, string defaultCampaign = "default")
-    {
-        if (!File.Exists(path)) throw new FeedbackException($"{path}: file not found.", 404);
-        var list = new List<NewQuery>();
-        int lineNo = 0;
-        foreach (var line in File.ReadLines(path))
-        {
-            lineNo++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            list.Add(ParseQuery(line, $"{path}:{lineNo}", defaultCampaign));
-        }
-        return list;
-    }
+    public static IReadOnlyList<NewQuery> ReadQueries(string path, string defaultCampaign = "default") =>
+        [.. JsonlReader.Read(path, "query file").Select(line => ParseQuery(line, defaultCampaign))];
 
     /// <summary>Reads the whole file, then stores it in one transaction: a bad line anywhere imports nothing.</summary>
     public static async Task<IReadOnlyList<long>> ImportQueriesAsync(IPreferenceStore store, string path, string defaultCampaign = "default", CancellationToken ct = default)
@@ -65,64 +54,40 @@ public static class Jsonl
         return await store.AddQueriesAsync(queries, ct);
     }
 
-    internal static NewQuery ParseQuery(string line, string where, string defaultCampaign)
+    /// <summary>One {"prompt","responses"} line as a query.</summary>
+    public static NewQuery ParseQuery(JsonlLine line, string defaultCampaign)
     {
-        JsonNode? node;
-        try { node = JsonNode.Parse(line); }
-        catch (JsonException ex) { throw new FeedbackException($"{where}: not valid JSON ({ex.Message})."); }
-        if (node is not JsonObject obj) throw new FeedbackException($"{where}: each line must be a JSON object.");
+        string prompt = line.String("prompt");
+        var responses = line.StringArray("responses", minCount: 2);
+        string[]? sources = line.Has("sources") ? line.StringArray("sources") : null;
+        if (sources is not null && sources.Length != responses.Length)
+            throw line.Error($"field \"sources\" must be an array with one string per response ({responses.Length}); got {sources.Length}.");
+        var candidates = responses.Select((r, i) => new Candidate(r, sources?[i])).ToList();
 
-        string prompt = RequireString(obj, "prompt", where);
-        if (obj["responses"] is not JsonArray responses) throw new FeedbackException($"{where}: field \"responses\" must be an array of strings.");
-        if (responses.Count < 2) throw new FeedbackException($"{where}: field \"responses\" needs at least 2 entries; got {responses.Count}.");
-        string[]? sources = null;
-        if (obj["sources"] is JsonNode sn)
+        string campaign = line.OptionalString("campaign") ?? defaultCampaign;
+        if (string.IsNullOrWhiteSpace(campaign)) throw line.Error("field \"campaign\" must not be empty.");
+        var kind = line.OptionalString("kind") switch
         {
-            if (sn is not JsonArray sa || sa.Count != responses.Count)
-                throw new FeedbackException($"{where}: field \"sources\" must be an array with one string per response.");
-            sources = [.. sa.Select((s, i) => AsString(s, $"sources[{i}]", where))];
-        }
-        var candidates = responses.Select((r, i) => new Candidate(AsString(r, $"responses[{i}]", where), sources?[i])).ToList();
-
-        string campaign = obj["campaign"] is JsonNode c ? AsString(c, "campaign", where) : defaultCampaign;
-        if (string.IsNullOrWhiteSpace(campaign)) throw new FeedbackException($"{where}: field \"campaign\" must not be empty.");
-        var kind = QueryKind.Text;
-        if (obj["kind"] is JsonNode k)
-            kind = AsString(k, "kind", where) switch
-            {
-                "text" => QueryKind.Text,
-                "clip" => QueryKind.Clip,
-                var other => throw new FeedbackException($"{where}: field \"kind\" must be \"text\" or \"clip\"; got \"{other}\"."),
-            };
-        Answer? gold = obj["gold"] is JsonNode g ? ParseGold(g, where) : null;
+            null or "text" => QueryKind.Text,
+            "clip" => QueryKind.Clip,
+            var other => throw line.Error($"field \"kind\" must be \"text\" or \"clip\"; got \"{other}\"."),
+        };
+        Answer? gold = line.Optional("gold") is { } g ? ParseGold(g, line) : null;
         if (gold is not null)
         {
             try { gold.Validate(candidates.Count); }
-            catch (ArgumentException ex) { throw new FeedbackException($"{where}: field \"gold\": {ex.Message}"); }
+            catch (ArgumentException ex) { throw line.Error($"field \"gold\": {ex.Message}"); }
         }
         return new NewQuery(kind, prompt, candidates, campaign, gold);
     }
 
-    private static Answer ParseGold(JsonNode g, string where)
+    private static Answer ParseGold(JsonElement g, JsonlLine line) => g.ValueKind switch
     {
-        if (g is JsonValue v && v.TryGetValue<int>(out int index)) return Answer.Prefer(index);
-        if (g is JsonValue s && s.TryGetValue<string>(out var str) && str == "tie") return Answer.Tie();
-        if (g is JsonArray arr)
-        {
-            var ranks = new int[arr.Count];
-            for (int i = 0; i < arr.Count; i++)
-                if (arr[i] is not JsonValue e || !e.TryGetValue(out ranks[i]))
-                    throw new FeedbackException($"{where}: field \"gold\"[{i}] must be an integer index.");
-            return Answer.Rank(ranks);
-        }
-        throw new FeedbackException($"{where}: field \"gold\" must be an index, a ranking array or \"tie\"; got {g.ToJsonString()}.");
-    }
-
-    private static string RequireString(JsonObject obj, string field, string where) =>
-        obj[field] is JsonNode n ? AsString(n, field, where) : throw new FeedbackException($"{where}: field \"{field}\" is missing.");
-
-    private static string AsString(JsonNode? n, string field, string where) =>
-        n is JsonValue v && v.TryGetValue<string>(out var s) ? s : throw new FeedbackException($"{where}: field \"{field}\" must be a string; got {n?.ToJsonString() ?? "null"}.");
+        JsonValueKind.Number => Answer.Prefer(line.Int("gold")),
+        JsonValueKind.String when g.GetString() == "tie" => Answer.Tie(),
+        JsonValueKind.Array => Answer.Rank(line.IntArray("gold")),
+        _ => throw line.Error($"field \"gold\" must be an index, a ranking array or \"tie\"; got {g.GetRawText()}."),
+    };
 
     /// <summary>Writes the store's judgments as JSONL in the chosen form; returns the number of lines written.</summary>
     public static async Task<int> ExportAsync(IPreferenceStore store, TextWriter writer, ExportOptions options, CancellationToken ct = default)

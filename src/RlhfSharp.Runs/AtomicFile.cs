@@ -1,18 +1,26 @@
 // Writes that a crash cannot tear: the content goes to a temporary file in the same folder, is flushed to disk,
-// then renamed over the target (rename within one file system is atomic on POSIX and NTFS).
+// then renamed over the target (rename within one file system is atomic on POSIX and NTFS). The one implementation for
+// every layer: checkpoints and safetensors (Models), run files and reports (Runs), datasets and results (Alignment, CLI).
 namespace RlhfSharp.Runs;
 
 public static class AtomicFile
 {
     /// <summary>Replaces <paramref name="path"/> with <paramref name="bytes"/>; readers see the old or the new file, never a mix.</summary>
-    public static void Write(string path, ReadOnlySpan<byte> bytes)
+    public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes)
     {
         byte[] copy = bytes.ToArray();
         Write(path, stream => stream.Write(copy));
     }
 
     /// <summary>Replaces <paramref name="path"/> with text encoded as UTF-8 without a byte-order mark.</summary>
-    public static void WriteAllText(string path, string text) => Write(path, System.Text.Encoding.UTF8.GetBytes(text));
+    public static void WriteAllText(string path, string text) => WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text));
+
+    /// <summary>Replaces <paramref name="destination"/> with a copy of <paramref name="source"/>.</summary>
+    public static void Copy(string source, string destination)
+    {
+        using var from = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.Read);
+        Write(destination, from.CopyTo);
+    }
 
     /// <summary>
     /// Replaces <paramref name="path"/> with what <paramref name="write"/> puts in the stream. If it throws, the

@@ -63,6 +63,38 @@ public static class LabelingApp
         return app;
     }
 
+    /// <summary>
+    /// Builds and starts the app over <paramref name="store"/> (already migrated) as a <see cref="ILabelingFrontEnd"/>:
+    /// what a caller below the web needs. Disposing the result stops the app.
+    /// </summary>
+    public static async Task<ILabelingFrontEnd> StartAsync(IPreferenceStore store, LabelingAppOptions options, CancellationToken ct = default)
+    {
+        var app = Build(store, options);
+        try
+        {
+            await app.StartAsync(ct);
+        }
+        catch
+        {
+            await app.DisposeAsync();
+            throw;
+        }
+        return new StartedApp(app);
+    }
+
+    private sealed class StartedApp(WebApplication app) : ILabelingFrontEnd
+    {
+        public Uri Address { get; } = BoundAddress(app);
+
+        public CancellationToken Stopping => app.Lifetime.ApplicationStopping;
+
+        public async ValueTask DisposeAsync()
+        {
+            await app.StopAsync(CancellationToken.None);
+            await app.DisposeAsync();
+        }
+    }
+
     /// <summary>The "http://host:port" the started app listens on (the real port when <see cref="LabelingAppOptions.Port"/> was 0).</summary>
     public static Uri BoundAddress(WebApplication app)
     {

@@ -12,7 +12,8 @@ public sealed class DemoPipelineTests(ITestOutputHelper output)
     [Fact]
     public void QuickPipelineWritesEveryStageAndEveryReportSection()
     {
-        string dir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "demo");
+        using var tmp = new TempDirectory();
+        string dir = Path.Combine(tmp.Path, "demo");
         var watch = System.Diagnostics.Stopwatch.StartNew();
         var stagesSeen = new List<string>();
         var progress = new SyncProgress(p => { lock (stagesSeen) if (!stagesSeen.Contains(p.Stage)) stagesSeen.Add(p.Stage); });

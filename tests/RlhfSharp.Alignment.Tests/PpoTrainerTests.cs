@@ -75,7 +75,8 @@ public sealed class PpoTrainerTests(ITestOutputHelper output)
     {
         var sft = TinySft();
         var config = Small(steps: 4) with { CheckpointInterval = 2 };
-        string root = Directory.CreateTempSubdirectory().FullName;
+        using var tmp = new TempDirectory();
+        string root = tmp.Path;
         PpoResult straight;
         using (var run = RunDirectory.Open(Path.Combine(root, "a"), resume: false))
             straight = new PpoTrainer(config).Train(sft, Chars, Prompts, LikesA, options: new PpoTrainer.Options(Run: run));
@@ -96,7 +97,8 @@ public sealed class PpoTrainerTests(ITestOutputHelper output)
     public void CancellationWritesACheckpointAndStops()
     {
         using var cts = new CancellationTokenSource();
-        string dir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "run");
+        using var tmp = new TempDirectory();
+        string dir = Path.Combine(tmp.Path, "run");
         using var run = RunDirectory.Open(dir, resume: false);
         var progress = new SyncProgress(p => { if (p.Step == 2) cts.Cancel(); });
         var result = new PpoTrainer(Small(steps: 10)).Train(TinySft(), Chars, Prompts, LikesA, options: new PpoTrainer.Options(Run: run, Progress: progress), ct: cts.Token);

@@ -20,7 +20,8 @@ public sealed class RewardTrainerTests(ITestOutputHelper output)
     [Fact]
     public void JsonlFormsParseAndBadLinesNameFileLineAndField()
     {
-        string dir = Directory.CreateTempSubdirectory().FullName;
+        using var tmp = new TempDirectory();
+        string dir = tmp.Path;
         string path = Path.Combine(dir, "prefs.jsonl");
         File.WriteAllLines(path,
         [
@@ -51,7 +52,8 @@ public sealed class RewardTrainerTests(ITestOutputHelper output)
     [Fact]
     public async Task StoreJudgmentsBecomePairsRankingsBestAndTies()
     {
-        string path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "prefs.db");
+        using var tmp = new TempDirectory();
+        string path = Path.Combine(tmp.Path, "prefs.db");
         await using (var store = await SqlitePreferenceStore.OpenAsync(path))
         {
             var ids = await store.AddQueriesAsync(
@@ -119,7 +121,7 @@ public sealed class RewardTrainerTests(ITestOutputHelper output)
             new("a", ["b", "cc", "ddd"], PreferenceKind.Ranking, Ranking: [1, 2, 0]),
         ];
         var loss = RewardTrainer.LossAndGradient(rm, data, backward: false).Loss;
-        double Raw(string p, string r) => rm.RawScores([Sampling.TokenRows.Encode(Chars, p, r, 32).Tokens])[0];
+        double Raw(string p, string r) => rm.RawScores([TokenRows.Encode(Chars, p, r, 32).Tokens])[0];
         double LogSig(double x) => -Math.Log(1 + Math.Exp(-x));
         double pair = -LogSig(Raw("ab", "cd") - Raw("ab", "ef"));
         double b = Raw("a", "b"), c = Raw("a", "cc"), d = Raw("a", "ddd");
@@ -170,7 +172,8 @@ public sealed class RewardTrainerTests(ITestOutputHelper output)
             examples.Add(new PreferenceExample(prompts[i], pick == 0 ? [a, b] : [b, a], PreferenceKind.Pair));
         }
         selfAgreement /= prompts.Count;
-        string runDir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "rm");
+        using var tmp = new TempDirectory();
+        string runDir = Path.Combine(tmp.Path, "rm");
         using var run = RunDirectory.Open(runDir, resume: false);
         // when a reward model is trained from the SFT model on 75% of them,
         var trainer = new RewardTrainer(new RewardTrainerConfig { Epochs = 5, BatchSize = 16, LearningRate = 1e-3f, HeldOutFraction = 0.25, NormalizationSamples = 256, Seed = (ulong)seed });

@@ -21,7 +21,7 @@ public sealed class SentimentDemoTaskTests(ITestOutputHelper output)
     [Fact]
     public void ParagraphsJoinWrappedLinesDropHeadingsAndItalicMarks()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         string file = dir.File("book.txt");
         File.WriteAllText(file, "CHAPTER I\n\n\nIt was a _truth_ universally\nacknowledged, that a man.\n\nShort one.\n\nA second paragraph\nof four words or more.\n");
         var paragraphs = PlainTextCorpus.ReadParagraphs(file);
@@ -32,7 +32,7 @@ public sealed class SentimentDemoTaskTests(ITestOutputHelper output)
     [Fact]
     public void PromptsAreSentenceStartsAndHeldOutPromptsNeverTrainingOnes()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         string corpus = AustenSlice(dir, lines: 4000);
         var task = new SentimentDemoTask(corpus, Lexicon);
         var paragraphs = PlainTextCorpus.ReadParagraphs(corpus);
@@ -69,7 +69,7 @@ public sealed class SentimentDemoTaskTests(ITestOutputHelper output)
     [Fact]
     public void GoldIsVaderCompoundOfTheContinuationAlone()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var task = new SentimentDemoTask(AustenSlice(dir, lines: 2000), Lexicon);
         // VADER's compound of a lone lexicon word is v/√(v²+15); "good" has mean valence 1.9 in vader_lexicon.txt (0.4404, the
         // figure vaderSentiment's own README prints for "good").
@@ -84,7 +84,7 @@ public sealed class SentimentDemoTaskTests(ITestOutputHelper output)
     [Fact]
     public void MissingCorpusOrLexiconIsOneErrorNamingTheFile()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         string corpus = AustenSlice(dir, lines: 2000);
         string missing = dir.File("no-such-corpus");
         var e1 = Assert.Throws<FileNotFoundException>(() => new SentimentDemoTask(missing, Lexicon));
@@ -105,7 +105,7 @@ public sealed class SentimentDemoTaskTests(ITestOutputHelper output)
     [Fact]
     public void QuickSentimentDemoRunsEveryStageOnAnAustenSlice()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var task = new SentimentDemoTask(AustenSlice(dir, lines: 3000), Lexicon);
         string run = Path.Combine(dir.Path, "run");
         var watch = System.Diagnostics.Stopwatch.StartNew();
@@ -145,13 +145,13 @@ public sealed class SentimentDemoTaskTests(ITestOutputHelper output)
         Assert.Contains("sentiment", e.Message);
     }
 
-    private static string Lexicon => RepoData.File("sentiment", "vader_lexicon.txt");
+    private static string Lexicon => Repository.Data("sentiment", "vader_lexicon.txt");
 
     /// <summary>The first <paramref name="lines"/> lines of Persuasion, as a small corpus file.</summary>
-    private static string AustenSlice(TempDir dir, int lines)
+    private static string AustenSlice(TempDirectory dir, int lines)
     {
         string path = dir.File("slice.txt");
-        File.WriteAllLines(path, File.ReadLines(RepoData.File("austen", "persuasion.txt")).Take(lines));
+        File.WriteAllLines(path, File.ReadLines(Repository.Data("austen", "persuasion.txt")).Take(lines));
         return path;
     }
 
@@ -163,21 +163,5 @@ public sealed class SentimentDemoTaskTests(ITestOutputHelper output)
             if (at >= 2 && text[at - 1] == ' ' && text[at - 2] is '.' or '!' or '?' or '"' or '\'' or ')') return at;
         }
         return -1;
-    }
-}
-
-/// <summary>The repository's data/ folder, found by walking up from the test assembly to the folder holding RlhfSharp.slnx.</summary>
-internal static class RepoData
-{
-    public static string File(params string[] parts)
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (System.IO.File.Exists(Path.Combine(dir.FullName, "RlhfSharp.slnx")))
-            {
-                string data = Path.Combine(dir.FullName, "data");
-                if (!Directory.Exists(data)) throw new DirectoryNotFoundException($"test data folder {data} is missing (it is part of the repository: see data/README.md).");
-                return Path.Combine([data, .. parts]);
-            }
-        throw new DirectoryNotFoundException($"no RlhfSharp.slnx above {AppContext.BaseDirectory}: cannot find the repository's data/ folder.");
     }
 }

@@ -109,7 +109,7 @@ public sealed class BadInputTests(CheckpointFolders folders, ITestOutputHelper o
     {
         string prompts = folders.File_("prompts.txt", "the cat\nthe dog\n");
         AssertOneLineError(RlhfRunner.Run("eval", "--policy", folders.Model, "--baseline", folders.Model, "--prompts", prompts,
-            "--judge", "http://127.0.0.1:1/v1", "--max-new-tokens", "4"), "--judge http://127.0.0.1:1/v1", "no AI judge answers");
+            "--judge", "http://127.0.0.1:1/v1", "--max-new-tokens", "4"), "AI judge at http://127.0.0.1:1/v1", "no AI judge answers");
     }
 
     [Fact]

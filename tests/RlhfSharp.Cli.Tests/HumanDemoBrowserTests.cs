@@ -9,17 +9,6 @@ using Xunit.Abstractions;
 
 namespace RlhfSharp.Cli.Tests;
 
-/// <summary>A fact that skips, saying why, on a machine without Debian's chromium (CI installs it).</summary>
-public sealed class ChromiumFactAttribute : FactAttribute
-{
-    public const string ChromiumPath = "/usr/bin/chromium";
-
-    public ChromiumFactAttribute()
-    {
-        if (!File.Exists(ChromiumPath)) Skip = $"{ChromiumPath} is not installed (apt-get install chromium); CI installs it.";
-    }
-}
-
 public sealed class HumanDemoBrowserTests(ITestOutputHelper output) : IDisposable
 {
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "rlhf-human-browser-" + Guid.NewGuid().ToString("N"));
@@ -33,12 +22,7 @@ public sealed class HumanDemoBrowserTests(ITestOutputHelper output) : IDisposabl
     private async Task JudgeInBrowserAsync(Uri app, string token, int count)
     {
         using var pw = await Playwright.CreateAsync();
-        await using var browser = await pw.Chromium.LaunchAsync(new()
-        {
-            ExecutablePath = ChromiumFactAttribute.ChromiumPath,
-            Headless = true,
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-        });
+        await using var browser = await Chromium.LaunchAsync(pw);
         var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1280, Height = 800 } });
         page.SetDefaultTimeout(20_000);
         await page.GotoAsync(app.ToString());
@@ -67,7 +51,7 @@ public sealed class HumanDemoBrowserTests(ITestOutputHelper output) : IDisposabl
         Task? person = null;
         using (var guard = new CancellationTokenSource(TimeSpan.FromMinutes(4)))
         {
-            var labeler = new HumanDemoLabeler(new HumanLabelingOptions(0, TimeSpan.FromMilliseconds(100),
+            var labeler = new HumanDemoLabeler(new HumanLabelingOptions(HumanDemoTests.WebApp, TimeSpan.FromMilliseconds(100),
                 (url, token) => person = HumanDemoTests.CancelOnFailure(Task.Run(() => JudgeInBrowserAsync(url, token, Judgments)), guard)));
             HumanDemoTests.RunSurfacingPersonFailure(() => new DemoPipeline(config) { Labeler = labeler }.Run(_dir, resume: false, ct: guard.Token), () => person);
         }

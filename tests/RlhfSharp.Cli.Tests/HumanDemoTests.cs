@@ -8,8 +8,10 @@ using RlhfSharp.Alignment;
 using RlhfSharp.Alignment.Demo;
 using RlhfSharp.Alignment.RewardModeling;
 using RlhfSharp.Cli.Commands;
+using RlhfSharp.Feedback;
 using RlhfSharp.Feedback.Stores;
 using RlhfSharp.Text.StoryWorld;
+using RlhfSharp.Web;
 
 namespace RlhfSharp.Cli.Tests;
 
@@ -22,6 +24,10 @@ public sealed class HumanDemoTests : IDisposable
         PpoSteps = 1, PpoBatchSize = 8, EvalPrompts = 8, SnapshotEvery = 1, OverOptimisationPrompts = 8, BestOfNMax = 2, BestOfNPrompts = 4,
         FrontierBetas = [], FrontierSteps = 1,
     };
+
+    /// <summary>The web app on a free port of 127.0.0.1, as `rlhf demo --human` starts it.</summary>
+    internal static Task<ILabelingFrontEnd> WebApp(IPreferenceStore store, string campaign, CancellationToken ct) =>
+        LabelingApp.StartAsync(store, new LabelingAppOptions(Port: 0, Campaign: campaign), ct);
 
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "rlhf-human-" + Guid.NewGuid().ToString("N"));
 
@@ -67,10 +73,10 @@ public sealed class HumanDemoTests : IDisposable
         using (var stop = new CancellationTokenSource())
         {
             // The app comes up, nobody answers, the run is stopped (Ctrl-C).
-            var first = new HumanDemoLabeler(new HumanLabelingOptions(0, TimeSpan.FromMilliseconds(20), (_, _) => stop.Cancel()));
+            var first = new HumanDemoLabeler(new HumanLabelingOptions(WebApp, TimeSpan.FromMilliseconds(20), (_, _) => stop.Cancel()));
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first.LabelAsync(_dir, pairs, null, stop.Token));
         }
-        var again = new HumanDemoLabeler(new HumanLabelingOptions(0, TimeSpan.FromMilliseconds(20), (_, _) => Assert.Fail("the app must not start for a mismatched resume")));
+        var again = new HumanDemoLabeler(new HumanLabelingOptions(WebApp, TimeSpan.FromMilliseconds(20), (_, _) => Assert.Fail("the app must not start for a mismatched resume")));
         var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => again.LabelAsync(_dir, [.. pairs.Take(3)], null, CancellationToken.None));
         Assert.Contains(HumanDemoLabeler.StoreFileName, ex.Message, StringComparison.Ordinal);
         Assert.Contains("holds 4 queries", ex.Message, StringComparison.Ordinal);
@@ -117,7 +123,7 @@ public sealed class HumanDemoTests : IDisposable
         // Given a person who answers 5 pairs, after which the run is stopped (Ctrl-C).
         using (var cts = new CancellationTokenSource())
         {
-            var labeler = new HumanDemoLabeler(new HumanLabelingOptions(0, TimeSpan.FromMilliseconds(50),
+            var labeler = new HumanDemoLabeler(new HumanLabelingOptions(WebApp, TimeSpan.FromMilliseconds(50),
                 (url, token) => person = Task.Run(() => LabelAsync(url, token, BeforeStop, log, cts.Cancel))));
             Assert.ThrowsAny<OperationCanceledException>(() => new DemoPipeline(config) { Labeler = labeler }.Run(_dir, resume: false, ct: cts.Token));
         }
@@ -129,7 +135,7 @@ public sealed class HumanDemoTests : IDisposable
         DemoSummary summary;
         using (var guard = new CancellationTokenSource(TimeSpan.FromMinutes(3)))
         {
-            var resumed = new HumanDemoLabeler(new HumanLabelingOptions(0, TimeSpan.FromMilliseconds(50),
+            var resumed = new HumanDemoLabeler(new HumanLabelingOptions(WebApp, TimeSpan.FromMilliseconds(50),
                 (url, token) => person = CancelOnFailure(LabelAsync(url, token, Judgments - BeforeStop, log), guard)));
             summary = RunSurfacingPersonFailure(() => new DemoPipeline(config) { Labeler = resumed }.Run(_dir, resume: true, progress, guard.Token), () => person);
         }

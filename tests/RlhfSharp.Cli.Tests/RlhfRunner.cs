@@ -20,7 +20,7 @@ internal static class RlhfRunner
 {
     public static RlhfRun Run(params string[] args)
     {
-        var entry = typeof(HumanDemoLabeler).Assembly.EntryPoint ?? throw new InvalidOperationException("the rlhf assembly has no entry point.");
+        var entry = typeof(DemoCommand).Assembly.EntryPoint ?? throw new InvalidOperationException("the rlhf assembly has no entry point.");
         var (oldOut, oldErr) = (Console.Out, Console.Error);
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();

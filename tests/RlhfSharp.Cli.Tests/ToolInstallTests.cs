@@ -32,11 +32,11 @@ public sealed class ToolInstallTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void Given_the_packed_cli_When_installed_into_a_tool_path_from_a_folder_feed_Then_rlhf_prints_its_version_and_runs_the_quick_demo()
     {
-        var rlhfAssembly = typeof(HumanDemoLabeler).Assembly;
+        var rlhfAssembly = typeof(DemoCommand).Assembly;
         string version = rlhfAssembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()!.InformationalVersion;
         Assert.DoesNotContain('+', version); // Directory.Build.props keeps the commit out of it
         string configuration = typeof(ToolInstallTests).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()!.Configuration;
-        string root = RepositoryRoot();
+        string root = Repository.Root;
         string feed = Path.Combine(_dir, "feed"), tools = Path.Combine(_dir, "tools"), demo = Path.Combine(_dir, "demo");
         Directory.CreateDirectory(_dir);
 
@@ -130,15 +130,5 @@ public sealed class ToolInstallTests(ITestOutputHelper output) : IDisposable
         output.WriteLine($"{Path.GetFileName(file)} {string.Join(' ', args)}: exit {process.ExitCode} in {clock.Elapsed.TotalSeconds:F1} s");
         Assert.True(process.ExitCode == 0, $"{Path.GetFileName(file)} {string.Join(' ', args)} exited {process.ExitCode}:\n{outText}\n{errText}");
         return (process.ExitCode, outText, errText);
-    }
-
-    /// <summary>The folder with RlhfSharp.slnx, found upwards from this test's output folder.</summary>
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "RlhfSharp.slnx"))) return dir.FullName;
-        }
-        throw new InvalidOperationException($"No RlhfSharp.slnx above {AppContext.BaseDirectory}.");
     }
 }

@@ -96,15 +96,6 @@ public sealed partial class TutorialTests(ITestOutputHelper output) : IDisposabl
         if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
     }
 
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "RlhfSharp.slnx"))) return dir.FullName;
-        }
-        throw new DirectoryNotFoundException($"no RlhfSharp.slnx above {AppContext.BaseDirectory}.");
-    }
-
     [Fact]
     public void Given_the_words_of_a_tutorial_line_Then_quotes_escapes_and_comments_split_as_in_bash()
     {
@@ -119,7 +110,7 @@ public sealed partial class TutorialTests(ITestOutputHelper output) : IDisposabl
     [Fact]
     public async Task Given_the_tutorial_When_every_command_runs_in_order_Then_each_succeeds_and_writes_what_it_names()
     {
-        string tutorial = Path.Combine(RepositoryRoot(), "docs", "tutorial.md");
+        string tutorial = Path.Combine(Repository.Root, "docs", "tutorial.md");
         var commands = TutorialScript.Commands(File.ReadAllText(tutorial));
         Assert.True(commands.Count >= 10, $"{tutorial} has only {commands.Count} commands in ```bash blocks.");
         var ports = FreePorts(commands);

@@ -195,7 +195,7 @@ public sealed class AiJudgeSessionTests
     [Fact]
     public async Task TheJudgeLabelsAStoreEndToEnd()
     {
-        using var dir = new TestData.TempDir();
+        using var dir = new TempDirectory();
         await using var store = await Stores.SqlitePreferenceStore.OpenAsync(dir.File("rlaif.db"));
         await store.AddQueriesAsync([
             new NewQuery(QueryKind.Text, "Be kind.", [new("Go away."), new("You are wonderful.")]),

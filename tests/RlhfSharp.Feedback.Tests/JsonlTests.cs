@@ -6,7 +6,7 @@ namespace RlhfSharp.Feedback.Tests;
 
 public sealed class JsonlTests : IAsyncLifetime
 {
-    private readonly TestData.TempDir _dir = new();
+    private readonly TempDirectory _dir = new();
     private SqlitePreferenceStore _store = null!;
 
     public async Task InitializeAsync() => _store = await SqlitePreferenceStore.OpenAsync(_dir.File("s.db"));
@@ -57,7 +57,7 @@ public sealed class JsonlTests : IAsyncLifetime
     public async Task ABadLineNamesFileLineAndFieldAndNothingIsImported(string badLine, string expected)
     {
         var path = Write("bad.jsonl", """{"prompt":"fine","responses":["a","b"]}""", """{"prompt":"fine too","responses":["a","b"]}""", badLine);
-        var ex = await Assert.ThrowsAsync<FeedbackException>(() => Jsonl.ImportQueriesAsync(_store, path));
+        var ex = await Assert.ThrowsAsync<FormatException>(() => Jsonl.ImportQueriesAsync(_store, path));
         Assert.Contains($"{path}:3:", ex.Message);
         Assert.Contains(expected, ex.Message);
         Assert.Empty(await _store.GetQueriesAsync());

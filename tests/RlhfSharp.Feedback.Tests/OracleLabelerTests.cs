@@ -67,9 +67,9 @@ public sealed class OracleLabelerTests
     [Fact]
     public async Task TheOracleLabelsAStoreWithVaderAsItsGoldScorer()
     {
-        using var dir = new TestData.TempDir();
+        using var dir = new TempDirectory();
         await using var store = await Stores.SqlitePreferenceStore.OpenAsync(dir.File("s.db"));
-        var vader = VaderSentiment.Load(TestData.Path_("sentiment", "vader_lexicon.txt"));
+        var vader = VaderSentiment.Load(Repository.Data("sentiment", "vader_lexicon.txt"));
         await store.AddQueriesAsync([
             new NewQuery(QueryKind.Text, "Review:", [new("What a horrible, sad film."), new("I love this wonderful film!")]),
             new NewQuery(QueryKind.Text, "Review:", [new("Great acting, great story."), new("Boring and bad.")]),
@@ -78,6 +78,29 @@ public sealed class OracleLabelerTests
         var oracle = new OracleLabeler(vader.AsGoldScorer(), new OracleOptions(Temperature: 0.01));
         Assert.Equal(2, await LabelingSession.RunAsync(store, me.Id, oracle, 10));
         Assert.Equal([1, 0], (await store.GetJudgmentsAsync()).Select(j => j.Answer.Preferred!.Value));
+    }
+
+    [Fact]
+    public async Task Given_a_person_who_answers_twice_then_quits_When_the_session_runs_Then_two_judgments_are_stored_and_the_third_query_stays_theirs()
+    {
+        using var dir = new TempDirectory();
+        await using var store = await Stores.SqlitePreferenceStore.OpenAsync(dir.File("s.db"));
+        await store.AddQueriesAsync([.. Enumerable.Range(0, 4).Select(i => new NewQuery(QueryKind.Text, $"p{i}", [new("a"), new("b")]))]);
+        var (me, _) = await store.AddLabelerAsync("person", LabelerRole.Labeler);
+        var shown = new List<string>();
+
+        int done = await LabelingSession.RunAsync(store, me.Id, (query, _) =>
+        {
+            shown.Add(query.Prompt);
+            return Task.FromResult(shown.Count <= 2 ? Answer.Prefer(1) : null);
+        }, maxJudgments: int.MaxValue);
+
+        Assert.Equal(2, done);
+        Assert.Equal(3, shown.Count);
+        Assert.Equal(2, (await store.GetJudgmentsAsync()).Count);
+        // The assignment left open by quitting is handed back to the same person next time.
+        Assert.Equal(shown[2], (await store.NextAssignmentAsync(me.Id))!.Query.Prompt);
+        Assert.Equal(me.Id, (await LabelingSession.FindOrAddLabelerAsync(store, "person")).Id);
     }
 }
 

@@ -373,7 +373,7 @@ public abstract class PreferenceStoreContractTests : IAsyncLifetime
 
 public sealed class SqlitePreferenceStoreTests : PreferenceStoreContractTests
 {
-    private readonly TestData.TempDir _dir = new();
+    private readonly TempDirectory _dir = new();
 
     public static string? SkipReason => null;
 

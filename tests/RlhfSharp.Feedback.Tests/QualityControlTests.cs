@@ -123,7 +123,7 @@ public sealed class QualityControlTests
     [Fact]
     public async Task GoldAccuracyFlagsTheCarelessAndExportLeavesThemOut()
     {
-        using var dir = new TestData.TempDir();
+        using var dir = new TempDirectory();
         await using var store = await Stores.SqlitePreferenceStore.OpenAsync(dir.File("qc.db"));
         await store.AddQueriesAsync([.. Enumerable.Range(0, 10).Select(i => new NewQuery(QueryKind.Text, $"g{i}", [new("a"), new("b")], GoldAnswer: Answer.Prefer(i % 2)))]);
         await store.AddQueriesAsync([.. Enumerable.Range(0, 10).Select(i => new NewQuery(QueryKind.Text, $"q{i}", [new("a"), new("b")]))]);

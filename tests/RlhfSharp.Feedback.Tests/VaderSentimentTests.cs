@@ -6,7 +6,7 @@ namespace RlhfSharp.Feedback.Tests;
 
 public sealed class VaderSentimentTests
 {
-    private static readonly Lazy<VaderSentiment> Vader = new(() => VaderSentiment.Load(TestData.Path_("sentiment", "vader_lexicon.txt")));
+    private static readonly Lazy<VaderSentiment> Vader = new(() => VaderSentiment.Load(Repository.Data("sentiment", "vader_lexicon.txt")));
 
     private static double Norm(double x) => x / Math.Sqrt(x * x + 15);
 
@@ -66,7 +66,7 @@ public sealed class VaderSentimentTests
     [Fact]
     public void ABadLexiconLineIsNamed()
     {
-        using var dir = new TestData.TempDir();
+        using var dir = new TempDirectory();
         var path = dir.File("lex.txt");
         File.WriteAllLines(path, ["good\t1.9\t0.5", "bad\tminus"]);
         var ex = Assert.Throws<InvalidDataException>(() => VaderSentiment.Load(path));

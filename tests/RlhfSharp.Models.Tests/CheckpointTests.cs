@@ -202,9 +202,9 @@ public sealed class CheckpointTests
         using var dir = new TempDirectory();
         var config = RandomWeights.TinyConfig();
 
-        GptCheckpoint.Save(dir.Path, config, RandomWeights.For(config, 1), RepoData.Folder("gpt2"));
+        GptCheckpoint.Save(dir.Path, config, RandomWeights.For(config, 1), Repository.Data("gpt2"));
 
-        Assert.Equal(File.ReadAllBytes(Path.Combine(RepoData.Folder("gpt2"), "merges.txt")), File.ReadAllBytes(dir.File("merges.txt")));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(Repository.Data("gpt2"), "merges.txt")), File.ReadAllBytes(dir.File("merges.txt")));
         Assert.True(File.Exists(dir.File("vocab.json")));
     }
 }

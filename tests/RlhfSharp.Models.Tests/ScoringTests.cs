@@ -11,7 +11,7 @@ public sealed class ScoringTests
         using var dir = new TempDirectory();
         var config = new GptConfig { VocabSize = 50257, BlockSize = 16, NEmbd = 16, NLayer = 1, NHead = 2, EosTokenId = 50256 };
         var gpt = Gpt.FromTensors(config, RandomWeights.For(config, 51));
-        gpt.Save(dir.Path, RepoData.Folder("gpt2"));
+        gpt.Save(dir.Path, Repository.Data("gpt2"));
         var loaded = Gpt.Load(dir.Path);
         var tokenizer = TokenizerFiles.Load(dir.Path);
 

@@ -76,8 +76,8 @@ public sealed class MetricsAndRunTests : IDisposable
     public void AtomicFile_ReplacesWhole_AndFailedWriteKeepsOldContent()
     {
         string path = Path.Combine(_dir, "sub", "model.bin");
-        AtomicFile.Write(path, [1, 2, 3]);
-        AtomicFile.Write(path, [4, 5]);
+        AtomicFile.WriteAllBytes(path, [1, 2, 3]);
+        AtomicFile.WriteAllBytes(path, [4, 5]);
         Assert.Equal([4, 5], File.ReadAllBytes(path));
         Assert.Throws<InvalidOperationException>(() => AtomicFile.Write(path, s =>
         {
@@ -86,6 +86,17 @@ public sealed class MetricsAndRunTests : IDisposable
         }));
         Assert.Equal([4, 5], File.ReadAllBytes(path));
         Assert.Equal(["model.bin"], Directory.GetFileSystemEntries(Path.Combine(_dir, "sub")).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void AtomicFile_Copy_ReplacesTheDestinationWithTheSourceBytes()
+    {
+        string source = Path.Combine(_dir, "vocab.json"), destination = Path.Combine(_dir, "out", "vocab.json");
+        File.WriteAllBytes(source, [7, 8, 9]);
+        AtomicFile.WriteAllBytes(destination, [1]);
+        AtomicFile.Copy(source, destination);
+        Assert.Equal([7, 8, 9], File.ReadAllBytes(destination));
+        Assert.Equal(["vocab.json"], Directory.GetFileSystemEntries(Path.Combine(_dir, "out")).Select(Path.GetFileName));
     }
 
     [Fact]

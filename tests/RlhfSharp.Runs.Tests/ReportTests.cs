@@ -7,18 +7,6 @@ using Xunit.Abstractions;
 
 namespace RlhfSharp.Runs.Tests;
 
-/// <summary>A fact that skips, saying why, on a machine without Debian's chromium (CI installs it).</summary>
-public sealed class ChromiumFactAttribute : FactAttribute
-{
-    public const string ChromiumPath = "/usr/bin/chromium";
-
-    public ChromiumFactAttribute()
-    {
-        if (!File.Exists(ChromiumPath))
-            Skip = $"{ChromiumPath} is not installed (apt-get install chromium); CI installs it.";
-    }
-}
-
 public sealed class ReportTests(ITestOutputHelper output)
 {
     private static readonly ChartFrame Frame = new("PPO reward", "step (PPO updates)", "reward (RM units)");
@@ -118,12 +106,7 @@ public sealed class ReportTests(ITestOutputHelper output)
         string htmlPath = Path.Combine(dir, "report-sample.html");
         SampleReport().Write(htmlPath);
         using var pw = await Playwright.CreateAsync();
-        await using var browser = await pw.Chromium.LaunchAsync(new()
-        {
-            ExecutablePath = ChromiumFactAttribute.ChromiumPath,
-            Headless = true,
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-        });
+        await using var browser = await Chromium.LaunchAsync(pw);
         var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1200, Height = 900 } });
         var requests = new List<string>();
         page.Request += (_, r) => requests.Add(r.Url);

@@ -1,9 +1,9 @@
-// Finds the repository's data/ folder from the test assembly: walk up to the folder holding RlhfSharp.slnx, then data/.
+// The repository's data/ folders the tokenizer tests read (Repository finds the repository), and one shared GPT-2 tokenizer.
 namespace RlhfSharp.Text.Tests;
 
 internal static class TestData
 {
-    public static string Root { get; } = Locate();
+    public static string Root { get; } = Path.Combine(Repository.Root, "data");
 
     public static string Gpt2Dir => Require(Path.Combine(Root, "gpt2"));
 
@@ -17,16 +17,6 @@ internal static class TestData
     /// <summary>All six novels, concatenated in file-name order.</summary>
     public static string AustenText() =>
         string.Concat(Directory.GetFiles(AustenDir, "*.txt").Order(StringComparer.Ordinal).Select(File.ReadAllText));
-
-    private static string Locate()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "RlhfSharp.slnx")))
-                return Path.Combine(dir.FullName, "data");
-        }
-        throw new InvalidOperationException($"No RlhfSharp.slnx above {AppContext.BaseDirectory}; cannot find the repository's data/ folder.");
-    }
 
     private static string Require(string path)
     {

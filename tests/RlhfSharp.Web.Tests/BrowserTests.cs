@@ -6,18 +6,6 @@ using Xunit.Abstractions;
 
 namespace RlhfSharp.Web.Tests;
 
-/// <summary>A fact that skips, saying why, on a machine without Debian's chromium (CI installs it).</summary>
-public sealed class ChromiumFactAttribute : FactAttribute
-{
-    public const string ChromiumPath = "/usr/bin/chromium";
-
-    public ChromiumFactAttribute()
-    {
-        if (!File.Exists(ChromiumPath))
-            Skip = $"{ChromiumPath} is not installed (apt-get install chromium); CI installs it.";
-    }
-}
-
 public sealed class BrowserTests(ITestOutputHelper output)
 {
     private static readonly string ScreenshotDir = Path.Combine(AppContext.BaseDirectory, "screenshots");
@@ -25,12 +13,7 @@ public sealed class BrowserTests(ITestOutputHelper output)
     private static async Task<(IPlaywright, IBrowser)> LaunchAsync()
     {
         var pw = await Playwright.CreateAsync();
-        var browser = await pw.Chromium.LaunchAsync(new()
-        {
-            ExecutablePath = ChromiumFactAttribute.ChromiumPath,
-            Headless = true,
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-        });
+        var browser = await Chromium.LaunchAsync(pw);
         return (pw, browser);
     }
 

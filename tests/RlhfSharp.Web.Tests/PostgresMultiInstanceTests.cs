@@ -3,60 +3,22 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
-using Npgsql;
 using RlhfSharp.Feedback;
 using RlhfSharp.Feedback.Stores;
 
 namespace RlhfSharp.Web.Tests;
 
-/// <summary>A fact that needs the PostgreSQL server named by RLHF_TEST_PG; it skips, saying so, when none is reachable.</summary>
-public sealed class PostgresFactAttribute : FactAttribute
-{
-    private static readonly Lazy<string?> Probe = new(() =>
-    {
-        const string Unreachable = "no PostgreSQL server reachable: set RLHF_TEST_PG (CI's .ci/run starts one)";
-        var cs = Environment.GetEnvironmentVariable("RLHF_TEST_PG");
-        if (string.IsNullOrWhiteSpace(cs)) return Unreachable;
-        try
-        {
-            using var c = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(cs) { Timeout = 10 }.ConnectionString);
-            c.Open();
-            return null;
-        }
-        catch (Exception ex) when (ex is NpgsqlException or ArgumentException or TimeoutException)
-        {
-            return $"{Unreachable} ({ex.Message})";
-        }
-    });
-
-    public PostgresFactAttribute()
-    {
-        if (Probe.Value is string reason) Skip = reason;
-    }
-}
-
 [Collection("load")]
 public sealed class PostgresMultiInstanceTests
 {
-    private static string BaseConnectionString => Environment.GetEnvironmentVariable("RLHF_TEST_PG")!;
-
-    private static async Task ExecAsync(string sql)
-    {
-        await using var c = new NpgsqlConnection(BaseConnectionString);
-        await c.OpenAsync();
-        await using var cmd = new NpgsqlCommand(sql, c);
-        await cmd.ExecuteNonQueryAsync();
-    }
-
     [PostgresFact]
     public async Task Given_two_instances_over_one_database_When_20_labellers_alternate_between_them_Then_overlap_holds_and_nothing_is_duplicated()
     {
         const int Labelers = 20, Queries = 150, Overlap = 2;
-        var schema = "web_" + Guid.NewGuid().ToString("N");
-        await ExecAsync($"CREATE SCHEMA {schema}");
+        var schema = await PostgresServer.CreateSchemaAsync();
         try
         {
-            var cs = new NpgsqlConnectionStringBuilder(BaseConnectionString) { SearchPath = schema }.ConnectionString;
+            var cs = PostgresServer.ConnectionStringFor(schema);
             var options = new LabelingAppOptions(Overlap: Overlap);
             await using var a = await RunningApp.StartAsync(new PostgresPreferenceStore(cs), options);
             await using var b = await RunningApp.StartAsync(new PostgresPreferenceStore(cs), options);
@@ -92,7 +54,7 @@ public sealed class PostgresMultiInstanceTests
         }
         finally
         {
-            await ExecAsync($"DROP SCHEMA {schema} CASCADE");
+            await PostgresServer.DropSchemaAsync(schema);
         }
     }
 }

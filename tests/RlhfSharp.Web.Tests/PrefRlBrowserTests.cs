@@ -31,12 +31,7 @@ public sealed class PrefRlBrowserTests(ITestOutputHelper output)
         var loop = Task.Run(() => PreferenceLoop.Run(cfg, labeler, seed: 3));
 
         var pw = await Microsoft.Playwright.Playwright.CreateAsync();
-        var browser = await pw.Chromium.LaunchAsync(new()
-        {
-            ExecutablePath = ChromiumFactAttribute.ChromiumPath,
-            Headless = true,
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-        });
+        var browser = await Chromium.LaunchAsync(pw);
         try
         {
             long Next()

@@ -1,5 +1,6 @@
 // Who answers the demo's labels stage. The oracle (DemoPipeline's default) answers in-process; `rlhf demo --human` plugs in
-// people through the labelling app. Alignment knows neither the web app nor where judgments are stored: only this seam.
+// people (HumanDemoLabeler) through a labelling front end the caller starts. Alignment does not know the web app: only this
+// seam and Feedback's ILabelingFrontEnd.
 namespace RlhfSharp.Alignment.Demo;
 
 /// <summary>One comparison of the labels stage: a prompt and two SFT samples, shown in this order.</summary>

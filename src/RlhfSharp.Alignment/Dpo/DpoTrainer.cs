@@ -14,7 +14,6 @@
 //     on cancellation and at the end; a resumed run continues bit-identically.
 using System.Text.Json.Serialization;
 using RlhfSharp.Alignment.RewardModeling;
-using RlhfSharp.Alignment.Sampling;
 using RlhfSharp.Models;
 using RlhfSharp.Objectives;
 using RlhfSharp.Runs;

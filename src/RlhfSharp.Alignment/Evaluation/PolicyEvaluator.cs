@@ -3,7 +3,6 @@
 // the figures that show how it was won: mean gold reward, mean reward-model score, KL to the reference (k1 and k3),
 // response length and distinct-1/2 (a reward hack tends to show as high proxy, falling gold, long or repetitive text).
 using RlhfSharp.Alignment.RewardModeling;
-using RlhfSharp.Alignment.Sampling;
 using RlhfSharp.Feedback;
 using RlhfSharp.Feedback.Labelers;
 using RlhfSharp.Models;

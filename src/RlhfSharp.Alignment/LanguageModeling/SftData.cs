@@ -1,7 +1,7 @@
 // SFT demonstrations: TRL's {"prompt","completion"} JSONL read with errors that name file:line and the field, the
 // story world's built-in demonstrations, and batching into rows whose loss covers completion tokens (and EOS) only.
 using System.Text.Json;
-using RlhfSharp.Alignment.Sampling;
+using RlhfSharp.Feedback;
 using RlhfSharp.Models;
 using RlhfSharp.Text;
 using RlhfSharp.Text.StoryWorld;
@@ -16,35 +16,18 @@ public static class SftData
     /// <summary>Reads {"prompt","completion"} lines (other fields are ignored; blank lines skipped). A bad line is an error naming file:line and the field.</summary>
     public static IReadOnlyList<SftExample> ReadJsonl(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"SFT data {path} does not exist.", path);
-        var result = new List<SftExample>();
-        int lineNumber = 0;
-        foreach (string line in File.ReadLines(path))
-        {
-            lineNumber++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            string where = $"{path}:{lineNumber}";
-            JsonDocument doc;
-            try
-            {
-                doc = JsonDocument.Parse(line);
-            }
-            catch (JsonException ex)
-            {
-                throw new FormatException($"{where}: not valid JSON ({ex.Message}).", ex);
-            }
-            using (doc)
-            {
-                if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                    throw new FormatException($"{where}: expected a JSON object with \"prompt\" and \"completion\", got {doc.RootElement.ValueKind}.");
-                string prompt = Field(doc.RootElement, "prompt", where);
-                string completion = Field(doc.RootElement, "completion", where);
-                if (completion.Length == 0) throw new FormatException($"{where}: field 'completion' is empty; there would be nothing to learn.");
-                result.Add(new SftExample(prompt, completion, where));
-            }
-        }
+        var result = JsonlReader.Read(path, "SFT data").Select(FromLine).ToList();
         if (result.Count == 0) throw new FormatException($"{path}: no demonstrations (the file has no non-blank lines).");
         return result;
+    }
+
+    /// <summary>One {"prompt","completion"} line as a demonstration; its source is "FILE:LINE".</summary>
+    public static SftExample FromLine(JsonlLine line)
+    {
+        string prompt = line.String("prompt");
+        string completion = line.String("completion");
+        if (completion.Length == 0) throw line.Error("field \"completion\" is empty; there would be nothing to learn.");
+        return new SftExample(prompt, completion, line.Where);
     }
 
     /// <summary>Writes examples as {"prompt","completion"} JSONL (what <see cref="ReadJsonl"/> reads).</summary>
@@ -62,21 +45,12 @@ public static class SftData
             }
             ms.WriteByte((byte)'\n');
         }
-        Runs.AtomicFile.Write(path, ms.ToArray());
+        Runs.AtomicFile.WriteAllBytes(path, ms.ToArray());
     }
 
     /// <summary>The story world's demonstrations: a story's first sentence → the next one or two (used when no data is given).</summary>
     public static IReadOnlyList<SftExample> StoryWorld(ulong seed, int count) =>
         Stories.Demonstrations(seed, count).Select((d, i) => new SftExample(d.Prompt, d.Completion, $"story world demonstration {i}")).ToList();
-
-    private static string Field(JsonElement o, string name, string where)
-    {
-        if (!o.TryGetProperty(name, out var v)) throw new FormatException($"{where}: field '{name}' is missing.");
-        if (v.ValueKind != JsonValueKind.String) throw new FormatException($"{where}: field '{name}' must be a string, got {v.ValueKind}: {Truncate(v.GetRawText())}.");
-        return v.GetString()!;
-    }
-
-    private static string Truncate(string s) => s.Length <= 40 ? s : s[..40] + "…";
 }
 
 /// <summary>One tokenised demonstration: prompt ++ completion (++ EOS), of which the first PromptLength tokens are the prompt's.</summary>
@@ -93,7 +67,7 @@ internal static class SftBatches
             var (tokens, promptLength) = TokenRows.Encode(tokenizer, e.Prompt, e.Completion, blockSize, appendEos);
             // A row trains on targets t+1 ≥ PromptLength for t+1 < length: it needs at least one completion token after the first token.
             if (tokens.Length < 2 || promptLength >= tokens.Length)
-                throw new FormatException($"{(e.Source.Length > 0 ? e.Source : "SFT example")}: field 'completion' gives no token to train on after tokenisation (prompt {promptLength} of {tokens.Length} tokens).");
+                throw new FormatException($"{(e.Source.Length > 0 ? e.Source : "SFT example")}: field \"completion\" gives no token to train on after tokenisation (prompt {promptLength} of {tokens.Length} tokens).");
             rows.Add(new SftRow(tokens, promptLength));
         }
         return rows;

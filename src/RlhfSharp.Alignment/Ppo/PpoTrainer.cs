@@ -360,7 +360,7 @@ public sealed class PpoTrainer
             return r.Length > policy.Config.BlockSize ? r[..policy.Config.BlockSize] : r;
         }).Where(r => r.Length >= 2).ToList();
         if (batch.Count == 0) return 0;
-        var input = Sampling.TokenRows.RightPadded(batch);
+        var input = TokenRows.RightPadded(batch);
         int T = input.Length, B = batch.Count, V = policy.Config.VocabSize;
         var targets = new int[B * T];
         var weights = new float[B * T];

@@ -1,7 +1,5 @@
 // Preference examples for reward models and DPO, read from JSONL in TRL's column names (docs/design.md "Formats") or from a
 // preference store (SQLite file). One example is one prompt with its candidates and the label the loss form needs.
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using RlhfSharp.Feedback;
 using RlhfSharp.Feedback.Stores;
 
@@ -56,76 +54,43 @@ public static class PreferenceData
     /// </summary>
     public static IReadOnlyList<PreferenceExample> ReadJsonl(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: preference file not found.", path);
-        var list = new List<PreferenceExample>();
-        int lineNo = 0;
-        foreach (var line in File.ReadLines(path))
-        {
-            lineNo++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            list.Add(Parse(line, $"{path}:{lineNo}"));
-        }
+        var list = JsonlReader.Read(path, "preference file").Select(FromLine).ToList();
         if (list.Count == 0) throw new FormatException($"{path}: no preference examples.");
         return list;
     }
 
-    /// <summary>Parses one JSONL line; <paramref name="where"/> ("file:line") prefixes every error.</summary>
-    public static PreferenceExample Parse(string line, string where)
+    /// <summary>One line in any of the three comparison forms as an example.</summary>
+    public static PreferenceExample FromLine(JsonlLine line)
     {
-        JsonNode? node;
-        try { node = JsonNode.Parse(line); }
-        catch (JsonException ex) { throw new FormatException($"{where}: not valid JSON ({ex.Message})."); }
-        if (node is not JsonObject obj) throw new FormatException($"{where}: each line must be a JSON object.");
-        string prompt = Str(obj, "prompt", where);
-        if (obj.ContainsKey("chosen") || obj.ContainsKey("rejected"))
+        string prompt = line.String("prompt");
+        if (line.Has("chosen") || line.Has("rejected"))
         {
-            string chosen = Str(obj, "chosen", where), rejected = Str(obj, "rejected", where);
-            float margin = 0;
-            if (obj["margin"] is JsonNode m)
-            {
-                if (m is not JsonValue mv || !mv.TryGetValue(out double md) || !double.IsFinite(md))
-                    throw new FormatException($"{where}: field \"margin\" must be a number; got {m.ToJsonString()}.");
-                margin = (float)md;
-            }
-            bool tie = false;
-            if (obj["tie"] is JsonNode t)
-            {
-                if (t is not JsonValue tv || !tv.TryGetValue(out tie))
-                    throw new FormatException($"{where}: field \"tie\" must be true or false; got {t.ToJsonString()}.");
-            }
+            string chosen = line.String("chosen"), rejected = line.String("rejected");
+            float margin = (float)(line.OptionalNumber("margin") ?? 0);
+            bool tie = line.OptionalBool("tie") ?? false;
             return new PreferenceExample(prompt, [chosen, rejected], PreferenceKind.Pair, Tie: tie, Margin: margin);
         }
-        if (obj["responses"] is not JsonArray arr)
-            throw new FormatException($"{where}: expected \"chosen\"/\"rejected\" or a \"responses\" array.");
-        if (arr.Count < 2) throw new FormatException($"{where}: field \"responses\" needs at least 2 entries; got {arr.Count}.");
-        var responses = new string[arr.Count];
-        for (int i = 0; i < arr.Count; i++)
-            responses[i] = arr[i] is JsonValue v && v.TryGetValue(out string? s) ? s : throw new FormatException($"{where}: field \"responses\"[{i}] must be a string.");
-        if (obj["ranking"] is JsonNode rn)
+        if (!line.Has("responses")) throw line.Error("expected \"chosen\"/\"rejected\" or a \"responses\" array.");
+        var responses = line.StringArray("responses", minCount: 2);
+        int k = responses.Length;
+        if (line.Has("ranking"))
         {
-            if (rn is not JsonArray ra || ra.Count != arr.Count)
-                throw new FormatException($"{where}: field \"ranking\" must be an array of {arr.Count} indices.");
-            var ranking = new int[ra.Count];
-            for (int i = 0; i < ra.Count; i++)
-                if (ra[i] is not JsonValue e || !e.TryGetValue(out ranking[i]) || ranking[i] < 0 || ranking[i] >= arr.Count)
-                    throw new FormatException($"{where}: field \"ranking\"[{i}] must be an index in 0..{arr.Count - 1}.");
-            if (ranking.Distinct().Count() != ranking.Length)
-                throw new FormatException($"{where}: field \"ranking\" [{string.Join(",", ranking)}] lists an index twice.");
+            var ranking = line.IntArray("ranking");
+            if (ranking.Length != k) throw line.Error($"field \"ranking\" must be an array of {k} indices; got {ranking.Length}.");
+            for (int i = 0; i < k; i++)
+                if (ranking[i] < 0 || ranking[i] >= k) throw line.Error($"field \"ranking[{i}]\" must be an index in 0..{k - 1}; got {ranking[i]}.");
+            if (ranking.Distinct().Count() != k)
+                throw line.Error($"field \"ranking\" [{string.Join(",", ranking)}] lists an index twice.");
             return new PreferenceExample(prompt, responses, PreferenceKind.Ranking, Ranking: ranking);
         }
-        if (obj["best"] is JsonNode bn)
+        if (line.Has("best"))
         {
-            if (bn is not JsonValue bv || !bv.TryGetValue(out int best) || best < 0 || best >= arr.Count)
-                throw new FormatException($"{where}: field \"best\" must be an index in 0..{arr.Count - 1}; got {bn.ToJsonString()}.");
+            int best = line.Int("best");
+            if (best < 0 || best >= k) throw line.Error($"field \"best\" must be an index in 0..{k - 1}; got {best}.");
             return new PreferenceExample(prompt, responses, PreferenceKind.Best, Best: best);
         }
-        throw new FormatException($"{where}: a \"responses\" line needs \"ranking\" or \"best\".");
+        throw line.Error("a \"responses\" line needs \"ranking\" or \"best\".");
     }
-
-    private static string Str(JsonObject obj, string field, string where) =>
-        obj[field] is null ? throw new FormatException($"{where}: field \"{field}\" is missing.")
-        : obj[field] is JsonValue v && v.TryGetValue(out string? s) ? s
-        : throw new FormatException($"{where}: field \"{field}\" must be a string; got {obj[field]!.ToJsonString()}.");
 
     /// <summary>
     /// Judgments of a preference store as examples: a choice between two is a pair, a choice among K a best-of-K, a

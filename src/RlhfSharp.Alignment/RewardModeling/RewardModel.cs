@@ -5,7 +5,6 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using RlhfSharp.Alignment.Sampling;
 using RlhfSharp.Models;
 using AtomicFile = RlhfSharp.Runs.AtomicFile;
 using RlhfSharp.Tensors;

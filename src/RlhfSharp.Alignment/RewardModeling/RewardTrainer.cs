@@ -20,7 +20,6 @@
 //  9. Checkpoints (finished members, the current member with its AdamW moments, RNG states, bootstrap sample, step)
 //     every CheckpointInterval steps, when a member ends and on cancellation; a resumed run continues bit-identically.
 using System.Text.Json.Serialization;
-using RlhfSharp.Alignment.Sampling;
 using RlhfSharp.Models;
 using RlhfSharp.Objectives;
 using RlhfSharp.Runs;

@@ -2,6 +2,7 @@
 // from the policy and keep the one the reward scores highest. The baseline PPO is compared with at equal KL: best-of-N
 // has KL(π_BoN‖π) = log N − (N − 1)/N analytically (Stiennon et al. appendix; Hilton & Gao).
 using RlhfSharp.Alignment.Ppo;
+using RlhfSharp.Alignment.RewardModeling;
 using RlhfSharp.Models;
 using RlhfSharp.Tensors;
 using RlhfSharp.Text;
@@ -17,6 +18,15 @@ public sealed record BestOfNSample(string Prompt, string Best, double BestScore,
 
 public static class BestOfN
 {
+    /// <summary>The reward model (or ensemble) folder as the judge of best-of-N; its tokenizer must match the policy's.</summary>
+    public static RewardModelReward RewardModel(string directory, ITokenizer policyTokenizer)
+    {
+        var ensemble = RewardEnsemble.Load(directory);
+        if (ensemble.First.Tokenizer.VocabSize != policyTokenizer.VocabSize)
+            throw new ArgumentException($"{directory}: the reward model's tokenizer has {ensemble.First.Tokenizer.VocabSize} ids, the policy's {policyTokenizer.VocabSize}.");
+        return new RewardModelReward(ensemble);
+    }
+
     /// <summary>Samples <paramref name="n"/> responses per prompt with <paramref name="options"/> and picks the best by <paramref name="reward"/>.</summary>
     public static IReadOnlyList<BestOfNSample> Sample(Gpt policy, ITokenizer tokenizer, IReadOnlyList<string> prompts, int n, IRolloutReward reward,
         GenerationOptions options, Rng rng, int batchSize = 32, CancellationToken ct = default)

@@ -1,8 +1,7 @@
-// What every training command and `sample --best-of` share: reading prompts, the progress bar on standard error (drawn
+// What every training command and `sample --best-of` share: the progress bar on standard error (drawn
 // from the trainers' AlignmentProgress), and Ctrl-C or SIGTERM as a cancellation the trainers answer with a checkpoint.
 using System.Globalization;
 using System.Runtime.InteropServices;
-using System.Text.Json;
 using RlhfSharp.Alignment;
 using RlhfSharp.Runs;
 using Spectre.Console;
@@ -73,38 +72,6 @@ internal static class AlignCommandSupport
             if (m.TryGetValue(MetricKeys.TokensPerSecond, out double tps)) key += $" {tps:F0} tok/s";
             task.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"{p.Stage} {key}").Trim());
         }
-    }
-
-    /// <summary>Prompts from a JSONL file ({"prompt": ...} per line) or a text file (one per line); errors name file:line.</summary>
-    public static List<string> ReadPrompts(string file)
-    {
-        if (!File.Exists(file)) throw new FileNotFoundException($"--prompts: {file} does not exist.", file);
-        var list = new List<string>();
-        int lineNumber = 0;
-        bool jsonl = file.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase);
-        foreach (var line in File.ReadLines(file))
-        {
-            lineNumber++;
-            if (line.Trim().Length == 0) continue;
-            if (!jsonl)
-            {
-                list.Add(line);
-                continue;
-            }
-            try
-            {
-                using var doc = JsonDocument.Parse(line);
-                if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("prompt", out var p) || p.ValueKind != JsonValueKind.String)
-                    throw new FormatException($"{file}:{lineNumber}: expected an object with a string field \"prompt\".");
-                list.Add(p.GetString()!);
-            }
-            catch (JsonException ex)
-            {
-                throw new FormatException($"{file}:{lineNumber}: not valid JSON ({ex.Message}).");
-            }
-        }
-        if (list.Count == 0) throw new ArgumentException($"--prompts: {file} holds no prompts.");
-        return list;
     }
 
     /// <summary>Default run folder: runs/STAGE-NAME with NAME the --out folder's name.</summary>

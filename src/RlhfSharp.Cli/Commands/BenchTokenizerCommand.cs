@@ -1,9 +1,8 @@
 // `rlhf bench tokenizer`: GPT-2 encode throughput on a corpus, beside the same encoder driven by .NET's Regex
-// for pre-tokenisation (the peer, measured in the same process).
+// for pre-tokenisation (the peer, measured in the same process by RlhfSharp.Bench's TokenizerBench).
 using System.CommandLine;
-using System.Diagnostics;
 using System.Globalization;
-using System.Text;
+using RlhfSharp.Bench;
 using RlhfSharp.Text;
 
 namespace RlhfSharp.Cli.Commands;
@@ -24,53 +23,16 @@ internal static class BenchTokenizerCommand
             string corpusPath = DataPaths.Resolve(parse.GetValue(corpus)!);
             string text = DataPaths.ReadCorpus(corpusPath, "--corpus");
             var tokenizer = Gpt2Tokenizer.Load(DataPaths.Resolve(parse.GetValue(tokenizerDir)!));
-            long bytes = Encoding.UTF8.GetByteCount(text);
-            int passes = Math.Max(1, parse.GetValue(repeats));
-
-            var ids = new List<int>(text.Length / 3);
-            // One untimed pass compiles the code; "cold" then times a pass with an empty cache of encoded pieces.
-            tokenizer.EncodeOrdinary(text, ids);
-            tokenizer.ClearCache();
-            double cold = Time(() => tokenizer.EncodeOrdinary(text, ids), ids);
-            int tokens = ids.Count;
-            double warm = Enumerable.Range(0, passes).Min(_ => Time(() => tokenizer.EncodeOrdinary(text, ids), ids));
-            // CPU time of the same single-threaded work: steadier than wall time when the machine is shared.
-            double warmCpu = Enumerable.Range(0, passes).Min(_ => CpuTime(() => tokenizer.EncodeOrdinary(text, ids), ids));
-            double regex = Enumerable.Range(0, passes).Min(_ => Time(() => tokenizer.EncodeOrdinaryWithRegex(text, ids), ids));
-            if (ids.Count != tokens) throw new InvalidOperationException($"The regex path gave {ids.Count} tokens, the scanner {tokens}.");
-
-            double mb = bytes / 1e6;
+            var result = TokenizerBench.Measure(tokenizer, text, Math.Max(1, parse.GetValue(repeats)));
             string name = Path.GetFileName(corpusPath.TrimEnd(Path.DirectorySeparatorChar));
-            if (parse.GetValue(json))
-            {
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{{\"corpus\":\"{name}\",\"bytes\":{bytes},\"mb_per_s\":{mb / warm:F2},\"tokens\":{tokens},\"cpu_mb_per_s\":{mb / warmCpu:F2},\"cold_mb_per_s\":{mb / cold:F2},\"regex_mb_per_s\":{mb / regex:F2},\"speedup_vs_regex\":{regex / warm:F2}}}"));
-            }
+            if (parse.GetValue(json)) Console.WriteLine(result.ToJson(name));
             else
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{name}: {bytes} bytes -> {tokens} tokens; {mb / warm:F2} MB/s (first pass {mb / cold:F2} MB/s); Regex pre-tokenizer {mb / regex:F2} MB/s ({regex / warm:F2}x slower)"));
+                    $"{name}: {result.Bytes} bytes -> {result.Tokens} tokens; {result.MbPerSecond:F2} MB/s (first pass {result.ColdMbPerSecond:F2} MB/s); Regex pre-tokenizer {result.RegexMbPerSecond:F2} MB/s ({result.SpeedupVsRegex:F2}x slower)"));
             }
             return 0;
         });
         return command;
-    }
-
-    private static double CpuTime(Action encode, List<int> ids)
-    {
-        ids.Clear();
-        var process = Process.GetCurrentProcess();
-        var before = process.TotalProcessorTime;
-        encode();
-        process.Refresh();
-        return Math.Max(1e-6, (process.TotalProcessorTime - before).TotalSeconds);
-    }
-
-    private static double Time(Action encode, List<int> ids)
-    {
-        ids.Clear();
-        var sw = Stopwatch.StartNew();
-        encode();
-        return sw.Elapsed.TotalSeconds;
     }
 }

@@ -4,6 +4,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using RlhfSharp.Alignment.Demo;
+using RlhfSharp.Web;
 using Spectre.Console;
 
 namespace RlhfSharp.Cli.Commands;
@@ -44,7 +45,7 @@ internal static class DemoCommand
             else if (p.GetResult(judgments) is { Implicit: false } || p.GetResult(port) is { Implicit: false })
                 throw new ArgumentException("demo: --judgments and --port apply only with --human.");
             string outDir = p.GetValue(output)!;
-            if (p.GetValue(resume) && !people) RefuseOracleOverHumanLabels(outDir);
+            if (p.GetValue(resume) && !people) HumanDemoLabeler.RefuseResumeWithoutPeople(outDir);
             // The task reads its files before any stage starts: a missing corpus or lexicon costs nothing already written.
             IDemoTask demoTask = sentiment
                 ? new SentimentDemoTask(
@@ -57,8 +58,10 @@ internal static class DemoCommand
             {
                 summary = AlignCommandSupport.WithProgress("demo", 1, (console, progress, ct) =>
                 {
-                    var labeler = people ? new HumanDemoLabeler(new HumanLabelingOptions(p.GetValue(port), TimeSpan.FromMilliseconds(500), (url, token) =>
-                        console.MarkupLine($"labelling app: [bold]{Markup.Escape(url.ToString())}[/]  labeller token: [bold]{Markup.Escape(token)}[/]  (sign in there; Ctrl-C stops, --resume continues)"))) : null;
+                    var labeler = people ? new HumanDemoLabeler(new HumanLabelingOptions(
+                        (store, campaign, c) => LabelingApp.StartAsync(store, new LabelingAppOptions(Port: p.GetValue(port), Campaign: campaign), c),
+                        TimeSpan.FromMilliseconds(500),
+                        (url, token) => console.MarkupLine($"labelling app: [bold]{Markup.Escape(url.ToString())}[/]  labeller token: [bold]{Markup.Escape(token)}[/]  (sign in there; Ctrl-C stops, --resume continues)"))) : null;
                     return new DemoPipeline(config, demoTask) { Labeler = labeler }.Run(outDir, p.GetValue(resume), progress, ct);
                 });
             }
@@ -80,19 +83,5 @@ internal static class DemoCommand
             return 0;
         });
         return command;
-    }
-
-    /// <summary>
-    /// A run whose labels stage was started with --human and is not finished must resume with --human: without it the oracle
-    /// would label every pair and the judgments people already gave would be silently set aside.
-    /// </summary>
-    private static void RefuseOracleOverHumanLabels(string runDir)
-    {
-        string store = Path.Combine(runDir, HumanDemoLabeler.StoreFileName);
-        if (!File.Exists(store)) return;
-        string stagesPath = Path.Combine(runDir, DemoPipeline.StagesFileName);
-        var done = File.Exists(stagesPath) ? JsonSerializer.Deserialize<List<string>>(File.ReadAllText(stagesPath)) ?? [] : [];
-        if (!done.Contains("labels"))
-            throw new ArgumentException($"demo: {runDir} was labelling with --human ({store} holds the judgments so far) and its labels stage is not finished; resume it with --human (and the same --judgments).");
     }
 }

@@ -3,14 +3,12 @@
 using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using RlhfSharp.Alignment;
 using RlhfSharp.Alignment.Evaluation;
 using RlhfSharp.Alignment.RewardModeling;
-using RlhfSharp.Feedback;
 using RlhfSharp.Feedback.Labelers;
 using RlhfSharp.Models;
 using RlhfSharp.Runs;
-using RlhfSharp.Text;
-using RlhfSharp.Text.StoryWorld;
 
 namespace RlhfSharp.Cli.Commands;
 
@@ -47,27 +45,14 @@ internal static class EvalCommand
         foreach (var o in new Option[] { policy, baseline, prompts, judge, judgeModel, apiKeyEnv, lexicon, reference, reward, maxNew, temperature, seed, samples, output }) command.Options.Add(o);
         command.SetAction(async (parse, ct) =>
         {
-            var texts = ReadPrompts(parse.GetValue(prompts)!);
-            Func<string, string, double> gold = parse.GetValue(lexicon) is string lex
-                ? VaderGold(VaderSentiment.Load(DataPaths.Resolve(lex)))
-                : (prompt, response) => Stories.GoldReward(response, prompt);
-            string judgeSpec = parse.GetValue(judge)!;
-            ILabeler labeler = judgeSpec switch
-            {
-                "gold" => new GoldJudge(gold),
-                "oracle" => new OracleLabeler((p, c) => gold(p, c.Content), new OracleOptions(Seed: (int)(parse.GetValue(seed) & int.MaxValue))),
-                _ when Uri.TryCreate(judgeSpec, UriKind.Absolute, out var u) && (u.Scheme == "http" || u.Scheme == "https")
-                    => new AiJudge(new AiJudgeOptions(judgeSpec, parse.GetValue(judgeModel)!, ApiKeyVariable: parse.GetValue(apiKeyEnv))),
-                _ => throw new ArgumentException($"--judge: expected gold, oracle or an http(s) URL; got \"{judgeSpec}\"."),
-            };
-            if (labeler is AiJudge) await CheckReachableAsync(judgeSpec, ct);
+            var texts = PromptData.Read(parse.GetValue(prompts)!);
+            var gold = EvaluationJudges.GoldScorer(parse.GetValue(lexicon) is string lex ? DataPaths.Resolve(lex) : null);
+            var labeler = EvaluationJudges.Create(parse.GetValue(judge)!, gold, parse.GetValue(seed), parse.GetValue(judgeModel)!, parse.GetValue(apiKeyEnv));
+            if (labeler is AiJudge aiJudge) await aiJudge.EnsureReachableAsync(ct);
             string policyDir = parse.GetValue(policy)!, baselineDir = parse.GetValue(baseline)!;
-            var policyModel = Gpt.Load(policyDir);
+            var (policyModel, tokenizer) = ModelFolder.Load(policyDir);
             var baselineModel = Gpt.Load(baselineDir);
             var referenceModel = parse.GetValue(reference) is string refDir ? Gpt.Load(refDir) : null;
-            var tokenizer = TokenizerFiles.Load(policyDir);
-            if (tokenizer.VocabSize > policyModel.Config.VocabSize)
-                throw new ArgumentException($"{policyDir}: tokenizer has {tokenizer.VocabSize} tokens but the model's vocab_size is {policyModel.Config.VocabSize}.");
             var rm = parse.GetValue(reward) is string rmDir ? RewardModel.Load(rmDir) : null;
             var evaluator = new PolicyEvaluator(new EvaluationOptions
             {
@@ -84,25 +69,4 @@ internal static class EvalCommand
         });
         return command;
     }
-
-    /// <summary>
-    /// Refuses a judge URL nothing answers at before any sampling is spent (the judge's own retries are for a busy server,
-    /// not a missing one). Any HTTP answer, even a 404 from a server without /models, counts as reachable.
-    /// </summary>
-    private static async Task CheckReachableAsync(string baseUrl, CancellationToken ct)
-    {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        try
-        {
-            using var _ = await http.GetAsync(baseUrl.TrimEnd('/') + "/models", ct);
-        }
-        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
-        {
-            throw new ArgumentException($"--judge {baseUrl}: no AI judge answers there ({ex.Message}).");
-        }
-    }
-
-    private static Func<string, string, double> VaderGold(VaderSentiment vader) => (_, response) => vader.Compound(response);
-
-    internal static List<string> ReadPrompts(string file) => AlignCommandSupport.ReadPrompts(file);
 }

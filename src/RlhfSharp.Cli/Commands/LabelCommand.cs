@@ -1,12 +1,12 @@
 // `rlhf label ...`: human feedback from the terminal — labelling (keys 1/2/t/s), labellers, JSONL import and export,
 // the oracle and AI-judge labellers, and the quality report. `rlhf label serve` (the web app) is added beside these.
 using System.CommandLine;
-using System.Diagnostics;
 using System.Globalization;
 using RlhfSharp.Feedback;
 using RlhfSharp.Feedback.Labelers;
 using RlhfSharp.Feedback.Quality;
 using RlhfSharp.Feedback.Stores;
+using RlhfSharp.Runs;
 using RlhfSharp.Text.StoryWorld;
 using Spectre.Console;
 
@@ -14,8 +14,8 @@ namespace RlhfSharp.Cli.Commands;
 
 internal static class LabelCommand
 {
-    /// <summary>Where judgments live: --db FILE (SQLite, created if missing) or --pg CONN (PostgreSQL); exactly one.</summary>
-    private sealed class StoreOptions
+    /// <summary>Where judgments live: --db FILE (SQLite, created if missing) or --pg CONN (PostgreSQL); exactly one. `label serve` takes them too.</summary>
+    internal sealed class StoreOptions
     {
         public Option<FileInfo?> Db { get; } = new("--db") { Description = "The SQLite preference store (created if missing)." };
         public Option<string?> Pg { get; } = new("--pg") { Description = "A PostgreSQL connection string (Npgsql form), instead of --db." };
@@ -58,16 +58,8 @@ internal static class LabelCommand
         return command;
     }
 
-    /// <summary>Runs an action; a refused or malformed operation becomes one line on stderr and exit code 1.</summary>
-    private static int Run(Func<Task<int>> action)
-    {
-        try { return action().GetAwaiter().GetResult(); }
-        catch (Exception ex) when (ex is FeedbackException or IOException or ArgumentException or InvalidDataException or UnauthorizedAccessException)
-        {
-            Console.Error.WriteLine($"rlhf: error: {ex.Message.ReplaceLineEndings(" ")}");
-            return 1;
-        }
-    }
+    /// <summary>Runs an asynchronous action to its end; a refused or malformed operation throws to Program's one error handler.</summary>
+    private static int Run(Func<Task<int>> action) => action().GetAwaiter().GetResult();
 
     private static Command AddLabeler()
     {
@@ -131,9 +123,13 @@ internal static class LabelCommand
             else
             {
                 // Written to a temporary name and renamed, so an interrupted export never leaves a torn file.
-                string tmp = path + ".tmp";
-                await using (var writer = new StreamWriter(tmp)) lines = await Jsonl.ExportAsync(store, writer, options);
-                File.Move(tmp, path, overwrite: true);
+                int written = 0;
+                AtomicFile.Write(path, stream =>
+                {
+                    using var writer = new StreamWriter(stream, leaveOpen: true);
+                    written = Jsonl.ExportAsync(store, writer, options).GetAwaiter().GetResult();
+                });
+                lines = written;
             }
             Console.Error.WriteLine($"exported {lines} lines");
             return 0;
@@ -157,16 +153,12 @@ internal static class LabelCommand
             string secret = p.GetValue(token) ?? Environment.GetEnvironmentVariable("RLHF_LABEL_TOKEN")
                 ?? throw new FeedbackException("no labeller token: pass --token or set RLHF_LABEL_TOKEN (rlhf label add-labeler prints one).", 401);
             var me = await store.AuthenticateAsync(secret) ?? throw new FeedbackException("the token is not known to this store.", 401);
-            int done = 0;
-            while (await store.NextAssignmentAsync(me.Id, p.GetValue(campaign), p.GetValue(overlap), p.GetValue(goldRate)) is { } a)
+            int shown = 0;
+            int done = await LabelingSession.RunAsync(store, me.Id, (query, _) =>
             {
-                var clock = Stopwatch.StartNew();
-                Show(a.Query, done);
-                var answer = ReadAnswer(a.Query.Candidates.Count);
-                if (answer is null) break;
-                await store.SubmitAsync(a.Id, me.Id, answer, clock.Elapsed);
-                done++;
-            }
+                Show(query, shown++);
+                return Task.FromResult(ReadAnswer(query.Candidates.Count));
+            }, int.MaxValue, p.GetValue(campaign), p.GetValue(overlap), p.GetValue(goldRate));
             AnsiConsole.MarkupLine($"[green]{done}[/] judgments saved. Thank you, {Markup.Escape(me.Name)}.");
             return 0;
         }));
@@ -250,7 +242,7 @@ internal static class LabelCommand
                 ? VaderSentiment.Load(DataPaths.Resolve(file)).AsGoldScorer()
                 : (prompt, candidate) => Stories.GoldReward(candidate.Content, prompt);
             var oracle = new OracleLabeler(gold, new OracleOptions(p.GetValue(temperature), p.GetValue(epsilon), Seed: p.GetValue(seed)), p.GetValue(name)!);
-            var me = await FindOrAddAsync(store, oracle.Name);
+            var me = await LabelingSession.FindOrAddLabelerAsync(store, oracle.Name);
             int n = await LabelingSession.RunAsync(store, me.Id, oracle, p.GetValue(count), p.GetValue(campaign), p.GetValue(overlap));
             Console.WriteLine($"oracle \"{oracle.Name}\" submitted {n} judgments");
             return 0;
@@ -275,17 +267,13 @@ internal static class LabelCommand
         {
             await using var store = await db.OpenAsync(p);
             var judge = new AiJudge(new AiJudgeOptions(p.GetValue(baseUrl)!, p.GetValue(model)!, p.GetValue(keyVar)), p.GetValue(name)!);
-            var me = await FindOrAddAsync(store, judge.Name);
+            var me = await LabelingSession.FindOrAddLabelerAsync(store, judge.Name);
             int n = await LabelingSession.RunAsync(store, me.Id, judge, p.GetValue(count), p.GetValue(campaign), p.GetValue(overlap));
             Console.WriteLine($"judge \"{judge.Name}\" submitted {n} judgments");
             return 0;
         }));
         return cmd;
     }
-
-    /// <summary>A program labeller keeps one identity across runs, so "never twice to one labeller" holds for it too.</summary>
-    private static async Task<Labeler> FindOrAddAsync(IPreferenceStore store, string name) =>
-        (await store.GetLabelersAsync()).FirstOrDefault(l => l.Name == name) ?? (await store.AddLabelerAsync(name, LabelerRole.Labeler)).Labeler;
 
     private static Command Report()
     {

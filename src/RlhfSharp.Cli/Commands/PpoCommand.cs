@@ -1,5 +1,6 @@
 // `rlhf ppo`: RLHF policy optimisation of an SFT model against a reward model (PPO with a KL leash, PPO-ptx, or RLOO).
 using System.CommandLine;
+using RlhfSharp.Alignment;
 using RlhfSharp.Alignment.Ppo;
 using RlhfSharp.Alignment.RewardModeling;
 using RlhfSharp.Models;
@@ -33,7 +34,7 @@ internal static class PpoCommand
             if (p.GetValue(rloo)) config = config with { Algorithm = PolicyAlgorithm.Rloo };
             if (p.GetValue(fixedBeta)) config = config with { TargetKl = null };
             config.Validate();
-            var promptList = p.GetValue(prompts) is string f ? AlignCommandSupport.ReadPrompts(f) : Stories.Prompts(1, 2000).ToList();
+            var promptList = p.GetValue(prompts) is string f ? PromptData.Read(f) : Stories.Prompts(1, 2000).ToList();
             var sft = Gpt.Load(sftDir);
             var tokenizer = TokenizerFiles.Load(sftDir);
             var ensemble = RewardEnsemble.Load(p.GetValue(reward)!);

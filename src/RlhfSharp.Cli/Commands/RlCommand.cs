@@ -31,27 +31,10 @@ internal static class RlCommand
         command.Options.Add(steps);
         command.Options.Add(seed);
         command.Options.Add(outDir);
-        command.SetAction(p => Guard(() => Train(p.GetValue(env)!, p.GetValue(algo)!, p.GetValue(steps), p.GetValue(seed), p.GetValue(outDir))));
+        command.SetAction(p => Train(p.GetValue(env)!, p.GetValue(algo)!, p.GetValue(steps), p.GetValue(seed), p.GetValue(outDir)));
         command.Subcommands.Add(CreateEval());
         command.Subcommands.Add(CreateRecord());
         return command;
-    }
-
-    /// <summary>
-    /// System.CommandLine's default handler prints a stack trace for an exception thrown inside an action; a user should see
-    /// one line naming the problem and get a non-zero exit code instead.
-    /// </summary>
-    private static int Guard(Func<int> action)
-    {
-        try
-        {
-            return action();
-        }
-        catch (Exception ex) when (ex is ArgumentException or FormatException or FileNotFoundException or DirectoryNotFoundException or InvalidOperationException)
-        {
-            Console.Error.WriteLine($"rlhf: error: {ex.Message.ReplaceLineEndings(" ")}");
-            return 1;
-        }
     }
 
     private static int Train(string envId, string algo, long? steps, ulong seed, string? outDir)
@@ -125,7 +108,7 @@ internal static class RlCommand
         command.Options.Add(env);
         command.Options.Add(seed);
         command.Options.Add(stochastic);
-        command.SetAction(p => Guard(() =>
+        command.SetAction(p =>
         {
             int n = p.GetValue(episodes);
             if (n < 1) throw new ArgumentException($"--episodes must be at least 1 (got {n}).");
@@ -141,7 +124,7 @@ internal static class RlCommand
                 ["mean_length"] = runs.Average(t => t.Length),
             }.ToJsonString());
             return 0;
-        }));
+        });
         return command;
     }
 
@@ -160,7 +143,7 @@ internal static class RlCommand
         command.Options.Add(env);
         command.Options.Add(seed);
         command.Options.Add(stochastic);
-        command.SetAction(p => Guard(() =>
+        command.SetAction(p =>
         {
             int n = p.GetValue(episodes);
             if (n < 1) throw new ArgumentException($"--episodes must be at least 1 (got {n}).");
@@ -181,7 +164,7 @@ internal static class RlCommand
                 ["mean_return"] = Math.Round(runs.Average(t => t.Return), 3), ["trajectories"] = path, ["clips"] = n,
             }.ToJsonString());
             return 0;
-        }));
+        });
         return command;
     }
 }

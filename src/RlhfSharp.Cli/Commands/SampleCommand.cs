@@ -1,10 +1,12 @@
-// `rlhf sample`: continue prompts with a model folder's GPT (KV-cached, batched, seeded), K samples per prompt.
+// `rlhf sample`: continue prompts with a model folder's GPT (KV-cached, batched, seeded), K samples per prompt
+// (Models' Continuations), or the best of N by a reward model (Alignment's BestOfN); this file parses and prints.
 using System.CommandLine;
 using System.Text.Json;
+using RlhfSharp.Alignment;
+using RlhfSharp.Alignment.Sampling;
 using RlhfSharp.Models;
 using RlhfSharp.Runs;
 using RlhfSharp.Tensors;
-using RlhfSharp.Text;
 
 namespace RlhfSharp.Cli.Commands;
 
@@ -42,15 +44,9 @@ internal static class SampleCommand
             int k = parse.GetValue(n), b = parse.GetValue(batch);
             if (k < 1) throw new ArgumentException($"--n must be at least 1 (got {k}).");
             if (b < 1) throw new ArgumentException($"--batch must be at least 1 (got {b}).");
-            var gpt = Gpt.Load(dir);
-            var tokenizer = TokenizerFiles.Load(dir);
-            if (tokenizer.VocabSize > gpt.Config.VocabSize)
-                throw new ArgumentException($"{dir}: tokenizer has {tokenizer.VocabSize} tokens but the model's vocab_size is {gpt.Config.VocabSize}.");
+            var (gpt, tokenizer) = ModelFolder.Load(dir);
             // Without --max-new-tokens, generate what fits: a tiny model's block may be no longer than 64 tokens.
-            int longestPrompt = texts.Max(t => Encode(tokenizer, t).Length);
-            int room = gpt.Config.BlockSize - longestPrompt;
-            if (room < 1)
-                throw new ArgumentException($"sample: the longest prompt has {longestPrompt} tokens, which leaves no room in the model's block size {gpt.Config.BlockSize}.");
+            int room = Continuations.Room(gpt, tokenizer, texts);
             var options = new GenerationOptions
             {
                 MaxNewTokens = parse.GetValue(maxNew) ?? Math.Min(64, room),
@@ -64,64 +60,50 @@ internal static class SampleCommand
             var rng = new Rng(parse.GetValue(seed));
             string? queriesFile = parse.GetValue(queries);
             if (queriesFile is not null && k < 2) throw new ArgumentException($"sample: --queries needs --n 2 or more (a query compares its responses); got --n {k}.");
+            bool asJson = parse.GetValue(json);
             if (parse.GetValue(bestOf) is int bestN)
             {
                 if (queriesFile is not null) throw new ArgumentException("sample: --queries and --best-of do not combine (--best-of keeps one response per prompt).");
-                return BestOfNSampling.Run(gpt, tokenizer, texts, bestN, parse.GetValue(rewardDir) ?? throw new ArgumentException("sample: --best-of needs --reward RM_DIR."), options, rng, b, parse.GetValue(json));
-            }
-            var generator = new GptGenerator(gpt);
-            // Each prompt repeated K times, generated in batches.
-            var jobs = texts.SelectMany(t => Enumerable.Repeat(t, k)).ToList();
-            var completions = new List<string>(jobs.Count);
-            for (int start = 0; start < jobs.Count; start += b)
-            {
-                var chunk = jobs.Skip(start).Take(b).ToList();
-                var encoded = chunk.Select(t => Encode(tokenizer, t)).ToList();
-                var result = generator.Generate(encoded, options, rng);
-                for (int i = 0; i < chunk.Count; i++)
+                var reward = BestOfN.RewardModel(parse.GetValue(rewardDir) ?? throw new ArgumentException("sample: --best-of needs --reward RM_DIR."), tokenizer);
+                foreach (var s in BestOfN.Sample(gpt, tokenizer, texts, bestN, reward, options, rng, Math.Max(b, bestN)))
                 {
-                    var response = result.Response(i);
-                    // The EOS token ends the sample; it is not part of the completion text.
-                    var textTokens = response.Length > 0 && response[^1] == options.EosTokenId ? response[..^1] : response;
-                    string completion = tokenizer.Decode(textTokens);
-                    if (queriesFile is not null) completions.Add(completion);
-                    else if (parse.GetValue(json))
-                    {
-                        var logProbs = result.LogProbs.AsSpan(i * result.NewTokens, response.Length).ToArray();
-                        Console.Out.WriteLine(JsonSerializer.Serialize(new { prompt = chunk[i], completion, tokens = response, logprobs = logProbs }));
-                    }
+                    if (asJson) Console.Out.WriteLine(JsonSerializer.Serialize(new { prompt = s.Prompt, completion = s.Best, reward = s.BestScore, candidates = s.Candidates, rewards = s.Scores }));
                     else
                     {
-                        Console.Out.WriteLine(chunk[i] + completion);
-                        Console.Out.WriteLine("---");
+                        Console.Out.WriteLine($"{s.Prompt}{s.Best}");
+                        Console.Out.WriteLine($"--- reward {AlignCommandSupport.Format(s.BestScore)} (best of {bestN})");
                     }
                 }
+                return 0;
             }
+            var samples = Continuations.Sample(gpt, tokenizer, texts, k, options, rng, b);
             if (queriesFile is not null)
             {
-                // Written to a temporary name and renamed, so an interrupted run never leaves a torn file.
+                // One {"prompt","responses"} line per prompt, its K samples in order: the form `rlhf label import` reads.
+                var completions = samples.Select(c => c.Completion).ToList();
                 var lines = texts.Select((t, i) => JsonSerializer.Serialize(new { prompt = t, responses = completions.GetRange(i * k, k) }, QueryJson));
                 AtomicFile.WriteAllText(queriesFile, string.Concat(lines.Select(l => l + "\n")));
                 Console.Out.WriteLine($"Wrote {texts.Count} queries of {k} responses to {queriesFile}.");
+                return 0;
+            }
+            foreach (var c in samples)
+            {
+                if (asJson) Console.Out.WriteLine(JsonSerializer.Serialize(new { prompt = c.Prompt, completion = c.Completion, tokens = c.Tokens, logprobs = c.LogProbs }));
+                else
+                {
+                    Console.Out.WriteLine(c.Prompt + c.Completion);
+                    Console.Out.WriteLine("---");
+                }
             }
             return 0;
         });
         return command;
     }
 
-    private static int[] Encode(ITokenizer tokenizer, string text)
-    {
-        var ids = tokenizer.Encode(text);
-        // An empty prompt starts from <|endoftext|>, as GPT-2's unconditional samples do.
-        if (ids.Length == 0)
-            ids = tokenizer.EosId is int eos ? [eos] : throw new ArgumentException("sample: an empty prompt needs a tokenizer with an end-of-text token.");
-        return ids;
-    }
-
     private static List<string> ReadPrompts(string? prompt, string? file)
     {
         if ((prompt is null) == (file is null)) throw new ArgumentException("sample: give exactly one of --prompt TEXT or --prompts FILE.");
         if (prompt is not null) return [prompt];
-        return AlignCommandSupport.ReadPrompts(file!);
+        return PromptData.Read(file!);
     }
 }

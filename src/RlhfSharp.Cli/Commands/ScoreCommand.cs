@@ -20,8 +20,7 @@ internal static class ScoreCommand
         command.SetAction(parse =>
         {
             string dir = parse.GetValue(model)!;
-            var gpt = Gpt.Load(dir);
-            var tokenizer = TokenizerFiles.Load(dir);
+            var (gpt, tokenizer) = ModelFolder.Load(dir);
             var scores = GptScoring.Score(gpt, tokenizer, parse.GetValue(text)!);
             if (parse.GetValue(json))
             {

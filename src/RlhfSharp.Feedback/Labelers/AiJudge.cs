@@ -59,6 +59,23 @@ public sealed partial class AiJudge : ILabeler
 
     public string Name { get; }
 
+    /// <summary>
+    /// Refuses an endpoint nothing answers at, before any work is spent on it (the retries in AnswerAsync are for a busy
+    /// server, not a missing one). Any HTTP answer, even a 404 from a server without /models, counts as reachable.
+    /// </summary>
+    public async Task EnsureReachableAsync(CancellationToken ct = default)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        try
+        {
+            using var _ = await http.GetAsync(_options.BaseUrl.TrimEnd('/') + "/models", ct);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
+        {
+            throw new FeedbackException($"AI judge at {_options.BaseUrl}: no AI judge answers there ({ex.Message}).", 503);
+        }
+    }
+
     public async Task<Answer> AnswerAsync(Query query, CancellationToken ct = default)
     {
         int k = query.Candidates.Count;

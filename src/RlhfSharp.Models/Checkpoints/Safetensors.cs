@@ -97,8 +97,7 @@ public static class Safetensors
                 throw new ArgumentException($"{path}: '{name}' cannot be a tensor name.");
 
         byte[] header = BuildHeader(names, tensors, metadata);
-        string tmp = path + ".tmp";
-        using (var stream = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+        AtomicFile.Write(path, stream =>
         {
             Span<byte> lengthBytes = stackalloc byte[8];
             BinaryPrimitives.WriteUInt64LittleEndian(lengthBytes, (ulong)header.Length);
@@ -121,9 +120,7 @@ public static class Safetensors
                     }
                 }
             }
-            stream.Flush(flushToDisk: true);
-        }
-        File.Move(tmp, path, overwrite: true);
+        });
     }
 
     private static byte[] BuildHeader(string[] names, IReadOnlyDictionary<string, StoredTensor> tensors, IReadOnlyDictionary<string, string>? metadata)

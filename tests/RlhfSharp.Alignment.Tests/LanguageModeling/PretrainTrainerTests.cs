@@ -32,7 +32,7 @@ public sealed class PretrainTrainerTests(ITestOutputHelper output)
         var tokens = StoryLm.StoryTokens(200);
         var config = StoryLm.Config(steps: 2 * N, dropout: 0.1f) with { };
         config = config with { Training = config.Training with { EvalInterval = 4, CheckpointInterval = 4, WarmupSteps = 3 } };
-        using var tmp = new TempDir();
+        using var tmp = new TempDirectory();
 
         // Straight: 2N steps in one call.
         var straightTrainer = new PretrainTrainer(config);

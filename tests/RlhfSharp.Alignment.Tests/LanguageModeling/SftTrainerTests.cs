@@ -60,13 +60,13 @@ public sealed class SftTrainerTests(ITestOutputHelper output)
 
     [Theory]
     [InlineData("{\"prompt\":\"a\",\"completion\":\"b\"}\n{\"prompt\":\"a\"\n", ":2", "not valid JSON")]
-    [InlineData("{\"prompt\":\"a\",\"completion\":\"b\"}\n\n{\"prompt\":\"a\"}\n", ":3", "field 'completion' is missing")]
-    [InlineData("{\"prompt\":1,\"completion\":\"b\"}\n", ":1", "field 'prompt' must be a string")]
+    [InlineData("{\"prompt\":\"a\",\"completion\":\"b\"}\n\n{\"prompt\":\"a\"}\n", ":3", "field \"completion\" is missing")]
+    [InlineData("{\"prompt\":1,\"completion\":\"b\"}\n", ":1", "field \"prompt\" must be a string")]
     [InlineData("[\"a\",\"b\"]\n", ":1", "expected a JSON object")]
-    [InlineData("{\"prompt\":\"a\",\"completion\":\"\"}\n", ":1", "field 'completion' is empty")]
+    [InlineData("{\"prompt\":\"a\",\"completion\":\"\"}\n", ":1", "field \"completion\" is empty")]
     public void GivenMalformedJsonl_WhenReading_ThenTheErrorNamesFileLineAndField(string text, string line, string why)
     {
-        using var tmp = new TempDir();
+        using var tmp = new TempDirectory();
         string path = tmp.File("demos.jsonl");
         File.WriteAllText(path, text);
         var ex = Assert.Throws<FormatException>(() => SftData.ReadJsonl(path));
@@ -77,7 +77,7 @@ public sealed class SftTrainerTests(ITestOutputHelper output)
     [Fact]
     public void GivenWrittenDemonstrations_WhenReadBack_ThenTheyRoundTrip()
     {
-        using var tmp = new TempDir();
+        using var tmp = new TempDirectory();
         var demos = SftData.StoryWorld(1, 5).Append(new SftExample("quote \" and ünïcode ✓", " ok\n")).ToList();
         SftData.WriteJsonl(tmp.File("d.jsonl"), demos);
         var back = SftData.ReadJsonl(tmp.File("d.jsonl"));

@@ -1,9 +1,9 @@
 // The FMA peak that `rlhf bench train` divides by: it must come out as a usable denominator. Its size is a speed and
 // is not asserted here (DESIGN.md: speed is measured by `rlhf bench`, never by a timed unit test).
 using System.Runtime.Intrinsics.X86;
-using RlhfSharp.Cli.Commands;
+using RlhfSharp.Bench;
 
-namespace RlhfSharp.Cli.Tests;
+namespace RlhfSharp.Bench.Tests;
 
 public sealed class FmaPeakTests
 {

@@ -1,13 +1,14 @@
 // A [Fact] that a test class can skip as a whole when the server it needs is absent: the class declares
 // `public static string? SkipReason`, read once at discovery (xunit 2 has no run-time Assert.Skip).
 using System.ComponentModel;
+using Xunit;
 using System.Reflection;
 using Xunit.Abstractions;
 using Xunit.Sdk;
 
-namespace RlhfSharp.Feedback.Tests;
+namespace RlhfSharp.TestSupport;
 
-[XunitTestCaseDiscoverer("RlhfSharp.Feedback.Tests.ServerFactDiscoverer", "RlhfSharp.Feedback.Tests")]
+[XunitTestCaseDiscoverer("RlhfSharp.TestSupport.ServerFactDiscoverer", "RlhfSharp.TestSupport")]
 [AttributeUsage(AttributeTargets.Method)]
 public sealed class ServerFactAttribute : FactAttribute;
 

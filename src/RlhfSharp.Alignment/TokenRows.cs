@@ -3,7 +3,7 @@
 using RlhfSharp.Models;
 using RlhfSharp.Text;
 
-namespace RlhfSharp.Alignment.Sampling;
+namespace RlhfSharp.Alignment;
 
 public static class TokenRows
 {

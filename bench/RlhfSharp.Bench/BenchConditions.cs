@@ -3,9 +3,9 @@
 using System.Globalization;
 using RlhfSharp.Models;
 
-namespace RlhfSharp.Cli.Commands;
+namespace RlhfSharp.Bench;
 
-internal static class BenchConditions
+public static class BenchConditions
 {
     /// <summary>The 1-minute load average from /proc/loadavg, or −1 where the system has no such file.</summary>
     public static double LoadAverage()

@@ -13,12 +13,12 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace RlhfSharp.Cli.Commands;
+namespace RlhfSharp.Bench;
 
 /// <summary>A measured peak: GFLOP/s over all threads, the thread count and the instruction set it ran on.</summary>
-internal sealed record FmaPeakResult(double Gflops, int Threads, string Isa);
+public sealed record FmaPeakResult(double Gflops, int Threads, string Isa);
 
-internal static class FmaPeak
+public static class FmaPeak
 {
     /// <summary>Iterations of the single-thread calibration call that sizes the timed rounds (a few milliseconds).</summary>
     private const long IterationsPerCall = 1 << 20;

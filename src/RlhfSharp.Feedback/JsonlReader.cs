@@ -1,0 +1,120 @@
+// The one reader of JSONL datasets in TRL's column names (docs/design.md "Formats"): every non-blank line is one JSON
+// object, handed over with its file and line number; the column helpers read a field or throw a FormatException
+// "FILE:LINE: field "NAME" ..." naming what is wrong. Each format is a small mapping on top of it:
+//   {"prompt"}                                   prompts          Alignment.PromptData
+//   {"prompt","completion"}                      demonstrations   Alignment.LanguageModeling.SftData
+//   {"prompt","chosen","rejected"}               pairs            Alignment.RewardModeling.PreferenceData
+//   {"prompt","responses","ranking"|"best"}      K-wise labels    Alignment.RewardModeling.PreferenceData
+//   {"prompt","responses"}                       queries          Feedback.Jsonl
+using System.Text.Json;
+
+namespace RlhfSharp.Feedback;
+
+public static class JsonlReader
+{
+    /// <summary>
+    /// The JSON objects of <paramref name="path"/>, one per non-blank line, in file order. <paramref name="what"/> names the
+    /// file's role in the not-found message ("preference file", "SFT data"). Throws <see cref="FormatException"/> at the
+    /// first line that is not valid JSON or not an object; a line is parsed only when the caller asks for it.
+    /// </summary>
+    public static IEnumerable<JsonlLine> Read(string path, string what)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{what} {path} does not exist.", path);
+        return Lines(path);
+    }
+
+    private static IEnumerable<JsonlLine> Lines(string path)
+    {
+        int number = 0;
+        foreach (string text in File.ReadLines(path))
+        {
+            number++;
+            if (string.IsNullOrWhiteSpace(text)) continue;
+            JsonElement element;
+            try
+            {
+                using var doc = JsonDocument.Parse(text);
+                element = doc.RootElement.Clone(); // outlives the document, so a caller may keep the line
+            }
+            catch (JsonException ex)
+            {
+                throw new FormatException($"{path}:{number}: not valid JSON ({ex.Message}).", ex);
+            }
+            var line = new JsonlLine(path, number, element);
+            if (element.ValueKind != JsonValueKind.Object) throw line.Error($"expected a JSON object per line, got {element.ValueKind}.");
+            yield return line;
+        }
+    }
+}
+
+/// <summary>One JSON object of a JSONL file, with where it stands ("FILE:LINE") for every error about it.</summary>
+/// <param name="File">The file it was read from.</param>
+/// <param name="Number">Its line number, counting from 1 (blank lines count).</param>
+/// <param name="Object">The line's JSON object.</param>
+public sealed record JsonlLine(string File, int Number, JsonElement Object)
+{
+    /// <summary>"FILE:LINE", the prefix of every error about this line.</summary>
+    public string Where => $"{File}:{Number}";
+
+    /// <summary>The exception for a problem on this line: "FILE:LINE: <paramref name="message"/>".</summary>
+    public FormatException Error(string message) => new($"{Where}: {message}");
+
+    /// <summary>The field's value, or null when it is absent or JSON null (an optional column left out).</summary>
+    public JsonElement? Optional(string field) =>
+        Object.TryGetProperty(field, out var value) && value.ValueKind != JsonValueKind.Null ? value : null;
+
+    /// <summary>True when the field is present and not null.</summary>
+    public bool Has(string field) => Optional(field) is not null;
+
+    /// <summary>A required string column.</summary>
+    public string String(string field) => AsString(Required(field), field);
+
+    /// <summary>An optional string column; null when absent.</summary>
+    public string? OptionalString(string field) => Optional(field) is { } value ? AsString(value, field) : null;
+
+    /// <summary>A required array of strings with at least <paramref name="minCount"/> entries.</summary>
+    public string[] StringArray(string field, int minCount = 0)
+    {
+        var array = Array(Required(field), field, "strings");
+        if (array.Length < minCount) throw Error($"field \"{field}\" needs at least {minCount} entries; got {array.Length}.");
+        return [.. array.Select((e, i) => AsString(e, $"{field}[{i}]"))];
+    }
+
+    /// <summary>A required integer column.</summary>
+    public int Int(string field) => AsInt(Required(field), field);
+
+    /// <summary>A required array of integers.</summary>
+    public int[] IntArray(string field) => [.. Array(Required(field), field, "integers").Select((e, i) => AsInt(e, $"{field}[{i}]"))];
+
+    /// <summary>An optional finite number column; null when absent.</summary>
+    public double? OptionalNumber(string field)
+    {
+        if (Optional(field) is not { } value) return null;
+        return value.ValueKind == JsonValueKind.Number && value.TryGetDouble(out double x) && double.IsFinite(x)
+            ? x : throw Error($"field \"{field}\" must be a number; got {Shown(value)}.");
+    }
+
+    /// <summary>An optional true/false column; null when absent.</summary>
+    public bool? OptionalBool(string field) =>
+        Optional(field) is not { } value ? null
+        : value.ValueKind is JsonValueKind.True or JsonValueKind.False ? value.GetBoolean()
+        : throw Error($"field \"{field}\" must be true or false; got {Shown(value)}.");
+
+    private JsonElement Required(string field) => Optional(field) ?? throw Error($"field \"{field}\" is missing.");
+
+    private string AsString(JsonElement value, string field) =>
+        value.ValueKind == JsonValueKind.String ? value.GetString()! : throw Error($"field \"{field}\" must be a string; got {Shown(value)}.");
+
+    private int AsInt(JsonElement value, string field) =>
+        value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out int i) ? i : throw Error($"field \"{field}\" must be an integer; got {Shown(value)}.");
+
+    private JsonElement[] Array(JsonElement value, string field, string of) =>
+        value.ValueKind == JsonValueKind.Array ? [.. value.EnumerateArray()] : throw Error($"field \"{field}\" must be an array of {of}; got {Shown(value)}.");
+
+    /// <summary>The offending value as written, cut to 40 characters.</summary>
+    private static string Shown(JsonElement value)
+    {
+        string raw = value.GetRawText();
+        return raw.Length <= 40 ? raw : raw[..40] + "…";
+    }
+}
