@@ -3,9 +3,12 @@
 // LayerNorm and the LM head tied to the token embedding; optional value and reward heads on the same trunk.
 // Parameters live in one flat buffer with views named exactly like GPT-2 checkpoint keys, Conv1D weights [in, out],
 // so loading Hugging Face weights is a copy and AdamW is one flat loop. Not here: KV-cached decoding (GptInference.cs).
+// The layer kernels (layer norm, Conv1D linear, GELU, attention) are the engine's own (Tensors/Kernels), the ones its
+// autograd ops run, each tested there against a scalar reference.
 // Shapes: B batch, T time, C = NEmbd, NH heads, HS = C/NH, V vocabulary, N = B·T rows.
 using RlhfSharp.Models.Checkpoints;
 using RlhfSharp.Tensors;
+using RlhfSharp.Tensors.Kernels;
 using RlhfSharp.Tensors.Nn;
 
 namespace RlhfSharp.Models;
@@ -172,7 +175,7 @@ public sealed partial class Gpt
     {
         options ??= new GptForwardOptions();
         ValidateTokens(input);
-        int B = input.Batch, T = input.Length, C = Config.NEmbd, L = Config.NLayer, NH = Config.NHead, HS = C / NH, V = Config.VocabSize;
+        int B = input.Batch, T = input.Length, C = Config.NEmbd, L = Config.NLayer, NH = Config.NHead, V = Config.VocabSize;
         int N = B * T;
         var a = reuse is not null && reuse.Matches(B, T, options.Logits) ? reuse : new GptPass(Config, B, T, options.Logits, Heads);
         a.Input = input;
@@ -198,60 +201,51 @@ public sealed partial class Gpt
         profile?.Lap("fwd/embeddings");
 
         var keyMask = input.AttentionMask;
+        var (att, qL, kL, vL, yL) = AttentionLayouts(B, T, C, NH);
         for (int l = 0; l < L; l++)
         {
             var la = a.Layers[l];
             var x = a.Residuals[l];
             string pre = $"h.{l}.";
-            GptKernels.LayerNormForward(la.Ln1, la.Ln1Mean, la.Ln1Rstd, x, Param(pre + "ln_1.weight"), Param(pre + "ln_1.bias"), N, C, Config.LayerNormEpsilon);
+            Norms.LayerNormForward(x, Param(pre + "ln_1.weight"), Param(pre + "ln_1.bias"), la.Ln1, la.Ln1Mean, la.Ln1Rstd, C, Config.LayerNormEpsilon);
             profile?.Lap("fwd/layernorm");
-            GptKernels.MatmulForward(la.Qkv, la.Ln1, Param(pre + "attn.c_attn.weight"), Param(pre + "attn.c_attn.bias"), N, C, 3 * C);
+            LinearKernels.Forward(la.Ln1, Param(pre + "attn.c_attn.weight"), Param(pre + "attn.c_attn.bias"), la.Qkv, N, C, 3 * C, Conv1D);
             profile?.Lap("fwd/matmul_qkv");
-            GptKernels.ForRows(B * NH, (start, end) =>
-            {
-                for (int bh = start; bh < end; bh++)
-                {
-                    int b = bh / NH, h = bh % NH;
-                    int q0 = b * T * 3 * C + h * HS;
-                    GptKernels.AttentionForward(la.AttY.AsSpan(b * T * C + h * HS), C, la.Probs.AsSpan(bh * T * T, T * T),
-                        la.Qkv.AsSpan(q0), 3 * C, la.Qkv.AsSpan(q0 + C), 3 * C, la.Qkv.AsSpan(q0 + 2 * C), 3 * C,
-                        keyMask is null ? default : keyMask.AsSpan(b * T, T), T, T, 0, HS);
-                }
-            });
+            Attention.Forward(att, la.Qkv, qL, la.Qkv, kL, la.Qkv, vL, la.AttY, yL, keyMask, la.Probs);
             profile?.Lap("fwd/attention");
             // Residual: xMid = x + dropout(c_proj(attY)).
-            GptKernels.MatmulForward(a.Scratch, la.AttY, Param(pre + "attn.c_proj.weight"), Param(pre + "attn.c_proj.bias"), N, C, C);
+            LinearKernels.Forward(la.AttY, Param(pre + "attn.c_proj.weight"), Param(pre + "attn.c_proj.bias"), a.Scratch, N, C, C, Conv1D);
             ApplyDropout(a.Scratch.AsSpan(0, N * C), la.AttnDropout, p, options.DropoutRng);
             AddInto(la.XMid, x, a.Scratch, N * C);
             profile?.Lap("fwd/matmul_attn_proj");
 
-            GptKernels.LayerNormForward(la.Ln2, la.Ln2Mean, la.Ln2Rstd, la.XMid, Param(pre + "ln_2.weight"), Param(pre + "ln_2.bias"), N, C, Config.LayerNormEpsilon);
+            Norms.LayerNormForward(la.XMid, Param(pre + "ln_2.weight"), Param(pre + "ln_2.bias"), la.Ln2, la.Ln2Mean, la.Ln2Rstd, C, Config.LayerNormEpsilon);
             profile?.Lap("fwd/layernorm");
-            GptKernels.MatmulForward(la.Fc, la.Ln2, Param(pre + "mlp.c_fc.weight"), Param(pre + "mlp.c_fc.bias"), N, C, 4 * C);
+            LinearKernels.Forward(la.Ln2, Param(pre + "mlp.c_fc.weight"), Param(pre + "mlp.c_fc.bias"), la.Fc, N, C, 4 * C, Conv1D);
             profile?.Lap("fwd/matmul_fc");
-            GptKernels.GeluForward(la.FcGelu, la.Fc, N * 4 * C);
+            Activations.GeluForward(la.Fc, la.FcGelu);
             profile?.Lap("fwd/gelu");
-            GptKernels.MatmulForward(a.Scratch, la.FcGelu, Param(pre + "mlp.c_proj.weight"), Param(pre + "mlp.c_proj.bias"), N, 4 * C, C);
+            LinearKernels.Forward(la.FcGelu, Param(pre + "mlp.c_proj.weight"), Param(pre + "mlp.c_proj.bias"), a.Scratch, N, 4 * C, C, Conv1D);
             ApplyDropout(a.Scratch.AsSpan(0, N * C), la.MlpDropout, p, options.DropoutRng);
             AddInto(a.Residuals[l + 1], la.XMid, a.Scratch, N * C);
             profile?.Lap("fwd/matmul_mlp_proj");
         }
 
-        GptKernels.LayerNormForward(a.LnF, a.LnFMean, a.LnFRstd, a.Residuals[L], Param("ln_f.weight"), Param("ln_f.bias"), N, C, Config.LayerNormEpsilon);
+        Norms.LayerNormForward(a.Residuals[L], Param("ln_f.weight"), Param("ln_f.bias"), a.LnF, a.LnFMean, a.LnFRstd, C, Config.LayerNormEpsilon);
         profile?.Lap("fwd/layernorm");
         if (a.Logits is not null)
-            RlhfSharp.Tensors.Kernels.Gemm.Multiply(RlhfSharp.Tensors.Kernels.GemmForm.NT, N, V, C, a.LnF, C, wte, C, a.Logits, V, accumulate: false);
+            Gemm.Multiply(GemmForm.NT, N, V, C, a.LnF, C, wte, C, a.Logits, V, accumulate: false);
         profile?.Lap("fwd/lm_head");
         if (a.Values is not null)
         {
             var w = Param(GptCheckpoint.ValueHeadWeight);
             float bias = Param(GptCheckpoint.ValueHeadBias)[0];
-            for (int n = 0; n < N; n++) a.Values[n] = bias + RlhfSharp.Tensors.Kernels.Reduce.Dot(a.LnF.AsSpan(n * C, C), w);
+            for (int n = 0; n < N; n++) a.Values[n] = bias + Reduce.Dot(a.LnF.AsSpan(n * C, C), w);
         }
         if (a.Rewards is not null)
         {
             var w = Param(GptCheckpoint.RewardHeadWeight);
-            for (int b = 0; b < B; b++) a.Rewards[b] = RlhfSharp.Tensors.Kernels.Reduce.Dot(a.LnF.AsSpan((b * T + a.LastReal[b]) * C, C), w);
+            for (int b = 0; b < B; b++) a.Rewards[b] = Reduce.Dot(a.LnF.AsSpan((b * T + a.LastReal[b]) * C, C), w);
         }
         return a;
     }
@@ -262,7 +256,7 @@ public sealed partial class Gpt
     /// </summary>
     public void Backward(GptPass a, float[]? dLogits = null, float[]? dValues = null, float[]? dRewards = null)
     {
-        int B = a.Batch, T = a.Length, C = Config.NEmbd, L = Config.NLayer, NH = Config.NHead, HS = C / NH, V = Config.VocabSize;
+        int B = a.Batch, T = a.Length, C = Config.NEmbd, L = Config.NLayer, NH = Config.NHead, V = Config.VocabSize;
         int N = B * T;
         var input = a.Input ?? throw new InvalidOperationException("GPT backward: the pass has no forward data.");
         if (dLogits is not null && (a.Logits is null || dLogits.Length != N * V))
@@ -274,14 +268,15 @@ public sealed partial class Gpt
 
         var profile = Profile;
         profile?.Restart();
+        var (att, qL, kL, vL, yL) = AttentionLayouts(B, T, C, NH);
         // Heads -> dLnF (N,C).
         var dLnF = a.GradLnF;
         Array.Clear(dLnF);
         var wte = Param("wte.weight");
         if (dLogits is not null)
         {
-            RlhfSharp.Tensors.Kernels.Gemm.Multiply(RlhfSharp.Tensors.Kernels.GemmForm.NN, N, C, V, dLogits, V, wte, C, dLnF, C, accumulate: true);
-            RlhfSharp.Tensors.Kernels.Gemm.Multiply(RlhfSharp.Tensors.Kernels.GemmForm.TN, V, C, N, dLogits, V, a.LnF, C, Grad("wte.weight"), C, accumulate: true);
+            Gemm.Multiply(GemmForm.NN, N, C, V, dLogits, V, wte, C, dLnF, C, accumulate: true);
+            Gemm.Multiply(GemmForm.TN, V, C, N, dLogits, V, a.LnF, C, Grad("wte.weight"), C, accumulate: true);
         }
         profile?.Lap("bwd/lm_head");
         if (dValues is not null)
@@ -324,7 +319,7 @@ public sealed partial class Gpt
         // ln_f backward into dResidual, then the blocks in reverse.
         var dRes = a.GradResidual;
         Array.Clear(dRes);
-        GptKernels.LayerNormBackward(dRes, Grad("ln_f.weight"), Grad("ln_f.bias"), dLnF, a.Residuals[L], Param("ln_f.weight"), a.LnFMean, a.LnFRstd, N, C);
+        Norms.LayerNormBackward(dLnF, a.Residuals[L], Param("ln_f.weight"), a.LnFMean, a.LnFRstd, dRes, Grad("ln_f.weight"), Grad("ln_f.bias"), C);
         profile?.Lap("bwd/layernorm");
         for (int l = L - 1; l >= 0; l--)
         {
@@ -335,45 +330,34 @@ public sealed partial class Gpt
             CopyWithDropout(dOut, dRes, la.MlpDropout, N * C, a.DropoutP);
             var dFcGelu = a.GradHidden;
             Array.Clear(dFcGelu);
-            GptKernels.MatmulBackward(dFcGelu, Grad(pre + "mlp.c_proj.weight"), Grad(pre + "mlp.c_proj.bias"), dOut.AsSpan(0, N * C), la.FcGelu, Param(pre + "mlp.c_proj.weight"), N, 4 * C, C);
+            LinearKernels.Backward(dOut, la.FcGelu, Param(pre + "mlp.c_proj.weight"), dFcGelu, Grad(pre + "mlp.c_proj.weight"), Grad(pre + "mlp.c_proj.bias"), N, 4 * C, C, Conv1D);
             profile?.Lap("bwd/matmul_mlp_proj");
             var dFc = a.GradHidden2;
             Array.Clear(dFc);
-            GptKernels.GeluBackward(dFc, la.Fc, dFcGelu, N * 4 * C);
+            Activations.GeluBackward(la.Fc, dFcGelu, dFc);
             profile?.Lap("bwd/gelu");
             var dLn2 = a.GradScratch2;
             Array.Clear(dLn2);
-            GptKernels.MatmulBackward(dLn2, Grad(pre + "mlp.c_fc.weight"), Grad(pre + "mlp.c_fc.bias"), dFc, la.Ln2, Param(pre + "mlp.c_fc.weight"), N, C, 4 * C);
+            LinearKernels.Backward(dFc, la.Ln2, Param(pre + "mlp.c_fc.weight"), dLn2, Grad(pre + "mlp.c_fc.weight"), Grad(pre + "mlp.c_fc.bias"), N, C, 4 * C, Conv1D);
             profile?.Lap("bwd/matmul_fc");
-            GptKernels.LayerNormBackward(dRes, Grad(pre + "ln_2.weight"), Grad(pre + "ln_2.bias"), dLn2, la.XMid, Param(pre + "ln_2.weight"), la.Ln2Mean, la.Ln2Rstd, N, C);
+            Norms.LayerNormBackward(dLn2, la.XMid, Param(pre + "ln_2.weight"), la.Ln2Mean, la.Ln2Rstd, dRes, Grad(pre + "ln_2.weight"), Grad(pre + "ln_2.bias"), C);
             profile?.Lap("bwd/layernorm");
 
             // Attention branch. dRes is d(xMid) and becomes d(x_l).
             CopyWithDropout(dOut, dRes, la.AttnDropout, N * C, a.DropoutP);
             var dAttY = a.GradScratch2;
             Array.Clear(dAttY);
-            GptKernels.MatmulBackward(dAttY, Grad(pre + "attn.c_proj.weight"), Grad(pre + "attn.c_proj.bias"), dOut.AsSpan(0, N * C), la.AttY, Param(pre + "attn.c_proj.weight"), N, C, C);
+            LinearKernels.Backward(dOut, la.AttY, Param(pre + "attn.c_proj.weight"), dAttY, Grad(pre + "attn.c_proj.weight"), Grad(pre + "attn.c_proj.bias"), N, C, C, Conv1D);
             profile?.Lap("bwd/matmul_attn_proj");
             var dQkv = a.GradQkv;
             Array.Clear(dQkv);
-            GptKernels.ForRows(B * NH, (start, end) =>
-            {
-                var scratch = new float[T * T];
-                for (int bh = start; bh < end; bh++)
-                {
-                    int b = bh / NH, h = bh % NH;
-                    int q0 = b * T * 3 * C + h * HS;
-                    GptKernels.AttentionBackward(dQkv.AsSpan(q0), dQkv.AsSpan(q0 + C), dQkv.AsSpan(q0 + 2 * C), 3 * C,
-                        dAttY.AsSpan(b * T * C + h * HS), C, la.Probs.AsSpan(bh * T * T, T * T),
-                        la.Qkv.AsSpan(q0), la.Qkv.AsSpan(q0 + C), la.Qkv.AsSpan(q0 + 2 * C), 3 * C, scratch, T, HS);
-                }
-            });
+            Attention.Backward(att, la.Qkv, qL, la.Qkv, kL, la.Qkv, vL, dAttY, yL, la.Probs, dQkv, dQkv, dQkv);
             profile?.Lap("bwd/attention");
             var dLn1 = a.GradScratch2;
             Array.Clear(dLn1);
-            GptKernels.MatmulBackward(dLn1, Grad(pre + "attn.c_attn.weight"), Grad(pre + "attn.c_attn.bias"), dQkv, la.Ln1, Param(pre + "attn.c_attn.weight"), N, C, 3 * C);
+            LinearKernels.Backward(dQkv, la.Ln1, Param(pre + "attn.c_attn.weight"), dLn1, Grad(pre + "attn.c_attn.weight"), Grad(pre + "attn.c_attn.bias"), N, C, 3 * C, Conv1D);
             profile?.Lap("bwd/matmul_qkv");
-            GptKernels.LayerNormBackward(dRes, Grad(pre + "ln_1.weight"), Grad(pre + "ln_1.bias"), dLn1, a.Residuals[l], Param(pre + "ln_1.weight"), la.Ln1Mean, la.Ln1Rstd, N, C);
+            Norms.LayerNormBackward(dLn1, a.Residuals[l], Param(pre + "ln_1.weight"), la.Ln1Mean, la.Ln1Rstd, dRes, Grad(pre + "ln_1.weight"), Grad(pre + "ln_1.bias"), C);
             profile?.Lap("bwd/layernorm");
         }
 
@@ -406,7 +390,7 @@ public sealed partial class Gpt
         if (total <= 0) throw new ArgumentException("CrossEntropy: every target has weight 0.");
         float norm = (float)(1 / total);
         var losses = new double[N];
-        GptKernels.ForRows(N, (start, end) =>
+        ParallelChunks.For(N, (start, end) =>
         {
             for (int n = start; n < end; n++)
             {
@@ -423,16 +407,28 @@ public sealed partial class Gpt
                 float max = System.Numerics.Tensors.TensorPrimitives.Max(row);
                 System.Numerics.Tensors.TensorPrimitives.Subtract(row, max, d);
                 System.Numerics.Tensors.TensorPrimitives.Exp(d, d);
-                double sum = RlhfSharp.Tensors.Kernels.Reduce.Sum(d);
+                double sum = Reduce.Sum(d);
                 losses[n] = w * (Math.Log(sum) + max - row[target]);
                 float scale = w * norm;
                 System.Numerics.Tensors.TensorPrimitives.Multiply(d, (float)(scale / sum), d);
                 d[target] -= scale;
             }
-        });
+        }, minPerChunk: 16);
         double loss = 0;
         for (int n = 0; n < N; n++) loss += losses[n];
         return (float)(loss / total);
+    }
+
+    // GPT-2's Conv1D stores its weight [in, out].
+    private const LinearWeightLayout Conv1D = LinearWeightLayout.InOut;
+
+    // Head h of row b: q, k, v are columns [h·HS, (h+1)·HS) of the thirds of qkv (B,T,3C); its output goes to the same
+    // columns of attY (B,T,C), so the heads come out merged for c_proj.
+    private static (Attention.Dims Dims, AttentionLayout Q, AttentionLayout K, AttentionLayout V, AttentionLayout Y) AttentionLayouts(int B, int T, int C, int NH)
+    {
+        int HS = C / NH;
+        var q = new AttentionLayout(0, T * 3 * C, HS, 3 * C);
+        return (new Attention.Dims(B, NH, T, HS), q, q with { Offset = C }, q with { Offset = 2 * C }, new AttentionLayout(0, T * C, HS, C));
     }
 
     private static int[] LastRealIndices(GptInput input)

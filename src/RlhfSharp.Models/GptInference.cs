@@ -90,13 +90,13 @@ public static class GptInference
         for (int l = 0; l < cfg.NLayer; l++)
         {
             string pre = $"h.{l}.";
-            GptKernels.LayerNormForward(ln, mean, rstd, x, gpt.Param(pre + "ln_1.weight"), gpt.Param(pre + "ln_1.bias"), N, C, cfg.LayerNormEpsilon);
+            Norms.LayerNormForward(x, gpt.Param(pre + "ln_1.weight"), gpt.Param(pre + "ln_1.bias"), ln, mean, rstd, C, cfg.LayerNormEpsilon);
             profile?.Lap("layernorm");
-            GptKernels.MatmulForward(qkv, ln, gpt.Param(pre + "attn.c_attn.weight"), gpt.Param(pre + "attn.c_attn.bias"), N, C, 3 * C);
+            LinearKernels.Forward(ln, gpt.Param(pre + "attn.c_attn.weight"), gpt.Param(pre + "attn.c_attn.bias"), qkv, N, C, 3 * C, LinearWeightLayout.InOut);
             profile?.Lap("matmul_qkv");
             var K = cache.Keys[l];
             var Vc = cache.Values[l];
-            GptKernels.ForRows(B * NH, (start, end) =>
+            ParallelChunks.For(B * NH, (start, end) =>
             {
                 var probs = new float[Tn * Tk];
                 for (int bh = start; bh < end; bh++)
@@ -111,22 +111,22 @@ public static class GptInference
                         for (int d = 0; d < HS; d++) kT[d * cap + P + t] = src[C + d];
                         src.Slice(2 * C, HS).CopyTo(vh.Slice((P + t) * HS, HS));
                     }
-                    GptKernels.AttentionForwardCached(attY.AsSpan(b * Tn * C + h * HS), C, probs,
+                    Attention.ForwardCached(attY.AsSpan(b * Tn * C + h * HS), C, probs,
                         qkv.AsSpan(b * Tn * 3 * C + h * HS), 3 * C, kT, cap, vh, HS,
                         cache.Mask.AsSpan(b * cap, Tk), Tn, Tk, P, HS);
                 }
-            });
+            }, minPerChunk: 16);
             profile?.Lap("attention");
-            GptKernels.MatmulForward(proj, attY, gpt.Param(pre + "attn.c_proj.weight"), gpt.Param(pre + "attn.c_proj.bias"), N, C, C);
+            LinearKernels.Forward(attY, gpt.Param(pre + "attn.c_proj.weight"), gpt.Param(pre + "attn.c_proj.bias"), proj, N, C, C, LinearWeightLayout.InOut);
             TensorPrimitives.Add(x, proj, x);
             profile?.Lap("matmul_attn_proj");
-            GptKernels.LayerNormForward(ln, mean, rstd, x, gpt.Param(pre + "ln_2.weight"), gpt.Param(pre + "ln_2.bias"), N, C, cfg.LayerNormEpsilon);
+            Norms.LayerNormForward(x, gpt.Param(pre + "ln_2.weight"), gpt.Param(pre + "ln_2.bias"), ln, mean, rstd, C, cfg.LayerNormEpsilon);
             profile?.Lap("layernorm");
-            GptKernels.MatmulForward(fc, ln, gpt.Param(pre + "mlp.c_fc.weight"), gpt.Param(pre + "mlp.c_fc.bias"), N, C, 4 * C);
+            LinearKernels.Forward(ln, gpt.Param(pre + "mlp.c_fc.weight"), gpt.Param(pre + "mlp.c_fc.bias"), fc, N, C, 4 * C, LinearWeightLayout.InOut);
             profile?.Lap("matmul_fc");
-            GptKernels.GeluForward(fcGelu, fc, N * 4 * C);
+            Activations.GeluForward(fc, fcGelu);
             profile?.Lap("gelu");
-            GptKernels.MatmulForward(proj, fcGelu, gpt.Param(pre + "mlp.c_proj.weight"), gpt.Param(pre + "mlp.c_proj.bias"), N, 4 * C, C);
+            LinearKernels.Forward(fcGelu, gpt.Param(pre + "mlp.c_proj.weight"), gpt.Param(pre + "mlp.c_proj.bias"), proj, N, 4 * C, C, LinearWeightLayout.InOut);
             TensorPrimitives.Add(x, proj, x);
             profile?.Lap("matmul_mlp_proj");
         }
@@ -138,7 +138,7 @@ public static class GptInference
         if (!allPositions)
             for (int b = 0; b < B; b++) x.AsSpan((b * Tn + Tn - 1) * C, C).CopyTo(h.AsSpan(b * C, C));
         var hn = new float[rows * C];
-        GptKernels.LayerNormForward(hn, new float[rows], new float[rows], h, gpt.Param("ln_f.weight"), gpt.Param("ln_f.bias"), rows, C, cfg.LayerNormEpsilon);
+        Norms.LayerNormForward(h, gpt.Param("ln_f.weight"), gpt.Param("ln_f.bias"), hn, new float[rows], new float[rows], C, cfg.LayerNormEpsilon);
         profile?.Lap("layernorm");
         var logits = new float[rows * V];
         Gemm.Multiply(GemmForm.NT, rows, V, C, hn, C, wte, C, logits, V, accumulate: false);

@@ -1,5 +1,6 @@
 // Log-probabilities a GPT assigns to a token sequence: what `rlhf score` prints, so anyone can check our forward pass
 // against another implementation, and what evaluation uses for perplexity.
+using RlhfSharp.Tensors.Kernels;
 using RlhfSharp.Text;
 
 namespace RlhfSharp.Models;
@@ -39,7 +40,7 @@ public static class GptScoring
         int B = input.Batch, T = input.Length, V = gpt.Config.VocabSize;
         var logits = gpt.Forward(input).Logits!;
         var result = new float[B * (T - 1)];
-        GptKernels.ForRows(B * (T - 1), (start, end) =>
+        ParallelChunks.For(B * (T - 1), (start, end) =>
         {
             for (int i = start; i < end; i++)
             {
@@ -51,7 +52,7 @@ public static class GptScoring
                 foreach (float l in row) sum += Math.Exp(l - max);
                 result[i] = (float)(row[input.Tokens[b * T + t + 1]] - max - Math.Log(sum));
             }
-        });
+        }, minPerChunk: 16);
         return result;
     }
 

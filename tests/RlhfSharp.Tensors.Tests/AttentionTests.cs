@@ -23,7 +23,7 @@ public sealed class AttentionTests
         var v = Tensor.Randn(rng, 1f, B, NH, T, HS);
         var mask = masked ? Mask(T) : null;
         var y = Ops.CausalAttention(q, k, v, mask).ToArray();
-        var expected = AttentionReference.Forward(B, NH, T, HS, q.ToArray(), k.ToArray(), v.ToArray(), mask?.ToArray());
+        var expected = AttentionReference.Forward(B, NH, T, HS, q.ToArray(), k.ToArray(), v.ToArray(), mask?.ToArray().Select(m => (byte)m).ToArray());
         for (int i = 0; i < y.Length; i++) Assert.True(Math.Abs(y[i] - expected[i]) < 1e-5, $"element {i}: {y[i]} vs {expected[i]}");
         if (masked)
         {

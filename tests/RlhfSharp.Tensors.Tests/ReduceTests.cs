@@ -37,38 +37,25 @@ public sealed class ReduceTests
     [Fact]
     public void SumAndDotGiveExactlyTheBitsOfTheirWrittenOutOrder()
     {
-        // Four accumulators of eight lanes over blocks of 32, lanes combined as ((0+4)+(2+6)) + ((1+5)+(3+7)), then the tail
-        // in index order; Dot uses a fused multiply-add at every step. Any machine must reproduce this program's bits.
+        // SumInOrder/DotInOrder write the order out as a scalar program (blocks of 32 in four accumulators of eight lanes,
+        // lanes combined as ((0+4)+(2+6)) + ((1+5)+(3+7)), then the tail); any machine must reproduce its bits.
         var rng = new Rng(13);
         for (int n = 0; n <= 300; n++)
         {
             var x = Tensor.Randn(rng, 1f, n).ToArray();
             var y = Tensor.Randn(rng, 1f, n).ToArray();
-            Assert.Equal(Ordered(x, null), Reduce.Sum(x));
-            Assert.Equal(Ordered(x, y), Reduce.Dot(x, y));
+            Assert.Equal(Reduce.SumInOrder(x), Reduce.Sum(x));
+            Assert.Equal(Reduce.DotInOrder(x, y), Reduce.Dot(x, y));
         }
+    }
 
-        static float Ordered(float[] x, float[]? y)
-        {
-            int n = x.Length, i = 0;
-            float s = 0f;
-            if (n >= 32)
-            {
-                var acc = new float[4, 8];
-                for (; i <= n - 32; i += 32)
-                    for (int a = 0; a < 4; a++)
-                        for (int l = 0; l < 8; l++)
-                        {
-                            int at = i + 8 * a + l;
-                            acc[a, l] = y is null ? acc[a, l] + x[at] : MathF.FusedMultiplyAdd(x[at], y[at], acc[a, l]);
-                        }
-                var v = new float[8];
-                for (int l = 0; l < 8; l++) v[l] = (acc[0, l] + acc[1, l]) + (acc[2, l] + acc[3, l]);
-                float h0 = v[0] + v[4], h1 = v[1] + v[5], h2 = v[2] + v[6], h3 = v[3] + v[7];
-                s = (h0 + h2) + (h1 + h3);
-            }
-            for (; i < n; i++) s = y is null ? s + x[i] : MathF.FusedMultiplyAdd(x[i], y[i], s);
-            return s;
-        }
+    [Fact]
+    public void HorizontalSumAddsTheLanesInItsWrittenOrder()
+    {
+        // Lanes chosen so that any other association rounds differently: 1e8 swallows a 1 added to it alone.
+        var v = System.Runtime.Intrinsics.Vector256.Create(1e8f, 1f, 1f, 1f, -1e8f, 1f, 1f, 1f);
+        float expected = (((1e8f + -1e8f) + (1f + 1f)) + ((1f + 1f) + (1f + 1f)));
+        Assert.Equal(expected, Reduce.HorizontalSum(v));
+        Assert.Equal(6f, Reduce.HorizontalSum(v));
     }
 }

@@ -1,15 +1,22 @@
-// Causal scaled-dot-product attention for one (batch, head) pair at a time, with a key padding mask.
-// Forward keeps only the per-row log-sum-exp; backward recomputes the probabilities, so one T×T scratch
-// block per worker is the most that is ever alive. Query rows are processed in blocks of 64 against
-// keys 0..end-of-block only, which skips the masked upper triangle. Row loops (masked softmax, probabilities
-// from the log-sum-exp, softmax backward) use TensorPrimitives; their scalar references are the *RowReference
-// methods, and the whole op's float64 reference is AttentionReference.
+// Causal scaled-dot-product attention with a key padding mask, for the engine op (Ops.CausalAttention), the fused GPT
+// (Gpt.Forward/Backward) and KV-cached decoding (GptInference): one set of kernels, one masking rule, one softmax row.
+//   forward:  S = Q·Kᵀ, P = softmax(mask(S·scale)) row by row, O = P·V                     scale = 1/√HS
+//   backward: dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − ⟨P, dP⟩_row)·scale, dQ += dS·K, dK += dSᵀ·Q
+// Forward keeps P ([B, NH, T, T], upper triangle 0) for backward, as llm.c does. Query rows run in blocks of 64 against
+// keys 0..end-of-block only, skipping the masked upper triangle; every product is a Gemm.Multiply, whose sums run over
+// the depth in one fixed order, so skipped zeros and the block split do not change a bit, and each (batch, head) is
+// independent, so neither does the thread split. Row sums are Reduce.Sum/Dot.
 //
-// Layout: element (b, h, t, d) of Q lives at q[b·BatchStride + h·HeadStride + t·RowStride + d]; the same
-// strides serve [B,NH,T,HS] tensors (RowStride = HS) and fused [B,T,3C] qkv (RowStride = 3C, HeadStride = HS).
-// Masking rule: query t attends key s iff s ≤ t and keyMask[b, s] ≠ 0. A query that may attend nothing
-// (a left-padding position) outputs zeros and has log-sum-exp −∞.
+// Layout: element (b, h, t, d) of Q lives at q[b·BatchStride + h·HeadStride + t·RowStride + d]; the same strides serve
+// [B,NH,T,HS] tensors (RowStride = HS) and GPT-2's fused [B,T,3C] qkv (RowStride = 3C, HeadStride = HS).
+// Masking rule: query t (at absolute position offset + t) attends key s iff s ≤ offset + t and keyMask[s] ≠ 0.
+// A query that may attend nothing (a left-padding position) outputs zeros, never NaN.
+// Scalar references: MaskedSoftmaxRowReference, SoftmaxBackwardRowReference (row kernels), ScoresTransposedReference,
+// and AttentionReference (the whole forward in float64, for full sequences and for a KV cache).
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace RlhfSharp.Tensors.Kernels;
 
@@ -17,6 +24,10 @@ namespace RlhfSharp.Tensors.Kernels;
 public readonly record struct AttentionLayout(int Offset, int BatchStride, int HeadStride, int RowStride)
 {
     public int Base(int b, int h) => Offset + b * BatchStride + h * HeadStride;
+
+    // One past the last float a [B, NH, T, HS] operand in this layout reads.
+    internal long Extent(Attention.Dims d) => d.B == 0 || d.NH == 0 || d.T == 0 ? 0
+        : Offset + (long)(d.B - 1) * BatchStride + (long)(d.NH - 1) * HeadStride + (long)(d.T - 1) * RowStride + d.HS;
 }
 
 public static unsafe class Attention
@@ -29,84 +40,229 @@ public static unsafe class Attention
         public float Scale => 1f / MathF.Sqrt(HS);
     }
 
-    /// <summary>out = softmax(mask(Q·Kᵀ·scale))·V for every (b, h); lse[(b·NH + h)·T + t] receives each row's log-sum-exp.</summary>
-    public static void Forward(Dims d, float* q, float* k, float* v, AttentionLayout qL, AttentionLayout kL, AttentionLayout vL,
-        float* o, AttentionLayout oL, float* keyMask, float* lse)
+    /// <summary>
+    /// out = softmax(mask(Q·Kᵀ·scale))·V for every (b, h); probs [B, NH, T, T] receives each head's P, kept for
+    /// <see cref="Backward"/>. keyMask is [B, T] (1 = real token, 0 = padding) or empty for none.
+    /// </summary>
+    public static void Forward(Dims d, ReadOnlySpan<float> q, AttentionLayout qL, ReadOnlySpan<float> k, AttentionLayout kL,
+        ReadOnlySpan<float> v, AttentionLayout vL, Span<float> output, AttentionLayout oL, ReadOnlySpan<byte> keyMask, Span<float> probs)
     {
-        int T = d.T;
-        ParallelChunks.For(d.B * d.NH, (start, end) =>
+        Check(d, "q", q.Length, qL);
+        Check(d, "k", k.Length, kL);
+        Check(d, "v", v.Length, vL);
+        Check(d, "output", output.Length, oL);
+        CheckProbsAndMask(d, probs.Length, keyMask.Length);
+        fixed (float* pq = q, pk = k, pv = v, po = output, pp = probs)
+        fixed (byte* pm = keyMask)
+            Forward(d, pq, qL, pk, kL, pv, vL, po, oL, pm, pp);
+    }
+
+    /// <summary>The pointer form of <see cref="Forward(Dims, ReadOnlySpan{float}, AttentionLayout, ReadOnlySpan{float}, AttentionLayout, ReadOnlySpan{float}, AttentionLayout, Span{float}, AttentionLayout, ReadOnlySpan{byte}, Span{float})"/> (no bounds checks).</summary>
+    public static void Forward(Dims d, float* q, AttentionLayout qL, float* k, AttentionLayout kL, float* v, AttentionLayout vL,
+        float* o, AttentionLayout oL, byte* keyMask, float* probs)
+    {
+        int T = d.T, HS = d.HS;
+        ParallelChunks.For(d.B * d.NH, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (start, end) =>
         {
-            var scratch = new float[Math.Min(T, RowBlock) * T];
-            var kTransposed = new float[d.HS * T];
-            fixed (float* s = scratch, kT = kTransposed)
+            var kTransposed = new float[HS * T];
+            fixed (float* kT = kTransposed)
             {
                 for (int bh = start; bh < end; bh++)
                 {
                     int b = bh / d.NH, h = bh % d.NH;
                     float* qb = q + qL.Base(b, h), kb = k + kL.Base(b, h), vb = v + vL.Base(b, h), ob = o + oL.Base(b, h);
-                    float* mask = keyMask == null ? null : keyMask + b * T;
-                    // Kᵀ [HS, T] once per head, so every score block is an NN product (much faster than NT on strided rows).
-                    Transpose(kb, kL.RowStride, T, d.HS, kT);
+                    float* p = probs + (long)bh * T * T;
+                    byte* mask = keyMask == null ? null : keyMask + (long)b * T;
+                    // Kᵀ [HS, T] once per head, so every score block is an NN product over contiguous keys.
+                    Transpose(kb, kL.RowStride, T, HS, kT);
                     for (int t0 = 0; t0 < T; t0 += RowBlock)
                     {
                         int rows = Math.Min(RowBlock, T - t0), keys = t0 + rows;
-                        // S[rows, keys] = Q[t0..] · Kᵀ[:, 0..keys]
-                        Gemm.Multiply(GemmForm.NN, rows, keys, d.HS, qb + (long)t0 * qL.RowStride, qL.RowStride, kT, T, s, keys, false, threads: 1);
+                        // S[rows, keys] = Q[t0..] · Kᵀ[:, 0..keys], into P's rows (row stride T)
+                        Gemm.Multiply(GemmForm.NN, rows, keys, HS, qb + (long)t0 * qL.RowStride, qL.RowStride, kT, T, p + (long)t0 * T, T, false, threads: 1);
                         for (int r = 0; r < rows; r++)
-                            lse[(long)bh * T + t0 + r] = MaskedSoftmaxRow(s + (long)r * keys, t0 + r, keys, mask, d.Scale);
-                        // O[t0..] = P · V[0..keys]
-                        Gemm.Multiply(GemmForm.NN, rows, d.HS, keys, s, keys, vb, vL.RowStride, ob + (long)t0 * oL.RowStride, oL.RowStride, false, threads: 1);
+                            MaskedSoftmaxRow(p + (long)(t0 + r) * T, t0 + r, T, mask, d.Scale);
+                        // O[t0..] = P[rows, 0..keys] · V[0..keys]
+                        Gemm.Multiply(GemmForm.NN, rows, HS, keys, p + (long)t0 * T, T, vb, vL.RowStride, ob + (long)t0 * oL.RowStride, oL.RowStride, false, threads: 1);
                     }
                 }
             }
         });
     }
 
-    /// <summary>Adds the gradients of Forward's output into dq, dk, dv (any may be null to skip it).</summary>
-    public static void Backward(Dims d, float* q, float* k, float* v, AttentionLayout qL, AttentionLayout kL, AttentionLayout vL,
-        float* dout, AttentionLayout oL, float* keyMask, float* lse, float* dq, float* dk, float* dv)
+    /// <summary>
+    /// Adds the gradients of <see cref="Forward(Dims, ReadOnlySpan{float}, AttentionLayout, ReadOnlySpan{float}, AttentionLayout, ReadOnlySpan{float}, AttentionLayout, Span{float}, AttentionLayout, ReadOnlySpan{byte}, Span{float})"/>'s
+    /// output into dq, dk, dv (each in its operand's layout; any may be empty to skip it, and they may share one buffer
+    /// as GPT-2's fused qkv gradient does). probs is what forward wrote.
+    /// </summary>
+    public static void Backward(Dims d, ReadOnlySpan<float> q, AttentionLayout qL, ReadOnlySpan<float> k, AttentionLayout kL,
+        ReadOnlySpan<float> v, AttentionLayout vL, ReadOnlySpan<float> dout, AttentionLayout oL, ReadOnlySpan<float> probs,
+        Span<float> dq, Span<float> dk, Span<float> dv)
     {
-        int T = d.T;
-        ParallelChunks.For(d.B * d.NH, (start, end) =>
+        Check(d, "q", q.Length, qL);
+        Check(d, "k", k.Length, kL);
+        Check(d, "v", v.Length, vL);
+        Check(d, "dout", dout.Length, oL);
+        CheckProbsAndMask(d, probs.Length, 0);
+        if (!dq.IsEmpty) Check(d, "dq", dq.Length, qL);
+        if (!dk.IsEmpty) Check(d, "dk", dk.Length, kL);
+        if (!dv.IsEmpty) Check(d, "dv", dv.Length, vL);
+        fixed (float* pq = q, pk = k, pv = v, pg = dout, pp = probs, pdq = dq, pdk = dk, pdv = dv)
+            Backward(d, pq, qL, pk, kL, pv, vL, pg, oL, pp, pdq, pdk, pdv);
+    }
+
+    /// <summary>The pointer form of Backward (no bounds checks; a null gradient pointer skips that gradient).</summary>
+    public static void Backward(Dims d, float* q, AttentionLayout qL, float* k, AttentionLayout kL, float* v, AttentionLayout vL,
+        float* dout, AttentionLayout oL, float* probs, float* dq, float* dk, float* dv)
+    {
+        int T = d.T, HS = d.HS;
+        ParallelChunks.For(d.B * d.NH, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (start, end) =>
         {
-            int block = Math.Min(T, RowBlock) * T;
-            var scratchP = new float[block];
-            var scratchDp = new float[block];
-            var kTransposed = new float[d.HS * T];
-            var vTransposed = new float[d.HS * T];
-            fixed (float* p = scratchP, dp = scratchDp, kT = kTransposed, vT = vTransposed)
+            var scratch = new float[T * T];
+            var vTransposed = new float[HS * T];
+            fixed (float* ds = scratch, vT = vTransposed)
             {
                 for (int bh = start; bh < end; bh++)
                 {
                     int b = bh / d.NH, h = bh % d.NH;
                     float* qb = q + qL.Base(b, h), kb = k + kL.Base(b, h), vb = v + vL.Base(b, h), gb = dout + oL.Base(b, h);
-                    float* mask = keyMask == null ? null : keyMask + b * T;
-                    Transpose(kb, kL.RowStride, T, d.HS, kT);
-                    Transpose(vb, vL.RowStride, T, d.HS, vT);
+                    float* p = probs + (long)bh * T * T;
+                    // dV (T,HS) += Pᵀ·dO: one product over all T query rows, so each sum runs over the rows in one order.
+                    if (dv != null)
+                        Gemm.Multiply(GemmForm.TN, T, HS, T, p, T, gb, oL.RowStride, dv + vL.Base(b, h), vL.RowStride, true, threads: 1);
+                    // dP = dO·Vᵀ for keys ≤ each block's last row, then dS = P ⊙ (dP − ⟨P, dP⟩)·scale row by row.
+                    Transpose(vb, vL.RowStride, T, HS, vT);
                     for (int t0 = 0; t0 < T; t0 += RowBlock)
                     {
                         int rows = Math.Min(RowBlock, T - t0), keys = t0 + rows;
-                        float* qRows = qb + (long)t0 * qL.RowStride, gRows = gb + (long)t0 * oL.RowStride;
-                        // Recompute P from the saved log-sum-exp.
-                        Gemm.Multiply(GemmForm.NN, rows, keys, d.HS, qRows, qL.RowStride, kT, T, p, keys, false, threads: 1);
-                        for (int r = 0; r < rows; r++)
-                            ProbabilitiesFromLse(p + (long)r * keys, t0 + r, keys, mask, d.Scale, lse[(long)bh * T + t0 + r]);
-                        // dV[0..keys] += Pᵀ·dO ; dP = dO·Vᵀ[:, 0..keys]
-                        if (dv != null)
-                            Gemm.Multiply(GemmForm.TN, keys, d.HS, rows, p, keys, gRows, oL.RowStride, dv + vL.Base(b, h), vL.RowStride, true, threads: 1);
-                        Gemm.Multiply(GemmForm.NN, rows, keys, d.HS, gRows, oL.RowStride, vT, T, dp, keys, false, threads: 1);
-                        // dS = P ⊙ (dP − Σ_s P·dP) · scale (softmax backward, then the score scale)
-                        for (int r = 0; r < rows; r++)
-                            SoftmaxBackwardRow(p + (long)r * keys, dp + (long)r * keys, keys, d.Scale);
-                        // dQ[t0..] += dS·K[0..keys] ; dK[0..keys] += dSᵀ·Q[t0..]
-                        if (dq != null)
-                            Gemm.Multiply(GemmForm.NN, rows, d.HS, keys, dp, keys, kb, kL.RowStride, dq + qL.Base(b, h) + (long)t0 * qL.RowStride, qL.RowStride, true, threads: 1);
-                        if (dk != null)
-                            Gemm.Multiply(GemmForm.TN, keys, d.HS, rows, dp, keys, qRows, qL.RowStride, dk + kL.Base(b, h), kL.RowStride, true, threads: 1);
+                        Gemm.Multiply(GemmForm.NN, rows, keys, HS, gb + (long)t0 * oL.RowStride, oL.RowStride, vT, T, ds + (long)t0 * T, T, false, threads: 1);
                     }
+                    for (int t = 0; t < T; t++)
+                    {
+                        float* row = ds + (long)t * T;
+                        SoftmaxBackwardRow(p + (long)t * T, row, t + 1, d.Scale);
+                        new Span<float>(row + t + 1, T - t - 1).Clear(); // keys after t: no gradient
+                    }
+                    // dQ[t0..] (+)= dS[rows, 0..keys]·K[0..keys] ; dK (T,HS) += dSᵀ·Q over all T rows at once.
+                    if (dq != null)
+                        for (int t0 = 0; t0 < T; t0 += RowBlock)
+                        {
+                            int rows = Math.Min(RowBlock, T - t0), keys = t0 + rows;
+                            Gemm.Multiply(GemmForm.NN, rows, HS, keys, ds + (long)t0 * T, T, kb, kL.RowStride, dq + qL.Base(b, h) + (long)t0 * qL.RowStride, qL.RowStride, true, threads: 1);
+                        }
+                    if (dk != null)
+                        Gemm.Multiply(GemmForm.TN, T, HS, T, ds, T, qb, qL.RowStride, dk + kL.Base(b, h), kL.RowStride, true, threads: 1);
                 }
             }
         });
+    }
+
+    /// <summary>
+    /// One (batch row, head) against a KV cache laid out for decoding: Tq queries at absolute positions offset..offset+Tq−1,
+    /// keys transposed, kT (HS, Tk) with row stride ldkT, so one query's scores are HS axpys over contiguous keys; values
+    /// (Tk, HS) with row stride ldv; keyMask (Tk) or empty. q (Tq, HS) stride ldq; output (Tq, HS) stride ldo; probs
+    /// (Tq, Tk) scratch. A few queries (decoding) take the fused loop, more (a prefill) two GEMMs.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void ForwardCached(Span<float> output, int ldo, Span<float> probs, ReadOnlySpan<float> q, int ldq, ReadOnlySpan<float> kT, int ldkT,
+        ReadOnlySpan<float> v, int ldv, ReadOnlySpan<byte> keyMask, int Tq, int Tk, int queryOffset, int HS)
+    {
+        if (Tq <= 0 || HS <= 0 || queryOffset < 0 || queryOffset + Tq > Tk)
+            throw new ArgumentException($"Attention.ForwardCached: {Tq} queries at offset {queryOffset} against {Tk} keys (head size {HS}).");
+        if (probs.Length < Tq * Tk || (!keyMask.IsEmpty && keyMask.Length < Tk) || ldkT < Tk
+            || kT.Length < (long)(HS - 1) * ldkT + Tk || v.Length < (long)(Tk - 1) * ldv + HS
+            || q.Length < (long)(Tq - 1) * ldq + HS || output.Length < (long)(Tq - 1) * ldo + HS)
+            throw new ArgumentException($"Attention.ForwardCached: a buffer is too short for {Tq} queries, {Tk} keys, head size {HS}.");
+        float scale = 1f / MathF.Sqrt(HS);
+        fixed (float* pp = probs)
+        fixed (byte* pm = keyMask)
+        {
+            if (Tq > SmallQueryRows)
+            {
+                Gemm.Multiply(GemmForm.NN, Tq, Tk, HS, q, ldq, kT, ldkT, probs, Tk, accumulate: false, threads: 1);
+                for (int i = 0; i < Tq; i++) MaskedSoftmaxRow(pp + (long)i * Tk, queryOffset + i, Tk, pm, scale);
+                Gemm.Multiply(GemmForm.NN, Tq, HS, Tk, probs, Tk, v, ldv, output, ldo, accumulate: false, threads: 1);
+                return;
+            }
+            for (int i = 0; i < Tq; i++)
+            {
+                var row = probs.Slice(i * Tk, Tk);
+                int n = queryOffset + i + 1;
+                ScoresTransposed(row, q.Slice(i * ldq, HS), kT, ldkT, n, HS);
+                MaskedSoftmaxRow(pp + (long)i * Tk, n - 1, Tk, pm, scale);
+                var o = output.Slice(i * ldo, HS);
+                o.Clear();
+                for (int s = 0; s < n; s++)
+                    if (row[s] != 0) AxpyShort(row[s], v.Slice(s * ldv, HS), o);
+            }
+        }
+    }
+
+    // Decoding asks for one query row against a long cache: a GEMM call's packing costs more than the product then.
+    private const int SmallQueryRows = 4;
+
+    /// <summary>scores[s] = Σ_d q[d]·kT[d·ldkT + s] for s &lt; n, each a fused multiply-add chain in d order (the same bits in
+    /// the 32-wide, 8-wide and scalar paths); 32 keys at a time stay in four registers across the whole d loop.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void ScoresTransposed(Span<float> scores, ReadOnlySpan<float> q, ReadOnlySpan<float> kT, int ldkT, int n, int HS)
+    {
+        ref float rk = ref MemoryMarshal.GetReference(kT);
+        ref float rs = ref MemoryMarshal.GetReference(scores);
+        int s = 0;
+        for (; s + 32 <= n; s += 32)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int d = 0; d < HS; d++)
+            {
+                var qd = Vector256.Create(q[d]);
+                nuint at = (nuint)((long)d * ldkT + s);
+                a0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rk, at), qd, a0);
+                a1 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rk, at + 8), qd, a1);
+                a2 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rk, at + 16), qd, a2);
+                a3 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rk, at + 24), qd, a3);
+            }
+            a0.StoreUnsafe(ref rs, (nuint)s);
+            a1.StoreUnsafe(ref rs, (nuint)s + 8);
+            a2.StoreUnsafe(ref rs, (nuint)s + 16);
+            a3.StoreUnsafe(ref rs, (nuint)s + 24);
+        }
+        for (; s + 8 <= n; s += 8)
+        {
+            Vector256<float> a0 = default;
+            for (int d = 0; d < HS; d++)
+                a0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rk, (nuint)((long)d * ldkT + s)), Vector256.Create(q[d]), a0);
+            a0.StoreUnsafe(ref rs, (nuint)s);
+        }
+        for (; s < n; s++)
+        {
+            float sum = 0;
+            for (int d = 0; d < HS; d++) sum = MathF.FusedMultiplyAdd(kT[d * ldkT + s], q[d], sum);
+            scores[s] = sum;
+        }
+    }
+
+    /// <summary>ScoresTransposed's order written out: for each key a fused multiply-add chain over d from zero.</summary>
+    public static void ScoresTransposedReference(Span<float> scores, ReadOnlySpan<float> q, ReadOnlySpan<float> kT, int ldkT, int n, int HS)
+    {
+        for (int s = 0; s < n; s++)
+        {
+            float sum = 0;
+            for (int d = 0; d < HS; d++) sum = MathF.FusedMultiplyAdd(kT[d * ldkT + s], q[d], sum);
+            scores[s] = sum;
+        }
+    }
+
+    // y += alpha·x over a head (HS = 64 in GPT-2), inlined: a library call per cached key would cost more than its work.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AxpyShort(float alpha, ReadOnlySpan<float> x, Span<float> y)
+    {
+        int i = 0;
+        var va = Vector256.Create(alpha);
+        ref float rx = ref MemoryMarshal.GetReference(x);
+        ref float ry = ref MemoryMarshal.GetReference(y);
+        for (; i + 8 <= x.Length; i += 8)
+            Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rx, (nuint)i), va, Vector256.LoadUnsafe(ref ry, (nuint)i)).StoreUnsafe(ref ry, (nuint)i);
+        for (; i < x.Length; i++) y[i] = MathF.FusedMultiplyAdd(x[i], alpha, y[i]);
     }
 
     // dst [cols, rows] = srcᵀ for src [rows, cols] with row stride `stride`; eight source rows at a time so
@@ -124,82 +280,67 @@ public static unsafe class Attention
         }
     }
 
-    // Scores row (length keys) → probabilities in place; returns the log-sum-exp of the scaled, allowed scores.
-    internal static float MaskedSoftmaxRow(float* row, int t, int keys, float* mask, float scale)
+    /// <summary>
+    /// Scores row (length keys) → probabilities in place: scale, mask (keys after t and keys whose mask is 0), softmax.
+    /// A row with no key left is all zeros.
+    /// </summary>
+    internal static void MaskedSoftmaxRow(float* row, int t, int keys, byte* mask, float scale)
     {
-        if (KernelOptions.UseScalarReference) return MaskedSoftmaxRowReference(row, t, keys, mask, scale);
+        if (KernelOptions.UseScalarReference)
+        {
+            MaskedSoftmaxRowReference(row, t, keys, mask, scale);
+            return;
+        }
         int n = t + 1; // keys after t are never allowed
         var z = new Span<float>(row, n);
+        new Span<float>(row + n, keys - n).Clear();
         TensorPrimitives.Multiply(z, scale, z);
         if (mask != null)
-            for (int s = 0; s < n; s++) if (mask[s] == 0f) z[s] = float.NegativeInfinity;
-        new Span<float>(row + n, keys - n).Clear();
+            for (int s = 0; s < n; s++) if (mask[s] == 0) z[s] = float.NegativeInfinity;
         float max = TensorPrimitives.Max(z);
         if (float.IsNegativeInfinity(max))
         {
             z.Clear(); // nothing to attend: zeros, not NaN
-            return float.NegativeInfinity;
+            return;
         }
         TensorPrimitives.Subtract(z, max, z);
-        TensorPrimitives.Exp(z, z);
-        if (mask != null)
-            for (int s = 0; s < n; s++) if (mask[s] == 0f) z[s] = 0f;
-        float sum = Reduce.Sum(z);
-        TensorPrimitives.Multiply(z, 1f / sum, z);
-        return max + MathF.Log(sum);
+        TensorPrimitives.Exp(z, z);                      // masked keys: exp(−∞) = 0
+        TensorPrimitives.Multiply(z, 1f / Reduce.Sum(z), z);
     }
 
-    internal static void ProbabilitiesFromLse(float* row, int t, int keys, float* mask, float scale, float lse)
+    // dS = P ⊙ (dP − ⟨P, dP⟩) · scale over the first n keys, in place over dP (softmax backward, then the score scale).
+    internal static void SoftmaxBackwardRow(float* p, float* dp, int n, float scale)
     {
         if (KernelOptions.UseScalarReference)
         {
-            ProbabilitiesFromLseReference(row, t, keys, mask, scale, lse);
+            SoftmaxBackwardRowReference(p, dp, n, scale);
             return;
         }
-        int n = t + 1;
-        new Span<float>(row + n, keys - n).Clear();
-        var z = new Span<float>(row, n);
-        if (float.IsNegativeInfinity(lse))
-        {
-            z.Clear();
-            return;
-        }
-        TensorPrimitives.Multiply(z, scale, z);
-        TensorPrimitives.Subtract(z, lse, z);
-        TensorPrimitives.Exp(z, z);
-        if (mask != null)
-            for (int s = 0; s < n; s++) if (mask[s] == 0f) z[s] = 0f;
-    }
-
-    // dS = P ⊙ (dP − ⟨P, dP⟩) · scale, in place over dP (softmax backward, then the score scale).
-    internal static void SoftmaxBackwardRow(float* p, float* dp, int keys, float scale)
-    {
-        if (KernelOptions.UseScalarReference)
-        {
-            SoftmaxBackwardRowReference(p, dp, keys, scale);
-            return;
-        }
-        var pr = new ReadOnlySpan<float>(p, keys);
-        var dpr = new Span<float>(dp, keys);
+        var pr = new ReadOnlySpan<float>(p, n);
+        var dpr = new Span<float>(dp, n);
         float dot = Reduce.Dot(pr, dpr);
         TensorPrimitives.Subtract(dpr, dot, dpr);
         TensorPrimitives.Multiply(dpr, pr, dpr);
         TensorPrimitives.Multiply(dpr, scale, dpr);
     }
 
-    internal static void SoftmaxBackwardRowReference(float* p, float* dp, int keys, float scale)
+    /// <summary>SoftmaxBackwardRow's order written out (Reduce.DotInOrder for the row sum): the kernel's bits exactly.</summary>
+    internal static void SoftmaxBackwardRowReference(float* p, float* dp, int n, float scale)
     {
-        float dot = 0f;
-        for (int s = 0; s < keys; s++) dot += p[s] * dp[s];
-        for (int s = 0; s < keys; s++) dp[s] = p[s] * (dp[s] - dot) * scale;
+        float dot = Reduce.DotInOrder(new ReadOnlySpan<float>(p, n), new ReadOnlySpan<float>(dp, n));
+        for (int s = 0; s < n; s++) dp[s] = (dp[s] - dot) * p[s] * scale;
     }
 
-    internal static float MaskedSoftmaxRowReference(float* row, int t, int keys, float* mask, float scale)
+    /// <summary>
+    /// MaskedSoftmaxRow with plain loops: MathF.Exp where the kernel has TensorPrimitives.Exp (a few ulp apart) and the
+    /// row sum in Reduce's order.
+    /// </summary>
+    internal static void MaskedSoftmaxRowReference(float* row, int t, int keys, byte* mask, float scale)
     {
         float max = float.NegativeInfinity;
         for (int s = 0; s < keys; s++)
         {
-            bool allowed = s <= t && (mask == null || mask[s] != 0f);
+            bool allowed = s <= t && (mask == null || mask[s] != 0);
             float z = allowed ? row[s] * scale : float.NegativeInfinity;
             row[s] = z;
             if (z > max) max = z;
@@ -207,74 +348,79 @@ public static unsafe class Attention
         if (float.IsNegativeInfinity(max))
         {
             new Span<float>(row, keys).Clear(); // nothing to attend: zeros, not NaN
-            return float.NegativeInfinity;
-        }
-        float sum = 0f;
-        for (int s = 0; s < keys; s++)
-        {
-            float e = MathF.Exp(row[s] - max); // exp(−∞) = 0 for masked keys
-            row[s] = e;
-            sum += e;
-        }
-        float inv = 1f / sum;
-        for (int s = 0; s < keys; s++) row[s] *= inv;
-        return max + MathF.Log(sum);
-    }
-
-    internal static void ProbabilitiesFromLseReference(float* row, int t, int keys, float* mask, float scale, float lse)
-    {
-        if (float.IsNegativeInfinity(lse))
-        {
-            new Span<float>(row, keys).Clear();
             return;
         }
-        for (int s = 0; s < keys; s++)
-        {
-            bool allowed = s <= t && (mask == null || mask[s] != 0f);
-            row[s] = allowed ? MathF.Exp(row[s] * scale - lse) : 0f;
-        }
+        for (int s = 0; s < keys; s++) row[s] = MathF.Exp(row[s] - max); // exp(−∞) = 0 for masked keys
+        float inv = 1f / Reduce.SumInOrder(new ReadOnlySpan<float>(row, t + 1));
+        for (int s = 0; s < keys; s++) row[s] *= inv;
+    }
+
+    private static void Check(Dims d, string name, int length, AttentionLayout layout)
+    {
+        if (d.B < 0 || d.NH < 0 || d.T < 0 || d.HS <= 0)
+            throw new ArgumentException($"attention: bad shape B={d.B}, NH={d.NH}, T={d.T}, HS={d.HS}.");
+        if (layout.RowStride < d.HS || layout.Offset < 0)
+            throw new ArgumentException($"attention: {name} rows of stride {layout.RowStride} at offset {layout.Offset} cannot hold head size {d.HS}.");
+        long extent = layout.Extent(d);
+        if (extent > length)
+            throw new ArgumentException($"attention: {name} holds {length} floats but its layout reaches {extent} for B={d.B}, NH={d.NH}, T={d.T}, HS={d.HS}.");
+    }
+
+    private static void CheckProbsAndMask(Dims d, int probsLength, int maskLength)
+    {
+        long need = (long)d.B * d.NH * d.T * d.T;
+        if (probsLength < need)
+            throw new ArgumentException($"attention: probs holds {probsLength} floats, needs B·NH·T·T = {need}.");
+        if (maskLength != 0 && maskLength != d.B * d.T)
+            throw new ArgumentException($"attention: keyMask holds {maskLength} entries, needs B·T = {d.B * d.T}.");
     }
 }
 
-/// <summary>Plain float64 causal attention on [B,NH,T,HS] arrays: the reference the fused kernel is tested against.</summary>
+/// <summary>Plain float64 masked causal attention: the reference the kernels are tested against.</summary>
 public static class AttentionReference
 {
-    public static float[] Forward(int B, int NH, int T, int HS, float[] q, float[] k, float[] v, float[]? keyMask)
+    /// <summary>Full sequences on [B,NH,T,HS] arrays; keyMask [B,T] (0 = padding) or null.</summary>
+    public static float[] Forward(int B, int NH, int T, int HS, float[] q, float[] k, float[] v, byte[]? keyMask)
     {
         var o = new float[B * NH * T * HS];
-        double scale = 1.0 / Math.Sqrt(HS);
-        var p = new double[T];
         for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++)
-        {
-            int bh = (b * NH + h) * T * HS;
-            for (int t = 0; t < T; t++)
+            for (int h = 0; h < NH; h++)
             {
-                double max = double.NegativeInfinity;
-                for (int s = 0; s < T; s++)
-                {
-                    bool allowed = s <= t && (keyMask is null || keyMask[b * T + s] != 0f);
-                    double z = double.NegativeInfinity;
-                    if (allowed)
-                    {
-                        z = 0;
-                        for (int i = 0; i < HS; i++) z += (double)q[bh + t * HS + i] * k[bh + s * HS + i];
-                        z *= scale;
-                    }
-                    p[s] = z;
-                    max = Math.Max(max, z);
-                }
-                if (double.IsNegativeInfinity(max)) continue; // fully masked row: zeros
-                double sum = 0;
-                for (int s = 0; s < T; s++) sum += p[s] = Math.Exp(p[s] - max);
-                for (int i = 0; i < HS; i++)
-                {
-                    double acc = 0;
-                    for (int s = 0; s < T; s++) acc += p[s] / sum * v[bh + s * HS + i];
-                    o[bh + t * HS + i] = (float)acc;
-                }
+                int at = (b * NH + h) * T * HS;
+                var mask = keyMask is null ? null : keyMask.AsSpan(b * T, T).ToArray();
+                var head = Cached(q.AsSpan(at, T * HS), k.AsSpan(at, T * HS), v.AsSpan(at, T * HS), mask, T, T, 0, HS);
+                for (int i = 0; i < T * HS; i++) o[at + i] = (float)head[i];
             }
-        }
         return o;
+    }
+
+    /// <summary>
+    /// One head: Tq queries q (Tq,HS) at positions offset.., keys k and values v (Tk,HS), keyMask (Tk) or null.
+    /// Query i attends keys s ≤ offset + i whose mask is not 0; with none, its output is zeros.
+    /// </summary>
+    public static double[] Cached(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, byte[]? keyMask, int Tq, int Tk, int offset, int HS)
+    {
+        var output = new double[Tq * HS];
+        var z = new double[Tk];
+        double scale = 1.0 / Math.Sqrt(HS);
+        for (int i = 0; i < Tq; i++)
+        {
+            double max = double.NegativeInfinity;
+            for (int s = 0; s < Tk; s++)
+            {
+                z[s] = double.NegativeInfinity;
+                if (s > offset + i || (keyMask is not null && keyMask[s] == 0)) continue;
+                double dot = 0;
+                for (int d = 0; d < HS; d++) dot += (double)q[i * HS + d] * k[s * HS + d];
+                z[s] = dot * scale;
+                max = Math.Max(max, z[s]);
+            }
+            if (double.IsNegativeInfinity(max)) continue; // nothing to attend: zeros
+            double sum = 0;
+            for (int s = 0; s < Tk; s++) sum += z[s] = Math.Exp(z[s] - max);
+            for (int s = 0; s < Tk; s++)
+                for (int d = 0; d < HS; d++) output[i * HS + d] += z[s] / sum * v[s * HS + d];
+        }
+        return output;
     }
 }

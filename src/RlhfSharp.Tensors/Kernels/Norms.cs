@@ -1,217 +1,174 @@
-// Row kernels for layer norm over the last axis (C): forward keeps per-row mean and 1/std for backward.
-// Formulas as in llm.c layernorm_forward/backward. Shapes: x, y, dy, dx (rows, C); weight, bias (C).
-// SIMD path: Vector256 FMA loops with fixed accumulation order; rows spread over Parallelism.Threads in chunks
-// whose size depends only on the shape (weight/bias gradients are summed per chunk, then chunk by chunk in order).
-// Scalar references: LayerNormForwardReference, LayerNormBackwardReference.
+// Layer norm over the last axis (C), forward and backward, for the engine op (Ops.LayerNorm) and the fused GPT alike.
+// Formulas as in llm.c layernorm_forward/backward. Shapes: x, y, dy, dx (N, C); weight, bias (C); mean, rstd (N).
+//   forward:  mean = Σx/C, d = x − mean, rstd = 1/√(Σd²/C + eps), y = (d·rstd)·w + b        (the last step one FMA)
+//   backward: norm = (x − mean)·rstd, dnorm = dy·w,
+//             dx += (dnorm − norm·mean(dnorm·norm) − mean(dnorm))·rstd                     (two FMAs, as written)
+//             dweight += Σ_rows norm·dy, dbias += Σ_rows dy                               (rows in order 0..N−1)
+// Every sum over C is Reduce.Sum/Dot (one fixed order whatever the vector width); rows are independent, so the split
+// over threads cannot change a bit; the parameter gradients run each column over the rows in order 0..N−1, split over
+// threads by columns, so they are the bits of one sequential pass.
+// Scalar references (the same order written out, so the kernels must match them bit for bit):
+// LayerNormForwardReference, LayerNormBackwardReference.
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics;
 
 namespace RlhfSharp.Tensors.Kernels;
 
 public static unsafe class Norms
 {
-    private const int RowsPerChunk = 16;
-
+    /// <summary>y = layer_norm(x)·weight + bias per row of C; mean and rstd (one per row) are kept for backward.</summary>
     public static void LayerNormForward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias,
         Span<float> y, Span<float> mean, Span<float> rstd, int C, float eps)
     {
+        int rows = Validate("LayerNormForward", x.Length, y.Length, mean.Length, rstd.Length, weight.Length, bias.Length, C);
         if (KernelOptions.UseScalarReference)
         {
             LayerNormForwardReference(x, weight, bias, y, mean, rstd, C, eps);
             return;
         }
-        int rows = mean.Length;
         fixed (float* px = x, pw = weight, pb = bias, py = y, pm = mean, pr = rstd)
         {
             float* cx = px, cw = pw, cb = pb, cy = py, cm = pm, cr = pr;
-            ParallelChunks.For(rows, (start, end) =>
+            ParallelChunks.For(rows, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (start, end) =>
             {
+                var w = new ReadOnlySpan<float>(cw, C);
+                var b = new ReadOnlySpan<float>(cb, C);
                 for (int r = start; r < end; r++)
-                    LayerNormRow(cx + (long)r * C, cw, cb, cy + (long)r * C, C, eps, out cm[r], out cr[r]);
-            }, minPerChunk: Math.Max(1, 32768 / Math.Max(1, C)));
+                {
+                    var xr = new ReadOnlySpan<float>(cx + (long)r * C, C);
+                    var yr = new Span<float>(cy + (long)r * C, C);
+                    float m = Reduce.Sum(xr) / C;
+                    TensorPrimitives.Subtract(xr, m, yr);                        // d = x − mean
+                    float s = 1f / MathF.Sqrt(Reduce.Dot(yr, yr) / C + eps);
+                    TensorPrimitives.Multiply(yr, s, yr);                        // norm = d·rstd
+                    TensorPrimitives.FusedMultiplyAdd(yr, w, b, yr);             // y = norm·w + b
+                    cm[r] = m;
+                    cr[r] = s;
+                }
+            }, minPerChunk: RowsPerChunk(C));
         }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void LayerNormRow(float* x, float* w, float* b, float* y, int C, float eps, out float mean, out float rstd)
-    {
-        float m = Reduce.Sum(new ReadOnlySpan<float>(x, C)) / C;
-        int i = 0;
-        float v = 0f;
-        if (Vector256.IsHardwareAccelerated && C >= 8)
-        {
-            var vm = Vector256.Create(m);
-            var acc = Vector256<float>.Zero;
-            for (; i <= C - 8; i += 8)
-            {
-                var d = Vector256.Load(x + i) - vm;
-                acc = Vector256.FusedMultiplyAdd(d, d, acc);
-            }
-            v = Reduce.HorizontalSum(acc);
-        }
-        for (; i < C; i++)
-        {
-            float d = x[i] - m;
-            v += d * d;
-        }
-        float s = 1f / MathF.Sqrt(v / C + eps);
-        i = 0;
-        if (Vector256.IsHardwareAccelerated)
-        {
-            var vm = Vector256.Create(m);
-            var vs = Vector256.Create(s);
-            for (; i <= C - 8; i += 8)
-                Vector256.Store(Vector256.FusedMultiplyAdd((Vector256.Load(x + i) - vm) * vs, Vector256.Load(w + i), Vector256.Load(b + i)), y + i);
-        }
-        for (; i < C; i++) y[i] = (x[i] - m) * s * w[i] + b[i];
-        mean = m;
-        rstd = s;
     }
 
     /// <summary>Adds into dx, dweight, dbias (any of them may be empty to skip it).</summary>
     public static void LayerNormBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> weight,
         ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd, Span<float> dx, Span<float> dweight, Span<float> dbias, int C)
     {
+        int rows = Validate("LayerNormBackward", x.Length, dy.Length, mean.Length, rstd.Length, weight.Length, weight.Length, C);
+        if ((!dx.IsEmpty && dx.Length != x.Length) || (!dweight.IsEmpty && dweight.Length != C) || (!dbias.IsEmpty && dbias.Length != C))
+            throw new ArgumentException($"LayerNormBackward: dx {dx.Length}, dweight {dweight.Length}, dbias {dbias.Length} should be {x.Length}, {C}, {C} (or empty).");
         if (KernelOptions.UseScalarReference)
         {
             LayerNormBackwardReference(dy, x, weight, mean, rstd, dx, dweight, dbias, C);
             return;
         }
-        int rows = mean.Length;
-        // Fixed chunks of rows that depend only on the shape, never on the thread count: per-chunk partial sums of
-        // dweight and dbias are added in chunk order afterwards, so any number of threads gives the same bits.
-        int rowsPerChunk = Math.Max(RowsPerChunk, 32768 / Math.Max(1, C));
-        int chunks = Math.Max(1, (rows + rowsPerChunk - 1) / rowsPerChunk);
-        var partial = new float[chunks * 2 * C];
-        bool wantDx = !dx.IsEmpty, wantDw = !dweight.IsEmpty, wantDb = !dbias.IsEmpty;
-        fixed (float* pdy = dy, px = x, pw = weight, pm = mean, pr = rstd, pdx = dx, ppart = partial)
+        bool wantDw = !dweight.IsEmpty, wantDb = !dbias.IsEmpty;
+        fixed (float* pdy = dy, px = x, pw = weight, pm = mean, pr = rstd, pdx = dx, pdw = dweight, pdb = dbias)
         {
-            float* cdy = pdy, cx = px, cw = pw, cm = pm, cr = pr, cdx = pdx, cpart = ppart;
-            ParallelChunks.For(chunks, (first, last) =>
+            float* cdy = pdy, cx = px, cw = pw, cm = pm, cr = pr, cdx = pdx, cdw = pdw, cdb = pdb;
+            if (cdx != null)
             {
-                for (int c = first; c < last; c++)
+                ParallelChunks.For(rows, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (start, end) =>
                 {
-                    int start = c * rowsPerChunk, end = Math.Min(rows, start + rowsPerChunk);
-                    float* dw = cpart + (long)c * 2 * C, db = dw + C;
+                    var w = new ReadOnlySpan<float>(cw, C);
+                    var norm = Scratch.A(C);
+                    var dnorm = Scratch.B(C);
                     for (int r = start; r < end; r++)
-                        LayerNormBackwardRow(cdy + (long)r * C, cx + (long)r * C, cw, cm[r], cr[r], wantDx ? cdx + (long)r * C : null, dw, db, C);
-                }
-            });
-        }
-        for (int c = 0; c < chunks; c++)
-        {
-            var dwPart = partial.AsSpan(c * 2 * C, C);
-            var dbPart = partial.AsSpan(c * 2 * C + C, C);
-            if (wantDw) System.Numerics.Tensors.TensorPrimitives.Add(dweight, dwPart, dweight);
-            if (wantDb) System.Numerics.Tensors.TensorPrimitives.Add(dbias, dbPart, dbias);
-        }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void LayerNormBackwardRow(float* dy, float* x, float* w, float m, float s, float* dx, float* dw, float* db, int C)
-    {
-        int i = 0;
-        float a = 0f, bsum = 0f;
-        var vm = Vector256.Create(m);
-        var vs = Vector256.Create(s);
-        if (Vector256.IsHardwareAccelerated && C >= 8)
-        {
-            Vector256<float> accA = Vector256<float>.Zero, accB = accA;
-            for (; i <= C - 8; i += 8)
-            {
-                var dnorm = Vector256.Load(dy + i) * Vector256.Load(w + i);
-                var norm = (Vector256.Load(x + i) - vm) * vs;
-                accA += dnorm;
-                accB = Vector256.FusedMultiplyAdd(dnorm, norm, accB);
+                    {
+                        var dyr = new ReadOnlySpan<float>(cdy + (long)r * C, C);
+                        TensorPrimitives.Subtract(new ReadOnlySpan<float>(cx + (long)r * C, C), cm[r], norm);
+                        TensorPrimitives.Multiply(norm, cr[r], norm);
+                        TensorPrimitives.Multiply(dyr, w, dnorm);
+                        float meanDnorm = Reduce.Sum(dnorm) / C;
+                        float meanDnormNorm = Reduce.Dot(dnorm, norm) / C;
+                        TensorPrimitives.FusedMultiplyAdd(norm, -meanDnormNorm, dnorm, dnorm); // dnorm − norm·mean(dnorm·norm)
+                        TensorPrimitives.Subtract(dnorm, meanDnorm, dnorm);                    //   − mean(dnorm)
+                        var dxr = new Span<float>(cdx + (long)r * C, C);
+                        TensorPrimitives.FusedMultiplyAdd(dnorm, cr[r], dxr, dxr);             // dx += that·rstd
+                    }
+                }, minPerChunk: RowsPerChunk(C));
             }
-            a = Reduce.HorizontalSum(accA);
-            bsum = Reduce.HorizontalSum(accB);
-        }
-        for (; i < C; i++)
-        {
-            float dnorm = dy[i] * w[i];
-            a += dnorm;
-            bsum += dnorm * (x[i] - m) * s;
-        }
-        float dnormMean = a / C, dnormNormMean = bsum / C;
-        i = 0;
-        if (Vector256.IsHardwareAccelerated)
-        {
-            var va = Vector256.Create(dnormMean);
-            var vb = Vector256.Create(dnormNormMean);
-            for (; i <= C - 8; i += 8)
+            if (!wantDw && !wantDb) return;
+            // Parameter gradients sum over rows: threads split the columns, and each column runs its rows in order.
+            ParallelChunks.For(C, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (c0, c1) =>
             {
-                var g = Vector256.Load(dy + i);
-                var norm = (Vector256.Load(x + i) - vm) * vs;
-                Vector256.Store(Vector256.Load(db + i) + g, db + i);
-                Vector256.Store(Vector256.FusedMultiplyAdd(norm, g, Vector256.Load(dw + i)), dw + i);
-                if (dx != null)
+                int width = c1 - c0;
+                var norm = Scratch.A(width);
+                for (int r = 0; r < rows; r++)
                 {
-                    var t = (g * Vector256.Load(w + i) - va - norm * vb) * vs;
-                    Vector256.Store(Vector256.Load(dx + i) + t, dx + i);
+                    var dyr = new ReadOnlySpan<float>(cdy + (long)r * C + c0, width);
+                    if (wantDw)
+                    {
+                        var dw = new Span<float>(cdw + c0, width);
+                        TensorPrimitives.Subtract(new ReadOnlySpan<float>(cx + (long)r * C + c0, width), cm[r], norm);
+                        TensorPrimitives.Multiply(norm, cr[r], norm);
+                        TensorPrimitives.FusedMultiplyAdd(norm, dyr, dw, dw);
+                    }
+                    if (wantDb)
+                    {
+                        var db = new Span<float>(cdb + c0, width);
+                        TensorPrimitives.Add(db, dyr, db);
+                    }
                 }
-            }
-        }
-        for (; i < C; i++)
-        {
-            float norm = (x[i] - m) * s;
-            db[i] += dy[i];
-            dw[i] += norm * dy[i];
-            if (dx != null) dx[i] += (dy[i] * w[i] - dnormMean - norm * dnormNormMean) * s;
+            }, minPerChunk: Math.Max(64, 32768 / Math.Max(1, rows)));
         }
     }
 
+    // Rows per thread at least: about 32k floats of work each, so small inputs stay on one thread.
+    private static int RowsPerChunk(int C) => Math.Max(1, 32768 / Math.Max(1, C));
+
+    private static int Validate(string name, int xLength, int yLength, int meanLength, int rstdLength, int wLength, int bLength, int C)
+    {
+        if (C <= 0) throw new ArgumentException($"{name}: C must be positive (got {C}).");
+        int rows = meanLength;
+        if (xLength != rows * C || yLength != rows * C || rstdLength != rows || wLength != C || bLength != C)
+            throw new ArgumentException($"{name}: x {xLength}, y/dy {yLength}, mean {meanLength}, rstd {rstdLength}, weight {wLength}, bias {bLength} do not fit rows × C = {rows} × {C}.");
+        return rows;
+    }
+
+    /// <summary>The forward kernel's order as plain loops (Reduce.SumInOrder/DotInOrder for the two row sums).</summary>
     public static void LayerNormForwardReference(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias,
         Span<float> y, Span<float> mean, Span<float> rstd, int C, float eps)
     {
         int rows = mean.Length;
+        var d = new float[C];
         for (int r = 0; r < rows; r++)
         {
             var xr = x.Slice(r * C, C);
-            var yr = y.Slice(r * C, C);
-            float m = 0f;
-            for (int i = 0; i < C; i++) m += xr[i];
-            m /= C;
-            float v = 0f;
-            for (int i = 0; i < C; i++)
-            {
-                float d = xr[i] - m;
-                v += d * d;
-            }
-            float s = 1f / MathF.Sqrt(v / C + eps);
-            for (int i = 0; i < C; i++) yr[i] = (xr[i] - m) * s * weight[i] + bias[i];
+            float m = Reduce.SumInOrder(xr) / C;
+            for (int i = 0; i < C; i++) d[i] = xr[i] - m;
+            float s = 1f / MathF.Sqrt(Reduce.DotInOrder(d, d) / C + eps);
+            for (int i = 0; i < C; i++) y[r * C + i] = MathF.FusedMultiplyAdd(d[i] * s, weight[i], bias[i]);
             mean[r] = m;
             rstd[r] = s;
         }
     }
 
+    /// <summary>The backward kernel's order as plain loops: per row dx, then dweight and dbias over rows 0..N−1.</summary>
     public static void LayerNormBackwardReference(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> weight,
         ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd, Span<float> dx, Span<float> dweight, Span<float> dbias, int C)
     {
         int rows = mean.Length;
+        var norm = new float[C];
+        var dnorm = new float[C];
         for (int r = 0; r < rows; r++)
         {
-            var dyr = dy.Slice(r * C, C);
-            var xr = x.Slice(r * C, C);
             float m = mean[r], s = rstd[r];
-            // dnorm = dy·w; dx = (dnorm − mean(dnorm) − norm·mean(dnorm·norm))·rstd
-            float dnormMean = 0f, dnormNormMean = 0f;
             for (int i = 0; i < C; i++)
             {
-                float norm = (xr[i] - m) * s;
-                float dnorm = dyr[i] * weight[i];
-                dnormMean += dnorm;
-                dnormNormMean += dnorm * norm;
+                norm[i] = (x[r * C + i] - m) * s;
+                dnorm[i] = dy[r * C + i] * weight[i];
             }
-            dnormMean /= C;
-            dnormNormMean /= C;
+            float meanDnorm = Reduce.SumInOrder(dnorm) / C;
+            float meanDnormNorm = Reduce.DotInOrder(dnorm, norm) / C;
             for (int i = 0; i < C; i++)
             {
-                float norm = (xr[i] - m) * s;
-                if (!dbias.IsEmpty) dbias[i] += dyr[i];
-                if (!dweight.IsEmpty) dweight[i] += norm * dyr[i];
-                if (!dx.IsEmpty) dx[r * C + i] += (dyr[i] * weight[i] - dnormMean - norm * dnormNormMean) * s;
+                if (!dx.IsEmpty)
+                {
+                    float t = MathF.FusedMultiplyAdd(norm[i], -meanDnormNorm, dnorm[i]) - meanDnorm;
+                    dx[r * C + i] = MathF.FusedMultiplyAdd(t, s, dx[r * C + i]);
+                }
+                if (!dweight.IsEmpty) dweight[i] = MathF.FusedMultiplyAdd(norm[i], dy[r * C + i], dweight[i]);
+                if (!dbias.IsEmpty) dbias[i] += dy[r * C + i];
             }
         }
     }

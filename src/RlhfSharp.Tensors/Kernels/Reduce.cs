@@ -2,7 +2,9 @@
 // buffer's alignment and of the machine's vector width, so the same values always give the same bits.
 // TensorPrimitives.Sum/Dot are not used: they align loads to the address (rounding can change between runs)
 // and take Vector512 where the CPU has it, so AVX2 and AVX-512 machines add in different orders.
-// Scalar reference: the *Reference methods.
+// Scalar references: SumReference/DotReference (float64, the value) and SumInOrder/DotInOrder (the same fixed order
+// as a plain scalar program: the bits Sum and Dot must give on every machine, and what kernel references built on
+// Sum and Dot call to reproduce a kernel's bits exactly).
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -75,6 +77,39 @@ public static class Reduce
     {
         if (x.IsEmpty) throw new ArgumentException("Max: empty span.");
         return System.Numerics.Tensors.TensorPrimitives.Max(x);
+    }
+
+    /// <summary>
+    /// <see cref="Sum"/>'s order as a scalar program: four accumulators of eight lanes over blocks of 32, lanes combined as
+    /// ((0+4)+(2+6)) + ((1+5)+(3+7)), then the tail in index order.
+    /// </summary>
+    public static float SumInOrder(ReadOnlySpan<float> x) => InOrder(x, default, dot: false);
+
+    /// <summary><see cref="Dot"/>'s order as a scalar program: as <see cref="SumInOrder"/>, a fused multiply-add at every step.</summary>
+    public static float DotInOrder(ReadOnlySpan<float> x, ReadOnlySpan<float> y)
+    {
+        if (x.Length != y.Length) throw new ArgumentException($"DotInOrder: lengths {x.Length} and {y.Length} differ.");
+        return InOrder(x, y, dot: true);
+    }
+
+    private static float InOrder(ReadOnlySpan<float> x, ReadOnlySpan<float> y, bool dot)
+    {
+        int n = x.Length, i = 0;
+        float s = 0f;
+        if (n >= 32)
+        {
+            Span<float> acc = stackalloc float[32]; // acc[8·a + l]: accumulator a, lane l
+            acc.Clear();
+            for (; i <= n - 32; i += 32)
+                for (int j = 0; j < 32; j++)
+                    acc[j] = dot ? MathF.FusedMultiplyAdd(x[i + j], y[i + j], acc[j]) : acc[j] + x[i + j];
+            Span<float> lane = stackalloc float[8];
+            for (int l = 0; l < 8; l++) lane[l] = (acc[l] + acc[8 + l]) + (acc[16 + l] + acc[24 + l]);
+            float h0 = lane[0] + lane[4], h1 = lane[1] + lane[5], h2 = lane[2] + lane[6], h3 = lane[3] + lane[7];
+            s = (h0 + h2) + (h1 + h3);
+        }
+        for (; i < n; i++) s = dot ? MathF.FusedMultiplyAdd(x[i], y[i], s) : s + x[i];
+        return s;
     }
 
     /// <summary>Plain float64 reference for <see cref="Sum"/>.</summary>

@@ -1,11 +1,12 @@
-// Causal scaled-dot-product attention ops (forward and backward fused per head in Kernels.Attention).
+// Causal scaled-dot-product attention ops (forward and backward fused per head in Kernels.Attention, the kernels the
+// fused GPT runs too). Forward keeps the attention probabilities [B, NH, T, T] for backward.
 // Masking rule: query t attends key s iff s ≤ t and keyMask[b, s] ≠ 0 (1 = real token, 0 = padding);
 // a query with nothing to attend (a left-padding position) outputs zeros, never NaN.
 using RlhfSharp.Tensors.Kernels;
 
 namespace RlhfSharp.Tensors;
 
-public static unsafe partial class Ops
+public static partial class Ops
 {
     /// <summary>
     /// softmax(QKᵀ/√HS + causal and padding mask)·V. q, k, v: [B, NH, T, HS]; keyMask: [B, T] or null.
@@ -20,19 +21,13 @@ public static unsafe partial class Ops
         CheckKeyMask(keyMask, d);
         var layout = new AttentionLayout(0, d.NH * d.T * d.HS, d.T * d.HS, d.HS);
         var y = Tensor.Uninitialized(q.ShapeRef);
-        var lse = new float[d.B * d.NH * d.T];
-        fixed (float* pq = q.Span, pk = k.Span, pv = v.Span, po = y.Span, pl = lse)
-        fixed (float* pm = keyMask is null ? default : keyMask.Span)
-            Attention.Forward(d, pq, pk, pv, layout, layout, layout, po, layout, pm, pl);
+        var probs = new float[d.B * d.NH * d.T * d.T];
+        Attention.Forward(d, q.Span, layout, k.Span, layout, v.Span, layout, y.Span, layout, MaskBytes(keyMask), probs);
         return Autograd.Record("causal_attention", y, [q, k, v], o =>
-        {
-            fixed (float* pq = q.Span, pk = k.Span, pv = v.Span, pg = o.Grad!.Span, pl = lse)
-            fixed (float* pm = keyMask is null ? default : keyMask.Span)
-            fixed (float* dq = q.RequiresGrad ? q.GradForAccumulate() : default)
-            fixed (float* dk = k.RequiresGrad ? k.GradForAccumulate() : default)
-            fixed (float* dv = v.RequiresGrad ? v.GradForAccumulate() : default)
-                Attention.Backward(d, pq, pk, pv, layout, layout, layout, pg, layout, pm, pl, dq, dk, dv);
-        });
+            Attention.Backward(d, q.Span, layout, k.Span, layout, v.Span, layout, o.Grad!.Span, layout, probs,
+                q.RequiresGrad ? q.GradForAccumulate() : default,
+                k.RequiresGrad ? k.GradForAccumulate() : default,
+                v.RequiresGrad ? v.GradForAccumulate() : default));
     }
 
     /// <summary>
@@ -54,16 +49,23 @@ public static unsafe partial class Ops
         var vL = qL with { Offset = 2 * C };
         var oL = new AttentionLayout(0, T * C, d.HS, C);
         var y = Tensor.Uninitialized(B, T, C);
-        var lse = new float[B * heads * T];
-        fixed (float* p = qkv.Span, po = y.Span, pl = lse)
-        fixed (float* pm = keyMask is null ? default : keyMask.Span)
-            Attention.Forward(d, p, p, p, qL, kL, vL, po, oL, pm, pl);
+        var probs = new float[B * heads * T * T];
+        Attention.Forward(d, qkv.Span, qL, qkv.Span, kL, qkv.Span, vL, y.Span, oL, MaskBytes(keyMask), probs);
         return Autograd.Record("causal_attention", y, [qkv], o =>
         {
-            fixed (float* p = qkv.Span, pg = o.Grad!.Span, pl = lse, dp = qkv.GradForAccumulate())
-            fixed (float* pm = keyMask is null ? default : keyMask.Span)
-                Attention.Backward(d, p, p, p, qL, kL, vL, pg, oL, pm, pl, dp, dp, dp);
+            var dqkv = qkv.GradForAccumulate();
+            Attention.Backward(d, qkv.Span, qL, qkv.Span, kL, qkv.Span, vL, o.Grad!.Span, oL, probs, dqkv, dqkv, dqkv);
         });
+    }
+
+    // The kernels take the mask as bytes (GPT inputs carry it so): 0 stays 0, anything else is a real token.
+    private static byte[]? MaskBytes(Tensor? keyMask)
+    {
+        if (keyMask is null) return null;
+        var m = keyMask.Span;
+        var bytes = new byte[m.Length];
+        for (int i = 0; i < m.Length; i++) bytes[i] = m[i] == 0f ? (byte)0 : (byte)1;
+        return bytes;
     }
 
     private static void CheckKeyMask(Tensor? keyMask, Attention.Dims d)

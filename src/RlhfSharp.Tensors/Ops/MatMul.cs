@@ -1,5 +1,5 @@
 // Matrix products with their backward, all through Gemm.Multiply: matmul (2-D and batched, transpose flags)
-// and linear (x·Wᵀ + b with W stored [out, in] like torch.nn.Linear).
+// and linear (x·Wᵀ + b with W stored [out, in] like torch.nn.Linear; the kernel is LinearKernels, which the GPT shares).
 // Backward of C = op(A)·op(B): dA = dC·op(B)ᵀ and dB = op(A)ᵀ·dC, each mapped onto an NN/NT/TN form.
 using System.Numerics.Tensors;
 using RlhfSharp.Tensors.Kernels;
@@ -112,46 +112,13 @@ public static unsafe partial class Ops
         var shape = x.ShapeArray();
         shape[^1] = outF;
         var y = inF == 0 ? Tensor.Zeros(shape) : Tensor.Uninitialized(shape); // the product overwrites every element
-        var ys = y.Span;
-        fixed (float* px = x.Span)
-        fixed (float* pw = weight.Span)
-        fixed (float* py = ys)
-        {
-            Gemm.Multiply(GemmForm.NT, R, outF, inF, px, inF, pw, inF, py, outF, accumulate: false);
-        }
-        if (bias is not null)
-        {
-            var bs = bias.Span;
-            for (int r = 0; r < R; r++)
-            {
-                var row = ys.Slice(r * outF, outF);
-                TensorPrimitives.Add(row, bs, row);
-            }
-        }
+        LinearKernels.Forward(x.Span, weight.Span, bias is null ? default : bias.Span, y.Span, R, inF, outF, LinearWeightLayout.OutIn);
         Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
         return Autograd.Record("linear", y, inputs, o =>
-        {
-            var gs = o.Grad!.Span;
-            fixed (float* pg = gs)
-            {
-                if (x.RequiresGrad)
-                {
-                    fixed (float* pw = weight.Span)
-                    fixed (float* pdx = x.GradForAccumulate())
-                        Gemm.Multiply(GemmForm.NN, R, inF, outF, pg, outF, pw, inF, pdx, inF, true);      // dx = dy·W
-                }
-                if (weight.RequiresGrad)
-                {
-                    fixed (float* px = x.Span)
-                    fixed (float* pdw = weight.GradForAccumulate())
-                        Gemm.Multiply(GemmForm.TN, outF, inF, R, pg, outF, px, inF, pdw, inF, true);      // dW = dyᵀ·x
-                }
-            }
-            if (bias is not null && bias.RequiresGrad)
-            {
-                var db = bias.GradForAccumulate();
-                for (int r = 0; r < R; r++) TensorPrimitives.Add(db, gs.Slice(r * outF, outF), db); // db = Σ_rows dy
-            }
-        });
+            LinearKernels.Backward(o.Grad!.Span, x.Span, weight.Span,
+                x.RequiresGrad ? x.GradForAccumulate() : default,
+                weight.RequiresGrad ? weight.GradForAccumulate() : default,
+                bias is not null && bias.RequiresGrad ? bias.GradForAccumulate() : default,
+                R, inF, outF, LinearWeightLayout.OutIn));
     }
 }
