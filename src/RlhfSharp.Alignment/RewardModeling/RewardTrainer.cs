@@ -22,6 +22,7 @@
 using System.Text.Json.Serialization;
 using RlhfSharp.Alignment.Sampling;
 using RlhfSharp.Models;
+using RlhfSharp.Models.Checkpoints;
 using RlhfSharp.Objectives;
 using RlhfSharp.Runs;
 using RlhfSharp.Tensors;
