@@ -1,5 +1,8 @@
 // The environment contract in the shape Gymnasium users know: Reset(seed) -> observation; Step(action) ->
 // (observation, reward, terminated, truncated). Time limits are part of each environment, as gymnasium.make adds them.
+// SaveState/RestoreState capture everything that decides an environment's future (physics, step count, RNG), so a
+// checkpointed training run continues bit-identically.
+using System.Text.Json.Serialization;
 using RlhfSharp.Tensors;
 
 namespace RlhfSharp.Control;
@@ -10,6 +13,19 @@ public sealed record StepResult(float[] Observation, double Reward, bool Termina
     /// <summary>The episode is over for either reason; the caller must Reset before stepping again.</summary>
     public bool Done => Terminated || Truncated;
 }
+
+/// <summary>Everything that decides an environment's future, for checkpoints (see IEnvironment.SaveState).</summary>
+/// <param name="Physics">The physical state (ClassicControlEnv.State, double precision).</param>
+/// <param name="ElapsedSteps">Steps since the last Reset (the TimeLimit counter).</param>
+/// <param name="NeedsReset">True before the first Reset and after an episode ended.</param>
+/// <param name="Rng">The environment's own generator (Rng.GetState), which the next Reset draws from.</param>
+/// <param name="Extra">State an environment keeps beside its physics (Pendulum: the last torque its renderer draws); empty for most.</param>
+public sealed record EnvState(
+    [property: JsonPropertyName("physics")] double[] Physics,
+    [property: JsonPropertyName("elapsed_steps")] int ElapsedSteps,
+    [property: JsonPropertyName("needs_reset")] bool NeedsReset,
+    [property: JsonPropertyName("rng")] ulong[] Rng,
+    [property: JsonPropertyName("extra")] double[] Extra);
 
 /// <summary>A single-agent episodic environment with Gymnasium's reset/step semantics.</summary>
 public interface IEnvironment
@@ -35,6 +51,12 @@ public interface IEnvironment
 
     /// <summary>Steps since the last Reset.</summary>
     int ElapsedSteps { get; }
+
+    /// <summary>A copy of everything that decides what Reset and Step return next.</summary>
+    EnvState SaveState();
+
+    /// <summary>Puts the environment back into a saved state: stepping it then gives exactly what the original gave.</summary>
+    void RestoreState(EnvState state);
 }
 
 /// <summary>
@@ -89,6 +111,32 @@ public abstract class ClassicControlEnv : IEnvironment
         State = state.ToArray();
         ElapsedSteps = elapsedSteps;
         _needsReset = false;
+    }
+
+    public EnvState SaveState() => new((double[])State.Clone(), ElapsedSteps, _needsReset, _rng.GetState(), SaveExtraState());
+
+    public void RestoreState(EnvState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        // An environment never reset has no physics yet.
+        if (state.Physics.Length != StateSize && !(state.Physics.Length == 0 && state.NeedsReset))
+            throw new ArgumentException($"{Id}.RestoreState: the saved state has {state.Physics.Length} physics values; expected {StateSize}.", nameof(state));
+        var rng = new Rng(0);
+        rng.SetState(state.Rng);
+        _rng = rng;
+        State = (double[])state.Physics.Clone();
+        ElapsedSteps = state.ElapsedSteps;
+        _needsReset = state.NeedsReset;
+        RestoreExtraState(state.Extra);
+    }
+
+    /// <summary>State kept beside the physics (most environments have none).</summary>
+    protected virtual double[] SaveExtraState() => [];
+
+    /// <summary>Restores what <see cref="SaveExtraState"/> returned.</summary>
+    protected virtual void RestoreExtraState(double[] extra)
+    {
+        if (extra.Length != 0) throw new ArgumentException($"{Id}.RestoreState: {extra.Length} extra values; this environment keeps none.", nameof(extra));
     }
 
     public StepResult Step(ReadOnlySpan<float> action)

@@ -156,6 +156,19 @@ public sealed class RewardNormalizer
 
     public RunningMeanStd Stats { get; }
 
+    /// <summary>The running statistics and each copy's discounted return so far, for checkpoints.</summary>
+    public RewardNormalizerState Save() => new(Stats.Save(), (double[])_discounted.Clone());
+
+    /// <summary>Restores what <see cref="Save"/> returned.</summary>
+    public void Load(RewardNormalizerState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (state.DiscountedReturns.Length != _discounted.Length)
+            throw new ArgumentException($"RewardNormalizer.Load: the state holds {state.DiscountedReturns.Length} discounted returns; expected {_discounted.Length}.", nameof(state));
+        Stats.Load(state.Stats);
+        state.DiscountedReturns.CopyTo(_discounted, 0);
+    }
+
     /// <summary>Scales one vector step's rewards in place; an episode's discounted sum restarts after it ends.</summary>
     public void Normalize(Span<double> rewards, ReadOnlySpan<bool> terminated, ReadOnlySpan<bool> truncated)
     {
@@ -171,6 +184,11 @@ public sealed class RewardNormalizer
         }
     }
 }
+
+/// <summary>A RewardNormalizer's state: the return statistics and each copy's discounted return so far.</summary>
+public sealed record RewardNormalizerState(
+    [property: JsonPropertyName("stats")] RunningStats Stats,
+    [property: JsonPropertyName("discounted_returns")] double[] DiscountedReturns);
 
 /// <summary>What gets saved with a policy so evaluation sees observations the way training did.</summary>
 /// <param name="Observation">Observation statistics, or null when observations were not normalised.</param>

@@ -1,5 +1,8 @@
 // N copies of one environment stepped in lock-step with same-step auto-reset (as CleanRL's SyncVectorEnv usage):
 // when an episode ends, the returned observation is already the next episode's first; the last one is kept aside.
+// SaveState/RestoreState carry every copy's state and the running episode sums, for checkpoints.
+using System.Text.Json.Serialization;
+
 namespace RlhfSharp.Control;
 
 /// <summary>One finished episode: which copy ran it, its undiscounted return and its length in steps.</summary>
@@ -14,6 +17,13 @@ public sealed record EpisodeRecord(int EnvIndex, double Return, int Length, bool
 /// <param name="Finished">Episodes that ended this step.</param>
 public sealed record VectorStep(
     float[] Observations, double[] Rewards, bool[] Terminated, bool[] Truncated, float[]?[] FinalObservations, IReadOnlyList<EpisodeRecord> Finished);
+
+/// <summary>A VectorEnv's state: each copy's, the return and length of each copy's episode so far, and whether Reset was called.</summary>
+public sealed record VectorEnvState(
+    [property: JsonPropertyName("envs")] EnvState[] Envs,
+    [property: JsonPropertyName("episode_returns")] double[] EpisodeReturns,
+    [property: JsonPropertyName("episode_lengths")] int[] EpisodeLengths,
+    [property: JsonPropertyName("started")] bool Started);
 
 public sealed class VectorEnv
 {
@@ -99,5 +109,21 @@ public sealed class VectorEnv
             next.CopyTo(obs, i * ObservationSize);
         }
         return new VectorStep(obs, rewards, terminated, truncated, finals, finished);
+    }
+
+    /// <summary>A copy of every copy's state and the episode sums so far.</summary>
+    public VectorEnvState SaveState() =>
+        new([.. _envs.Select(e => e.SaveState())], (double[])_returns.Clone(), (int[])_lengths.Clone(), _started);
+
+    /// <summary>Puts every copy back into a saved state; stepping then continues exactly as the saved VectorEnv would have.</summary>
+    public void RestoreState(VectorEnvState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (state.Envs.Length != Count || state.EpisodeReturns.Length != Count || state.EpisodeLengths.Length != Count)
+            throw new ArgumentException($"VectorEnv({Id}).RestoreState: the saved state holds {state.Envs.Length} copies; this one has {Count}.", nameof(state));
+        for (int i = 0; i < Count; i++) _envs[i].RestoreState(state.Envs[i]);
+        state.EpisodeReturns.CopyTo(_returns, 0);
+        state.EpisodeLengths.CopyTo(_lengths, 0);
+        _started = state.Started;
     }
 }

@@ -133,6 +133,29 @@ public sealed class BadInputTests(CheckpointFolders folders, ITestOutputHelper o
         AssertOneLineError(RlhfRunner.Run("prefrl", "--env", "Pong-v5", "--labeler", "app", "--out", Path.Combine(folders.Root, "pong")), "Pong-v5", "CartPole-v1");
 
     [Fact]
+    public void Given_an_unknown_environment_When_running_rl_Then_one_line_lists_the_known_ones_and_no_run_folder_is_made()
+    {
+        string run = Path.Combine(folders.Root, "rl-pong");
+        AssertOneLineError(RlhfRunner.Run("rl", "--env", "Pong-v5", "--out", run), "Pong-v5", "CartPole-v1");
+        Assert.False(Directory.Exists(run));
+    }
+
+    [Fact]
+    public void Given_a_ppo_setting_with_reinforce_When_running_rl_Then_one_line_names_it() =>
+        AssertOneLineError(RlhfRunner.Run("rl", "--algo", "reinforce", "--clip-coef", "0.1", "--run", Path.Combine(folders.Root, "rl-clip")), "--clip-coef", "--algo reinforce");
+
+    [Fact]
+    public void Given_a_finished_rl_run_When_started_again_into_its_folder_Then_one_line_refuses_it()
+    {
+        string run = Path.Combine(folders.Root, "rl-again");
+        var first = RlhfRunner.Run("rl", "--steps", "256", "--run", run);
+        Assert.True(first.Exit == 0, string.Join("\n", first.ErrorLines));
+        long lines = File.ReadLines(Path.Combine(run, "metrics.jsonl")).Count();
+        AssertOneLineError(RlhfRunner.Run("rl", "--steps", "256", "--run", run), run, "already holds a run");
+        Assert.Equal(lines, File.ReadLines(Path.Combine(run, "metrics.jsonl")).Count());
+    }
+
+    [Fact]
     public void Given_human_only_options_without_human_When_running_the_demo_Then_one_line_says_so() =>
         AssertOneLineError(RlhfRunner.Run("demo", "--judgments", "20", "--out", Path.Combine(folders.Root, "demo")), "--judgments", "--human");
 

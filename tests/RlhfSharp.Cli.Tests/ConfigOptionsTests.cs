@@ -8,6 +8,8 @@ using RlhfSharp.Alignment.Ppo;
 using RlhfSharp.Alignment.RewardModeling;
 using RlhfSharp.Cli.Commands;
 using RlhfSharp.Runs;
+using ControlPpoConfig = RlhfSharp.Control.Rl.PpoConfig;
+using ReinforceConfig = RlhfSharp.Control.Rl.ReinforceConfig;
 
 namespace RlhfSharp.Cli.Tests;
 
@@ -91,5 +93,75 @@ public sealed class ConfigOptionsTests : IDisposable
         File.WriteAllText(file, "num_train_epochs: many\n");
         var bad = Assert.Throws<FormatException>(() => Build(settings, command, "--config", file));
         Assert.Contains("num_train_epochs", bad.Message);
+    }
+
+    /// <summary>`rl`'s two records on one command, as RlCommand builds them: PPO's (with --algo <paramref name="algo"/>) or REINFORCE's.</summary>
+    private static (ControlPpoConfig? Ppo, ReinforceConfig? Reinforce) BuildRl(string algo, params string[] args)
+    {
+        var command = new Command("x");
+        var (ppo, reinforce) = RlCommand.AddSettings(command);
+        var p = new RootCommand { command }.Parse(["x", .. args]);
+        Assert.Empty(p.Errors);
+        return algo == "reinforce" ? (null, reinforce.Build(p)) : (RlCommand.BuildPpo(ppo, p, algo), null);
+    }
+
+    [Fact]
+    public void Rl_TheEnvironmentsPresetIsTheDefault_AndAGivenOptionOrFileWins()
+    {
+        Assert.Equal(ControlPpoConfig.ForEnv("CartPole-v1"), BuildRl("ppo", "--env", "CartPole-v1").Ppo!, new RecordWithHidden());
+        Assert.Equal(ControlPpoConfig.ForEnv("CartPole-v1"), BuildRl("ppo").Ppo!, new RecordWithHidden()); // CartPole-v1 is the default env
+        var lr = BuildRl("ppo", "--env", "CartPole-v1", "--learning-rate", "3e-4").Ppo!;
+        Assert.Equal(ControlPpoConfig.ForEnv("CartPole-v1") with { LearningRate = 3e-4 }, lr, new RecordWithHidden());
+        Assert.NotEqual(3e-4, ControlPpoConfig.ForEnv("CartPole-v1").LearningRate);
+        // Another environment brings its own preset; CleanRL's names and the older spellings set the same fields.
+        var pendulum = BuildRl("ppo", "--env", "Pendulum-v1", "--steps", "2048", "--ent-coef", "0.001", "--hidden", "32", "32").Ppo!;
+        Assert.Equal(ControlPpoConfig.ForEnv("Pendulum-v1") with { TotalSteps = 2048, EntropyCoef = 0.001, Hidden = [32, 32] }, pendulum, new RecordWithHidden());
+        Assert.True(BuildRl("ppo-penalty", "--env", "Acrobot-v1").Ppo!.KlPenalty);
+
+        // A file's env_id picks the preset too; its other keys and then the command line are laid over it.
+        string yaml = Path.Combine(_dir, "rl.yaml");
+        File.WriteAllText(yaml, "env_id: MountainCar-v0\ngamma: 0.95\nclip_vloss: false\n");
+        var fromFile = BuildRl("ppo", "--config", yaml, "--gamma", "0.97").Ppo!;
+        Assert.Equal(ControlPpoConfig.ForEnv("MountainCar-v0") with { Gamma = 0.97, ClipValueLoss = false }, fromFile, new RecordWithHidden());
+    }
+
+    [Fact]
+    public void Rl_ReinforceSharesTheOptionsItHas_WithItsOwnDefaults()
+    {
+        var (_, reinforce) = BuildRl("reinforce", "--env", "Acrobot-v1", "--num-envs", "3", "--steps", "5000", "--baseline-steps", "4");
+        Assert.Equal(new ReinforceConfig { EnvId = "Acrobot-v1", EpisodesPerBatch = 3, TotalSteps = 5000, BaselineSteps = 4, Hidden = reinforce!.Hidden }, reinforce);
+        // Its own defaults where PPO's preset differs (γ 0.99 against CartPole's 0.98).
+        Assert.Equal(0.99, BuildRl("reinforce").Reinforce!.Gamma);
+        // Every settable field of both records is an option (kl_penalty through --algo).
+        var command = new Command("x");
+        var (ppo, rein) = RlCommand.AddSettings(command);
+        foreach (var (type, has) in new (Type, Func<string, bool>)[] { (typeof(ControlPpoConfig), n => HasOption(ppo, n)), (typeof(ReinforceConfig), n => HasOption(rein, n)) })
+            foreach (var property in type.GetProperties().Where(p => p.SetMethod is not null && p.Name != nameof(ControlPpoConfig.KlPenalty)))
+                Assert.True(has(property.Name), $"{type.Name}.{property.Name} has no option");
+        Assert.Contains("(reinforce: 0.99)", ppo[nameof(ControlPpoConfig.Gamma)].Description);
+        Assert.Same(ppo[nameof(ControlPpoConfig.Gamma)], rein[nameof(ReinforceConfig.Gamma)]);
+    }
+
+    private static bool HasOption<T>(ConfigOptions<T> settings, string property) where T : class, new()
+    {
+        try
+        {
+            return settings[property] is not null;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Control configs compared field by field, the Hidden array by its values.</summary>
+    private sealed class RecordWithHidden : IEqualityComparer<ControlPpoConfig>
+    {
+        private static readonly int[] None = [];
+
+        public bool Equals(ControlPpoConfig? x, ControlPpoConfig? y) =>
+            x is not null && y is not null && x.Hidden.SequenceEqual(y.Hidden) && x with { Hidden = None } == y with { Hidden = None };
+
+        public int GetHashCode(ControlPpoConfig obj) => 0;
     }
 }

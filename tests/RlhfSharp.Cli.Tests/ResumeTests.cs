@@ -1,7 +1,9 @@
 // The run contract end to end (issue 16): each trainer, run as the real `rlhf` process, is killed with SIGKILL at two
 // checkpoints and resumed with `--resume --run RUN` alone, or stopped with SIGTERM and resumed; its final weights and its
-// metrics (timing fields aside) must be byte-identical to an uninterrupted run of the same command. Also: an option that
-// contradicts the run is refused naming both values, and a finished run has nothing to do.
+// metrics (timing fields aside) must be byte-identical to an uninterrupted run of the same command. The trainers: the
+// language-model ones (pretrain, sft, reward, dpo, ppo) and control PPO and REINFORCE (`rl`, `rl --algo reinforce`, whose
+// run folder is also its output). Also: an option that contradicts the run is refused naming both values, and a finished
+// run has nothing to do.
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using RlhfSharp.Golden;
@@ -58,7 +60,14 @@ public sealed class ResumeTests(ResumeChain chain) : IClassFixture<ResumeChain>
         ["ppo", "--policy", "sft", "--reward", "rm", "--steps", "6", "--batch-size", "8", "--minibatch-size", "4", "--ppo-epochs", "2",
             "--max-new-tokens", "16", "--checkpoint-interval", "1", "--seed", "3", "--out", outDir, "--run", run];
 
-    public static TheoryData<string> Trainers => ["pretrain", "sft", "reward", "dpo", "ppo"];
+    // Control PPO on CartPole (16 updates of 8 × 32 steps) and REINFORCE (batches of 4 episodes), a checkpoint every update.
+    private static string[] ControlPpo(string run) =>
+        ["rl", "--env", "CartPole-v1", "--steps", "4096", "--checkpoint-interval", "1", "--seed", "3", "--run", run];
+
+    private static string[] ControlReinforce(string run) =>
+        ["rl", "--algo", "reinforce", "--env", "CartPole-v1", "--steps", "6000", "--num-envs", "4", "--checkpoint-interval", "1", "--seed", "3", "--out", run];
+
+    public static TheoryData<string> Trainers => ["pretrain", "sft", "reward", "dpo", "ppo", "rl", "rl-reinforce"];
 
     private static string[] Command(string trainer, string outDir, string run) => trainer switch
     {
@@ -67,13 +76,22 @@ public sealed class ResumeTests(ResumeChain chain) : IClassFixture<ResumeChain>
         "reward" => Reward(outDir, run),
         "dpo" => Dpo(outDir, run),
         "ppo" => Ppo(outDir, run),
+        "rl" => ControlPpo(run),
+        "rl-reinforce" => ControlReinforce(run),
         _ => throw new ArgumentException(trainer),
     };
 
-    /// <summary>The weights files each trainer's --out folder holds (an ensemble of two: member 0 at the top, member 1 below).</summary>
-    private static string[] Weights(string trainer, string outDir) => trainer == "reward"
-        ? [Path.Combine(outDir, "model.safetensors"), Path.Combine(outDir, "member-1", "model.safetensors")]
-        : [Path.Combine(outDir, "model.safetensors")];
+    /// <summary>Where a trainer writes its result: the --out folder, or for the control trainers RUN/policy.</summary>
+    private static string Output(string trainer, string outDir, string run) => trainer.StartsWith("rl", StringComparison.Ordinal) ? Path.Combine(run, "policy") : outDir;
+
+    /// <summary>The weights files each trainer's output folder holds (an ensemble of two: member 0 at the top, member 1 below).</summary>
+    private static string[] Weights(string trainer, string outDir, string run)
+    {
+        string output = Output(trainer, outDir, run);
+        return trainer == "reward"
+            ? [Path.Combine(output, "model.safetensors"), Path.Combine(output, "member-1", "model.safetensors")]
+            : [Path.Combine(output, "model.safetensors")];
+    }
 
     [Theory]
     [MemberData(nameof(Trainers))]
@@ -102,7 +120,7 @@ public sealed class ResumeTests(ResumeChain chain) : IClassFixture<ResumeChain>
         // SIGTERM is answered like Ctrl-C: a checkpoint, a line naming it, exit code 128 + 15.
         Assert.Equal(143, run.ExitCode);
         Assert.Contains("SIGTERM", run.Stderr);
-        Assert.False(Directory.Exists(Path.Combine(chain.Dir, stopped)), "a stopped run must not write its output folder");
+        Assert.False(Directory.Exists(Path.Combine(chain.Dir, Output(trainer, stopped, $"runs/{stopped}"))), "a stopped run must not write its output folder");
         Rlhf(chain.Dir, [.. ResumeArgs(trainer), "--resume", "--run", $"runs/{stopped}"]);
         AssertSameRun(trainer, straight, stopped);
     }
@@ -125,12 +143,36 @@ public sealed class ResumeTests(ResumeChain chain) : IClassFixture<ResumeChain>
         Assert.Contains("was started by `rlhf pretrain`", wrongCommand);
     }
 
-    private static string[] ResumeArgs(string trainer) => trainer == "reward" ? ["reward", "train"] : [trainer];
+    [Fact]
+    public void Rl_ResumeByItsOutAlias_RefusesAContradiction_AndARerunIntoTheFolder()
+    {
+        string run = "runs/rl-contra";
+        var started = StartAndSignal(ControlPpo(run), run, checkpoints: 1, signal: null);
+        Assert.True(started.Killed);
+        var refused = RlhfExpectingFailure(chain.Dir, ["rl", "--resume", "--out", run, "--steps", "8192"]);
+        Assert.Contains("--total-timesteps 8192 contradicts the run, which was started with --total-timesteps 4096", refused);
+        // Starting a new run in the folder would append a second history to its metrics: refused.
+        var rerun = RlhfExpectingFailure(chain.Dir, ControlPpo(run));
+        Assert.Contains("already holds a run", rerun);
+        Rlhf(chain.Dir, ["rl", "--resume", "--out", run]);
+        Assert.True(File.Exists(Path.Combine(chain.Dir, run, "policy", "model.safetensors")));
+        Assert.True(File.Exists(Path.Combine(chain.Dir, run, "report.html")));
+        var again = RunProcess(chain.Dir, ["rl", "--resume", "--run", run]);
+        Assert.Equal(0, again.ExitCode);
+        Assert.Contains("nothing to do", again.Stderr);
+    }
+
+    private static string[] ResumeArgs(string trainer) => trainer switch
+    {
+        "reward" => ["reward", "train"],
+        "rl-reinforce" => ["rl"],
+        _ => [trainer],
+    };
 
     private void AssertSameRun(string trainer, string straight, string resumed)
     {
         string dir = chain.Dir;
-        foreach (var (a, b) in Weights(trainer, straight).Zip(Weights(trainer, resumed)))
+        foreach (var (a, b) in Weights(trainer, straight, $"runs/{straight}").Zip(Weights(trainer, resumed, $"runs/{resumed}")))
             Assert.Equal(GoldenJobs.HashFile(Path.Combine(dir, a)), GoldenJobs.HashFile(Path.Combine(dir, b)));
         Assert.Equal(GoldenJobs.HashMetrics(Path.Combine(dir, "runs", straight, "metrics.jsonl")), GoldenJobs.HashMetrics(Path.Combine(dir, "runs", resumed, "metrics.jsonl")));
         Assert.Equal("finished", Runs.RunDirectory.ReadStatus(Path.Combine(dir, "runs", resumed))?.State);

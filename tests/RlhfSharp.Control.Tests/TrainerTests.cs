@@ -8,7 +8,7 @@ public sealed class TrainerTests
 {
     private static readonly string[] CleanRlKeys =
     [
-        "charts/episodic_return", "losses/policy", "losses/value", "losses/entropy", "losses/approx_kl",
+        "charts/episodic_return", "losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/approx_kl",
         "losses/clipfrac", "losses/explained_variance", "charts/SPS",
     ];
 
@@ -24,7 +24,7 @@ public sealed class TrainerTests
         Assert.Equal(1024, a.Metrics[^1].GlobalStep);
         // Same seed, same numbers (SPS aside, which is wall-clock).
         Assert.Equal(a.Policy.Agent.ActorParameters.Values, b.Policy.Agent.ActorParameters.Values);
-        Assert.Equal(a.Metrics[^1].Values["losses/policy"], b.Metrics[^1].Values["losses/policy"]);
+        Assert.Equal(a.Metrics[^1].Values["losses/policy_loss"], b.Metrics[^1].Values["losses/policy_loss"]);
         // Every parameter tensor changed from its initial value (TRL's "all parameters updated" check).
         var trained = a.Policy.Agent.StateDict();
         foreach (var (name, init) in fresh.StateDict())

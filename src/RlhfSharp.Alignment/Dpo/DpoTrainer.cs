@@ -15,6 +15,7 @@
 using System.Text.Json.Serialization;
 using RlhfSharp.Alignment.RewardModeling;
 using RlhfSharp.Models;
+using RlhfSharp.Models.Checkpoints;
 using RlhfSharp.Objectives;
 using RlhfSharp.Runs;
 using RlhfSharp.Tensors;

@@ -21,6 +21,7 @@
 //     every CheckpointInterval steps, when a member ends and on cancellation; a resumed run continues bit-identically.
 using System.Text.Json.Serialization;
 using RlhfSharp.Models;
+using RlhfSharp.Models.Checkpoints;
 using RlhfSharp.Objectives;
 using RlhfSharp.Runs;
 using RlhfSharp.Tensors;

@@ -67,7 +67,8 @@ internal static class AlignCommandSupport
             var m = p.Metrics;
             string key = m.TryGetValue(MetricKeys.RlhfReward, out double r) ? $"reward {r:F3}"
                 : m.TryGetValue(MetricKeys.TrainLoss, out double l) ? $"loss {l:F3}"
-                : m.TryGetValue("labels/judgments", out double j) ? $"{j:F0}/{p.TotalSteps} judgments in" : "";
+                : m.TryGetValue("labels/judgments", out double j) ? $"{j:F0}/{p.TotalSteps} judgments in"
+                : m.TryGetValue(MetricKeys.EpisodicReturn, out double ret) ? $"return {ret:F1}" : "";
             if (m.TryGetValue(MetricKeys.EvalLoss, out double h)) key += $" held-out {h:F3}";
             if (m.TryGetValue(MetricKeys.TokensPerSecond, out double tps)) key += $" {tps:F0} tok/s";
             task.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"{p.Stage} {key}").Trim());

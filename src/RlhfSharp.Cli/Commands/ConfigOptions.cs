@@ -4,6 +4,9 @@
 // holding a nested record (LmTrainingOptions inside SftConfig) contributes its own options. The record is then built in
 // three layers: its defaults, a --config FILE (JSON or YAML, the keys of config.json's "trainer" section, nested objects
 // for nested records), and the options given on the command line. Unknown keys in the file are refused by name.
+// Two records may serve one command (`rl`: PpoConfig or ReinforceConfig by --algo): an option both have (same name and
+// type) is made once and shared, and so is --config. Defaults may depend on a setting (PPO's per-environment presets):
+// Build's presets step resolves the record once, asks for the defaults that fit it, and lays the file and options over those.
 using System.CommandLine;
 using System.Reflection;
 using System.Text.Json;
@@ -19,18 +22,33 @@ internal sealed class ConfigOptions<T> where T : class, new()
     private readonly List<(string[] Path, Option Option)> _options = [];
     private readonly JsonObject _defaults;
 
-    /// <summary>The --config FILE option every trainer accepts.</summary>
-    public Option<string?> ConfigFile { get; } = new("--config") { Description = "JSON or YAML file of settings (the keys of a run's config.json \"trainer\" section); options given on the command line win." };
+    private readonly string? _label;
+
+    /// <summary>The --config FILE option every trainer accepts (shared with another record's options on the same command).</summary>
+    public Option<string?> ConfigFile { get; }
 
     /// <param name="command">The command the options are added to.</param>
     /// <param name="defaults">The record whose values are the defaults (default: new T()).</param>
     /// <param name="skip">Properties the command sets itself (by C# name), e.g. derived from other options.</param>
-    public ConfigOptions(Command command, T? defaults = null, params string[] skip)
+    /// <param name="label">
+    /// When a second record shares the command: its name in the help of a shared option whose default differs
+    /// ("(default: 0.98; reinforce: 0.99)").
+    /// </param>
+    public ConfigOptions(Command command, T? defaults = null, string[]? skip = null, string? label = null)
     {
+        _label = label;
         _defaults = (JsonObject)JsonSerializer.SerializeToNode(defaults ?? new T(), RunDirectory.ConfigJsonOptions)!;
-        Add(command, typeof(T), _defaults, [], skip);
-        command.Options.Add(ConfigFile);
+        Add(command, typeof(T), _defaults, [], skip ?? []);
+        if (command.Options.OfType<Option<string?>>().FirstOrDefault(o => o.Name == "--config") is { } shared) ConfigFile = shared;
+        else
+        {
+            ConfigFile = new("--config") { Description = "JSON or YAML file of settings (the keys of a run's config.json \"trainer\" section); options given on the command line win." };
+            command.Options.Add(ConfigFile);
+        }
     }
+
+    /// <summary>Whether <paramref name="option"/> sets a field of this record.</summary>
+    public bool Has(Option option) => _properties.ContainsKey(option);
 
     /// <summary>The option made for a property (by its C# name).</summary>
     public Option this[string property] => _properties.Single(kv => kv.Value.Name == property).Key;
@@ -51,9 +69,24 @@ internal sealed class ConfigOptions<T> where T : class, new()
             }
             if (skip.Contains(property.Name)) continue;
             string name = attribute.Name ?? "--" + json.Replace('_', '-');
-            var option = (Option)Activator.CreateInstance(typeof(Option<>).MakeGenericType(property.PropertyType), name, attribute.Aliases)!;
-            option.Description = attribute.Description + DefaultText(defaults[json]);
-            command.Options.Add(option);
+            var option = command.Options.FirstOrDefault(o => o.Name == name);
+            if (option is not null)
+            {
+                // Another record's option of the same name: shared, so it must set a field of the same type.
+                if (option.ValueType != property.PropertyType)
+                    throw new InvalidOperationException($"{name}: {type.Name}.{property.Name} is {property.PropertyType.Name} but the option already sets {option.ValueType.Name}.");
+                string text = DefaultText(defaults[json]);
+                if (_label is not null && text.Length > 0 && !option.Description!.EndsWith(text, StringComparison.Ordinal))
+                    option.Description += $" ({_label}: {text[" (default: ".Length..^1]})";
+            }
+            else
+            {
+                option = (Option)Activator.CreateInstance(typeof(Option<>).MakeGenericType(property.PropertyType), name, attribute.Aliases)!;
+                option.Description = attribute.Description + DefaultText(defaults[json]);
+                // A list (hidden layer widths) is given as values after one option: --hidden 64 64.
+                if (property.PropertyType.IsArray) option.AllowMultipleArgumentsPerToken = true;
+                command.Options.Add(option);
+            }
             _options.Add(([.. prefix, json], option));
             _properties[option] = property;
         }
@@ -81,10 +114,21 @@ internal sealed class ConfigOptions<T> where T : class, new()
         return node is not null;
     }
 
-    /// <summary>Defaults, then --config FILE, then the options given: the resolved record.</summary>
-    public T Build(ParseResult p, Func<T, T>? adjust = null)
+    /// <summary>
+    /// Defaults, then --config FILE, then the options given: the resolved record. With <paramref name="presets"/>, the
+    /// record so resolved picks the defaults to use instead (PpoConfig.ForEnv of its env_id), and the file and the options
+    /// are laid over those, so what was given still wins; then <paramref name="adjust"/> has the last word.
+    /// </summary>
+    public T Build(ParseResult p, Func<T, T>? adjust = null, Func<T, T>? presets = null)
     {
-        var node = (JsonObject)_defaults.DeepClone();
+        var config = Resolve(p, _defaults);
+        if (presets is not null) config = Resolve(p, (JsonObject)JsonSerializer.SerializeToNode(presets(config), RunDirectory.ConfigJsonOptions)!);
+        return adjust is null ? config : adjust(config);
+    }
+
+    private T Resolve(ParseResult p, JsonObject defaults)
+    {
+        var node = (JsonObject)defaults.DeepClone();
         if (p.GetValue(ConfigFile) is { } file) Merge(node, ReadFile(file), file, "");
         foreach (var (path, option) in _options)
         {
@@ -107,7 +151,7 @@ internal sealed class ConfigOptions<T> where T : class, new()
         {
             throw new FormatException($"{(p.GetValue(ConfigFile) is { } f ? f + ": " : "")}setting {ex.Path?.TrimStart('$', '.')}: {ex.Message}", ex);
         }
-        return adjust is null ? config : adjust(config);
+        return config;
     }
 
     /// <summary>Overlays <paramref name="from"/> onto <paramref name="into"/>; a key the record does not have is refused by name.</summary>

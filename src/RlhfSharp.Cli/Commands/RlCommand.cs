@@ -1,13 +1,16 @@
 // `rlhf rl`: train PPO, PPO-penalty or REINFORCE on a classic-control task; `rlhf rl eval` and `rlhf rl record` run a saved
-// policy. Progress goes to standard error; the last line of standard output is one JSON object, for scripts.
+// policy. The options come from PpoConfig and ReinforceConfig (CleanRL's names; --algo picks the record), with the
+// environment's preset (PpoConfig.ForEnv) as PPO's defaults; the trainers keep the run contract in the run folder (--run,
+// also spelt --out): config.json, metrics.jsonl, TensorBoard events, checkpoints/, policy/, report.html; `--resume --run RUN`
+// continues a stopped run. Progress goes to standard error; the last line of standard output is one JSON object, for scripts.
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
 using System.Text.Json.Nodes;
+using RlhfSharp.Alignment;
 using RlhfSharp.Control;
 using RlhfSharp.Control.Clips;
 using RlhfSharp.Control.Rl;
-using Spectre.Console;
+using RlhfSharp.Runs;
 
 namespace RlhfSharp.Cli.Commands;
 
@@ -20,79 +23,94 @@ internal static class RlCommand
 
     public static Command Create()
     {
-        var env = new Option<string>("--env") { Description = $"Environment id: {string.Join(", ", EnvRegistry.Ids)}.", Required = true };
         var algo = new Option<string>("--algo") { Description = $"Algorithm: {string.Join(", ", Algorithms)}.", DefaultValueFactory = _ => "ppo" };
-        var steps = new Option<long?>("--steps") { Description = "Environment steps to train for (default: 100000 for PPO, 200000 for REINFORCE)." };
-        var seed = new Option<ulong>("--seed") { Description = "Seed of the environments, initialisation and sampling.", DefaultValueFactory = _ => 1UL };
-        var outDir = new Option<string?>("--out") { Description = "Run folder (default runs/rl-ENV-ALGO-sSEED): config.json, metrics.jsonl, TensorBoard events, policy/." };
-        var command = new Command("rl", "Reinforcement learning on classic control (Gymnasium's CartPole, Acrobot, MountainCar, Pendulum).");
-        command.Options.Add(env);
+        var run = new Option<string?>("--run", "--out") { Description = "Run folder (default runs/rl-ENV-ALGO-sSEED): config.json, metrics.jsonl, TensorBoard events, checkpoints/, policy/, report.html." };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --run from its latest checkpoint, with the settings it was started with." };
+        var command = new Command("rl",
+            "Reinforcement learning on classic control (Gymnasium's CartPole, Acrobot, MountainCar, Pendulum). PPO's defaults are the " +
+            "environment's preset (PpoConfig.ForEnv; shown: CartPole-v1's); --algo reinforce uses ReinforceConfig's.");
         command.Options.Add(algo);
-        command.Options.Add(steps);
-        command.Options.Add(seed);
-        command.Options.Add(outDir);
-        command.SetAction(p => Train(p.GetValue(env)!, p.GetValue(algo)!, p.GetValue(steps), p.GetValue(seed), p.GetValue(outDir)));
+        var (ppo, reinforce) = AddSettings(command);
+        command.Options.Add(run);
+        command.Options.Add(resume);
+        command.SetAction(p =>
+        {
+            string algorithm = p.GetValue(algo)!;
+            if (!Algorithms.Contains(algorithm)) throw new ArgumentException($"Unknown algorithm '{algorithm}'. Valid algorithms: {string.Join(", ", Algorithms)}.");
+            bool isReinforce = algorithm == "reinforce";
+            // An option only the other algorithm has would be silently ignored: refuse it.
+            foreach (var given in p.CommandResult.Children.OfType<System.CommandLine.Parsing.OptionResult>())
+            {
+                if (given.Implicit) continue;
+                if (isReinforce ? ppo.Has(given.Option) && !reinforce.Has(given.Option) : reinforce.Has(given.Option) && !ppo.Has(given.Option))
+                    throw new ArgumentException($"{given.Option.Name} is a {(isReinforce ? "PPO" : "REINFORCE")} setting; --algo {algorithm} does not use it.");
+            }
+            object config = isReinforce ? reinforce.Build(p) : BuildPpo(ppo, p, algorithm);
+            var (envId, seed, total) = config switch
+            {
+                ReinforceConfig r => (r.EnvId, r.Seed, r.TotalSteps),
+                PpoConfig c => (c.EnvId, c.Seed, c.TotalSteps),
+                _ => throw new InvalidOperationException(),
+            };
+            // Refused before a run folder is made: an unknown id (with the list of valid ones) and settings the trainer cannot run.
+            EnvRegistry.Make(envId);
+            if (config is ReinforceConfig rv) rv.Validate();
+            else ((PpoConfig)config).Validate();
+
+            var cpuAtStart = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime;
+            using var runDir = RunContract.Open(p, p.GetValue(run) ?? Path.Combine("runs", $"rl-{envId}-{algorithm}-s{seed}"), p.GetValue(resume));
+            string stage = $"{algorithm} {envId}";
+            var result = AlignCommandSupport.WithProgress(stage, total, (progress, ct) =>
+            {
+                var options = new TrainOptions(runDir, new ReturnProgress(progress, stage));
+                return config is ReinforceConfig rcfg ? ReinforceTrainer.Train(rcfg, options, ct) : PpoTrainer.Train((PpoConfig)config, options, ct);
+            });
+            if (result.Cancelled) return AlignCommandSupport.Stopped("rl", runDir.Path, result.Steps);
+            string policy = Path.Combine(runDir.Path, "policy");
+            // Fresh evaluation seeds, disjoint from the training copies' seed, seed+1, ...
+            double eval = result.Policy.EvaluateMeanReturn(EvalEpisodes, seed + 1_000_000, deterministic: true);
+            RunContract.Finish(runDir, result.Steps, policy);
+            Console.Error.WriteLine($"rl: run saved to {runDir.Path} (policy/, report.html)");
+            Console.Out.WriteLine(new JsonObject
+            {
+                ["env"] = envId, ["algo"] = algorithm, ["steps"] = result.Steps, ["seed"] = seed,
+                ["eval_mean_return"] = Math.Round(eval, 3), ["eval_episodes"] = EvalEpisodes,
+                ["wall_s"] = Math.Round(result.WallSeconds, 3), ["sps"] = Math.Round(result.StepsPerSecond, 1),
+                // CPU seconds of this process (training and evaluation): comparable across runs on a loaded, shared machine.
+                ["cpu_s"] = Math.Round((System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime - cpuAtStart).TotalSeconds, 3),
+            }.ToJsonString());
+            return 0;
+        });
         command.Subcommands.Add(CreateEval());
         command.Subcommands.Add(CreateRecord());
         return command;
     }
 
-    private static int Train(string envId, string algo, long? steps, ulong seed, string? outDir)
+    /// <summary>
+    /// The options of both records: PPO's, with the default environment's preset as their help defaults (--algo sets
+    /// kl_penalty), and REINFORCE's, sharing those it also has.
+    /// </summary>
+    internal static (ConfigOptions<PpoConfig> Ppo, ConfigOptions<ReinforceConfig> Reinforce) AddSettings(Command command) =>
+        (new ConfigOptions<PpoConfig>(command, PpoConfig.ForEnv(new PpoConfig().EnvId), skip: [nameof(PpoConfig.KlPenalty)]),
+            new ConfigOptions<ReinforceConfig>(command, label: "reinforce"));
+
+    /// <summary>
+    /// PPO's settings: the environment's preset (PpoConfig.ForEnv) under --config FILE and the options given; --algo decides
+    /// the clip or the KL penalty (a file's kl_penalty must agree with it).
+    /// </summary>
+    internal static PpoConfig BuildPpo(ConfigOptions<PpoConfig> settings, ParseResult p, string algorithm) =>
+        settings.Build(p, presets: c => PpoConfig.ForEnv(c.EnvId), adjust: c =>
+        {
+            bool penalty = algorithm == "ppo-penalty";
+            if (c.KlPenalty && !penalty) throw new ArgumentException($"--config {p.GetValue(settings.ConfigFile)}: kl_penalty true needs --algo ppo-penalty (got --algo {algorithm}).");
+            return c with { KlPenalty = penalty };
+        });
+
+    /// <summary>The trainers' progress as the progress bar's: the mean of the last episode returns beside the stage.</summary>
+    private sealed class ReturnProgress(IProgress<AlignmentProgress> bar, string stage) : IProgress<TrainProgress>
     {
-        EnvRegistry.Make(envId); // refuses an unknown id with the list of valid ones
-        if (!Algorithms.Contains(algo)) throw new ArgumentException($"Unknown algorithm '{algo}'. Valid algorithms: {string.Join(", ", Algorithms)}.");
-        long total = steps ?? (algo == "reinforce" ? 200_000 : 100_000);
-        if (total < 1) throw new ArgumentException($"--steps must be positive (got {total}).");
-        string dir = outDir ?? Path.Combine("runs", $"rl-{envId}-{algo}-s{seed}");
-        Directory.CreateDirectory(dir);
-
-        object config = algo == "reinforce"
-            ? new ReinforceConfig { TotalSteps = total }
-            : PpoConfig.ForEnv(envId) with { TotalSteps = total, KlPenalty = algo == "ppo-penalty" };
-        var runConfig = new JsonObject
-        {
-            ["env"] = envId, ["algo"] = algo, ["steps"] = total, ["seed"] = seed,
-            ["config"] = JsonSerializer.SerializeToNode(config, config.GetType()),
-        };
-        File.WriteAllText(Path.Combine(dir, "config.json"), runConfig.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-
-        var cpuAtStart = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime;
-        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
-        TrainResult result = null!;
-        using (var metrics = new RlhfSharp.Runs.MetricsWriter(Path.Combine(dir, "metrics.jsonl")))
-        using (var tb = new RlhfSharp.Runs.TensorBoardWriter(dir))
-        {
-            void Log(MetricsRow row) { metrics.Write(row.GlobalStep, row.Values); tb.AddScalars(row.GlobalStep, row.Values); }
-            console.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-                .Start(ctx =>
-                {
-                    var task = ctx.AddTask($"{algo} {envId}", maxValue: total);
-                    void Progress(TrainProgress pr)
-                    {
-                        task.Value = Math.Min(pr.GlobalStep, total);
-                        task.Description = pr.RecentReturn is double r
-                            ? $"{algo} {envId} return {r.ToString("F1", CultureInfo.InvariantCulture)}"
-                            : $"{algo} {envId}";
-                    }
-                    result = config is ReinforceConfig rc
-                        ? ReinforceTrainer.Train(envId, rc, seed, Log, Progress)
-                        : PpoTrainer.Train(envId, (PpoConfig)config, seed, Log, Progress);
-                    task.Value = total;
-                });
-        }
-        result.Policy.Save(Path.Combine(dir, "policy"));
-        // Fresh evaluation seeds, disjoint from the training copies' seed, seed+1, ...
-        double eval = result.Policy.EvaluateMeanReturn(EvalEpisodes, seed + 1_000_000, deterministic: true);
-        console.MarkupLine($"[grey]run saved to {Markup.Escape(dir)}[/]");
-        Console.Out.WriteLine(new JsonObject
-        {
-            ["env"] = envId, ["algo"] = algo, ["steps"] = result.Metrics.Count > 0 ? result.Metrics[^1].GlobalStep : 0, ["seed"] = seed,
-            ["eval_mean_return"] = Math.Round(eval, 3), ["eval_episodes"] = EvalEpisodes,
-            ["wall_s"] = Math.Round(result.WallSeconds, 3), ["sps"] = Math.Round(result.StepsPerSecond, 1),
-            // CPU seconds of this process (training and evaluation): comparable across runs on a loaded, shared machine.
-            ["cpu_s"] = Math.Round((System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime - cpuAtStart).TotalSeconds, 3),
-        }.ToJsonString());
-        return 0;
+        public void Report(TrainProgress value) => bar.Report(new AlignmentProgress(stage, value.GlobalStep, value.TotalSteps,
+            value.RecentReturn is double r ? new Dictionary<string, double> { [MetricKeys.EpisodicReturn] = r } : []));
     }
 
     private static Command CreateEval()

@@ -69,8 +69,12 @@ internal static class RunContract
         string[] path = CommandPath(given.CommandResult);
         string display = "rlhf " + string.Join(' ', path);
 
-        string runPath = ValueAfter(args, "--run")
-            ?? (ValueAfter(args, "--out") is { } outDir ? DefaultRunFolder(path, outDir) : null)
+        // --run names the run folder (`rl` also spells it --out); where --out is an output folder of its own, the run folder
+        // is the default one derived from it.
+        var runOption = command.Options.First(o => o.Name == "--run");
+        string[] runNames = [runOption.Name, .. runOption.Aliases];
+        string runPath = ValueAfter(args, runNames)
+            ?? (!runNames.Contains("--out") && ValueAfter(args, ["--out"]) is { } outDir ? DefaultRunFolder(path, outDir) : null)
             ?? throw new ArgumentException($"{display} --resume: name the run with --run RUN (or give the --out the run was started with).");
         runPath = Path.GetFullPath(runPath);
         if (!Directory.Exists(runPath)) throw new DirectoryNotFoundException($"Cannot resume: run folder {runPath} does not exist.");
@@ -100,7 +104,8 @@ internal static class RunContract
         }
 
         if (config["working_directory"]?.GetValue<string>() is { } wd && Directory.Exists(wd)) Environment.CurrentDirectory = wd;
-        var resumed = WithoutOption(storedArgs.Select(a => a!.GetValue<string>()).ToList(), "--run");
+        var resumed = storedArgs.Select(a => a!.GetValue<string>()).ToList();
+        foreach (string name in runNames) resumed = WithoutOption(resumed, name);
         resumed.AddRange(["--run", runPath, "--resume"]);
         // Settings from a --config FILE come from the run's own record instead, so an edited file cannot change the run.
         if (command.Options.Any(o => o.Name == "--config") && config[RunDirectory.TrainerSection] is not null)
@@ -151,15 +156,16 @@ internal static class RunContract
         _ => node.ToJsonString(),
     };
 
-    /// <summary>The value of --name (as `--name V` or `--name=V`), the last one if repeated.</summary>
-    private static string? ValueAfter(string[] args, string name)
+    /// <summary>The value of an option spelt any of <paramref name="names"/> (as `--name V` or `--name=V`), the last one if repeated.</summary>
+    private static string? ValueAfter(string[] args, string[] names)
     {
         string? value = null;
         for (int i = 0; i < args.Length; i++)
-        {
-            if (args[i] == name && i + 1 < args.Length) value = args[i + 1];
-            else if (args[i].StartsWith(name + "=", StringComparison.Ordinal)) value = args[i][(name.Length + 1)..];
-        }
+            foreach (string name in names)
+            {
+                if (args[i] == name && i + 1 < args.Length) value = args[i + 1];
+                else if (args[i].StartsWith(name + "=", StringComparison.Ordinal)) value = args[i][(name.Length + 1)..];
+            }
         return value;
     }
 

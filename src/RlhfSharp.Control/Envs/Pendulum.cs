@@ -39,6 +39,15 @@ public sealed class Pendulum : ClassicControlEnv
     /// <summary>The clipped torque of the last step (the renderer draws it); null right after Reset.</summary>
     public double? LastTorque { get; private set; }
 
+    // The last torque, or nothing right after Reset.
+    protected override double[] SaveExtraState() => LastTorque is double u ? [u] : [];
+
+    protected override void RestoreExtraState(double[] extra)
+    {
+        if (extra.Length > 1) throw new ArgumentException($"{Id}.RestoreState: {extra.Length} extra values; Pendulum keeps at most its last torque.", nameof(extra));
+        LastTorque = extra.Length == 1 ? extra[0] : null;
+    }
+
     protected override double[] SampleInitialState(Rng rng)
     {
         LastTorque = null;

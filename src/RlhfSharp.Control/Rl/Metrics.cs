@@ -1,5 +1,5 @@
-// One logged row of a control trainer, with CleanRL's keys (charts/episodic_return, losses/policy, ...). Runs'
-// MetricsWriter and TensorBoardWriter write it to disk; ToJson is the row's compact form (NaN as null).
+// One logged row of a control trainer, with CleanRL's keys (MetricKeys: charts/episodic_return, losses/policy_loss,
+// ...). Runs' MetricsWriter and TensorBoardWriter write it to disk; ToJson is the row's compact form (NaN as null).
 using System.Globalization;
 using System.Text;
 

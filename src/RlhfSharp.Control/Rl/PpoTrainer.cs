@@ -9,86 +9,118 @@
 //   3. Adam with ε = 1e-5; 4. linear learning-rate annealing; 5. GAE(γ, λ) with truncated episodes bootstrapped from V;
 //   6. minibatches over several epochs; 7. advantage normalisation per minibatch; 8. clipped surrogate objective;
 //   9. clipped value loss; 10. entropy bonus; 11. global gradient-norm clip (0.5); 12. optional early stop at a target KL;
-//   13. (Box actions) state-independent log σ, actions clipped to the bounds, observation and reward normalisation.
+//   13. (Box actions) state-independent log σ, actions clipped to the bounds, observation and reward normalisation;
+//   14. (the run contract, docs/runs.md) with a run folder: the config in config.json's "trainer" section, one metrics row
+//       per update, a checkpoint every CheckpointInterval updates, on cancellation and at the end holding the agent, Adam's
+//       moments and step counts, the RNG, every environment's state, the normalisers, β, the update index and the current
+//       observations, so a resumed run continues bit-identically; the policy in RUN/policy at the end.
 using System.Diagnostics;
+using System.Text.Json.Serialization;
+using RlhfSharp.Models.Checkpoints;
 using RlhfSharp.Objectives;
+using RlhfSharp.Runs;
 using RlhfSharp.Tensors;
 
 namespace RlhfSharp.Control.Rl;
 
-/// <summary>PPO settings; defaults are CleanRL's ppo.py unless a preset (ForEnv) says otherwise.</summary>
+/// <summary>PPO settings: CleanRL's ppo.py names (config.json keys) and defaults unless a preset (ForEnv) says otherwise.</summary>
 public sealed record PpoConfig
 {
-    /// <summary>Environment steps to train for, over all copies.</summary>
-    public long TotalSteps { get; init; } = 500_000;
+    [ConfigOption("Environment id: CartPole-v1, Acrobot-v1, MountainCar-v0, MountainCarContinuous-v0 or Pendulum-v1.", Name = "--env", Aliases = ["--env-id"])]
+    [JsonPropertyName("env_id")]
+    public string EnvId { get; init; } = "CartPole-v1";
 
-    /// <summary>Parallel environment copies.</summary>
+    [ConfigOption("Seed of the environments (copy i starts from seed + i), the initialisation and the sampling.")]
+    public ulong Seed { get; init; } = 1;
+
+    // CleanRL's ppo.py trains 500000 steps; `rlhf rl` has always defaulted to rl-baselines3-zoo's CartPole budget.
+    [ConfigOption("Environment steps to train for, over all copies.", Aliases = ["--steps"])]
+    [JsonPropertyName("total_timesteps")]
+    public long TotalSteps { get; init; } = 100_000;
+
+    [ConfigOption("Parallel environment copies.")]
     public int NumEnvs { get; init; } = 4;
 
-    /// <summary>Steps per copy in one rollout; a rollout is NumEnvs·NumSteps samples.</summary>
+    [ConfigOption("Steps per copy in one rollout; a rollout is num_envs·num_steps samples.")]
     public int NumSteps { get; init; } = 128;
 
-    /// <summary>Adam learning rate at the start.</summary>
+    [ConfigOption("Adam learning rate at the start.", Aliases = ["--lr"])]
     public double LearningRate { get; init; } = 2.5e-4;
 
-    /// <summary>Anneal the learning rate linearly to 0 over training (detail 4).</summary>
+    [ConfigOption("Anneal the learning rate linearly to 0 over training (detail 4).")]
+    [JsonPropertyName("anneal_lr")]
     public bool AnnealLearningRate { get; init; } = true;
 
-    /// <summary>Discount γ.</summary>
+    [ConfigOption("Discount γ.")]
     public double Gamma { get; init; } = 0.99;
 
-    /// <summary>GAE λ.</summary>
+    [ConfigOption("GAE λ.")]
     public double GaeLambda { get; init; } = 0.95;
 
-    /// <summary>Minibatches per epoch.</summary>
+    [ConfigOption("Minibatches per epoch.")]
     public int NumMinibatches { get; init; } = 4;
 
-    /// <summary>Passes over each rollout.</summary>
+    [ConfigOption("Passes over each rollout.")]
     public int UpdateEpochs { get; init; } = 4;
 
-    /// <summary>Normalise advantages within each minibatch (detail 7).</summary>
+    [ConfigOption("Normalise advantages within each minibatch (detail 7).")]
+    [JsonPropertyName("norm_adv")]
     public bool NormalizeAdvantages { get; init; } = true;
 
-    /// <summary>Surrogate clip ε (also the value-clip range).</summary>
+    [ConfigOption("Surrogate clip ε (also the value-clip range).")]
     public double ClipCoef { get; init; } = 0.2;
 
-    /// <summary>Clip the value loss around the old values (detail 9).</summary>
+    [ConfigOption("Clip the value loss around the old values (detail 9).")]
+    [JsonPropertyName("clip_vloss")]
     public bool ClipValueLoss { get; init; } = true;
 
-    /// <summary>Entropy bonus coefficient c_e.</summary>
+    [ConfigOption("Entropy bonus coefficient c_e.")]
+    [JsonPropertyName("ent_coef")]
     public double EntropyCoef { get; init; } = 0.01;
 
-    /// <summary>Value loss coefficient c_v.</summary>
+    [ConfigOption("Value loss coefficient c_v.")]
+    [JsonPropertyName("vf_coef")]
     public double ValueCoef { get; init; } = 0.5;
 
-    /// <summary>Global gradient-norm clip (detail 11).</summary>
+    [ConfigOption("Global gradient-norm clip (detail 11).")]
     public double MaxGradNorm { get; init; } = 0.5;
 
-    /// <summary>Stop the epochs of an update once approx KL exceeds this (detail 12); null never stops.</summary>
+    [ConfigOption("Stop the epochs of an update once approx KL exceeds this (detail 12); unset never stops.")]
     public double? TargetKl { get; init; }
 
-    /// <summary>Hidden layer widths of actor and critic.</summary>
+    [ConfigOption("Hidden layer widths of actor and critic.")]
     public int[] Hidden { get; init; } = [64, 64];
 
-    /// <summary>Normalise observations with running statistics (saved with the policy).</summary>
+    [ConfigOption("Normalise observations with running statistics (saved with the policy).")]
+    [JsonPropertyName("norm_obs")]
     public bool NormalizeObservations { get; init; }
 
-    /// <summary>Scale rewards by the running std of the discounted return.</summary>
+    [ConfigOption("Scale rewards by the running std of the discounted return.")]
+    [JsonPropertyName("norm_reward")]
     public bool NormalizeRewards { get; init; }
 
-    /// <summary>Use the adaptive KL penalty instead of the clip (PPO-penalty).</summary>
+    [ConfigOption("Use the adaptive KL penalty instead of the clip (PPO-penalty; `rlhf rl --algo ppo-penalty`).")]
     public bool KlPenalty { get; init; }
 
-    /// <summary>PPO-penalty: initial β.</summary>
+    [ConfigOption("PPO-penalty: initial β.")]
+    [JsonPropertyName("init_kl_coef")]
     public double InitialBeta { get; init; } = 1.0;
 
-    /// <summary>PPO-penalty: the KL the β controller aims for (d_targ).</summary>
+    [ConfigOption("PPO-penalty: the KL the β controller aims for (d_targ).")]
     public double PenaltyTargetKl { get; init; } = 0.01;
 
+    [ConfigOption("With a run folder: checkpoint every this many updates (0: only when stopped and at the end).")]
+    public int CheckpointInterval { get; init; } = 10;
+
+    [ConfigOption("Checkpoints kept (0 keeps all).")]
+    public int KeepCheckpoints { get; init; }
+
     /// <summary>Samples per rollout.</summary>
+    [JsonIgnore]
     public int BatchSize => NumEnvs * NumSteps;
 
     /// <summary>Samples per minibatch.</summary>
+    [JsonIgnore]
     public int MinibatchSize => BatchSize / NumMinibatches;
 
     /// <summary>
@@ -101,41 +133,38 @@ public sealed record PpoConfig
     {
         "CartPole-v1" => new PpoConfig
         {
-            NumEnvs = 8, NumSteps = 32, NumMinibatches = 1, UpdateEpochs = 20, Gamma = 0.98, GaeLambda = 0.8,
+            EnvId = envId, NumEnvs = 8, NumSteps = 32, NumMinibatches = 1, UpdateEpochs = 20, Gamma = 0.98, GaeLambda = 0.8,
             LearningRate = 1e-3, EntropyCoef = 0.0,
         },
-        "Acrobot-v1" => new PpoConfig(),
         "MountainCar-v0" => new PpoConfig
         {
-            NumEnvs = 16, NumSteps = 256, NumMinibatches = 8, UpdateEpochs = 4, Gamma = 0.99, GaeLambda = 0.94,
+            EnvId = envId, NumEnvs = 16, NumSteps = 256, NumMinibatches = 8, UpdateEpochs = 4, Gamma = 0.99, GaeLambda = 0.94,
             LearningRate = 1e-3, EntropyCoef = 0.0, NormalizeObservations = true,
         },
         "Pendulum-v1" or "MountainCarContinuous-v0" => new PpoConfig
         {
-            NumEnvs = 4, NumSteps = 512, NumMinibatches = 32, UpdateEpochs = 10, Gamma = envId == "Pendulum-v1" ? 0.9 : 0.99,
+            EnvId = envId, NumEnvs = 4, NumSteps = 512, NumMinibatches = 32, UpdateEpochs = 10, Gamma = envId == "Pendulum-v1" ? 0.9 : 0.99,
             GaeLambda = 0.95, LearningRate = 1e-3, EntropyCoef = 0.0, NormalizeObservations = true, NormalizeRewards = true,
         },
-        _ => new PpoConfig(),
+        _ => new PpoConfig { EnvId = envId }, // Acrobot-v1: CleanRL's defaults
     };
 
-    internal void Validate()
+    /// <summary>Refuses settings the trainer cannot run, naming the field.</summary>
+    public void Validate()
     {
         if (TotalSteps < BatchSize) throw new ArgumentOutOfRangeException(nameof(TotalSteps), TotalSteps, $"PPO needs at least one rollout of {BatchSize} steps.");
         if (NumEnvs < 1 || NumSteps < 1) throw new ArgumentOutOfRangeException(nameof(NumEnvs), $"PPO: NumEnvs ({NumEnvs}) and NumSteps ({NumSteps}) must be ≥ 1.");
         if (NumMinibatches < 1 || BatchSize % NumMinibatches != 0)
             throw new ArgumentOutOfRangeException(nameof(NumMinibatches), NumMinibatches, $"PPO: the batch of {BatchSize} must split evenly into minibatches.");
+        if (CheckpointInterval < 0 || KeepCheckpoints < 0)
+            throw new ArgumentOutOfRangeException(nameof(CheckpointInterval), $"PPO: checkpoint_interval ({CheckpointInterval}) and keep_checkpoints ({KeepCheckpoints}) must be ≥ 0.");
     }
 }
-
-/// <summary>Where training is, for a progress display.</summary>
-public sealed record TrainProgress(long GlobalStep, long TotalSteps, double? RecentReturn);
-
-/// <summary>A trained agent and how training went.</summary>
-public sealed record TrainResult(ControlPolicy Policy, IReadOnlyList<MetricsRow> Metrics, double WallSeconds, double StepsPerSecond);
 
 /// <summary>
 /// Hooks into the PPO loop for a learner that replaces the reward (Christiano et al.'s loop trains on r̂(o, a), never the
 /// true reward) and works between updates (collect labels, refit). Episode returns in the metrics stay the true ones.
+/// A checkpoint holds PPO's own state only; whoever owns the hooks keeps theirs.
 /// </summary>
 public sealed record PpoHooks
 {
@@ -148,86 +177,181 @@ public sealed record PpoHooks
 
 public static class PpoTrainer
 {
+    /// <summary>PPO without a run folder (benchmarks, the preference loop, tests): env and seed given beside the config.</summary>
     public static TrainResult Train(string envId, PpoConfig cfg, ulong seed, Action<MetricsRow>? onMetrics = null, Action<TrainProgress>? onProgress = null) =>
         Train(envId, cfg, seed, new PpoHooks(), onMetrics, onProgress);
 
-    /// <summary>PPO with hooks: a replaced reward and a callback between updates (see <see cref="PpoHooks"/>).</summary>
-    public static TrainResult Train(string envId, PpoConfig cfg, ulong seed, PpoHooks hooks, Action<MetricsRow>? onMetrics = null, Action<TrainProgress>? onProgress = null)
+    /// <summary>As above, with hooks: a replaced reward and a callback between updates (see <see cref="PpoHooks"/>).</summary>
+    public static TrainResult Train(string envId, PpoConfig cfg, ulong seed, PpoHooks hooks, Action<MetricsRow>? onMetrics = null, Action<TrainProgress>? onProgress = null) =>
+        Train(cfg with { EnvId = envId, Seed = seed }, hooks, new TrainOptions(OnMetrics: onMetrics, Progress: TrainOptions.ProgressOf(onProgress)));
+
+    /// <summary>PPO on cfg.EnvId from cfg.Seed; with options.Run it keeps the run contract (detail 14) and stops at a checkpoint when <paramref name="ct"/> is cancelled.</summary>
+    public static TrainResult Train(PpoConfig cfg, TrainOptions? options = null, CancellationToken ct = default) => Train(cfg, new PpoHooks(), options, ct);
+
+    /// <summary>As above, with hooks.</summary>
+    public static TrainResult Train(PpoConfig cfg, PpoHooks hooks, TrainOptions? options = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(hooks);
         cfg.Validate();
+        options ??= new TrainOptions();
+        var run = options.Run;
         var watch = Stopwatch.StartNew();
-        var rng = new Rng(seed);
-        var envs = new VectorEnv(envId, cfg.NumEnvs, seed); // 1. vectorised environments with auto-reset
-        int s = envs.ObservationSize, aSize = envs.ActionSize, n = cfg.NumEnvs, T = cfg.NumSteps, batch = cfg.BatchSize;
-        var agent = new ActorCritic(s, envs.ActionSpace, cfg.Hidden, rng.Fork()); // 2. orthogonal init
-        var optimizer = new AgentOptimizer([agent.ActorParameters, agent.CriticParameters], cfg.LearningRate, epsilon: 1e-5); // 3. Adam ε = 1e-5
-        var obsNorm = cfg.NormalizeObservations ? new ObservationNormalizer(s) : null;
-        var rewNorm = cfg.NormalizeRewards ? new RewardNormalizer(n, cfg.Gamma) : null;
-        IKlController? beta = cfg.KlPenalty ? new HalvingDoublingKlController(cfg.InitialBeta, cfg.PenaltyTargetKl) : null;
-        var box = envs.ActionSpace as BoxSpace;
-
-        var obsBuf = new float[batch * s];
-        var actBuf = new float[batch * aSize];
-        var logpBuf = new float[batch];
-        var valBuf = new float[batch];
-        var rewBuf = new float[batch];
-        var terminatedBuf = new bool[batch];
-        var truncatedBuf = new bool[batch];
-        var truncatedValueBuf = new float[batch]; // V(final observation) where an episode was truncated
-        // PPO-penalty keeps π_old(·|s) (the actor's logits or means) for the exact KL; the clip needs only log π_old(a|s).
-        int outSize = envs.ActionSpace is DiscreteSpace discrete ? discrete.N : aSize;
-        var outBuf = beta is null ? null : new float[batch * outSize];
+        var loop = new PpoLoop(cfg, hooks);
+        run?.WriteConfig(cfg);
+        // 14. A resumed run continues from its latest checkpoint; a run killed before its first one starts again.
+        if (run is { Resumed: true } && run.LatestCheckpoint() is { } checkpoint) loop.Restore(checkpoint.Path);
+        else loop.Start();
+        long startStep = loop.GlobalStep;
         var rows = new List<MetricsRow>();
-        var recent = new List<EpisodeRecord>();
-
-        float[] rawObs = envs.Reset();
-        float[] obs = obsNorm?.Normalize(rawObs) ?? rawObs;
-        float[] rawCurrent = rawObs;
-        long globalStep = 0;
-        var rolloutWatch = new Stopwatch();
-        var updateWatch = new Stopwatch(); // where the time goes: acting and stepping vs. learning
-        int numUpdates = (int)(cfg.TotalSteps / batch);
-        for (int update = 1; update <= numUpdates; update++)
+        int numUpdates = (int)(cfg.TotalSteps / cfg.BatchSize);
+        while (loop.Update < numUpdates)
         {
-            // 4. linear learning-rate annealing: lr = (1 − (update − 1)/numUpdates)·lr₀.
-            if (cfg.AnnealLearningRate) optimizer.LearningRate = (1.0 - (update - 1.0) / numUpdates) * cfg.LearningRate;
-            var finished = new List<EpisodeRecord>();
-
-            // Rollout: NumSteps steps of every copy under the current policy.
-            rolloutWatch.Start();
-            for (int t = 0; t < T; t++)
+            if (ct.IsCancellationRequested)
             {
-                globalStep += n;
-                var act = agent.Act(obs, n, rng, deterministic: false);
-                obs.CopyTo(obsBuf, t * n * s);
-                act.Actions.CopyTo(actBuf, t * n * aSize);
-                act.LogProb.CopyTo(logpBuf, t * n);
-                act.Values.CopyTo(valBuf, t * n);
-                if (outBuf is not null) act.ActorOutput.CopyTo(outBuf, t * n * outSize);
-                var step = envs.Step(box is null ? act.Actions : ClipToBox(act.Actions, box)); // 13. actions clipped to the bounds
-                double[] rewards = hooks.Reward is { } learned ? learned(rawCurrent, box is null ? act.Actions : ClipToBox(act.Actions, box), step) : step.Rewards;
-                rawCurrent = step.Observations;
-                rewNorm?.Normalize(rewards, step.Terminated, step.Truncated);
+                if (run is not null) loop.SaveCheckpoint(run);
+                return loop.Result(rows, watch, startStep, cancelled: true);
+            }
+            int update = loop.Update + 1;
+            // 4. linear learning-rate annealing: lr = (1 − (update − 1)/numUpdates)·lr₀.
+            if (cfg.AnnealLearningRate) loop.Optimizer.LearningRate = (1.0 - (update - 1.0) / numUpdates) * cfg.LearningRate;
+            var finished = loop.Rollout();
+            var values = loop.Learn(finished);
+            values[MetricKeys.StepsPerSecond] = (loop.GlobalStep - startStep) / Math.Max(1e-9, watch.Elapsed.TotalSeconds);
+            hooks.AfterUpdate?.Invoke(update, loop.GlobalStep, values);
+            var row = new MetricsRow(loop.GlobalStep, values);
+            rows.Add(row);
+            run?.Log(row.GlobalStep, row.Values);
+            options.OnMetrics?.Invoke(row);
+            options.Progress?.Report(new TrainProgress(loop.GlobalStep, cfg.TotalSteps, loop.RecentReturn));
+            if (run is not null && cfg.CheckpointInterval > 0 && update % cfg.CheckpointInterval == 0 && update < numUpdates) loop.SaveCheckpoint(run);
+        }
+        if (run is not null)
+        {
+            loop.SaveCheckpoint(run);
+            loop.Policy().Save(Path.Combine(run.Path, "policy"));
+        }
+        return loop.Result(rows, watch, startStep, cancelled: false);
+    }
+
+    internal static float[] ClipToBox(float[] actions, BoxSpace box)
+    {
+        var clipped = new float[actions.Length];
+        int d = box.FlatSize;
+        for (int i = 0; i < actions.Length; i++) clipped[i] = Math.Clamp(actions[i], box.Low[i % d], box.High[i % d]);
+        return clipped;
+    }
+
+    /// <summary>
+    /// Everything PPO carries from one update to the next (what a checkpoint holds), with the rollout buffers and the two
+    /// halves of an update: Rollout (act, step, record) and Learn (GAE, then epochs of minibatch steps).
+    /// </summary>
+    private sealed class PpoLoop
+    {
+        private readonly PpoConfig _cfg;
+        private readonly PpoHooks _hooks;
+        private readonly Rng _rng;
+        private readonly VectorEnv _envs;
+        private readonly ActorCritic _agent;
+        private readonly ObservationNormalizer? _obsNorm;
+        private readonly RewardNormalizer? _rewNorm;
+        private IKlController? _beta;
+        private readonly BoxSpace? _box;
+        private readonly int _s, _aSize, _n, _outSize;
+        // The rollout, [T·N] samples in time-major order (row k = t·N + i).
+        private readonly float[] _obsBuf, _actBuf, _logpBuf, _valBuf, _rewBuf, _truncatedValueBuf; // V(final observation) where an episode was truncated
+        private readonly bool[] _terminatedBuf, _truncatedBuf;
+        // PPO-penalty keeps π_old(·|s) (the actor's logits or means) for the exact KL; the clip needs only log π_old(a|s).
+        private readonly float[]? _outBuf;
+        private readonly List<double> _recent = []; // the last 20 episode returns, for the progress display
+        private float[] _obs = [], _rawObs = []; // the current observations, as the agent sees them and as the envs gave them
+        private readonly Stopwatch _rolloutWatch = new(), _updateWatch = new(); // where the time goes: acting and stepping vs. learning
+        private double _rolloutBefore, _updateBefore; // seconds spent before a resume
+
+        public PpoLoop(PpoConfig cfg, PpoHooks hooks)
+        {
+            _cfg = cfg;
+            _hooks = hooks;
+            _rng = new Rng(cfg.Seed);
+            _envs = new VectorEnv(cfg.EnvId, cfg.NumEnvs, cfg.Seed); // 1. vectorised environments with auto-reset
+            (_s, _aSize, _n) = (_envs.ObservationSize, _envs.ActionSize, cfg.NumEnvs);
+            _agent = new ActorCritic(_s, _envs.ActionSpace, cfg.Hidden, _rng.Fork()); // 2. orthogonal init
+            Optimizer = new AgentOptimizer([_agent.ActorParameters, _agent.CriticParameters], cfg.LearningRate, epsilon: 1e-5); // 3. Adam ε = 1e-5
+            _obsNorm = cfg.NormalizeObservations ? new ObservationNormalizer(_s) : null;
+            _rewNorm = cfg.NormalizeRewards ? new RewardNormalizer(_n, cfg.Gamma) : null;
+            _beta = cfg.KlPenalty ? new HalvingDoublingKlController(cfg.InitialBeta, cfg.PenaltyTargetKl) : null;
+            _box = _envs.ActionSpace as BoxSpace;
+            int batch = cfg.BatchSize;
+            (_obsBuf, _actBuf, _logpBuf, _valBuf, _rewBuf, _truncatedValueBuf) =
+                (new float[batch * _s], new float[batch * _aSize], new float[batch], new float[batch], new float[batch], new float[batch]);
+            (_terminatedBuf, _truncatedBuf) = (new bool[batch], new bool[batch]);
+            _outSize = _envs.ActionSpace is DiscreteSpace discrete ? discrete.N : _aSize;
+            _outBuf = _beta is null ? null : new float[batch * _outSize];
+        }
+
+        public AgentOptimizer Optimizer { get; }
+
+        /// <summary>Updates done.</summary>
+        public int Update { get; private set; }
+
+        /// <summary>Environment steps done, over all copies.</summary>
+        public long GlobalStep { get; private set; }
+
+        public double? RecentReturn => _recent.Count > 0 ? _recent.Average() : null;
+
+        /// <summary>A fresh run: every copy reset with its seed.</summary>
+        public void Start()
+        {
+            _rawObs = _envs.Reset();
+            _obs = _obsNorm?.Normalize(_rawObs) ?? _rawObs;
+        }
+
+        /// <summary>Rollout: NumSteps steps of every copy under the current policy; returns the episodes that ended.</summary>
+        public List<EpisodeRecord> Rollout()
+        {
+            int n = _n, s = _s, aSize = _aSize;
+            var finished = new List<EpisodeRecord>();
+            _rolloutWatch.Start();
+            for (int t = 0; t < _cfg.NumSteps; t++)
+            {
+                GlobalStep += n;
+                var act = _agent.Act(_obs, n, _rng, deterministic: false);
+                _obs.CopyTo(_obsBuf, t * n * s);
+                act.Actions.CopyTo(_actBuf, t * n * aSize);
+                act.LogProb.CopyTo(_logpBuf, t * n);
+                act.Values.CopyTo(_valBuf, t * n);
+                if (_outBuf is not null) act.ActorOutput.CopyTo(_outBuf, t * n * _outSize);
+                var step = _envs.Step(_box is null ? act.Actions : ClipToBox(act.Actions, _box)); // 13. actions clipped to the bounds
+                double[] rewards = _hooks.Reward is { } learned ? learned(_rawObs, _box is null ? act.Actions : ClipToBox(act.Actions, _box), step) : step.Rewards;
+                _rawObs = step.Observations;
+                _rewNorm?.Normalize(rewards, step.Terminated, step.Truncated);
                 for (int i = 0; i < n; i++)
                 {
                     int k = t * n + i;
-                    rewBuf[k] = (float)rewards[i];
-                    terminatedBuf[k] = step.Terminated[i];
+                    _rewBuf[k] = (float)rewards[i];
+                    _terminatedBuf[k] = step.Terminated[i];
                     // 5. A time-limit truncation is not a terminal state: GAE bootstraps it with V(final observation).
-                    truncatedBuf[k] = step.Truncated[i] && !step.Terminated[i];
-                    truncatedValueBuf[k] = truncatedBuf[k] && step.FinalObservations[i] is { } fin ? agent.Values(obsNorm?.Apply(fin) ?? fin, 1)[0] : 0f;
+                    _truncatedBuf[k] = step.Truncated[i] && !step.Terminated[i];
+                    _truncatedValueBuf[k] = _truncatedBuf[k] && step.FinalObservations[i] is { } fin ? _agent.Values(_obsNorm?.Apply(fin) ?? fin, 1)[0] : 0f;
                 }
                 finished.AddRange(step.Finished);
-                obs = obsNorm?.Normalize(step.Observations) ?? step.Observations;
+                _obs = _obsNorm?.Normalize(step.Observations) ?? step.Observations;
             }
+            _rolloutWatch.Stop();
+            return finished;
+        }
 
-            rolloutWatch.Stop();
-            updateWatch.Start();
+        /// <summary>The update on the rollout just collected; returns the row's values (CleanRL's keys).</summary>
+        public Dictionary<string, double> Learn(List<EpisodeRecord> finished)
+        {
+            var cfg = _cfg;
+            int n = _n, s = _s, aSize = _aSize, T = cfg.NumSteps, batch = cfg.BatchSize, outSize = _outSize;
+            var (agent, optimizer, rng, beta) = (_agent, Optimizer, _rng, _beta);
+            var (obsBuf, actBuf, logpBuf, valBuf, outBuf) = (_obsBuf, _actBuf, _logpBuf, _valBuf, _outBuf);
+            _updateWatch.Start();
 
             // 5. GAE(γ, λ) and the value targets R = A + V.
-            float[] nextValues = agent.Values(obs, n);
-            var (advantages, returns) = Advantages.Gae(rewBuf, valBuf, terminatedBuf, truncatedBuf, truncatedValueBuf, nextValues, T, n, cfg.Gamma, cfg.GaeLambda);
+            float[] nextValues = agent.Values(_obs, n);
+            var (advantages, returns) = Advantages.Gae(_rewBuf, valBuf, _terminatedBuf, _truncatedBuf, _truncatedValueBuf, nextValues, T, n, cfg.Gamma, cfg.GaeLambda);
 
             // 6. Epochs over shuffled minibatches.
             int mb = cfg.MinibatchSize;
@@ -299,47 +423,89 @@ public static class PpoTrainer
                 // 12. early stop once the policy has moved too far from the one that collected the data.
                 if (cfg.TargetKl is double target && last is { } l && l.Kl > target) stop = true;
             }
-            updateWatch.Stop();
+            _updateWatch.Stop();
+            Update++;
             double meanKl = klSum / Math.Max(1, mbCount);
             // PPO-penalty: d = KL[π_old, π] after the update (the last epoch's minibatches, not the average over all epochs,
             // which counts the early near-zero KL and would halve β too often); β ← β/2 if d < d_targ/1.5, β·2 if d > d_targ·1.5.
             beta?.Update(epochKlSum / Math.Max(1, epochMbCount), finished.Count);
 
-            recent.AddRange(finished);
-            if (recent.Count > 20) recent.RemoveRange(0, recent.Count - 20);
+            foreach (var e in finished) _recent.Add(e.Return);
+            if (_recent.Count > 20) _recent.RemoveRange(0, _recent.Count - 20);
             var values = new Dictionary<string, double>
             {
-                ["charts/episodic_return"] = finished.Count > 0 ? finished.Average(e => e.Return) : double.NaN,
-                ["charts/episodic_length"] = finished.Count > 0 ? finished.Average(e => e.Length) : double.NaN,
-                ["charts/learning_rate"] = optimizer.LearningRate,
-                ["losses/policy"] = last?.Policy ?? double.NaN,
-                ["losses/value"] = last?.Value ?? double.NaN,
-                ["losses/entropy"] = last?.Entropy ?? double.NaN,
-                ["losses/approx_kl"] = meanKl,
-                ["losses/clipfrac"] = clipSum / Math.Max(1, mbCount),
-                ["losses/explained_variance"] = ValueDiagnostics.ExplainedVariance(valBuf, returns),
-                ["charts/SPS"] = globalStep / Math.Max(1e-9, watch.Elapsed.TotalSeconds),
-                ["perf/rollout_seconds"] = rolloutWatch.Elapsed.TotalSeconds,
-                ["perf/update_seconds"] = updateWatch.Elapsed.TotalSeconds,
+                [MetricKeys.EpisodicReturn] = finished.Count > 0 ? finished.Average(e => e.Return) : double.NaN,
+                [MetricKeys.EpisodicLength] = finished.Count > 0 ? finished.Average(e => e.Length) : double.NaN,
+                [MetricKeys.ControlLearningRate] = optimizer.LearningRate,
+                [MetricKeys.ControlPolicyLoss] = last?.Policy ?? double.NaN,
+                [MetricKeys.ControlValueLoss] = last?.Value ?? double.NaN,
+                [MetricKeys.ControlEntropy] = last?.Entropy ?? double.NaN,
+                [MetricKeys.ControlApproxKl] = meanKl,
+                [MetricKeys.ControlClipFraction] = clipSum / Math.Max(1, mbCount),
+                [MetricKeys.ControlExplainedVariance] = ValueDiagnostics.ExplainedVariance(valBuf, returns),
+                [MetricKeys.StepsPerSecond] = double.NaN, // set by the caller, which knows the wall time
+                ["perf/rollout_seconds"] = _rolloutBefore + _rolloutWatch.Elapsed.TotalSeconds,
+                ["perf/update_seconds"] = _updateBefore + _updateWatch.Elapsed.TotalSeconds,
             };
-            if (beta is not null) values["losses/kl_beta"] = beta.Beta;
-            hooks.AfterUpdate?.Invoke(update, globalStep, values);
-            var row = new MetricsRow(globalStep, values);
-            rows.Add(row);
-            onMetrics?.Invoke(row);
-            onProgress?.Invoke(new TrainProgress(globalStep, cfg.TotalSteps, recent.Count > 0 ? recent.Average(e => e.Return) : null));
+            if (beta is not null) values[MetricKeys.ControlKlCoef] = beta.Beta;
+            return values;
         }
-        double wall = watch.Elapsed.TotalSeconds;
-        var norm = obsNorm is null ? null : new NormalizationState(obsNorm.Stats.Save(), obsNorm.Clip);
-        var policy = new ControlPolicy(envId, cfg.KlPenalty ? "ppo-penalty" : "ppo", agent, norm);
-        return new TrainResult(policy, rows, wall, globalStep / Math.Max(1e-9, wall));
-    }
 
-    internal static float[] ClipToBox(float[] actions, BoxSpace box)
-    {
-        var clipped = new float[actions.Length];
-        int d = box.FlatSize;
-        for (int i = 0; i < actions.Length; i++) clipped[i] = Math.Clamp(actions[i], box.Low[i % d], box.High[i % d]);
-        return clipped;
+        /// <summary>The agent as a policy folder's content, with the observation statistics it was trained with.</summary>
+        public ControlPolicy Policy()
+        {
+            var norm = _obsNorm is null ? null : new NormalizationState(_obsNorm.Stats.Save(), _obsNorm.Clip);
+            return new ControlPolicy(_cfg.EnvId, _cfg.KlPenalty ? "ppo-penalty" : "ppo", _agent, norm);
+        }
+
+        public TrainResult Result(List<MetricsRow> rows, Stopwatch watch, long startStep, bool cancelled)
+        {
+            double wall = watch.Elapsed.TotalSeconds;
+            return new TrainResult(Policy(), rows, wall, (GlobalStep - startStep) / Math.Max(1e-9, wall), GlobalStep, cancelled);
+        }
+
+        // 14. Checkpoints: the policy folder, Adam's moments (optimizer.safetensors) and this state (trainer_state.json).
+        private sealed record PpoState(
+            int Update, long GlobalStep, ulong[] Rng, int ActorAdamSteps, int CriticAdamSteps, VectorEnvState Envs,
+            float[] Observations, float[] RawObservations, RunningStats? ObservationStats, RewardNormalizerState? RewardNormalizer,
+            double? Beta, double[] RecentReturns, double RolloutSeconds, double UpdateSeconds);
+
+        private const string PolicyFolder = "policy";
+
+        /// <summary>Checkpoints the state after the last update (unless the latest checkpoint already holds it).</summary>
+        public void SaveCheckpoint(RunDirectory run)
+        {
+            if (run.LatestCheckpoint()?.Step == GlobalStep) return;
+            run.SaveCheckpoint(GlobalStep, dir =>
+            {
+                Policy().Save(Path.Combine(dir, PolicyFolder));
+                TrainerCheckpoint.WriteOptimizers(dir, ("actor", Optimizer.Optimizers[0]), ("critic", Optimizer.Optimizers[1]));
+                TrainerCheckpoint.WriteState(dir, new PpoState(Update, GlobalStep, _rng.GetState(), Optimizer.Optimizers[0].StepCount,
+                    Optimizer.Optimizers[1].StepCount, _envs.SaveState(), _obs, _rawObs, _obsNorm?.Stats.Save(), _rewNorm?.Save(), _beta?.Beta,
+                    [.. _recent], _rolloutBefore + _rolloutWatch.Elapsed.TotalSeconds, _updateBefore + _updateWatch.Elapsed.TotalSeconds));
+            }, _cfg.KeepCheckpoints);
+        }
+
+        /// <summary>Continues from a checkpoint folder: every piece of state as it was after its update.</summary>
+        public void Restore(string dir)
+        {
+            _agent.LoadState(ControlPolicy.Load(Path.Combine(dir, PolicyFolder), _cfg.EnvId).Agent.StateDict());
+            TrainerCheckpoint.ReadOptimizers(dir, ("actor", Optimizer.Optimizers[0]), ("critic", Optimizer.Optimizers[1]));
+            var state = TrainerCheckpoint.ReadState<PpoState>(dir);
+            string file = Path.Combine(dir, TrainerCheckpoint.StateFileName);
+            if ((state.ObservationStats is null) != (_obsNorm is null) || (state.RewardNormalizer is null) != (_rewNorm is null) || (state.Beta is null) != (_beta is null))
+                throw new FormatException($"{file}: the checkpoint's normalisers or β do not match the run's configuration.");
+            Optimizer.Optimizers[0].StepCount = state.ActorAdamSteps;
+            Optimizer.Optimizers[1].StepCount = state.CriticAdamSteps;
+            _rng.SetState(state.Rng);
+            _envs.RestoreState(state.Envs);
+            if (state.ObservationStats is { } stats) _obsNorm!.Stats.Load(stats);
+            if (state.RewardNormalizer is { } rewards) _rewNorm!.Load(rewards);
+            if (state.Beta is double b) _beta = new HalvingDoublingKlController(b, _cfg.PenaltyTargetKl);
+            (_obs, _rawObs) = (state.Observations, state.RawObservations);
+            (Update, GlobalStep) = (state.Update, state.GlobalStep);
+            _recent.AddRange(state.RecentReturns);
+            (_rolloutBefore, _updateBefore) = (state.RolloutSeconds, state.UpdateSeconds);
+        }
     }
 }

@@ -8,57 +8,97 @@
 //   3. one gradient step per batch — the samples are on-policy only once;
 //   4. Adam with ε = 1e-5 and a global gradient-norm clip on the policy step;
 //   5. the baseline is a regression fitted with its own Adam for BaselineSteps steps per batch, so it tracks the returns
-//      (one shared step leaves it far behind and the advantage degenerates to the raw return).
+//      (one shared step leaves it far behind and the advantage degenerates to the raw return);
+//   6. (the run contract, docs/runs.md) with a run folder: the config in config.json's "trainer" section, one metrics row
+//      per batch, a checkpoint every CheckpointInterval batches, on cancellation and at the end holding the agent, both
+//      Adams' moments and step counts, the RNG and every environment's state, so a resumed run continues bit-identically.
 using System.Diagnostics;
+using System.Text.Json.Serialization;
+using RlhfSharp.Models.Checkpoints;
 using RlhfSharp.Objectives;
+using RlhfSharp.Runs;
 using RlhfSharp.Tensors;
 
 namespace RlhfSharp.Control.Rl;
 
-/// <summary>REINFORCE settings.</summary>
+/// <summary>REINFORCE settings; config.json keys as PpoConfig's where the two share a meaning.</summary>
 public sealed record ReinforceConfig
 {
-    /// <summary>Environment steps to train for.</summary>
+    [ConfigOption("Environment id: CartPole-v1, Acrobot-v1, MountainCar-v0, MountainCarContinuous-v0 or Pendulum-v1.", Name = "--env", Aliases = ["--env-id"])]
+    [JsonPropertyName("env_id")]
+    public string EnvId { get; init; } = "CartPole-v1";
+
+    [ConfigOption("Seed of the environments (copy i starts from seed + i), the initialisation and the sampling.")]
+    public ulong Seed { get; init; } = 1;
+
+    [ConfigOption("Environment steps to train for.", Aliases = ["--steps"])]
+    [JsonPropertyName("total_timesteps")]
     public long TotalSteps { get; init; } = 200_000;
 
-    /// <summary>Whole episodes per batch (one per environment copy).</summary>
+    [ConfigOption("Whole episodes per batch, one per environment copy (detail 1).", Aliases = ["--episodes-per-batch"])]
+    [JsonPropertyName("num_envs")]
     public int EpisodesPerBatch { get; init; } = 8;
 
-    /// <summary>Adam learning rate.</summary>
+    [ConfigOption("Adam learning rate of the policy.", Aliases = ["--lr"])]
     public double LearningRate { get; init; } = 1e-3;
 
-    /// <summary>Discount γ.</summary>
+    [ConfigOption("Discount γ.")]
     public double Gamma { get; init; } = 0.99;
 
-    /// <summary>Normalise G − b over each batch (detail 2).</summary>
+    [ConfigOption("Normalise G − b over each batch (detail 2).")]
+    [JsonPropertyName("norm_adv")]
     public bool NormalizeAdvantages { get; init; } = true;
 
-    /// <summary>Baseline regression steps per batch (detail 5).</summary>
+    [ConfigOption("Baseline regression steps per batch (detail 5).")]
     public int BaselineSteps { get; init; } = 10;
 
-    /// <summary>Adam learning rate of the baseline.</summary>
+    [ConfigOption("Adam learning rate of the baseline.")]
     public double BaselineLearningRate { get; init; } = 1e-3;
 
-    /// <summary>Entropy bonus coefficient.</summary>
+    [ConfigOption("Entropy bonus coefficient.")]
+    [JsonPropertyName("ent_coef")]
     public double EntropyCoef { get; init; }
 
-    /// <summary>Global gradient-norm clip.</summary>
+    [ConfigOption("Global gradient-norm clip of the policy step (detail 4).")]
     public double MaxGradNorm { get; init; } = 0.5;
 
-    /// <summary>Hidden layer widths of policy and baseline.</summary>
+    [ConfigOption("Hidden layer widths of policy and baseline.")]
     public int[] Hidden { get; init; } = [64, 64];
+
+    [ConfigOption("With a run folder: checkpoint every this many batches (0: only when stopped and at the end).")]
+    public int CheckpointInterval { get; init; } = 10;
+
+    [ConfigOption("Checkpoints kept (0 keeps all).")]
+    public int KeepCheckpoints { get; init; }
+
+    /// <summary>Refuses settings the trainer cannot run, naming the field.</summary>
+    public void Validate()
+    {
+        if (EpisodesPerBatch < 1) throw new ArgumentOutOfRangeException(nameof(EpisodesPerBatch), EpisodesPerBatch, "REINFORCE needs num_envs (episodes per batch) ≥ 1.");
+        if (TotalSteps < 1) throw new ArgumentOutOfRangeException(nameof(TotalSteps), TotalSteps, "REINFORCE: total_timesteps must be ≥ 1.");
+        if (CheckpointInterval < 0 || KeepCheckpoints < 0)
+            throw new ArgumentOutOfRangeException(nameof(CheckpointInterval), $"REINFORCE: checkpoint_interval ({CheckpointInterval}) and keep_checkpoints ({KeepCheckpoints}) must be ≥ 0.");
+    }
 }
 
 public static class ReinforceTrainer
 {
-    public static TrainResult Train(string envId, ReinforceConfig cfg, ulong seed, Action<MetricsRow>? onMetrics = null, Action<TrainProgress>? onProgress = null)
+    /// <summary>REINFORCE without a run folder (tests, benchmarks): env and seed given beside the config.</summary>
+    public static TrainResult Train(string envId, ReinforceConfig cfg, ulong seed, Action<MetricsRow>? onMetrics = null, Action<TrainProgress>? onProgress = null) =>
+        Train(cfg with { EnvId = envId, Seed = seed }, new TrainOptions(OnMetrics: onMetrics, Progress: TrainOptions.ProgressOf(onProgress)));
+
+    /// <summary>REINFORCE on cfg.EnvId from cfg.Seed; with options.Run it keeps the run contract (detail 6) and stops at a checkpoint when <paramref name="ct"/> is cancelled.</summary>
+    public static TrainResult Train(ReinforceConfig cfg, TrainOptions? options = null, CancellationToken ct = default)
     {
-        if (cfg.EpisodesPerBatch < 1) throw new ArgumentOutOfRangeException(nameof(cfg), cfg.EpisodesPerBatch, "REINFORCE needs EpisodesPerBatch ≥ 1.");
+        cfg.Validate();
+        options ??= new TrainOptions();
+        var run = options.Run;
         var watch = Stopwatch.StartNew();
+        ulong seed = cfg.Seed;
         var rng = new Rng(seed);
         int n = cfg.EpisodesPerBatch;
         var envs = new ClassicControlEnv[n];
-        for (int i = 0; i < n; i++) envs[i] = EnvRegistry.Make(envId, seed + (ulong)i);
+        for (int i = 0; i < n; i++) envs[i] = EnvRegistry.Make(cfg.EnvId, seed + (ulong)i);
         int s = envs[0].ObservationSpace.FlatSize, aSize = envs[0].ActionSpace.FlatSize;
         var agent = new ActorCritic(s, envs[0].ActionSpace, cfg.Hidden, rng.Fork());
         var optimizer = new AgentOptimizer([agent.ActorParameters], cfg.LearningRate, epsilon: 1e-5); // 4.
@@ -67,10 +107,46 @@ public static class ReinforceTrainer
         var rows = new List<MetricsRow>();
         var recent = new List<double>();
         long globalStep = 0;
-        bool firstBatch = true;
+        int batches = 0;
+        run?.WriteConfig(cfg);
+
+        // 6. Checkpoints: the policy folder, both Adams' moments and the loop's state, taken between batches (when every
+        // copy's episode has ended and its next Reset draws from its own RNG).
+        (string, RlhfSharp.Tensors.Optim.AdamW)[] Optimizers() => [("policy", optimizer.Optimizers[0]), ("baseline", baselineOptimizer.Optimizers[0])];
+        void SaveCheckpoint()
+        {
+            if (run!.LatestCheckpoint()?.Step == globalStep) return;
+            run.SaveCheckpoint(globalStep, dir =>
+            {
+                new ControlPolicy(cfg.EnvId, "reinforce", agent, null).Save(Path.Combine(dir, "policy"));
+                TrainerCheckpoint.WriteOptimizers(dir, Optimizers());
+                TrainerCheckpoint.WriteState(dir, new ReinforceState(batches, globalStep, rng.GetState(), optimizer.Optimizers[0].StepCount,
+                    baselineOptimizer.Optimizers[0].StepCount, [.. envs.Select(e => e.SaveState())], [.. recent]));
+            }, cfg.KeepCheckpoints);
+        }
+        if (run is { Resumed: true } && run.LatestCheckpoint() is { } checkpoint)
+        {
+            agent.LoadState(ControlPolicy.Load(Path.Combine(checkpoint.Path, "policy"), cfg.EnvId).Agent.StateDict());
+            TrainerCheckpoint.ReadOptimizers(checkpoint.Path, Optimizers());
+            var state = TrainerCheckpoint.ReadState<ReinforceState>(checkpoint.Path);
+            if (state.Envs.Length != n)
+                throw new FormatException($"{Path.Combine(checkpoint.Path, TrainerCheckpoint.StateFileName)}: {state.Envs.Length} environment states for {n} copies.");
+            optimizer.Optimizers[0].StepCount = state.PolicyAdamSteps;
+            baselineOptimizer.Optimizers[0].StepCount = state.BaselineAdamSteps;
+            rng.SetState(state.Rng);
+            for (int i = 0; i < n; i++) envs[i].RestoreState(state.Envs[i]);
+            (batches, globalStep) = (state.Batches, state.GlobalStep);
+            recent.AddRange(state.RecentReturns);
+        }
+        long startStep = globalStep;
 
         while (globalStep < cfg.TotalSteps)
         {
+            if (ct.IsCancellationRequested)
+            {
+                if (run is not null) SaveCheckpoint();
+                return Result(cancelled: true);
+            }
             // 1. One whole episode from each copy; the copies advance together while any is still running.
             var obsL = new List<float>[n];
             var actL = new List<float>[n];
@@ -82,10 +158,9 @@ public static class ReinforceTrainer
             float[][] obs = new float[n][];
             for (int i = 0; i < n; i++)
             {
-                obs[i] = firstBatch ? envs[i].Reset(seed + (ulong)i) : envs[i].Reset();
+                obs[i] = batches == 0 ? envs[i].Reset(seed + (ulong)i) : envs[i].Reset();
                 obsL[i] = []; actL[i] = []; rewL[i] = [];
             }
-            firstBatch = false;
             var running = Enumerable.Range(0, n).ToList();
             while (running.Count > 0)
             {
@@ -160,24 +235,40 @@ public static class ReinforceTrainer
                 baselineOptimizer.Step();
             }
 
+            batches++;
             recent.AddRange(returns);
             if (recent.Count > 20) recent.RemoveRange(0, recent.Count - 20);
             var row = new MetricsRow(globalStep, new Dictionary<string, double>
             {
-                ["charts/episodic_return"] = returns.Average(),
-                ["charts/episodic_length"] = lengths.Average(),
-                ["charts/learning_rate"] = optimizer.LearningRate,
-                ["losses/policy"] = policyLoss.Item(),
-                ["losses/value"] = valueLoss,
-                ["losses/entropy"] = entropy.Entropy,
-                ["losses/explained_variance"] = ValueDiagnostics.ExplainedVariance(values, bRet),
-                ["charts/SPS"] = globalStep / Math.Max(1e-9, watch.Elapsed.TotalSeconds),
+                [MetricKeys.EpisodicReturn] = returns.Average(),
+                [MetricKeys.EpisodicLength] = lengths.Average(),
+                [MetricKeys.ControlLearningRate] = optimizer.LearningRate,
+                [MetricKeys.ControlPolicyLoss] = policyLoss.Item(),
+                [MetricKeys.ControlValueLoss] = valueLoss,
+                [MetricKeys.ControlEntropy] = entropy.Entropy,
+                [MetricKeys.ControlExplainedVariance] = ValueDiagnostics.ExplainedVariance(values, bRet),
+                [MetricKeys.StepsPerSecond] = (globalStep - startStep) / Math.Max(1e-9, watch.Elapsed.TotalSeconds),
             });
             rows.Add(row);
-            onMetrics?.Invoke(row);
-            onProgress?.Invoke(new TrainProgress(Math.Min(globalStep, cfg.TotalSteps), cfg.TotalSteps, recent.Average()));
+            run?.Log(row.GlobalStep, row.Values);
+            options.OnMetrics?.Invoke(row);
+            options.Progress?.Report(new TrainProgress(Math.Min(globalStep, cfg.TotalSteps), cfg.TotalSteps, recent.Average()));
+            if (run is not null && cfg.CheckpointInterval > 0 && batches % cfg.CheckpointInterval == 0 && globalStep < cfg.TotalSteps) SaveCheckpoint();
         }
-        double wall = watch.Elapsed.TotalSeconds;
-        return new TrainResult(new ControlPolicy(envId, "reinforce", agent, null), rows, wall, globalStep / Math.Max(1e-9, wall));
+        if (run is not null)
+        {
+            SaveCheckpoint();
+            new ControlPolicy(cfg.EnvId, "reinforce", agent, null).Save(Path.Combine(run.Path, "policy"));
+        }
+        return Result(cancelled: false);
+
+        TrainResult Result(bool cancelled)
+        {
+            double wall = watch.Elapsed.TotalSeconds;
+            return new TrainResult(new ControlPolicy(cfg.EnvId, "reinforce", agent, null), rows, wall, (globalStep - startStep) / Math.Max(1e-9, wall), globalStep, cancelled);
+        }
     }
+
+    /// <summary>The loop's state between batches (trainer_state.json).</summary>
+    private sealed record ReinforceState(int Batches, long GlobalStep, ulong[] Rng, int PolicyAdamSteps, int BaselineAdamSteps, EnvState[] Envs, double[] RecentReturns);
 }

@@ -1,12 +1,12 @@
-// What every trainer's checkpoint holds besides its models, in one format: the AdamW moments of each optimiser in
-// optimizer.safetensors ("NAME.m", "NAME.v"), and the loop's own state (step, optimiser step counts, RNG states, data
-// position) as trainer_state.json. Written inside RunDirectory.SaveCheckpoint's temporary folder, so a checkpoint is
-// either complete or absent; read back with errors that name the file and the tensor or field.
+// What every trainer's checkpoint holds besides its models, in one format for both wings (language-model and control
+// trainers): the AdamW moments of each optimiser in optimizer.safetensors ("NAME.m", "NAME.v"), and the loop's own state
+// (step, optimiser step counts, RNG states, data position, environment states) as trainer_state.json. Written inside
+// RunDirectory.SaveCheckpoint's temporary folder, so a checkpoint is either complete or absent; read back with errors
+// that name the file and the tensor or field.
 using System.Text.Json;
-using RlhfSharp.Models.Checkpoints;
 using RlhfSharp.Tensors.Optim;
 
-namespace RlhfSharp.Alignment;
+namespace RlhfSharp.Models.Checkpoints;
 
 public static class TrainerCheckpoint
 {
