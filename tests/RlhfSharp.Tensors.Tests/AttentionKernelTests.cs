@@ -66,10 +66,10 @@ public sealed unsafe class AttentionKernelTests
 
     [Theory]
     [InlineData(130, 6)]
-    [InlineData(300, 12)] // past one Gemm depth slice (256 keys)
+    [InlineData(300, 12)] // three row blocks, and past one Gemm depth slice (256 keys)
     public void RowBlocksGiveTheBitsOfOneUnblockedProduct(int T, int HS)
     {
-        // The kernels compute scores, P·V and dQ only for keys up to each 64-row block's last row. The products over the
+        // The kernels compute scores, P·V and dQ only for keys up to each 128-row block's last row. The products over the
         // skipped keys add exact zeros, and Gemm sums over the depth in one order whatever its other sizes, so the result
         // must equal the plain composition: full T×T scores, softmax rows, full products.
         var rng = new Rng((ulong)T);

@@ -2,8 +2,8 @@
 // (Gpt.Forward/Backward) and KV-cached decoding (GptInference): one set of kernels, one masking rule, one softmax row.
 //   forward:  S = Q·Kᵀ, P = softmax(mask(S·scale)) row by row, O = P·V                     scale = 1/√HS
 //   backward: dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − ⟨P, dP⟩_row)·scale, dQ += dS·K, dK += dSᵀ·Q
-// Forward keeps P ([B, NH, T, T], upper triangle 0) for backward, as llm.c does. Query rows run in blocks of 64 against
-// keys 0..end-of-block only, skipping the masked upper triangle; every product is a Gemm.Multiply, whose sums run over
+// Forward keeps P ([B, NH, T, T], upper triangle 0) for backward, as llm.c does. Query rows run in blocks of 128 against
+// keys 0..end-of-block only, skipping the masked upper triangle of longer sequences; every product is a Gemm.Multiply, whose sums run over
 // the depth in one fixed order, so skipped zeros and the block split do not change a bit, and each (batch, head) is
 // independent, so neither does the thread split. Row sums are Reduce.Sum/Dot.
 //
@@ -32,7 +32,8 @@ public readonly record struct AttentionLayout(int Offset, int BatchStride, int H
 
 public static unsafe class Attention
 {
-    private const int RowBlock = 64;
+    // Query rows per block. Up to 128 rows (the GPT's usual lengths) a head is one block, the products it always was.
+    private const int RowBlock = 128;
 
     /// <summary>Shapes and scale of one attention call.</summary>
     public readonly record struct Dims(int B, int NH, int T, int HS)
@@ -64,27 +65,21 @@ public static unsafe class Attention
         int T = d.T, HS = d.HS;
         ParallelChunks.For(d.B * d.NH, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (start, end) =>
         {
-            var kTransposed = new float[HS * T];
-            fixed (float* kT = kTransposed)
+            for (int bh = start; bh < end; bh++)
             {
-                for (int bh = start; bh < end; bh++)
+                int b = bh / d.NH, h = bh % d.NH;
+                float* qb = q + qL.Base(b, h), kb = k + kL.Base(b, h), vb = v + vL.Base(b, h), ob = o + oL.Base(b, h);
+                float* p = probs + (long)bh * T * T;
+                byte* mask = keyMask == null ? null : keyMask + (long)b * T;
+                for (int t0 = 0; t0 < T; t0 += RowBlock)
                 {
-                    int b = bh / d.NH, h = bh % d.NH;
-                    float* qb = q + qL.Base(b, h), kb = k + kL.Base(b, h), vb = v + vL.Base(b, h), ob = o + oL.Base(b, h);
-                    float* p = probs + (long)bh * T * T;
-                    byte* mask = keyMask == null ? null : keyMask + (long)b * T;
-                    // Kᵀ [HS, T] once per head, so every score block is an NN product over contiguous keys.
-                    Transpose(kb, kL.RowStride, T, HS, kT);
-                    for (int t0 = 0; t0 < T; t0 += RowBlock)
-                    {
-                        int rows = Math.Min(RowBlock, T - t0), keys = t0 + rows;
-                        // S[rows, keys] = Q[t0..] · Kᵀ[:, 0..keys], into P's rows (row stride T)
-                        Gemm.Multiply(GemmForm.NN, rows, keys, HS, qb + (long)t0 * qL.RowStride, qL.RowStride, kT, T, p + (long)t0 * T, T, false, threads: 1);
-                        for (int r = 0; r < rows; r++)
-                            MaskedSoftmaxRow(p + (long)(t0 + r) * T, t0 + r, T, mask, d.Scale);
-                        // O[t0..] = P[rows, 0..keys] · V[0..keys]
-                        Gemm.Multiply(GemmForm.NN, rows, HS, keys, p + (long)t0 * T, T, vb, vL.RowStride, ob + (long)t0 * oL.RowStride, oL.RowStride, false, threads: 1);
-                    }
+                    int rows = Math.Min(RowBlock, T - t0), keys = t0 + rows;
+                    // S[rows, keys] = Q[t0..]·K[0..keys]ᵀ, into P's rows (row stride T)
+                    Gemm.Multiply(GemmForm.NT, rows, keys, HS, qb + (long)t0 * qL.RowStride, qL.RowStride, kb, kL.RowStride, p + (long)t0 * T, T, false, threads: 1);
+                    for (int r = 0; r < rows; r++)
+                        MaskedSoftmaxRow(p + (long)(t0 + r) * T, t0 + r, T, mask, d.Scale);
+                    // O[t0..] = P[rows, 0..keys]·V[0..keys]
+                    Gemm.Multiply(GemmForm.NN, rows, HS, keys, p + (long)t0 * T, T, vb, vL.RowStride, ob + (long)t0 * oL.RowStride, oL.RowStride, false, threads: 1);
                 }
             }
         });
@@ -119,8 +114,7 @@ public static unsafe class Attention
         ParallelChunks.For(d.B * d.NH, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (start, end) =>
         {
             var scratch = new float[T * T];
-            var vTransposed = new float[HS * T];
-            fixed (float* ds = scratch, vT = vTransposed)
+            fixed (float* ds = scratch)
             {
                 for (int bh = start; bh < end; bh++)
                 {
@@ -131,11 +125,10 @@ public static unsafe class Attention
                     if (dv != null)
                         Gemm.Multiply(GemmForm.TN, T, HS, T, p, T, gb, oL.RowStride, dv + vL.Base(b, h), vL.RowStride, true, threads: 1);
                     // dP = dO·Vᵀ for keys ≤ each block's last row, then dS = P ⊙ (dP − ⟨P, dP⟩)·scale row by row.
-                    Transpose(vb, vL.RowStride, T, HS, vT);
                     for (int t0 = 0; t0 < T; t0 += RowBlock)
                     {
                         int rows = Math.Min(RowBlock, T - t0), keys = t0 + rows;
-                        Gemm.Multiply(GemmForm.NN, rows, keys, HS, gb + (long)t0 * oL.RowStride, oL.RowStride, vT, T, ds + (long)t0 * T, T, false, threads: 1);
+                        Gemm.Multiply(GemmForm.NT, rows, keys, HS, gb + (long)t0 * oL.RowStride, oL.RowStride, vb, vL.RowStride, ds + (long)t0 * T, T, false, threads: 1);
                     }
                     for (int t = 0; t < T; t++)
                     {
@@ -263,21 +256,6 @@ public static unsafe class Attention
         for (; i + 8 <= x.Length; i += 8)
             Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rx, (nuint)i), va, Vector256.LoadUnsafe(ref ry, (nuint)i)).StoreUnsafe(ref ry, (nuint)i);
         for (; i < x.Length; i++) y[i] = MathF.FusedMultiplyAdd(x[i], alpha, y[i]);
-    }
-
-    // dst [cols, rows] = srcᵀ for src [rows, cols] with row stride `stride`; eight source rows at a time so
-    // each output run is contiguous and the source lines stay in L1.
-    private static void Transpose(float* src, int stride, int rows, int cols, float* dst)
-    {
-        for (int r0 = 0; r0 < rows; r0 += 8)
-        {
-            int rb = Math.Min(8, rows - r0);
-            for (int c = 0; c < cols; c++)
-            {
-                float* o = dst + (long)c * rows + r0;
-                for (int r = 0; r < rb; r++) o[r] = src[(long)(r0 + r) * stride + c];
-            }
-        }
     }
 
     /// <summary>
