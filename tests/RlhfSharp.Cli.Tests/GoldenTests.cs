@@ -30,7 +30,7 @@ public sealed class GoldenTests(ITestOutputHelper output)
         ["rloo"] = new("daf1632d885c2b4cfd68a622e3b50b7af2437918bc2983aa6811793671479f90", "38822bfd35072833e083904ff7e79ccb01291282f2a89e7f18b2246909db9c37"),
         ["dpo"] = new("c1c2c1f9a5b136b5ab8332ee6fd4bbcde0d75c1ba5b5567ca18cfd0942689061", "120b017866e57f2640e709ebdfdfb5e1ab0cd6c15f76ff25160555e9f48754f3"),
         ["control-ppo"] = new("33610f91765604cbabc45d39796d15e5924aa5147ff6a2dc8af1145e6be2edb4", "339553a0f2ddf2e679cbf3e9f98d7bbd43a843d867d926d5b600071715ba2e07"),
-        ["prefrl"] = new("50d5a17f114bf6ed9ebf3ac9211ba0e91e953fe832c81eab6f18d9c3eeb00389", "5d1366186a3e2eb92ca6c4e895a2e60f457911463a9afc1a5310a7b2d3308293"),
+        ["prefrl"] = new("27c1ebf822ea7961aabb0b27ef8008dcf9a7572dfca24482f853830c399ffeef", "61c440a2e7a54447ec4d227b20476e57b0e102198e0f652e9f1fcaf902ad4cc6"),
     };
 
     [Fact]
