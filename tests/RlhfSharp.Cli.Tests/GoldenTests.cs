@@ -30,7 +30,7 @@ public sealed class GoldenTests(ITestOutputHelper output)
         ["rloo"] = new("daf1632d885c2b4cfd68a622e3b50b7af2437918bc2983aa6811793671479f90", "c1b0311b350b02609d32bfd580cad0176aff5f9c76138e9c0c671798625322ad"),
         ["dpo"] = new("c1c2c1f9a5b136b5ab8332ee6fd4bbcde0d75c1ba5b5567ca18cfd0942689061", "c2ff445279d660d0fed501cab662447be680b9b24484e54fb1d8e4d0afe78574"),
         ["control-ppo"] = new("33610f91765604cbabc45d39796d15e5924aa5147ff6a2dc8af1145e6be2edb4", "ccf168fb642746c5a765ed27ebaab19391667238b7c4d7d5cf0f53092f174b2b"),
-        ["prefrl"] = new("50d5a17f114bf6ed9ebf3ac9211ba0e91e953fe832c81eab6f18d9c3eeb00389", "dc761af982ec6bb0352f3d9f182764284712d53fd8abef0689720eb3d2c86bc9"),
+        ["prefrl"] = new("27c1ebf822ea7961aabb0b27ef8008dcf9a7572dfca24482f853830c399ffeef", "839c9d6616d0ea2a8caca649d4dca9d9b967e9b9aee0008464f1dd6faf60466a"),
     };
 
     [Fact]

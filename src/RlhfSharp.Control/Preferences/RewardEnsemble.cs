@@ -6,6 +6,11 @@
 // its mean and an indicator set — as in Kostrikov et al. 2019 (Discriminator-Actor-Critic, "absorbing states"): a segment's
 // sum is Σ r̂ over its live steps plus (padding)·r̂_abs, so r̂_abs is one number learned from how long clips last, not an
 // extrapolation to terminal observations that look almost like the states just before them.
+// Every pass over segments runs the members' fused path (FusedMlp: preallocated buffers, no tape) on one input that holds
+// each segment's live rows once and the absorbing row once; a segment's Σ r̂ is then a sum over its own row range. The
+// members train and score side by side on the kernel threads (each on its own buffers, its random draws made first in
+// the order one-after-another training would make them), so the results do not depend on how they are scheduled.
+// Shapes: B segments (2B in a fit minibatch: the firsts, then the seconds), R live rows in all, F features per row.
 using System.Runtime.CompilerServices;
 using RlhfSharp.Objectives;
 using RlhfSharp.Tensors;
@@ -36,8 +41,12 @@ public sealed record RewardEnsembleConfig
     /// </summary>
     public double WeightDecay { get; init; } = 1.0;
 
-    /// <summary>Comparisons per minibatch.</summary>
-    public int BatchSize { get; init; } = 32;
+    /// <summary>
+    /// Comparisons per minibatch. 16: the loop learns as with 32 (seeds 1–5 at 300 CartPole labels, 700 labels on three
+    /// tasks) at half the predictor's cost, which on CartPole's 75-step clips had been as large as PPO's; 12 and 8 lost
+    /// one and two of the five 300-label seeds (docs/control.md).
+    /// </summary>
+    public int BatchSize { get; init; } = 16;
 
     /// <summary>
     /// Whether r̂ reads the action as well as the observation (the paper's MuJoCo predictor is r̂(o, a), its Atari one reads
@@ -57,6 +66,7 @@ public sealed record RewardEnsembleConfig
 public sealed class RewardEnsemble
 {
     private readonly Mlp[] _members;
+    private readonly FusedMlp[] _fused;
     private readonly ParameterSet[] _sets;
     private readonly AdamW[] _optimizers;
     private readonly RewardEnsembleConfig _cfg;
@@ -66,8 +76,14 @@ public sealed class RewardEnsemble
     private float[] _inMean;
     private float[] _inScale;
     private List<Comparison>[] _outOfBag;
+    // Each member's Σ r̂ over its out-of-bag pairs (firsts, seconds), computed once after a fit for accuracy and evidence.
+    private (double[] First, double[] Second)?[] _outOfBagSums;
     // Each segment's standardised live rows [LiveSteps, F], built once: a segment is fitted on and scored many times.
     private ConditionalWeakTable<Trajectory, float[]> _rows = new();
+    // Segment-pass inputs [R + 1, F], reused so a fit step allocates no row buffer: one shared by passes every member
+    // reads, one per member for its fit and out-of-bag passes.
+    private float[] _input = [];
+    private readonly float[][] _memberInputs;
 
     /// <param name="observationSize">Observation floats S.</param>
     /// <param name="actionSpace">Discrete actions enter one-hot; box actions as they are.</param>
@@ -85,9 +101,12 @@ public sealed class RewardEnsemble
         _inMean = new float[f];
         _inScale = Enumerable.Repeat(1f, f).ToArray();
         _members = new Mlp[cfg.Members];
+        _fused = new FusedMlp[cfg.Members];
         _sets = new ParameterSet[cfg.Members];
         _optimizers = new AdamW[cfg.Members];
         _outOfBag = new List<Comparison>[cfg.Members];
+        _outOfBagSums = new (double[], double[])?[cfg.Members];
+        _memberInputs = [.. Enumerable.Range(0, cfg.Members).Select(_ => Array.Empty<float>())];
         for (int m = 0; m < cfg.Members; m++)
         {
             _members[m] = new Mlp([f, .. cfg.Hidden, 1], Activation.Relu, rng.Fork());
@@ -99,6 +118,7 @@ public sealed class RewardEnsemble
             _members[m].Layers[^1].Weight.Span.Clear();
             _members[m].Layers[^1].Bias?.Span.Clear();
             _sets[m] = new ParameterSet(_members[m]);
+            _fused[m] = new FusedMlp(_members[m]);
             _optimizers[m] = new AdamW(_sets[m], new AdamWConfig { LearningRate = (float)cfg.LearningRate, WeightDecay = (float)cfg.WeightDecay });
             _outOfBag[m] = [];
         }
@@ -124,32 +144,37 @@ public sealed class RewardEnsemble
             _inScale[j] = (float)(1.0 / Math.Max(sd, 1e-3)); // a constant feature (one-hot never used) stays finite
         }
         _rows = new(); // rows standardised with the old statistics are stale
-
+        Array.Clear(_outOfBagSums);
     }
 
-    /// <summary>r̂(o, a) of each member for a batch of rows ([rows, S] and [rows, A]), without a graph: [member][row].</summary>
+    /// <summary>r̂(o, a) of each member for a batch of rows ([rows, S] and [rows, A]): [member][row].</summary>
     public float[][] PredictMembers(ReadOnlySpan<float> observations, ReadOnlySpan<float> actions, int rows)
     {
-        using var _ = Autograd.NoGrad();
-        var x = Input(observations, actions, rows, absorbing: null);
-        return [.. _members.Select(m => m.Forward(x).ToArray())];
+        var x = Input(observations, actions, rows);
+        var per = new float[_members.Length][];
+        for (int m = 0; m < per.Length; m++) per[m] = _fused[m].Forward(x, rows).ToArray();
+        return per;
     }
 
     /// <summary>Ensemble-mean r̂ of the absorbing state that follows an early termination (see the file header).</summary>
     public double AbsorbingReward()
     {
-        using var _ = Autograd.NoGrad();
-        var x = Input(new float[ObservationSize], new float[ActionSize], 1, absorbing: [true]);
-        return _members.Average(m => (double)m.Forward(x).ToArray()[0]);
+        var x = new float[_inMean.Length];
+        x[^1] = 1f; // every feature at its mean (0 once standardised), the indicator set
+        double sum = 0;
+        foreach (var f in _fused) sum += f.Forward(x, 1)[0];
+        return sum / _fused.Length;
     }
 
     /// <summary>The ensemble-mean r̂(o, a) per row.</summary>
     public double[] Predict(ReadOnlySpan<float> observations, ReadOnlySpan<float> actions, int rows)
     {
-        var per = PredictMembers(observations, actions, rows);
+        var x = Input(observations, actions, rows);
+        var per = new float[_members.Length][];
+        ForEachMember((m, threads) => per[m] = _fused[m].Forward(x, rows, threads).ToArray(), rows);
         var mean = new double[rows];
-        foreach (var p in per)
-            for (int r = 0; r < rows; r++) mean[r] += p[r] / (double)per.Length;
+        foreach (var r in per)
+            for (int i = 0; i < rows; i++) mean[i] += r[i] / (double)per.Length;
         return mean;
     }
 
@@ -160,12 +185,13 @@ public sealed class RewardEnsemble
         return [.. per.Select(p => p[0])];
     }
 
-    /// <summary>Σ r̂ over each segment for each member, one forward pass per member: [member][segment].</summary>
+    /// <summary>Σ r̂ over each segment for each member, one pass per member: [member][segment].</summary>
     public double[][] SegmentSums(IReadOnlyList<Trajectory> segments)
     {
-        using var _ = Autograd.NoGrad();
-        var batch = SegmentBatch(segments);
-        return [.. _members.Select(m => batch.SumsOf(m.Forward(batch.Input).ToArray()))];
+        var layout = Layout(segments, ref _input);
+        var sums = new double[_members.Length][];
+        ForEachMember((m, threads) => sums[m] = layout.SumsOf(_fused[m].Forward(_input.AsSpan(0, layout.InputLength), layout.Rows, threads)), layout.Rows);
+        return sums;
     }
 
     /// <summary>Variance across members of P̂[first ≻ second] (the paper's disagreement score), and the members' mean P̂.</summary>
@@ -185,34 +211,77 @@ public sealed class RewardEnsemble
     public double Fit(IReadOnlyList<Comparison> data, int steps, Rng rng)
     {
         if (data.Count == 0) throw new ArgumentException("RewardEnsemble.Fit: no comparisons.", nameof(data));
-        double lossSum = 0;
+        Array.Clear(_outOfBagSums); // the members move: their out-of-bag sums are stale
+        // Every member's random draws first (its bootstrap resample, then each step's minibatch), in member order.
+        int b = Math.Min(_cfg.BatchSize, data.Count);
+        var samples = new Comparison[_members.Length][];
+        var picks = new int[_members.Length][];
         for (int m = 0; m < _members.Length; m++)
         {
             var inBag = new bool[data.Count];
-            var sample = new Comparison[data.Count];
+            samples[m] = new Comparison[data.Count];
             for (int i = 0; i < data.Count; i++)
             {
                 int k = rng.NextInt(data.Count);
-                sample[i] = data[k];
+                samples[m][i] = data[k];
                 inBag[k] = true;
             }
             _outOfBag[m] = [.. data.Where((_, i) => !inBag[i])];
-            double last = 0;
-            int b = Math.Min(_cfg.BatchSize, sample.Length);
+            picks[m] = new int[steps * b];
+            for (int i = 0; i < picks[m].Length; i++) picks[m][i] = rng.NextInt(data.Count);
+        }
+        var last = new double[_members.Length];
+        ForEachMember((m, threads) =>
+        {
+            var segments = new Trajectory[2 * b]; // the pairs' first segments, then their second ones
+            var mu = new float[b];
             for (int s = 0; s < steps; s++)
             {
-                var batch = new Comparison[b];
-                for (int i = 0; i < b; i++) batch[i] = sample[rng.NextInt(sample.Length)];
+                for (int i = 0; i < b; i++)
+                {
+                    var c = samples[m][picks[m][s * b + i]];
+                    (segments[i], segments[b + i], mu[i]) = (c.First, c.Second, c.Mu);
+                }
                 _sets[m].ZeroGrad();
-                var loss = SegmentPreferenceLoss.Loss(Sums(_members[m], batch.Select(c => c.First).ToArray()),
-                    Sums(_members[m], batch.Select(c => c.Second).ToArray()), batch.Select(c => c.Mu).ToArray(), _cfg.RandomRate);
-                loss.Backward();
+                last[m] = Step(m, segments, mu, threads);
                 _optimizers[m].Step();
-                last = loss.ToArray()[0];
             }
-            lossSum += last;
-        }
+        }, rows: steps * b); // minibatch pairs to score: each is two segments of many rows
+        double lossSum = 0;
+        foreach (double l in last) lossSum += l;
         return lossSum / _members.Length;
+    }
+
+    /// <summary>Member m's loss on <paramref name="batch"/>, its gradient left in <see cref="MemberParameters"/>(m).Grads (tests).</summary>
+    internal double LossGradient(int m, IReadOnlyList<Comparison> batch)
+    {
+        _sets[m].ZeroGrad();
+        return Step(m, [.. batch.Select(c => c.First), .. batch.Select(c => c.Second)], [.. batch.Select(c => c.Mu)]);
+    }
+
+    /// <summary>Member m's parameters and gradients (tests).</summary>
+    internal ParameterSet MemberParameters(int m) => _sets[m];
+
+    /// <summary>
+    /// One gradient of member m's segment loss: Σ r̂ per segment by the fused forward, the Bradley–Terry loss on the sums on
+    /// the tape (Objectives.SegmentPreferenceLoss), and dL/dS spread back over each segment's rows — every live row of
+    /// segment b gets dL/dS_b, the shared absorbing row Σ_b padding_b·dL/dS_b — through the fused backward. Returns the loss.
+    /// </summary>
+    private double Step(int m, Trajectory[] segments, float[] mu, int threads = 0)
+    {
+        int b = mu.Length;
+        var layout = Layout(segments, ref _memberInputs[m]);
+        double[] sums = layout.SumsOf(_fused[m].Forward(_memberInputs[m].AsSpan(0, layout.InputLength), layout.Rows, threads));
+        var first = Tensor.FromArray([.. sums[..b].Select(v => (float)v)], b);
+        var second = Tensor.FromArray([.. sums[b..].Select(v => (float)v)], b);
+        first.RequiresGrad = second.RequiresGrad = true;
+        var loss = SegmentPreferenceLoss.Loss(first, second, mu, _cfg.RandomRate);
+        loss.Backward();
+        var dSums = new float[2 * b];
+        first.Grad!.Span.CopyTo(dSums);
+        second.Grad!.Span.CopyTo(dSums.AsSpan(b));
+        _fused[m].Backward(layout.RowGradients(dSums), threads);
+        return loss.Item();
     }
 
     /// <summary>
@@ -224,13 +293,14 @@ public sealed class RewardEnsemble
         int right = 0, total = 0;
         for (int m = 0; m < _members.Length; m++)
         {
-            var strict = _outOfBag[m].Where(c => c.Mu != 0.5f).ToList();
-            if (strict.Count == 0) continue;
-            var (firsts, seconds) = MemberSums(m, strict);
-            for (int i = 0; i < strict.Count; i++)
+            var oob = _outOfBag[m];
+            if (!oob.Any(c => c.Mu != 0.5f)) continue;
+            var (firsts, seconds) = OutOfBagSums(m);
+            for (int i = 0; i < oob.Count; i++)
             {
+                if (oob[i].Mu == 0.5f) continue;
                 double d = firsts[i] - seconds[i];
-                if (d != 0) { total++; if ((d > 0) == (strict[i].Mu > 0.5f)) right++; }
+                if (d != 0) { total++; if ((d > 0) == (oob[i].Mu > 0.5f)) right++; }
             }
         }
         return total == 0 ? double.NaN : right / (double)total;
@@ -251,7 +321,7 @@ public sealed class RewardEnsemble
         {
             var oob = _outOfBag[m];
             if (oob.Count == 0) continue;
-            var (firsts, seconds) = MemberSums(m, oob);
+            var (firsts, seconds) = OutOfBagSums(m);
             for (int i = 0; i < oob.Count; i++)
             {
                 double first = firsts[i], second = seconds[i], mu = oob[i].Mu;
@@ -264,12 +334,22 @@ public sealed class RewardEnsemble
         return total == 0 ? double.NaN : gain;
     }
 
-    /// <summary>Member m's Σ r̂ over each pair's first and over its second segment, one forward pass, no graph.</summary>
-    private (double[] First, double[] Second) MemberSums(int m, IReadOnlyList<Comparison> pairs)
+    /// <summary>Member m's Σ r̂ over its out-of-bag pairs, one pass per member and fit (all members' at once).</summary>
+    private (double[] First, double[] Second) OutOfBagSums(int m)
     {
-        using var _ = Autograd.NoGrad();
-        var batch = SegmentBatch([.. pairs.Select(c => c.First), .. pairs.Select(c => c.Second)]);
-        double[] sums = batch.SumsOf(_members[m].Forward(batch.Input).ToArray());
+        if (_outOfBagSums[m] is not { } sums)
+        {
+            ForEachMember((k, threads) => _outOfBagSums[k] ??= MemberSums(k, _outOfBag[k], threads), rows: _outOfBag.Sum(o => o.Count));
+            sums = _outOfBagSums[m]!.Value;
+        }
+        return sums;
+    }
+
+    /// <summary>Member m's Σ r̂ over each pair's first and over its second segment, one pass.</summary>
+    private (double[] First, double[] Second) MemberSums(int m, IReadOnlyList<Comparison> pairs, int threads)
+    {
+        var layout = Layout([.. pairs.Select(c => c.First), .. pairs.Select(c => c.Second)], ref _memberInputs[m]);
+        double[] sums = layout.SumsOf(_fused[m].Forward(_memberInputs[m].AsSpan(0, layout.InputLength), layout.Rows, threads));
         return (sums[..pairs.Count], sums[pairs.Count..]);
     }
 
@@ -288,58 +368,65 @@ public sealed class RewardEnsemble
         return right / (double)strict.Count;
     }
 
-    /// <summary>Σ_t r̂ per segment as a [B] tensor on the graph.</summary>
-    private Tensor Sums(Mlp member, Trajectory[] segments)
-    {
-        var batch = SegmentBatch(segments);
-        var r = member.Forward(batch.Input); // [R + 1, 1]
-        return Ops.Reshape(Ops.MatMul(batch.Pick, r), segments.Length);
-    }
-
     /// <summary>
-    /// Segments as one network input: every segment's live rows, then a single absorbing-state row shared by all padded
-    /// tails (the tails are identical inputs, so one forward row and a count stand in for them). Input [R + 1, F];
-    /// Pick [B, R + 1] holds 1 on a segment's live rows and its padding count on the absorbing row, so Pick·r̂ = Σ_t r̂.
+    /// Where each segment's rows lie in the input of a segment pass: segment b's live rows are [Start_b, Start_b + Live_b),
+    /// and its Pad_b padded steps all read the one absorbing row, the last of the Rows.
     /// </summary>
-    private sealed record Batch(Tensor Input, Tensor Pick)
+    private sealed record SegmentLayout(int Rows, int InputLength, int[] Start, int[] Live, int[] Pad)
     {
-        public double[] SumsOf(float[] r)
+        /// <summary>S_b = Σ_{t &lt; Live_b} r̂[Start_b + t] + Pad_b·r̂_abs in float64, from r̂ [Rows].</summary>
+        public double[] SumsOf(ReadOnlySpan<float> r)
         {
-            int b = Pick.Shape[0], cols = Pick.Shape[1];
-            var pick = Pick.Span;
-            var sums = new double[b];
-            for (int i = 0; i < b; i++)
+            double abs = r[Rows - 1];
+            var sums = new double[Start.Length];
+            for (int b = 0; b < sums.Length; b++)
             {
                 double s = 0;
-                for (int j = 0; j < cols; j++) if (pick[i * cols + j] != 0) s += pick[i * cols + j] * (double)r[j];
-                sums[i] = s;
+                for (int t = 0; t < Live[b]; t++) s += r[Start[b] + t];
+                sums[b] = s + Pad[b] * abs;
             }
             return sums;
         }
+
+        /// <summary>dL/dr̂ [Rows] from dL/dS [B]: the chain rule through SumsOf.</summary>
+        public float[] RowGradients(ReadOnlySpan<float> dSums)
+        {
+            var g = new float[Rows];
+            double abs = 0;
+            for (int b = 0; b < dSums.Length; b++)
+            {
+                g.AsSpan(Start[b], Live[b]).Fill(dSums[b]);
+                abs += Pad[b] * (double)dSums[b];
+            }
+            g[Rows - 1] = (float)abs;
+            return g;
+        }
     }
 
-    private Batch SegmentBatch(IReadOnlyList<Trajectory> segments)
+    /// <summary>
+    /// Writes segments into the reused input [R + 1, F]: every segment's live rows, then a single absorbing-state row shared
+    /// by all padded tails (the tails are identical inputs, so one row and a count stand in for them).
+    /// </summary>
+    private SegmentLayout Layout(IReadOnlyList<Trajectory> segments, ref float[] input)
     {
         int f = _inMean.Length, rows = 0;
         var parts = new float[segments.Count][];
+        var start = new int[segments.Count];
+        var live = new int[segments.Count];
+        var pad = new int[segments.Count];
         for (int b = 0; b < segments.Count; b++)
         {
             parts[b] = _rows.GetValue(segments[b], SegmentRows);
-            rows += segments[b].LiveSteps;
+            (start[b], live[b], pad[b]) = (rows, segments[b].LiveSteps, segments[b].Length - segments[b].LiveSteps);
+            rows += live[b];
         }
-        var x = new float[(rows + 1) * f];
-        var pick = new float[segments.Count * (rows + 1)];
-        int at = 0;
-        for (int b = 0; b < segments.Count; b++)
-        {
-            parts[b].CopyTo(x, at * f);
-            int live = segments[b].LiveSteps;
-            for (int t = 0; t < live; t++) pick[b * (rows + 1) + at + t] = 1f;
-            pick[b * (rows + 1) + rows] = segments[b].Length - live;
-            at += live;
-        }
-        x[rows * f + f - 1] = 1f; // the absorbing row: standardised features at their mean (0), the indicator set
-        return new Batch(Tensor.Wrap(x, rows + 1, f), Tensor.Wrap(pick, segments.Count, rows + 1));
+        int length = (rows + 1) * f;
+        if (input.Length < length) input = new float[Math.Max(length, input.Length + input.Length / 2)];
+        for (int b = 0; b < segments.Count; b++) parts[b].CopyTo(input, start[b] * f);
+        var absorbing = input.AsSpan(rows * f, f);
+        absorbing.Clear();
+        absorbing[^1] = 1f; // the absorbing row: standardised features at their mean (0), the indicator set
+        return new SegmentLayout(rows + 1, length, start, live, pad);
     }
 
     /// <summary>A segment's live steps as standardised network rows [LiveSteps, F].</summary>
@@ -374,24 +461,39 @@ public sealed class RewardEnsemble
         else act.CopyTo(row[ObservationSize..]);
     }
 
-    /// <param name="absorbing">Per row, whether it is the absorbing state (its features are then all at their mean, the
-    /// indicator 1); null when no row is.</param>
-    private Tensor Input(ReadOnlySpan<float> observations, ReadOnlySpan<float> actions, int rows, IReadOnlyList<bool>? absorbing)
+    /// <summary>
+    /// Runs body(m, gemmThreads) for every member: side by side on up to Parallelism.Threads threads, each member's GEMMs on
+    /// its own thread (gemmThreads 1), when there is enough work (at least 64 rows or minibatch pairs); else one after
+    /// another with the GEMMs split over the kernel threads (gemmThreads 0). Each member touches only its own network,
+    /// buffers and result slot, and a GEMM's result does not depend on its thread count, so both give the same bits.
+    /// </summary>
+    private void ForEachMember(Action<int, int> body, int rows)
+    {
+        if (rows < 64 || Parallelism.Threads < 2 || _members.Length < 2)
+        {
+            for (int m = 0; m < _members.Length; m++) body(m, 0);
+            return;
+        }
+        try
+        {
+            Parallel.For(0, _members.Length, new ParallelOptions { MaxDegreeOfParallelism = Parallelism.Threads }, m => body(m, 1));
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count == 1)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+        }
+    }
+
+    /// <summary>Standardised network rows [rows, F] (the absorbing indicator 0) for raw observations and actions.</summary>
+    private float[] Input(ReadOnlySpan<float> observations, ReadOnlySpan<float> actions, int rows)
     {
         if (observations.Length != rows * ObservationSize || actions.Length != rows * ActionSize)
             throw new ArgumentException($"RewardEnsemble: {observations.Length} observation and {actions.Length} action values for {rows} rows of {ObservationSize} + {ActionSize}.");
         int f = _inMean.Length;
         var x = new float[rows * f];
         for (int r = 0; r < rows; r++)
-        {
-            if (absorbing is not null && absorbing[r])
-            {
-                x[r * f + f - 1] = 1f;
-                continue;
-            }
             WriteRow(observations.Slice(r * ObservationSize, ObservationSize), actions.Slice(r * ActionSize, ActionSize), x.AsSpan(r * f, f));
-        }
-        return Tensor.Wrap(x, rows, f);
+        return x;
     }
 
     /// <summary>One step's standardised features (the absorbing indicator 0) into <paramref name="row"/> [F].</summary>

@@ -101,6 +101,12 @@ public sealed class Mlp : Module
 
     public IReadOnlyList<Linear> Layers => _layers.Items;
 
+    /// <summary>The nonlinearity between layers.</summary>
+    public Activation Activation => _activation;
+
+    /// <summary>Whether the last layer's output is activated too.</summary>
+    public bool ActivateLast => _activateLast;
+
     public Tensor Forward(Tensor x)
     {
         for (int i = 0; i < _layers.Count; i++)

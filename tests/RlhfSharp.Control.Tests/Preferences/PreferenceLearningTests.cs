@@ -13,7 +13,7 @@ namespace RlhfSharp.Control.Tests.Preferences;
 [Trait("Category", "Learning")]
 public sealed class PreferenceLearningTests(ITestOutputHelper output)
 {
-    // Seeds 1, 2, 3: 500, 500, 500; 35-50 CPU seconds each.
+    // Seeds 1, 2, 3: 500, 500, 500; 5-8 wall seconds each (35-50 before the fused reward predictor and its minibatch of 16).
     [Theory]
     [InlineData(1)]
     [InlineData(2)]
@@ -31,7 +31,7 @@ public sealed class PreferenceLearningTests(ITestOutputHelper output)
     // Random Acrobot play never reaches the line, so every pre-RL clip is a tie and r̂ starts as noise. With a neutral zero
     // PPO settled on that noise (seed 1: −500 to the end); optimism about the unknown ending and showing the labeller each
     // new ending clip make seeds 1–6 reach the line in 82–95 steps, as true-reward PPO (−80 to −87) does. Seeds 1, 2, 3:
-    // −85.4, −82.0, −81.6, r̂ correlation 1.000 each, about 15 CPU seconds each; with 200k steps seed 1 ended at −144.
+    // −81.3, −84.1, −82.5, r̂ correlation 1.000 each, about 5 wall seconds each; with 200k steps seed 1 ended at −144.
     [Theory]
     [InlineData(1)]
     [InlineData(2)]
