@@ -67,7 +67,12 @@ public sealed class ResumeTests(ResumeChain chain) : IClassFixture<ResumeChain>
     private static string[] ControlReinforce(string run) =>
         ["rl", "--algo", "reinforce", "--env", "CartPole-v1", "--steps", "6000", "--num-envs", "4", "--checkpoint-interval", "1", "--seed", "3", "--out", run];
 
-    public static TheoryData<string> Trainers => ["pretrain", "sft", "reward", "dpo", "ppo", "rl", "rl-reinforce"];
+    // The Christiano loop on CartPole (16 updates, labels asked between them), a checkpoint every update: its checkpoints
+    // hold the segment pool, the predictor and the oracle's position besides PPO's state.
+    private static string[] PrefRl(string run) =>
+        ["prefrl", "--env", "CartPole-v1", "--labels", "20", "--steps", "4096", "--checkpoint-interval", "1", "--seed", "3", "--run", run];
+
+    public static TheoryData<string> Trainers => ["pretrain", "sft", "reward", "dpo", "ppo", "rl", "rl-reinforce", "prefrl"];
 
     private static string[] Command(string trainer, string outDir, string run) => trainer switch
     {
@@ -78,11 +83,12 @@ public sealed class ResumeTests(ResumeChain chain) : IClassFixture<ResumeChain>
         "ppo" => Ppo(outDir, run),
         "rl" => ControlPpo(run),
         "rl-reinforce" => ControlReinforce(run),
+        "prefrl" => PrefRl(run),
         _ => throw new ArgumentException(trainer),
     };
 
     /// <summary>Where a trainer writes its result: the --out folder, or for the control trainers RUN/policy.</summary>
-    private static string Output(string trainer, string outDir, string run) => trainer.StartsWith("rl", StringComparison.Ordinal) ? Path.Combine(run, "policy") : outDir;
+    private static string Output(string trainer, string outDir, string run) => trainer.StartsWith("rl", StringComparison.Ordinal) || trainer == "prefrl" ? Path.Combine(run, "policy") : outDir;
 
     /// <summary>The weights files each trainer's output folder holds (an ensemble of two: member 0 at the top, member 1 below).</summary>
     private static string[] Weights(string trainer, string outDir, string run)

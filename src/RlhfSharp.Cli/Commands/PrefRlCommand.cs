@@ -10,6 +10,8 @@ using RlhfSharp.Control.Rl;
 using RlhfSharp.Feedback;
 using RlhfSharp.Feedback.Labelers;
 using RlhfSharp.Feedback.Stores;
+using RlhfSharp.Alignment;
+using RlhfSharp.Runs;
 using RlhfSharp.Web;
 using Spectre.Console;
 
@@ -21,41 +23,44 @@ internal static class PrefRlCommand
 
     public static Command Create()
     {
-        var env = new Option<string>("--env") { Description = $"Environment id: {string.Join(", ", EnvRegistry.Ids)}.", Required = true };
         var labels = new Option<int>("--labels") { Description = "Total label budget (comparisons asked).", DefaultValueFactory = _ => 700 };
         var preRl = new Option<int?>("--pre-rl-labels") { Description = "Labels collected before RL starts (default: a quarter of the budget)." };
         var labeler = new Option<string>("--labeler") { Description = "oracle (true segment return, Bradley–Terry, 10% random) or app (people in the labelling app).", DefaultValueFactory = _ => "oracle" };
         var selection = new Option<string>("--selection") { Description = "disagreement (ensemble variance of P̂) or random.", DefaultValueFactory = _ => "disagreement" };
-        var steps = new Option<long>("--steps") { Description = "PPO environment steps.", DefaultValueFactory = _ => 150_000 };
-        var seed = new Option<ulong>("--seed") { Description = "Seed of environments, networks, selection and the oracle.", DefaultValueFactory = _ => 1UL };
         var frozen = new Option<bool>("--frozen") { Description = "Fit the predictor once before RL and never again (the reward-hacking ablation)." };
         var port = new Option<int>("--port") { Description = "With --labeler app: the port of the labelling app on 127.0.0.1.", DefaultValueFactory = _ => 5080 };
         var withFrozen = new Option<bool>("--with-frozen")
         {
             Description = "Also run the frozen-predictor ablation (same seed, oracle only) and chart both in report.html (reward hacking made visible).",
         };
-        var outDir = new Option<string?>("--out") { Description = "Run folder (default runs/prefrl-ENV-LABELS-sSEED)." };
-        var command = new Command("prefrl", "Deep RL from human preferences on control: clips, comparisons, a learned reward, PPO.");
-        foreach (var o in new Option[] { env, labels, preRl, labeler, selection, steps, seed, frozen, withFrozen, port, outDir }) command.Options.Add(o);
-        command.Subcommands.Add(PrefRlBenchCommand.Create());
-        command.SetAction(p =>
+        var run = new Option<string?>("--run", "--out")
         {
-            try
-            {
-                return Run(p.GetValue(env)!, p.GetValue(labels), p.GetValue(preRl), p.GetValue(labeler)!, p.GetValue(selection)!, p.GetValue(steps),
-                    p.GetValue(seed), p.GetValue(frozen), p.GetValue(withFrozen), p.GetValue(port), p.GetValue(outDir));
-            }
-            catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or FormatException)
-            {
-                Console.Error.WriteLine($"rlhf: error: {ex.Message.ReplaceLineEndings(" ")}");
-                return 1;
-            }
-        });
+            Description = "Run folder (default runs/prefrl-ENV-LABELS-sSEED): config.json, metrics.jsonl, TensorBoard events, checkpoints/, policy/, report.html.",
+        };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --run from its latest checkpoint, with the settings it was started with." };
+        var command = new Command("prefrl",
+            "Deep RL from human preferences on control: clips, comparisons, a learned reward, PPO. PPO's settings are `rlhf rl`'s (the " +
+            "environment's preset, shown: CartPole-v1's), with 150,000 steps; --seed also seeds the selection and the oracle.");
+        foreach (var o in new Option[] { labels, preRl, labeler, selection, frozen, withFrozen, port }) command.Options.Add(o);
+        var ppo = new ConfigOptions<PpoConfig>(command, Preset(new PpoConfig().EnvId), skip: [nameof(PpoConfig.KlPenalty)]);
+        command.Options.Add(run);
+        command.Options.Add(resume);
+        command.Subcommands.Add(PrefRlBenchCommand.Create());
+        command.SetAction(p => Run(p, ppo.Build(p, presets: c => Preset(c.EnvId)), p.GetValue(labels), p.GetValue(preRl), p.GetValue(labeler)!, p.GetValue(selection)!,
+            p.GetValue(frozen), p.GetValue(withFrozen), p.GetValue(port), p.GetValue(run), p.GetValue(resume)));
         return command;
     }
 
-    private static int Run(string envId, int budget, int? preRl, string labelerName, string selectionName, long steps, ulong seed, bool frozen, bool withFrozen, int port, string? outDir)
+    /// <summary>
+    /// PPO's defaults for the loop: the environment's preset with 150,000 steps, and the newest three checkpoints kept (each
+    /// holds the segment pool and the predictor besides PPO's state, a few MB).
+    /// </summary>
+    private static PpoConfig Preset(string envId) => PpoConfig.ForEnv(envId) with { TotalSteps = 150_000, KeepCheckpoints = 3 };
+
+    private static int Run(ParseResult p, PpoConfig ppo, int budget, int? preRl, string labelerName, string selectionName, bool frozen,
+        bool withFrozen, int port, string? runPath, bool resume)
     {
+        var (envId, steps, seed) = (ppo.EnvId, ppo.TotalSteps, ppo.Seed);
         EnvRegistry.Make(envId); // refuses an unknown id with the list of valid ones
         var rule = selectionName switch
         {
@@ -70,23 +75,15 @@ internal static class PrefRlCommand
         var cfg = new PreferenceConfig
         {
             EnvId = envId,
-            Ppo = PpoConfig.ForEnv(envId) with { TotalSteps = steps },
+            Ppo = ppo,
             Schedule = schedule,
             Selection = rule,
             FreezeAfterFirstFit = frozen,
             RenderClips = labelerName == "app",
         };
         cfg.Validate(); // --labeler app on an env without clips, a budget below the pre-RL share: refused before any work
-        string dir = outDir ?? Path.Combine("runs", $"prefrl-{envId}-{budget}-s{seed}");
-        Directory.CreateDirectory(dir);
-        File.WriteAllText(Path.Combine(dir, "config.json"), new JsonObject
-        {
-            ["env"] = envId, ["labels"] = budget, ["pre_rl_labels"] = schedule.PreRl, ["labeler"] = labelerName, ["selection"] = selectionName,
-            ["steps"] = steps, ["seed"] = seed, ["frozen"] = frozen,
-            ["ppo"] = JsonSerializer.SerializeToNode(cfg.Ppo), ["predictor"] = JsonSerializer.SerializeToNode(cfg.Predictor),
-            ["segment_seconds"] = cfg.SegmentSeconds,
-        }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-
+        using var runDir = RunContract.Open(p, runPath ?? Path.Combine("runs", $"prefrl-{envId}-{budget}-s{seed}"), resume);
+        string dir = runDir.Path;
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
         ILabeler labeler;
         Microsoft.AspNetCore.Builder.WebApplication? app = null;
@@ -94,7 +91,9 @@ internal static class PrefRlCommand
         if (labelerName == "app")
         {
             store = SqlitePreferenceStore.OpenAsync(Path.Combine(dir, "feedback.db")).GetAwaiter().GetResult();
-            var (_, token) = store.AddLabelerAsync("labeller", LabelerRole.Labeler).GetAwaiter().GetResult();
+            // A resumed run's store already has its first labeller (whose token was printed then): a new one joins.
+            string name = runDir.Resumed ? $"labeller-{DateTime.UtcNow:yyyyMMddHHmmss}" : "labeller";
+            var (_, token) = store.AddLabelerAsync(name, LabelerRole.Labeler).GetAwaiter().GetResult();
             app = LabelingApp.Build(store, new LabelingAppOptions(Port: port, Campaign: "prefrl"));
             app.StartAsync().GetAwaiter().GetResult();
             console.MarkupLine($"labelling app: [bold]{Markup.Escape(LabelingApp.BoundAddress(app).ToString())}[/]  labeller token: [bold]{Markup.Escape(token)}[/]");
@@ -102,54 +101,44 @@ internal static class PrefRlCommand
         }
         else labeler = SegmentQueries.Oracle(epsilon: 0.1, seed: (int)(seed % int.MaxValue));
 
-        PreferenceResult result = null!;
+        PreferenceResult result;
         try
         {
-            using var metrics = new RlhfSharp.Runs.MetricsWriter(Path.Combine(dir, "metrics.jsonl"));
-            using var tb = new RlhfSharp.Runs.TensorBoardWriter(dir);
-            console.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-                .Start(ctx =>
-                {
-                    var task = ctx.AddTask($"prefrl {envId}", maxValue: steps);
-                    string last = "";
-                    void Log(MetricsRow row)
-                    {
-                        metrics.Write(row.GlobalStep, row.Values);
-                        tb.AddScalars(row.GlobalStep, row.Values);
-                        var v = row.Values;
-                        last = string.Create(CultureInfo.InvariantCulture,
-                            $"labels {v["prefrl/labels"]:F0}/{budget} rm acc {v["prefrl/rm_oob_accuracy"]:F2} true return {v["charts/episodic_return"]:F1}");
-                    }
-                    void Progress(TrainProgress pr)
-                    {
-                        task.Value = Math.Min(pr.GlobalStep, steps);
-                        task.Description = $"prefrl {envId} step {pr.GlobalStep} {last}";
-                    }
-                    result = PreferenceLoop.Run(cfg, labeler, seed, Log, Progress);
-                    task.Value = steps;
-                });
+            string stage = $"prefrl {envId}";
+            result = AlignCommandSupport.WithProgress(stage, steps, (progress, ct) =>
+                PreferenceLoop.Run(cfg, labeler, seed, new TrainOptions(runDir, new LoopProgress(progress, stage)), ct));
         }
         finally
         {
             app?.StopAsync().GetAwaiter().GetResult();
             store?.DisposeAsync().AsTask().GetAwaiter().GetResult();
         }
-        result.Policy.Save(Path.Combine(dir, "policy"));
+        long stepsDone = result.Metrics.Count > 0 ? result.Metrics[^1].GlobalStep : ReadRows(dir).LastOrDefault()?.GlobalStep ?? 0;
+        if (result.Cancelled) return AlignCommandSupport.Stopped("prefrl", dir, stepsDone);
         var eval = PreferenceLoop.Evaluate(result.Policy, result.Predictor, EvalEpisodes, seed + 1_000_000);
         double acc = result.Predictor.OutOfBagAccuracy();
-        var entries = new List<PrefRlReport.Entry> { new(frozen ? "frozen" : "online", result, eval) };
+        var entries = new List<PrefRlReport.Entry> { new(frozen ? "frozen" : "online", ReadRows(dir), eval) };
         if (withFrozen)
         {
+            // The ablation is a run of its own in RUN/frozen (checkpointed and resumed like the main one).
             console.MarkupLine("[grey]frozen-predictor ablation: same seed, predictor fitted once before RL[/]");
-            var frozenRun = PreferenceLoop.Run(cfg with { FreezeAfterFirstFit = true }, SegmentQueries.Oracle(epsilon: 0.1, seed: (int)(seed % int.MaxValue)), seed);
-            entries.Add(new("frozen", frozenRun, PreferenceLoop.Evaluate(frozenRun.Policy, frozenRun.Predictor, EvalEpisodes, seed + 1_000_000)));
+            string frozenDir = Path.Combine(dir, "frozen");
+            bool frozenStarted = Directory.Exists(Path.Combine(frozenDir, RunDirectory.CheckpointsFolderName));
+            using var frozenRunDir = RunDirectory.Open(frozenDir, resume: frozenStarted);
+            var frozenRun = AlignCommandSupport.WithProgress("prefrl frozen ablation", steps, (progress, ct) =>
+                PreferenceLoop.Run(cfg with { FreezeAfterFirstFit = true }, SegmentQueries.Oracle(epsilon: 0.1, seed: (int)(seed % int.MaxValue)), seed,
+                    new TrainOptions(frozenRunDir, new LoopProgress(progress, "prefrl frozen ablation")), ct));
+            if (frozenRun.Cancelled) return AlignCommandSupport.Stopped("prefrl", dir, stepsDone);
+            entries.Add(new("frozen", ReadRows(frozenDir), PreferenceLoop.Evaluate(frozenRun.Policy, frozenRun.Predictor, EvalEpisodes, seed + 1_000_000)));
         }
-        PrefRlReport.Build(envId, budget, entries).Write(Path.Combine(dir, "report.html"));
+        string policy = Path.Combine(dir, "policy");
+        RunContract.Finish(runDir, stepsDone, policy);
+        PrefRlReport.Build(envId, budget, entries).Write(Path.Combine(dir, "report.html")); // the loop's own report in place of the generic one
         console.MarkupLine($"[grey]run saved to {Markup.Escape(dir)} (report.html)[/]");
         static JsonNode? Num(double v) => double.IsFinite(v) ? Math.Round(v, 4) : null;
         var line = new JsonObject
         {
-            ["env"] = envId, ["labels"] = result.LabelsUsed, ["steps"] = result.Metrics.Count > 0 ? result.Metrics[^1].GlobalStep : 0, ["seed"] = seed,
+            ["env"] = envId, ["labels"] = result.LabelsUsed, ["steps"] = stepsDone, ["seed"] = seed,
             ["selection"] = selectionName, ["frozen"] = frozen,
             ["eval_true_return"] = Num(eval.MeanTrueReturn), ["rm_heldout_accuracy"] = Num(acc), ["reward_correlation"] = Num(eval.RewardCorrelation),
             ["wall_s"] = Math.Round(result.WallSeconds, 3),
@@ -157,5 +146,19 @@ internal static class PrefRlCommand
         if (withFrozen) line["frozen_eval_true_return"] = Num(entries[1].Eval.MeanTrueReturn);
         Console.Out.WriteLine(line.ToJsonString());
         return 0;
+    }
+
+    /// <summary>Every metrics row of a run folder (a resumed run's result holds only the rows since the resume).</summary>
+    private static List<MetricsRow> ReadRows(string runPath)
+    {
+        string file = Path.Combine(runPath, RunDirectory.MetricsFileName);
+        return File.Exists(file) ? [.. MetricsWriter.ReadAll(file).Select(r => new MetricsRow(r.Step, r.Values))] : [];
+    }
+
+    /// <summary>The loop's progress on the bar: labels, the predictor's held-out accuracy and the true return beside the stage.</summary>
+    private sealed class LoopProgress(IProgress<AlignmentProgress> bar, string stage) : IProgress<TrainProgress>
+    {
+        public void Report(TrainProgress value) => bar.Report(new AlignmentProgress(stage, value.GlobalStep, value.TotalSteps,
+            value.RecentReturn is double r ? new Dictionary<string, double> { [MetricKeys.EpisodicReturn] = r } : []));
     }
 }

@@ -9,8 +9,8 @@ namespace RlhfSharp.Cli.Commands;
 
 internal static class PrefRlReport
 {
-    /// <summary>One run in the report: its name ("online", "frozen"), what it produced and its evaluation.</summary>
-    internal sealed record Entry(string Name, PreferenceResult Run, PreferenceEvaluation Eval);
+    /// <summary>One run in the report: its name ("online", "frozen"), its metrics rows and its evaluation.</summary>
+    internal sealed record Entry(string Name, IReadOnlyList<MetricsRow> Metrics, PreferenceEvaluation Eval);
 
     public static HtmlReport Build(string envId, int budget, IReadOnlyList<Entry> entries)
     {
@@ -28,9 +28,9 @@ internal static class PrefRlReport
             "(fitted once before RL) whose predicted return keeps rising while the true return lags the online run's is reward hacking.");
         curves.Charts(
             SvgChart.Line(new ChartFrame("True episode return", "env steps", "return"),
-                [.. entries.Select(e => Series(e.Name, e.Run.Metrics, "charts/episodic_return"))]),
+                [.. entries.Select(e => Series(e.Name, e.Metrics, "charts/episodic_return"))]),
             SvgChart.Line(new ChartFrame("Predicted episode return Σ r̂", "env steps", "Σ r̂"),
-                [.. entries.Select(e => Series(e.Name, e.Run.Metrics, "prefrl/predicted_episodic_return"))]));
+                [.. entries.Select(e => Series(e.Name, e.Metrics, "prefrl/predicted_episodic_return"))]));
         return report;
     }
 

@@ -8,10 +8,13 @@
 //      random answers, ties ½/½), renormalise.
 // Freezing the predictor after step 1 is the offline-reward-model ablation that shows reward hacking.
 using System.Diagnostics;
+using System.Text.Json;
 using RlhfSharp.Control.Clips;
 using RlhfSharp.Control.Rl;
 using RlhfSharp.Feedback;
 using RlhfSharp.Feedback.Labelers;
+using RlhfSharp.Models.Checkpoints;
+using RlhfSharp.Runs;
 using RlhfSharp.Tensors;
 
 namespace RlhfSharp.Control.Preferences;
@@ -128,19 +131,34 @@ public sealed record PreferenceConfig
 /// <param name="Comparisons">Every answered comparison used for training.</param>
 /// <param name="LabelsUsed">Queries answered (skips included: they spend the budget).</param>
 /// <param name="Metrics">One row per PPO update (true and predicted episode returns, labels, predictor accuracy).</param>
-/// <param name="WallSeconds">Wall time of the whole loop.</param>
+/// <param name="WallSeconds">Wall time of the whole loop (of this process, when resumed).</param>
+/// <param name="Cancelled">True when the loop stopped on its cancellation token, after writing a checkpoint.</param>
 public sealed record PreferenceResult(
-    ControlPolicy Policy, RewardEnsemble Predictor, IReadOnlyList<Comparison> Comparisons, int LabelsUsed, IReadOnlyList<MetricsRow> Metrics, double WallSeconds);
+    ControlPolicy Policy, RewardEnsemble Predictor, IReadOnlyList<Comparison> Comparisons, int LabelsUsed, IReadOnlyList<MetricsRow> Metrics, double WallSeconds,
+    bool Cancelled = false);
 
 /// <summary>Evaluation of a run: true returns, and how well r̂ summed over the same episodes tracks them.</summary>
 public sealed record PreferenceEvaluation(double MeanTrueReturn, double RewardCorrelation, double[] TrueReturns, double[] PredictedReturns);
 
 public static class PreferenceLoop
 {
+    /// <summary>The loop without a run folder (benchmarks, tests).</summary>
     public static PreferenceResult Run(PreferenceConfig cfg, ILabeler labeler, ulong seed,
-        Action<MetricsRow>? onMetrics = null, Action<TrainProgress>? onProgress = null, Action<Query>? onQuery = null)
+        Action<MetricsRow>? onMetrics = null, Action<TrainProgress>? onProgress = null, Action<Query>? onQuery = null) =>
+        Run(cfg, labeler, seed, new TrainOptions(OnMetrics: onMetrics, Progress: TrainOptions.ProgressOf(onProgress)), default, onQuery);
+
+    /// <summary>
+    /// The loop; with options.Run it keeps the run contract: config.json's "preferences" section, PPO's metrics and
+    /// checkpoints, each checkpoint holding the loop's state too (PreferenceCheckpoint), a stop at a checkpoint when
+    /// <paramref name="ct"/> is cancelled, and a resumed run that continues from its latest checkpoint bit-identically
+    /// (with the oracle; people's answers are in their store and are not asked again).
+    /// </summary>
+    public static PreferenceResult Run(PreferenceConfig cfg, ILabeler labeler, ulong seed, TrainOptions options, CancellationToken ct = default, Action<Query>? onQuery = null)
     {
         cfg.Validate();
+        var run = options.Run;
+        var checkpoint = run is { Resumed: true } ? run.LatestCheckpoint() : null;
+        if (run is { Resumed: false }) run.UpdateConfig(root => root[PreferencesSection] = JsonSerializer.SerializeToNode(cfg, RunDirectory.ConfigJsonOptions));
         var watch = Stopwatch.StartNew();
         var rng = new Rng(seed ^ 0x9E3779B97F4A7C15UL);
         var probe = EnvRegistry.Make(cfg.EnvId);
@@ -153,6 +171,8 @@ public static class PreferenceLoop
         long queryId = 0;
 
         // Where the loop's own time goes (cumulative seconds, logged as perf/prefrl_* beside PPO's rollout and update times).
+        double askBefore = 0, fitBefore = 0, rewardBefore = 0, renormBefore = 0; // seconds spent before a resume
+        var oracleScores = new List<double[]>(); // each query's two true returns, so a resumed oracle can replay its draws
         var askWatch = new Stopwatch();
         var fitWatch = new Stopwatch();
         var rewardWatch = new Stopwatch();
@@ -183,30 +203,13 @@ public static class PreferenceLoop
                 var nq = SegmentQueries.ToQuery(first, second, cfg.RenderClips, cfg.Campaign);
                 var query = new Query(++queryId, nq.Kind, nq.Prompt, nq.Candidates, nq.Campaign, null, DateTimeOffset.UtcNow);
                 onQuery?.Invoke(query);
+                oracleScores.Add([first.Return, second.Return]);
                 var answer = labeler.AnswerAsync(query).GetAwaiter().GetResult();
                 labelsUsed++;
                 if (SegmentQueries.Mu(answer) is float mu) comparisons.Add(new Comparison(first, second, mu));
             }
             askWatch.Stop();
         }
-
-        // 1. Segments of the untrained (uniform random) policy, the pre-RL labels and the first fit.
-        var warm = new VectorEnv(cfg.EnvId, cfg.Ppo.NumEnvs, seed + 7919);
-        float[] obs = warm.Reset();
-        int wanted = Math.Min(cfg.PoolCapacity, Math.Max(2 * cfg.Schedule.PreRl, 40));
-        for (int guard = 0; pool.Segments.Count < wanted && guard < 200_000; guard++)
-        {
-            var acts = new float[cfg.Ppo.NumEnvs * a];
-            for (int i = 0; i < cfg.Ppo.NumEnvs; i++) probe.ActionSpace.Sample(rng).CopyTo(acts, i * a);
-            var step = warm.Step(acts);
-            pool.Add(obs, acts, step);
-            obs = step.Observations;
-        }
-        ensemble.SetInputStatistics(pool.Segments);
-        Ask(cfg.Schedule.PreRl);
-        if (comparisons.Count == 0) throw new InvalidOperationException($"prefrl: all {labelsUsed} pre-RL queries were skipped; nothing to fit.");
-        ensemble.Fit(comparisons, cfg.InitialFitSteps, rng);
-        double evidence = ensemble.OutOfBagEvidence();
 
         // 2.–3. PPO on the normalised prediction, labelling and refitting between updates.
         // The last NormalizationWindow transitions, a ring of [W, S] observations and [W, A] actions (row order is irrelevant).
@@ -256,9 +259,6 @@ public static class PreferenceLoop
             }
             renormWatch.Stop();
         }
-        foreach (var seg in pool.Segments.TakeLast(cfg.NormalizationWindow / segLen))
-            for (int t = 0; t < seg.LiveSteps; t++) Remember(seg.Observations[t], seg.Actions[t]);
-        Renormalise();
         var predictedSoFar = new double[cfg.Ppo.NumEnvs];
         var predictedFinished = new List<double>();
         double[] Reward(float[] rawObs, float[] actions, VectorStep step)
@@ -279,7 +279,32 @@ public static class PreferenceLoop
         }
         int updates = (int)(cfg.Ppo.TotalSteps / cfg.Ppo.BatchSize);
         int due = 0;
-        double accuracy = ensemble.OutOfBagAccuracy();
+        double accuracy = double.NaN, evidence = double.NaN;
+        if (checkpoint is null)
+        {
+            // 1. Segments of the untrained (uniform random) policy, the pre-RL labels and the first fit.
+            var warm = new VectorEnv(cfg.EnvId, cfg.Ppo.NumEnvs, seed + 7919);
+            float[] obs = warm.Reset();
+            int wanted = Math.Min(cfg.PoolCapacity, Math.Max(2 * cfg.Schedule.PreRl, 40));
+            for (int guard = 0; pool.Segments.Count < wanted && guard < 200_000; guard++)
+            {
+                var acts = new float[cfg.Ppo.NumEnvs * a];
+                for (int i = 0; i < cfg.Ppo.NumEnvs; i++) probe.ActionSpace.Sample(rng).CopyTo(acts, i * a);
+                var step = warm.Step(acts);
+                pool.Add(obs, acts, step);
+                obs = step.Observations;
+            }
+            ensemble.SetInputStatistics(pool.Segments);
+            Ask(cfg.Schedule.PreRl);
+            if (comparisons.Count == 0) throw new InvalidOperationException($"prefrl: all {labelsUsed} pre-RL queries were skipped; nothing to fit.");
+            ensemble.Fit(comparisons, cfg.InitialFitSteps, rng);
+            evidence = ensemble.OutOfBagEvidence();
+            foreach (var seg in pool.Segments.TakeLast(cfg.NormalizationWindow / segLen))
+                for (int t = 0; t < seg.LiveSteps; t++) Remember(seg.Observations[t], seg.Actions[t]);
+            Renormalise();
+            accuracy = ensemble.OutOfBagAccuracy();
+        }
+        else RestoreState(Path.Combine(checkpoint.Path, PreferenceCheckpoint.FolderName));
         void AfterUpdate(int update, long globalStep, Dictionary<string, double> values)
         {
             bool refitted = false;
@@ -309,16 +334,80 @@ public static class PreferenceLoop
             values["prefrl/reward_std"] = rStd;
             values["prefrl/reward_zero"] = rZero;
             values["prefrl/reward_scale"] = rScale;
-            values["perf/prefrl_ask_seconds"] = askWatch.Elapsed.TotalSeconds;
-            values["perf/prefrl_fit_seconds"] = fitWatch.Elapsed.TotalSeconds;
-            values["perf/prefrl_reward_seconds"] = rewardWatch.Elapsed.TotalSeconds;
-            values["perf/prefrl_renormalise_seconds"] = renormWatch.Elapsed.TotalSeconds;
+            values["perf/prefrl_ask_seconds"] = askBefore + askWatch.Elapsed.TotalSeconds;
+            values["perf/prefrl_fit_seconds"] = fitBefore + fitWatch.Elapsed.TotalSeconds;
+            values["perf/prefrl_reward_seconds"] = rewardBefore + rewardWatch.Elapsed.TotalSeconds;
+            values["perf/prefrl_renormalise_seconds"] = renormBefore + renormWatch.Elapsed.TotalSeconds;
             predictedFinished.Clear();
         }
-        var ppo = cfg.Ppo with { EntropyCoef = Math.Max(cfg.Ppo.EntropyCoef, cfg.MinEntropyCoef) };
-        var result = PpoTrainer.Train(cfg.EnvId, ppo, seed, new PpoHooks { Reward = Reward, AfterUpdate = AfterUpdate }, onMetrics, onProgress);
-        return new PreferenceResult(result.Policy, ensemble, comparisons, labelsUsed, result.Metrics, watch.Elapsed.TotalSeconds);
+        // The loop's state beside PPO's in each checkpoint (see PreferenceCheckpoint), and back from the run's latest one.
+        void SaveState(string dir)
+        {
+            string sub = Path.Combine(dir, PreferenceCheckpoint.FolderName);
+            Directory.CreateDirectory(sub);
+            var table = new List<Trajectory>();
+            var index = new Dictionary<Trajectory, int>(ReferenceEqualityComparer.Instance);
+            int Id(Trajectory t)
+            {
+                if (!index.TryGetValue(t, out int i)) { i = table.Count; index[t] = i; table.Add(t); }
+                return i;
+            }
+            int[] poolIds = [.. pool.Segments.Select(Id)];
+            ComparisonRef[] comparisonRefs = [.. comparisons.Select(c => new ComparisonRef(Id(c.First), Id(c.Second), c.Mu))];
+            int[] partialIds = [.. pool.Partials().Select(Id)];
+            // Segments asked about that left the pool and no comparison holds can never be picked again: not kept.
+            int[] askedIds = [.. asked.Where(index.ContainsKey).Select(t => index[t]).Order()];
+            PreferenceCheckpoint.WriteSegments(Path.Combine(sub, PreferenceCheckpoint.SegmentsFileName), table);
+            var comparisonIndex = new Dictionary<Comparison, int>(ReferenceEqualityComparer.Instance);
+            for (int i = 0; i < comparisons.Count; i++) comparisonIndex[comparisons[i]] = i;
+            var (adamSteps, outOfBag) = ensemble.Save(sub, comparisonIndex);
+            Safetensors.Write(Path.Combine(sub, PreferenceCheckpoint.RecentFileName), new Dictionary<string, StoredTensor>
+            {
+                ["observations"] = new([recentObs.Length], recentObs),
+                ["actions"] = new([recentAct.Length], recentAct),
+            });
+            TrainerCheckpoint.WriteState(sub, new PreferenceState(rng.GetState(), labelsUsed, queryId, due, accuracy, evidence,
+                rMean, rStd, rZero, rScale, [.. predictedSoFar], [.. predictedFinished], recentCount, recentNext,
+                poolIds, pool.Produced, partialIds, comparisonRefs, askedIds, adamSteps, outOfBag, [.. oracleScores],
+                askBefore + askWatch.Elapsed.TotalSeconds, fitBefore + fitWatch.Elapsed.TotalSeconds,
+                rewardBefore + rewardWatch.Elapsed.TotalSeconds, renormBefore + renormWatch.Elapsed.TotalSeconds));
+        }
+        void RestoreState(string sub)
+        {
+            var state = TrainerCheckpoint.ReadState<PreferenceState>(sub);
+            var table = PreferenceCheckpoint.ReadSegments(Path.Combine(sub, PreferenceCheckpoint.SegmentsFileName), cfg.EnvId);
+            string file = Path.Combine(sub, TrainerCheckpoint.StateFileName);
+            Trajectory At(int i) => i >= 0 && i < table.Count ? table[i] : throw new FormatException($"{file}: segment index {i} is outside the {table.Count} segments saved.");
+            if (state.PredictedSoFar.Length != predictedSoFar.Length) throw new FormatException($"{file}: {state.PredictedSoFar.Length} env copies; the run has {predictedSoFar.Length}.");
+            pool.Restore(state.PoolSegments.Select(At), [.. state.Partials.Select(At)], state.PoolProduced);
+            comparisons.AddRange(state.Comparisons.Select(c => new Comparison(At(c.First), At(c.Second), c.Mu)));
+            asked.UnionWith(state.Asked.Select(At));
+            ensemble.Load(sub, state.AdamSteps, state.OutOfBag, comparisons);
+            var recent = Safetensors.Read(Path.Combine(sub, PreferenceCheckpoint.RecentFileName)).Tensors;
+            if (!recent.TryGetValue("observations", out var ro) || ro.Values.Length != recentObs.Length || !recent.TryGetValue("actions", out var ra) || ra.Values.Length != recentAct.Length)
+                throw new FormatException($"{sub}: {PreferenceCheckpoint.RecentFileName} does not hold a ring of {window} steps.");
+            ro.Values.CopyTo(recentObs, 0);
+            ra.Values.CopyTo(recentAct, 0);
+            (recentCount, recentNext) = (state.RecentCount, state.RecentNext);
+            rng.SetState(state.Rng);
+            (labelsUsed, queryId, due, accuracy, evidence) = (state.LabelsUsed, state.QueryId, state.Due, state.Accuracy, state.Evidence);
+            (rMean, rStd, rZero, rScale) = (state.RewardMean, state.RewardStd, state.RewardZero, state.RewardScale);
+            state.PredictedSoFar.CopyTo(predictedSoFar, 0);
+            predictedFinished.AddRange(state.PredictedFinished);
+            (askBefore, fitBefore, rewardBefore, renormBefore) = (state.AskSeconds, state.FitSeconds, state.RewardSeconds, state.RenormaliseSeconds);
+            // The oracle's random stream (a seeded System.Random, whose state cannot be saved) moves on by answering the
+            // same queries again; people and other labellers are not asked twice.
+            oracleScores.AddRange(state.OracleScores);
+            if (labeler is OracleLabeler oracle) foreach (var scores in state.OracleScores) oracle.Choose(scores);
+        }
+
+        var ppo = cfg.Ppo with { EnvId = cfg.EnvId, Seed = seed, EntropyCoef = Math.Max(cfg.Ppo.EntropyCoef, cfg.MinEntropyCoef) };
+        var result = PpoTrainer.Train(ppo, new PpoHooks { Reward = Reward, AfterUpdate = AfterUpdate, SaveState = SaveState }, options, ct);
+        return new PreferenceResult(result.Policy, ensemble, comparisons, labelsUsed, result.Metrics, watch.Elapsed.TotalSeconds, result.Cancelled);
     }
+
+    /// <summary>config.json's section holding the loop's settings (PPO's are in "trainer").</summary>
+    public const string PreferencesSection = "preferences";
 
     /// <summary>
     /// Runs the policy for fresh-seeded episodes (deterministic, then as many sampled ones so returns spread) and compares

@@ -12,6 +12,7 @@
 // the order one-after-another training would make them), so the results do not depend on how they are scheduled.
 // Shapes: B segments (2B in a fit minibatch: the firsts, then the seconds), R live rows in all, F features per row.
 using System.Runtime.CompilerServices;
+using RlhfSharp.Models.Checkpoints;
 using RlhfSharp.Objectives;
 using RlhfSharp.Tensors;
 using RlhfSharp.Tensors.Nn;
@@ -146,6 +147,49 @@ public sealed class RewardEnsemble
         _rows = new(); // rows standardised with the old statistics are stale
         Array.Clear(_outOfBagSums);
     }
+
+    /// <summary>
+    /// Writes what a resumed loop needs to continue bit-identically into <paramref name="dir"/>: each member's weights and
+    /// the input standardisation (ensemble.safetensors), AdamW's moments (optimizer.safetensors); the step counts and the
+    /// out-of-bag sets (as indices into the owner's comparison list) are returned for the owner's state file.
+    /// </summary>
+    public (int[] AdamSteps, int[][] OutOfBag) Save(string dir, IReadOnlyDictionary<Comparison, int> comparisonIndex)
+    {
+        var tensors = new Dictionary<string, StoredTensor>
+        {
+            ["input_mean"] = new([_inMean.Length], (float[])_inMean.Clone()),
+            ["input_scale"] = new([_inScale.Length], (float[])_inScale.Clone()),
+        };
+        for (int m = 0; m < _members.Length; m++) tensors[$"member{m}"] = new([_sets[m].Values.Length], (float[])_sets[m].Values.Clone());
+        Safetensors.Write(System.IO.Path.Combine(dir, EnsembleFileName), tensors);
+        TrainerCheckpoint.WriteOptimizers(dir, [.. _optimizers.Select((o, m) => ($"member{m}", o))]);
+        return ([.. _optimizers.Select(o => o.StepCount)], [.. _outOfBag.Select(list => list.Select(c => comparisonIndex[c]).ToArray())]);
+    }
+
+    /// <summary>Reads back what <see cref="Save"/> wrote into a freshly built ensemble of the same configuration.</summary>
+    public void Load(string dir, int[] adamSteps, int[][] outOfBag, IReadOnlyList<Comparison> comparisons)
+    {
+        string file = System.IO.Path.Combine(dir, EnsembleFileName);
+        var tensors = Safetensors.Read(file).Tensors;
+        float[] Take(string key, int length) => tensors.TryGetValue(key, out var t) && t.Values.Length == length ? t.Values
+            : throw new FormatException($"{file}: tensor '{key}' is missing or does not hold {length} values.");
+        Take("input_mean", _inMean.Length).CopyTo(_inMean, 0);
+        Take("input_scale", _inScale.Length).CopyTo(_inScale, 0);
+        for (int m = 0; m < _members.Length; m++) Take($"member{m}", _sets[m].Values.Length).CopyTo(_sets[m].Values, 0);
+        TrainerCheckpoint.ReadOptimizers(dir, [.. _optimizers.Select((o, m) => ($"member{m}", o))]);
+        if (adamSteps.Length != _members.Length || outOfBag.Length != _members.Length)
+            throw new FormatException($"{dir}: the checkpoint holds {adamSteps.Length} ensemble members; the run has {_members.Length}.");
+        for (int m = 0; m < _members.Length; m++)
+        {
+            _optimizers[m].StepCount = adamSteps[m];
+            _outOfBag[m] = [.. outOfBag[m].Select(i => comparisons[i])];
+        }
+        _rows = new();
+        Array.Clear(_outOfBagSums);
+    }
+
+    /// <summary>The file <see cref="Save"/> writes the members' weights and the input standardisation to.</summary>
+    public const string EnsembleFileName = "ensemble.safetensors";
 
     /// <summary>r̂(o, a) of each member for a batch of rows ([rows, S] and [rows, A]): [member][row].</summary>
     public float[][] PredictMembers(ReadOnlySpan<float> observations, ReadOnlySpan<float> actions, int rows)

@@ -53,6 +53,26 @@ public sealed class SegmentPool
         }
     }
 
+    /// <summary>Each env copy's unfinished segment (the steps since its last cut), for a checkpoint.</summary>
+    internal IReadOnlyList<Trajectory> Partials() =>
+        [.. Enumerable.Range(0, _obs.Length).Select(i => new Trajectory(EnvId, [.. _obs[i]], [.. _acts[i]], [.. _rewards[i]], false, false))];
+
+    /// <summary>Puts back what a checkpoint held: the kept segments (oldest first), the unfinished ones and the count produced.</summary>
+    internal void Restore(IEnumerable<Trajectory> segments, IReadOnlyList<Trajectory> partials, long produced)
+    {
+        if (partials.Count != _obs.Length) throw new FormatException($"SegmentPool: the checkpoint holds {partials.Count} env copies' steps; the run has {_obs.Length}.");
+        _segments.Clear();
+        _segments.AddRange(segments);
+        for (int i = 0; i < _obs.Length; i++)
+        {
+            Clear(i);
+            _obs[i].AddRange(partials[i].Observations);
+            _acts[i].AddRange(partials[i].Actions);
+            _rewards[i].AddRange(partials[i].Rewards);
+        }
+        Produced = produced;
+    }
+
     private void Emit(int i, bool terminated, float[]? pad)
     {
         var obs = _obs[i];

@@ -164,7 +164,7 @@ public sealed record PpoConfig
 /// <summary>
 /// Hooks into the PPO loop for a learner that replaces the reward (Christiano et al.'s loop trains on r̂(o, a), never the
 /// true reward) and works between updates (collect labels, refit). Episode returns in the metrics stay the true ones.
-/// A checkpoint holds PPO's own state only; whoever owns the hooks keeps theirs.
+/// A checkpoint holds PPO's own state and whatever SaveState writes beside it.
 /// </summary>
 public sealed record PpoHooks
 {
@@ -173,6 +173,12 @@ public sealed record PpoHooks
 
     /// <summary>Called after each update with (update index from 1, global step, the row's values), before the row is logged; may add values.</summary>
     public Action<int, long, Dictionary<string, double>>? AfterUpdate { get; init; }
+
+    /// <summary>
+    /// Called while a checkpoint is written, with its (temporary) folder: the owner adds its own state there, so the
+    /// checkpoint holds both or neither. The owner restores it from the same checkpoint (the run's latest) on resume.
+    /// </summary>
+    public Action<string>? SaveState { get; init; }
 }
 
 public static class PpoTrainer
@@ -483,6 +489,7 @@ public static class PpoTrainer
                 TrainerCheckpoint.WriteState(dir, new PpoState(Update, GlobalStep, _rng.GetState(), Optimizer.Optimizers[0].StepCount,
                     Optimizer.Optimizers[1].StepCount, _envs.SaveState(), _obs, _rawObs, _obsNorm?.Stats.Save(), _rewNorm?.Save(), _beta?.Beta,
                     [.. _recent], _rolloutBefore + _rolloutWatch.Elapsed.TotalSeconds, _updateBefore + _updateWatch.Elapsed.TotalSeconds));
+                _hooks.SaveState?.Invoke(dir);
             }, _cfg.KeepCheckpoints);
         }
 
