@@ -6,22 +6,18 @@
 // run has nothing to do.
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using RlhfSharp.Faults;
 using RlhfSharp.Golden;
 
 namespace RlhfSharp.Cli.Tests;
 
-/// <summary>The SFT chain the trainers start from, built once in a temporary folder.</summary>
+/// <summary>The SFT chain the trainers start from, built once in a temporary folder and shared by the resume and fault tests.</summary>
 public sealed class ResumeChain : IDisposable
 {
     public ResumeChain()
     {
         Dir = Path.Combine(Path.GetTempPath(), "rlhf-resume-" + Guid.NewGuid().ToString("N")[..8]);
-        Directory.CreateDirectory(Dir);
-        GoldenJobs.WritePreferences(Path.Combine(Dir, GoldenJobs.PreferencesFile));
-        ResumeTests.Rlhf(Dir, [.. ResumeTests.Pretrain("base", "runs/base")]);
-        ResumeTests.Rlhf(Dir, [.. ResumeTests.Sft("sft", "runs/sft-base")]);
-        ResumeTests.Rlhf(Dir, ["reward", "train", "--model", "sft", "--data", GoldenJobs.PreferencesFile, "--batch-size", "8", "--normalization-samples", "16",
-            "--seed", "3", "--out", "rm", "--run", "runs/rm"]);
+        ResumeJobs.BuildChain(Dir);
     }
 
     public string Dir { get; }
@@ -32,72 +28,31 @@ public sealed class ResumeChain : IDisposable
     }
 }
 
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ResumeCollection : ICollectionFixture<ResumeChain>
+{
+    public const string Name = "resume";
+}
+
 [Collection("resume")]
-public sealed class ResumeTests(ResumeChain chain) : IClassFixture<ResumeChain>
+public sealed class ResumeTests(ResumeChain chain)
 {
     [DllImport("libc", SetLastError = true)]
     private static extern int kill(int pid, int signal);
 
     private const int SigTerm = 15;
 
-    internal static string[] Pretrain(string outDir, string run) =>
-        ["pretrain", "--stories", "300", "--vocab-size", "512", "--steps", "30", "--batch-size", "8", "--eval-interval", "15",
-            "--checkpoint-interval", "4", "--seed", "3", "--out", outDir, "--run", run];
+    private static string[] Pretrain(string outDir, string run) => ResumeJobs.Pretrain(outDir, run);
 
-    internal static string[] Sft(string outDir, string run) =>
-        ["sft", "--model", "base", "--demos", "200", "--steps", "20", "--batch-size", "8", "--eval-interval", "10",
-            "--checkpoint-interval", "3", "--seed", "3", "--out", outDir, "--run", run];
+    private static string[] ControlPpo(string run) => ResumeJobs.ControlPpo(run);
 
-    private static string[] Reward(string outDir, string run) =>
-        ["reward", "train", "--model", "sft", "--data", GoldenJobs.PreferencesFile, "--batch-size", "8", "--members", "2",
-            "--normalization-samples", "16", "--checkpoint-interval", "2", "--seed", "3", "--out", outDir, "--run", run];
+    private static string[] Command(string trainer, string outDir, string run) => ResumeJobs.Command(trainer, outDir, run);
 
-    private static string[] Dpo(string outDir, string run) =>
-        ["dpo", "--model", "sft", "--data", GoldenJobs.PreferencesFile, "--batch-size", "8", "--checkpoint-interval", "2", "--seed", "3",
-            "--out", outDir, "--run", run];
+    private static string[] ResumeArgs(string trainer) => ResumeJobs.ResumeArgs(trainer);
 
-    private static string[] Ppo(string outDir, string run) =>
-        ["ppo", "--policy", "sft", "--reward", "rm", "--steps", "6", "--batch-size", "8", "--minibatch-size", "4", "--ppo-epochs", "2",
-            "--max-new-tokens", "16", "--checkpoint-interval", "1", "--seed", "3", "--out", outDir, "--run", run];
+    private static string Output(string trainer, string outDir, string run) => ResumeJobs.Output(trainer, outDir, run);
 
-    // Control PPO on CartPole (16 updates of 8 × 32 steps) and REINFORCE (batches of 4 episodes), a checkpoint every update.
-    private static string[] ControlPpo(string run) =>
-        ["rl", "--env", "CartPole-v1", "--steps", "4096", "--checkpoint-interval", "1", "--seed", "3", "--run", run];
-
-    private static string[] ControlReinforce(string run) =>
-        ["rl", "--algo", "reinforce", "--env", "CartPole-v1", "--steps", "6000", "--num-envs", "4", "--checkpoint-interval", "1", "--seed", "3", "--out", run];
-
-    // The Christiano loop on CartPole (16 updates, labels asked between them), a checkpoint every update: its checkpoints
-    // hold the segment pool, the predictor and the oracle's position besides PPO's state.
-    private static string[] PrefRl(string run) =>
-        ["prefrl", "--env", "CartPole-v1", "--labels", "20", "--steps", "4096", "--checkpoint-interval", "1", "--seed", "3", "--run", run];
-
-    public static TheoryData<string> Trainers => ["pretrain", "sft", "reward", "dpo", "ppo", "rl", "rl-reinforce", "prefrl"];
-
-    private static string[] Command(string trainer, string outDir, string run) => trainer switch
-    {
-        "pretrain" => Pretrain(outDir, run),
-        "sft" => Sft(outDir, run),
-        "reward" => Reward(outDir, run),
-        "dpo" => Dpo(outDir, run),
-        "ppo" => Ppo(outDir, run),
-        "rl" => ControlPpo(run),
-        "rl-reinforce" => ControlReinforce(run),
-        "prefrl" => PrefRl(run),
-        _ => throw new ArgumentException(trainer),
-    };
-
-    /// <summary>Where a trainer writes its result: the --out folder, or for the control trainers RUN/policy.</summary>
-    private static string Output(string trainer, string outDir, string run) => trainer.StartsWith("rl", StringComparison.Ordinal) || trainer == "prefrl" ? Path.Combine(run, "policy") : outDir;
-
-    /// <summary>The weights files each trainer's output folder holds (an ensemble of two: member 0 at the top, member 1 below).</summary>
-    private static string[] Weights(string trainer, string outDir, string run)
-    {
-        string output = Output(trainer, outDir, run);
-        return trainer == "reward"
-            ? [Path.Combine(output, "model.safetensors"), Path.Combine(output, "member-1", "model.safetensors")]
-            : [Path.Combine(output, "model.safetensors")];
-    }
+    public static TheoryData<string> Trainers => [.. ResumeJobs.Trainers];
 
     [Theory]
     [MemberData(nameof(Trainers))]
@@ -168,17 +123,10 @@ public sealed class ResumeTests(ResumeChain chain) : IClassFixture<ResumeChain>
         Assert.Contains("nothing to do", again.Stderr);
     }
 
-    private static string[] ResumeArgs(string trainer) => trainer switch
-    {
-        "reward" => ["reward", "train"],
-        "rl-reinforce" => ["rl"],
-        _ => [trainer],
-    };
-
     private void AssertSameRun(string trainer, string straight, string resumed)
     {
         string dir = chain.Dir;
-        foreach (var (a, b) in Weights(trainer, straight, $"runs/{straight}").Zip(Weights(trainer, resumed, $"runs/{resumed}")))
+        foreach (var (a, b) in ResumeJobs.Weights(trainer, straight, $"runs/{straight}").Zip(ResumeJobs.Weights(trainer, resumed, $"runs/{resumed}")))
             Assert.Equal(GoldenJobs.HashFile(Path.Combine(dir, a)), GoldenJobs.HashFile(Path.Combine(dir, b)));
         Assert.Equal(GoldenJobs.HashMetrics(Path.Combine(dir, "runs", straight, "metrics.jsonl")), GoldenJobs.HashMetrics(Path.Combine(dir, "runs", resumed, "metrics.jsonl")));
         Assert.Equal("finished", Runs.RunDirectory.ReadStatus(Path.Combine(dir, "runs", resumed))?.State);
@@ -212,28 +160,12 @@ public sealed class ResumeTests(ResumeChain chain) : IClassFixture<ResumeChain>
         return new Signalled(running, process.ExitCode, stderr.GetAwaiter().GetResult());
     }
 
-    private static Process Start(string dir, string[] args)
-    {
-        var start = new ProcessStartInfo(GoldenJobs.DotnetHost())
-        {
-            WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-        };
-        start.ArgumentList.Add(GoldenJobs.FindRlhf());
-        foreach (var a in args) start.ArgumentList.Add(a);
-        return Process.Start(start) ?? throw new InvalidOperationException("could not start rlhf");
-    }
+    private static Process Start(string dir, string[] args) => ResumeJobs.Start(dir, args);
 
-    private static (int ExitCode, string Stderr) RunProcess(string dir, string[] args)
-    {
-        using var process = Start(dir, args);
-        var stderr = process.StandardError.ReadToEndAsync();
-        _ = process.StandardOutput.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(5))) { process.Kill(); throw new TimeoutException($"rlhf {string.Join(' ', args)} did not finish"); }
-        return (process.ExitCode, stderr.GetAwaiter().GetResult());
-    }
+    private static (int ExitCode, string Stderr) RunProcess(string dir, string[] args) => ResumeJobs.RunProcess(dir, args);
 
     /// <summary>Runs `rlhf args` in <paramref name="dir"/> to the end; a non-zero exit fails with its standard error.</summary>
-    internal static void Rlhf(string dir, string[] args)
+    private static void Rlhf(string dir, string[] args)
     {
         var (exit, stderr) = RunProcess(dir, args);
         if (exit != 0) throw new Xunit.Sdk.XunitException($"rlhf {string.Join(' ', args)} exited {exit}: {stderr}");

@@ -1,0 +1,25 @@
+// The fault-injection suite's short form (issue 17; the long form is `rlhf-faults`, tests/RlhfSharp.Faults): every
+// trainer is interrupted twice at random moments — SIGKILL or SIGTERM, wherever the moment falls, start-up and the
+// writing of outputs included — resumed from its run folder alone, and must end with an uninterrupted run's bits. The
+// moments' seed is printed on failure; the moments differ from run to run, which is the point (the resume tests pin
+// two fixed points per trainer).
+using RlhfSharp.Faults;
+using Xunit.Abstractions;
+
+namespace RlhfSharp.Cli.Tests;
+
+[Collection(ResumeCollection.Name)]
+public sealed class FaultInjectionTests(ResumeChain chain, ITestOutputHelper output)
+{
+    public static TheoryData<string> Trainers => [.. ResumeJobs.Trainers];
+
+    [Theory]
+    [MemberData(nameof(Trainers))]
+    public void InterruptedAtRandomMomentsThenResumed_EndsWithTheUninterruptedBits(string trainer)
+    {
+        int seed = Environment.TickCount & 0x7fffffff;
+        var outcome = FaultInjector.Run(chain.Dir, trainer, faults: 2, new Random(seed), $"short{seed}", output.WriteLine);
+        output.WriteLine($"{trainer}: seed {seed}, {outcome.Kills} SIGKILL, {outcome.Terms} SIGTERM, {outcome.Resumes} resumes, {outcome.Restarts} restarts, {outcome.Seconds:F1} s");
+        Assert.True(outcome.Matched, $"{trainer} (moments seed {seed}): {outcome.Mismatch}");
+    }
+}
