@@ -1,5 +1,5 @@
 // The fault-injection suite (issue 17): a trainer is started, then killed with SIGKILL or stopped with SIGTERM at a
-// random moment within the time an uninterrupted run takes (during start-up, mid-step, mid-checkpoint, while writing
+// random moment within the first 70% of an uninterrupted run's time (during start-up, mid-step, mid-checkpoint, while writing
 // its outputs — wherever the moment falls), resumed with `--resume --run RUN` alone, interrupted again, and finally
 // resumed to the end; its weights and metrics (timing fields aside) must equal the uninterrupted run's bit for bit.
 // A run interrupted before it recorded its command line (no config.json yet) is started again as a user would.
@@ -57,7 +57,9 @@ public static partial class FaultInjector
             using var process = ResumeJobs.Start(dir, args);
             var stderr = process.StandardError.ReadToEndAsync();
             _ = process.StandardOutput.ReadToEndAsync();
-            int delay = (int)(random.NextDouble() * uninterrupted * 1000);
+            // Within the first 70% of an uninterrupted run's time: a resumed process has less left to do, and a moment
+            // past its end would hit nothing.
+            int delay = (int)(random.NextDouble() * 0.7 * uninterrupted * 1000);
             bool sigterm = random.Next(2) == 0;
             if (process.WaitForExit(delay))
             {
