@@ -1,6 +1,7 @@
 // `rlhf prefrl`: deep RL from human preferences (Christiano et al. 2017) on a classic-control task, with the oracle or
 // with people in the labelling app. Progress goes to standard error; the last line of standard output is one JSON object.
 using System.CommandLine;
+using RlhfSharp.Runs;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -22,14 +23,14 @@ internal static class PrefRlCommand
     public static Command Create()
     {
         var env = new Option<string>("--env") { Description = $"Environment id: {string.Join(", ", EnvRegistry.Ids)}.", Required = true };
-        var labels = new Option<int>("--labels") { Description = "Total label budget (comparisons asked).", DefaultValueFactory = _ => 700 };
-        var preRl = new Option<int?>("--pre-rl-labels") { Description = "Labels collected before RL starts (default: a quarter of the budget)." };
+        var labels = new Option<int>("--labels") { Description = "Total label budget (comparisons asked).", DefaultValueFactory = _ => 700 }.InRange(new(1));
+        var preRl = new Option<int?>("--pre-rl-labels") { Description = "Labels collected before RL starts (default: a quarter of the budget)." }.InRange(NumericRange.NonNegative);
         var labeler = new Option<string>("--labeler") { Description = "oracle (true segment return, Bradley–Terry, 10% random) or app (people in the labelling app).", DefaultValueFactory = _ => "oracle" };
         var selection = new Option<string>("--selection") { Description = "disagreement (ensemble variance of P̂) or random.", DefaultValueFactory = _ => "disagreement" };
-        var steps = new Option<long>("--steps") { Description = "PPO environment steps.", DefaultValueFactory = _ => 150_000 };
-        var seed = new Option<ulong>("--seed") { Description = "Seed of environments, networks, selection and the oracle.", DefaultValueFactory = _ => 1UL };
+        var steps = new Option<long>("--steps") { Description = "PPO environment steps.", DefaultValueFactory = _ => 150_000 }.InRange(new(1));
+        var seed = new Option<ulong>("--seed") { Description = "Seed of environments, networks, selection and the oracle.", DefaultValueFactory = _ => 1UL }.InRange(NumericRange.NonNegative);
         var frozen = new Option<bool>("--frozen") { Description = "Fit the predictor once before RL and never again (the reward-hacking ablation)." };
-        var port = new Option<int>("--port") { Description = "With --labeler app: the port of the labelling app on 127.0.0.1.", DefaultValueFactory = _ => 5080 };
+        var port = new Option<int>("--port") { Description = "With --labeler app: the port of the labelling app on 127.0.0.1.", DefaultValueFactory = _ => 5080 }.InRange(new(0, 65535));
         var withFrozen = new Option<bool>("--with-frozen")
         {
             Description = "Also run the frozen-predictor ablation (same seed, oracle only) and chart both in report.html (reward hacking made visible).",
