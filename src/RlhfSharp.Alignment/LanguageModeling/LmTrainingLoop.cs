@@ -142,7 +142,7 @@ internal static class LmTrainingLoop
             if (step % o.EvalInterval == 0 || step == o.Steps)
             {
                 heldOut = Evaluate(model, data.HeldOut);
-                NumericGuard.Check(step, "held-out loss", heldOut);
+                NumericGuard.Check(step, "held-out loss", heldOut, hint);
                 metrics[MetricKeys.EvalLoss] = heldOut;
                 metrics[MetricKeys.EvalPerplexity] = Math.Exp(heldOut);
             }
