@@ -49,6 +49,47 @@ public sealed class GuardTests(CheckpointFolders folders, ITestOutputHelper outp
         Assert.DoesNotContain("NaN", File.ReadAllText(Path.Combine(runDir, "metrics.jsonl")), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("reward")]
+    [InlineData("dpo")]
+    [InlineData("rl")]
+    public void Given_a_learning_rate_of_1e30_When_training_Then_every_trainer_stops_naming_the_step(string trainer)
+    {
+        string prefs = Dir("prefs.jsonl"), outDir = Dir($"{trainer}-diverged"), runDir = Dir($"runs-{trainer}-diverged");
+        if (!File.Exists(prefs)) GoldenJobs.WritePreferences(prefs);
+        string[] args = trainer switch
+        {
+            "reward" => ["reward", "train", "--model", folders.Model, "--data", prefs, "--batch-size", "4", "--normalization-samples", "0", "--out", outDir, "--run", runDir],
+            "dpo" => ["dpo", "--model", folders.Model, "--data", prefs, "--batch-size", "4", "--out", outDir, "--run", runDir],
+            _ => ["rl", "--env", "CartPole-v1", "--steps", "4096", "--run", runDir],
+        };
+        var run = RlhfRunner.Run([.. args, "--lr", "1e30"]);
+        output.WriteLine(string.Join("\n", run.ErrorLines));
+        Assert.Equal(1, run.Exit);
+        Assert.Single(run.ErrorLines, l => l.StartsWith("rlhf: error:", StringComparison.Ordinal));
+        Assert.Matches(new Regex(@"^rlhf: error: step \d+: .+ is (NaN|Infinity|-Infinity) \(learning_rate .+ too high\?\); training stopped"), run.ErrorLines[^1]);
+        Assert.False(Directory.Exists(outDir), "a diverged run writes no model");
+        Assert.False(Directory.Exists(Path.Combine(runDir, "policy")), "a diverged control run writes no policy");
+    }
+
+    [Fact]
+    public void Given_a_result_without_a_loss_When_the_summary_is_printed_Then_JSON_null_not_an_exception()
+    {
+        var old = Console.Out;
+        using var captured = new StringWriter();
+        Console.SetOut(captured);
+        try
+        {
+            var result = new RlhfSharp.Alignment.LanguageModeling.LmTrainResult(0, double.NaN, double.PositiveInfinity, 0, Cancelled: false, TimeSpan.Zero);
+            Assert.Equal(0, LmCommandSupport.Report("pretrain", result, Dir("no-loss"), Dir("runs-no-loss")));
+        }
+        finally
+        {
+            Console.SetOut(old);
+        }
+        Assert.Contains("\"train_loss\":null,\"heldout_loss\":null,\"heldout_perplexity\":null", captured.ToString(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Given_a_config_file_with_an_infinite_learning_rate_When_pretraining_Then_one_line_names_file_and_setting()
     {

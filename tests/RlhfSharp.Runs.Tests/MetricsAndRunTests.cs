@@ -225,3 +225,40 @@ public sealed class MetricsAndRunTests : IDisposable
         Assert.False(Directory.Exists(Path.Combine(first, "checkpoints")));
     }
 }
+
+public sealed class ConfigRangesTests
+{
+    private sealed record Inner
+    {
+        [ConfigOption("x", Min = 0, MinExclusive = true)]
+        public float LearningRate { get; init; } = 1e-3f;
+
+        [ConfigOption("x", Min = 1)]
+        public int[] Hidden { get; init; } = [64, 64];
+    }
+
+    private sealed record Outer
+    {
+        [ConfigOption("x", Min = 0, Max = 1, MaxExclusive = true)]
+        public double HeldOut { get; init; } = 0.1;
+
+        [ConfigOption("no range declared")]
+        public double Free { get; init; }
+
+        public Inner Training { get; init; } = new();
+    }
+
+    [Fact]
+    public void Validate_NamesTheSettingWithItsPathAndWhatItMustBe()
+    {
+        ConfigRanges.Validate(new Outer(), "cfg");
+        Assert.Equal("cfg: held_out = 1 must be a finite number in [0, 1).",
+            Assert.Throws<ArgumentException>(() => ConfigRanges.Validate(new Outer { HeldOut = 1 }, "cfg")).Message);
+        Assert.Equal("cfg: training.learning_rate = Infinity must be a finite number > 0.",
+            Assert.Throws<ArgumentException>(() => ConfigRanges.Validate(new Outer { Training = new() { LearningRate = float.PositiveInfinity } }, "cfg")).Message);
+        Assert.Equal("cfg: training.hidden = 0 must be a whole number >= 1.",
+            Assert.Throws<ArgumentException>(() => ConfigRanges.Validate(new Outer { Training = new() { Hidden = [64, 0] } }, "cfg")).Message);
+        // A field without a declared range must still be finite.
+        Assert.Contains("free = NaN must be a finite number.", Assert.Throws<ArgumentException>(() => ConfigRanges.Validate(new Outer { Free = double.NaN }, "cfg")).Message);
+    }
+}
