@@ -79,7 +79,7 @@ public sealed class NumericOptionAuditTests(ITestOutputHelper output)
     [Theory]
     [InlineData("sft", "--batch-size", "0", "--batch-size must be a whole number >= 1")]
     [InlineData("pretrain", "--stories", "-1", "--stories must be a whole number >= 1")]
-    [InlineData("story-world", "--stories", "-1", "--stories must be a whole number >= 1")]
+    [InlineData("story-world", "--stories", "-1", "--stories must be a whole number >= 0")]
     [InlineData("sft", "--seed", "-1", "--seed must be a whole number >= 0")]
     [InlineData("pretrain", "--lr", "Infinity", "--lr must be a finite number > 0")]
     [InlineData("pretrain", "--lr", "1e309", "--lr must be a finite number > 0")]

@@ -14,7 +14,7 @@ internal static class StoryWorldCommand
     public static Command Create()
     {
         var seed = new Option<ulong>("--seed") { Description = "Seed of the generator (same seed, same files).", DefaultValueFactory = _ => 0 }.InRange(NumericRange.NonNegative);
-        var stories = new Option<int>("--stories") { Description = "Stories in corpus.txt (one per line).", DefaultValueFactory = _ => 20_000 }.InRange(new(1));
+        var stories = new Option<int>("--stories") { Description = "Stories in corpus.txt (one per line).", DefaultValueFactory = _ => 20_000 }.InRange(NumericRange.NonNegative);
         var demonstrations = new Option<int>("--demonstrations") { Description = "Lines of demos.jsonl ({\"prompt\",\"completion\"}).", DefaultValueFactory = _ => 5_000 }.InRange(NumericRange.NonNegative);
         var prompts = new Option<int>("--prompts") { Description = "Lines of prompts.jsonl ({\"prompt\"}), held out from the demonstrations.", DefaultValueFactory = _ => 1_000 }.InRange(NumericRange.NonNegative);
         var output = new Option<string>("--out") { Description = "Folder to write corpus.txt, demos.jsonl and prompts.jsonl into.", Required = true };
