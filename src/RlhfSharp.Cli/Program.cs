@@ -20,13 +20,14 @@ try
         var path = new List<string>();
         for (var c = parsed.CommandResult; c is not null; c = c.Parent as System.CommandLine.Parsing.CommandResult) path.Insert(0, c.Command.Name);
         path[0] = "rlhf";
-        Console.Error.WriteLine($"rlhf: error: {string.Join(" ", parsed.Errors.Select(e => e.Message.ReplaceLineEndings(" ")))} (see `{string.Join(" ", path)} --help`)");
+        Console.Error.WriteLine(RlhfSharp.Text.TerminalText.Escape($"rlhf: error: {string.Join(" ", parsed.Errors.Select(e => e.Message.ReplaceLineEndings(" ")))} (see `{string.Join(" ", path)} --help`)"));
         return 1;
     }
     return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 }
 catch (Exception ex) when (ex is not OutOfMemoryException)
 {
-    Console.Error.WriteLine($"rlhf: error: {ex.Message.ReplaceLineEndings(" ")}");
+    // The message may quote the bad input (a JSONL value, a merges line): its control characters are shown, not obeyed.
+    Console.Error.WriteLine(RlhfSharp.Text.TerminalText.Escape($"rlhf: error: {ex.Message.ReplaceLineEndings(" ")}"));
     return 1;
 }

@@ -212,6 +212,18 @@ public sealed class GuardTests(CheckpointFolders folders, ITestOutputHelper outp
     }
 
     [Fact]
+    public void Given_an_error_that_quotes_hostile_input_When_printed_Then_its_escape_sequences_are_shown_not_obeyed()
+    {
+        string dir = Dir("hostile-merges");
+        Directory.CreateDirectory(dir);
+        foreach (var f in Directory.GetFiles(folders.Model)) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)), overwrite: true);
+        File.WriteAllText(Path.Combine(dir, "merges.txt"), "#version: 0.2\nt h e\u001b[2J\u001b]0;pwned\u0007\n");
+        var run = RlhfRunner.Run("score", "--model", dir, "--text", "the cat");
+        AssertOneLineError(run, "merges.txt line 2", @"\x1b[2J\x1b]0;pwned\x07");
+        Assert.DoesNotContain('\u001b', run.ErrorLines[0]);
+    }
+
+    [Fact]
     public void Given_a_damaged_newest_checkpoint_and_a_staging_leftover_When_resumed_Then_it_falls_back_and_finishes_with_the_same_bits()
     {
         // An uninterrupted run gives the bits to reach.

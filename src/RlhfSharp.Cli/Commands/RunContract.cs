@@ -26,7 +26,7 @@ internal static class RunContract
     /// </summary>
     public static RunDirectory Open(ParseResult p, string path, bool resume)
     {
-        var run = RunDirectory.Open(path, resume, warning => Console.Error.WriteLine($"rlhf: warning: {warning}"));
+        var run = RunDirectory.Open(path, resume, warning => Console.Error.WriteLine(RlhfSharp.Text.TerminalText.Escape($"rlhf: warning: {warning}")));
         if (!run.Resumed)
         {
             var command = p.CommandResult.Command;
