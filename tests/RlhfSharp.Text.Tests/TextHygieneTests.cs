@@ -108,4 +108,17 @@ public sealed class TextHygieneTests : IDisposable
         Assert.Contains("vocab.json:", bad.Message);
         Assert.Contains("invalid UTF-8", bad.Message);
     }
+
+    [Fact]
+    public void Gpt2Tokenizer_RefusesAnEmptyVocabulary_NamingFileAndLine()
+    {
+        var t = BpeTrainer.Train("the cat sat on the mat.", new BpeTrainerOptions { VocabSize = 262 });
+        string dir = Path.Combine(_dir, "empty-vocab");
+        t.Save(dir);
+        File.WriteAllText(Path.Combine(dir, "vocab.json"), "");
+        var ex = Assert.Throws<FormatException>(() => Gpt2Tokenizer.Load(dir));
+        Assert.StartsWith($"{Path.Combine(dir, "vocab.json")} line 1:", ex.Message);
+        File.WriteAllText(Path.Combine(dir, "vocab.json"), "{}");
+        Assert.Contains("vocab.json", Assert.Throws<FormatException>(() => Gpt2Tokenizer.Load(dir)).Message);
+    }
 }
