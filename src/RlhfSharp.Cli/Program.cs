@@ -3,24 +3,7 @@
 using System.CommandLine;
 using RlhfSharp.Cli.Commands;
 
-var root = new RootCommand("RlhfSharp: reinforcement learning from human feedback, end to end, in C#.");
-root.Subcommands.Add(DemoCommand.Create());
-root.Subcommands.Add(StoryWorldCommand.Create());
-root.Subcommands.Add(BenchCommand.Create());
-root.Subcommands.Add(SampleCommand.Create());
-root.Subcommands.Add(ScoreCommand.Create());
-root.Subcommands.Add(TokenizerCommand.Create());
-root.Subcommands.Add(LabelCommand.Create());
-root.Subcommands.Add(RlCommand.Create());
-root.Subcommands.Add(PrefRlCommand.Create());
-root.Subcommands.Add(PretrainCommand.Create());
-root.Subcommands.Add(SftCommand.Create());
-root.Subcommands.Add(RewardCommand.Create());
-root.Subcommands.Add(PpoCommand.Create());
-root.Subcommands.Add(DpoCommand.Create());
-root.Subcommands.Add(EvalCommand.Create());
-root.Subcommands.Add(ServeCommand.Create());
-root.Subcommands.Add(ReportCommand.Create());
+var root = RlhfCommand.Create();
 
 try
 {
@@ -37,13 +20,14 @@ try
         var path = new List<string>();
         for (var c = parsed.CommandResult; c is not null; c = c.Parent as System.CommandLine.Parsing.CommandResult) path.Insert(0, c.Command.Name);
         path[0] = "rlhf";
-        Console.Error.WriteLine($"rlhf: error: {string.Join(" ", parsed.Errors.Select(e => e.Message.ReplaceLineEndings(" ")))} (see `{string.Join(" ", path)} --help`)");
+        Console.Error.WriteLine(RlhfSharp.Text.TerminalText.Escape($"rlhf: error: {string.Join(" ", parsed.Errors.Select(e => e.Message.ReplaceLineEndings(" ")))} (see `{string.Join(" ", path)} --help`)"));
         return 1;
     }
     return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 }
 catch (Exception ex) when (ex is not OutOfMemoryException)
 {
-    Console.Error.WriteLine($"rlhf: error: {ex.Message.ReplaceLineEndings(" ")}");
+    // The message may quote the bad input (a JSONL value, a merges line): its control characters are shown, not obeyed.
+    Console.Error.WriteLine(RlhfSharp.Text.TerminalText.Escape($"rlhf: error: {ex.Message.ReplaceLineEndings(" ")}"));
     return 1;
 }

@@ -96,9 +96,9 @@ public static class TrajectoryJsonl
             obs.Clear(); acts.Clear(); rewards.Clear();
             term = trunc = false;
         }
-        foreach (string line in File.ReadLines(path, Encoding.UTF8))
+        foreach (var (number, line) in RlhfSharp.Text.Utf8TextFile.ReadLines(path)) // strict UTF-8: a bad byte names file, line and offset
         {
-            lineNo++;
+            lineNo = number;
             if (string.IsNullOrWhiteSpace(line)) continue;
             TrajectoryStep? step;
             try { step = JsonSerializer.Deserialize<TrajectoryStep>(line, Options); }

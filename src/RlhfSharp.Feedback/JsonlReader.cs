@@ -6,7 +6,9 @@
 //   {"prompt","chosen","rejected"}               pairs            Alignment.RewardModeling.PreferenceData
 //   {"prompt","responses","ranking"|"best"}      K-wise labels    Alignment.RewardModeling.PreferenceData
 //   {"prompt","responses"}                       queries          Feedback.Jsonl
+// Lines are read as strict UTF-8 (Utf8TextFile): a byte that is not UTF-8 is an error naming file, line and byte offset.
 using System.Text.Json;
+using RlhfSharp.Text;
 
 namespace RlhfSharp.Feedback;
 
@@ -25,10 +27,8 @@ public static class JsonlReader
 
     private static IEnumerable<JsonlLine> Lines(string path)
     {
-        int number = 0;
-        foreach (string text in File.ReadLines(path))
+        foreach (var (number, text) in Utf8TextFile.ReadLines(path))
         {
-            number++;
             if (string.IsNullOrWhiteSpace(text)) continue;
             JsonElement element;
             try

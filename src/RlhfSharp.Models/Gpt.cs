@@ -108,9 +108,9 @@ public sealed partial class Gpt
         ParameterList.ToDictionary(p => p.Name, p => new StoredTensor((int[])p.Shape.Clone(), Parameters.AsSpan(p.Offset, p.Length).ToArray()), StringComparer.Ordinal);
 
     /// <summary>Loads a model folder (ours or Hugging Face's GPT-2).</summary>
-    public static Gpt Load(string directory)
+    public static Gpt Load(string directory, bool allowNonFinite = false)
     {
-        var content = GptCheckpoint.Load(directory);
+        var content = GptCheckpoint.Load(directory, allowNonFinite);
         return FromTensors(content.Config, content.Tensors, Path.Combine(directory, GptCheckpoint.WeightsFileName));
     }
 

@@ -7,9 +7,10 @@ namespace RlhfSharp.Models;
 public static class ModelFolder
 {
     /// <summary>The GPT and tokenizer of <paramref name="directory"/>; a tokenizer with more ids than the model's vocabulary is refused naming the folder.</summary>
-    public static (Gpt Model, ITokenizer Tokenizer) Load(string directory)
+    /// <remarks>Weights holding NaN or ±Infinity are refused naming the tensor, unless <paramref name="allowNonFinite"/>.</remarks>
+    public static (Gpt Model, ITokenizer Tokenizer) Load(string directory, bool allowNonFinite = false)
     {
-        var gpt = Gpt.Load(directory);
+        var gpt = Gpt.Load(directory, allowNonFinite);
         var tokenizer = TokenizerFiles.Load(directory);
         if (tokenizer.VocabSize > gpt.Config.VocabSize)
             throw new ArgumentException($"{directory}: tokenizer has {tokenizer.VocabSize} tokens but the model's vocab_size is {gpt.Config.VocabSize}.");

@@ -1,7 +1,8 @@
 // One training run on disk (docs/design.md, "Formats"): runs/NAME/ holding config.json (the command line that started
 // the run with every option resolved, and the trainer's configuration record, both snake_case), metrics.jsonl,
-// TensorBoard event files beside it, checkpoints/step-NNNNNNNN/ folders written atomically, and status.json once the
-// run has finished.
+// TensorBoard event files beside it, checkpoints/step-NNNNNNNN/ folders written atomically (each with a manifest.json of
+// checksums written last, CheckpointManifest), and status.json once the run has finished. Opening a run removes the
+// staging folders a killed save left behind (.step-N.tmp-*); resume continues from the newest checkpoint that validates.
 using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -48,29 +49,71 @@ public sealed class RunDirectory : IDisposable
     /// <summary>True when the run was opened to continue from its last checkpoint.</summary>
     public bool Resumed { get; }
 
-    private RunDirectory(string path, bool resumed)
+    private readonly Action<string>? _warn;
+
+    // Checkpoint folders already checked against their manifests (true: valid), so a run hashes each one once.
+    private readonly Dictionary<string, bool> _validated = new(StringComparer.Ordinal);
+
+    private RunDirectory(string path, bool resumed, Action<string>? warn)
     {
         Path = path;
         Resumed = resumed;
+        _warn = warn;
     }
 
     /// <summary>
     /// Creates runs/NAME for a new run, or opens it to resume. A new run refuses a folder that already holds
     /// metrics or checkpoints (nothing written is ever overwritten by accident); resuming needs the folder to exist.
+    /// Leftover staging files and folders of writes a kill interrupted are removed. <paramref name="warn"/> hears of
+    /// checkpoints resume skips because they do not validate (the library never prints).
     /// </summary>
-    public static RunDirectory Open(string path, bool resume)
+    public static RunDirectory Open(string path, bool resume, Action<string>? warn = null)
     {
         string full = System.IO.Path.GetFullPath(path);
         if (resume)
         {
             if (!Directory.Exists(full))
                 throw new DirectoryNotFoundException($"Cannot resume: run folder {full} does not exist.");
-            return new RunDirectory(full, true);
+            RemoveStaging(full);
+            return new RunDirectory(full, true, warn);
         }
+        RemoveStaging(full);
         if (File.Exists(System.IO.Path.Combine(full, MetricsFileName)) || Directory.Exists(System.IO.Path.Combine(full, CheckpointsFolderName)))
             throw new IOException($"Run folder {full} already holds a run; resume it or choose another name.");
         Directory.CreateDirectory(full);
-        return new RunDirectory(full, false);
+        return new RunDirectory(full, false, warn);
+    }
+
+    /// <summary>
+    /// Opens an existing run folder to read it (a report, the recorded command line) while its writer may still be
+    /// running: nothing is cleaned up or created.
+    /// </summary>
+    public static RunDirectory OpenToRead(string path)
+    {
+        string full = System.IO.Path.GetFullPath(path);
+        if (!Directory.Exists(full)) throw new DirectoryNotFoundException($"Run folder {full} does not exist.");
+        return new RunDirectory(full, true, null);
+    }
+
+    /// <summary>
+    /// Deletes AtomicFile's hidden staging names (.NAME.tmp-*, .NAME.old-*) in the run folder and its checkpoints folder:
+    /// only a killed write leaves them, and one run folder has one writer. A checkpoints folder left holding nothing
+    /// else is removed too, so a run killed during its first save can start again.
+    /// </summary>
+    private static void RemoveStaging(string runPath)
+    {
+        string checkpoints = System.IO.Path.Combine(runPath, CheckpointsFolderName);
+        foreach (string folder in new[] { runPath, checkpoints })
+        {
+            if (!Directory.Exists(folder)) continue;
+            foreach (string entry in Directory.EnumerateFileSystemEntries(folder).ToList())
+            {
+                if (!AtomicFile.IsTemporaryName(System.IO.Path.GetFileName(entry))) continue;
+                if (Directory.Exists(entry)) Directory.Delete(entry, recursive: true);
+                else File.Delete(entry);
+            }
+        }
+        if (Directory.Exists(checkpoints) && !Directory.EnumerateFileSystemEntries(checkpoints).Any()) Directory.Delete(checkpoints);
     }
 
     /// <summary>
@@ -172,14 +215,21 @@ public sealed class RunDirectory : IDisposable
         System.IO.Path.Combine(Path, CheckpointsFolderName, CheckpointPrefix + step.ToString("D8", CultureInfo.InvariantCulture));
 
     /// <summary>
-    /// Writes a checkpoint folder atomically (<paramref name="writeInto"/> fills a temporary folder, which is then
-    /// renamed), then deletes all but the newest <paramref name="keepLast"/> checkpoints (0 keeps all).
+    /// Writes a checkpoint folder atomically (<paramref name="writeInto"/> fills a temporary folder, the manifest of
+    /// checksums is added last, then the folder is renamed), then deletes all but the newest <paramref name="keepLast"/>
+    /// checkpoints (0 keeps all).
     /// </summary>
     public Checkpoint SaveCheckpoint(long step, Action<string> writeInto, int keepLast = 0)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(step);
+        ArgumentNullException.ThrowIfNull(writeInto);
         string path = CheckpointPath(step);
-        AtomicFile.WriteDirectory(path, writeInto);
+        AtomicFile.WriteDirectory(path, dir =>
+        {
+            writeInto(dir);
+            CheckpointManifest.Write(dir);
+        });
+        _validated[path] = true;
         if (keepLast > 0)
         {
             foreach (var old in Checkpoints().SkipLast(keepLast)) Directory.Delete(old.Path, recursive: true);
@@ -203,8 +253,26 @@ public sealed class RunDirectory : IDisposable
         return list.OrderBy(c => c.Step).ToList();
     }
 
-    /// <summary>The newest completed checkpoint (what `--resume` continues from), or null.</summary>
-    public Checkpoint? LatestCheckpoint() => Checkpoints().LastOrDefault();
+    /// <summary>
+    /// The newest checkpoint that validates against its manifest (what `--resume` continues from), or null. A newer one
+    /// that does not validate is skipped with a warning naming it and the file at fault; it stays on disk until the run
+    /// writes that step again.
+    /// </summary>
+    public Checkpoint? LatestCheckpoint()
+    {
+        foreach (var checkpoint in Checkpoints().Reverse())
+        {
+            if (!_validated.TryGetValue(checkpoint.Path, out bool valid))
+            {
+                string? problem = CheckpointManifest.Problem(checkpoint.Path);
+                valid = problem is null;
+                _validated[checkpoint.Path] = valid;
+                if (!valid) _warn?.Invoke($"skipping checkpoint {checkpoint.Path} (step {checkpoint.Step}): {problem}.");
+            }
+            if (valid) return checkpoint;
+        }
+        return null;
+    }
 
     public void Dispose()
     {

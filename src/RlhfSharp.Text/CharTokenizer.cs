@@ -98,7 +98,7 @@ public sealed class CharTokenizer : ITokenizer
         CharTokenizerFile? doc;
         try
         {
-            doc = JsonSerializer.Deserialize<CharTokenizerFile>(File.ReadAllText(path));
+            doc = JsonSerializer.Deserialize<CharTokenizerFile>(Utf8TextFile.ReadAllText(path));
         }
         catch (JsonException ex)
         {

@@ -154,7 +154,33 @@ public sealed class Gpt2Tokenizer : ITokenizer
         if (!File.Exists(mergesPath)) throw new FileNotFoundException($"Tokenizer merges not found: {mergesPath}", mergesPath);
         var (vocab, vocabLines) = ReadVocab(vocabPath);
         var (merges, mergeLines) = ReadMerges(mergesPath);
-        return new Gpt2Tokenizer(vocab, merges, null, vocabPath, vocabLines, mergesPath, mergeLines);
+        var tokenizer = new Gpt2Tokenizer(vocab, merges, null, vocabPath, vocabLines, mergesPath, mergeLines);
+        tokenizer.RequireMergesMakeEveryToken(vocabPath, vocabLines, mergesPath);
+        return tokenizer;
+    }
+
+    /// <summary>
+    /// Every token of the vocabulary but the 256 byte tokens and the special ones is made by a merge; one that no merge
+    /// makes could never be produced, so the files do not belong together. This refuses an empty or cut-short
+    /// merges.txt, which would otherwise load and encode text byte by byte.
+    /// </summary>
+    private void RequireMergesMakeEveryToken(string vocabPath, int[] vocabLines, string mergesPath)
+    {
+        var made = new HashSet<int>(_merges.Values.Select(v => v.Id));
+        var byteIds = new HashSet<int>(_byteToId);
+        int missing = 0, first = -1;
+        for (int id = 0; id < _idToToken.Length; id++)
+        {
+            if (byteIds.Contains(id) || _special.ContainsKey(_idToToken[id]) || made.Contains(id)) continue;
+            missing++;
+            if (first < 0) first = id;
+        }
+        if (missing == 0) return;
+        string token = _idToToken[first];
+        string where = $"\"{token}\" (id {first}){LineSuffix(vocabLines, first).Replace(" line", " at line", StringComparison.Ordinal)}";
+        if (_mergeList.Count == 0)
+            throw new FormatException($"{mergesPath} line 1: no merges (the file is empty or holds only its #version header), but {vocabPath} has {missing} tokens only merges can make (first: {where}).");
+        throw new FormatException($"{vocabPath}{LineSuffix(vocabLines, first)}: token \"{token}\" (id {first}) is made by no merge in {mergesPath} ({_mergeList.Count} merges; {missing} tokens lack one): the merges file is cut short or belongs to another vocabulary.");
     }
 
     // Reads {"token": id, ...}, remembering each id's line so later checks can point at it.
@@ -163,6 +189,7 @@ public sealed class Gpt2Tokenizer : ITokenizer
         byte[] bytes = File.ReadAllBytes(path);
         // Utf8JsonReader does not skip a byte-order mark; some editors write one.
         if (bytes.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) bytes = bytes[3..];
+        Utf8TextFile.Validate(path, bytes);
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         var lineOf = new Dictionary<int, int>();
         var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow });
@@ -222,11 +249,8 @@ public sealed class Gpt2Tokenizer : ITokenizer
     {
         var merges = new List<(string, string)>();
         var lines = new List<int>();
-        int lineNo = 0;
-        foreach (string raw in File.ReadLines(path))
+        foreach (var (lineNo, line) in Utf8TextFile.ReadLines(path))
         {
-            lineNo++;
-            string line = raw.TrimEnd('\r');
             if (lineNo == 1 && line.StartsWith("#version", StringComparison.Ordinal)) continue;
             if (line.Length == 0) continue;
             int space = line.IndexOf(' ');

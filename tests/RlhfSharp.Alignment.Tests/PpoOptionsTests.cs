@@ -51,6 +51,19 @@ public sealed class PpoOptionsTests(ITestOutputHelper output)
         Assert.Throws<ArgumentException>(() => new PpoTrainer(config with { PtxCoef = 1f }).Train(sft, Chars, Prompts, reward));
     }
 
+    [Theory]
+    [InlineData(PolicyAlgorithm.Ppo)]
+    [InlineData(PolicyAlgorithm.Rloo)]
+    public void GivenALearningRateThatDiverges_WhenTraining_ThenTheRunStopsNamingTheStep(PolicyAlgorithm algorithm)
+    {
+        // Issue 17: PPO and RLOO go through NumericGuard; a rate of 1e30 breaks the first step's update.
+        var config = new PpoConfig { Algorithm = algorithm, Steps = 3, BatchSize = 4, MiniBatchSize = 4, Epochs = 2, MaxNewTokens = 4, RlooSamples = 2, LearningRate = 1e30f, Seed = 1 };
+        var reward = new FunctionReward((_, response) => response.Length % 3);
+        var ex = Assert.Throws<NonFiniteException>(() => new PpoTrainer(config).Train(Sft(5), Chars, Prompts, reward));
+        output.WriteLine(ex.Message);
+        Assert.Matches(@"^step \d+: .+ is (NaN|Infinity|-Infinity) \(learning_rate 1E\+30 too high\?\)", ex.Message);
+    }
+
     [Fact]
     public void MissingEosPenaltyIsSubtractedFromResponsesThatNeverEnd()
     {

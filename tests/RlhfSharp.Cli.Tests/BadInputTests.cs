@@ -126,7 +126,7 @@ public sealed class BadInputTests(CheckpointFolders folders, ITestOutputHelper o
 
     [Fact]
     public void Given_a_zero_label_budget_When_running_prefrl_Then_one_line_names_the_budget() =>
-        AssertOneLineError(RlhfRunner.Run("prefrl", "--env", "CartPole-v1", "--labels", "0", "--out", Path.Combine(folders.Root, "pr0")), "budget");
+        AssertOneLineError(RlhfRunner.Run("prefrl", "--env", "CartPole-v1", "--labels", "0", "--out", Path.Combine(folders.Root, "pr0")), "--labels", ">= 1", "(got '0')");
 
     [Fact]
     public void Given_an_unknown_environment_When_running_prefrl_with_people_Then_one_line_lists_the_known_ones() =>

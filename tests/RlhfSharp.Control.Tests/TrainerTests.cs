@@ -58,10 +58,14 @@ public sealed class TrainerTests
     [Fact]
     public void BadSettings_AreRefusedByName()
     {
-        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => PpoTrainer.Train("CartPole-v1", new PpoConfig { TotalSteps = 100 }, 1));
+        // House wording, not .NET's ("Specified argument was out of the range", "Parameter 'x'"): issue 17.
+        var ex = Assert.Throws<ArgumentException>(() => PpoTrainer.Train("CartPole-v1", new PpoConfig { TotalSteps = 100 }, 1));
         Assert.Contains("512", ex.Message); // one rollout is 4 envs × 128 steps
-        var ex2 = Assert.Throws<ArgumentOutOfRangeException>(() => PpoTrainer.Train("CartPole-v1", new PpoConfig { NumMinibatches = 3 }, 1));
+        Assert.DoesNotContain("Parameter", ex.Message);
+        var ex2 = Assert.Throws<ArgumentException>(() => PpoTrainer.Train("CartPole-v1", new PpoConfig { NumMinibatches = 3 }, 1));
         Assert.Contains("minibatches", ex2.Message);
+        var ex4 = Assert.Throws<ArgumentException>(() => PpoTrainer.Train("CartPole-v1", new PpoConfig { LearningRate = double.PositiveInfinity }, 1));
+        Assert.Contains("learning_rate = Infinity must be a finite number > 0", ex4.Message);
         var ex3 = Assert.Throws<ArgumentException>(() => PpoTrainer.Train("LunarLander-v3", new PpoConfig(), 1));
         Assert.Contains("CartPole-v1", ex3.Message);
     }

@@ -153,7 +153,7 @@ public sealed class MetricsAndRunTests : IDisposable
         });
         run.SaveCheckpoint(5, dir => File.WriteAllText(Path.Combine(dir, "a"), "new"));
         string path = run.CheckpointPath(5);
-        Assert.Equal(["a"], Directory.GetFiles(path).Select(Path.GetFileName));
+        Assert.Equal(["a", CheckpointManifest.FileName], Directory.GetFiles(path).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         Assert.Equal("new", File.ReadAllText(Path.Combine(path, "a")));
         Assert.Equal([path], Directory.GetDirectories(Path.GetDirectoryName(path)!));
     }
@@ -161,4 +161,104 @@ public sealed class MetricsAndRunTests : IDisposable
     public enum Mode { Fast, Careful }
 
     public sealed record SampleConfig(double LearningRate, int BatchSize, string ModelSize, Mode Mode);
+
+    [Fact]
+    public void Given_a_truncated_newest_checkpoint_When_resumed_Then_the_previous_one_is_used_and_the_bad_one_named()
+    {
+        string runPath = Path.Combine(_dir, "corrupt");
+        using (var run = RunDirectory.Open(runPath, resume: false))
+        {
+            run.SaveCheckpoint(100, dir => File.WriteAllText(Path.Combine(dir, "model.safetensors"), "weights@100"));
+            run.SaveCheckpoint(200, dir => File.WriteAllText(Path.Combine(dir, "model.safetensors"), "weights@200"));
+        }
+        // The manifest is written last and lists every other file with its size and hash.
+        string newest = Path.Combine(runPath, "checkpoints", "step-00000200");
+        Assert.Null(CheckpointManifest.Problem(newest));
+        using (var f = new FileStream(Path.Combine(newest, "model.safetensors"), FileMode.Open)) f.SetLength(4);
+        Assert.Contains("model.safetensors holds 4 bytes", CheckpointManifest.Problem(newest));
+
+        var warnings = new List<string>();
+        using (var run = RunDirectory.Open(runPath, resume: true, warnings.Add))
+        {
+            Assert.Equal(100, run.LatestCheckpoint()!.Step);
+            Assert.Equal(100, run.LatestCheckpoint()!.Step);
+        }
+        string warning = Assert.Single(warnings);
+        Assert.Contains("step-00000200", warning);
+        Assert.Contains("model.safetensors", warning);
+
+        // Same size, one byte changed: only the hash can tell.
+        string older = Path.Combine(runPath, "checkpoints", "step-00000100");
+        File.WriteAllText(Path.Combine(older, "model.safetensors"), "weights@1X0");
+        Assert.Contains("SHA-256", CheckpointManifest.Problem(older));
+        // A checkpoint with no manifest cannot be validated, so it is not resumed from either.
+        File.Delete(Path.Combine(older, CheckpointManifest.FileName));
+        using (var run = RunDirectory.Open(runPath, resume: true)) Assert.Null(run.LatestCheckpoint());
+    }
+
+    [Fact]
+    public void Given_staging_folders_of_a_killed_save_When_the_run_is_opened_Then_they_are_removed()
+    {
+        string runPath = Path.Combine(_dir, "staging");
+        using (var run = RunDirectory.Open(runPath, resume: false))
+            run.SaveCheckpoint(4, dir => File.WriteAllText(Path.Combine(dir, "model.safetensors"), "w"));
+        string checkpoints = Path.Combine(runPath, "checkpoints");
+        // What a kill -9 during the save of step 8 (and during an atomic file write) leaves behind.
+        string tmp = Path.Combine(checkpoints, ".step-00000008.tmp-0123456789abcdef");
+        Directory.CreateDirectory(tmp);
+        File.WriteAllText(Path.Combine(tmp, "model.safetensors"), "half");
+        string old = Path.Combine(checkpoints, ".step-00000004.old-0123456789abcdef");
+        Directory.CreateDirectory(old);
+        string tmpFile = Path.Combine(runPath, ".config.json.tmp-0123456789abcdef");
+        File.WriteAllText(tmpFile, "{");
+
+        using (var run = RunDirectory.Open(runPath, resume: true)) Assert.Equal(4, run.LatestCheckpoint()!.Step);
+        Assert.False(Directory.Exists(tmp));
+        Assert.False(Directory.Exists(old));
+        Assert.False(File.Exists(tmpFile));
+        Assert.True(Directory.Exists(Path.Combine(checkpoints, "step-00000004")));
+
+        // A run killed during its very first save left only a staging folder: it can start afresh.
+        string first = Path.Combine(_dir, "first");
+        Directory.CreateDirectory(Path.Combine(first, "checkpoints", ".step-00000002.tmp-0123456789abcdef"));
+        using (var run = RunDirectory.Open(first, resume: false)) Assert.Null(run.LatestCheckpoint());
+        Assert.False(Directory.Exists(Path.Combine(first, "checkpoints")));
+    }
+}
+
+public sealed class ConfigRangesTests
+{
+    private sealed record Inner
+    {
+        [ConfigOption("x", Min = 0, MinExclusive = true)]
+        public float LearningRate { get; init; } = 1e-3f;
+
+        [ConfigOption("x", Min = 1)]
+        public int[] Hidden { get; init; } = [64, 64];
+    }
+
+    private sealed record Outer
+    {
+        [ConfigOption("x", Min = 0, Max = 1, MaxExclusive = true)]
+        public double HeldOut { get; init; } = 0.1;
+
+        [ConfigOption("no range declared")]
+        public double Free { get; init; }
+
+        public Inner Training { get; init; } = new();
+    }
+
+    [Fact]
+    public void Validate_NamesTheSettingWithItsPathAndWhatItMustBe()
+    {
+        ConfigRanges.Validate(new Outer(), "cfg");
+        Assert.Equal("cfg: held_out = 1 must be a finite number in [0, 1).",
+            Assert.Throws<ArgumentException>(() => ConfigRanges.Validate(new Outer { HeldOut = 1 }, "cfg")).Message);
+        Assert.Equal("cfg: training.learning_rate = Infinity must be a finite number > 0.",
+            Assert.Throws<ArgumentException>(() => ConfigRanges.Validate(new Outer { Training = new() { LearningRate = float.PositiveInfinity } }, "cfg")).Message);
+        Assert.Equal("cfg: training.hidden = 0 must be a whole number >= 1.",
+            Assert.Throws<ArgumentException>(() => ConfigRanges.Validate(new Outer { Training = new() { Hidden = [64, 0] } }, "cfg")).Message);
+        // A field without a declared range must still be finite.
+        Assert.Contains("free = NaN must be a finite number.", Assert.Throws<ArgumentException>(() => ConfigRanges.Validate(new Outer { Free = double.NaN }, "cfg")).Message);
+    }
 }

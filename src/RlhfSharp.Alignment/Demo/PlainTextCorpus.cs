@@ -42,7 +42,7 @@ public static class PlainTextCorpus
                 if (CountWords(text) >= minWords) paragraphs.Add(new CorpusParagraph(text, file, start));
                 block.Clear();
             }
-            foreach (string line in System.IO.File.ReadLines(file))
+            foreach (var (_, line) in RlhfSharp.Text.Utf8TextFile.ReadLines(file))
             {
                 lineNo++;
                 if (string.IsNullOrWhiteSpace(line))

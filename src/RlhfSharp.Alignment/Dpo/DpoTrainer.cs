@@ -27,44 +27,39 @@ namespace RlhfSharp.Alignment.Dpo;
 /// <summary>How DPO trains.</summary>
 public sealed record DpoConfig
 {
-    [ConfigOption("β: the strength of the implicit KL leash (Rafailov et al.: 0.1–0.5).")]
+    [ConfigOption("β: the strength of the implicit KL leash (Rafailov et al.: 0.1–0.5).", Min = 0, MinExclusive = true)]
     public float Beta { get; init; } = 0.1f;
 
-    [ConfigOption("Label smoothing ε (conservative DPO); 0 is plain DPO.")]
+    [ConfigOption("Label smoothing ε (conservative DPO); 0 is plain DPO.", Min = 0, Max = 0.5, MaxExclusive = true)]
     public float LabelSmoothing { get; init; }
 
-    [ConfigOption("Passes over the training pairs.", Aliases = ["--epochs"])]
+    [ConfigOption("Passes over the training pairs.", Aliases = ["--epochs"], Min = 1)]
     [JsonPropertyName("num_train_epochs")]
     public int Epochs { get; init; } = 1;
 
-    [ConfigOption("Pairs per optimiser step.", Name = "--batch-size", Aliases = ["--per-device-train-batch-size"])]
+    [ConfigOption("Pairs per optimiser step.", Name = "--batch-size", Aliases = ["--per-device-train-batch-size"], Min = 1)]
     [JsonPropertyName("per_device_train_batch_size")]
     public int BatchSize { get; init; } = 8;
 
-    [ConfigOption("AdamW peak learning rate (linear decay to 0).", Name = "--lr", Aliases = ["--learning-rate"])]
+    [ConfigOption("AdamW peak learning rate (linear decay to 0).", Name = "--lr", Aliases = ["--learning-rate"], Min = 0, MinExclusive = true)]
     public float LearningRate { get; init; } = 1e-5f;
 
-    [ConfigOption("Gradient norm clip.")]
+    [ConfigOption("Gradient norm clip.", Min = 0, MinExclusive = true)]
     public double MaxGradNorm { get; init; } = 1.0;
 
-    [ConfigOption("Share of pairs held out for evaluation.", Name = "--held-out", Aliases = ["--held-out-fraction"])]
+    [ConfigOption("Share of pairs held out for evaluation.", Name = "--held-out", Aliases = ["--held-out-fraction"], Min = 0, Max = 1, MaxExclusive = true)]
     public double HeldOutFraction { get; init; } = 0.1;
 
-    [ConfigOption("Seed for the split and shuffling.")]
+    [ConfigOption("Seed for the split and shuffling.", Min = 0)]
     public ulong Seed { get; init; } = 1;
 
-    [ConfigOption("Checkpoint into the run folder every this many steps (0: only when stopped and at the end).", Name = "--checkpoint-interval", Aliases = ["--save-steps"])]
+    [ConfigOption("Checkpoint into the run folder every this many steps (0: only when stopped and at the end).", Name = "--checkpoint-interval", Aliases = ["--save-steps"], Min = 0)]
     [JsonPropertyName("save_steps")]
     public int CheckpointInterval { get; init; }
 
     public void Validate()
     {
-        if (!(Beta > 0)) throw new ArgumentException($"dpo config: β {Beta} must be positive.");
-        if (!(LabelSmoothing >= 0 && LabelSmoothing < 0.5)) throw new ArgumentException($"dpo config: label smoothing {LabelSmoothing} must lie in [0, 0.5).");
-        if (Epochs < 1 || BatchSize < 1) throw new ArgumentException($"dpo config: epochs {Epochs} and batch size {BatchSize} must be ≥ 1.");
-        if (!(LearningRate > 0)) throw new ArgumentException($"dpo config: learning rate {LearningRate} must be positive.");
-        if (!(HeldOutFraction >= 0 && HeldOutFraction < 1)) throw new ArgumentException($"dpo config: held-out fraction {HeldOutFraction} must lie in [0, 1).");
-        if (CheckpointInterval < 0) throw new ArgumentException($"dpo config: checkpoint interval {CheckpointInterval} must be ≥ 0.");
+        ConfigRanges.Validate(this, "dpo config");
     }
 }
 
@@ -167,8 +162,12 @@ public sealed class DpoTrainer
                 double gradNorm = policy.ParameterSet.ClipGradNorm(_config.MaxGradNorm);
                 // 5. Linear decay.
                 float lr = _config.LearningRate * (1f - (float)step / total);
+                string hint = NumericGuard.LearningRateHint(lr);
+                NumericGuard.Check(step + 1, "loss", res.Loss.Item(), hint);
+                NumericGuard.Check(step + 1, "gradient norm", gradNorm, hint);
                 opt.Step(lr);
                 step++;
+                NumericGuard.CheckParameters(step, policy.ParameterSet, hint, "policy");
                 var metrics = new Dictionary<string, double>
                 {
                     [MetricKeys.TrainLoss] = res.Loss.Item(),

@@ -8,90 +8,72 @@ namespace RlhfSharp.Alignment.LanguageModeling;
 /// <summary>How a next-token trainer optimises and keeps its run (shared by pre-training and SFT).</summary>
 public sealed record LmTrainingOptions
 {
-    [ConfigOption("Peak learning rate, reached at the end of warm-up (AdamW).", Name = "--lr", Aliases = ["--learning-rate"])]
+    [ConfigOption("Peak learning rate, reached at the end of warm-up (AdamW).", Name = "--lr", Aliases = ["--learning-rate"], Min = 0, MinExclusive = true)]
     public float LearningRate { get; init; } = 1e-3f;
 
-    [ConfigOption("Steps of linear warm-up from 0 to LearningRate.", Name = "--warmup", Aliases = ["--warmup-steps"])]
+    [ConfigOption("Steps of linear warm-up from 0 to LearningRate.", Name = "--warmup", Aliases = ["--warmup-steps"], Min = 0)]
     public int WarmupSteps { get; init; } = 50;
 
-    [ConfigOption("The cosine decay ends at LearningRate × this fraction at the last step (nanoGPT: min_lr = lr/10).")]
+    [ConfigOption("The cosine decay ends at LearningRate × this fraction at the last step (nanoGPT: min_lr = lr/10).", Min = 0, Max = 1)]
     [JsonPropertyName("min_lr_rate")]
     public float MinLearningRateFraction { get; init; } = 0.1f;
 
-    [ConfigOption("AdamW's decoupled weight decay on matrices and embeddings; biases and LayerNorm gains get none (nanoGPT).")]
+    [ConfigOption("AdamW's decoupled weight decay on matrices and embeddings; biases and LayerNorm gains get none (nanoGPT).", Min = 0)]
     public float WeightDecay { get; init; } = 0.1f;
 
-    [ConfigOption("AdamW's first-moment decay.")]
+    [ConfigOption("AdamW's first-moment decay.", Min = 0, Max = 1, MaxExclusive = true)]
     [JsonPropertyName("adam_beta1")]
     public float Beta1 { get; init; } = 0.9f;
 
-    [ConfigOption("AdamW's second-moment decay (0.95 as GPT-3 and nanoGPT use for language models).")]
+    [ConfigOption("AdamW's second-moment decay (0.95 as GPT-3 and nanoGPT use for language models).", Min = 0, Max = 1, MaxExclusive = true)]
     [JsonPropertyName("adam_beta2")]
     public float Beta2 { get; init; } = 0.95f;
 
-    [ConfigOption("AdamW's epsilon.")]
+    [ConfigOption("AdamW's epsilon.", Min = 0, MinExclusive = true)]
     [JsonPropertyName("adam_epsilon")]
     public float Eps { get; init; } = 1e-8f;
 
-    [ConfigOption("Global gradient-norm clip (torch's clip_grad_norm_); 0 turns clipping off.")]
+    [ConfigOption("Global gradient-norm clip (torch's clip_grad_norm_); 0 turns clipping off.", Min = 0)]
     public double MaxGradNorm { get; init; } = 1.0;
 
-    [ConfigOption("Rows per optimiser step.", Name = "--batch-size", Aliases = ["--per-device-train-batch-size"])]
+    [ConfigOption("Rows per optimiser step.", Name = "--batch-size", Aliases = ["--per-device-train-batch-size"], Min = 1)]
     [JsonPropertyName("per_device_train_batch_size")]
     public int BatchSize { get; init; } = 16;
 
-    [ConfigOption("Optimiser steps in the whole run (the cosine schedule ends here).", Name = "--steps", Aliases = ["--max-steps"])]
+    [ConfigOption("Optimiser steps in the whole run (the cosine schedule ends here).", Name = "--steps", Aliases = ["--max-steps"], Min = 1)]
     [JsonPropertyName("max_steps")]
     public int Steps { get; init; } = 1000;
 
-    [ConfigOption("Held-out loss is measured every this many steps, and after the last one.", Name = "--eval-interval", Aliases = ["--eval-steps"])]
+    [ConfigOption("Held-out loss is measured every this many steps, and after the last one.", Name = "--eval-interval", Aliases = ["--eval-steps"], Min = 1)]
     [JsonPropertyName("eval_steps")]
     public int EvalInterval { get; init; } = 100;
 
-    [ConfigOption("Held-out batches (of BatchSize rows) averaged per evaluation; the same rows every time.")]
+    [ConfigOption("Held-out batches (of BatchSize rows) averaged per evaluation; the same rows every time.", Min = 1)]
     public int EvalBatches { get; init; } = 8;
 
-    [ConfigOption("Fraction of the data (the end of the token stream, or the last examples) kept out of training for evaluation.", Name = "--held-out", Aliases = ["--held-out-fraction"])]
+    [ConfigOption("Fraction of the data (the end of the token stream, or the last examples) kept out of training for evaluation.", Name = "--held-out", Aliases = ["--held-out-fraction"], Min = 0, MinExclusive = true, Max = 1, MaxExclusive = true)]
     public double HeldOutFraction { get; init; } = 0.05;
 
-    [ConfigOption("A checkpoint is written every this many steps (0: only at the end or when cancelled).", Name = "--checkpoint-interval", Aliases = ["--save-steps"])]
+    [ConfigOption("A checkpoint is written every this many steps (0: only at the end or when cancelled).", Name = "--checkpoint-interval", Aliases = ["--save-steps"], Min = 0)]
     [JsonPropertyName("save_steps")]
     public int CheckpointInterval { get; init; } = 500;
 
-    [ConfigOption("Checkpoints kept on disk, newest first (0 keeps all).", Name = "--keep-checkpoints", Aliases = ["--save-total-limit"])]
+    [ConfigOption("Checkpoints kept on disk, newest first (0 keeps all).", Name = "--keep-checkpoints", Aliases = ["--save-total-limit"], Min = 0)]
     [JsonPropertyName("save_total_limit")]
     public int KeepCheckpoints { get; init; } = 3;
 
-    [ConfigOption("Seed of the data order and dropout (initialisation uses its own stream of the same seed).")]
+    [ConfigOption("Seed of the data order and dropout (initialisation uses its own stream of the same seed).", Min = 0)]
     public ulong Seed { get; init; } = 1;
 
-    [ConfigOption("Kernel threads (0: leave the engine's setting, the machine's core count by default).")]
+    [ConfigOption("Kernel threads (0: leave the engine's setting, the machine's core count by default).", Min = 0)]
     public int Threads { get; init; }
 
-    /// <summary>Throws if a field is out of range, naming it and its value.</summary>
+    /// <summary>Throws if a field is not finite or out of its declared range, naming it and its value.</summary>
     public void Validate(string source)
     {
-        Check(LearningRate > 0, nameof(LearningRate), LearningRate);
-        Check(WarmupSteps >= 0 && WarmupSteps < Math.Max(1, Steps), nameof(WarmupSteps), WarmupSteps, $" (must be in [0, Steps = {Steps}))");
-        Check(MinLearningRateFraction is >= 0 and <= 1, nameof(MinLearningRateFraction), MinLearningRateFraction);
-        Check(WeightDecay >= 0, nameof(WeightDecay), WeightDecay);
-        Check(Beta1 is >= 0 and < 1, nameof(Beta1), Beta1);
-        Check(Beta2 is >= 0 and < 1, nameof(Beta2), Beta2);
-        Check(Eps > 0, nameof(Eps), Eps);
-        Check(MaxGradNorm >= 0, nameof(MaxGradNorm), MaxGradNorm);
-        Check(BatchSize > 0, nameof(BatchSize), BatchSize);
-        Check(Steps > 0, nameof(Steps), Steps);
-        Check(EvalInterval > 0, nameof(EvalInterval), EvalInterval);
-        Check(EvalBatches > 0, nameof(EvalBatches), EvalBatches);
-        Check(HeldOutFraction is > 0 and < 1, nameof(HeldOutFraction), HeldOutFraction);
-        Check(CheckpointInterval >= 0, nameof(CheckpointInterval), CheckpointInterval);
-        Check(KeepCheckpoints >= 0, nameof(KeepCheckpoints), KeepCheckpoints);
-        Check(Threads >= 0, nameof(Threads), Threads);
-
-        void Check(bool ok, string field, object value, string why = "")
-        {
-            if (!ok) throw new ArgumentException($"{source}: {field} = {Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture)} is out of range{why}.");
-        }
+        ConfigRanges.Validate(this, source);
+        if (WarmupSteps >= Math.Max(1, Steps))
+            throw new ArgumentException($"{source}: warmup_steps = {WarmupSteps} must be below max_steps = {Steps}.");
     }
 }
 
@@ -101,10 +83,10 @@ public sealed record PretrainConfig
     [ConfigOption("Named architecture (GptConfig.Sizes: tiny, mini, small, medium, gpt2); the vocabulary comes from the tokenizer.")]
     public string ModelSize { get; init; } = "tiny";
 
-    [ConfigOption("Tokens per training row (the context length); 0 uses the size's full block.")]
+    [ConfigOption("Tokens per training row (the context length); 0 uses the size's full block.", Min = 0)]
     public int BlockSize { get; init; }
 
-    [ConfigOption("Dropout probability during training (GPT-2: 0.1; 0 for small data and short runs).")]
+    [ConfigOption("Dropout probability during training (GPT-2: 0.1; 0 for small data and short runs).", Min = 0, Max = 1, MaxExclusive = true)]
     public float Dropout { get; init; }
 
     /// <summary>Optimisation and run settings.</summary>

@@ -121,8 +121,13 @@ internal static class LmTrainingLoop
             // 4. clip the global gradient norm, 5. AdamW at the scheduled rate.
             double gradNorm = o.MaxGradNorm > 0 ? model.ParameterSet.ClipGradNorm(o.MaxGradNorm) : model.ParameterSet.GradNorm();
             float lr = schedule.At(step);
+            // A diverged step stops the run before anything is logged, checkpointed or written (NumericGuard).
+            string hint = NumericGuard.LearningRateHint(lr);
+            NumericGuard.Check(step + 1, "loss", trainLoss, hint);
+            NumericGuard.Check(step + 1, "gradient norm", gradNorm, hint);
             opt.Step(lr);
             step++;
+            NumericGuard.CheckParameters(step, model.ParameterSet, hint);
             var dt = Stopwatch.GetElapsedTime(t0);
             trainTime += dt;
             tokens += batch.Tokens;
@@ -137,6 +142,7 @@ internal static class LmTrainingLoop
             if (step % o.EvalInterval == 0 || step == o.Steps)
             {
                 heldOut = Evaluate(model, data.HeldOut);
+                NumericGuard.Check(step, "held-out loss", heldOut, hint);
                 metrics[MetricKeys.EvalLoss] = heldOut;
                 metrics[MetricKeys.EvalPerplexity] = Math.Exp(heldOut);
             }

@@ -19,65 +19,65 @@ public sealed record PpoConfig
     [ConfigOption("PPO or RLOO.")]
     public PolicyAlgorithm Algorithm { get; init; } = PolicyAlgorithm.Ppo;
 
-    [ConfigOption("Rollout batches (policy iterations) to run.")]
+    [ConfigOption("Rollout batches (policy iterations) to run.", Min = 1)]
     public int Steps { get; init; } = 100;
 
-    [ConfigOption("Episodes (responses) per rollout batch; with RLOO, a multiple of RlooSamples.")]
+    [ConfigOption("Episodes (responses) per rollout batch; with RLOO, a multiple of RlooSamples.", Min = 1)]
     public int BatchSize { get; init; } = 32;
 
-    [ConfigOption("Episodes per gradient step inside a batch.", Name = "--minibatch-size", Aliases = ["--mini-batch-size"])]
+    [ConfigOption("Episodes per gradient step inside a batch.", Name = "--minibatch-size", Aliases = ["--mini-batch-size"], Min = 1)]
     [JsonPropertyName("mini_batch_size")]
     public int MiniBatchSize { get; init; } = 8;
 
-    [ConfigOption("Passes of minibatches over each rollout batch (lm-human-preferences and TRL: 4).", Name = "--ppo-epochs", Aliases = ["--num-ppo-epochs"])]
+    [ConfigOption("Passes of minibatches over each rollout batch (lm-human-preferences and TRL: 4).", Name = "--ppo-epochs", Aliases = ["--num-ppo-epochs"], Min = 1)]
     [JsonPropertyName("num_ppo_epochs")]
     public int Epochs { get; init; } = 4;
 
-    [ConfigOption("Response length limit in tokens.", Name = "--max-new-tokens", Aliases = ["--response-length"])]
+    [ConfigOption("Response length limit in tokens.", Name = "--max-new-tokens", Aliases = ["--response-length"], Min = 1)]
     [JsonPropertyName("response_length")]
     public int MaxNewTokens { get; init; } = 32;
 
-    [ConfigOption("Sampling temperature; log-probabilities in the losses use the same temperature-scaled logits.")]
+    [ConfigOption("Sampling temperature; log-probabilities in the losses use the same temperature-scaled logits.", Min = 0, MinExclusive = true)]
     public float Temperature { get; init; } = 1f;
 
-    [ConfigOption("AdamW learning rate for policy and value model (constant).", Name = "--lr", Aliases = ["--learning-rate"])]
+    [ConfigOption("AdamW learning rate for policy and value model (constant).", Name = "--lr", Aliases = ["--learning-rate"], Min = 0, MinExclusive = true)]
     public float LearningRate { get; init; } = 1e-5f;
 
-    [ConfigOption("PPO's ε for the probability ratio.")]
+    [ConfigOption("PPO's ε for the probability ratio.", Min = 0, MinExclusive = true)]
     [JsonPropertyName("cliprange")]
     public float ClipRange { get; init; } = 0.2f;
 
-    [ConfigOption("ε for the value clipping.")]
+    [ConfigOption("ε for the value clipping.", Min = 0, MinExclusive = true)]
     [JsonPropertyName("cliprange_value")]
     public float ClipRangeValue { get; init; } = 0.2f;
 
-    [ConfigOption("Weight of the value loss (TRL vf_coef: 0.1).")]
+    [ConfigOption("Weight of the value loss (TRL vf_coef: 0.1).", Min = 0)]
     [JsonPropertyName("vf_coef")]
     public float ValueCoef { get; init; } = 0.1f;
 
-    [ConfigOption("GAE discount γ over response tokens.")]
+    [ConfigOption("GAE discount γ over response tokens.", Min = 0, Max = 1)]
     public double Gamma { get; init; } = 1.0;
 
-    [ConfigOption("GAE λ.")]
+    [ConfigOption("GAE λ.", Min = 0, Max = 1)]
     [JsonPropertyName("lam")]
     public double Lambda { get; init; } = 0.95;
 
-    [ConfigOption("Initial KL coefficient β (fixed β when TargetKl is null).", Name = "--beta", Aliases = ["--init-kl-coef", "--kl-coef"])]
+    [ConfigOption("Initial KL coefficient β (fixed β when TargetKl is null).", Name = "--beta", Aliases = ["--init-kl-coef", "--kl-coef"], Min = 0)]
     [JsonPropertyName("init_kl_coef")]
     public double InitialKlCoef { get; init; } = 0.05;
 
-    [ConfigOption("Target KL per episode for Ziegler's adaptive controller, in nats; null keeps β fixed.", Name = "--target-kl", Aliases = ["--target"])]
+    [ConfigOption("Target KL per episode for Ziegler's adaptive controller, in nats; null keeps β fixed.", Name = "--target-kl", Aliases = ["--target"], Min = 0, MinExclusive = true)]
     [JsonPropertyName("target")]
     public double? TargetKl { get; init; } = 6;
 
-    [ConfigOption("Ziegler's horizon (episodes) of the adaptive controller.", Name = "--kl-horizon", Aliases = ["--horizon"])]
+    [ConfigOption("Ziegler's horizon (episodes) of the adaptive controller.", Name = "--kl-horizon", Aliases = ["--horizon"], Min = 0, MinExclusive = true)]
     [JsonPropertyName("horizon")]
     public double KlHorizon { get; init; } = 10_000;
 
-    [ConfigOption("Subtracted from the score of a response that never emits EOS within MaxNewTokens; null for none.")]
+    [ConfigOption("Subtracted from the score of a response that never emits EOS within MaxNewTokens; null for none.", Min = double.NegativeInfinity)]
     public double? MissingEosPenalty { get; init; }
 
-    [ConfigOption("Scores are clipped to [−c, c] when set.", Name = "--reward-clip", Aliases = ["--score-clip"])]
+    [ConfigOption("Scores are clipped to [−c, c] when set.", Name = "--reward-clip", Aliases = ["--score-clip"], Min = 0, MinExclusive = true)]
     [JsonPropertyName("score_clip")]
     public double? RewardClip { get; init; }
 
@@ -87,48 +87,39 @@ public sealed record PpoConfig
     [ConfigOption("Whiten advantages over each batch's real tokens (PPO's usual detail).")]
     public bool WhitenAdvantages { get; init; } = true;
 
-    [ConfigOption("Gradient-norm clip, applied to the policy and the value model separately.")]
+    [ConfigOption("Gradient-norm clip, applied to the policy and the value model separately.", Min = 0, MinExclusive = true)]
     public double MaxGradNorm { get; init; } = 1.0;
 
-    [ConfigOption("γ_ptx of PPO-ptx: weight of the pre-training log-likelihood term (0 turns it off).")]
+    [ConfigOption("γ_ptx of PPO-ptx: weight of the pre-training log-likelihood term (0 turns it off).", Min = 0)]
     public float PtxCoef { get; init; }
 
-    [ConfigOption("Pre-training rows per gradient step for PPO-ptx.")]
+    [ConfigOption("Pre-training rows per gradient step for PPO-ptx.", Min = 1)]
     public int PtxBatchSize { get; init; } = 8;
 
-    [ConfigOption("RLOO: samples per prompt (K ≥ 2).", Name = "--rloo-k")]
+    [ConfigOption("RLOO: samples per prompt (K ≥ 2).", Name = "--rloo-k", Min = 1)]
     [JsonPropertyName("rloo_k")]
     public int RlooSamples { get; init; } = 4;
 
-    [ConfigOption("Write a checkpoint every this many steps (0: only at the end and on cancellation).", Name = "--checkpoint-interval", Aliases = ["--save-steps"])]
+    [ConfigOption("Write a checkpoint every this many steps (0: only at the end and on cancellation).", Name = "--checkpoint-interval", Aliases = ["--save-steps"], Min = 0)]
     [JsonPropertyName("save_steps")]
     public int CheckpointInterval { get; init; } = 10;
 
-    [ConfigOption("Checkpoints kept (0 keeps all; the demo keeps all for its over-optimisation plot).", Name = "--keep-checkpoints", Aliases = ["--save-total-limit"])]
+    [ConfigOption("Checkpoints kept (0 keeps all; the demo keeps all for its over-optimisation plot).", Name = "--keep-checkpoints", Aliases = ["--save-total-limit"], Min = 0)]
     [JsonPropertyName("save_total_limit")]
     public int KeepCheckpoints { get; init; }
 
     /// <summary>Hand the policy to Options.Snapshot at step 0, every this many steps and after the last (0: never).</summary>
     public int SnapshotEvery { get; init; }
 
-    [ConfigOption("Seed for prompt order, sampling and head initialisation.")]
+    [ConfigOption("Seed for prompt order, sampling and head initialisation.", Min = 0)]
     public ulong Seed { get; init; } = 1;
 
     public void Validate()
     {
         void Check(bool ok, string what) { if (!ok) throw new ArgumentException($"ppo config: {what}."); }
-        Check(Steps >= 1, $"steps {Steps} must be ≥ 1");
-        Check(BatchSize >= 1, $"batch size {BatchSize} must be ≥ 1");
-        Check(MiniBatchSize >= 1 && MiniBatchSize <= BatchSize, $"minibatch size {MiniBatchSize} must lie in 1..{BatchSize}");
-        Check(Epochs >= 1, $"epochs {Epochs} must be ≥ 1");
-        Check(MaxNewTokens >= 1, $"max new tokens {MaxNewTokens} must be ≥ 1");
-        Check(Temperature > 0, $"temperature {Temperature} must be positive");
-        Check(LearningRate > 0, $"learning rate {LearningRate} must be positive");
-        Check(ClipRange > 0 && ClipRangeValue > 0, $"clip ranges {ClipRange}, {ClipRangeValue} must be positive");
-        Check(InitialKlCoef >= 0, $"initial KL coefficient {InitialKlCoef} must be ≥ 0");
-        Check(TargetKl is null || TargetKl > 0, $"target KL {TargetKl} must be positive");
+        ConfigRanges.Validate(this, "ppo config");
+        Check(MiniBatchSize <= BatchSize, $"minibatch_size = {MiniBatchSize} must be at most batch_size = {BatchSize}");
         Check(SnapshotEvery >= 0, $"snapshot interval {SnapshotEvery} must be ≥ 0");
-        Check(PtxCoef >= 0, $"ptx coefficient {PtxCoef} must be ≥ 0");
         Check(Algorithm != PolicyAlgorithm.Rloo || (RlooSamples >= 2 && BatchSize % RlooSamples == 0), $"RLOO needs K = {RlooSamples} ≥ 2 dividing batch size {BatchSize}");
     }
 }

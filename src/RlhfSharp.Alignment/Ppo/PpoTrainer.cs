@@ -285,8 +285,13 @@ public sealed class PpoTrainer
                 }
                 policy.Backward(pass, dLogits);
                 if (_config.PtxCoef > 0) ptxLoss += PtxGradient(policy, options.PretrainRows!, rng);
-                policy.ParameterSet.ClipGradNorm(_config.MaxGradNorm);
+                double policyGradNorm = policy.ParameterSet.ClipGradNorm(_config.MaxGradNorm);
+                // A diverged minibatch stops the run before the step is logged or checkpointed (NumericGuard).
+                string hint = NumericGuard.LearningRateHint(_config.LearningRate);
+                NumericGuard.Check(step + 1, "policy loss", pl.Loss.Item(), hint);
+                NumericGuard.Check(step + 1, "policy gradient norm", policyGradNorm, hint);
                 policyOpt.Step();
+                NumericGuard.CheckParameters(step + 1, policy.ParameterSet, hint, "policy");
                 pgLoss += pl.Loss.Item();
                 clipFrac += pl.ClipFraction;
                 approxKl += pl.ApproxKl;
@@ -301,8 +306,11 @@ public sealed class PpoTrainer
                     var vl = PpoLosses.ClippedValue(v, Tensor.FromArray(Gather(oldValues, idx, R), b, R), Tensor.FromArray(Gather(returns, idx, R), b, R), subMask, _config.ClipRangeValue);
                     Ops.MulScalar(vl.Loss, _config.ValueCoef).Backward();
                     value.Backward(vpass, dValues: vAll.Grad!.ToArray());
-                    value.ParameterSet.ClipGradNorm(_config.MaxGradNorm);
+                    double valueGradNorm = value.ParameterSet.ClipGradNorm(_config.MaxGradNorm);
+                    NumericGuard.Check(step + 1, "value loss", vl.Loss.Item(), hint);
+                    NumericGuard.Check(step + 1, "value gradient norm", valueGradNorm, hint);
                     valueOpt!.Step();
+                    NumericGuard.CheckParameters(step + 1, value.ParameterSet, hint, "value model");
                     vfLoss += vl.Loss.Item();
                     vfClipFrac += vl.ClipFraction;
                 }

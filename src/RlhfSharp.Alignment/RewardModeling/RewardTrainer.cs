@@ -33,62 +33,55 @@ namespace RlhfSharp.Alignment.RewardModeling;
 /// <summary>How a reward model is trained.</summary>
 public sealed record RewardTrainerConfig
 {
-    [ConfigOption("Ensemble size M; members train on bootstrap resamples when M &gt; 1.")]
+    [ConfigOption("Ensemble size M; members train on bootstrap resamples when M &gt; 1.", Min = 1)]
     public int Members { get; init; } = 1;
 
-    [ConfigOption("Passes over the training split (InstructGPT: 1).", Name = "--epochs", Aliases = ["--num-train-epochs"])]
+    [ConfigOption("Passes over the training split (InstructGPT: 1).", Name = "--epochs", Aliases = ["--num-train-epochs"], Min = 1)]
     [JsonPropertyName("num_train_epochs")]
     public int Epochs { get; init; } = 1;
 
-    [ConfigOption("Examples per optimiser step (each brings all its candidates).", Name = "--batch-size", Aliases = ["--per-device-train-batch-size"])]
+    [ConfigOption("Examples per optimiser step (each brings all its candidates).", Name = "--batch-size", Aliases = ["--per-device-train-batch-size"], Min = 1)]
     [JsonPropertyName("per_device_train_batch_size")]
     public int BatchSize { get; init; } = 16;
 
-    [ConfigOption("AdamW peak learning rate (linear decay to 0 over training).", Name = "--lr", Aliases = ["--learning-rate"])]
+    [ConfigOption("AdamW peak learning rate (linear decay to 0 over training).", Name = "--lr", Aliases = ["--learning-rate"], Min = 0, MinExclusive = true)]
     public float LearningRate { get; init; } = 1e-4f;
 
-    [ConfigOption("AdamW decoupled weight decay on matrices.")]
+    [ConfigOption("AdamW decoupled weight decay on matrices.", Min = 0)]
     public float WeightDecay { get; init; }
 
-    [ConfigOption("Gradient norm clip.")]
+    [ConfigOption("Gradient norm clip.", Min = 0, MinExclusive = true)]
     public double MaxGradNorm { get; init; } = 1.0;
 
-    [ConfigOption("Share of examples held out for accuracy, loss and calibration.", Name = "--held-out", Aliases = ["--held-out-fraction"])]
+    [ConfigOption("Share of examples held out for accuracy, loss and calibration.", Name = "--held-out", Aliases = ["--held-out-fraction"], Min = 0, Max = 1, MaxExclusive = true)]
     public double HeldOutFraction { get; init; } = 0.1;
 
-    [ConfigOption("Steps between held-out evaluations (0: only at the end of each member).", Name = "--eval-interval", Aliases = ["--eval-steps"])]
+    [ConfigOption("Steps between held-out evaluations (0: only at the end of each member).", Name = "--eval-interval", Aliases = ["--eval-steps"], Min = 0)]
     [JsonPropertyName("eval_steps")]
     public int EvalEvery { get; init; }
 
     [ConfigOption("Fit a gain too, so reference samples score std 1 (mean 0 is always fitted).")]
     public bool NormalizeStd { get; init; }
 
-    [ConfigOption("Reference samples drawn from the SFT model for the normalisation (0 skips normalising).")]
+    [ConfigOption("Reference samples drawn from the SFT model for the normalisation (0 skips normalising).", Min = 0)]
     public int NormalizationSamples { get; init; } = 64;
 
-    [ConfigOption("Longest reference sample, in tokens.")]
+    [ConfigOption("Longest reference sample, in tokens.", Min = 1)]
     public int NormalizationMaxNewTokens { get; init; } = 32;
 
-    [ConfigOption("Bins of the reliability table.")]
+    [ConfigOption("Bins of the reliability table.", Min = 1)]
     public int CalibrationBins { get; init; } = 10;
 
-    [ConfigOption("Seed for the split, shuffling, bootstrap, head initialisation and reference samples.")]
+    [ConfigOption("Seed for the split, shuffling, bootstrap, head initialisation and reference samples.", Min = 0)]
     public ulong Seed { get; init; } = 1;
 
-    [ConfigOption("Checkpoint into the run folder every this many steps of a member (0: only when stopped and when a member ends).", Name = "--checkpoint-interval", Aliases = ["--save-steps"])]
+    [ConfigOption("Checkpoint into the run folder every this many steps of a member (0: only when stopped and when a member ends).", Name = "--checkpoint-interval", Aliases = ["--save-steps"], Min = 0)]
     [JsonPropertyName("save_steps")]
     public int CheckpointInterval { get; init; }
 
     public void Validate()
     {
-        if (Members < 1) throw new ArgumentException($"reward config: members {Members} must be ≥ 1.");
-        if (Epochs < 1) throw new ArgumentException($"reward config: epochs {Epochs} must be ≥ 1.");
-        if (BatchSize < 1) throw new ArgumentException($"reward config: batch size {BatchSize} must be ≥ 1.");
-        if (!(LearningRate > 0)) throw new ArgumentException($"reward config: learning rate {LearningRate} must be positive.");
-        if (!(HeldOutFraction >= 0 && HeldOutFraction < 1)) throw new ArgumentException($"reward config: held-out fraction {HeldOutFraction} must lie in [0, 1).");
-        if (NormalizationSamples < 0) throw new ArgumentException($"reward config: normalisation samples {NormalizationSamples} must be ≥ 0.");
-        if (CalibrationBins < 1) throw new ArgumentException($"reward config: calibration bins {CalibrationBins} must be ≥ 1.");
-        if (CheckpointInterval < 0) throw new ArgumentException($"reward config: checkpoint interval {CheckpointInterval} must be ≥ 0.");
+        ConfigRanges.Validate(this, "reward config");
     }
 }
 
@@ -215,8 +208,13 @@ public sealed class RewardTrainer
                     double gradNorm = model.Model.ParameterSet.ClipGradNorm(_config.MaxGradNorm);
                     // 5. AdamW with a linear decay of the rate to 0.
                     float lr = _config.LearningRate * (1f - (float)step / stepsPerMember);
+                    long at = (long)m * stepsPerMember + step + 1;
+                    string hint = NumericGuard.LearningRateHint(lr);
+                    NumericGuard.Check(at, "loss", stats.Loss, hint);
+                    NumericGuard.Check(at, "gradient norm", gradNorm, hint);
                     opt.Step(lr);
                     step++;
+                    NumericGuard.CheckParameters(at, model.Model.ParameterSet, hint, $"reward model (member {m})");
                     var metrics = new Dictionary<string, double>
                     {
                         [MetricKeys.TrainLoss] = stats.Loss,

@@ -8,6 +8,17 @@ using Spectre.Console;
 
 namespace RlhfSharp.Cli.Commands;
 
+/// <summary>What the commands that print model outputs share: the JSON options and the opt-in to load diverged weights.</summary>
+internal static class InspectionOptions
+{
+    /// <summary>JSON for standard output: a NaN or ±Infinity (a diverged model's log-probabilities) is written as "NaN" or "Infinity", never an exception.</summary>
+    public static readonly System.Text.Json.JsonSerializerOptions Json = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+
+    /// <summary>--allow-non-finite: load weights holding NaN or Infinity, which are otherwise refused naming the tensor.</summary>
+    public static System.CommandLine.Option<bool> AllowNonFinite() =>
+        new("--allow-non-finite") { Description = "Load weights holding NaN or Infinity (refused by default, naming the tensor), to inspect a diverged model." };
+}
+
 internal static class AlignCommandSupport
 {
     /// <summary>Runs <paramref name="train"/> under a progress bar; Ctrl-C or SIGTERM cancels the token instead of killing the process.</summary>

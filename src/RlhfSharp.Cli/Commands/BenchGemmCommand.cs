@@ -3,6 +3,7 @@
 // OpenBLAS (Debian's libopenblas0-pthread) is only a yardstick here; without it its column is null. The measuring is
 // RlhfSharp.Bench's GemmBench; this file parses the options and prints.
 using System.CommandLine;
+using RlhfSharp.Runs;
 using System.Globalization;
 using RlhfSharp.Bench;
 
@@ -17,7 +18,7 @@ internal static class BenchGemmCommand
         {
             Description = "Timed runs per side and configuration after one warm-up, alternating ours and OpenBLAS; the fastest of each is reported.",
             DefaultValueFactory = _ => 9,
-        };
+        }.InRange(new(1));
         var only = new Option<string?>("--shape") { Description = "Measure only this shape, written M,K,N (default: all five)." };
         var cpuTime = new Option<bool>("--cpu-time")
         {

@@ -2,6 +2,7 @@
 // long context, to show the cost per new token stays flat as the context grows.
 // The measuring is RlhfSharp.Bench's SampleBench; this file parses the options and prints.
 using System.CommandLine;
+using RlhfSharp.Runs;
 using System.Text.Json;
 using RlhfSharp.Bench;
 
@@ -12,9 +13,9 @@ internal static class BenchSampleCommand
     public static Command Create()
     {
         var json = new Option<bool>("--json") { Description = "Print one JSON object per context length (the default output is the same)." };
-        var batch = new Option<int>("--batch") { Description = "Sequences sampled together.", DefaultValueFactory = _ => 16 };
-        var newTokens = new Option<int>("--new-tokens") { Description = "Tokens generated per sequence.", DefaultValueFactory = _ => 16 };
-        var context = new Option<int?>("--context") { Description = "Measure only this context length (prompt + new tokens) instead of 32 and 480." };
+        var batch = new Option<int>("--batch") { Description = "Sequences sampled together.", DefaultValueFactory = _ => 16 }.InRange(new(1));
+        var newTokens = new Option<int>("--new-tokens") { Description = "Tokens generated per sequence.", DefaultValueFactory = _ => 16 }.InRange(new(1));
+        var context = new Option<int?>("--context") { Description = "Measure only this context length (prompt + new tokens) instead of 32 and 480." }.InRange(new(1));
         var profile = new Option<bool>("--profile") { Description = "Add a per-phase breakdown of one decode step (milliseconds per step, wall and CPU)." };
         var command = new Command("sample", "KV-cached sampling tokens/s for GPT-2 124M at batch 16, context 32 and 480.");
         command.Options.Add(json);

@@ -1,6 +1,7 @@
 // `rlhf bench tokenizer`: GPT-2 encode throughput on a corpus, beside the same encoder driven by .NET's Regex
 // for pre-tokenisation (the peer, measured in the same process by RlhfSharp.Bench's TokenizerBench).
 using System.CommandLine;
+using RlhfSharp.Runs;
 using System.Globalization;
 using RlhfSharp.Bench;
 using RlhfSharp.Text;
@@ -13,7 +14,7 @@ internal static class BenchTokenizerCommand
     {
         var corpus = new Option<string>("--corpus") { Description = "Corpus file or folder (the default: Jane Austen's six novels, shipped with rlhf in data/).", DefaultValueFactory = _ => "data/austen" };
         var tokenizerDir = new Option<string>("--tokenizer") { Description = "Folder with GPT-2's vocab.json + merges.txt.", DefaultValueFactory = _ => "data/gpt2" };
-        var repeats = new Option<int>("--repeats") { Description = "Timed passes; the fastest is reported.", DefaultValueFactory = _ => 3 };
+        var repeats = new Option<int>("--repeats") { Description = "Timed passes; the fastest is reported.", DefaultValueFactory = _ => 3 }.InRange(new(1));
         var json = new Option<bool>("--json") { Description = "Print one JSON object." };
 
         var command = new Command("tokenizer", "Encode throughput (MB/s) of the GPT-2 tokenizer on a corpus.");

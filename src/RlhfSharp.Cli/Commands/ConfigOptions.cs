@@ -85,6 +85,7 @@ internal sealed class ConfigOptions<T> where T : class, new()
                 option.Description = attribute.Description + DefaultText(defaults[json]);
                 // A list (hidden layer widths) is given as values after one option: --hidden 64 64.
                 if (property.PropertyType.IsArray) option.AllowMultipleArgumentsPerToken = true;
+                if (attribute.Range is { } range) NumericOptions.Register(option, range);
                 command.Options.Add(option);
             }
             _options.Add(([.. prefix, json], option));
@@ -100,8 +101,7 @@ internal sealed class ConfigOptions<T> where T : class, new()
         _ => $" (default: {value.ToJsonString()})",
     };
 
-    private static string JsonName(PropertyInfo property) =>
-        property.GetCustomAttribute<JsonPropertyNameAttribute>()?.Name ?? JsonNamingPolicy.SnakeCaseLower.ConvertName(property.Name);
+    private static string JsonName(PropertyInfo property) => ConfigOptionAttribute.JsonName(property);
 
     /// <summary>Whether the setting of <paramref name="property"/> (C# name) was given on the command line or in --config FILE.</summary>
     public bool IsSet(ParseResult p, string property)
@@ -151,6 +151,8 @@ internal sealed class ConfigOptions<T> where T : class, new()
         {
             throw new FormatException($"{(p.GetValue(ConfigFile) is { } f ? f + ": " : "")}setting {ex.Path?.TrimStart('$', '.')}: {ex.Message}", ex);
         }
+        // The options given were checked as they were parsed (NumericOptions); this catches the --config file's values.
+        ConfigRanges.Validate(config, p.GetValue(ConfigFile) is { } source ? source : "settings");
         return config;
     }
 
@@ -169,7 +171,7 @@ internal sealed class ConfigOptions<T> where T : class, new()
     private static JsonObject ReadFile(string file)
     {
         if (!File.Exists(file)) throw new FileNotFoundException($"--config: {file} does not exist.", file);
-        string text = File.ReadAllText(file);
+        string text = RlhfSharp.Text.Utf8TextFile.ReadAllText(file);
         bool yaml = file.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || file.EndsWith(".yml", StringComparison.OrdinalIgnoreCase);
         if (!yaml)
         {

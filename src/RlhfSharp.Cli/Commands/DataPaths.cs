@@ -30,12 +30,12 @@ internal static class DataPaths
     /// <summary>The text of a file, or of every *.txt file in a folder in name order.</summary>
     public static string ReadCorpus(string path, string optionName)
     {
-        if (File.Exists(path)) return File.ReadAllText(path);
+        if (File.Exists(path)) return RlhfSharp.Text.Utf8TextFile.ReadAllText(path);
         if (Directory.Exists(path))
         {
             var files = Directory.GetFiles(path, "*.txt").Order(StringComparer.Ordinal).ToArray();
             if (files.Length == 0) throw new FileNotFoundException($"{optionName} {path}: the folder holds no .txt files.");
-            return string.Concat(files.Select(File.ReadAllText));
+            return string.Concat(files.Select(RlhfSharp.Text.Utf8TextFile.ReadAllText));
         }
         throw new FileNotFoundException($"{optionName} {path}: no such file or folder.");
     }

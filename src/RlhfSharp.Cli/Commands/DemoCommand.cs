@@ -1,6 +1,7 @@
 // `rlhf demo`: the whole RLHF pipeline in one command (DemoPipeline) on the built-in story world or on the mock-sentiment
 // task over a corpus (--task sentiment), with a progress bar on standard error and one JSON summary line on standard output.
 using System.CommandLine;
+using RlhfSharp.Runs;
 using System.Globalization;
 using System.Text.Json;
 using RlhfSharp.Alignment.Demo;
@@ -16,15 +17,15 @@ internal static class DemoCommand
         var quick = new Option<bool>("--quick") { Description = "Small sizes (about a minute): every stage and report section, weak results." };
         var output = new Option<string>("--out") { Description = "Run folder: one sub-folder per stage, stages.json, report.html.", DefaultValueFactory = _ => Path.Combine("runs", "demo") };
         var resume = new Option<bool>("--resume") { Description = "Continue the run folder, skipping the stages stages.json records as finished." };
-        var seed = new Option<ulong>("--seed") { Description = "Seed of every stage.", DefaultValueFactory = _ => 1UL };
+        var seed = new Option<ulong>("--seed") { Description = "Seed of every stage.", DefaultValueFactory = _ => 1UL }.InRange(NumericRange.NonNegative);
         var task = new Option<string>("--task") { Description = "story (built in, no files) or sentiment (Ziegler et al. 2019's mock-sentiment task on --corpus, scored by --lexicon).", DefaultValueFactory = _ => "story" };
         task.AcceptOnlyFromAmong("story", "sentiment");
         var corpus = new Option<string>("--corpus") { Description = "sentiment: a text file, or a folder whose *.txt files are read in name order (the default: Jane Austen's six novels, shipped with rlhf in data/).", DefaultValueFactory = _ => "data/austen" };
         var lexicon = new Option<string>("--lexicon") { Description = "sentiment: the VADER lexicon file, token TAB valence per line.", DefaultValueFactory = _ => "data/sentiment/vader_lexicon.txt" };
         var tokenizerDir = new Option<string?>("--tokenizer") { Description = "sentiment: a saved tokenizer folder (e.g. data/gpt2, GPT-2's vocab.json + merges.txt) instead of a BPE learned on the corpus." };
         var human = new Option<bool>("--human") { Description = $"People label the pairs: the labels stage serves them in the labelling app on 127.0.0.1 (store {HumanDemoLabeler.StoreFileName} in the run folder), prints the URL and a labeller token, and waits for the judgments." };
-        var judgments = new Option<int>("--judgments") { Description = "With --human: pairs to judge (the reward model trains on the answers; ties count ½ each way, skips are left out).", DefaultValueFactory = _ => 100 };
-        var port = new Option<int>("--port") { Description = "With --human: port of the labelling app on 127.0.0.1 (0 picks a free one).", DefaultValueFactory = _ => 5080 };
+        var judgments = new Option<int>("--judgments") { Description = "With --human: pairs to judge (the reward model trains on the answers; ties count ½ each way, skips are left out).", DefaultValueFactory = _ => 100 }.InRange(new(1));
+        var port = new Option<int>("--port") { Description = "With --human: port of the labelling app on 127.0.0.1 (0 picks a free one).", DefaultValueFactory = _ => 5080 }.InRange(new(0, 65535));
         var command = new Command("demo",
             "Run the whole RLHF pipeline on the built-in story world (or --task sentiment on a corpus): pre-train, SFT, labels, reward model, PPO (adaptive KL and β = 0), gold-judged evaluation, report.html. " +
             "Labels come from the oracle, or from people in the labelling app with --human.");

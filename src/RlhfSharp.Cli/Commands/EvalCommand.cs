@@ -36,10 +36,10 @@ internal static class EvalCommand
         var lexicon = new Option<string?>("--lexicon") { Description = "Use VADER compound sentiment with this lexicon file (e.g. data/sentiment/vader_lexicon.txt) as the gold scorer instead of the story world's." };
         var reference = new Option<string?>("--reference") { Description = "KL reference model folder (default: the baseline)." };
         var reward = new Option<string?>("--reward") { Description = "Reward model folder, for the mean reward-model score." };
-        var maxNew = new Option<int>("--max-new-tokens") { Description = "Tokens generated per response at most.", DefaultValueFactory = _ => defaults.MaxNewTokens };
-        var temperature = new Option<float>("--temperature") { Description = "Sampling temperature.", DefaultValueFactory = _ => defaults.Temperature };
-        var seed = new Option<ulong>("--seed") { Description = "Random seed of sampling (and of the oracle).", DefaultValueFactory = _ => defaults.Seed };
-        var samples = new Option<int>("--samples") { Description = "Judged examples included in the output.", DefaultValueFactory = _ => defaults.SamplesKept };
+        var maxNew = new Option<int>("--max-new-tokens") { Description = "Tokens generated per response at most.", DefaultValueFactory = _ => defaults.MaxNewTokens }.InRange(new(1));
+        var temperature = new Option<float>("--temperature") { Description = "Sampling temperature.", DefaultValueFactory = _ => defaults.Temperature }.InRange(NumericRange.Positive);
+        var seed = new Option<ulong>("--seed") { Description = "Random seed of sampling (and of the oracle).", DefaultValueFactory = _ => defaults.Seed }.InRange(NumericRange.NonNegative);
+        var samples = new Option<int>("--samples") { Description = "Judged examples included in the output.", DefaultValueFactory = _ => defaults.SamplesKept }.InRange(NumericRange.NonNegative);
         var output = new Option<string?>("--out") { Description = "Also write the JSON to this file (atomically)." };
         var command = new Command("eval", "Win rate of a policy over a baseline with a 95% interval, plus gold reward, reward-model score, KL, length and distinct-n.");
         foreach (var o in new Option[] { policy, baseline, prompts, judge, judgeModel, apiKeyEnv, lexicon, reference, reward, maxNew, temperature, seed, samples, output }) command.Options.Add(o);

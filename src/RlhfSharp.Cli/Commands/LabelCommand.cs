@@ -7,6 +7,7 @@ using RlhfSharp.Feedback.Labelers;
 using RlhfSharp.Feedback.Quality;
 using RlhfSharp.Feedback.Stores;
 using RlhfSharp.Runs;
+using RlhfSharp.Text;
 using RlhfSharp.Text.StoryWorld;
 using Spectre.Console;
 
@@ -142,8 +143,8 @@ internal static class LabelCommand
         var db = new StoreOptions();
         var token = new Option<string?>("--token") { Description = "Your labeller token (or set RLHF_LABEL_TOKEN)." };
         var campaign = new Option<string?>("--campaign") { Description = "Only this campaign's queries." };
-        var overlap = new Option<int>("--overlap") { Description = "How many distinct labellers each query goes to.", DefaultValueFactory = _ => 1 };
-        var goldRate = new Option<double>("--gold-rate") { Description = "Share of gold tasks mixed in (unannounced).", DefaultValueFactory = _ => 0 };
+        var overlap = new Option<int>("--overlap") { Description = "How many distinct labellers each query goes to.", DefaultValueFactory = _ => 1 }.InRange(new(1));
+        var goldRate = new Option<double>("--gold-rate") { Description = "Share of gold tasks mixed in (unannounced).", DefaultValueFactory = _ => 0 }.InRange(new(0, 1));
         var cmd = new Command("cli", "Label in the terminal: 1/2/… choose, t tie, s skip, q quit.");
         foreach (var o in new Option[] { token, campaign, overlap, goldRate }) cmd.Options.Add(o);
         db.AddTo(cmd);
@@ -156,23 +157,28 @@ internal static class LabelCommand
             int shown = 0;
             int done = await LabelingSession.RunAsync(store, me.Id, (query, _) =>
             {
-                Show(query, shown++);
+                Show(query, shown++, AnsiConsole.Console);
                 return Task.FromResult(ReadAnswer(query.Candidates.Count));
             }, int.MaxValue, p.GetValue(campaign), p.GetValue(overlap), p.GetValue(goldRate));
-            AnsiConsole.MarkupLine($"[green]{done}[/] judgments saved. Thank you, {Markup.Escape(me.Name)}.");
+            AnsiConsole.MarkupLine($"[green]{done}[/] judgments saved. Thank you, {Markup.Escape(TerminalText.Escape(me.Name))}.");
             return 0;
         }));
         return cmd;
     }
 
-    private static void Show(Query q, int done)
+    /// <summary>
+    /// Draws one query. Its text is untrusted (whoever wrote the JSONL): control characters are shown as escapes
+    /// (TerminalText), so ESC[2J cannot clear the screen nor CR + ESC[K rewrite which side is which.
+    /// </summary>
+    internal static void Show(Query q, int done, IAnsiConsole console)
     {
-        AnsiConsole.Write(new Rule($"query {q.Id} · {done} done").LeftJustified());
-        AnsiConsole.Write(new Panel(Markup.Escape(q.Prompt)).Header("prompt").Expand());
-        var panels = q.Candidates.Select((c, i) => (Spectre.Console.Rendering.IRenderable)new Panel(Markup.Escape(c.Content)).Header($"[bold]{i + 1}[/]").Expand()).ToList();
-        if (q.Candidates.Count == 2) AnsiConsole.Write(new Columns(panels));
-        else foreach (var panel in panels) AnsiConsole.Write(panel);
-        AnsiConsole.MarkupLine(q.Candidates.Count == 2
+        static string Safe(string text) => Markup.Escape(TerminalText.Escape(text));
+        console.Write(new Rule($"query {q.Id} · {done} done").LeftJustified());
+        console.Write(new Panel(Safe(q.Prompt)).Header("prompt").Expand());
+        var panels = q.Candidates.Select((c, i) => (Spectre.Console.Rendering.IRenderable)new Panel(Safe(c.Content)).Header($"[bold]{i + 1}[/]").Expand()).ToList();
+        if (q.Candidates.Count == 2) console.Write(new Columns(panels));
+        else foreach (var panel in panels) console.Write(panel);
+        console.MarkupLine(q.Candidates.Count == 2
             ? "[grey]1/2 better · t tie · s skip · q quit[/]"
             : $"[grey]1–{q.Candidates.Count} best, or a ranking best first (e.g. 312) · t tie · s skip · q quit[/]");
     }
@@ -226,12 +232,12 @@ internal static class LabelCommand
         var db = new StoreOptions();
         var lexicon = new Option<string?>("--lexicon") { Description = "VADER lexicon (e.g. data/sentiment/vader_lexicon.txt): the gold scorer prefers the more positive text (default: the story world's gold scorer)." };
         var name = new Option<string>("--name") { Description = "Labeller name the oracle's judgments are stored under.", DefaultValueFactory = _ => "oracle" };
-        var count = new Option<int>("--count") { Description = "At most this many judgments.", DefaultValueFactory = _ => 1000 };
-        var temperature = new Option<double>("--temperature") { Description = "Bradley–Terry temperature on gold scores.", DefaultValueFactory = _ => 0.05 };
-        var epsilon = new Option<double>("--epsilon") { Description = "Probability of a random answer.", DefaultValueFactory = _ => 0 };
-        var seed = new Option<int>("--seed") { Description = "Oracle seed.", DefaultValueFactory = _ => 0 };
+        var count = new Option<int>("--count") { Description = "At most this many judgments.", DefaultValueFactory = _ => 1000 }.InRange(new(1));
+        var temperature = new Option<double>("--temperature") { Description = "Bradley–Terry temperature on gold scores.", DefaultValueFactory = _ => 0.05 }.InRange(NumericRange.Positive);
+        var epsilon = new Option<double>("--epsilon") { Description = "Probability of a random answer.", DefaultValueFactory = _ => 0 }.InRange(new(0, 1));
+        var seed = new Option<int>("--seed") { Description = "Oracle seed.", DefaultValueFactory = _ => 0 }.InRange(NumericRange.NonNegative);
         var campaign = new Option<string?>("--campaign") { Description = "Only this campaign's queries." };
-        var overlap = new Option<int>("--overlap") { Description = "How many distinct labellers each query goes to.", DefaultValueFactory = _ => 1 };
+        var overlap = new Option<int>("--overlap") { Description = "How many distinct labellers each query goes to.", DefaultValueFactory = _ => 1 }.InRange(new(1));
         var cmd = new Command("oracle", "Label queries with the synthetic oracle (a gold scorer — the story world's, or VADER with --lexicon — Bradley–Terry, ε-noise).");
         foreach (var o in new Option[] { lexicon, name, count, temperature, epsilon, seed, campaign, overlap }) cmd.Options.Add(o);
         db.AddTo(cmd);
@@ -257,9 +263,9 @@ internal static class LabelCommand
         var model = new Option<string>("--model") { Description = "Model name sent to the endpoint.", Required = true };
         var keyVar = new Option<string?>("--api-key-env") { Description = "Environment variable holding the API key (omit for servers that need none)." };
         var name = new Option<string>("--name") { Description = "Labeller name the judge's judgments are stored under.", DefaultValueFactory = _ => "ai-judge" };
-        var count = new Option<int>("--count") { Description = "At most this many judgments.", DefaultValueFactory = _ => 100 };
+        var count = new Option<int>("--count") { Description = "At most this many judgments.", DefaultValueFactory = _ => 100 }.InRange(new(1));
         var campaign = new Option<string?>("--campaign") { Description = "Only this campaign's queries." };
-        var overlap = new Option<int>("--overlap") { Description = "How many distinct labellers each query goes to.", DefaultValueFactory = _ => 1 };
+        var overlap = new Option<int>("--overlap") { Description = "How many distinct labellers each query goes to.", DefaultValueFactory = _ => 1 }.InRange(new(1));
         var cmd = new Command("judge", "Label queries with an AI judge over an OpenAI-compatible chat endpoint (RLAIF).");
         foreach (var o in new Option[] { baseUrl, model, keyVar, name, count, campaign, overlap }) cmd.Options.Add(o);
         db.AddTo(cmd);
@@ -279,8 +285,8 @@ internal static class LabelCommand
     {
         var db = new StoreOptions();
         var campaign = new Option<string?>("--campaign") { Description = "Only this campaign." };
-        var flagBelow = new Option<double?>("--flag-below") { Description = "Flag labellers whose gold accuracy is under this (0..1)." };
-        var minGold = new Option<int>("--min-gold") { Description = "Gold judgments needed before a labeller can be flagged.", DefaultValueFactory = _ => 5 };
+        var flagBelow = new Option<double?>("--flag-below") { Description = "Flag labellers whose gold accuracy is under this (0..1)." }.InRange(new(0, 1));
+        var minGold = new Option<int>("--min-gold") { Description = "Gold judgments needed before a labeller can be flagged.", DefaultValueFactory = _ => 5 }.InRange(NumericRange.NonNegative);
         var cmd = new Command("report", "Quality report: gold accuracy per labeller, Cohen's κ per pair, Krippendorff's α; optional flagging.");
         foreach (var o in new Option[] { campaign, flagBelow, minGold }) cmd.Options.Add(o);
         db.AddTo(cmd);

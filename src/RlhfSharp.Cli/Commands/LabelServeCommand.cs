@@ -1,6 +1,7 @@
 // `rlhf label serve`: the labelling web app over a SQLite file (--db) or a shared PostgreSQL database (--pg).
 // The `label` parent command (LabelCommand.cs) adds this as its `serve` subcommand.
 using System.CommandLine;
+using RlhfSharp.Runs;
 using Microsoft.Extensions.Hosting;
 using RlhfSharp.Feedback;
 using RlhfSharp.Web;
@@ -13,12 +14,12 @@ internal static class LabelServeCommand
     {
         var defaults = new LabelingAppOptions();
         var stores = new LabelCommand.StoreOptions();
-        var port = new Option<int>("--port") { Description = "TCP port to listen on.", DefaultValueFactory = _ => defaults.Port };
+        var port = new Option<int>("--port") { Description = "TCP port to listen on.", DefaultValueFactory = _ => defaults.Port }.InRange(new(0, 65535));
         var host = new Option<string>("--host") { Description = "Address to bind: 127.0.0.1 (default, this machine only), 0.0.0.0 or another IP.", DefaultValueFactory = _ => defaults.Host };
         var campaign = new Option<string?>("--campaign") { Description = "Hand out and report only this campaign's queries (default: all)." };
-        var overlap = new Option<int>("--overlap") { Description = "How many distinct labellers answer each query.", DefaultValueFactory = _ => defaults.Overlap };
-        var goldRate = new Option<double>("--gold-rate") { Description = "Fraction of hand-outs that are gold tasks, mixed in unannounced.", DefaultValueFactory = _ => defaults.GoldRate };
-        var maxBody = new Option<long>("--max-body") { Description = "Largest request body in bytes; larger ones get 413.", DefaultValueFactory = _ => defaults.MaxRequestBodyBytes };
+        var overlap = new Option<int>("--overlap") { Description = "How many distinct labellers answer each query.", DefaultValueFactory = _ => defaults.Overlap }.InRange(new(1));
+        var goldRate = new Option<double>("--gold-rate") { Description = "Fraction of hand-outs that are gold tasks, mixed in unannounced.", DefaultValueFactory = _ => defaults.GoldRate }.InRange(new(0, 1));
+        var maxBody = new Option<long>("--max-body") { Description = "Largest request body in bytes; larger ones get 413.", DefaultValueFactory = _ => defaults.MaxRequestBodyBytes }.InRange(new(1));
 
         var command = new Command("serve", "Serve the labelling web app (sign-in, comparisons, rankings, clips, progress, admin dashboard).");
         stores.AddTo(command);

@@ -49,14 +49,16 @@ internal static class LmCommandSupport
     /// <summary>One JSON line on standard output for scripts, and the exit code (130 after Ctrl-C, as shells expect).</summary>
     public static int Report(string stage, LmTrainResult r, string outDir, string runDir)
     {
-        var summary = new Dictionary<string, object>
+        // A value that is not finite (a run stopped before its first step has no loss) is written as null: JSON has no NaN.
+        static object? Number(double x, int digits) => double.IsFinite(x) ? Math.Round(x, digits) : null;
+        var summary = new Dictionary<string, object?>
         {
             ["steps"] = r.Steps,
-            ["train_loss"] = Math.Round(r.TrainLoss, 4),
-            ["heldout_loss"] = Math.Round(r.HeldOutLoss, 4),
-            ["heldout_perplexity"] = Math.Round(r.HeldOutPerplexity, 3),
-            ["tokens_per_s"] = Math.Round(r.TokensPerSecond, 1),
-            ["elapsed_s"] = Math.Round(r.Elapsed.TotalSeconds, 1),
+            ["train_loss"] = Number(r.TrainLoss, 4),
+            ["heldout_loss"] = Number(r.HeldOutLoss, 4),
+            ["heldout_perplexity"] = Number(r.HeldOutPerplexity, 3),
+            ["tokens_per_s"] = Number(r.TokensPerSecond, 1),
+            ["elapsed_s"] = Number(r.Elapsed.TotalSeconds, 1),
             ["cancelled"] = r.Cancelled,
             ["out"] = r.Cancelled ? "" : Path.GetFullPath(outDir),
             ["run"] = Path.GetFullPath(runDir),

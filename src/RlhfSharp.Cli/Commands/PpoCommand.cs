@@ -44,7 +44,7 @@ internal static class PpoCommand
             if (p.GetValue(ptxCorpus) is string corpus)
             {
                 if (!File.Exists(corpus)) throw new FileNotFoundException($"--ptx-corpus: {corpus} does not exist.", corpus);
-                ptxRows = File.ReadLines(corpus).Where(l => l.Trim().Length > 0).Select(l => tokenizer.Encode(l)).Where(r => r.Length >= 2).ToList();
+                ptxRows = Utf8TextFile.ReadLines(corpus).Select(l => l.Text).Where(l => l.Trim().Length > 0).Select(l => tokenizer.Encode(l)).Where(r => r.Length >= 2).ToList();
             }
             // A resumed run replays the command line it was started with (RunContract), so the config is the same.
             using var runDir = RunContract.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "ppo", outDir), p.GetValue(resume));

@@ -23,12 +23,12 @@ internal static class PrefRlCommand
 
     public static Command Create()
     {
-        var labels = new Option<int>("--labels") { Description = "Total label budget (comparisons asked).", DefaultValueFactory = _ => 700 };
-        var preRl = new Option<int?>("--pre-rl-labels") { Description = "Labels collected before RL starts (default: a quarter of the budget)." };
+        var labels = new Option<int>("--labels") { Description = "Total label budget (comparisons asked).", DefaultValueFactory = _ => 700 }.InRange(new(1));
+        var preRl = new Option<int?>("--pre-rl-labels") { Description = "Labels collected before RL starts (default: a quarter of the budget)." }.InRange(NumericRange.NonNegative);
         var labeler = new Option<string>("--labeler") { Description = "oracle (true segment return, Bradley–Terry, 10% random) or app (people in the labelling app).", DefaultValueFactory = _ => "oracle" };
         var selection = new Option<string>("--selection") { Description = "disagreement (ensemble variance of P̂) or random.", DefaultValueFactory = _ => "disagreement" };
         var frozen = new Option<bool>("--frozen") { Description = "Fit the predictor once before RL and never again (the reward-hacking ablation)." };
-        var port = new Option<int>("--port") { Description = "With --labeler app: the port of the labelling app on 127.0.0.1.", DefaultValueFactory = _ => 5080 };
+        var port = new Option<int>("--port") { Description = "With --labeler app: the port of the labelling app on 127.0.0.1.", DefaultValueFactory = _ => 5080 }.InRange(new(0, 65535));
         var withFrozen = new Option<bool>("--with-frozen")
         {
             Description = "Also run the frozen-predictor ablation (same seed, oracle only) and chart both in report.html (reward hacking made visible).",

@@ -13,7 +13,7 @@ internal static class PretrainCommand
     public static Command Create()
     {
         var corpus = new Option<string?>("--corpus") { Description = "Text file, or a folder whose *.txt files are read in name order (default: generated story-world stories)." };
-        var stories = new Option<int>("--stories") { Description = "Stories generated when no --corpus is given.", DefaultValueFactory = _ => 4000 };
+        var stories = new Option<int>("--stories") { Description = "Stories generated when no --corpus is given.", DefaultValueFactory = _ => 4000 }.InRange(new(1));
         var tokenizer = new Option<string[]>("--tokenizer")
         {
             Description = "gpt2 DIR (vocab.json + merges.txt), bpe (learned on the corpus, --vocab-size), char, or DIR (any saved tokenizer).",
@@ -21,7 +21,7 @@ internal static class PretrainCommand
             AllowMultipleArgumentsPerToken = true,
             DefaultValueFactory = _ => ["bpe"],
         };
-        var vocabSize = new Option<int?>("--vocab-size") { Description = "BPE vocabulary size (default 4096 for a corpus, 1024 for the story world)." };
+        var vocabSize = new Option<int?>("--vocab-size") { Description = "BPE vocabulary size (default 4096 for a corpus, 1024 for the story world)." }.InRange(new(1));
         var output = new Option<string>("--out") { Description = "Model folder to write when training finishes.", Required = true };
         var shared = new LmTrainingOptionSet();
         var command = new Command("pretrain", "Pre-train a GPT on a corpus (or the story world) with AdamW, warm-up + cosine, clipping, checkpoints and --resume.");
@@ -67,7 +67,7 @@ internal static class PretrainCommand
         if (!Directory.Exists(path)) return [DataPaths.ReadCorpus(path, "--corpus")];
         var files = Directory.GetFiles(path, "*.txt").Order(StringComparer.Ordinal).ToList();
         if (files.Count == 0) throw new FileNotFoundException($"--corpus {path}: the folder holds no .txt files.");
-        return files.Select(File.ReadAllText).ToList();
+        return files.Select(Utf8TextFile.ReadAllText).ToList();
     }
 
     private static ITokenizer MakeTokenizer(string[] spec, IReadOnlyList<string> documents, int vocabSize)

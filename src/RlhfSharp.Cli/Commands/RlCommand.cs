@@ -116,9 +116,9 @@ internal static class RlCommand
     private static Command CreateEval()
     {
         var policy = new Option<string>("--policy") { Description = "Policy folder (config.json + model.safetensors), e.g. runs/NAME/policy.", Required = true };
-        var episodes = new Option<int>("--episodes") { Description = "Episodes to run, each with a fresh seed.", DefaultValueFactory = _ => 20 };
+        var episodes = new Option<int>("--episodes") { Description = "Episodes to run, each with a fresh seed.", DefaultValueFactory = _ => 20 }.InRange(new(1));
         var env = new Option<string?>("--env") { Description = "Expected environment; a policy trained on another one is refused." };
-        var seed = new Option<ulong>("--seed") { Description = "First evaluation seed.", DefaultValueFactory = _ => 1_000_000UL };
+        var seed = new Option<ulong>("--seed") { Description = "First evaluation seed.", DefaultValueFactory = _ => 1_000_000UL }.InRange(NumericRange.NonNegative);
         var stochastic = new Option<bool>("--stochastic") { Description = "Sample actions instead of taking the mode." };
         var command = new Command("eval", "Run a saved policy and report its mean return (last stdout line: JSON).");
         command.Options.Add(policy);
@@ -149,10 +149,10 @@ internal static class RlCommand
     private static Command CreateRecord()
     {
         var policy = new Option<string>("--policy") { Description = "Policy folder (config.json + model.safetensors).", Required = true };
-        var episodes = new Option<int>("--episodes") { Description = "Episodes to record, each with a fresh seed.", DefaultValueFactory = _ => 5 };
+        var episodes = new Option<int>("--episodes") { Description = "Episodes to record, each with a fresh seed.", DefaultValueFactory = _ => 5 }.InRange(new(1));
         var outDir = new Option<string>("--out") { Description = "Folder for trajectories.jsonl and one animated SVG clip per episode.", Required = true };
         var env = new Option<string?>("--env") { Description = "Expected environment; a policy trained on another one is refused." };
-        var seed = new Option<ulong>("--seed") { Description = "First episode seed.", DefaultValueFactory = _ => 2_000_000UL };
+        var seed = new Option<ulong>("--seed") { Description = "First episode seed.", DefaultValueFactory = _ => 2_000_000UL }.InRange(NumericRange.NonNegative);
         var stochastic = new Option<bool>("--stochastic") { Description = "Sample actions instead of taking the mode." };
         var command = new Command("record", "Record a saved policy's episodes as JSONL (obs, action, reward per step) and SVG clips.");
         command.Options.Add(policy);

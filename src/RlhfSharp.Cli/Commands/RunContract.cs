@@ -26,7 +26,7 @@ internal static class RunContract
     /// </summary>
     public static RunDirectory Open(ParseResult p, string path, bool resume)
     {
-        var run = RunDirectory.Open(path, resume);
+        var run = RunDirectory.Open(path, resume, warning => Console.Error.WriteLine(RlhfSharp.Text.TerminalText.Escape($"rlhf: warning: {warning}")));
         if (!run.Resumed)
         {
             var command = p.CommandResult.Command;
@@ -81,7 +81,7 @@ internal static class RunContract
 
         string configFile = Path.Combine(runPath, RunDirectory.ConfigFileName);
         JsonObject config;
-        using (var run = RunDirectory.Open(runPath, resume: true)) config = run.ReadConfigRoot();
+        using (var run = RunDirectory.OpenToRead(runPath)) config = run.ReadConfigRoot();
         if (config["args"] is not JsonArray storedArgs || config["options"] is not JsonObject storedOptions)
             throw new FormatException($"{configFile}: the command line that started the run is not recorded (\"args\", \"options\"); it cannot be resumed.");
         string startedBy = config["command"]?.GetValue<string>() ?? "";

@@ -7,6 +7,7 @@ using RlhfSharp.Alignment.Sampling;
 using RlhfSharp.Models;
 using RlhfSharp.Runs;
 using RlhfSharp.Tensors;
+using RlhfSharp.Text;
 
 namespace RlhfSharp.Cli.Commands;
 
@@ -20,22 +21,24 @@ internal static class SampleCommand
         var model = new Option<string>("--model") { Description = "Model folder (config.json + model.safetensors + tokenizer files).", Required = true };
         var prompt = new Option<string?>("--prompt") { Description = "One prompt to continue." };
         var prompts = new Option<string?>("--prompts") { Description = "File of prompts: JSONL with a \"prompt\" field per line, or plain text with one prompt per line." };
-        var n = new Option<int>("--n") { Description = "Samples per prompt.", DefaultValueFactory = _ => 1 };
+        var n = new Option<int>("--n") { Description = "Samples per prompt.", DefaultValueFactory = _ => 1 }.InRange(new(1));
         var defaults = new GenerationOptions();
-        var maxNew = new Option<int?>("--max-new-tokens") { Description = "Tokens generated per sample at most (default: 64, or what the model's block size leaves after the longest prompt)." };
-        var temperature = new Option<float>("--temperature") { Description = "Softmax temperature.", DefaultValueFactory = _ => defaults.Temperature };
-        var topK = new Option<int>("--top-k") { Description = "Sample among the k most likely tokens (0 = all).", DefaultValueFactory = _ => defaults.TopK };
-        var topP = new Option<float>("--top-p") { Description = "Nucleus sampling mass (1 = off).", DefaultValueFactory = _ => defaults.TopP };
+        var maxNew = new Option<int?>("--max-new-tokens") { Description = "Tokens generated per sample at most (default: 64, or what the model's block size leaves after the longest prompt)." }.InRange(new(1));
+        var temperature = new Option<float>("--temperature") { Description = "Softmax temperature.", DefaultValueFactory = _ => defaults.Temperature }.InRange(NumericRange.Positive);
+        var topK = new Option<int>("--top-k") { Description = "Sample among the k most likely tokens (0 = all).", DefaultValueFactory = _ => defaults.TopK }.InRange(NumericRange.NonNegative);
+        var topP = new Option<float>("--top-p") { Description = "Nucleus sampling mass (1 = off).", DefaultValueFactory = _ => defaults.TopP }.InRange(new(0, 1, MinExclusive: true));
         var greedy = new Option<bool>("--greedy") { Description = "Always take the most likely token." };
-        var seed = new Option<ulong>("--seed") { Description = "Random seed.", DefaultValueFactory = _ => 1UL };
-        var batch = new Option<int>("--batch") { Description = "Sequences generated together.", DefaultValueFactory = _ => 16 };
+        var seed = new Option<ulong>("--seed") { Description = "Random seed.", DefaultValueFactory = _ => 1UL }.InRange(NumericRange.NonNegative);
+        var batch = new Option<int>("--batch") { Description = "Sequences generated together.", DefaultValueFactory = _ => 16 }.InRange(new(1));
         var json = new Option<bool>("--json") { Description = "One JSON object per sample: prompt, completion, tokens, logprobs." };
         var queries = new Option<string?>("--queries") { Description = "Write one {\"prompt\",\"responses\":[...]} line per prompt (its --n samples) to this file, the form `rlhf label import` reads, instead of printing." };
-        var bestOf = new Option<int?>("--best-of") { Description = "Draw N samples per prompt and print the one the --reward model scores highest." };
+        var bestOf = new Option<int?>("--best-of") { Description = "Draw N samples per prompt and print the one the --reward model scores highest." }.InRange(new(1));
         var rewardDir = new Option<string?>("--reward") { Description = "Reward model folder used by --best-of." };
         var command = new Command("sample", "Continue prompts with a trained model.");
         foreach (var o in new Option[] { model, prompt, prompts, n, maxNew, temperature, topK, topP, greedy, seed, batch, json, queries }) command.Options.Add(o);
         command.Options.Add(bestOf);
+        var allowNonFinite = InspectionOptions.AllowNonFinite();
+        command.Options.Add(allowNonFinite);
         command.Options.Add(rewardDir);
         command.SetAction(parse =>
         {
@@ -44,7 +47,9 @@ internal static class SampleCommand
             int k = parse.GetValue(n), b = parse.GetValue(batch);
             if (k < 1) throw new ArgumentException($"--n must be at least 1 (got {k}).");
             if (b < 1) throw new ArgumentException($"--batch must be at least 1 (got {b}).");
-            var (gpt, tokenizer) = ModelFolder.Load(dir);
+            var (gpt, tokenizer) = ModelFolder.Load(dir, parse.GetValue(allowNonFinite));
+            // Model text shown on a terminal has its control characters made visible (TerminalText); piped output is as generated.
+            Func<string, string> shown = Console.IsOutputRedirected ? s => s : TerminalText.Escape;
             // Without --max-new-tokens, generate what fits: a tiny model's block may be no longer than 64 tokens.
             int room = Continuations.Room(gpt, tokenizer, texts);
             var options = new GenerationOptions
@@ -67,10 +72,10 @@ internal static class SampleCommand
                 var reward = BestOfN.RewardModel(parse.GetValue(rewardDir) ?? throw new ArgumentException("sample: --best-of needs --reward RM_DIR."), tokenizer);
                 foreach (var s in BestOfN.Sample(gpt, tokenizer, texts, bestN, reward, options, rng, Math.Max(b, bestN)))
                 {
-                    if (asJson) Console.Out.WriteLine(JsonSerializer.Serialize(new { prompt = s.Prompt, completion = s.Best, reward = s.BestScore, candidates = s.Candidates, rewards = s.Scores }));
+                    if (asJson) Console.Out.WriteLine(JsonSerializer.Serialize(new { prompt = s.Prompt, completion = s.Best, reward = s.BestScore, candidates = s.Candidates, rewards = s.Scores }, InspectionOptions.Json));
                     else
                     {
-                        Console.Out.WriteLine($"{s.Prompt}{s.Best}");
+                        Console.Out.WriteLine(shown($"{s.Prompt}{s.Best}"));
                         Console.Out.WriteLine($"--- reward {AlignCommandSupport.Format(s.BestScore)} (best of {bestN})");
                     }
                 }
@@ -88,10 +93,10 @@ internal static class SampleCommand
             }
             foreach (var c in samples)
             {
-                if (asJson) Console.Out.WriteLine(JsonSerializer.Serialize(new { prompt = c.Prompt, completion = c.Completion, tokens = c.Tokens, logprobs = c.LogProbs }));
+                if (asJson) Console.Out.WriteLine(JsonSerializer.Serialize(new { prompt = c.Prompt, completion = c.Completion, tokens = c.Tokens, logprobs = c.LogProbs }, InspectionOptions.Json));
                 else
                 {
-                    Console.Out.WriteLine(c.Prompt + c.Completion);
+                    Console.Out.WriteLine(shown(c.Prompt + c.Completion));
                     Console.Out.WriteLine("---");
                 }
             }

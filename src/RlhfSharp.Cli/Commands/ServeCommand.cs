@@ -1,6 +1,7 @@
 // `rlhf serve`: a checkpoint behind the OpenAI-compatible API (/v1/chat/completions and /v1/completions with
 // streaming, /v1/models) on 127.0.0.1 by default, e.g. as the AI judge for `rlhf eval --judge http://127.0.0.1:P/v1`.
 using System.CommandLine;
+using RlhfSharp.Runs;
 using Microsoft.Extensions.Hosting;
 using RlhfSharp.Models;
 using RlhfSharp.Text;
@@ -15,11 +16,11 @@ internal static class ServeCommand
     {
         var defaults = new ModelServerOptions();
         var model = new Option<string>("--model") { Description = "Model folder (config.json + model.safetensors + tokenizer files).", Required = true };
-        var port = new Option<int>("--port") { Description = "TCP port to listen on.", DefaultValueFactory = _ => defaults.Port };
+        var port = new Option<int>("--port") { Description = "TCP port to listen on.", DefaultValueFactory = _ => defaults.Port }.InRange(new(0, 65535));
         var host = new Option<string>("--host") { Description = "Address to bind: 127.0.0.1 (default, this machine only) or 0.0.0.0.", DefaultValueFactory = _ => defaults.Host };
         var name = new Option<string>("--name") { Description = "Model id reported by /v1/models and in responses.", DefaultValueFactory = _ => defaults.ModelName };
-        var maxTokens = new Option<int>("--max-tokens") { Description = "Tokens generated when a request gives no max_tokens.", DefaultValueFactory = _ => defaults.DefaultMaxTokens };
-        var seed = new Option<ulong>("--seed") { Description = "Seed of sampling when a request gives none.", DefaultValueFactory = _ => defaults.Seed };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "Tokens generated when a request gives no max_tokens.", DefaultValueFactory = _ => defaults.DefaultMaxTokens }.InRange(new(1));
+        var seed = new Option<ulong>("--seed") { Description = "Seed of sampling when a request gives none.", DefaultValueFactory = _ => defaults.Seed }.InRange(NumericRange.NonNegative);
         var command = new Command("serve", "Serve a model over the OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models).");
         foreach (var o in new Option[] { model, port, host, name, maxTokens, seed }) command.Options.Add(o);
         command.SetAction(async (parse, ct) =>

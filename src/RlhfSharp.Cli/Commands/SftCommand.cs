@@ -14,7 +14,7 @@ internal static class SftCommand
     {
         var model = new Option<string>("--model") { Description = "Model folder to start from (config.json + model.safetensors + tokenizer files).", Required = true };
         var data = new Option<string?>("--data") { Description = "Demonstrations as {\"prompt\",\"completion\"} JSONL (default: story-world demonstrations)." };
-        var demos = new Option<int>("--demos") { Description = "Story-world demonstrations generated when no --data is given.", DefaultValueFactory = _ => 2000 };
+        var demos = new Option<int>("--demos") { Description = "Story-world demonstrations generated when no --data is given.", DefaultValueFactory = _ => 2000 }.InRange(new(1));
         var output = new Option<string>("--out") { Description = "Model folder to write when training finishes.", Required = true };
         var shared = new LmTrainingOptionSet();
         var command = new Command("sft", "Supervised fine-tuning on demonstrations (loss on completions only), with checkpoints and --resume.");

@@ -1,6 +1,7 @@
 // `rlhf story-world`: writes the built-in story world to files (pre-training text, SFT demonstrations and RL
 // prompts as JSONL with TRL's column names), so any stage can also be run on it from files.
 using System.CommandLine;
+using RlhfSharp.Runs;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -12,10 +13,10 @@ internal static class StoryWorldCommand
 {
     public static Command Create()
     {
-        var seed = new Option<ulong>("--seed") { Description = "Seed of the generator (same seed, same files).", DefaultValueFactory = _ => 0 };
-        var stories = new Option<int>("--stories") { Description = "Stories in corpus.txt (one per line).", DefaultValueFactory = _ => 20_000 };
-        var demonstrations = new Option<int>("--demonstrations") { Description = "Lines of demos.jsonl ({\"prompt\",\"completion\"}).", DefaultValueFactory = _ => 5_000 };
-        var prompts = new Option<int>("--prompts") { Description = "Lines of prompts.jsonl ({\"prompt\"}), held out from the demonstrations.", DefaultValueFactory = _ => 1_000 };
+        var seed = new Option<ulong>("--seed") { Description = "Seed of the generator (same seed, same files).", DefaultValueFactory = _ => 0 }.InRange(NumericRange.NonNegative);
+        var stories = new Option<int>("--stories") { Description = "Stories in corpus.txt (one per line).", DefaultValueFactory = _ => 20_000 }.InRange(NumericRange.NonNegative);
+        var demonstrations = new Option<int>("--demonstrations") { Description = "Lines of demos.jsonl ({\"prompt\",\"completion\"}).", DefaultValueFactory = _ => 5_000 }.InRange(NumericRange.NonNegative);
+        var prompts = new Option<int>("--prompts") { Description = "Lines of prompts.jsonl ({\"prompt\"}), held out from the demonstrations.", DefaultValueFactory = _ => 1_000 }.InRange(NumericRange.NonNegative);
         var output = new Option<string>("--out") { Description = "Folder to write corpus.txt, demos.jsonl and prompts.jsonl into.", Required = true };
 
         var command = new Command("story-world", "Write the built-in story world (corpus, demonstrations, prompts) to files.");

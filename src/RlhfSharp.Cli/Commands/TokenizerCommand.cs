@@ -1,5 +1,6 @@
 // `rlhf tokenizer train`: learn a byte-level BPE (or character) vocabulary from a corpus and save it.
 using System.CommandLine;
+using RlhfSharp.Runs;
 using RlhfSharp.Text;
 using Spectre.Console;
 
@@ -17,9 +18,9 @@ internal static class TokenizerCommand
     private static Command CreateTrain()
     {
         var corpus = new Option<string>("--corpus") { Description = "Text file, or a folder whose *.txt files are read in name order.", Required = true };
-        var vocabSize = new Option<int>("--vocab-size") { Description = BpeTrainerOptions.Describe(nameof(BpeTrainerOptions.VocabSize)), DefaultValueFactory = _ => new BpeTrainerOptions().VocabSize };
+        var vocabSize = new Option<int>("--vocab-size") { Description = BpeTrainerOptions.Describe(nameof(BpeTrainerOptions.VocabSize)), DefaultValueFactory = _ => new BpeTrainerOptions().VocabSize }.InRange(new(1));
         var output = new Option<string>("--out") { Description = "Folder to write vocab.json + merges.txt (or char_tokenizer.json) into.", Required = true };
-        var minFrequency = new Option<int>("--min-frequency") { Description = BpeTrainerOptions.Describe(nameof(BpeTrainerOptions.MinPairFrequency)), DefaultValueFactory = _ => new BpeTrainerOptions().MinPairFrequency };
+        var minFrequency = new Option<int>("--min-frequency") { Description = BpeTrainerOptions.Describe(nameof(BpeTrainerOptions.MinPairFrequency)), DefaultValueFactory = _ => new BpeTrainerOptions().MinPairFrequency }.InRange(new(1));
         var kind = new Option<string>("--kind") { Description = "bpe (byte-level BPE, GPT-2 format) or char (one token per character).", DefaultValueFactory = _ => "bpe" };
         kind.AcceptOnlyFromAmong("bpe", "char");
 

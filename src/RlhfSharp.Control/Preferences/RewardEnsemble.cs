@@ -291,6 +291,12 @@ public sealed class RewardEnsemble
                 _optimizers[m].Step();
             }
         }, rows: steps * b); // minibatch pairs to score: each is two segments of many rows
+        // A diverged predictor stops the loop before it scores or steers anything (NumericGuard).
+        for (int m = 0; m < _members.Length; m++)
+        {
+            NumericGuard.Check("reward-predictor training", $"member {m}'s loss", last[m], NumericGuard.LearningRateHint(_optimizers[m].Config.LearningRate));
+            NumericGuard.CheckParameters("reward-predictor training", _sets[m], NumericGuard.LearningRateHint(_optimizers[m].Config.LearningRate), $"member {m}");
+        }
         double lossSum = 0;
         foreach (double l in last) lossSum += l;
         return lossSum / _members.Length;

@@ -244,6 +244,9 @@ public sealed class AgentOptimizer
 
     public double LearningRate { get; set; }
 
+    /// <summary>The parameter sets stepped together.</summary>
+    public IReadOnlyList<ParameterSet> Sets => _sets;
+
     /// <summary>The AdamW of each parameter set, in the order the sets were given (their moments and step counts go into checkpoints).</summary>
     public IReadOnlyList<RlhfSharp.Tensors.Optim.AdamW> Optimizers => _adams;
 

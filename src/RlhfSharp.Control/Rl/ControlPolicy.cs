@@ -119,6 +119,7 @@ public sealed class ControlPolicy(string envId, string algorithm, ActorCritic ag
         var agent = new ActorCritic(obsShape[0], env.ActionSpace, hidden, new Rng(0));
         if (!File.Exists(modelPath)) throw new FileNotFoundException($"Policy folder '{dir}' has no model.safetensors.", modelPath);
         var tensors = Safetensors.Read(modelPath).Tensors;
+        GptCheckpoint.RequireFinite(modelPath, tensors); // a diverged policy is refused naming the tensor
         foreach (var (name, target) in agent.StateDict()) Copy(tensors, modelPath, name, target.Shape.ToArray(), target.Span);
         return new ControlPolicy(envId, algo, agent, norm);
     }

@@ -30,65 +30,65 @@ public sealed record PpoConfig
     [JsonPropertyName("env_id")]
     public string EnvId { get; init; } = "CartPole-v1";
 
-    [ConfigOption("Seed of the environments (copy i starts from seed + i), the initialisation and the sampling.")]
+    [ConfigOption("Seed of the environments (copy i starts from seed + i), the initialisation and the sampling.", Min = 0)]
     public ulong Seed { get; init; } = 1;
 
     // CleanRL's ppo.py trains 500000 steps; `rlhf rl` has always defaulted to rl-baselines3-zoo's CartPole budget.
-    [ConfigOption("Environment steps to train for, over all copies.", Aliases = ["--steps"])]
+    [ConfigOption("Environment steps to train for, over all copies.", Aliases = ["--steps"], Min = 1)]
     [JsonPropertyName("total_timesteps")]
     public long TotalSteps { get; init; } = 100_000;
 
-    [ConfigOption("Parallel environment copies.")]
+    [ConfigOption("Parallel environment copies.", Min = 1)]
     public int NumEnvs { get; init; } = 4;
 
-    [ConfigOption("Steps per copy in one rollout; a rollout is num_envs·num_steps samples.")]
+    [ConfigOption("Steps per copy in one rollout; a rollout is num_envs·num_steps samples.", Min = 1)]
     public int NumSteps { get; init; } = 128;
 
-    [ConfigOption("Adam learning rate at the start.", Aliases = ["--lr"])]
+    [ConfigOption("Adam learning rate at the start.", Aliases = ["--lr"], Min = 0, MinExclusive = true)]
     public double LearningRate { get; init; } = 2.5e-4;
 
     [ConfigOption("Anneal the learning rate linearly to 0 over training (detail 4).")]
     [JsonPropertyName("anneal_lr")]
     public bool AnnealLearningRate { get; init; } = true;
 
-    [ConfigOption("Discount γ.")]
+    [ConfigOption("Discount γ.", Min = 0, Max = 1)]
     public double Gamma { get; init; } = 0.99;
 
-    [ConfigOption("GAE λ.")]
+    [ConfigOption("GAE λ.", Min = 0, Max = 1)]
     public double GaeLambda { get; init; } = 0.95;
 
-    [ConfigOption("Minibatches per epoch.")]
+    [ConfigOption("Minibatches per epoch.", Min = 1)]
     public int NumMinibatches { get; init; } = 4;
 
-    [ConfigOption("Passes over each rollout.")]
+    [ConfigOption("Passes over each rollout.", Min = 1)]
     public int UpdateEpochs { get; init; } = 4;
 
     [ConfigOption("Normalise advantages within each minibatch (detail 7).")]
     [JsonPropertyName("norm_adv")]
     public bool NormalizeAdvantages { get; init; } = true;
 
-    [ConfigOption("Surrogate clip ε (also the value-clip range).")]
+    [ConfigOption("Surrogate clip ε (also the value-clip range).", Min = 0, MinExclusive = true)]
     public double ClipCoef { get; init; } = 0.2;
 
     [ConfigOption("Clip the value loss around the old values (detail 9).")]
     [JsonPropertyName("clip_vloss")]
     public bool ClipValueLoss { get; init; } = true;
 
-    [ConfigOption("Entropy bonus coefficient c_e.")]
+    [ConfigOption("Entropy bonus coefficient c_e.", Min = 0)]
     [JsonPropertyName("ent_coef")]
     public double EntropyCoef { get; init; } = 0.01;
 
-    [ConfigOption("Value loss coefficient c_v.")]
+    [ConfigOption("Value loss coefficient c_v.", Min = 0)]
     [JsonPropertyName("vf_coef")]
     public double ValueCoef { get; init; } = 0.5;
 
-    [ConfigOption("Global gradient-norm clip (detail 11).")]
+    [ConfigOption("Global gradient-norm clip (detail 11).", Min = 0, MinExclusive = true)]
     public double MaxGradNorm { get; init; } = 0.5;
 
-    [ConfigOption("Stop the epochs of an update once approx KL exceeds this (detail 12); unset never stops.")]
+    [ConfigOption("Stop the epochs of an update once approx KL exceeds this (detail 12); unset never stops.", Min = 0, MinExclusive = true)]
     public double? TargetKl { get; init; }
 
-    [ConfigOption("Hidden layer widths of actor and critic.")]
+    [ConfigOption("Hidden layer widths of actor and critic.", Min = 1)]
     public int[] Hidden { get; init; } = [64, 64];
 
     [ConfigOption("Normalise observations with running statistics (saved with the policy).")]
@@ -102,17 +102,17 @@ public sealed record PpoConfig
     [ConfigOption("Use the adaptive KL penalty instead of the clip (PPO-penalty; `rlhf rl --algo ppo-penalty`).")]
     public bool KlPenalty { get; init; }
 
-    [ConfigOption("PPO-penalty: initial β.")]
+    [ConfigOption("PPO-penalty: initial β.", Min = 0, MinExclusive = true)]
     [JsonPropertyName("init_kl_coef")]
     public double InitialBeta { get; init; } = 1.0;
 
-    [ConfigOption("PPO-penalty: the KL the β controller aims for (d_targ).")]
+    [ConfigOption("PPO-penalty: the KL the β controller aims for (d_targ).", Min = 0, MinExclusive = true)]
     public double PenaltyTargetKl { get; init; } = 0.01;
 
-    [ConfigOption("With a run folder: checkpoint every this many updates (0: only when stopped and at the end).")]
+    [ConfigOption("With a run folder: checkpoint every this many updates (0: only when stopped and at the end).", Min = 0)]
     public int CheckpointInterval { get; init; } = 10;
 
-    [ConfigOption("Checkpoints kept (0 keeps all).")]
+    [ConfigOption("Checkpoints kept (0 keeps all).", Min = 0)]
     public int KeepCheckpoints { get; init; }
 
     /// <summary>Samples per rollout.</summary>
@@ -152,12 +152,11 @@ public sealed record PpoConfig
     /// <summary>Refuses settings the trainer cannot run, naming the field.</summary>
     public void Validate()
     {
-        if (TotalSteps < BatchSize) throw new ArgumentOutOfRangeException(nameof(TotalSteps), TotalSteps, $"PPO needs at least one rollout of {BatchSize} steps.");
-        if (NumEnvs < 1 || NumSteps < 1) throw new ArgumentOutOfRangeException(nameof(NumEnvs), $"PPO: NumEnvs ({NumEnvs}) and NumSteps ({NumSteps}) must be ≥ 1.");
-        if (NumMinibatches < 1 || BatchSize % NumMinibatches != 0)
-            throw new ArgumentOutOfRangeException(nameof(NumMinibatches), NumMinibatches, $"PPO: the batch of {BatchSize} must split evenly into minibatches.");
-        if (CheckpointInterval < 0 || KeepCheckpoints < 0)
-            throw new ArgumentOutOfRangeException(nameof(CheckpointInterval), $"PPO: checkpoint_interval ({CheckpointInterval}) and keep_checkpoints ({KeepCheckpoints}) must be ≥ 0.");
+        ConfigRanges.Validate(this, "PPO config");
+        if (TotalSteps < BatchSize)
+            throw new ArgumentException($"PPO config: total_timesteps = {TotalSteps} must be at least one rollout of num_envs × num_steps = {BatchSize} steps.");
+        if (BatchSize % NumMinibatches != 0)
+            throw new ArgumentException($"PPO config: the batch of num_envs × num_steps = {BatchSize} must split evenly into num_minibatches = {NumMinibatches} minibatches.");
     }
 }
 
@@ -417,8 +416,13 @@ public static class PpoTrainer
                     var loss = policyLoss + valueLoss * (float)cfg.ValueCoef + entropy.Loss;
                     optimizer.ZeroGrad();
                     loss.Backward();
-                    optimizer.ClipGradNorm(cfg.MaxGradNorm); // 11. global gradient-norm clip
+                    double gradNorm = optimizer.ClipGradNorm(cfg.MaxGradNorm); // 11. global gradient-norm clip
+                    // A diverged minibatch stops the run before the update is logged or checkpointed (NumericGuard).
+                    string hint = NumericGuard.LearningRateHint(optimizer.LearningRate);
+                    NumericGuard.Check(GlobalStep, "loss", loss.Item(), hint);
+                    NumericGuard.Check(GlobalStep, "gradient norm", gradNorm, hint);
                     optimizer.Step();
+                    foreach (var set in optimizer.Sets) NumericGuard.CheckParameters(GlobalStep, set, hint);
                     last = (policyLoss.Item(), valueLoss.Item(), entropy.Entropy, kl);
                     klSum += kl;
                     epochKlSum += kl;

@@ -28,56 +28,53 @@ public sealed record ReinforceConfig
     [JsonPropertyName("env_id")]
     public string EnvId { get; init; } = "CartPole-v1";
 
-    [ConfigOption("Seed of the environments (copy i starts from seed + i), the initialisation and the sampling.")]
+    [ConfigOption("Seed of the environments (copy i starts from seed + i), the initialisation and the sampling.", Min = 0)]
     public ulong Seed { get; init; } = 1;
 
-    [ConfigOption("Environment steps to train for.", Aliases = ["--steps"])]
+    [ConfigOption("Environment steps to train for.", Aliases = ["--steps"], Min = 1)]
     [JsonPropertyName("total_timesteps")]
     public long TotalSteps { get; init; } = 200_000;
 
-    [ConfigOption("Whole episodes per batch, one per environment copy (detail 1).", Aliases = ["--episodes-per-batch"])]
+    [ConfigOption("Whole episodes per batch, one per environment copy (detail 1).", Aliases = ["--episodes-per-batch"], Min = 1)]
     [JsonPropertyName("num_envs")]
     public int EpisodesPerBatch { get; init; } = 8;
 
-    [ConfigOption("Adam learning rate of the policy.", Aliases = ["--lr"])]
+    [ConfigOption("Adam learning rate of the policy.", Aliases = ["--lr"], Min = 0, MinExclusive = true)]
     public double LearningRate { get; init; } = 1e-3;
 
-    [ConfigOption("Discount γ.")]
+    [ConfigOption("Discount γ.", Min = 0, Max = 1)]
     public double Gamma { get; init; } = 0.99;
 
     [ConfigOption("Normalise G − b over each batch (detail 2).")]
     [JsonPropertyName("norm_adv")]
     public bool NormalizeAdvantages { get; init; } = true;
 
-    [ConfigOption("Baseline regression steps per batch (detail 5).")]
+    [ConfigOption("Baseline regression steps per batch (detail 5).", Min = 0)]
     public int BaselineSteps { get; init; } = 10;
 
-    [ConfigOption("Adam learning rate of the baseline.")]
+    [ConfigOption("Adam learning rate of the baseline.", Min = 0, MinExclusive = true)]
     public double BaselineLearningRate { get; init; } = 1e-3;
 
-    [ConfigOption("Entropy bonus coefficient.")]
+    [ConfigOption("Entropy bonus coefficient.", Min = 0)]
     [JsonPropertyName("ent_coef")]
     public double EntropyCoef { get; init; }
 
-    [ConfigOption("Global gradient-norm clip of the policy step (detail 4).")]
+    [ConfigOption("Global gradient-norm clip of the policy step (detail 4).", Min = 0, MinExclusive = true)]
     public double MaxGradNorm { get; init; } = 0.5;
 
-    [ConfigOption("Hidden layer widths of policy and baseline.")]
+    [ConfigOption("Hidden layer widths of policy and baseline.", Min = 1)]
     public int[] Hidden { get; init; } = [64, 64];
 
-    [ConfigOption("With a run folder: checkpoint every this many batches (0: only when stopped and at the end).")]
+    [ConfigOption("With a run folder: checkpoint every this many batches (0: only when stopped and at the end).", Min = 0)]
     public int CheckpointInterval { get; init; } = 10;
 
-    [ConfigOption("Checkpoints kept (0 keeps all).")]
+    [ConfigOption("Checkpoints kept (0 keeps all).", Min = 0)]
     public int KeepCheckpoints { get; init; }
 
     /// <summary>Refuses settings the trainer cannot run, naming the field.</summary>
     public void Validate()
     {
-        if (EpisodesPerBatch < 1) throw new ArgumentOutOfRangeException(nameof(EpisodesPerBatch), EpisodesPerBatch, "REINFORCE needs num_envs (episodes per batch) ≥ 1.");
-        if (TotalSteps < 1) throw new ArgumentOutOfRangeException(nameof(TotalSteps), TotalSteps, "REINFORCE: total_timesteps must be ≥ 1.");
-        if (CheckpointInterval < 0 || KeepCheckpoints < 0)
-            throw new ArgumentOutOfRangeException(nameof(CheckpointInterval), $"REINFORCE: checkpoint_interval ({CheckpointInterval}) and keep_checkpoints ({KeepCheckpoints}) must be ≥ 0.");
+        ConfigRanges.Validate(this, "REINFORCE config");
     }
 }
 
@@ -226,7 +223,11 @@ public static class ReinforceTrainer
             double valueLoss = PolicyGradientLosses.ValueLoss(ev.Values, ret, mask).Item(); // before the baseline's fit
             optimizer.ZeroGrad();
             (policyLoss + entropy.Loss).Backward();
-            optimizer.ClipGradNorm(cfg.MaxGradNorm);
+            double gradNorm = optimizer.ClipGradNorm(cfg.MaxGradNorm);
+            // A diverged batch stops the run before it is logged or checkpointed (NumericGuard).
+            string hint = NumericGuard.LearningRateHint(optimizer.LearningRate);
+            NumericGuard.Check(globalStep, "policy loss", policyLoss.Item(), hint);
+            NumericGuard.Check(globalStep, "gradient norm", gradNorm, hint);
             optimizer.Step(); // 3. one step per batch
             for (int k = 0; k < cfg.BaselineSteps; k++) // 5. fit b(s) to G by ½(V − G)²
             {
@@ -234,6 +235,7 @@ public static class ReinforceTrainer
                 PolicyGradientLosses.ValueLoss(agent.EvaluateValues(bObs, total), ret, mask).Backward();
                 baselineOptimizer.Step();
             }
+            foreach (var set in optimizer.Sets.Concat(baselineOptimizer.Sets)) NumericGuard.CheckParameters(globalStep, set, hint);
 
             batches++;
             recent.AddRange(returns);

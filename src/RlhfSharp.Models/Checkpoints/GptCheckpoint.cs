@@ -59,9 +59,10 @@ public static class GptCheckpoint
     /// <summary>
     /// Loads a folder. Keys may carry the `transformer.` prefix or not; `attn.bias`/`attn.masked_bias` buffers are
     /// ignored; `lm_head.weight` must be absent or equal to `wte.weight` (tied). Missing, unknown or misshapen tensors
-    /// are errors naming the key (and both shapes).
+    /// are errors naming the key (and both shapes). A tensor holding NaN or ±Infinity is refused naming it, unless
+    /// <paramref name="allowNonFinite"/> (to inspect a diverged model).
     /// </summary>
-    public static GptCheckpointContent Load(string directory)
+    public static GptCheckpointContent Load(string directory, bool allowNonFinite = false)
     {
         string configPath = Path.Combine(directory, ConfigFileName);
         string weightsPath = Path.Combine(directory, WeightsFileName);
@@ -69,7 +70,20 @@ public static class GptCheckpoint
         if (!File.Exists(weightsPath)) throw new FileNotFoundException($"{directory}: no {WeightsFileName} (not a model folder?).", weightsPath);
         var config = GptConfig.ReadJson(configPath);
         var content = Safetensors.Read(weightsPath);
-        return new GptCheckpointContent(config, Canonicalize(weightsPath, config, content.Tensors));
+        var tensors = Canonicalize(weightsPath, config, content.Tensors);
+        if (!allowNonFinite) RequireFinite(weightsPath, tensors);
+        return new GptCheckpointContent(config, tensors);
+    }
+
+    /// <summary>Throws naming the first tensor (in name order) that holds NaN or ±Infinity, and where.</summary>
+    public static void RequireFinite(string source, IReadOnlyDictionary<string, StoredTensor> tensors)
+    {
+        foreach (var (name, tensor) in tensors.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            int i = RlhfSharp.Tensors.NumericGuard.FirstNonFinite(tensor.Values);
+            if (i >= 0)
+                throw new FormatException($"{source}: tensor '{name}' holds {RlhfSharp.Tensors.NumericGuard.Show(tensor.Values[i])} (value {i} of {tensor.Values.Length}): the weights are not finite (a diverged run, or a damaged file).");
+        }
     }
 
     /// <summary>Maps stored keys to canonical names and checks them against <paramref name="config"/>; <paramref name="source"/> names the file in errors.</summary>
@@ -120,6 +134,7 @@ public static class GptCheckpoint
     public static void Save(string directory, GptConfig config, IReadOnlyDictionary<string, StoredTensor> tensors, string? tokenizerDirectory = null)
     {
         Canonicalize($"tensors to save in {directory}", config, tensors);
+        RequireFinite($"tensors to save in {directory}", tensors); // no NaN model is ever written
         Directory.CreateDirectory(directory);
         var headNames = HeadTensors(config).Select(h => h.Name).ToHashSet(StringComparer.Ordinal);
         var keyed = new Dictionary<string, StoredTensor>(StringComparer.Ordinal);

@@ -32,7 +32,7 @@ public static class RunReport
         if (!File.Exists(metricsFile)) throw new FileNotFoundException($"report: {metricsFile} does not exist (not a run folder?).", metricsFile);
         var records = MetricsWriter.ReadAll(metricsFile);
         JsonObject config;
-        using (var dir = RunDirectory.Open(run, resume: true)) config = dir.ReadConfigRoot();
+        using (var dir = RunDirectory.OpenToRead(run)) config = dir.ReadConfigRoot();
         string command = config["command"]?.GetValue<string>() ?? Path.GetFileName(run);
 
         var report = new HtmlReport($"rlhf {command}", run);

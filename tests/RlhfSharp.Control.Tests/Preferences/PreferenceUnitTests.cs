@@ -206,6 +206,21 @@ public sealed class PreferenceUnitTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Fit_WithALearningRateThatDiverges_StopsNamingTheMember()
+    {
+        // Issue 17: the predictor's fit goes through NumericGuard like every trainer; a rate of 1e30 makes it diverge.
+        var pool = RandomCartPolePool(envCount: 2, segmentLength: 30, segments: 12, envSeed: 3, actionSeed: 8);
+        var segs = pool.Segments.ToList();
+        var ens = new RewardEnsemble(4, new DiscreteSpace(2), new RewardEnsembleConfig { LearningRate = 1e30 }, new Rng(9));
+        ens.SetInputStatistics(segs);
+        var data = Enumerable.Range(0, 6).Select(i => new Comparison(segs[2 * i], segs[2 * i + 1], segs[2 * i].Return >= segs[2 * i + 1].Return ? 1f : 0f)).ToList();
+        var ex = Assert.Throws<NonFiniteException>(() => ens.Fit(data, 50, new Rng(10)));
+        Assert.StartsWith("reward-predictor training: ", ex.Message);
+        Assert.Contains("member", ex.Message);
+        Assert.Contains("(learning_rate 1E+30 too high?)", ex.Message);
+    }
+
+    [Fact]
     public void SegmentSums_Batched_EqualPerStepPredictionsPlusPaddingTimesAbsorbingReward()
     {
         // The batched sums feed one shared absorbing row for all padded tails; summed per step by hand they must agree.
