@@ -135,6 +135,23 @@ public sealed class ModelServerTests : IAsyncLifetime
         Assert.Contains(answers, a => a.Kind == AnswerKind.Skip);
     }
 
+    [Fact]
+    public async Task Given_a_judge_whose_context_is_too_small_When_it_judges_Then_each_answer_is_a_skip_that_says_so()
+    {
+        // A 64-token model: the judge's instructions alone are 160 tokens. The server refuses (400,
+        // context_length_exceeded) instead of cutting the prompt, and the judge turns that into a skip, not a crash.
+        var small = Gpt.Create(new GptConfig { VocabSize = Chars.VocabSize, BlockSize = 64, NEmbd = 16, NLayer = 1, NHead = 2, EosTokenId = Chars.EosId }, new Rng(5));
+        await using var app = ModelServer.Build(small, Chars, new ModelServerOptions(Port: 0, ModelName: "tiny"));
+        await app.StartAsync();
+        var judge = new AiJudge(new AiJudgeOptions(new Uri(LabelingApp.BoundAddress(app), "/v1").ToString(), "tiny", ApiKeyVariable: null, Timeout: TimeSpan.FromSeconds(30), MaxRetries: 0));
+        var query = new Query(1, QueryKind.Text, "say something", [new Candidate("good"), new Candidate("bad")], "test", null, DateTimeOffset.UnixEpoch);
+        var answer = await judge.AnswerAsync(query);
+        Assert.Equal(AnswerKind.Skip, answer.Kind);
+        Assert.StartsWith("the judge's context is too small for this query", answer.SkipReason);
+        Assert.Contains("64", answer.SkipReason);
+        await app.StopAsync();
+    }
+
     private static async Task<JsonNode> ErrorOf(HttpResponseMessage res, HttpStatusCode status)
     {
         Assert.Equal(status, res.StatusCode);
