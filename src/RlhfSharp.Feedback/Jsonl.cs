@@ -94,15 +94,15 @@ public static class Jsonl
     {
         var queries = (await store.GetQueriesAsync(options.Campaign, ct)).ToDictionary(q => q.Id);
         var flagged = options.ExcludeFlagged ? (await store.GetLabelersAsync(ct)).Where(l => l.Flagged).Select(l => l.Id).ToHashSet() : [];
-        var kept = (await store.GetJudgmentsAsync(options.Campaign, ct))
-            .Where(j => !flagged.Contains(j.LabelerId) && queries.TryGetValue(j.QueryId, out var q) && (options.IncludeGold || !q.IsGold))
-            .ToList();
+        var unflagged = (await store.GetJudgmentsAsync(options.Campaign, ct))
+            .Where(j => !flagged.Contains(j.LabelerId) && queries.ContainsKey(j.QueryId)).ToList();
+        var kept = unflagged.Where(j => options.IncludeGold || !queries[j.QueryId].IsGold).ToList();
         IEnumerable<(long QueryId, Answer Answer)> answers = options.Aggregation switch
         {
             ExportAggregation.None => kept.Select(j => (j.QueryId, j.Answer)),
             ExportAggregation.Majority => Quality.QualityControl.MajorityVote(kept)
                 .Where(kv => kv.Value is not null).OrderBy(kv => kv.Key).Select(kv => (kv.Key, FromCategory(kv.Value!))),
-            ExportAggregation.DawidSkene => DawidSkeneAnswers(kept),
+            ExportAggregation.DawidSkene => DawidSkeneAnswers(unflagged, queries, kept.Select(j => j.QueryId).ToHashSet()),
             _ => throw new ArgumentException($"export aggregation {options.Aggregation} is not known."),
         };
         int lines = 0;
@@ -116,11 +116,17 @@ public static class Jsonl
         return lines;
     }
 
-    private static IEnumerable<(long, Answer)> DawidSkeneAnswers(List<Judgment> judgments)
+    /// <summary>
+    /// Dawid–Skene fitted on every unflagged judgment, gold tasks clamped to their true labels (so gold anchors the
+    /// labellers' confusions even when gold is not exported), one answer for each query in <paramref name="export"/>.
+    /// </summary>
+    private static IEnumerable<(long, Answer)> DawidSkeneAnswers(List<Judgment> judgments, IReadOnlyDictionary<long, Query> queries, HashSet<long> export)
     {
-        if (!judgments.Any(j => Quality.QualityControl.Category(j.Answer) is not null)) return [];
-        var fit = Quality.QualityControl.DawidSkeneLabels(judgments);
-        return fit.Posteriors.Keys.Order().Select(id => (id, FromCategory(fit.Label(id))));
+        if (!judgments.Any(j => export.Contains(j.QueryId) && Quality.QualityControl.Category(j.Answer) is not null)) return [];
+        var gold = queries.Values.Where(q => q.IsGold && Quality.QualityControl.Category(q.GoldAnswer!) is not null)
+            .ToDictionary(q => q.Id, q => Quality.QualityControl.Category(q.GoldAnswer!)!);
+        var fit = Quality.QualityControl.DawidSkeneLabels(judgments, gold: gold);
+        return fit.Posteriors.Keys.Where(export.Contains).Order().Select(id => (id, FromCategory(fit.Label(id))));
     }
 
     /// <summary>The answer a nominal label (<see cref="Quality.QualityControl.Category"/>) stands for.</summary>

@@ -65,18 +65,25 @@ public sealed record Answer(AnswerKind Kind, int? Preferred = null, IReadOnlyLis
                 break;
             case AnswerKind.Ranking:
                 if (Ranking is null || Ranking.Count != candidateCount || Ranking.Distinct().Count() != candidateCount || Ranking.Any(i => i < 0 || i >= candidateCount))
-                    throw new ArgumentException($"answer.ranking must list each of the {candidateCount} candidate indices exactly once; got [{string.Join(",", Ranking ?? [])}].");
+                    throw new ArgumentException($"answer.ranking must list each of the {candidateCount} candidate indices exactly once; got {RankingExcerpt(Ranking)}.");
                 break;
             case AnswerKind.Tie:
                 break;
             case AnswerKind.Skip:
                 if (string.IsNullOrWhiteSpace(SkipReason))
                     throw new ArgumentException("answer.skip_reason is required when skipping.");
+                if (SkipReason.Length > FeedbackLimits.SkipReason)
+                    throw new ArgumentException($"answer.skip_reason must be at most {FeedbackLimits.SkipReason} characters; got {SkipReason.Length}.");
                 break;
             default:
                 throw new ArgumentException($"answer.kind {Kind} is not known.");
         }
     }
+
+    // A refusal quotes at most 8 indices of a ranking: a 10,000-entry array must not come back in the reply.
+    private static string RankingExcerpt(IReadOnlyList<int>? ranking) => ranking is null ? "nothing"
+        : ranking.Count <= 8 ? $"[{string.Join(",", ranking)}]"
+        : $"[{string.Join(",", ranking.Take(8))},…] ({ranking.Count} entries)";
 }
 
 /// <summary>What a labeller may do: labellers judge; admins also see the dashboard and manage labellers.</summary>
@@ -87,7 +94,19 @@ public enum LabelerRole
 }
 
 /// <summary>A person (or a program: the oracle, an AI judge) who answers queries. Only a hash of the token is stored.</summary>
-public sealed record Labeler(long Id, string Name, LabelerRole Role, bool Flagged, DateTimeOffset CreatedAt);
+/// <param name="Revoked">The token and every session of this labeller were revoked: they can no longer sign in.</param>
+public sealed record Labeler(long Id, string Name, LabelerRole Role, bool Flagged, DateTimeOffset CreatedAt, bool Revoked = false)
+{
+    /// <summary>How the audit log and messages name a labeller: "ann" (#3).</summary>
+    public string Display => $"\"{Name}\" (#{Id})";
+}
+
+/// <summary>One admin action, as the audit log keeps it: who did what to whom, and when.</summary>
+/// <param name="Actor">Who: admin "root" (#2) from the web, "cli:USER" from the command line, "quality-control".</param>
+/// <param name="Action">What: add-labeler, flag, unflag, revoke.</param>
+/// <param name="Target">To whom: the labeller, as "ann" (#3).</param>
+/// <param name="Detail">Anything else worth keeping (the role given, the gold accuracy behind a flag).</param>
+public sealed record AuditEntry(long Id, DateTimeOffset At, string Actor, string Action, string Target, string? Detail);
 
 /// <summary>One query handed to one labeller; a judgment answers exactly one assignment.</summary>
 public sealed record Assignment(long Id, Query Query, long LabelerId, DateTimeOffset AssignedAt);

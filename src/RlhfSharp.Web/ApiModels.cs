@@ -10,9 +10,15 @@ namespace RlhfSharp.Web;
 public sealed record SignInRequest(string? Token);
 
 /// <summary>Who is signed in.</summary>
-public sealed record LabelerDto(long Id, string Name, string Role, bool Flagged)
+public sealed record LabelerDto(long Id, string Name, string Role, bool Flagged, bool Revoked = false)
 {
-    public static LabelerDto From(Labeler l) => new(l.Id, l.Name, l.Role == LabelerRole.Admin ? "admin" : "labeler", l.Flagged);
+    public static LabelerDto From(Labeler l) => new(l.Id, l.Name, l.Role == LabelerRole.Admin ? "admin" : "labeler", l.Flagged, l.Revoked);
+}
+
+/// <summary>GET /api/admin/audit: one admin action.</summary>
+public sealed record AuditDto(long Id, DateTimeOffset At, string Actor, string Action, string Target, string? Detail)
+{
+    public static AuditDto From(AuditEntry e) => new(e.Id, e.At, e.Actor, e.Action, e.Target, e.Detail);
 }
 
 /// <summary>An answer on the wire: kind is "preferred", "ranking", "tie" or "skip".</summary>
@@ -28,7 +34,7 @@ public sealed record AnswerDto(string? Kind, int? Preferred = null, IReadOnlyLis
         "tie" => new Answer(AnswerKind.Tie),
         "skip" => new Answer(AnswerKind.Skip, SkipReason: SkipReason),
         null => throw new FeedbackException("answer.kind is required: one of preferred, ranking, tie, skip."),
-        _ => throw new FeedbackException($"answer.kind must be one of preferred, ranking, tie, skip; got \"{Kind}\"."),
+        _ => throw new FeedbackException($"answer.kind must be one of preferred, ranking, tie, skip; got \"{FeedbackLimits.Excerpt(Kind)}\"."),
     };
 }
 
@@ -48,7 +54,7 @@ public sealed record AssignmentDto(long AssignmentId, QueryDto Query, DateTimeOf
         a.AssignedAt);
 }
 
-/// <summary>POST /api/judgments body. QueryId is optional; when given it must name a stored query.</summary>
+/// <summary>POST /api/judgments body. QueryId is optional; when given it must be the assignment's query (400 otherwise).</summary>
 public sealed record SubmitRequest(long? AssignmentId, long? QueryId, AnswerDto? Answer, long? TimeSpentMs);
 
 /// <summary>A stored judgment.</summary>

@@ -21,9 +21,11 @@ public interface IDashboardStatistics
 /// <param name="Queue">What is still to be answered.</param>
 /// <param name="Agreement">How often labellers on the same query agree.</param>
 /// <param name="Labelers">One row per labeller.</param>
+/// <param name="Warnings">What makes the estimated accuracies unreliable (no gold, labellers the data cannot identify).</param>
 public sealed record DashboardStats(
     string? Campaign, int Queries, int GoldQueries, int Judgments,
-    ThroughputStats Throughput, QueueStats Queue, AgreementStats Agreement, IReadOnlyList<LabelerStats> Labelers);
+    ThroughputStats Throughput, QueueStats Queue, AgreementStats Agreement, IReadOnlyList<LabelerStats> Labelers,
+    IReadOnlyList<string> Warnings);
 
 /// <param name="LastHour">Judgments created in the last 60 minutes.</param>
 /// <param name="Last24Hours">Judgments created in the last 24 hours.</param>
@@ -50,13 +52,15 @@ public sealed record LabelerPairAgreement(long LabelerA, long LabelerB, int Item
 /// <param name="GoldAnswered">Gold tasks answered (skips left out).</param>
 /// <param name="GoldAccuracy">Fraction of those matching the gold answer (<see cref="QualityControl.Matches"/>); null before any.</param>
 /// <param name="EstimatedAccuracy">
-/// Accuracy estimated without gold by Dawid–Skene over the non-gold queries: Σ_c P(true = c)·P(says c | true = c).
-/// Null for a labeller who shares no query with another (nothing to estimate it from).
+/// Accuracy estimated by Dawid–Skene over all answers, gold tasks clamped to their true labels:
+/// Σ_c P(true = c)·P(says c | true = c). Null where the data cannot identify it (<see cref="QualityControl.EstimateAccuracies"/>;
+/// the dashboard's warnings say why).
 /// </param>
 /// <param name="SuggestFlag">Gold accuracy is below the threshold with enough gold answers, and not yet flagged.</param>
+/// <param name="Revoked">The labeller's token and sessions were revoked.</param>
 public sealed record LabelerStats(
     long Id, string Name, string Role, bool Flagged, int Judgments, int Skips, int GoldAnswered, int GoldCorrect,
-    double? GoldAccuracy, double? EstimatedAccuracy, double? MedianSeconds, DateTimeOffset? LastJudgmentAt, bool SuggestFlag);
+    double? GoldAccuracy, double? EstimatedAccuracy, double? MedianSeconds, DateTimeOffset? LastJudgmentAt, bool SuggestFlag, bool Revoked = false);
 
 /// <summary>The labeller's own progress page.</summary>
 /// <param name="Judged">Judgments this labeller has made (in the campaign).</param>
@@ -103,7 +107,8 @@ public sealed class StoreDashboardStatistics : IDashboardStatistics
         }
 
         var regular = judgments.Where(j => byId.TryGetValue(j.QueryId, out var q) && !q.IsGold).ToList();
-        var estimated = EstimatedAccuracies(regular);
+        var estimates = QualityControl.EstimateAccuracies(queries, judgments, labelers.ToDictionary(l => l.Id, l => l.Name));
+        var estimated = estimates.Accuracy;
         var rows = labelers.Select(l =>
         {
             var mine = judgments.Where(j => j.LabelerId == l.Id).ToList();
@@ -113,33 +118,11 @@ public sealed class StoreDashboardStatistics : IDashboardStatistics
             var suggest = !l.Flagged && gold.Count >= options.MinGoldForFlag && accuracy < options.FlagAccuracyBelow;
             return new LabelerStats(l.Id, l.Name, l.Role == LabelerRole.Admin ? "admin" : "labeler", l.Flagged, mine.Count,
                 mine.Count(j => j.Answer.Kind == AnswerKind.Skip), gold.Count, correct, accuracy, estimated.TryGetValue(l.Id, out var est) ? est : null,
-                Median(mine.Select(j => j.TimeSpent.TotalSeconds)), mine.Count == 0 ? null : mine.Max(j => j.CreatedAt), suggest);
+                Median(mine.Select(j => j.TimeSpent.TotalSeconds)), mine.Count == 0 ? null : mine.Max(j => j.CreatedAt), suggest, l.Revoked);
         }).ToList();
 
         return new DashboardStats(options.Campaign, queries.Count, queries.Count(q => q.IsGold), judgments.Count, throughput,
-            new QueueStats(open, needed, options.Overlap), Agreement(regular), rows);
-    }
-
-    /// <summary>
-    /// Dawid–Skene accuracy per labeller, for labellers who share at least one answered query with another labeller
-    /// (alone on every query, a labeller's answers define the estimated truth and would look perfect).
-    /// </summary>
-    public static IReadOnlyDictionary<long, double> EstimatedAccuracies(IReadOnlyList<Judgment> regular)
-    {
-        var labelled = regular.Where(j => QualityControl.Category(j.Answer) is not null).ToList();
-        var shared = labelled.GroupBy(j => j.QueryId).Where(g => g.Select(j => j.LabelerId).Distinct().Count() >= 2)
-            .SelectMany(g => g.Select(j => j.LabelerId)).ToHashSet();
-        if (shared.Count == 0) return new Dictionary<long, double>();
-        var ds = QualityControl.DawidSkeneLabels(labelled);
-        var result = new Dictionary<long, double>();
-        foreach (var (labeler, confusion) in ds.Confusions)
-        {
-            if (!shared.Contains(labeler)) continue;
-            double accuracy = 0;
-            for (var c = 0; c < ds.Classes.Count; c++) accuracy += ds.Priors[c] * confusion[c, c];
-            result[labeler] = accuracy;
-        }
-        return result;
+            new QueueStats(open, needed, options.Overlap), Agreement(regular), rows, estimates.Warnings);
     }
 
     /// <summary>A labeller's own numbers.</summary>

@@ -22,7 +22,7 @@ internal static class JsonBody
         }
         catch (JsonException ex)
         {
-            var where = ex.Path is { Length: > 0 } p ? $" at {p}" : "";
+            var where = ex.Path is { Length: > 0 } p ? $" at {FeedbackLimits.Excerpt(p, 80)}" : "";
             throw new FeedbackException($"Request body is not valid JSON for {typeof(T).Name}{where} (line {ex.LineNumber + 1}, byte {ex.BytePositionInLine + 1}).", 400);
         }
         return value ?? throw new FeedbackException($"Request body must be a JSON object ({typeof(T).Name}); got null.", 400);

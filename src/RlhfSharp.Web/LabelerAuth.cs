@@ -1,5 +1,7 @@
 // Who is calling: a labeller token sent as "Authorization: Bearer ..." (scripts, load tests) or the HttpOnly session
-// cookie set at sign-in (the pages). Cookie-authenticated writes must also carry the X-Rlhf-Csrf header; see CheckForgery.
+// cookie set at sign-in (the pages). The cookie holds a random session id, never the token: the store keeps only the
+// id's SHA-256 and its expiry (LabelingAppOptions.SessionLifetime, fixed from sign-in), and sign-out deletes it.
+// Cookie-authenticated writes must also carry the X-Rlhf-Csrf header; see CheckForgery.
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
@@ -8,10 +10,10 @@ using RlhfSharp.Feedback;
 
 namespace RlhfSharp.Web;
 
-/// <summary>Resolves the calling labeller, caching token look-ups briefly so a busy labeller does not hit the store per request.</summary>
+/// <summary>Resolves the calling labeller, caching look-ups briefly so a busy labeller does not hit the store per request.</summary>
 internal sealed class LabelerAuth(IPreferenceStore store, TimeProvider clock)
 {
-    /// <summary>The session cookie: it holds the labeller's token, HttpOnly and SameSite=Strict.</summary>
+    /// <summary>The session cookie: it holds a session id, HttpOnly and SameSite=Strict.</summary>
     public const string CookieName = "rlhf_session";
 
     /// <summary>
@@ -21,19 +23,23 @@ internal sealed class LabelerAuth(IPreferenceStore store, TimeProvider clock)
     /// </summary>
     public const string CsrfHeader = "X-Rlhf-Csrf";
 
-    // Role and flag changes reach a cached labeller within this long; short enough for an admin, long enough for load.
+    // Role, flag and revocation changes made on another app instance reach a cached labeller within this long (this
+    // instance forgets at once); short enough for an admin, long enough for load.
     private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(5);
     private readonly ConcurrentDictionary<string, (Labeler Labeler, DateTimeOffset Until)> _cache = new();
 
     /// <summary>The caller, or a 401 naming what is missing. Writes made with the cookie are checked for forgery.</summary>
     public async Task<Labeler> RequireAsync(HttpContext ctx, bool write, CancellationToken ct)
     {
-        var (token, viaCookie) = ReadToken(ctx);
-        if (token is null)
+        var (secret, viaCookie) = ReadCredential(ctx);
+        if (secret is null)
             throw new FeedbackException("Sign in first: send your labeller token as \"Authorization: Bearer <token>\" or sign in on the start page.", 401);
         if (write && viaCookie)
             CheckForgery(ctx);
-        return await AuthenticateAsync(token, ct) ?? throw new FeedbackException("The labeller token is not known (it may have been mistyped or revoked).", 401);
+        if (viaCookie)
+            return await AuthenticateSessionAsync(secret, ct)
+                ?? throw new FeedbackException("Your session has ended (signed out, expired or revoked): sign in again on the start page.", 401);
+        return await AuthenticateAsync(secret, ct) ?? throw new FeedbackException("The labeller token is not known (it may have been mistyped or revoked).", 401);
     }
 
     /// <summary>The caller, who must have the admin role (403 otherwise).</summary>
@@ -45,13 +51,18 @@ internal sealed class LabelerAuth(IPreferenceStore store, TimeProvider clock)
         return labeler;
     }
 
-    public async Task<Labeler?> AuthenticateAsync(string token, CancellationToken ct)
+    public Task<Labeler?> AuthenticateAsync(string token, CancellationToken ct) =>
+        Cached("t:" + Hash(token), () => store.AuthenticateAsync(token, ct));
+
+    private Task<Labeler?> AuthenticateSessionAsync(string sessionId, CancellationToken ct) =>
+        Cached("s:" + Hash(sessionId), () => store.AuthenticateSessionAsync(sessionId, clock.GetUtcNow(), ct));
+
+    private async Task<Labeler?> Cached(string key, Func<Task<Labeler?>> lookUp)
     {
-        var key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
         var now = clock.GetUtcNow();
         if (_cache.TryGetValue(key, out var hit) && hit.Until > now)
             return hit.Labeler;
-        var labeler = await store.AuthenticateAsync(token, ct);
+        var labeler = await lookUp();
         if (labeler is null)
             _cache.TryRemove(key, out _);
         else
@@ -59,8 +70,15 @@ internal sealed class LabelerAuth(IPreferenceStore store, TimeProvider clock)
         return labeler;
     }
 
-    /// <summary>Forgets cached look-ups, so a flag or role change shows at once on this instance.</summary>
+    /// <summary>Forgets cached look-ups, so a flag, role change or revocation shows at once on this instance.</summary>
     public void Forget() => _cache.Clear();
+
+    /// <summary>Forgets one session at once (sign-out).</summary>
+    public void ForgetSession(string sessionId) => _cache.TryRemove("s:" + Hash(sessionId), out _);
+
+    /// <summary>The session id in the request's cookie, if any.</summary>
+    public static string? SessionId(HttpContext ctx) =>
+        ctx.Request.Cookies.TryGetValue(CookieName, out var cookie) && !string.IsNullOrEmpty(cookie) ? cookie : null;
 
     /// <summary>Refuses a cookie-carried write without the anti-forgery header or from another origin.</summary>
     public static void CheckForgery(HttpContext ctx)
@@ -72,11 +90,11 @@ internal sealed class LabelerAuth(IPreferenceStore store, TimeProvider clock)
         {
             var expected = $"{ctx.Request.Scheme}://{ctx.Request.Host}";
             if (!string.Equals(origin, expected, StringComparison.OrdinalIgnoreCase))
-                throw new FeedbackException($"Refused: request from origin {origin}, but this app is {expected}.", 403);
+                throw new FeedbackException($"Refused: request from origin {FeedbackLimits.Excerpt(origin, 100)}, but this app is {expected}.", 403);
         }
     }
 
-    private static (string? Token, bool ViaCookie) ReadToken(HttpContext ctx)
+    private static (string? Secret, bool ViaCookie) ReadCredential(HttpContext ctx)
     {
         var auth = ctx.Request.Headers.Authorization.ToString();
         if (auth.Length > 0)
@@ -86,6 +104,8 @@ internal sealed class LabelerAuth(IPreferenceStore store, TimeProvider clock)
                 throw new FeedbackException("The Authorization header must be \"Bearer <labeller token>\".", 401);
             return (auth[Bearer.Length..].Trim(), false);
         }
-        return ctx.Request.Cookies.TryGetValue(CookieName, out var cookie) && !string.IsNullOrEmpty(cookie) ? (cookie, true) : (null, false);
+        return SessionId(ctx) is string id ? (id, true) : (null, false);
     }
+
+    private static string Hash(string secret) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(secret)));
 }

@@ -54,7 +54,7 @@ public static class LabelingApp
             {
                 ctx.Response.Clear();
                 SetSecurityHeaders(ctx.Response);
-                await WriteJson(ctx, status, new ErrorDto(message));
+                await WriteJson(ctx, status, new ErrorDto(Bounded(message)));
             }
         });
 
@@ -109,32 +109,45 @@ public static class LabelingApp
 
         app.MapGet("/healthz", () => Results.Text("ok"));
 
-        // Sign-in: the token becomes an HttpOnly, SameSite=Strict cookie, so pages never hold it in script-reachable storage.
+        // Sign-in: the token buys a server-side session; the HttpOnly, SameSite=Strict cookie holds only the session's
+        // random id, so the permanent token never sits in a browser, and sign-out or revocation ends the session for good.
         app.MapPost("/api/session", async (HttpContext ctx, CancellationToken ct) =>
         {
             LabelerAuth.CheckForgery(ctx);
             var body = await JsonBody.ReadAsync<SignInRequest>(ctx, limit, ct);
             if (string.IsNullOrWhiteSpace(body.Token))
                 throw new FeedbackException("token is required: paste the labeller token you were given.", 400);
-            var labeler = await auth.AuthenticateAsync(body.Token.Trim(), ct)
+            var token = body.Token.Trim();
+            if (token.Length > FeedbackLimits.Token)
+                throw new FeedbackException($"token must be at most {FeedbackLimits.Token} characters; got {token.Length}.", 400);
+            var labeler = await auth.AuthenticateAsync(token, ct)
                 ?? throw new FeedbackException("The labeller token is not known (it may have been mistyped or revoked).", 401);
-            ctx.Response.Cookies.Append(LabelerAuth.CookieName, body.Token.Trim(), new CookieOptions
+            var sessionId = await store.CreateSessionAsync(labeler.Id, clock.GetUtcNow() + LabelingAppOptions.SessionLifetime, ct);
+            ctx.Response.Cookies.Append(LabelerAuth.CookieName, sessionId, new CookieOptions
             {
                 HttpOnly = true,
                 SameSite = SameSiteMode.Strict,
-                Secure = options.SecureCookies,
+                Secure = options.CookiesAreSecure,
                 Path = "/",
-                MaxAge = TimeSpan.FromHours(12),
+                MaxAge = LabelingAppOptions.SessionLifetime,
             });
             return Json(LabelerDto.From(labeler));
         });
 
-        app.MapDelete("/api/session", (HttpContext ctx) =>
+        // Sign-out deletes the session in the store (a copied cookie is then worthless) and expires the cookie.
+        async Task<IResult> SignOut(HttpContext ctx, CancellationToken ct)
         {
             LabelerAuth.CheckForgery(ctx);
-            ctx.Response.Cookies.Delete(LabelerAuth.CookieName, new CookieOptions { Path = "/" });
+            if (LabelerAuth.SessionId(ctx) is string sessionId)
+            {
+                await store.DeleteSessionAsync(sessionId, ct);
+                auth.ForgetSession(sessionId);
+            }
+            ctx.Response.Cookies.Delete(LabelerAuth.CookieName, new CookieOptions { Path = "/", Secure = options.CookiesAreSecure, HttpOnly = true, SameSite = SameSiteMode.Strict });
             return Results.NoContent();
-        });
+        }
+        app.MapDelete("/api/session", SignOut);
+        app.MapPost("/api/logout", SignOut);
 
         app.MapGet("/api/me", async (HttpContext ctx, CancellationToken ct) =>
             Json(LabelerDto.From(await auth.RequireAsync(ctx, write: false, ct))));
@@ -161,7 +174,8 @@ public static class LabelingApp
             var answer = body.Answer.ToAnswer();
             if (body.QueryId is long queryId && await store.GetQueryAsync(queryId, ct) is null)
                 throw new FeedbackException($"query {queryId} is not known.", 404);
-            var judgment = await store.SubmitAsync(assignmentId, me.Id, answer, TimeSpan.FromMilliseconds(timeSpentMs), ct);
+            // The store refuses (400, naming queryId) a queryId that is not the assignment's query.
+            var judgment = await store.SubmitAsync(assignmentId, me.Id, answer, TimeSpan.FromMilliseconds(timeSpentMs), body.QueryId, ct);
             return Json(JudgmentDto.From(judgment));
         });
 
@@ -181,7 +195,7 @@ public static class LabelingApp
 
         app.MapPost("/api/admin/labelers", async (HttpContext ctx, CancellationToken ct) =>
         {
-            await auth.RequireAdminAsync(ctx, write: true, ct);
+            var admin = await auth.RequireAdminAsync(ctx, write: true, ct);
             var body = await JsonBody.ReadAsync<AddLabelerRequest>(ctx, limit, ct);
             if (string.IsNullOrWhiteSpace(body.Name))
                 throw new FeedbackException("name is required for a new labeller.", 400);
@@ -189,30 +203,65 @@ public static class LabelingApp
             {
                 null or "" or "labeler" or "labeller" => LabelerRole.Labeler,
                 "admin" => LabelerRole.Admin,
-                _ => throw new FeedbackException($"role must be \"labeler\" or \"admin\"; got \"{body.Role}\".", 400),
+                _ => throw new FeedbackException($"role must be \"labeler\" or \"admin\"; got \"{FeedbackLimits.Excerpt(body.Role)}\".", 400),
             };
-            var (labeler, token) = await store.AddLabelerAsync(body.Name.Trim(), role, ct);
+            var (labeler, token) = await store.AddLabelerAsync(body.Name, role, ct);
+            await store.AppendAuditAsync(Actor(admin), "add-labeler", labeler.Display, role == LabelerRole.Admin ? "role admin" : "role labeler", ct);
             return Json(new AddLabelerResponse(LabelerDto.From(labeler), token), StatusCodes.Status201Created);
         });
 
         app.MapPost("/api/admin/labelers/{id}/flag", async (HttpContext ctx, string id, CancellationToken ct) =>
         {
-            await auth.RequireAdminAsync(ctx, write: true, ct);
-            if (!long.TryParse(id, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var labelerId))
-                throw new FeedbackException($"labeller id must be a whole number; got \"{id}\".", 400);
+            var admin = await auth.RequireAdminAsync(ctx, write: true, ct);
+            var target = await FindLabelerAsync(store, id, ct);
             var body = await JsonBody.ReadAsync<FlagRequest>(ctx, limit, ct);
             if (body.Flagged is not bool flagged)
                 throw new FeedbackException("flagged is required: true or false.", 400);
-            if ((await store.GetLabelersAsync(ct)).All(l => l.Id != labelerId))
-                throw new FeedbackException($"labeller {labelerId} is not known.", 404);
-            await store.SetFlaggedAsync(labelerId, flagged, ct);
+            await store.SetFlaggedAsync(target.Id, flagged, ct);
+            await store.AppendAuditAsync(Actor(admin), flagged ? "flag" : "unflag", target.Display, null, ct);
             auth.Forget();
             return Results.NoContent();
+        });
+
+        // Revocation: the labeller's token and every session fail with 401 from now on; their judgments stay.
+        app.MapPost("/api/admin/labelers/{id}/revoke", async (HttpContext ctx, string id, CancellationToken ct) =>
+        {
+            var admin = await auth.RequireAdminAsync(ctx, write: true, ct);
+            var target = await FindLabelerAsync(store, id, ct);
+            if (target.Id == admin.Id)
+                throw new FeedbackException("An admin cannot revoke their own access here (nobody might be left to undo it); use `rlhf label revoke NAME`.", 400);
+            await store.RevokeLabelerAsync(target.Id, ct);
+            await store.AppendAuditAsync(Actor(admin), "revoke", target.Display, null, ct);
+            auth.Forget();
+            return Results.NoContent();
+        });
+
+        app.MapGet("/api/admin/audit", async (HttpContext ctx, CancellationToken ct) =>
+        {
+            await auth.RequireAdminAsync(ctx, write: false, ct);
+            return Json((await store.GetAuditLogAsync(ct)).Select(AuditDto.From).ToList());
         });
 
         app.Map("/api/{**rest}", (HttpContext ctx) =>
             throw new FeedbackException($"No API endpoint {ctx.Request.Method} {ctx.Request.Path}.", 404));
     }
+
+    /// <summary>How an admin appears in the audit log.</summary>
+    private static string Actor(Labeler admin) => $"admin \"{admin.Name}\" (#{admin.Id})";
+
+    private static async Task<Labeler> FindLabelerAsync(IPreferenceStore store, string id, CancellationToken ct)
+    {
+        if (!long.TryParse(id, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var labelerId))
+            throw new FeedbackException($"labeller id must be a whole number; got \"{FeedbackLimits.Excerpt(id)}\".", 400);
+        return (await store.GetLabelersAsync(ct)).FirstOrDefault(l => l.Id == labelerId)
+            ?? throw new FeedbackException($"labeller {labelerId} is not known.", 404);
+    }
+
+    /// <summary>
+    /// The last guard on what a refusal says: messages quote caller input only as bounded excerpts, and this cuts
+    /// anything that still grew long, so a 400 never carries a request body back.
+    /// </summary>
+    internal static string Bounded(string message, int max = 500) => message.Length <= max ? message : message[..max] + "…";
 
     /// <summary>The status and message a refused request gets; null for an unexpected failure (a 500 from the host).</summary>
     private static (int, string)? ToRefusal(Exception ex, LabelingAppOptions options) => ex switch

@@ -10,7 +10,11 @@ namespace RlhfSharp.Web;
 /// <param name="MaxRequestBodyBytes">Largest request body accepted; a larger one is refused with 413 and a message.</param>
 /// <param name="FlagAccuracyBelow">The dashboard suggests flagging a labeller whose gold accuracy is under this.</param>
 /// <param name="MinGoldForFlag">Gold answers a labeller needs before their accuracy can suggest a flag.</param>
-/// <param name="SecureCookies">Mark the session cookie Secure (set when served behind HTTPS).</param>
+/// <param name="SecureCookies">
+/// Mark the session cookie Secure (browsers then send it only over HTTPS). Null, the default, means on unless
+/// <paramref name="Host"/> is a loopback address: bound beyond this machine the app should sit behind a TLS proxy;
+/// false turns it off for plain-HTTP use on a trusted LAN.
+/// </param>
 public sealed record LabelingAppOptions(
     string Host = "127.0.0.1",
     int Port = 5080,
@@ -20,8 +24,18 @@ public sealed record LabelingAppOptions(
     long MaxRequestBodyBytes = 64 * 1024,
     double FlagAccuracyBelow = 0.7,
     int MinGoldForFlag = 5,
-    bool SecureCookies = false)
+    bool? SecureCookies = null)
 {
+    /// <summary>How long a sign-in lasts: fixed from sign-in (not sliding), then the labeller pastes the token again.</summary>
+    public static readonly TimeSpan SessionLifetime = TimeSpan.FromHours(12);
+
+    /// <summary>Whether the session cookie carries the Secure flag (see <see cref="SecureCookies"/>).</summary>
+    public bool CookiesAreSecure => SecureCookies ?? !IsLoopback(Host);
+
+    /// <summary>127.0.0.0/8, ::1 or "localhost".</summary>
+    public static bool IsLoopback(string host) =>
+        string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase) || (System.Net.IPAddress.TryParse(host, out var ip) && System.Net.IPAddress.IsLoopback(ip));
+
     /// <summary>Throws with the offending field and value unless every setting is usable.</summary>
     public void Validate()
     {

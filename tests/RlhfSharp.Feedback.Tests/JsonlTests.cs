@@ -168,4 +168,23 @@ public sealed class JsonlTests : IAsyncLifetime
         Assert.Equal(Answer.Rank(2, 0, 1).Ranking, Jsonl.FromCategory("rank:2,0,1").Ranking);
         Assert.Equal(AnswerKind.Tie, Jsonl.FromCategory("tie").Kind);
     }
+
+    [Fact]
+    public async Task ADawidSkeneExportIsAnchoredByGoldEvenWhenGoldIsNotExported()
+    {
+        // Six gold tasks whose truth is A, and one contested query. l0 answers A everywhere; l1 and l2, a bloc, answer B
+        // everywhere. Unanchored, the bloc out-votes l0 on the contested query (B, 2 to 1); with gold clamped, their
+        // B is known to come whatever the truth, so it says nothing, and l0's A stands.
+        await _store.AddQueriesAsync([.. Enumerable.Range(0, 6).Select(i => new NewQuery(QueryKind.Text, $"gold {i}", [new("A"), new("B")], GoldAnswer: Answer.Prefer(0)))]);
+        await _store.AddQueriesAsync([new NewQuery(QueryKind.Text, "contested", [new("A"), new("B")])]);
+        for (int i = 0; i < 3; i++)
+        {
+            var l = (await _store.AddLabelerAsync($"l{i}", LabelerRole.Labeler)).Labeler;
+            while (await _store.NextAssignmentAsync(l.Id, overlap: 3, goldRate: 1) is { } a)
+                await _store.SubmitAsync(a.Id, l.Id, Answer.Prefer(i == 0 ? 0 : 1), TimeSpan.Zero);
+        }
+        Assert.Equal("B", (string)Assert.Single(await ExportAsync(new ExportOptions(Aggregation: ExportAggregation.Majority)))["chosen"]!);
+        var ds = Assert.Single(await ExportAsync(new ExportOptions(Aggregation: ExportAggregation.DawidSkene)));
+        Assert.Equal(("contested", "A"), ((string)ds["prompt"]!, (string)ds["chosen"]!));
+    }
 }

@@ -111,7 +111,7 @@ public abstract class PreferenceStoreContractTests : IAsyncLifetime
         await store.AddQueriesAsync([Pair("kept")]);
         await store.MigrateAsync();
         await store.MigrateAsync();
-        Assert.Equal([1, 2], await store.AppliedVersionsAsync());
+        Assert.Equal([1, 2, 3], await store.AppliedVersionsAsync());
         Assert.Equal("kept", Assert.Single(await store.GetQueriesAsync()).Prompt);
     }
 
@@ -136,10 +136,13 @@ public abstract class PreferenceStoreContractTests : IAsyncLifetime
                 SELECT a.id, a.query_id, a.labeler_id, '{"kind":"tie"}', 500, 1 FROM assignments a;
             """);
         await store.MigrateAsync();
-        Assert.Equal([1, 2], await store.AppliedVersionsAsync());
+        Assert.Equal([1, 2, 3], await store.AppliedVersionsAsync());
 
         Assert.True((await store.GetQueriesAsync()).Single(q => q.Prompt == "gold").IsGold);
         Assert.Equal(AnswerKind.Tie, Assert.Single(await store.GetJudgmentsAsync()).Answer.Kind);
+        // v3 leaves existing labellers as they were: not revoked, no sessions, an empty audit log.
+        Assert.False((await store.GetLabelersAsync()).Single(l => l.Name == "old").Revoked);
+        Assert.Empty(await store.GetAuditLogAsync());
         // The backfilled counters drive the queue: with overlap 1 the taken query is not handed out again,
         // and the gold task is not handed out as regular work.
         var (newcomer, _) = await store.AddLabelerAsync("new", LabelerRole.Labeler);
@@ -311,7 +314,7 @@ public abstract class PreferenceStoreContractTests : IAsyncLifetime
         Assert.Equal(120, judgments.Count);
         Assert.Equal(120, judgments.Select(j => (j.QueryId, j.LabelerId)).Distinct().Count());
         Assert.All(judgments.GroupBy(j => j.QueryId), g => Assert.Equal(3, g.Count()));
-        Assert.Equal([1, 2], await second.AppliedVersionsAsync());
+        Assert.Equal([1, 2, 3], await second.AppliedVersionsAsync());
     }
 
     [ServerFact]
@@ -369,6 +372,125 @@ public abstract class PreferenceStoreContractTests : IAsyncLifetime
         Assert.Equal(new CampaignStats(3, 1, 2, 1, 2, 1, 1, 2, 6.0), stats);
         Assert.Equal(3, (await store.GetStatsAsync(overlap: 2)).QueueDepth);
     }
+
+    // ---- labeller security (issue #17 part 3) ----
+
+    [ServerFact]
+    public async Task ARevokedLabellersTokenAndSessionsStopWorkingAndTheirOpenWorkIsHandedBack()
+    {
+        var store = await NewStoreAsync();
+        await store.AddQueriesAsync([Pair("only")]);
+        var (eve, token) = await store.AddLabelerAsync("eve", LabelerRole.Labeler);
+        var (bob, _) = await store.AddLabelerAsync("bob", LabelerRole.Labeler);
+        var session = await store.CreateSessionAsync(eve.Id, DateTimeOffset.UtcNow.AddHours(12));
+        Assert.Equal(eve.Id, (await store.AuthenticateSessionAsync(session, DateTimeOffset.UtcNow))!.Id);
+        Assert.NotNull(await store.NextAssignmentAsync(eve.Id));
+        Assert.Null(await store.NextAssignmentAsync(bob.Id)); // overlap 1: eve holds the only query
+
+        await store.RevokeLabelerAsync(eve.Id);
+        Assert.Null(await store.AuthenticateAsync(token));
+        Assert.Null(await store.AuthenticateSessionAsync(session, DateTimeOffset.UtcNow));
+        Assert.True((await store.GetLabelersAsync()).Single(l => l.Id == eve.Id).Revoked);
+        Assert.Equal(403, (await Assert.ThrowsAsync<FeedbackException>(() => store.NextAssignmentAsync(eve.Id))).Status);
+        Assert.Equal(401, (await Assert.ThrowsAsync<FeedbackException>(() => store.CreateSessionAsync(eve.Id, DateTimeOffset.UtcNow.AddHours(1)))).Status);
+        Assert.Equal("only", (await store.NextAssignmentAsync(bob.Id))!.Query.Prompt);
+        await store.RevokeLabelerAsync(eve.Id); // twice: no error
+        Assert.Equal(404, (await Assert.ThrowsAsync<FeedbackException>(() => store.RevokeLabelerAsync(eve.Id + 99))).Status);
+    }
+
+    [ServerFact]
+    public async Task ASessionIsStoredHashedExpiresAndEndsAtSignOut()
+    {
+        var store = await NewStoreAsync();
+        var (ann, token) = await store.AddLabelerAsync("ann", LabelerRole.Labeler);
+        var t0 = DateTimeOffset.UtcNow;
+        var session = await store.CreateSessionAsync(ann.Id, t0.AddHours(12));
+        Assert.NotEqual(token, session);
+        Assert.True(session.Length >= 40);
+        Assert.Null(await store.AuthenticateAsync(session)); // a session id is not a token
+        Assert.Null(await store.AuthenticateSessionAsync(token, t0)); // nor the other way round
+        Assert.Equal(0L, Convert.ToInt64(await store.ScalarRawAsync($"SELECT COUNT(*) FROM sessions WHERE id_hash = '{session}'")));
+        Assert.Equal(ann.Id, (await store.AuthenticateSessionAsync(session, t0.AddHours(11.9)))!.Id);
+        Assert.Null(await store.AuthenticateSessionAsync(session, t0.AddHours(12)));
+
+        var second = await store.CreateSessionAsync(ann.Id, t0.AddHours(12));
+        await store.DeleteSessionAsync(second);
+        Assert.Null(await store.AuthenticateSessionAsync(second, t0));
+        Assert.NotNull(await store.AuthenticateSessionAsync(session, t0)); // the other session is untouched
+        await store.DeleteSessionAsync("not-a-session");
+    }
+
+    [ServerFact]
+    public async Task AFlaggedLabellerGetsNoNewWorkAndTheirOpenAssignmentGoesToSomeoneElseUntilUnflagged()
+    {
+        var store = await NewStoreAsync();
+        await store.AddQueriesAsync([Pair("q1"), Pair("q2")]);
+        var (mal, _) = await store.AddLabelerAsync("mal", LabelerRole.Labeler);
+        var (bob, _) = await store.AddLabelerAsync("bob", LabelerRole.Labeler);
+        var held = await store.NextAssignmentAsync(mal.Id, overlap: 1);
+        Assert.Equal("q1", held!.Query.Prompt);
+
+        await store.SetFlaggedAsync(mal.Id, true);
+        var refused = await Assert.ThrowsAsync<FeedbackException>(() => store.NextAssignmentAsync(mal.Id, overlap: 1));
+        Assert.Equal(403, refused.Status);
+        Assert.Contains("flagged", refused.Message);
+        // The overlap slot mal held is free again: bob gets q1 first.
+        Assert.Equal("q1", (await store.NextAssignmentAsync(bob.Id, overlap: 1))!.Query.Prompt);
+        Assert.Equal(404, (await Assert.ThrowsAsync<FeedbackException>(() => store.SubmitAsync(held.Id, mal.Id, Answer.Tie(), TimeSpan.Zero))).Status);
+
+        await store.SetFlaggedAsync(mal.Id, false);
+        Assert.Equal("q2", (await store.NextAssignmentAsync(mal.Id, overlap: 1))!.Query.Prompt);
+    }
+
+    [ServerFact]
+    public async Task AJudgmentWhoseQueryIdIsNotTheAssignmentsIsRefusedNamingTheField()
+    {
+        var store = await NewStoreAsync();
+        var ids = await store.AddQueriesAsync([Pair("q1"), Pair("q2")]);
+        var (ann, _) = await store.AddLabelerAsync("ann", LabelerRole.Labeler);
+        var a = await store.NextAssignmentAsync(ann.Id);
+        var ex = await Assert.ThrowsAsync<FeedbackException>(() => store.SubmitAsync(a!.Id, ann.Id, Answer.Prefer(0), TimeSpan.Zero, queryId: ids[1]));
+        Assert.Equal(400, ex.Status);
+        Assert.Contains("queryId", ex.Message);
+        Assert.Empty(await store.GetJudgmentsAsync());
+        Assert.Equal(ids[0], (await store.SubmitAsync(a!.Id, ann.Id, Answer.Prefer(0), TimeSpan.Zero, queryId: ids[0])).QueryId);
+    }
+
+    [ServerFact]
+    public async Task NamesAndSkipReasonsHaveLengthLimitsNamedInTheRefusal()
+    {
+        var store = await NewStoreAsync();
+        var longName = await Assert.ThrowsAsync<FeedbackException>(() => store.AddLabelerAsync(new string('n', 10_000), LabelerRole.Labeler));
+        Assert.Contains("name", longName.Message);
+        Assert.Contains(FeedbackLimits.LabelerName.ToString(System.Globalization.CultureInfo.InvariantCulture), longName.Message);
+        Assert.True(longName.Message.Length < 200, longName.Message);
+        Assert.Contains("control", (await Assert.ThrowsAsync<FeedbackException>(() => store.AddLabelerAsync("a\u001b[2Jb", LabelerRole.Labeler))).Message);
+        var (ok, _) = await store.AddLabelerAsync("  " + new string('n', FeedbackLimits.LabelerName) + " ", LabelerRole.Labeler);
+        Assert.Equal(FeedbackLimits.LabelerName, ok.Name.Length);
+
+        await store.AddQueriesAsync([Pair("q")]);
+        var a = await store.NextAssignmentAsync(ok.Id);
+        var longReason = await Assert.ThrowsAsync<FeedbackException>(() => store.SubmitAsync(a!.Id, ok.Id, Answer.Skip(new string('r', 5_000)), TimeSpan.Zero));
+        Assert.Contains("skip_reason", longReason.Message);
+        Assert.Contains(FeedbackLimits.SkipReason.ToString(System.Globalization.CultureInfo.InvariantCulture), longReason.Message);
+        Assert.True(longReason.Message.Length < 200, longReason.Message);
+    }
+
+    [ServerFact]
+    public async Task TheAuditLogKeepsWhoDidWhatToWhomAndWhen()
+    {
+        var store = await NewStoreAsync();
+        var before = DateTimeOffset.UtcNow.AddSeconds(-1);
+        await store.AppendAuditAsync("cli:root", "revoke", "\"eve\" (#3)");
+        await store.AppendAuditAsync("admin \"ann\" (#1)", "flag", "\"mal\" (#2)", "gold 1/4");
+        var log = await store.GetAuditLogAsync();
+        Assert.Equal(["revoke", "flag"], log.Select(e => e.Action));
+        Assert.Equal("cli:root", log[0].Actor);
+        Assert.Equal("\"mal\" (#2)", log[1].Target);
+        Assert.Equal("gold 1/4", log[1].Detail);
+        Assert.Null(log[0].Detail);
+        Assert.All(log, e => Assert.InRange(e.At, before, DateTimeOffset.UtcNow.AddSeconds(1)));
+    }
 }
 
 public sealed class SqlitePreferenceStoreTests : PreferenceStoreContractTests
@@ -397,6 +519,17 @@ public sealed class SqlitePreferenceStoreTests : PreferenceStoreContractTests
     }
 
     [Fact]
+    public async Task DurableMeansSynchronousFullAndTheDefaultIsNormal()
+    {
+        var store = await NewStoreAsync();
+        Assert.Equal(1L, Convert.ToInt64(await store.ScalarRawAsync("PRAGMA synchronous"))); // NORMAL
+        await using var durable = new SqlitePreferenceStore(((SqlitePreferenceStore)store).Path, durable: true);
+        Assert.True(durable.Durable);
+        Assert.Equal(2L, Convert.ToInt64(await durable.ScalarRawAsync("PRAGMA synchronous"))); // FULL
+        Assert.Equal("wal", (string?)await durable.ScalarRawAsync("PRAGMA journal_mode"));
+    }
+
+    [Fact]
     public async Task AFileThatIsNotADatabaseIsNamedInTheError()
     {
         var path = _dir.File("junk.db");
@@ -411,8 +544,8 @@ public sealed class SqlitePreferenceStoreTests : PreferenceStoreContractTests
     {
         var path = _dir.File("race.db");
         var stores = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => SqlitePreferenceStore.OpenAsync(path))));
-        Assert.Equal([1, 2], await stores[0].AppliedVersionsAsync());
-        Assert.Equal(2L, Convert.ToInt64(await stores[3].ScalarRawAsync("SELECT COUNT(*) FROM schema_version")));
+        Assert.Equal([1, 2, 3], await stores[0].AppliedVersionsAsync());
+        Assert.Equal(3L, Convert.ToInt64(await stores[3].ScalarRawAsync("SELECT COUNT(*) FROM schema_version")));
         foreach (var s in stores) await s.DisposeAsync();
     }
 

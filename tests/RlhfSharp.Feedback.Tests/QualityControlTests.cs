@@ -148,4 +148,23 @@ public sealed class QualityControlTests
         var sw = new StringWriter();
         Assert.Equal(10, await Jsonl.ExportAsync(store, sw, new ExportOptions(ExcludeFlagged: true)));
     }
+
+    [Fact]
+    public void DawidSkeneKeepsGoldItemsAtTheirTrueLabelAndFitsConfusionsAgainstThem()
+    {
+        // Items 1..4 are gold with truth "a"; both labellers say "b" on all of them, and "b" on item 5 (not gold).
+        // Unanchored, EM takes "b" as the truth and rates both perfect. Clamped, gold items stay one-hot "a", each
+        // labeller's row for true "a" says "b" (accuracy ~0), and their "b" on item 5 then says nothing either way.
+        var labels = new List<(long, long, string)>();
+        foreach (long item in new long[] { 1, 2, 3, 4, 5 }) { labels.Add((item, 1, "b")); labels.Add((item, 2, "b")); }
+        var free = DawidSkene.Fit(labels);
+        Assert.Equal(["b"], free.Classes);
+        var gold = new Dictionary<long, string> { [1] = "a", [2] = "a", [3] = "a", [4] = "a", [99] = "a" };
+        var r = DawidSkene.Fit(labels, gold: gold);
+        Assert.Equal(["a", "b"], r.Classes);
+        foreach (long item in new long[] { 1, 2, 3, 4 }) Assert.Equal([1.0, 0.0], r.Posteriors[item]);
+        Assert.False(r.Posteriors.ContainsKey(99)); // gold nobody labelled takes no part
+        Assert.True(r.Confusions[1][0, 1] > 0.99, $"P(says b | a) = {r.Confusions[1][0, 1]}");
+        Assert.True(r.Priors[0] > 0.75, $"P(a) = {r.Priors[0]}");
+    }
 }

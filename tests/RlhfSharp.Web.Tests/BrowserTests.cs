@@ -199,9 +199,16 @@ public sealed class BrowserTests(ITestOutputHelper output)
             await Assertions.Expect(cyRow).ToContainTextAsync("low gold accuracy");
             await Assertions.Expect(page.Locator("#t-judgments")).ToHaveTextAsync("2");
             await ScreenshotAsync(page, "admin.png");
-            await cyRow.Locator("button").ClickAsync();
+            await cyRow.GetByRole(AriaRole.Button, new() { Name = "Flag", Exact = true }).ClickAsync();
             await Assertions.Expect(cyRow).ToContainTextAsync("flagged");
             Assert.True((await app.Store.GetLabelersAsync()).Single(l => l.Name == "cy").Flagged);
+            // Revoking asks first; accepted, the row says so and the audit log lists both actions by this admin.
+            page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
+            await cyRow.GetByRole(AriaRole.Button, new() { Name = "Revoke", Exact = true }).ClickAsync();
+            await Assertions.Expect(cyRow).ToContainTextAsync("revoked");
+            Assert.True((await app.Store.GetLabelersAsync()).Single(l => l.Name == "cy").Revoked);
+            await Assertions.Expect(page.Locator("#audit tbody")).ToContainTextAsync("revoke");
+            await Assertions.Expect(page.Locator("#audit tbody")).ToContainTextAsync("admin \"root\"");
         }
         finally
         {

@@ -1,6 +1,7 @@
 // The dashboard's numbers against hand-computed tables: Cohen's kappa, percent agreement, gold accuracy, queue depth,
 // throughput buckets and flag suggestions.
 using RlhfSharp.Feedback;
+using RlhfSharp.Feedback.Quality;
 
 namespace RlhfSharp.Web.Tests;
 
@@ -101,9 +102,68 @@ public sealed class DashboardStatisticsTests
             judgments.Add(J(id++, q + 1, 4, Answer.Prefer(flipped ? 1 - truth : truth)));
         }
         judgments.Add(J(id, 99, 5, Answer.Prefer(0))); // alone on its query: nothing to estimate from
-        var est = StoreDashboardStatistics.EstimatedAccuracies(judgments);
+        var est = QualityControl.EstimateAccuracies([], judgments).Accuracy;
         Assert.All(new long[] { 1, 2, 3 }, l => Assert.True(est[l] > 0.95, $"labeller {l}: {est[l]}"));
         Assert.InRange(est[4], 0.4, 0.6);
         Assert.False(est.ContainsKey(5));
+    }
+
+    [Fact]
+    public void Given_a_bloc_at_25_percent_on_gold_When_estimating_Then_Dawid_Skene_anchored_by_gold_agrees_with_gold()
+    {
+        // Issue #17: two labellers who share a bias out-voted a careful one, so the dashboard showed the bloc near 100%
+        // and the careful labeller near 25%, against their gold record. 20 gold and 20 regular queries, truth alternating
+        // 0,1. "ann" (1) always gives the truth; the bloc (2, 3) gives it on the first 5 of each 20 and the other side
+        // on the rest: gold accuracy 5/20 = 25% for each of them, 100% for ann. Anchored by gold, the estimate must say so.
+        var queries = Enumerable.Range(1, 40).Select(i => Q(i, i <= 20 ? Answer.Prefer(i % 2) : null)).ToList();
+        var judgments = new List<Judgment>();
+        long id = 1;
+        for (var q = 1; q <= 40; q++)
+        {
+            var truth = q % 2;
+            var blocRight = (q - 1) % 20 < 5;
+            judgments.Add(J(id++, q, 1, Answer.Prefer(truth)));
+            foreach (var bloc in new long[] { 2, 3 }) judgments.Add(J(id++, q, bloc, Answer.Prefer(blocRight ? truth : 1 - truth)));
+        }
+        var labelers = new[] { new Labeler(1, "ann", LabelerRole.Labeler, false, Now), new Labeler(2, "bo", LabelerRole.Labeler, false, Now), new Labeler(3, "cy", LabelerRole.Labeler, false, Now) };
+        var s = StoreDashboardStatistics.Compute(queries, judgments, labelers, new LabelingAppOptions(Overlap: 3), Now);
+        foreach (var row in s.Labelers)
+        {
+            Assert.NotNull(row.EstimatedAccuracy);
+            // Within 0.15, not exactly: a bloc below chance is informative by inversion to Dawid–Skene, so on the five
+            // regular queries where all three give the truth it doubts the truth a little (ann ≈ 0.91, bloc ≈ 0.16;
+            // unanchored it was bloc ≈ 1.0, ann ≈ 0.25).
+            Assert.True(Math.Abs(row.EstimatedAccuracy!.Value - row.GoldAccuracy!.Value) < 0.15, $"{row.Name}: gold {row.GoldAccuracy}, estimated {row.EstimatedAccuracy}");
+        }
+        Assert.Equal(0.25, s.Labelers.Single(r => r.Name == "bo").GoldAccuracy);
+        Assert.Empty(s.Warnings);
+    }
+
+    [Fact]
+    public void Given_data_that_cannot_identify_accuracies_When_estimating_Then_no_number_is_shown_and_a_warning_says_why()
+    {
+        var labelers = new[] { new Labeler(1, "ann", LabelerRole.Labeler, false, Now), new Labeler(2, "bo", LabelerRole.Labeler, false, Now), new Labeler(3, "cy", LabelerRole.Labeler, false, Now) };
+        var options = new LabelingAppOptions(Overlap: 3);
+        long id = 1;
+
+        // Two labellers, no gold, 12 shared queries: either could be the one who is right.
+        var pairQueries = Enumerable.Range(1, 12).Select(i => Q(i)).ToList();
+        var pair = pairQueries.SelectMany(q => new[] { J(id++, q.Id, 1, Answer.Prefer((int)q.Id % 2)), J(id++, q.Id, 2, Answer.Prefer(0)) }).ToList();
+        var s = StoreDashboardStatistics.Compute(pairQueries, pair, labelers, options, Now);
+        Assert.All(s.Labelers.Take(2), r => Assert.Null(r.EstimatedAccuracy));
+        Assert.Contains(s.Warnings, w => w.Contains("\"ann\"") && w.Contains("not identifiable") && w.Contains($"needs {QualityControl.MinTriangulatedItems}"));
+
+        // Three labellers who all always answer 0 on 10 queries: agreement is perfect and says nothing.
+        var same = pairQueries.Take(10).SelectMany(q => new long[] { 1, 2, 3 }.Select(l => J(id++, q.Id, l, Answer.Prefer(0)))).ToList();
+        s = StoreDashboardStatistics.Compute(pairQueries, same, labelers, options, Now);
+        Assert.All(s.Labelers, r => Assert.Null(r.EstimatedAccuracy));
+        Assert.Contains(s.Warnings, w => w.Contains("\"cy\"") && w.Contains("one same label"));
+
+        // Three labellers who disagree now and then on 10 queries: identified by agreement, but without gold that rests
+        // on agreement alone, which the dashboard says.
+        var mixed = pairQueries.Take(10).SelectMany(q => new long[] { 1, 2, 3 }.Select(l => J(id++, q.Id, l, Answer.Prefer(l == 3 && q.Id <= 2 ? 1 - (int)q.Id % 2 : (int)q.Id % 2)))).ToList();
+        s = StoreDashboardStatistics.Compute(pairQueries, mixed, labelers, options, Now);
+        Assert.All(s.Labelers, r => Assert.NotNull(r.EstimatedAccuracy));
+        Assert.StartsWith("No gold tasks", Assert.Single(s.Warnings));
     }
 }

@@ -1,6 +1,7 @@
 // A complete in-memory IPreferenceStore used only as a test double: it follows every rule the interface documents
 // (overlap, never twice to one labeller, open assignment returned again, gold rate, idempotent identical retry,
-// 4xx refusals), so the web app's tests check the app and not a stub.
+// 4xx refusals, flagged labellers refused work, sessions with expiry, revocation, the audit log), so the web app's
+// tests check the app and not a stub.
 using System.Security.Cryptography;
 using System.Text;
 using RlhfSharp.Feedback;
@@ -19,6 +20,8 @@ internal sealed class InMemoryPreferenceStore(int seed = 1) : IPreferenceStore
     private readonly List<Judgment> _judgments = [];
     private readonly Random _rng = new(seed);
     private long _nextAssignment = 1;
+    private readonly Dictionary<string, (long LabelerId, DateTimeOffset ExpiresAt)> _sessions = [];
+    private readonly List<AuditEntry> _audit = [];
 
     public Task MigrateAsync(CancellationToken ct = default) => Task.CompletedTask;
 
@@ -52,6 +55,7 @@ internal sealed class InMemoryPreferenceStore(int seed = 1) : IPreferenceStore
 
     public Task<(Labeler Labeler, string Token)> AddLabelerAsync(string name, LabelerRole role, CancellationToken ct = default)
     {
+        name = FeedbackLimits.CheckLabelerName(name);
         var token = Convert.ToHexString(RandomNumberGenerator.GetBytes(16)).ToLowerInvariant();
         lock (_lock)
         {
@@ -65,14 +69,72 @@ internal sealed class InMemoryPreferenceStore(int seed = 1) : IPreferenceStore
     {
         var h = Hash(token);
         lock (_lock)
-            return Task.FromResult(_labelers.FirstOrDefault(l => l.TokenHash == h)?.Labeler);
+            return Task.FromResult(_labelers.FirstOrDefault(l => l.TokenHash == h && !l.Labeler.Revoked)?.Labeler);
+    }
+
+    public Task<string> CreateSessionAsync(long labelerId, DateTimeOffset expiresAt, CancellationToken ct = default)
+    {
+        var id = Convert.ToHexString(RandomNumberGenerator.GetBytes(32)).ToLowerInvariant();
+        lock (_lock)
+        {
+            if (_labelers[RequireLabeler(labelerId)].Labeler.Revoked) throw new FeedbackException($"labeller {labelerId} was revoked.", 401);
+            _sessions[Hash(id)] = (labelerId, expiresAt);
+        }
+        return Task.FromResult(id);
+    }
+
+    public Task<Labeler?> AuthenticateSessionAsync(string sessionId, DateTimeOffset now, CancellationToken ct = default)
+    {
+        lock (_lock)
+        {
+            if (!_sessions.TryGetValue(Hash(sessionId), out var s) || s.ExpiresAt <= now) return Task.FromResult<Labeler?>(null);
+            var l = _labelers[RequireLabeler(s.LabelerId)].Labeler;
+            return Task.FromResult(l.Revoked ? null : l);
+        }
+    }
+
+    public Task DeleteSessionAsync(string sessionId, CancellationToken ct = default)
+    {
+        lock (_lock) _sessions.Remove(Hash(sessionId));
+        return Task.CompletedTask;
+    }
+
+    public Task RevokeLabelerAsync(long labelerId, CancellationToken ct = default)
+    {
+        lock (_lock)
+        {
+            var i = RequireLabeler(labelerId);
+            _labelers[i] = _labelers[i] with { Labeler = _labelers[i].Labeler with { Revoked = true } };
+            foreach (var key in _sessions.Where(kv => kv.Value.LabelerId == labelerId).Select(kv => kv.Key).ToList()) _sessions.Remove(key);
+            ReleaseOpen(labelerId);
+        }
+        return Task.CompletedTask;
+    }
+
+    public Task AppendAuditAsync(string actor, string action, string target, string? detail = null, CancellationToken ct = default)
+    {
+        lock (_lock) _audit.Add(new AuditEntry(_audit.Count + 1, DateTimeOffset.UtcNow, actor, action, target, detail));
+        return Task.CompletedTask;
+    }
+
+    public Task<IReadOnlyList<AuditEntry>> GetAuditLogAsync(CancellationToken ct = default)
+    {
+        lock (_lock) return Task.FromResult<IReadOnlyList<AuditEntry>>([.. _audit]);
+    }
+
+    private void ReleaseOpen(long labelerId)
+    {
+        foreach (var id in _assignments.Values.Where(a => a.LabelerId == labelerId && !_judgmentByAssignment.ContainsKey(a.Id)).Select(a => a.Id).ToList())
+            _assignments.Remove(id);
     }
 
     public Task<Assignment?> NextAssignmentAsync(long labelerId, string? campaign = null, int overlap = 1, double goldRate = 0, CancellationToken ct = default)
     {
         lock (_lock)
         {
-            RequireLabeler(labelerId);
+            var me = _labelers[RequireLabeler(labelerId)].Labeler;
+            if (me.Revoked || me.Flagged)
+                throw new FeedbackException($"labeller {labelerId} is {(me.Revoked ? "revoked" : "flagged")} and gets no new assignments.", 403);
             var mine = _assignments.Values.Where(a => a.LabelerId == labelerId).ToList();
             var open = mine.Where(a => !_judgmentByAssignment.ContainsKey(a.Id)).OrderBy(a => a.Id).FirstOrDefault();
             if (open is not null)
@@ -95,7 +157,7 @@ internal sealed class InMemoryPreferenceStore(int seed = 1) : IPreferenceStore
         }
     }
 
-    public Task<Judgment> SubmitAsync(long assignmentId, long labelerId, Answer answer, TimeSpan timeSpent, CancellationToken ct = default)
+    public Task<Judgment> SubmitAsync(long assignmentId, long labelerId, Answer answer, TimeSpan timeSpent, long? queryId = null, CancellationToken ct = default)
     {
         lock (_lock)
         {
@@ -103,6 +165,8 @@ internal sealed class InMemoryPreferenceStore(int seed = 1) : IPreferenceStore
                 throw new FeedbackException($"assignment {assignmentId} is not known.", 404);
             if (assignment.LabelerId != labelerId)
                 throw new FeedbackException($"assignment {assignmentId} belongs to another labeller.", 403);
+            if (queryId is long said && said != assignment.Query.Id)
+                throw new FeedbackException($"queryId {said} does not match assignment {assignmentId}, which is for query {assignment.Query.Id}.", 400);
             try
             {
                 answer.Validate(assignment.Query.Candidates.Count);
@@ -148,6 +212,7 @@ internal sealed class InMemoryPreferenceStore(int seed = 1) : IPreferenceStore
         {
             var i = RequireLabeler(labelerId);
             _labelers[i] = _labelers[i] with { Labeler = _labelers[i].Labeler with { Flagged = flagged } };
+            if (flagged) ReleaseOpen(labelerId);
             return Task.CompletedTask;
         }
     }

@@ -13,7 +13,7 @@ public abstract class LabelingApiTests
     /// <summary>A fresh, empty store for one test.</summary>
     private protected abstract IPreferenceStore CreateStore();
 
-    private Task<RunningApp> StartAsync(LabelingAppOptions? options = null) => RunningApp.StartAsync(CreateStore(), options);
+    private Task<RunningApp> StartAsync(LabelingAppOptions? options = null, TimeProvider? clock = null) => RunningApp.StartAsync(CreateStore(), options, clock);
 
     private static StringContent JsonContent(string json) => new(json, Encoding.UTF8, "application/json");
 
@@ -319,10 +319,190 @@ public abstract class LabelingApiTests
         Assert.Equal(HttpStatusCode.NotFound, unknownApi.StatusCode);
         Assert.Contains("/api/nothing-here", await ErrorOf(unknownApi));
     }
+
+    // ---- labeller security (issue #17 part 3) ----
+
+    /// <summary>Signs in through the page's endpoint; returns the Set-Cookie header and the "name=value" cookie to send back.</summary>
+    private static async Task<(string SetCookie, string Cookie)> SignInAsync(HttpClient c, string token)
+    {
+        var signIn = new HttpRequestMessage(HttpMethod.Post, "/api/session") { Content = JsonContent(JsonSerializer.Serialize(new { token })) };
+        signIn.Headers.Add("X-Rlhf-Csrf", "1");
+        var res = await c.SendAsync(signIn);
+        Assert.Equal(HttpStatusCode.OK, res.StatusCode);
+        var setCookie = Assert.Single(res.Headers.GetValues("Set-Cookie"));
+        return (setCookie, setCookie.Split(';')[0]);
+    }
+
+    private static HttpRequestMessage WithCookie(HttpMethod method, string path, string cookie, HttpContent? content = null)
+    {
+        var r = new HttpRequestMessage(method, path) { Content = content };
+        r.Headers.Add("Cookie", cookie);
+        r.Headers.Add("X-Rlhf-Csrf", "1");
+        return r;
+    }
+
+    [Fact]
+    public async Task Given_a_sign_in_When_reading_the_cookie_Then_it_holds_a_session_id_not_the_token_and_sign_out_ends_the_session_for_good()
+    {
+        await using var app = await StartAsync();
+        var token = await app.AddLabelerAsync("ada");
+        using var c = app.Client();
+        var (setCookie, cookie) = await SignInAsync(c, token);
+        // Issue #17: the cookie held the raw permanent token.
+        Assert.DoesNotContain(token, setCookie);
+        Assert.DoesNotContain("secure", setCookie, StringComparison.OrdinalIgnoreCase); // loopback: off by default
+        Assert.Contains("max-age=43200", setCookie, StringComparison.OrdinalIgnoreCase); // 12 h
+        Assert.Equal(HttpStatusCode.OK, (await c.SendAsync(WithCookie(HttpMethod.Get, "/api/me", cookie))).StatusCode);
+
+        var signOut = await c.SendAsync(WithCookie(HttpMethod.Post, "/api/logout", cookie));
+        Assert.Equal(HttpStatusCode.NoContent, signOut.StatusCode);
+        // A copy of the cookie kept from before sign-out is worthless now.
+        var replay = await c.SendAsync(WithCookie(HttpMethod.Get, "/api/me", cookie));
+        Assert.Equal(HttpStatusCode.Unauthorized, replay.StatusCode);
+        Assert.Contains("session has ended", await ErrorOf(replay));
+        using var bearer = app.Client(token);
+        Assert.Equal(HttpStatusCode.OK, (await bearer.GetAsync("/api/me")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Given_a_session_When_12_hours_pass_Then_it_has_expired()
+    {
+        var clock = new ManualClock(DateTimeOffset.UtcNow);
+        await using var app = await StartAsync(clock: clock);
+        var token = await app.AddLabelerAsync("ada");
+        using var c = app.Client();
+        var (_, cookie) = await SignInAsync(c, token);
+        clock.Advance(TimeSpan.FromHours(11.9));
+        Assert.Equal(HttpStatusCode.OK, (await c.SendAsync(WithCookie(HttpMethod.Get, "/api/me", cookie))).StatusCode);
+        clock.Advance(TimeSpan.FromHours(0.2));
+        Assert.Equal(HttpStatusCode.Unauthorized, (await c.SendAsync(WithCookie(HttpMethod.Get, "/api/me", cookie))).StatusCode);
+    }
+
+    [Fact]
+    public async Task Given_secure_cookies_on_When_signing_in_Then_the_cookie_carries_the_Secure_flag()
+    {
+        await using var app = await StartAsync(new LabelingAppOptions(SecureCookies: true));
+        var token = await app.AddLabelerAsync("ada");
+        using var c = app.Client();
+        var (setCookie, _) = await SignInAsync(c, token);
+        Assert.Contains("secure", setCookie.Split(';').Select(p => p.Trim().ToLowerInvariant()));
+    }
+
+    [Fact]
+    public async Task Given_an_admin_When_revoking_a_labeller_Then_their_token_and_session_fail_with_401_and_the_audit_log_says_who_did_it()
+    {
+        await using var app = await StartAsync();
+        await app.AddPairsAsync(2);
+        var adaToken = await app.AddLabelerAsync("ada");
+        using var ada = app.Client(adaToken);
+        using var admin = app.Client(await app.AddLabelerAsync("root", LabelerRole.Admin));
+        using var browser = app.Client();
+        var (_, cookie) = await SignInAsync(browser, adaToken);
+        await NextAsync(ada);
+        var adaId = (await app.Store.GetLabelersAsync()).Single(l => l.Name == "ada").Id;
+        var rootId = (await app.Store.GetLabelersAsync()).Single(l => l.Name == "root").Id;
+
+        Assert.Equal(HttpStatusCode.Forbidden, (await ada.PostAsync($"/api/admin/labelers/{adaId}/revoke", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await admin.PostAsync($"/api/admin/labelers/{rootId}/revoke", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await admin.PostAsync("/api/admin/labelers/777/revoke", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.PostAsync($"/api/admin/labelers/{adaId}/revoke", null)).StatusCode);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await ada.PostAsync("/api/assignments/next", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await browser.SendAsync(WithCookie(HttpMethod.Get, "/api/me", cookie))).StatusCode);
+        var relogin = new HttpRequestMessage(HttpMethod.Post, "/api/session") { Content = JsonContent(JsonSerializer.Serialize(new { token = adaToken })) };
+        relogin.Headers.Add("X-Rlhf-Csrf", "1");
+        Assert.Equal(HttpStatusCode.Unauthorized, (await browser.SendAsync(relogin)).StatusCode);
+        var stats = await Body(await admin.GetAsync("/api/admin/stats"));
+        Assert.True(stats.GetProperty("labelers").EnumerateArray().Single(l => l.GetProperty("name").GetString() == "ada").GetProperty("revoked").GetBoolean());
+
+        var audit = (await Body(await admin.GetAsync("/api/admin/audit"))).EnumerateArray().ToList();
+        var entry = Assert.Single(audit, e => e.GetProperty("action").GetString() == "revoke");
+        Assert.Equal($"admin \"root\" (#{rootId})", entry.GetProperty("actor").GetString());
+        Assert.Equal($"\"ada\" (#{adaId})", entry.GetProperty("target").GetString());
+        Assert.Equal(HttpStatusCode.Forbidden, (await app.Client(await app.AddLabelerAsync("bo")).GetAsync("/api/admin/audit")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Given_a_flagged_labeller_When_asking_for_work_Then_refused_until_an_admin_unflags_them_and_their_slot_goes_to_another()
+    {
+        await using var app = await StartAsync(new LabelingAppOptions(Overlap: 1));
+        await app.AddPairsAsync(2);
+        using var mal = app.Client(await app.AddLabelerAsync("mal"));
+        using var bob = app.Client(await app.AddLabelerAsync("bob"));
+        using var admin = app.Client(await app.AddLabelerAsync("root", LabelerRole.Admin));
+        var (_, heldQuery) = await NextAsync(mal);
+        var malId = (await app.Store.GetLabelersAsync()).Single(l => l.Name == "mal").Id;
+
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.PostAsJsonAsync($"/api/admin/labelers/{malId}/flag", new { flagged = true })).StatusCode);
+        // Issue #17: a flagged labeller still got new assignments, using up overlap slots whose answers export then drops.
+        var refused = await mal.PostAsync("/api/assignments/next", null);
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        Assert.Contains("flagged", await ErrorOf(refused));
+        Assert.Equal(heldQuery, (await NextAsync(bob)).QueryId);
+
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.PostAsJsonAsync($"/api/admin/labelers/{malId}/flag", new { flagged = false })).StatusCode);
+        Assert.NotEqual(heldQuery, (await NextAsync(mal)).QueryId);
+        var actions = (await app.Store.GetAuditLogAsync()).Select(e => e.Action).ToList();
+        Assert.Equal(["flag", "unflag"], actions);
+    }
+
+    [Fact]
+    public async Task Given_a_judgment_whose_queryId_is_not_its_assignments_When_submitting_Then_400_naming_queryId_and_nothing_stored()
+    {
+        await using var app = await StartAsync();
+        var ids = await app.AddPairsAsync(2);
+        using var c = app.Client(await app.AddLabelerAsync("ada"));
+        var (assignment, query) = await NextAsync(c);
+        var other = ids.Single(i => i != query);
+        var res = await SubmitAsync(c, assignment, new { kind = "preferred", preferred = 0 }, other);
+        Assert.Equal(HttpStatusCode.BadRequest, res.StatusCode);
+        var error = await ErrorOf(res);
+        Assert.Contains("queryId", error);
+        Assert.Contains(other.ToString(System.Globalization.CultureInfo.InvariantCulture), error);
+        Assert.Empty(await app.Store.GetJudgmentsAsync());
+    }
+
+    [Fact]
+    public async Task Given_oversized_fields_When_posting_Then_400_names_the_field_and_the_limit_and_never_echoes_the_input()
+    {
+        await using var app = await StartAsync();
+        await app.AddPairsAsync(1);
+        using var admin = app.Client(await app.AddLabelerAsync("root", LabelerRole.Admin));
+        using var c = app.Client(await app.AddLabelerAsync("ada"));
+        var (assignment, _) = await NextAsync(c);
+
+        async Task<string> Refused(HttpResponseMessage res, params string[] mentions)
+        {
+            var raw = await res.Content.ReadAsStringAsync();
+            Assert.Equal(HttpStatusCode.BadRequest, res.StatusCode);
+            Assert.True(raw.Length < 600, $"{raw.Length} characters came back: {raw[..Math.Min(200, raw.Length)]}");
+            foreach (var m in mentions) Assert.Contains(m, raw);
+            return raw;
+        }
+
+        await Refused(await admin.PostAsJsonAsync("/api/admin/labelers", new { name = new string('n', 10_000) }), "name", "64");
+        await Refused(await admin.PostAsJsonAsync("/api/admin/labelers", new { name = "x", role = new string('r', 20_000) }), "role");
+        await Refused(await SubmitAsync(c, assignment, new { kind = "skip", skipReason = new string('s', 5_000) }), "skip_reason", "500");
+        // Issue #17: a bad ranking came back whole in the 400.
+        await Refused(await SubmitAsync(c, assignment, new { kind = "ranking", ranking = Enumerable.Range(0, 5_000).ToArray() }), "ranking", "5000 entries");
+        await Refused(await SubmitAsync(c, assignment, new { kind = new string('k', 20_000) }), "answer.kind");
+        Assert.Equal(2, (await app.Store.GetLabelersAsync()).Count);
+        Assert.Empty(await app.Store.GetJudgmentsAsync());
+    }
 }
 
 /// <summary>The API tests against the in-memory test double.</summary>
 public sealed class InMemoryLabelingApiTests : LabelingApiTests
 {
     private protected override IPreferenceStore CreateStore() => new InMemoryPreferenceStore();
+}
+
+/// <summary>A clock the test moves by hand (sessions expire on it).</summary>
+internal sealed class ManualClock(DateTimeOffset start) : TimeProvider
+{
+    private DateTimeOffset _now = start;
+
+    public override DateTimeOffset GetUtcNow() => _now;
+
+    public void Advance(TimeSpan by) => _now += by;
 }

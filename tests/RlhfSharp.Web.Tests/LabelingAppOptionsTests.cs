@@ -30,4 +30,16 @@ public sealed class LabelingAppOptionsTests
         var ex = Assert.Throws<ArgumentException>(() => LabelingApp.Build(store, new LabelingAppOptions(Host: "example.org", Port: 0)));
         Assert.Contains("example.org", ex.Message);
     }
+
+    [Theory]
+    [InlineData("127.0.0.1", null, false)]
+    [InlineData("127.0.0.2", null, false)]
+    [InlineData("::1", null, false)]
+    [InlineData("localhost", null, false)]
+    [InlineData("0.0.0.0", null, true)]
+    [InlineData("192.168.1.20", null, true)]
+    [InlineData("0.0.0.0", false, false)]
+    [InlineData("127.0.0.1", true, true)]
+    public void Given_a_host_and_the_secure_cookies_switch_When_resolving_Then_cookies_are_secure_unless_on_loopback_or_turned_off(string host, bool? secure, bool expected) =>
+        Assert.Equal(expected, new LabelingAppOptions(Host: host, SecureCookies: secure).CookiesAreSecure);
 }

@@ -1,5 +1,6 @@
-// `rlhf label ...`: human feedback from the terminal — labelling (keys 1/2/t/s), labellers, JSONL import and export,
-// the oracle and AI-judge labellers, and the quality report. `rlhf label serve` (the web app) is added beside these.
+// `rlhf label ...`: human feedback from the terminal — labelling (keys 1/2/t/s), labellers (add, flag, unflag, revoke,
+// with every such admin action in the audit log), JSONL import and export, the oracle and AI-judge labellers, and the
+// quality report. `rlhf label serve` (the web app) is added beside these.
 using System.CommandLine;
 using System.Globalization;
 using RlhfSharp.Feedback;
@@ -20,18 +21,23 @@ internal static class LabelCommand
     {
         public Option<FileInfo?> Db { get; } = new("--db") { Description = "The SQLite preference store (created if missing)." };
         public Option<string?> Pg { get; } = new("--pg") { Description = "A PostgreSQL connection string (Npgsql form), instead of --db." };
+        public Option<bool> Durable { get; } = new("--durable")
+        {
+            Description = "SQLite: fsync every commit (synchronous=FULL), so an acknowledged judgment survives power loss, not only a crash of this process (PostgreSQL is durable already).",
+        };
 
         public void AddTo(Command command)
         {
             command.Options.Add(Db);
             command.Options.Add(Pg);
+            command.Options.Add(Durable);
         }
 
         public async Task<SqlPreferenceStore> OpenAsync(ParseResult p)
         {
             var (db, pg) = (p.GetValue(Db), p.GetValue(Pg));
             if ((db is null) == (pg is null)) throw new ArgumentException("give the store as exactly one of --db FILE or --pg CONNECTION-STRING.");
-            SqlPreferenceStore store = db is not null ? new SqlitePreferenceStore(db.FullName) : new PostgresPreferenceStore(pg!);
+            SqlPreferenceStore store = db is not null ? new SqlitePreferenceStore(db.FullName, durable: p.GetValue(Durable)) : new PostgresPreferenceStore(pg!);
             try
             {
                 await store.MigrateAsync();
@@ -49,6 +55,13 @@ internal static class LabelCommand
     {
         var command = new Command("label", "Human feedback: label in the terminal, manage labellers, import queries, export comparisons.");
         command.Subcommands.Add(AddLabeler());
+        command.Subcommands.Add(SetAccess("revoke", "Revoke a labeller: their token and every session stop working at once (401); their judgments stay.",
+            (store, l) => store.RevokeLabelerAsync(l.Id), "their token and sessions no longer work"));
+        command.Subcommands.Add(SetAccess("flag", "Flag a labeller: no new assignments (their open ones are handed back) until unflagged.",
+            (store, l) => store.SetFlaggedAsync(l.Id, true), "no new assignments until unflagged"));
+        command.Subcommands.Add(SetAccess("unflag", "Unflag a labeller: they get assignments again.",
+            (store, l) => store.SetFlaggedAsync(l.Id, false), "assignments resume"));
+        command.Subcommands.Add(Audit());
         command.Subcommands.Add(Import());
         command.Subcommands.Add(Export());
         command.Subcommands.Add(Terminal());
@@ -75,8 +88,65 @@ internal static class LabelCommand
         {
             await using var store = await db.OpenAsync(p);
             var (labeler, token) = await store.AddLabelerAsync(p.GetValue(name)!, p.GetValue(admin) ? LabelerRole.Admin : LabelerRole.Labeler);
+            await store.AppendAuditAsync(CliActor, "add-labeler", labeler.Display, p.GetValue(admin) ? "role admin" : "role labeler");
             Console.WriteLine($"labeller {labeler.Id} \"{labeler.Name}\" ({labeler.Role.ToString().ToLowerInvariant()}); token (shown once):");
             Console.WriteLine(token);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>Who the audit log names for an action taken at this terminal.</summary>
+    private static string CliActor => $"cli:{Environment.UserName}";
+
+    /// <summary>The labeller called NAME, or #ID; a name several labellers share must be given as #ID.</summary>
+    private static async Task<Labeler> FindLabelerAsync(IPreferenceStore store, string nameOrId)
+    {
+        var all = await store.GetLabelersAsync();
+        var named = all.Where(l => l.Name == nameOrId).ToList();
+        if (named.Count == 1) return named[0];
+        if (named.Count > 1)
+            throw new FeedbackException($"{named.Count} labellers are named \"{nameOrId}\" (ids {string.Join(", ", named.Select(l => "#" + l.Id.ToString(CultureInfo.InvariantCulture)))}): give one as #ID.");
+        if (nameOrId.StartsWith('#') && long.TryParse(nameOrId.AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out var id) && all.FirstOrDefault(l => l.Id == id) is { } byId)
+            return byId;
+        throw new FeedbackException($"no labeller is named \"{FeedbackLimits.Excerpt(nameOrId)}\" in this store (`rlhf label audit` and `rlhf label report` list them).", 404);
+    }
+
+    /// <summary>`label revoke|flag|unflag NAME`: changes one labeller's access and writes the change to the audit log.</summary>
+    private static Command SetAccess(string action, string description, Func<IPreferenceStore, Labeler, Task> apply, string effect)
+    {
+        var db = new StoreOptions();
+        var who = new Argument<string>("name") { Description = "The labeller's name, or #ID when several share it." };
+        var cmd = new Command(action, description);
+        cmd.Arguments.Add(who);
+        db.AddTo(cmd);
+        cmd.SetAction(p => Run(async () =>
+        {
+            await using var store = await db.OpenAsync(p);
+            var labeler = await FindLabelerAsync(store, p.GetValue(who)!);
+            await apply(store, labeler);
+            await store.AppendAuditAsync(CliActor, action, labeler.Display);
+            Console.WriteLine($"{action}: labeller {labeler.Id} \"{FeedbackLimits.Excerpt(labeler.Name, FeedbackLimits.LabelerName)}\": {effect}.");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Audit()
+    {
+        var db = new StoreOptions();
+        var cmd = new Command("audit", "Print the audit log of admin actions (add-labeler, flag, unflag, revoke): when (UTC), who, what, to whom.");
+        db.AddTo(cmd);
+        cmd.SetAction(p => Run(async () =>
+        {
+            await using var store = await db.OpenAsync(p);
+            var log = await store.GetAuditLogAsync();
+            // Tab-separated, one action a line, control characters escaped: fit for grep and cut, safe for a terminal.
+            Console.WriteLine("when\twho\taction\tlabeller\tdetail");
+            foreach (var e in log)
+                Console.WriteLine(string.Join('\t', e.At.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
+                    FeedbackLimits.Excerpt(e.Actor, 200), e.Action, FeedbackLimits.Excerpt(e.Target, 200), FeedbackLimits.Excerpt(e.Detail, 200)));
+            Console.Error.WriteLine($"{log.Count} audited actions");
             return 0;
         }));
         return cmd;
@@ -293,7 +363,7 @@ internal static class LabelCommand
         cmd.SetAction(p => Run(async () =>
         {
             await using var store = await db.OpenAsync(p);
-            if (p.GetValue(flagBelow) is double threshold) await QualityControl.FlagAsync(store, threshold, p.GetValue(minGold), p.GetValue(campaign));
+            if (p.GetValue(flagBelow) is double threshold) await QualityControl.FlagAsync(store, threshold, p.GetValue(minGold), p.GetValue(campaign), actor: CliActor);
             var report = await QualityControl.ReportAsync(store, p.GetValue(campaign));
             var names = (await store.GetLabelersAsync()).ToDictionary(l => l.Id);
             string F(double x) => double.IsNaN(x) ? "–" : x.ToString("0.000", CultureInfo.InvariantCulture);

@@ -1,6 +1,7 @@
 // The AI judge (RLAIF, Bai et al. 2022; Lee et al. 2023): an LLM behind any OpenAI-compatible chat-completions
 // endpoint picks the better response. It is asked in both orders and the two verdicts are averaged, which
-// cancels position bias; an answer it cannot parse becomes a skip with the reason; calls time out and retry.
+// cancels position bias; an answer it cannot parse becomes a skip with the reason, and so does a query too long for the
+// judge's context (a 400 with code context_length_exceeded, as OpenAI, vLLM and `rlhf serve` send); calls time out and retry.
 using System.ClientModel;
 using System.ClientModel.Primitives;
 using System.Text;
@@ -81,8 +82,18 @@ public sealed partial class AiJudge : ILabeler
         int k = query.Candidates.Count;
         var forward = Enumerable.Range(0, k).ToArray();
         var backward = forward.Reverse().ToArray();
-        var (first, firstRaw) = await VerdictAsync(query, forward, ct);
-        var (second, secondRaw) = await VerdictAsync(query, backward, ct);
+        int? first, second;
+        string firstRaw, secondRaw;
+        try
+        {
+            (first, firstRaw) = await VerdictAsync(query, forward, ct);
+            (second, secondRaw) = await VerdictAsync(query, backward, ct);
+        }
+        catch (ContextTooSmallException ex)
+        {
+            // This query does not fit the judge; others may. The server's words say by how much.
+            return Answer.Skip($"the judge's context is too small for this query: {Clip(ex.Message)}");
+        }
         if (first is null) return Answer.Skip($"judge answer not understood: \"{Clip(firstRaw)}\"");
         if (second is null) return Answer.Skip($"judge answer not understood: \"{Clip(secondRaw)}\"");
         if (k == 2)
@@ -147,12 +158,37 @@ public sealed partial class AiJudge : ILabeler
             {
                 last = ex;
             }
+            catch (ClientResultException ex) when (ex.Status == 400 && ServerError(ex) is { Code: "context_length_exceeded" } error)
+            {
+                throw new ContextTooSmallException(error.Message);
+            }
             catch (ClientResultException ex)
             {
                 throw new FeedbackException($"AI judge at {_options.BaseUrl} refused the request (HTTP {ex.Status}): {ex.Message}", 502);
             }
         }
         throw new FeedbackException($"AI judge at {_options.BaseUrl} failed after {_options.MaxRetries + 1} attempts: {last?.Message}", 503);
+    }
+
+    private sealed class ContextTooSmallException(string message) : Exception(message);
+
+    /// <summary>The OpenAI-style {"error":{"message","code"}} of a refused request, or null when the body has none.</summary>
+    private static (string Message, string? Code)? ServerError(ClientResultException ex)
+    {
+        try
+        {
+            var body = ex.GetRawResponse()?.Content?.ToString();
+            if (string.IsNullOrEmpty(body)) return null;
+            using var doc = System.Text.Json.JsonDocument.Parse(body);
+            if (!doc.RootElement.TryGetProperty("error", out var e) || e.ValueKind != System.Text.Json.JsonValueKind.Object) return null;
+            string message = e.TryGetProperty("message", out var m) && m.ValueKind == System.Text.Json.JsonValueKind.String ? m.GetString()! : ex.Message;
+            string? code = e.TryGetProperty("code", out var c) && c.ValueKind == System.Text.Json.JsonValueKind.String ? c.GetString() : null;
+            return (message, code);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
     }
 
     private static string Clip(string s) => s.Length <= 200 ? s : s[..200] + "…";

@@ -26,7 +26,7 @@ public static class LabelingSession
         {
             var clock = Stopwatch.StartNew();
             if (await answer(a.Query, ct) is not { } given) break;
-            await store.SubmitAsync(a.Id, labelerId, given, clock.Elapsed, ct);
+            await store.SubmitAsync(a.Id, labelerId, given, clock.Elapsed, ct: ct);
             done++;
         }
         return done;

@@ -11,6 +11,12 @@ public sealed record GoldAccuracy(long LabelerId, int Judged, int Correct)
 /// <summary>Cohen's κ between two labellers on the queries both answered.</summary>
 public sealed record PairAgreement(long LabelerA, long LabelerB, int SharedItems, double Kappa);
 
+/// <summary>
+/// Dawid–Skene accuracy per labeller, Σ_c P(true = c)·P(says c | true = c), for the labellers the data identifies (see
+/// <see cref="QualityControl.EstimateAccuracies"/>), and one warning per thing that makes an estimate unreliable.
+/// </summary>
+public sealed record AccuracyEstimates(IReadOnlyDictionary<long, double> Accuracy, IReadOnlyList<string> Warnings);
+
 /// <summary>A campaign's quality at a glance (the admin page shows it).</summary>
 /// <param name="Gold">Per labeller accuracy on gold tasks.</param>
 /// <param name="Pairs">κ for every labeller pair sharing at least one query.</param>
@@ -77,9 +83,71 @@ public static class QualityControl
             return counts.Count == 0 || (counts.Count > 1 && counts[0].N == counts[1].N) ? null : counts[0].Key;
         });
 
-    /// <summary>Dawid–Skene over the judgments' nominal labels (skips left out).</summary>
-    public static DawidSkeneResult DawidSkeneLabels(IEnumerable<Judgment> judgments, int maxIterations = 100) =>
-        DawidSkene.Fit([.. judgments.Select(j => (j.QueryId, j.LabelerId, Label: Category(j.Answer))).Where(t => t.Label is not null).Select(t => (t.QueryId, t.LabelerId, t.Label!))], maxIterations);
+    /// <summary>Dawid–Skene over the judgments' nominal labels (skips left out); <paramref name="gold"/> (query → true label) clamps gold items.</summary>
+    public static DawidSkeneResult DawidSkeneLabels(IEnumerable<Judgment> judgments, int maxIterations = 100, IReadOnlyDictionary<long, string>? gold = null) =>
+        DawidSkene.Fit([.. judgments.Select(j => (j.QueryId, j.LabelerId, Label: Category(j.Answer))).Where(t => t.Label is not null).Select(t => (t.QueryId, t.LabelerId, t.Label!))],
+            maxIterations, gold: gold);
+
+    /// <summary>Gold answers a labeller needs before gold alone identifies their Dawid–Skene accuracy.</summary>
+    public const int MinGoldAnchors = 5;
+
+    /// <summary>Non-gold items a labeller must share with two or more others before agreement alone identifies their accuracy.</summary>
+    public const int MinTriangulatedItems = 8;
+
+    /// <summary>
+    /// Dawid–Skene accuracies anchored by gold: every non-skip judgment takes part, gold tasks with their true label
+    /// clamped. The rule for when the data identifies labeller j's accuracy (otherwise it is left out, with a warning):
+    /// (a) anchored: j gave at least <see cref="MinGoldAnchors"/> non-skip gold answers; or
+    /// (b) triangulated: at least <see cref="MinTriangulatedItems"/> non-gold items that two or more other labellers also
+    ///     answered (two labellers alone cannot say which of them is right; three views of an item are what identify a
+    ///     latent-class model), and those items do not all carry one same label (when everyone always gives one answer,
+    ///     nothing shows how a labeller answers the other class, and everyone looks perfect).
+    /// A campaign with no gold answers at all also gets a warning: agreement alone makes a bloc that shares a bias look
+    /// accurate. <paramref name="names"/> (optional) names labellers in the warnings.
+    /// </summary>
+    public static AccuracyEstimates EstimateAccuracies(IReadOnlyList<Query> queries, IReadOnlyList<Judgment> judgments,
+        IReadOnlyDictionary<long, string>? names = null)
+    {
+        var goldLabels = queries.Where(q => q.IsGold && Category(q.GoldAnswer!) is not null).ToDictionary(q => q.Id, q => Category(q.GoldAnswer!)!);
+        // One label per (labeller, query): the first, should a store hold two.
+        var labelled = judgments.OrderBy(j => j.Id).Where(j => Category(j.Answer) is not null)
+            .GroupBy(j => (j.LabelerId, j.QueryId)).Select(g => g.First()).ToList();
+        var warnings = new List<string>();
+        var accuracy = new Dictionary<long, double>();
+        if (labelled.Count == 0) return new AccuracyEstimates(accuracy, warnings);
+
+        var regularByItem = labelled.Where(j => !goldLabels.ContainsKey(j.QueryId)).GroupBy(j => j.QueryId)
+            .ToDictionary(g => g.Key, g => g.Select(j => (j.LabelerId, Label: Category(j.Answer)!)).ToList());
+        string Name(long id) => names is not null && names.TryGetValue(id, out var n) ? $"labeller \"{n}\" (#{id})" : $"labeller #{id}";
+        var identified = new HashSet<long>();
+        foreach (var labeler in labelled.Select(j => j.LabelerId).Distinct().Order())
+        {
+            int goldAnswers = labelled.Count(j => j.LabelerId == labeler && goldLabels.ContainsKey(j.QueryId));
+            var triangulated = regularByItem.Values.Where(ls => ls.Any(l => l.LabelerId == labeler) && ls.Count(l => l.LabelerId != labeler) >= 2).ToList();
+            bool oneLabel = triangulated.SelectMany(ls => ls.Select(l => l.Label)).Distinct().Count() < 2;
+            if (goldAnswers >= MinGoldAnchors || (triangulated.Count >= MinTriangulatedItems && !oneLabel))
+            {
+                identified.Add(labeler);
+                continue;
+            }
+            warnings.Add(triangulated.Count >= MinTriangulatedItems
+                ? $"{Name(labeler)}: accuracy not identifiable: {goldAnswers} gold answers (needs {MinGoldAnchors}), and all {triangulated.Count} items shared with two or more others carry one same label, so agreement cannot measure accuracy."
+                : $"{Name(labeler)}: accuracy not identifiable: {goldAnswers} gold answers (needs {MinGoldAnchors}) and {triangulated.Count} items shared with two or more others (needs {MinTriangulatedItems}).");
+        }
+        if (identified.Count > 0 && goldLabels.Count == 0)
+            warnings.Insert(0, "No gold tasks: Dawid–Skene accuracies rest on agreement alone, so labellers who share a bias look accurate; mix gold tasks in (--gold-rate).");
+        if (identified.Count == 0) return new AccuracyEstimates(accuracy, warnings);
+
+        var ds = DawidSkeneLabels(labelled, gold: goldLabels);
+        foreach (var (labeler, confusion) in ds.Confusions)
+        {
+            if (!identified.Contains(labeler)) continue;
+            double a = 0;
+            for (var c = 0; c < ds.Classes.Count; c++) a += ds.Priors[c] * confusion[c, c];
+            accuracy[labeler] = a;
+        }
+        return new AccuracyEstimates(accuracy, warnings);
+    }
 
     public static async Task<QualityReport> ReportAsync(IPreferenceStore store, string? campaign = null, CancellationToken ct = default)
     {
@@ -92,19 +160,26 @@ public static class QualityControl
 
     /// <summary>
     /// Flags every labeller whose gold accuracy is under <paramref name="minAccuracy"/> after at least
-    /// <paramref name="minGold"/> gold judgments (and unflags those now above it). Returns the flagged ids.
+    /// <paramref name="minGold"/> gold judgments (and unflags those now above it). Each change is written to the audit
+    /// log under <paramref name="actor"/>. Returns the ids flagged now.
     /// </summary>
-    public static async Task<IReadOnlyList<long>> FlagAsync(IPreferenceStore store, double minAccuracy, int minGold = 5, string? campaign = null, CancellationToken ct = default)
+    public static async Task<IReadOnlyList<long>> FlagAsync(IPreferenceStore store, double minAccuracy, int minGold = 5, string? campaign = null,
+        string actor = "quality-control", CancellationToken ct = default)
     {
         if (!(minAccuracy >= 0 && minAccuracy <= 1)) throw new FeedbackException($"minimum accuracy must lie in [0, 1]; got {minAccuracy}.");
         var queries = await store.GetQueriesAsync(campaign, ct);
         var judgments = await store.GetJudgmentsAsync(campaign, ct);
+        var labelers = (await store.GetLabelersAsync(ct)).ToDictionary(l => l.Id);
         var flagged = new List<long>();
         foreach (var a in GoldAccuracies(queries, judgments).Where(a => a.Judged >= minGold))
         {
             bool flag = a.Accuracy < minAccuracy;
-            await store.SetFlaggedAsync(a.LabelerId, flag, ct);
             if (flag) flagged.Add(a.LabelerId);
+            var who = labelers[a.LabelerId];
+            if (who.Flagged == flag) continue;
+            await store.SetFlaggedAsync(a.LabelerId, flag, ct);
+            await store.AppendAuditAsync(actor, flag ? "flag" : "unflag", who.Display,
+                $"gold accuracy {a.Correct}/{a.Judged} against threshold {minAccuracy.ToString(System.Globalization.CultureInfo.InvariantCulture)}", ct);
         }
         return flagged;
     }

@@ -62,6 +62,16 @@ public abstract class SqlPreferenceStore : IPreferenceStore
             CREATE INDEX ix_assignments_labeler ON assignments (labeler_id);
             CREATE INDEX ix_judgments_query ON judgments (query_id);
             """),
+        // v3: labeller security. A session id (hashed) stands in for the token in the cookie; revoked_at ends a token
+        // and its sessions; the audit log keeps every admin action.
+        (3, "sessions, labeller revocation, audit log", $"""
+            ALTER TABLE labelers ADD COLUMN revoked_at BIGINT NULL;
+            CREATE TABLE sessions (id_hash TEXT NOT NULL PRIMARY KEY, labeler_id BIGINT NOT NULL REFERENCES labelers(id),
+                created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);
+            CREATE INDEX ix_sessions_labeler ON sessions (labeler_id);
+            CREATE TABLE audit_log (id {IdColumn}, at BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+                target TEXT NOT NULL, detail TEXT NULL);
+            """),
     ];
 
     public Task MigrateAsync(CancellationToken ct = default) => MigrateAsync(int.MaxValue, ct);
@@ -173,9 +183,9 @@ public abstract class SqlPreferenceStore : IPreferenceStore
 
     public async Task<(Labeler Labeler, string Token)> AddLabelerAsync(string name, LabelerRole role, CancellationToken ct = default)
     {
-        if (string.IsNullOrWhiteSpace(name)) throw new FeedbackException($"labeller name must not be empty; got \"{name}\".");
+        name = FeedbackLimits.CheckLabelerName(name);
         // 32 random bytes: guessing is hopeless, and only the SHA-256 is kept, so a leaked database leaks no token.
-        string token = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        string token = NewSecret();
         long now = Now();
         await using var connection = await OpenAsync(ct);
         await using var tx = await BeginWriteAsync(connection, ct);
@@ -190,7 +200,7 @@ public abstract class SqlPreferenceStore : IPreferenceStore
     {
         if (string.IsNullOrEmpty(token)) return null;
         await using var connection = await OpenAsync(ct);
-        await using var cmd = Command(connection, null, $"SELECT {LabelerColumns} FROM labelers WHERE token_hash = @h", ("@h", HashToken(token)));
+        await using var cmd = Command(connection, null, $"SELECT {LabelerColumns} FROM labelers WHERE token_hash = @h AND revoked_at IS NULL", ("@h", HashToken(token)));
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         return await reader.ReadAsync(ct) ? ReadLabeler(reader) : null;
     }
@@ -209,9 +219,85 @@ public abstract class SqlPreferenceStore : IPreferenceStore
     {
         await using var connection = await OpenAsync(ct);
         await using var tx = await BeginWriteAsync(connection, ct);
-        await using var cmd = Command(connection, tx, "UPDATE labelers SET flagged = @f WHERE id = @id", ("@f", flagged ? 1 : 0), ("@id", labelerId));
-        if (await cmd.ExecuteNonQueryAsync(ct) == 0) throw new FeedbackException($"labeller {labelerId} does not exist.", 404);
+        // The labeller's row lock orders this against a NextAssignmentAsync of the same labeller on another instance.
+        if (await ScalarAsync(connection, tx, "SELECT id FROM labelers WHERE id = @l" + RowLockClause, ct, ("@l", labelerId)) is null)
+            throw new FeedbackException($"labeller {labelerId} does not exist.", 404);
+        await ExecuteAsync(connection, tx, "UPDATE labelers SET flagged = @f WHERE id = @id", ct, ("@f", flagged ? 1 : 0), ("@id", labelerId));
+        if (flagged) await ReleaseOpenAssignmentsAsync(connection, tx, "a.labeler_id = @l", ct, ("@l", labelerId));
         await tx.CommitAsync(ct);
+    }
+
+    public async Task RevokeLabelerAsync(long labelerId, CancellationToken ct = default)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var tx = await BeginWriteAsync(connection, ct);
+        if (await ScalarAsync(connection, tx, "SELECT id FROM labelers WHERE id = @l" + RowLockClause, ct, ("@l", labelerId)) is null)
+            throw new FeedbackException($"labeller {labelerId} does not exist.", 404);
+        await ExecuteAsync(connection, tx, "UPDATE labelers SET revoked_at = @t WHERE id = @l AND revoked_at IS NULL", ct, ("@t", Now()), ("@l", labelerId));
+        await ExecuteAsync(connection, tx, "DELETE FROM sessions WHERE labeler_id = @l", ct, ("@l", labelerId));
+        await ReleaseOpenAssignmentsAsync(connection, tx, "a.labeler_id = @l", ct, ("@l", labelerId));
+        await tx.CommitAsync(ct);
+    }
+
+    public async Task<string> CreateSessionAsync(long labelerId, DateTimeOffset expiresAt, CancellationToken ct = default)
+    {
+        // Same strength as a token: 32 random bytes, and only the hash is kept, so a leaked database opens no session.
+        string id = NewSecret();
+        await using var connection = await OpenAsync(ct);
+        await using var tx = await BeginWriteAsync(connection, ct);
+        if (await ScalarAsync(connection, tx, "SELECT id FROM labelers WHERE id = @l AND revoked_at IS NULL", ct, ("@l", labelerId)) is null)
+            throw new FeedbackException($"labeller {labelerId} does not exist or was revoked.", 401);
+        long now = Now();
+        await ExecuteAsync(connection, tx, "DELETE FROM sessions WHERE expires_at <= @t", ct, ("@t", now));
+        await ExecuteAsync(connection, tx, "INSERT INTO sessions (id_hash, labeler_id, created_at, expires_at) VALUES (@h, @l, @c, @e)", ct,
+            ("@h", HashToken(id)), ("@l", labelerId), ("@c", now), ("@e", expiresAt.ToUnixTimeMilliseconds()));
+        await tx.CommitAsync(ct);
+        return id;
+    }
+
+    public async Task<Labeler?> AuthenticateSessionAsync(string sessionId, DateTimeOffset now, CancellationToken ct = default)
+    {
+        if (string.IsNullOrEmpty(sessionId)) return null;
+        await using var connection = await OpenAsync(ct);
+        await using var cmd = Command(connection, null, $"""
+            SELECT {PrefixedLabelerColumns} FROM sessions s JOIN labelers l ON l.id = s.labeler_id
+            WHERE s.id_hash = @h AND s.expires_at > @now AND l.revoked_at IS NULL
+            """, ("@h", HashToken(sessionId)), ("@now", now.ToUnixTimeMilliseconds()));
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? ReadLabeler(reader) : null;
+    }
+
+    public async Task DeleteSessionAsync(string sessionId, CancellationToken ct = default)
+    {
+        if (string.IsNullOrEmpty(sessionId)) return;
+        await using var connection = await OpenAsync(ct);
+        await using var tx = await BeginWriteAsync(connection, ct);
+        await ExecuteAsync(connection, tx, "DELETE FROM sessions WHERE id_hash = @h", ct, ("@h", HashToken(sessionId)));
+        await tx.CommitAsync(ct);
+    }
+
+    public async Task AppendAuditAsync(string actor, string action, string target, string? detail = null, CancellationToken ct = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(actor);
+        ArgumentException.ThrowIfNullOrWhiteSpace(action);
+        ArgumentNullException.ThrowIfNull(target);
+        await using var connection = await OpenAsync(ct);
+        await using var tx = await BeginWriteAsync(connection, ct);
+        await ExecuteAsync(connection, tx, "INSERT INTO audit_log (at, actor, action, target, detail) VALUES (@t, @a, @x, @g, @d)", ct,
+            ("@t", Now()), ("@a", actor), ("@x", action), ("@g", target), ("@d", detail));
+        await tx.CommitAsync(ct);
+    }
+
+    public async Task<IReadOnlyList<AuditEntry>> GetAuditLogAsync(CancellationToken ct = default)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var cmd = Command(connection, null, "SELECT id, at, actor, action, target, detail FROM audit_log ORDER BY id");
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        var list = new List<AuditEntry>();
+        while (await reader.ReadAsync(ct))
+            list.Add(new AuditEntry(Convert.ToInt64(reader.GetValue(0)), FromMillis(Convert.ToInt64(reader.GetValue(1))), reader.GetString(2),
+                reader.GetString(3), reader.GetString(4), reader.IsDBNull(5) ? null : reader.GetString(5)));
+        return list;
     }
 
     /// <inheritdoc />
@@ -231,8 +317,17 @@ public abstract class SqlPreferenceStore : IPreferenceStore
         await using var connection = await OpenAsync(ct);
         await using var tx = await BeginWriteAsync(connection, ct);
         // Lock the labeller's row: two requests from one labeller then queue, and cannot open two assignments.
-        if (await ScalarAsync(connection, tx, "SELECT id FROM labelers WHERE id = @l" + RowLockClause, ct, ("@l", labelerId)) is null)
-            throw new FeedbackException($"labeller {labelerId} does not exist.", 404);
+        bool flagged, revoked;
+        await using (var who = Command(connection, tx, "SELECT flagged, revoked_at FROM labelers WHERE id = @l" + RowLockClause, ("@l", labelerId)))
+        await using (var reader = await who.ExecuteReaderAsync(ct))
+        {
+            if (!await reader.ReadAsync(ct)) throw new FeedbackException($"labeller {labelerId} does not exist.", 404);
+            flagged = Convert.ToInt64(reader.GetValue(0)) != 0;
+            revoked = !reader.IsDBNull(1);
+        }
+        // A flagged labeller's answers are dropped at export; handing them work would only use up overlap slots.
+        if (revoked) throw new FeedbackException($"labeller {labelerId} was revoked and gets no assignments.", 403);
+        if (flagged) throw new FeedbackException($"labeller {labelerId} is flagged by quality control and gets no new assignments until an admin unflags them.", 403);
 
         string campaignFilter = campaign is null ? "" : " AND q.campaign = @c";
         var args = new List<(string, object?)> { ("@l", labelerId), ("@o", overlap) };
@@ -286,38 +381,48 @@ public abstract class SqlPreferenceStore : IPreferenceStore
         long cutoff = Now() - (long)olderThan.TotalMilliseconds;
         await using var connection = await OpenAsync(ct);
         await using var tx = await BeginWriteAsync(connection, ct);
-        var stale = new List<(long Id, long QueryId)>();
-        await using (var cmd = Command(connection, tx, """
+        int released = await ReleaseOpenAssignmentsAsync(connection, tx, "a.assigned_at < @cut", ct, ("@cut", cutoff));
+        await tx.CommitAsync(ct);
+        return released;
+    }
+
+    /// <summary>Deletes the unanswered assignments matching <paramref name="where"/> (over alias a) and gives their queries the slots back.</summary>
+    private async Task<int> ReleaseOpenAssignmentsAsync(DbConnection connection, DbTransaction tx, string where, CancellationToken ct, params (string, object?)[] args)
+    {
+        var open = new List<(long Id, long QueryId)>();
+        await using (var cmd = Command(connection, tx, $"""
             SELECT a.id, a.query_id FROM assignments a
-            WHERE a.assigned_at < @cut AND NOT EXISTS (SELECT 1 FROM judgments j WHERE j.assignment_id = a.id) ORDER BY a.id
-            """ + RowLockClause, ("@cut", cutoff)))
+            WHERE {where} AND NOT EXISTS (SELECT 1 FROM judgments j WHERE j.assignment_id = a.id) ORDER BY a.id
+            """ + RowLockClause, args))
         await using (var reader = await cmd.ExecuteReaderAsync(ct))
-            while (await reader.ReadAsync(ct)) stale.Add((Convert.ToInt64(reader.GetValue(0)), Convert.ToInt64(reader.GetValue(1))));
-        foreach (var (id, queryId) in stale)
+            while (await reader.ReadAsync(ct)) open.Add((Convert.ToInt64(reader.GetValue(0)), Convert.ToInt64(reader.GetValue(1))));
+        foreach (var (id, queryId) in open)
         {
             await ExecuteAsync(connection, tx, "DELETE FROM assignments WHERE id = @a", ct, ("@a", id));
             await ExecuteAsync(connection, tx, "UPDATE queries SET assigned_count = assigned_count - 1 WHERE id = @q", ct, ("@q", queryId));
         }
-        await tx.CommitAsync(ct);
-        return stale.Count;
+        return open.Count;
     }
 
-    public async Task<Judgment> SubmitAsync(long assignmentId, long labelerId, Answer answer, TimeSpan timeSpent, CancellationToken ct = default)
+    public async Task<Judgment> SubmitAsync(long assignmentId, long labelerId, Answer answer, TimeSpan timeSpent, long? queryId = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(answer);
         if (timeSpent < TimeSpan.Zero) throw new FeedbackException($"time spent must not be negative; got {timeSpent}.");
         await using var connection = await OpenAsync(ct);
         await using var tx = await BeginWriteAsync(connection, ct);
-        long owner, queryId;
+        long owner, assignedQuery;
         await using (var cmd = Command(connection, tx, "SELECT labeler_id, query_id FROM assignments WHERE id = @a" + RowLockClause, ("@a", assignmentId)))
         await using (var reader = await cmd.ExecuteReaderAsync(ct))
         {
             if (!await reader.ReadAsync(ct)) throw new FeedbackException($"assignment {assignmentId} does not exist.", 404);
             owner = Convert.ToInt64(reader.GetValue(0));
-            queryId = Convert.ToInt64(reader.GetValue(1));
+            assignedQuery = Convert.ToInt64(reader.GetValue(1));
         }
         if (owner != labelerId) throw new FeedbackException($"assignment {assignmentId} belongs to another labeller, not to labeller {labelerId}.", 403);
-        var query = await LoadQueryAsync(connection, tx, queryId, ct) ?? throw new FeedbackException($"query {queryId} does not exist.", 404);
+        // The page says which query it answered: a mismatch means it shows something else than it was handed.
+        if (queryId is long said && said != assignedQuery)
+            throw new FeedbackException($"queryId {said} does not match assignment {assignmentId}, which is for query {assignedQuery}.");
+        var query = await LoadQueryAsync(connection, tx, assignedQuery, ct) ?? throw new FeedbackException($"query {assignedQuery} does not exist.", 404);
         try { answer.Validate(query.Candidates.Count); }
         catch (ArgumentException ex) { throw new FeedbackException($"assignment {assignmentId}: {ex.Message}"); }
 
@@ -333,9 +438,9 @@ public abstract class SqlPreferenceStore : IPreferenceStore
         var id = Convert.ToInt64(await ScalarAsync(connection, tx, """
             INSERT INTO judgments (assignment_id, query_id, labeler_id, answer, time_spent_ms, created_at)
             VALUES (@a, @q, @l, @ans, @ms, @t) RETURNING id
-            """, ct, ("@a", assignmentId), ("@q", queryId), ("@l", labelerId), ("@ans", FeedbackJson.Write(answer)), ("@ms", ms), ("@t", now)));
+            """, ct, ("@a", assignmentId), ("@q", assignedQuery), ("@l", labelerId), ("@ans", FeedbackJson.Write(answer)), ("@ms", ms), ("@t", now)));
         await tx.CommitAsync(ct);
-        return new Judgment(id, queryId, labelerId, answer, TimeSpan.FromMilliseconds(ms), FromMillis(now));
+        return new Judgment(id, assignedQuery, labelerId, answer, TimeSpan.FromMilliseconds(ms), FromMillis(now));
     }
 
     public async Task<IReadOnlyList<Judgment>> GetJudgmentsAsync(string? campaign = null, CancellationToken ct = default)
@@ -355,7 +460,8 @@ public abstract class SqlPreferenceStore : IPreferenceStore
     // ---- reading rows ----
 
     private const string QueryColumns = "id, kind, prompt, candidates, campaign, gold_answer, created_at";
-    private const string LabelerColumns = "id, name, role, flagged, created_at";
+    private const string LabelerColumns = "id, name, role, flagged, created_at, revoked_at";
+    private const string PrefixedLabelerColumns = "l.id, l.name, l.role, l.flagged, l.created_at, l.revoked_at";
 
     private static Query ReadQuery(DbDataReader r) => new(
         Convert.ToInt64(r.GetValue(0)), ParseKind(r.GetString(1)), r.GetString(2), FeedbackJson.ReadCandidates(r.GetString(3)),
@@ -363,7 +469,7 @@ public abstract class SqlPreferenceStore : IPreferenceStore
 
     private static Labeler ReadLabeler(DbDataReader r) => new(
         Convert.ToInt64(r.GetValue(0)), r.GetString(1), ParseRole(r.GetString(2)), Convert.ToInt64(r.GetValue(3)) != 0,
-        FromMillis(Convert.ToInt64(r.GetValue(4))));
+        FromMillis(Convert.ToInt64(r.GetValue(4))), Revoked: !r.IsDBNull(5));
 
     private static async Task<Query?> LoadQueryAsync(DbConnection connection, DbTransaction? tx, long id, CancellationToken ct)
     {
@@ -431,6 +537,9 @@ public abstract class SqlPreferenceStore : IPreferenceStore
         var value = await cmd.ExecuteScalarAsync(ct);
         return value is DBNull ? null : value;
     }
+
+    /// <summary>32 random bytes as URL-safe base64 (43 characters): a labeller token or a session id.</summary>
+    private static string NewSecret() => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
     internal static string HashToken(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
 

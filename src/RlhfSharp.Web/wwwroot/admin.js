@@ -1,4 +1,5 @@
-// Admin dashboard: renders /api/admin/stats, flags and unflags labellers, adds labellers. Refreshes every 10 s.
+// Admin dashboard: renders /api/admin/stats, flags, unflags and revokes labellers, adds labellers, shows the audit log.
+// Refreshes every 10 s.
 "use strict";
 const $ = id => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
@@ -48,21 +49,41 @@ async function load() {
   $("t-median").textContent = fmt(s.throughput.medianSecondsPerJudgment, 1);
   chart(s.throughput.perHour);
 
+  $("warnings").replaceChildren(...s.warnings.map(w => el("li", {}, w)));
+  $("warnings").classList.toggle("hidden", s.warnings.length === 0);
+
   const names = new Map(s.labelers.map(l => [l.id, l.name]));
-  const rows = s.labelers.map(l => {
-    const status = l.flagged ? el("span", { className: "flagged" }, "flagged") : l.suggestFlag ? el("span", { className: "flagged" }, "low gold accuracy") : "ok";
-    const btn = el("button", {}, l.flagged ? "Unflag" : "Flag");
-    btn.addEventListener("click", async () => {
-      try { await api("POST", `/api/admin/labelers/${l.id}/flag`, { flagged: !l.flagged }); await load(); }
+  const act = (label, call) => {
+    const b = el("button", {}, label);
+    b.addEventListener("click", async () => {
+      try { await call(); await load(); }
       catch (e) { $("status").className = "status error"; $("status").textContent = e.message; }
     });
+    return b;
+  };
+  const rows = s.labelers.map(l => {
+    const status = l.revoked ? el("span", { className: "flagged" }, "revoked")
+      : l.flagged ? el("span", { className: "flagged" }, "flagged") : l.suggestFlag ? el("span", { className: "flagged" }, "low gold accuracy") : "ok";
+    const actions = el("td");
+    if (!l.revoked) {
+      actions.append(act(l.flagged ? "Unflag" : "Flag", () => api("POST", `/api/admin/labelers/${l.id}/flag`, { flagged: !l.flagged })), " ",
+        act("Revoke", async () => { if (confirm(`Revoke ${l.name}? Their token and sessions stop working at once.`)) await api("POST", `/api/admin/labelers/${l.id}/revoke`); }));
+    }
     const tr = el("tr");
     for (const v of [l.name, l.role, fmt(l.judgments), fmt(l.skips), `${l.goldCorrect}/${l.goldAnswered}`, pct(l.goldAccuracy), pct(l.estimatedAccuracy), fmt(l.medianSeconds, 1)])
       tr.append(el("td", {}, v));
-    tr.append(el("td", {}, status), el("td", {}, btn));
+    tr.append(el("td", {}, status), actions);
     return tr;
   });
   $("labelers").tBodies[0].replaceChildren(...rows);
+  try {
+    const audit = (await api("GET", "/api/admin/audit")).data;
+    $("audit").tBodies[0].replaceChildren(...audit.slice(-20).reverse().map(a => {
+      const tr = el("tr");
+      for (const v of [new Date(a.at).toLocaleString(), a.actor, a.action, a.target, a.detail ?? ""]) tr.append(el("td", {}, v));
+      return tr;
+    }));
+  } catch { /* the stats above already show the error state */ }
   if (s.agreement.pairs.length === 0) {
     const td = el("td", { colSpan: 5, className: "status" }, "No two labellers have answered the same query yet.");
     $("pairs").tBodies[0].replaceChildren(el("tr", {}, td));
