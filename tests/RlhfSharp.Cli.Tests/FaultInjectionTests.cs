@@ -22,4 +22,15 @@ public sealed class FaultInjectionTests(ResumeChain chain, ITestOutputHelper out
         output.WriteLine($"{trainer}: seed {seed}, {outcome.Kills} SIGKILL, {outcome.Terms} SIGTERM, {outcome.Resumes} resumes, {outcome.Restarts} restarts, {outcome.Seconds:F1} s");
         Assert.True(outcome.Matched, $"{trainer} (moments seed {seed}): {outcome.Mismatch}");
     }
+
+    [Fact]
+    public void LabelServe_KilledUnderLoad_LosesNoAcknowledgedJudgment()
+    {
+        int seed = Environment.TickCount & 0x7fffffff;
+        var outcome = LabelServeFaults.Run(Path.Combine(chain.Dir, "label-serve"), kills: 3, labelers: 8, queries: 150, new Random(seed), output.WriteLine);
+        output.WriteLine($"label-serve: seed {seed}, {outcome.Kills} SIGKILL, {outcome.Acknowledged} acknowledged, {outcome.Stored} stored, {outcome.Seconds:F1} s");
+        Assert.True(outcome.Matched, $"label serve (moments seed {seed}): {outcome.Mismatch}");
+        Assert.True(outcome.Kills > 0, "the server was never killed while labellers worked");
+        Assert.Equal(150 * 2, outcome.Stored); // every query got its overlap of judgments in the end
+    }
 }

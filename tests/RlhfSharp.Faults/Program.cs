@@ -2,13 +2,14 @@
 //   dotnet tests/RlhfSharp.Faults/bin/Release/net10.0/rlhf-faults.dll [--trainers pretrain,sft,...] [--faults N]
 //       [--rounds R] [--seed S] [--work DIR]
 //   --faults  interruptions per trainer and round (default 8); --rounds  repetitions (default 1), each with fresh moments;
+//   "label-serve" among --trainers (included by default) kills the labelling app under 20 concurrent labellers instead;
 //   --seed    seeds the moments and the signal choice (default: from the clock, printed); --work keeps the folder.
 // Prints one line per trainer and round, then the totals; exits 1 when any run ended with other bits than an
 // uninterrupted one.
 using System.Globalization;
 using RlhfSharp.Faults;
 
-var trainers = ResumeJobs.Trainers.ToList();
+var trainers = ResumeJobs.Trainers.Append("label-serve").ToList();
 int faults = 8, rounds = 1;
 int seed = Environment.TickCount & 0x7fffffff;
 string? work = null;
@@ -25,7 +26,7 @@ for (int i = 0; i < args.Length; i++)
         default: Console.Error.WriteLine($"rlhf-faults: unknown option {args[i]}"); return 2;
     }
 }
-foreach (string t in trainers) ResumeJobs.Command(t, "x", "y"); // an unknown name is refused before any work
+foreach (string t in trainers.Where(t => t != "label-serve")) ResumeJobs.Command(t, "x", "y"); // an unknown name is refused before any work
 string dir = work ?? Path.Combine(Path.GetTempPath(), "rlhf-faults-" + Guid.NewGuid().ToString("N")[..8]);
 Console.WriteLine($"rlhf-faults: seed {seed}, {faults} faults × {rounds} rounds per trainer, in {dir}");
 ResumeJobs.BuildChain(dir);
@@ -34,6 +35,14 @@ var outcomes = new List<FaultOutcome>();
 for (int r = 0; r < rounds; r++)
     foreach (string trainer in trainers)
     {
+        if (trainer == "label-serve")
+        {
+            var l = LabelServeFaults.Run(Path.Combine(dir, "label-serve"), faults, labelers: 20, queries: 400, random, line => Console.Error.WriteLine("  " + line));
+            outcomes.Add(new FaultOutcome(trainer, l.Kills, 0, l.Kills, 0, l.Mismatch, l.Seconds));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{trainer,-13} round {r}  SIGKILL {l.Kills,2}  acknowledged {l.Acknowledged}  stored {l.Stored}  {l.Seconds,6:F1} s  {(l.Matched ? "nothing lost" : "MISMATCH: " + l.Mismatch)}"));
+            continue;
+        }
         var o = FaultInjector.Run(dir, trainer, faults, random, $"r{r}", line => Console.Error.WriteLine("  " + line));
         outcomes.Add(o);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
