@@ -1,7 +1,7 @@
 // The run contract end to end (issue 16): each trainer, run as the real `rlhf` process, is killed with SIGKILL at two
 // checkpoints and resumed with `--resume --run RUN` alone, or stopped with SIGTERM and resumed; its final weights and its
 // metrics (timing fields aside) must be byte-identical to an uninterrupted run of the same command. The trainers: the
-// language-model ones (pretrain, sft, reward, dpo, ppo) and control PPO and REINFORCE (`rl`, `rl --algo reinforce`, whose
+// language-model ones (pretrain, sft, reward, dpo, ppo, grpo with DAPO's settings, online-dpo, kto, dpo --loss-type orpo) and control PPO and REINFORCE (`rl`, `rl --algo reinforce`, whose
 // run folder is also its output). Also: an option that contradicts the run is refused naming both values, and a finished
 // run has nothing to do.
 using System.Diagnostics;
@@ -18,6 +18,17 @@ public sealed class ResumeChain : IDisposable
         Dir = Path.Combine(Path.GetTempPath(), "rlhf-resume-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(Dir);
         GoldenJobs.WritePreferences(Path.Combine(Dir, GoldenJobs.PreferencesFile));
+        // KTO's unpaired form of the same pairs: each chosen completion desirable, each rejected one not.
+        File.WriteAllLines(Path.Combine(Dir, ResumeTests.UnpairedFile), File.ReadAllLines(Path.Combine(Dir, GoldenJobs.PreferencesFile)).SelectMany(line =>
+        {
+            var o = System.Text.Json.Nodes.JsonNode.Parse(line)!;
+            string prompt = o["prompt"]!.GetValue<string>();
+            return new[]
+            {
+                System.Text.Json.JsonSerializer.Serialize(new { prompt, completion = o["chosen"]!.GetValue<string>(), label = true }),
+                System.Text.Json.JsonSerializer.Serialize(new { prompt, completion = o["rejected"]!.GetValue<string>(), label = false }),
+            };
+        }));
         ResumeTests.Rlhf(Dir, [.. ResumeTests.Pretrain("base", "runs/base")]);
         ResumeTests.Rlhf(Dir, [.. ResumeTests.Sft("sft", "runs/sft-base")]);
         ResumeTests.Rlhf(Dir, ["reward", "train", "--model", "sft", "--data", GoldenJobs.PreferencesFile, "--batch-size", "8", "--normalization-samples", "16",
@@ -40,6 +51,8 @@ public sealed class ResumeTests(ResumeChain chain) : IClassFixture<ResumeChain>
 
     private const int SigTerm = 15;
 
+    internal const string UnpairedFile = "unpaired.jsonl";
+
     internal static string[] Pretrain(string outDir, string run) =>
         ["pretrain", "--stories", "300", "--vocab-size", "512", "--steps", "30", "--batch-size", "8", "--eval-interval", "15",
             "--checkpoint-interval", "4", "--seed", "3", "--out", outDir, "--run", run];
@@ -60,6 +73,22 @@ public sealed class ResumeTests(ResumeChain chain) : IClassFixture<ResumeChain>
         ["ppo", "--policy", "sft", "--reward", "rm", "--steps", "6", "--batch-size", "8", "--minibatch-size", "4", "--ppo-epochs", "2",
             "--max-new-tokens", "16", "--checkpoint-interval", "1", "--seed", "3", "--out", outDir, "--run", run];
 
+    // GRPO against the reward model with DAPO's settings (dynamic sampling re-lays batches out), a checkpoint every step.
+    private static string[] Grpo(string outDir, string run) =>
+        ["grpo", "--policy", "sft", "--reward", "rm", "--variant", "dapo", "--steps", "6", "--generation-batch-size", "8", "--num-generations", "4",
+            "--minibatch-size", "4", "--max-new-tokens", "16", "--checkpoint-interval", "1", "--keep-checkpoints", "0", "--seed", "3", "--out", outDir, "--run", run];
+
+    private static string[] OnlineDpo(string outDir, string run) =>
+        ["online-dpo", "--policy", "sft", "--judge", "rm", "--steps", "6", "--batch-size", "4", "--max-new-tokens", "16", "--checkpoint-interval", "1",
+            "--seed", "3", "--out", outDir, "--run", run];
+
+    private static string[] Kto(string outDir, string run) =>
+        ["kto", "--model", "sft", "--data", UnpairedFile, "--batch-size", "8", "--checkpoint-interval", "2", "--seed", "3", "--out", outDir, "--run", run];
+
+    private static string[] Orpo(string outDir, string run) =>
+        ["dpo", "--loss-type", "orpo", "--model", "sft", "--data", GoldenJobs.PreferencesFile, "--batch-size", "8", "--checkpoint-interval", "2", "--seed", "3",
+            "--out", outDir, "--run", run];
+
     // Control PPO on CartPole (16 updates of 8 × 32 steps) and REINFORCE (batches of 4 episodes), a checkpoint every update.
     private static string[] ControlPpo(string run) =>
         ["rl", "--env", "CartPole-v1", "--steps", "4096", "--checkpoint-interval", "1", "--seed", "3", "--run", run];
@@ -67,7 +96,7 @@ public sealed class ResumeTests(ResumeChain chain) : IClassFixture<ResumeChain>
     private static string[] ControlReinforce(string run) =>
         ["rl", "--algo", "reinforce", "--env", "CartPole-v1", "--steps", "6000", "--num-envs", "4", "--checkpoint-interval", "1", "--seed", "3", "--out", run];
 
-    public static TheoryData<string> Trainers => ["pretrain", "sft", "reward", "dpo", "ppo", "rl", "rl-reinforce"];
+    public static TheoryData<string> Trainers => ["pretrain", "sft", "reward", "dpo", "ppo", "rl", "rl-reinforce", "grpo", "online-dpo", "kto", "orpo"];
 
     private static string[] Command(string trainer, string outDir, string run) => trainer switch
     {
@@ -76,6 +105,10 @@ public sealed class ResumeTests(ResumeChain chain) : IClassFixture<ResumeChain>
         "reward" => Reward(outDir, run),
         "dpo" => Dpo(outDir, run),
         "ppo" => Ppo(outDir, run),
+        "grpo" => Grpo(outDir, run),
+        "online-dpo" => OnlineDpo(outDir, run),
+        "kto" => Kto(outDir, run),
+        "orpo" => Orpo(outDir, run),
         "rl" => ControlPpo(run),
         "rl-reinforce" => ControlReinforce(run),
         _ => throw new ArgumentException(trainer),
@@ -166,6 +199,7 @@ public sealed class ResumeTests(ResumeChain chain) : IClassFixture<ResumeChain>
     {
         "reward" => ["reward", "train"],
         "rl-reinforce" => ["rl"],
+        "orpo" => ["dpo"],
         _ => [trainer],
     };
 
