@@ -13,7 +13,7 @@ using Xunit.Abstractions;
 
 namespace RlhfSharp.Alignment.Tests;
 
-public sealed class GrpoTrainerTests(ITestOutputHelper output)
+public sealed class GrpoTrainerTests
 {
     private static readonly ITokenizer Chars = CharTokenizer.FromCorpus("abcdefghijklmnopqrstuvwxyz .,!?");
     private static readonly string[] Prompts = ["the cat", "a dog", "one day", "we saw"];
@@ -72,48 +72,46 @@ public sealed class GrpoTrainerTests(ITestOutputHelper output)
         Assert.Equal(straight.History[^1][MetricKeys.TrainLoss], resumed.History[^1][MetricKeys.TrainLoss]);
         Assert.Equal([1L, 2L, 3L, 4L], MetricsWriter.ReadAll(Path.Combine(tmp.Path, "b", RunDirectory.MetricsFileName)).Select(m => m.Step));
     }
+}
+
+/// <summary>
+/// GRPO with the verifier's reward on the arithmetic task raises held-out pass@1 over the SFT model, by more than the spread
+/// of three seeds. A learning test (Category=Learning): about 25 s for the SFT model and 60–85 s per seed on 2 cores.
+/// </summary>
+[Trait("Category", "Learning")]
+public sealed class GrpoLearningTests(ITestOutputHelper output)
+{
+    // Measured (256 held-out problems × 8 samples at T = 1): see the report in the commit that pinned this configuration.
+    // Faster settings did not transfer: with lr ≥ 5e-4 held-out pass@1 fell (0.365 → 0.22–0.30 on 64 problems) as the
+    // policy learned per-problem guesses; with lr 2e-4 for 40 steps it stayed flat. 300 steps at 1.5e-4 rose on every seed.
+    private static GrpoConfig Config(int seed) => new()
+    {
+        Steps = 300, BatchSize = 64, NumGenerations = 8, MiniBatchSize = 64, MaxNewTokens = 32, LearningRate = 1.5e-4f, Beta = GrpoLoss.DeepSeekMathBeta,
+        Seed = (ulong)seed,
+    };
 
     [Fact]
-    public void RaisesHeldOutPassAt1OnTheArithmeticTask()
+    public void Grpo_RaisesHeldOutPassAt1OverSft_BeyondTheSeedSpread()
     {
         var s = TinyArithmeticModel.Get();
-        output.WriteLine($"SFT built in {s.BuildTime.TotalSeconds:F1}s, final loss {s.FinalLoss:F3}");
-        var train = ArithmeticProblems.Train(2, 500, TinyArithmeticModel.MaxNumber);
+        var train = ArithmeticProblems.Train(2, 500);
         var answers = train.ToDictionary(p => p.Prompt, p => p.Answer);
-        var held = ArithmeticProblems.HeldOut(3, 64, TinyArithmeticModel.MaxNumber);
+        var held = ArithmeticProblems.HeldOut(3, 256);
         var verifier = new FunctionReward((prompt, completion) => ArithmeticProblems.Verify(completion, answers[prompt]));
-        float temp = float.Parse(Environment.GetEnvironmentVariable("GRPO_T") ?? "1", System.Globalization.CultureInfo.InvariantCulture);
-        PassAtKResult Eval(Gpt m) => PassAtK.Evaluate(m, s.Tokenizer, [.. held.Select(p => p.Prompt)], (i, c) => ArithmeticProblems.Verify(c, held[i].Answer),
-            samples: 8, ks: [1, 4], maxNewTokens: 32, temperature: temp, seed: 77);
-        var trainSome = train.Take(64).ToList();
-        double EvalTrain(Gpt m) => PassAtK.Evaluate(m, s.Tokenizer, [.. trainSome.Select(p => p.Prompt)], (i, c) => ArithmeticProblems.Verify(c, trainSome[i].Answer),
-            samples: 8, ks: [1], maxNewTokens: 32, temperature: temp, seed: 78).PassAt[1];
-        output.WriteLine($"SFT train-prompt pass@1 {EvalTrain(s.Model):F3}");
-        var watch = System.Diagnostics.Stopwatch.StartNew();
-        var sft = Eval(s.Model);
-        output.WriteLine($"SFT held-out pass@1 {sft.PassAt[1]:F3} pass@4 {sft.PassAt[4]:F3} ({watch.Elapsed.TotalSeconds:F1}s)");
-        var cold = PassAtK.Evaluate(s.Model, s.Tokenizer, [.. held.Select(p => p.Prompt)], (i, c) => ArithmeticProblems.Verify(c, held[i].Answer), samples: 8, ks: [1], maxNewTokens: 32, temperature: 0.3f, seed: 77);
-        output.WriteLine($"SFT held-out pass@1 at T=0.3: {cold.PassAt[1]:F3}");
-        var demo = PolicyRollouts.Sample(new GptGenerator(s.Model), s.Tokenizer, s.Tokenizer.EosId!.Value, [.. held.Take(6).Select(p => p.Prompt)], 32, 1f, new RlhfSharp.Tensors.Rng(1));
-        for (int i = 0; i < 6; i++) output.WriteLine($"  {held[i].Prompt} => {demo.Responses[i]} [{held[i].Answer}]");
-        int steps = int.Parse(Environment.GetEnvironmentVariable("GRPO_STEPS") ?? "30");
-        float lr = float.Parse(Environment.GetEnvironmentVariable("GRPO_LR") ?? "1e-4", System.Globalization.CultureInfo.InvariantCulture);
-        string Env(string k, string d) => Environment.GetEnvironmentVariable(k) ?? d;
-        var inv = System.Globalization.CultureInfo.InvariantCulture;
-        int batch = int.Parse(Env("GRPO_BATCH", "64")), mini = int.Parse(Env("GRPO_MINI", "32"));
-        double beta = double.Parse(Env("GRPO_BETA", "0.04"), inv);
-        var loss = Enum.Parse<GrpoLossType>(Env("GRPO_LOSS", "Grpo"));
-        foreach (int seed in Env("GRPO_SEEDS", "1,2,3").Split(',').Select(int.Parse))
+        double PassAt1(Gpt m) => PassAtK.Evaluate(m, s.Tokenizer, [.. held.Select(p => p.Prompt)], (i, c) => ArithmeticProblems.Verify(c, held[i].Answer),
+            samples: 8, ks: [1], maxNewTokens: 32, temperature: 1f, seed: 77).PassAt[1];
+        double sft = PassAt1(s.Model);
+        output.WriteLine($"SFT ({TinyArithmeticModel.SharedSteps} steps, {s.BuildTime.TotalSeconds:F0}s): held-out pass@1 {sft:F3}");
+        var grpo = new List<double>();
+        foreach (int seed in new[] { 1, 2, 3 })
         {
-            watch.Restart();
-            var config = new GrpoConfig { Steps = steps, BatchSize = batch, NumGenerations = 8, MiniBatchSize = mini, MaxNewTokens = 32, LearningRate = lr, Seed = (ulong)seed, Beta = beta, LossType = loss, NumIterations = int.Parse(Env("GRPO_MU", "1")), Temperature = temp };
-            var result = new GrpoTrainer(config).Train(s.Model, s.Tokenizer, [.. train.Select(p => p.Prompt)], verifier);
-            foreach (var m in result.History.Where((_, i) => i % 10 == 0 || i == result.History.Count - 1))
-                output.WriteLine($"  reward {m[MetricKeys.GrpoReward]:F3} zero-std {m[MetricKeys.GrpoZeroStdFraction]:F2} kl {m.GetValueOrDefault(MetricKeys.GrpoKl):F3} len {m[MetricKeys.MeanLength]:F1} step {m["time/step_s"]:F2}s");
-            var after = Eval(result.Policy);
-            var demo2 = PolicyRollouts.Sample(new GptGenerator(result.Policy), s.Tokenizer, s.Tokenizer.EosId!.Value, [.. held.Take(10).Select(p => p.Prompt)], 32, temp, new RlhfSharp.Tensors.Rng(1));
-            for (int i = 0; i < 10; i++) output.WriteLine($"  after: {held[i].Prompt} => {demo2.Responses[i]} [{held[i].Answer}]");
-            output.WriteLine($"seed {seed}: GRPO held-out pass@1 {after.PassAt[1]:F3} pass@4 {after.PassAt[4]:F3}, train-prompt pass@1 {EvalTrain(result.Policy):F3} ({watch.Elapsed.TotalSeconds:F1}s)");
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            var result = new GrpoTrainer(Config(seed)).Train(s.Model, s.Tokenizer, [.. train.Select(p => p.Prompt)], verifier);
+            grpo.Add(PassAt1(result.Policy));
+            output.WriteLine($"seed {seed}: GRPO held-out pass@1 {grpo[^1]:F3} (+{grpo[^1] - sft:F3}), last KL {result.History[^1][MetricKeys.GrpoKl]:F3}, {watch.Elapsed.TotalSeconds:F0}s");
         }
+        double spread = grpo.Max() - grpo.Min();
+        Assert.All(grpo, g => Assert.True(g > sft + 0.02, $"GRPO pass@1 {g:F3} vs SFT {sft:F3}"));
+        Assert.True(grpo.Min() - sft > spread, $"smallest gain {grpo.Min() - sft:F3} vs seed spread {spread:F3}");
     }
 }

@@ -13,18 +13,17 @@ internal sealed record TinyArithmetic(Gpt Model, ITokenizer Tokenizer, TimeSpan 
 
 internal static class TinyArithmeticModel
 {
-    public const int SharedSteps = 300;
+    /// <summary>Training steps of the shared model: held-out pass@1 about 0.39 at T = 1 (0.62 at T = 0.3), so there is room.</summary>
+    public const int SharedSteps = 1000;
 
-    public static readonly int MaxNumber = int.Parse(Environment.GetEnvironmentVariable("MAX_NUMBER") ?? "9");
-
-    private static readonly Lazy<TinyArithmetic> Shared = new(() => Build(int.Parse(Environment.GetEnvironmentVariable("SFT_STEPS") ?? "300"), seed: 5), LazyThreadSafetyMode.ExecutionAndPublication);
+    private static readonly Lazy<TinyArithmetic> Shared = new(() => Build(SharedSteps, seed: 5), LazyThreadSafetyMode.ExecutionAndPublication);
 
     public static TinyArithmetic Get() => Shared.Value;
 
     public static TinyArithmetic Build(int steps, int seed)
     {
         var watch = Stopwatch.StartNew();
-        var problems = ArithmeticProblems.Train(1, 3000, MaxNumber);
+        var problems = ArithmeticProblems.Train(1, 3000);
         var tokenizer = BpeTrainer.Train(string.Concat(problems.Take(1500).Select(p => p.Prompt + p.WorkedAnswer + "\n")), new BpeTrainerOptions { VocabSize = 400 });
         var config = new GptConfig { VocabSize = tokenizer.VocabSize, BlockSize = 96, NEmbd = 48, NLayer = 2, NHead = 2, EosTokenId = tokenizer.EosId };
         var rng = new Rng((ulong)seed);

@@ -87,6 +87,7 @@ public sealed record GrpoConfig
     public ulong Seed { get; init; } = 1;
 
     /// <summary>ε_high as used: the configured one, or ε.</summary>
+    [JsonIgnore]
     public float UpperEpsilon => EpsilonHigh ?? Epsilon;
 
     public void Validate()
