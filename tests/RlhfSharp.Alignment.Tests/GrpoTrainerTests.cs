@@ -81,9 +81,10 @@ public sealed class GrpoTrainerTests
 [Trait("Category", "Learning")]
 public sealed class GrpoLearningTests(ITestOutputHelper output)
 {
-    // Measured (256 held-out problems × 8 samples at T = 1): see the report in the commit that pinned this configuration.
-    // Faster settings did not transfer: with lr ≥ 5e-4 held-out pass@1 fell (0.365 → 0.22–0.30 on 64 problems) as the
-    // policy learned per-problem guesses; with lr 2e-4 for 40 steps it stayed flat. 300 steps at 1.5e-4 rose on every seed.
+    // Measured (256 held-out problems × 8 samples at T = 1; the run is bit-reproducible): SFT 0.383; GRPO 0.407, 0.405,
+    // 0.403 on seeds 1–3 (+0.024, +0.022, +0.021; seed spread 0.004). On 128 problems: 0.387 → 0.420, 0.427, 0.438.
+    // Settings that did not transfer: lr ≥ 5e-4 (held-out fell to 0.22–0.30 on 64 problems as the policy learned
+    // per-problem guesses), lr 2e-4 for 40 steps (flat), and lr 2e-4 for 400 steps over 2,000 prompts (0.371, 0.388, 0.401).
     private static GrpoConfig Config(int seed) => new()
     {
         Steps = 300, BatchSize = 64, NumGenerations = 8, MiniBatchSize = 64, MaxNewTokens = 32, LearningRate = 1.5e-4f, Beta = GrpoLoss.DeepSeekMathBeta,
@@ -111,7 +112,7 @@ public sealed class GrpoLearningTests(ITestOutputHelper output)
             output.WriteLine($"seed {seed}: GRPO held-out pass@1 {grpo[^1]:F3} (+{grpo[^1] - sft:F3}), last KL {result.History[^1][MetricKeys.GrpoKl]:F3}, {watch.Elapsed.TotalSeconds:F0}s");
         }
         double spread = grpo.Max() - grpo.Min();
-        Assert.All(grpo, g => Assert.True(g > sft + 0.02, $"GRPO pass@1 {g:F3} vs SFT {sft:F3}"));
-        Assert.True(grpo.Min() - sft > spread, $"smallest gain {grpo.Min() - sft:F3} vs seed spread {spread:F3}");
+        Assert.All(grpo, g => Assert.True(g > sft + 0.015, $"GRPO pass@1 {g:F3} vs SFT {sft:F3}"));
+        Assert.True(grpo.Min() - sft > 2 * spread, $"smallest gain {grpo.Min() - sft:F3} vs twice the seed spread {2 * spread:F3}");
     }
 }

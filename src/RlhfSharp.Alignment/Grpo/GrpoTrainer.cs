@@ -117,7 +117,6 @@ public sealed class GrpoTrainer
         // 2.–4. Rollouts, rewards and group advantages; with dynamic sampling, more rounds until the batch is full of groups
         // that carry a signal.
         var picks = new List<(RolloutBatch Batch, int Row)>();
-        var keptRewards = new List<float>();
         var keptAdvantages = new List<float>();
         var allRewards = new List<float>();
         var allGroupStd = new List<double>();
@@ -155,7 +154,6 @@ public sealed class GrpoTrainer
                 for (int k = 0; k < G; k++)
                 {
                     picks.Add((batch, g * G + k));
-                    keptRewards.Add(rewards[g * G + k]);
                     keptAdvantages.Add(groups.Advantages[g * G + k]);
                 }
             }

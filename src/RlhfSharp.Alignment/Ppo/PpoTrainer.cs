@@ -343,10 +343,16 @@ public sealed class PpoTrainer
             ["time/training_s"] = trainingSeconds,
             [MetricKeys.TokensPerSecond] = realTokens / Math.Max(1e-9, total.Elapsed.TotalSeconds),
         };
+        if (_config.Algorithm == PolicyAlgorithm.Reinforce)
+        {
+            // No ratio and no clipping in REINFORCE: those figures would be a constant 0.
+            metrics.Remove(MetricKeys.PolicyClipFraction);
+            metrics.Remove(MetricKeys.PolicyApproxKl);
+        }
         if (value is not null)
         {
             metrics[MetricKeys.ValueLoss] = vfLoss / updates;
-            metrics[MetricKeys.ValueClipFraction] = vfClipFrac / updates;
+            if (_config.Algorithm == PolicyAlgorithm.Ppo) metrics[MetricKeys.ValueClipFraction] = vfClipFrac / updates;
             metrics[MetricKeys.ValueExplainedVariance] = ValueDiagnostics.ExplainedVariance(oldValues, returns, boolMask);
             metrics[MetricKeys.ValueMean] = realTokens > 0 ? Enumerable.Range(0, mask.Length).Where(i => boolMask[i]).Average(i => (double)oldValues[i]) : 0;
         }
