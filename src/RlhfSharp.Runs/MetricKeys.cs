@@ -51,6 +51,21 @@ public static class MetricKeys
     public const string MeanLength = "completions/mean_length";
     public const string ClippedRatio = "completions/clipped_ratio";
 
+    // GRPO (TRL GRPOTrainer's logged keys, under HF Trainer's train/ prefix).
+    public const string GrpoReward = "train/reward";
+    public const string GrpoRewardStd = "train/reward_std";
+    public const string GrpoZeroStdFraction = "train/frac_reward_zero_std";
+    public const string GrpoKl = "train/kl"; // also KTO's reference point z (TRL KTOTrainer logs "kl")
+    public const string GrpoEntropy = "train/entropy";
+    public const string GrpoClipLow = "train/clip_ratio/low_mean";
+    public const string GrpoClipHigh = "train/clip_ratio/high_mean";
+    public const string GrpoClipRegion = "train/clip_ratio/region_mean";
+    public const string GrpoGroupsKept = "train/groups_kept";
+    public const string GrpoGenerationRounds = "train/generation_rounds";
+
+    // Verifiable tasks: pass@k (Chen et al. 2021) on held-out problems.
+    public const string EvalPassAt1 = "eval/pass@1";
+
     // Control (CleanRL's ppo.py).
     public const string EpisodicReturn = "charts/episodic_return";
     public const string EpisodicLength = "charts/episodic_length";

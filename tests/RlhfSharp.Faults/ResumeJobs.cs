@@ -9,7 +9,11 @@ namespace RlhfSharp.Faults;
 public static class ResumeJobs
 {
     /// <summary>Every trainer the run contract covers, by the name the tests use.</summary>
-    public static IReadOnlyList<string> Trainers { get; } = ["pretrain", "sft", "reward", "dpo", "ppo", "rl", "rl-reinforce", "prefrl"];
+    public static IReadOnlyList<string> Trainers { get; } =
+        ["pretrain", "sft", "reward", "dpo", "ppo", "rl", "rl-reinforce", "prefrl", "grpo", "online-dpo", "kto", "orpo"];
+
+    /// <summary>KTO's unpaired form of the preference pairs (written by <see cref="BuildChain"/>).</summary>
+    public const string UnpairedFile = "unpaired.jsonl";
 
     public static string[] Pretrain(string outDir, string run) =>
         ["pretrain", "--stories", "300", "--vocab-size", "512", "--steps", "30", "--batch-size", "8", "--eval-interval", "15",
@@ -30,6 +34,22 @@ public static class ResumeJobs
     private static string[] Ppo(string outDir, string run) =>
         ["ppo", "--policy", "sft", "--reward", "rm", "--steps", "6", "--batch-size", "8", "--minibatch-size", "4", "--ppo-epochs", "2",
             "--max-new-tokens", "16", "--checkpoint-interval", "1", "--seed", "3", "--out", outDir, "--run", run];
+
+    /// <summary>GRPO against the reward model with DAPO's settings (dynamic sampling re-lays batches out), a checkpoint every step.</summary>
+    private static string[] Grpo(string outDir, string run) =>
+        ["grpo", "--policy", "sft", "--reward", "rm", "--variant", "dapo", "--steps", "6", "--generation-batch-size", "8", "--num-generations", "4",
+            "--minibatch-size", "4", "--max-new-tokens", "16", "--checkpoint-interval", "1", "--keep-checkpoints", "0", "--seed", "3", "--out", outDir, "--run", run];
+
+    private static string[] OnlineDpo(string outDir, string run) =>
+        ["online-dpo", "--policy", "sft", "--judge", "rm", "--steps", "6", "--batch-size", "4", "--max-new-tokens", "16", "--checkpoint-interval", "1",
+            "--seed", "3", "--out", outDir, "--run", run];
+
+    private static string[] Kto(string outDir, string run) =>
+        ["kto", "--model", "sft", "--data", UnpairedFile, "--batch-size", "8", "--checkpoint-interval", "2", "--seed", "3", "--out", outDir, "--run", run];
+
+    private static string[] Orpo(string outDir, string run) =>
+        ["dpo", "--loss-type", "orpo", "--model", "sft", "--data", GoldenJobs.PreferencesFile, "--batch-size", "8", "--checkpoint-interval", "2", "--seed", "3",
+            "--out", outDir, "--run", run];
 
     /// <summary>Control PPO on CartPole (16 updates of 8 × 32 steps), a checkpoint every update.</summary>
     public static string[] ControlPpo(string run) =>
@@ -56,6 +76,10 @@ public static class ResumeJobs
         "rl" => ControlPpo(run),
         "rl-reinforce" => ControlReinforce(run),
         "prefrl" => PrefRl(run),
+        "grpo" => Grpo(outDir, run),
+        "online-dpo" => OnlineDpo(outDir, run),
+        "kto" => Kto(outDir, run),
+        "orpo" => Orpo(outDir, run),
         _ => throw new ArgumentException($"unknown trainer '{trainer}'; known: {string.Join(", ", Trainers)}."),
     };
 
@@ -64,6 +88,7 @@ public static class ResumeJobs
     {
         "reward" => ["reward", "train"],
         "rl-reinforce" => ["rl"],
+        "orpo" => ["dpo"],
         _ => [trainer],
     };
 
@@ -90,6 +115,17 @@ public static class ResumeJobs
     {
         Directory.CreateDirectory(dir);
         GoldenJobs.WritePreferences(Path.Combine(dir, GoldenJobs.PreferencesFile));
+        // KTO's unpaired form of the same pairs: each chosen completion desirable, each rejected one not.
+        File.WriteAllLines(Path.Combine(dir, UnpairedFile), File.ReadAllLines(Path.Combine(dir, GoldenJobs.PreferencesFile)).SelectMany(line =>
+        {
+            var o = System.Text.Json.Nodes.JsonNode.Parse(line)!;
+            string prompt = o["prompt"]!.GetValue<string>();
+            return new[]
+            {
+                System.Text.Json.JsonSerializer.Serialize(new { prompt, completion = o["chosen"]!.GetValue<string>(), label = true }),
+                System.Text.Json.JsonSerializer.Serialize(new { prompt, completion = o["rejected"]!.GetValue<string>(), label = false }),
+            };
+        }));
         Run(dir, Pretrain("base", "runs/base"));
         Run(dir, Sft("sft", "runs/sft-base"));
         Run(dir, ["reward", "train", "--model", "sft", "--data", GoldenJobs.PreferencesFile, "--batch-size", "8", "--normalization-samples", "16",

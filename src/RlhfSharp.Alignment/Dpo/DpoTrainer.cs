@@ -1,4 +1,5 @@
-// Direct preference optimisation (Rafailov et al. 2023): the offline baseline users compare PPO with.
+// Direct preference optimisation (Rafailov et al. 2023): the offline baseline users compare PPO with, and its offline
+// relatives by loss_type: IPO, SimPO and ORPO (Objectives.DpoVariantLosses; KTO, on unpaired data, is KtoTrainer).
 // Objective, over labelled pairs (x, y_w, y_l) with log-probabilities summed over response tokens:
 //   L(θ) = −E[ log σ( β·[(log π_θ(y_w|x) − log π_ref(y_w|x)) − (log π_θ(y_l|x) − log π_ref(y_l|x))] ) ]
 // Implementation details (numbers appear in the code):
@@ -6,8 +7,9 @@
 //     held-out response are computed once, before training (TRL's precompute_ref_log_probs).
 //  2. Rankings and best-of-K labels become their implied ordered pairs; ties carry no DPO signal and are dropped.
 //  3. Each sequence is prompt ++ response ++ EOS; only response tokens (EOS included) count in the sums.
-//  4. The loss is Objectives.DpoLoss on [B] tensors of summed log-probs, taken from the fused forward's logits; its
-//     gradient goes back through Gpt.Backward.
+//  4. The loss is Objectives.DpoLoss (or IPO, SimPO, ORPO from DpoVariantLosses, which average over each response's
+//     tokens) on [B] tensors of summed log-probs, taken from the fused forward's logits; its gradient goes back through
+//     Gpt.Backward. SimPO and ORPO need no reference log-probs.
 //  5. AdamW with linear decay, gradient clipping at 1.0; held-out loss and implicit-reward accuracy logged
 //     (TRL's rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins).
 //  6. Checkpoints (policy, AdamW, the RNG before the current epoch's shuffle, the step) every CheckpointInterval steps,
@@ -24,11 +26,32 @@ using RlhfSharp.Text;
 
 namespace RlhfSharp.Alignment.Dpo;
 
+/// <summary>Which preference loss the offline trainer minimises (TRL's loss_type; SimPO as TRL's CPOTrainer, ORPO as its ORPOTrainer).</summary>
+public enum DpoLossType
+{
+    /// <summary>DPO: −log σ(β·h), summed log-probs (Rafailov et al. 2023); with label smoothing, cDPO.</summary>
+    Sigmoid,
+    /// <summary>IPO: (h − 1/(2β))² on per-token averages (Azar et al. 2023).</summary>
+    Ipo,
+    /// <summary>SimPO: −log σ(β·(s̄_w − s̄_l) − γ), no reference model (Meng et al. 2024).</summary>
+    Simpo,
+    /// <summary>ORPO: NLL(y_w) − β·log σ(log-odds ratio), no reference model (Hong et al. 2024); β is ORPO's λ.</summary>
+    Orpo,
+}
+
 /// <summary>How DPO trains.</summary>
 public sealed record DpoConfig
 {
-    [ConfigOption("β: the strength of the implicit KL leash (Rafailov et al.: 0.1–0.5).", Min = 0, MinExclusive = true)]
+    [ConfigOption("β: the strength of the implicit KL leash (Rafailov et al.: 0.1–0.5); SimPO's β (paper: 2–2.5); ORPO's λ (TRL: 0.1).", Min = 0, MinExclusive = true)]
     public float Beta { get; init; } = 0.1f;
+
+    [ConfigOption("The preference loss: sigmoid (DPO), ipo, simpo or orpo (Objectives.DpoLoss, DpoVariantLosses).")]
+    [JsonPropertyName("loss_type")]
+    public DpoLossType LossType { get; init; } = DpoLossType.Sigmoid;
+
+    [ConfigOption("SimPO's target reward margin γ (TRL CPOConfig simpo_gamma).", Min = -1000, Max = 1000)]
+    [JsonPropertyName("simpo_gamma")]
+    public float SimPoGamma { get; init; } = DpoVariantLosses.SimPoDefaultGamma;
 
     [ConfigOption("Label smoothing ε (conservative DPO); 0 is plain DPO.", Min = 0, Max = 0.5, MaxExclusive = true)]
     public float LabelSmoothing { get; init; }
@@ -60,6 +83,7 @@ public sealed record DpoConfig
     public void Validate()
     {
         ConfigRanges.Validate(this, "dpo config");
+        if (LabelSmoothing > 0 && LossType != DpoLossType.Sigmoid) throw new ArgumentException($"dpo config: label smoothing applies to the sigmoid loss only, not {LossType}.");
     }
 }
 
@@ -82,6 +106,9 @@ public sealed class DpoTrainer
 
     private sealed record Pair(int[] Chosen, int[] Rejected, int ChosenPrompt, int RejectedPrompt)
     {
+        public int ChosenLength => Chosen.Length - ChosenPrompt;
+        public int RejectedLength => Rejected.Length - RejectedPrompt;
+
         public float RefChosen { get; set; }
         public float RefRejected { get; set; }
     }
@@ -107,8 +134,10 @@ public sealed class DpoTrainer
         var train = order.Skip(heldCount).Select(i => pairs[i]).ToList();
         run?.WriteConfig(_config);
 
-        // 1. Reference log-probs, once (again after a resume: they are a pure function of the SFT model and the data).
-        for (int start = 0; start < pairs.Count; start += _config.BatchSize)
+        // 1. Reference log-probs, once (again after a resume: they are a pure function of the SFT model and the data);
+        // SimPO and ORPO have no reference model.
+        bool needsReference = _config.LossType is DpoLossType.Sigmoid or DpoLossType.Ipo;
+        for (int start = 0; needsReference && start < pairs.Count; start += _config.BatchSize)
         {
             var batch = pairs.Skip(start).Take(_config.BatchSize).ToList();
             using (Autograd.NoGrad())
@@ -214,7 +243,16 @@ public sealed class DpoTrainer
     private DpoLossResult Loss(Tensor lp, List<Pair> batch)
     {
         int b = batch.Count;
-        return DpoLoss.Compute(Ops.Narrow(lp, 0, 0, b), Ops.Narrow(lp, 0, b, b), batch.Select(p => p.RefChosen).ToArray(), batch.Select(p => p.RefRejected).ToArray(), _config.Beta, _config.LabelSmoothing);
+        var (chosen, rejected) = (Ops.Narrow(lp, 0, 0, b), Ops.Narrow(lp, 0, b, b));
+        int[] chosenLengths = [.. batch.Select(p => p.ChosenLength)], rejectedLengths = [.. batch.Select(p => p.RejectedLength)];
+        float[] refChosen = [.. batch.Select(p => p.RefChosen)], refRejected = [.. batch.Select(p => p.RefRejected)];
+        return _config.LossType switch
+        {
+            DpoLossType.Ipo => DpoVariantLosses.Ipo(chosen, rejected, refChosen, refRejected, chosenLengths, rejectedLengths, _config.Beta),
+            DpoLossType.Simpo => DpoVariantLosses.SimPo(chosen, rejected, chosenLengths, rejectedLengths, _config.Beta, _config.SimPoGamma),
+            DpoLossType.Orpo => DpoVariantLosses.Orpo(chosen, rejected, chosenLengths, rejectedLengths, _config.Beta),
+            _ => DpoLoss.Compute(chosen, rejected, refChosen, refRejected, _config.Beta, _config.LabelSmoothing),
+        };
     }
 
     private (double Loss, double Accuracy) Evaluate(Gpt policy, List<Pair> pairs)
@@ -238,10 +276,13 @@ public sealed class DpoTrainer
     /// Σ log π(response tokens) for [chosen rows…, rejected rows…] → [2b]; with <paramref name="requireGrad"/>, the
     /// logits tensor is a leaf whose gradient feeds Gpt.Backward.
     /// </summary>
-    private static (Tensor LogProbs, GptPass? Pass, Tensor? Logits) SequenceLogProbs(Gpt model, List<Pair> batch, bool requireGrad)
+    private static (Tensor LogProbs, GptPass? Pass, Tensor? Logits) SequenceLogProbs(Gpt model, List<Pair> batch, bool requireGrad) =>
+        SequenceLogProbs(model, [.. batch.Select(p => p.Chosen).Concat(batch.Select(p => p.Rejected))],
+            [.. batch.Select(p => p.ChosenPrompt).Concat(batch.Select(p => p.RejectedPrompt))], requireGrad);
+
+    /// <summary>Σ log π(response tokens) per row → [N]; row r's first prompts[r] tokens are its prompt.</summary>
+    internal static (Tensor LogProbs, GptPass? Pass, Tensor? Logits) SequenceLogProbs(Gpt model, IReadOnlyList<int[]> rows, IReadOnlyList<int> prompts, bool requireGrad)
     {
-        var rows = batch.Select(p => p.Chosen).Concat(batch.Select(p => p.Rejected)).ToList();
-        var prompts = batch.Select(p => p.ChosenPrompt).Concat(batch.Select(p => p.RejectedPrompt)).ToList();
         var input = TokenRows.RightPadded(rows);
         int N = rows.Count, T = input.Length, V = model.Config.VocabSize;
         var pass = model.Forward(input);

@@ -12,11 +12,13 @@ public enum PolicyAlgorithm
     Ppo,
     /// <summary>REINFORCE with a leave-one-out baseline over K samples per prompt (Ahmadian et al. 2024), no value model.</summary>
     Rloo,
+    /// <summary>REINFORCE (Williams 1992) with a learned baseline: A_t = G_t − V(s_t), one on-policy pass per batch.</summary>
+    Reinforce,
 }
 
 public sealed record PpoConfig
 {
-    [ConfigOption("PPO or RLOO.")]
+    [ConfigOption("PPO, RLOO, or REINFORCE with a learned value baseline.", Aliases = ["--algo"])]
     public PolicyAlgorithm Algorithm { get; init; } = PolicyAlgorithm.Ppo;
 
     [ConfigOption("Rollout batches (policy iterations) to run.", Min = 1)]
@@ -50,6 +52,10 @@ public sealed record PpoConfig
     [ConfigOption("ε for the value clipping.", Min = 0, MinExclusive = true)]
     [JsonPropertyName("cliprange_value")]
     public float ClipRangeValue { get; init; } = 0.2f;
+
+    [ConfigOption("Entropy bonus c_e: the policy loss gains −c_e·H[π] over response tokens, through the logits (0: off, TRL's LM default).", Min = 0)]
+    [JsonPropertyName("ent_coef")]
+    public float EntropyCoef { get; init; }
 
     [ConfigOption("Weight of the value loss (TRL vf_coef: 0.1).", Min = 0)]
     [JsonPropertyName("vf_coef")]

@@ -1,7 +1,8 @@
 // RLHF policy optimisation for language models (Ziegler et al. 2019; InstructGPT step 3), and RLOO on the same rollouts.
 // Objective, for prompts x ~ D and responses y ~ π_θ(·|x):
 //   maximise  E[ r(x, y) − β·log(π_θ(y|x)/π_ref(y|x)) ]  +  γ_ptx·E_{x∼D_pretrain}[log π_θ(x)]
-// by PPO (Schulman et al. 2017) over response tokens, or by REINFORCE with a leave-one-out baseline (RLOO).
+// by PPO (Schulman et al. 2017) over response tokens, by REINFORCE with a leave-one-out baseline (RLOO), or by REINFORCE
+// with a learned value baseline (Williams 1992). The rollout pieces live in PolicyRollouts, shared with GRPO and online DPO.
 // Numbered steps, carried by the code:
 //  1. Roles: policy π (a copy of the SFT model), frozen reference π_ref (the SFT model), value model (the reward model's
 //     trunk with its head as the value head, Ziegler §2.2; the SFT trunk with a fresh head when the reward is a function),
@@ -13,11 +14,14 @@
 //     (Objectives.RlhfRewards); optional whitening of these rewards.
 //  5. Advantages: PPO — GAE over response tokens with γ, λ (Objectives.Advantages.Gae), returns = A + V;
 //     RLOO — sequence reward R = score − β·Σ k1 (RlhfRewards.PerSequence), A = R − mean of the other K − 1 samples of the prompt
-//     (Objectives.Advantages.LeaveOneOut), the same A on every token.
+//     (Objectives.Advantages.LeaveOneOut), the same A on every token; REINFORCE — A_t = G_t − V_t, G the return-to-go
+//     (GAE with λ = 1), V the value model.
 //  6. Advantage whitening over the batch's real tokens (Objectives.Whitening).
 //  7. Epochs × minibatches: clipped policy loss (Objectives.PpoLosses.ClippedPolicy) through the policy's logits, clipped
-//     value loss × vf_coef (PpoLosses.ClippedValue) through the value head; PPO-ptx adds γ_ptx·cross-entropy on
-//     pre-training rows; gradients clipped per model; AdamW.
+//     value loss × vf_coef (PpoLosses.ClippedValue) through the value head; REINFORCE uses −mean A·log π
+//     (PolicyGradientLosses.Reinforce) and ½(V − G)² in one pass; ent_coef > 0 adds −c_e·H[π] computed from the logits on
+//     the tape (PolicyGradientLosses.EntropyBonus); PPO-ptx adds γ_ptx·cross-entropy on pre-training rows; gradients
+//     clipped per model; AdamW.
 //  8. β update: Ziegler's proportional controller (Objectives.AdaptiveKlController) from the batch's mean KL, or fixed.
 //  9. Logging: TRL's keys — objective/kl (k1) beside objective/kl_k3, objective/rlhf_reward, objective/scores,
 //     policy/clipfrac, policy/approx_kl, policy/entropy, loss/policy, loss/value, val/explained_variance,
@@ -87,7 +91,7 @@ public sealed class PpoTrainer
         var reference = sft;
         var policy = sft.Clone();
         Gpt? value = null;
-        if (_config.Algorithm == PolicyAlgorithm.Ppo)
+        if (_config.Algorithm != PolicyAlgorithm.Rloo)
         {
             var headRng = rng.Fork();
             value = rewardModel is not null ? ValueFromRewardModel(rewardModel.First, headRng) : sft.WithHeads(GptHeads.Value, headRng);
@@ -137,7 +141,7 @@ public sealed class PpoTrainer
             var metrics = TrainStep(step, policy, reference, value, policyOpt, valueOpt, kl, generator, tokenizer, eos, prompts, reward, options, rng);
             history.Add(metrics);
             run?.Log(step + 1, metrics);
-            options.Progress?.Report(new AlignmentProgress(_config.Algorithm == PolicyAlgorithm.Ppo ? "ppo" : "rloo", step + 1, _config.Steps, metrics));
+            options.Progress?.Report(new AlignmentProgress(_config.Algorithm.ToString().ToLowerInvariant(), step + 1, _config.Steps, metrics));
             if (run is not null && _config.CheckpointInterval > 0 && (step + 1) % _config.CheckpointInterval == 0 && step + 1 < _config.Steps)
                 SaveCheckpoint(run, step + 1, policy, value, policyOpt, valueOpt, kl, rng, _config.KeepCheckpoints);
             if (_config.SnapshotEvery > 0 && ((step + 1) % _config.SnapshotEvery == 0 || step + 1 == _config.Steps))
@@ -187,40 +191,16 @@ public sealed class PpoTrainer
             string p = prompts[rng.NextInt(prompts.Count)];
             for (int k = 0; k < perPrompt; k++) batchPrompts.Add(p);
         }
-        int maxNew = Math.Min(_config.MaxNewTokens, policy.Config.BlockSize - 1);
-        var encoded = batchPrompts.Select(p =>
-        {
-            var t = tokenizer.Encode(p);
-            if (t.Length == 0) t = [eos];
-            return t.Length > policy.Config.BlockSize - maxNew ? t[^(policy.Config.BlockSize - maxNew)..] : t;
-        }).ToList();
-        var genWatch = Stopwatch.StartNew();
-        GenerationResult rollout;
-        using (Autograd.NoGrad())
-            rollout = generator.Generate(encoded, new GenerationOptions { MaxNewTokens = maxNew, Temperature = _config.Temperature, EosTokenId = eos }, rng);
-        double generationSeconds = genWatch.Elapsed.TotalSeconds;
+        var batch = PolicyRollouts.Sample(generator, tokenizer, eos, batchPrompts, _config.MaxNewTokens, _config.Temperature, rng);
+        double generationSeconds = batch.GenerationSeconds;
 
         // 3. Scoring.
         var scoreWatch = Stopwatch.StartNew();
-        int Tp = rollout.PromptLength, R = rollout.NewTokens, L = rollout.Length;
-        var input = new GptInput(B, L, rollout.Tokens, rollout.AttentionMask);
-        var mask = new float[B * R];
-        var lengths = new int[B];
-        var responses = new string[B];
-        var rows = new List<int[]>(B);
-        var endsWithEos = new bool[B];
-        for (int b = 0; b < B; b++)
-        {
-            var resp = rollout.Response(b);
-            lengths[b] = resp.Length;
-            for (int t = 0; t < resp.Length; t++) mask[b * R + t] = 1f;
-            endsWithEos[b] = resp.Length > 0 && resp[^1] == eos;
-            responses[b] = tokenizer.Decode(endsWithEos[b] ? resp.AsSpan(0, resp.Length - 1) : resp);
-            rows.Add([.. rollout.Prompt(b), .. resp]);
-        }
-        var oldLogp = ResponseLogProbs(policy, input, Tp, R);
-        var refLogp = ResponseLogProbs(reference, input, Tp, R);
-        var oldValues = value is null ? new float[B * R] : ResponseValues(value, input, Tp, R);
+        int Tp = batch.PromptLength, R = batch.ResponseLength, L = batch.Input.Length;
+        var (input, mask, lengths, responses, rows, endsWithEos) = (batch.Input, batch.Mask, batch.Lengths, batch.Responses, batch.Rows, batch.EndsWithEos);
+        var oldLogp = PolicyRollouts.ResponseLogProbs(policy, input, Tp, R, _config.Temperature);
+        var refLogp = PolicyRollouts.ResponseLogProbs(reference, input, Tp, R, _config.Temperature);
+        var oldValues = value is null ? new float[B * R] : PolicyRollouts.ResponseValues(value, input, Tp, R);
         var scores = reward.Score(batchPrompts, responses, rows);
         if (scores.Length != B) throw new InvalidOperationException($"ppo: the reward returned {scores.Length} scores for {B} responses.");
         var rawScores = (float[])scores.Clone();
@@ -242,6 +222,11 @@ public sealed class PpoTrainer
         {
             (advantages, returns) = Advantages.Gae(rewards, oldValues, lengths, R, _config.Gamma, _config.Lambda);
         }
+        else if (_config.Algorithm == PolicyAlgorithm.Reinforce)
+        {
+            // REINFORCE with a learned baseline: A_t = G_t − V(s_t), G the return-to-go (GAE with λ = 1).
+            (advantages, returns) = Advantages.Gae(rewards, oldValues, lengths, R, _config.Gamma, lambda: 1.0);
+        }
         else
         {
             var loo = Advantages.LeaveOneOut(RlhfRewards.PerSequence(scores, klK1, beta), _config.RlooSamples);
@@ -258,43 +243,60 @@ public sealed class PpoTrainer
         double pgLoss = 0, vfLoss = 0, clipFrac = 0, approxKl = 0, entropy = 0, vfClipFrac = 0, ptxLoss = 0;
         int updates = 0;
         int M = _config.MiniBatchSize;
-        for (int epoch = 0; epoch < _config.Epochs; epoch++)
+        // REINFORCE is on-policy: one pass over the minibatches whatever Epochs says.
+        int epochs = _config.Algorithm == PolicyAlgorithm.Reinforce ? 1 : _config.Epochs;
+        for (int epoch = 0; epoch < epochs; epoch++)
         {
             var perm = rng.Permutation(B);
             for (int start = 0; start < B; start += M)
             {
                 var idx = perm.Skip(start).Take(M).ToArray();
-                var sub = Rows(input, idx);
+                var sub = PolicyRollouts.Rows(input, idx);
                 int b = idx.Length;
-                var subMask = Tensor.FromArray(Gather(mask, idx, R), b, R);
+                var subMask = Tensor.FromArray(PolicyRollouts.Gather(mask, idx, R), b, R);
 
                 policy.ZeroGrad();
-                var pass = policy.Forward(sub);
-                var logits = Tensor.Wrap(pass.Logits!, b, L, policy.Config.VocabSize);
-                var scaled = _config.Temperature == 1f ? logits : Tensor.Wrap(Scale(pass.Logits!, 1f / _config.Temperature), b, L, policy.Config.VocabSize);
-                scaled.RequiresGrad = true;
-                var logp = Ops.Narrow(Ops.TokenLogProbs(scaled, NextTokens(sub)), 1, Tp - 1, R);
-                var pl = PpoLosses.ClippedPolicy(logp, Tensor.FromArray(Gather(oldLogp, idx, R), b, R), Tensor.FromArray(Gather(advantages, idx, R), b, R), subMask, _config.ClipRange);
-                pl.Loss.Backward();
-                var dLogits = scaled.Grad!.ToArray();
-                if (_config.Temperature != 1f) Scale(dLogits, 1f / _config.Temperature, inPlace: true);
-                using (Autograd.NoGrad())
+                var taped = PolicyRollouts.LogProbsOnTape(policy, sub, Tp, R, _config.Temperature);
+                var subAdvantages = Tensor.FromArray(PolicyRollouts.Gather(advantages, idx, R), b, R);
+                Tensor policyLoss;
+                if (_config.Algorithm == PolicyAlgorithm.Reinforce)
                 {
-                    var ent = Ops.Narrow(Ops.Entropy(scaled.Detach()), 1, Tp - 1, R);
-                    entropy += Ops.MaskedMean(ent, subMask).Item();
+                    policyLoss = PolicyGradientLosses.Reinforce(taped.LogProbs, subAdvantages, subMask);
+                    pgLoss += policyLoss.Item();
                 }
-                policy.Backward(pass, dLogits);
+                else
+                {
+                    var pl = PpoLosses.ClippedPolicy(taped.LogProbs, Tensor.FromArray(PolicyRollouts.Gather(oldLogp, idx, R), b, R), subAdvantages, subMask, _config.ClipRange);
+                    policyLoss = pl.Loss;
+                    pgLoss += pl.Loss.Item();
+                    clipFrac += pl.ClipFraction;
+                    approxKl += pl.ApproxKl;
+                }
+                if (_config.EntropyCoef > 0)
+                {
+                    // The entropy bonus −c_e·H through the logits on the tape, so it shapes the gradient.
+                    var bonus = PolicyGradientLosses.EntropyBonus(Ops.Narrow(Ops.Entropy(taped.Logits), 1, Tp - 1, R), subMask, _config.EntropyCoef);
+                    policyLoss = Ops.Add(policyLoss, bonus.Loss);
+                    entropy += bonus.Entropy;
+                }
+                else
+                {
+                    using (Autograd.NoGrad())
+                    {
+                        var ent = Ops.Narrow(Ops.Entropy(taped.Logits.Detach()), 1, Tp - 1, R);
+                        entropy += Ops.MaskedMean(ent, subMask).Item();
+                    }
+                }
+                policyLoss.Backward();
+                PolicyRollouts.Backward(policy, taped, _config.Temperature);
                 if (_config.PtxCoef > 0) ptxLoss += PtxGradient(policy, options.PretrainRows!, rng);
                 double policyGradNorm = policy.ParameterSet.ClipGradNorm(_config.MaxGradNorm);
                 // A diverged minibatch stops the run before the step is logged or checkpointed (NumericGuard).
                 string hint = NumericGuard.LearningRateHint(_config.LearningRate);
-                NumericGuard.Check(step + 1, "policy loss", pl.Loss.Item(), hint);
+                NumericGuard.Check(step + 1, "policy loss", policyLoss.Item(), hint);
                 NumericGuard.Check(step + 1, "policy gradient norm", policyGradNorm, hint);
                 policyOpt.Step();
                 NumericGuard.CheckParameters(step + 1, policy.ParameterSet, hint, "policy");
-                pgLoss += pl.Loss.Item();
-                clipFrac += pl.ClipFraction;
-                approxKl += pl.ApproxKl;
 
                 if (value is not null)
                 {
@@ -303,7 +305,11 @@ public sealed class PpoTrainer
                     var vAll = Tensor.Wrap(vpass.Values!, b, L);
                     vAll.RequiresGrad = true;
                     var v = Ops.Narrow(vAll, 1, Tp - 1, R);
-                    var vl = PpoLosses.ClippedValue(v, Tensor.FromArray(Gather(oldValues, idx, R), b, R), Tensor.FromArray(Gather(returns, idx, R), b, R), subMask, _config.ClipRangeValue);
+                    var subReturns = Tensor.FromArray(PolicyRollouts.Gather(returns, idx, R), b, R);
+                    // REINFORCE's baseline regresses on the returns directly; PPO clips the value's move.
+                    var vl = _config.Algorithm == PolicyAlgorithm.Reinforce
+                        ? new ValueLossResult(PolicyGradientLosses.ValueLoss(v, subReturns, subMask), 0)
+                        : PpoLosses.ClippedValue(v, Tensor.FromArray(PolicyRollouts.Gather(oldValues, idx, R), b, R), subReturns, subMask, _config.ClipRangeValue);
                     Ops.MulScalar(vl.Loss, _config.ValueCoef).Backward();
                     value.Backward(vpass, dValues: vAll.Grad!.ToArray());
                     double valueGradNorm = value.ParameterSet.ClipGradNorm(_config.MaxGradNorm);
@@ -345,10 +351,16 @@ public sealed class PpoTrainer
             ["time/training_s"] = trainingSeconds,
             [MetricKeys.TokensPerSecond] = realTokens / Math.Max(1e-9, total.Elapsed.TotalSeconds),
         };
+        if (_config.Algorithm == PolicyAlgorithm.Reinforce)
+        {
+            // No ratio and no clipping in REINFORCE: those figures would be a constant 0.
+            metrics.Remove(MetricKeys.PolicyClipFraction);
+            metrics.Remove(MetricKeys.PolicyApproxKl);
+        }
         if (value is not null)
         {
             metrics[MetricKeys.ValueLoss] = vfLoss / updates;
-            metrics[MetricKeys.ValueClipFraction] = vfClipFrac / updates;
+            if (_config.Algorithm == PolicyAlgorithm.Ppo) metrics[MetricKeys.ValueClipFraction] = vfClipFrac / updates;
             metrics[MetricKeys.ValueExplainedVariance] = ValueDiagnostics.ExplainedVariance(oldValues, returns, boolMask);
             metrics[MetricKeys.ValueMean] = realTokens > 0 ? Enumerable.Range(0, mask.Length).Where(i => boolMask[i]).Average(i => (double)oldValues[i]) : 0;
         }
@@ -381,76 +393,9 @@ public sealed class PpoTrainer
         var pass = policy.Forward(input);
         var dLogits = new float[B * T * V];
         float loss = Gpt.CrossEntropy(pass, targets, weights, dLogits);
-        Scale(dLogits, _config.PtxCoef, inPlace: true);
+        PolicyRollouts.Scale(dLogits, _config.PtxCoef, inPlace: true);
         policy.Backward(pass, dLogits);
         return loss;
-    }
-
-    /// <summary>log π(response token) for each row (B, R), from one fused forward at the configured temperature.</summary>
-    private float[] ResponseLogProbs(Gpt model, GptInput input, int Tp, int R)
-    {
-        int B = input.Batch, L = input.Length, V = model.Config.VocabSize;
-        var pass = model.Forward(input);
-        var logits = _config.Temperature == 1f ? pass.Logits! : Scale(pass.Logits!, 1f / _config.Temperature);
-        using (Autograd.NoGrad())
-        {
-            var lp = Ops.TokenLogProbs(Tensor.Wrap(logits, B, L, V), NextTokens(input));
-            var result = new float[B * R];
-            var span = lp.Span;
-            for (int b = 0; b < B; b++)
-                for (int t = 0; t < R; t++)
-                    if (input.IsReal(b, Tp + t)) result[b * R + t] = span[b * L + Tp - 1 + t];
-            return result;
-        }
-    }
-
-    /// <summary>V of the state before each response token (B, R).</summary>
-    private static float[] ResponseValues(Gpt value, GptInput input, int Tp, int R)
-    {
-        int B = input.Batch, L = input.Length;
-        var pass = value.Forward(input, new GptForwardOptions { Logits = false });
-        var result = new float[B * R];
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < R; t++)
-                if (input.IsReal(b, Tp + t)) result[b * R + t] = pass.Values![b * L + Tp - 1 + t];
-        return result;
-    }
-
-    /// <summary>The token each position predicts (the next one); the last position's target is a placeholder 0.</summary>
-    private static int[] NextTokens(GptInput input)
-    {
-        int B = input.Batch, L = input.Length;
-        var next = new int[B * L];
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t + 1 < L; t++) next[b * L + t] = input.Tokens[b * L + t + 1];
-        return next;
-    }
-
-    private static GptInput Rows(GptInput input, int[] idx)
-    {
-        int L = input.Length;
-        var tokens = new int[idx.Length * L];
-        var mask = new byte[idx.Length * L];
-        for (int i = 0; i < idx.Length; i++)
-        {
-            input.Tokens.AsSpan(idx[i] * L, L).CopyTo(tokens.AsSpan(i * L));
-            input.AttentionMask!.AsSpan(idx[i] * L, L).CopyTo(mask.AsSpan(i * L));
-        }
-        return new GptInput(idx.Length, L, tokens, mask);
-    }
-
-    private static float[] Gather(float[] source, int[] idx, int width)
-    {
-        var result = new float[idx.Length * width];
-        for (int i = 0; i < idx.Length; i++) source.AsSpan(idx[i] * width, width).CopyTo(result.AsSpan(i * width));
-        return result;
-    }
-
-    private static float[] Scale(float[] x, float s, bool inPlace = false)
-    {
-        var y = inPlace ? x : new float[x.Length];
-        System.Numerics.Tensors.TensorPrimitives.Multiply(x, s, y);
-        return y;
     }
 
     // 10. Checkpoints.

@@ -83,6 +83,10 @@ internal sealed class ConfigOptions<T> where T : class, new()
             {
                 option = (Option)Activator.CreateInstance(typeof(Option<>).MakeGenericType(property.PropertyType), name, attribute.Aliases)!;
                 option.Description = attribute.Description + DefaultText(defaults[json]);
+                // Enums are given as config.json writes them (dr_grpo), or by their C# name (DrGrpo).
+                if (property.PropertyType.IsEnum)
+                    typeof(ConfigOptions<T>).GetMethod(nameof(AcceptSnakeCase), BindingFlags.NonPublic | BindingFlags.Static)!
+                        .MakeGenericMethod(property.PropertyType).Invoke(null, [option]);
                 // A list (hidden layer widths) is given as values after one option: --hidden 64 64.
                 if (property.PropertyType.IsArray) option.AllowMultipleArgumentsPerToken = true;
                 if (attribute.Range is { } range) NumericOptions.Register(option, range);
@@ -91,6 +95,21 @@ internal sealed class ConfigOptions<T> where T : class, new()
             _options.Add(([.. prefix, json], option));
             _properties[option] = property;
         }
+    }
+
+    private static void AcceptSnakeCase<TEnum>(Option<TEnum> option) where TEnum : struct, Enum
+    {
+        var values = Enum.GetValues<TEnum>();
+        string Snake(TEnum v) => JsonNamingPolicy.SnakeCaseLower.ConvertName(v.ToString());
+        option.HelpName = string.Join('|', values.Select(Snake));
+        option.CustomParser = result =>
+        {
+            string text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
+            foreach (var v in values)
+                if (text == Snake(v) || string.Equals(text, v.ToString(), StringComparison.OrdinalIgnoreCase)) return v;
+            result.AddError($"{option.Name}: '{text}' is not one of {string.Join(", ", values.Select(Snake))}.");
+            return default;
+        };
     }
 
     private static string DefaultText(JsonNode? value) => value switch

@@ -17,7 +17,7 @@ internal static class DpoCommand
         var output = new Option<string>("--out") { Description = "Folder the trained policy is written to.", Required = true };
         var run = new Option<string?>("--run") { Description = "Run folder (default runs/dpo-NAME)." };
         var resume = new Option<bool>("--resume") { Description = LmTrainingOptionSet.ResumeDescription };
-        var command = new Command("dpo", "Direct preference optimisation on preference pairs.");
+        var command = new Command("dpo", "Direct preference optimisation on preference pairs (--loss-type sigmoid, ipo, simpo, orpo).");
         foreach (var o in new Option[] { model, data, output, run, resume }) command.Options.Add(o);
         var settings = new ConfigOptions<DpoConfig>(command);
         command.SetAction(p =>

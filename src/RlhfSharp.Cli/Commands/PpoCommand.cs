@@ -1,4 +1,5 @@
-// `rlhf ppo`: RLHF policy optimisation of an SFT model against a reward model (PPO with a KL leash, PPO-ptx, or RLOO).
+// `rlhf ppo`: RLHF policy optimisation of an SFT model against a reward model (PPO with a KL leash, PPO-ptx, RLOO, or
+// REINFORCE with a learned baseline by --algo reinforce; --ent-coef adds an entropy bonus).
 using System.CommandLine;
 using RlhfSharp.Alignment;
 using RlhfSharp.Alignment.Ppo;
@@ -48,7 +49,7 @@ internal static class PpoCommand
             }
             // A resumed run replays the command line it was started with (RunContract), so the config is the same.
             using var runDir = RunContract.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "ppo", outDir), p.GetValue(resume));
-            var result = AlignCommandSupport.WithProgress(config.Algorithm == PolicyAlgorithm.Ppo ? "ppo" : "rloo", config.Steps, (progress, ct) =>
+            var result = AlignCommandSupport.WithProgress(config.Algorithm.ToString().ToLowerInvariant(), config.Steps, (progress, ct) =>
                 new PpoTrainer(config).Train(sft, tokenizer, promptList, new RewardModelReward(ensemble), ensemble,
                     new PpoTrainer.Options(PretrainRows: ptxRows, Run: runDir, Progress: progress), ct));
             if (result.Cancelled) return AlignCommandSupport.Stopped("ppo", runDir.Path, result.Steps);

@@ -23,6 +23,10 @@ internal static class RlhfCommand
         root.Subcommands.Add(RewardCommand.Create());
         root.Subcommands.Add(PpoCommand.Create());
         root.Subcommands.Add(DpoCommand.Create());
+        root.Subcommands.Add(GrpoCommand.Create());
+        root.Subcommands.Add(KtoCommand.Create());
+        root.Subcommands.Add(OnlineDpoCommand.Create());
+        root.Subcommands.Add(ArithmeticCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(ReportCommand.Create());
