@@ -10,21 +10,25 @@ namespace RlhfSharp.Models;
 
 public sealed partial class Gpt
 {
-    // A second handle on the same buffers (names, parameter set, adapter): only the adapter flag differs.
-    private Gpt(Gpt other, bool adapterOff)
+    // A second handle on the same base buffers (names, parameter set) with its own adapter and flag: no copy.
+    private Gpt(Gpt other, LoraAdapter? adapter, bool adapterOff, GptHeads heads)
     {
         Config = other.Config;
-        Heads = other.Heads;
+        Heads = heads;
         ParameterSet = other.ParameterSet;
         ParameterList = other.ParameterList;
         _byName = other._byName;
         _tensors = other._tensors;
-        Adapter = other.Adapter;
+        SourceDirectory = other.SourceDirectory;
+        Adapter = adapter;
         AdapterOff = adapterOff;
     }
 
-    /// <summary>The attached LoRA adapter, or null (full model). With one attached the base weights are frozen.</summary>
-    public LoraAdapter? Adapter { get; private set; }
+    /// <summary>The LoRA adapter of this handle, or null (full model). With one, the base weights are frozen.</summary>
+    public LoraAdapter? Adapter { get; }
+
+    /// <summary>The folder the base was loaded from (written as the adapter's base_model_name_or_path), or null.</summary>
+    public string? SourceDirectory { get; private set; }
 
     /// <summary>Whether this handle computes the base alone (the adapter is ignored by every forward).</summary>
     public bool AdapterOff { get; }
@@ -38,26 +42,45 @@ public sealed partial class Gpt
     /// <summary>What an optimiser should train: the adapter's parameters when one is attached, else all of the model's.</summary>
     public ParameterSet TrainableParameters => Adapter?.ParameterSet ?? ParameterSet;
 
-    /// <summary>Attaches <paramref name="adapter"/> (built for this model's shape); the base weights are frozen from now on.</summary>
-    public void AttachAdapter(LoraAdapter adapter)
+    /// <summary>
+    /// This model's base with <paramref name="adapter"/> on it: a new handle sharing every base buffer (no copy); the base
+    /// is frozen under it. Its heads are the adapter's when it carries any (a value head on a reward model's trunk), else the base's.
+    /// </summary>
+    public Gpt WithAdapter(LoraAdapter adapter)
     {
         ArgumentNullException.ThrowIfNull(adapter);
-        if (AdapterOff) throw new InvalidOperationException("GPT: cannot attach an adapter to the adapter-off view.");
-        if (Adapter is not null) throw new InvalidOperationException("GPT: an adapter is already attached.");
         if (adapter.ModelConfig.NEmbd != Config.NEmbd || adapter.ModelConfig.NLayer != Config.NLayer)
             throw new ArgumentException($"GPT: the adapter is for {adapter.ModelConfig.NLayer} layers × {adapter.ModelConfig.NEmbd} channels, the model has {Config.NLayer} × {Config.NEmbd}.");
-        if ((adapter.Heads & ~Heads) != 0) throw new ArgumentException($"GPT: the adapter carries heads {adapter.Heads} the model lacks ({Heads}).");
-        Adapter = adapter;
+        return new(this, adapter, adapterOff: false, adapter.Heads != GptHeads.None ? adapter.Heads : Heads);
     }
 
     /// <summary>
-    /// The same model with the adapter off: a handle sharing every base buffer (no copy). PPO's frozen reference is the
-    /// policy's base this way.
+    /// The same model with the adapter off: a handle sharing every base buffer (no copy) whose forward skips the adapter.
+    /// PPO's frozen reference is the policy with its adapter off.
     /// </summary>
-    public Gpt WithAdapterOff() => new(this, adapterOff: true);
+    public Gpt WithAdapterOff() => new(this, Adapter, adapterOff: true, Adapter?.Heads is GptHeads h && h != GptHeads.None ? HeadsOfBase() : Heads);
+
+    // The adapter-off view computes the heads the base itself carries.
+    private GptHeads HeadsOfBase()
+    {
+        var heads = GptHeads.None;
+        if (_byName.ContainsKey(GptCheckpoint.ValueHeadWeight)) heads |= GptHeads.Value;
+        if (_byName.ContainsKey(GptCheckpoint.RewardHeadWeight)) heads |= GptHeads.Reward;
+        return heads;
+    }
 
     /// <summary>A plain model with the adapter merged into the weights (or a copy when none is attached).</summary>
-    public Gpt Merged() => Adapter is null || AdapterOff ? Clone() : Adapter.Merge(this);
+    public Gpt Merged() => Adapter is null ? Clone() : AdapterOff ? BaseCopy(HeadsOfBase()) : Adapter.Merge(this);
+
+    /// <summary>A plain copy of the base weights with <paramref name="heads"/>; heads the base lacks start at 0.</summary>
+    internal Gpt BaseCopy(GptHeads heads)
+    {
+        var copy = new Gpt(Config, heads);
+        foreach (var p in copy.ParameterList)
+            if (_byName.TryGetValue(p.Name, out var mine))
+                Parameters.AsSpan(mine.Offset, mine.Length).CopyTo(copy.Parameters.AsSpan(p.Offset, p.Length));
+        return copy;
+    }
 
     // Head weights the forward reads: the adapter's trained copies when it carries them (PEFT's modules_to_save).
     private Span<float> HeadParam(string name) => ActiveAdapter?.Head(name) is { } t ? t.Span : Param(name);

@@ -61,7 +61,8 @@ public sealed partial class Gpt
 
     public Span<float> Grad(string name) { var p = this[name]; return Gradients.AsSpan(p.Offset, p.Length); }
 
-    public void ZeroGrad() => ParameterSet.ZeroGrad();
+    /// <summary>Zeroes the gradients of what trains: the adapter's under LoRA (the base then has none), else all.</summary>
+    public void ZeroGrad() => TrainableParameters.ZeroGrad();
 
     /// <summary>When set, Forward, Backward and KV-cached steps charge their time per phase to it (null = no timing).</summary>
     public GptProfile? Profile { get; set; }
@@ -110,13 +111,50 @@ public sealed partial class Gpt
     /// <summary>Loads a model folder (ours or Hugging Face's GPT-2).</summary>
     public static Gpt Load(string directory)
     {
+        // A LoRA folder (adapter_config.json): the base from the same folder when it holds one, else from base_model_name_or_path.
+        if (File.Exists(Path.Combine(directory, LoraAdapter.ConfigFileName)))
+        {
+            string baseDir = File.Exists(Path.Combine(directory, GptCheckpoint.WeightsFileName)) ? directory : LoraAdapter.BaseModelDirectory(directory);
+            var baseModel = LoadPlain(baseDir);
+            if (baseDir != directory) baseModel.SourceDirectory = Path.GetFullPath(baseDir);
+            return baseModel.WithAdapter(LoraAdapter.Load(directory, baseModel.Config));
+        }
+        var gpt = LoadPlain(directory);
+        gpt.SourceDirectory = Path.GetFullPath(directory);
+        return gpt;
+    }
+
+    private static Gpt LoadPlain(string directory)
+    {
         var content = GptCheckpoint.Load(directory);
         return FromTensors(content.Config, content.Tensors, Path.Combine(directory, GptCheckpoint.WeightsFileName));
     }
 
-    /// <summary>Saves config.json + model.safetensors (and tokenizer files copied from <paramref name="tokenizerDirectory"/>).</summary>
+    /// <summary>
+    /// Saves config.json + model.safetensors (and tokenizer files copied from <paramref name="tokenizerDirectory"/>). With an
+    /// adapter: adapter_config.json + adapter_model.safetensors (PEFT's format), plus the base's files only when the base was
+    /// not loaded from a folder (base_model_name_or_path names that folder otherwise).
+    /// </summary>
     public void Save(string directory, string? tokenizerDirectory = null)
     {
+        if (ActiveAdapter is { } adapter)
+        {
+            if (SourceDirectory is null || tokenizerDirectory is not null)
+            {
+                var baseHeads = HeadsOfBase();
+                var baseConfig = baseHeads.HasFlag(GptHeads.Reward) ? Config with { Architecture = "GPT2ForSequenceClassification" } : Config;
+                if (SourceDirectory is null) GptCheckpoint.Save(directory, baseConfig, ToTensors(), tokenizerDirectory);
+                else
+                {
+                    Directory.CreateDirectory(directory);
+                    foreach (var file in GptCheckpoint.TokenizerFileNames)
+                        if (File.Exists(Path.Combine(tokenizerDirectory!, file)) && Path.GetFullPath(tokenizerDirectory!) != Path.GetFullPath(directory))
+                            AtomicFile.Copy(Path.Combine(tokenizerDirectory!, file), Path.Combine(directory, file));
+                }
+            }
+            adapter.Save(directory, SourceDirectory);
+            return;
+        }
         var config = Heads.HasFlag(GptHeads.Reward) ? Config with { Architecture = "GPT2ForSequenceClassification" } : Config;
         GptCheckpoint.Save(directory, config, ToTensors(), tokenizerDirectory);
     }
@@ -132,11 +170,15 @@ public sealed partial class Gpt
         return fresh;
     }
 
+    /// <summary>An independent copy; with an adapter, of the base and the adapter both.</summary>
     public Gpt Clone()
     {
-        var copy = new Gpt(Config, Heads);
+        var copy = new Gpt(Config, Adapter is null ? Heads : HeadsOfBase());
         Parameters.CopyTo(copy.Parameters, 0);
-        return copy;
+        copy.SourceDirectory = SourceDirectory;
+        if (Adapter is null) return copy;
+        var adapted = copy.WithAdapter(Adapter.Clone());
+        return AdapterOff ? adapted.WithAdapterOff() : adapted;
     }
 
     /// <summary>Position of each token: the count of real tokens before it in its row (HF: cumsum(mask) − 1), 0 for pads.</summary>

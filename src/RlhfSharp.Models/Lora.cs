@@ -192,17 +192,34 @@ public sealed class LoraAdapter
     /// A fresh adapter for <paramref name="model"/>: A ~ U(±1/√in) from <paramref name="rng"/> (PEFT's kaiming_uniform_ with a=√5),
     /// B = 0; the model's heads are copied in, to train in full.
     /// </summary>
-    public static LoraAdapter Create(Gpt model, LoraConfig config, Rng rng)
+    /// <remarks>
+    /// <paramref name="heads"/> (default: the model's) are the heads the adapter trains; one the model lacks (a value head on a
+    /// reward model's trunk) starts as a fresh head would: weight N(0, initializer_range) from <paramref name="rng"/>, bias 0.
+    /// </remarks>
+    public static LoraAdapter Create(Gpt model, LoraConfig config, Rng rng, GptHeads? heads = null)
     {
-        var adapter = new LoraAdapter(model.Config, config, model.Heads, config.Targets(), Enumerable.Range(0, model.Config.NLayer).ToList());
+        var adapter = new LoraAdapter(model.Config, config, heads ?? model.Heads, config.Targets(), Enumerable.Range(0, model.Config.NLayer).ToList());
         foreach (var m in adapter.Modules)
         {
             double bound = 1 / Math.Sqrt(m.In);
             var a = m.A.Span;
             for (int i = 0; i < a.Length; i++) a[i] = (float)rng.Uniform(-bound, bound);
         }
-        foreach (var (name, t) in adapter._heads) model.Param(name).CopyTo(t.Span);
+        foreach (var (name, t) in adapter._heads)
+        {
+            if (model.ParameterList.Any(p => p.Name == name)) model.Param(name).CopyTo(t.Span);
+            else if (t.Shape.Length >= 2)
+                for (int i = 0; i < t.Length; i++) t.Span[i] = (float)(rng.Normal() * model.Config.InitializerRange);
+        }
         return adapter;
+    }
+
+    /// <summary>An independent copy (same shape and values).</summary>
+    public LoraAdapter Clone()
+    {
+        var copy = new LoraAdapter(ModelConfig, Config, Heads, Targets, Modules.Select(m => m.Layer).Distinct().ToList());
+        ParameterSet.Values.CopyTo(copy.ParameterSet.Values, 0);
+        return copy;
     }
 
     /// <summary>PEFT's key for our adapter or head tensor name.</summary>
@@ -288,10 +305,23 @@ public sealed class LoraAdapter
         return adapter;
     }
 
+    /// <summary>The base model folder an adapter folder names (base_model_name_or_path, relative paths from the adapter folder).</summary>
+    public static string BaseModelDirectory(string directory)
+    {
+        string configPath = System.IO.Path.Combine(directory, ConfigFileName);
+        string? name = JsonNode.Parse(File.ReadAllText(configPath))?["base_model_name_or_path"]?.GetValue<string>();
+        if (string.IsNullOrEmpty(name))
+            throw new FormatException($"{configPath}: field base_model_name_or_path is empty and the folder holds no {GptCheckpoint.WeightsFileName}; give the base model folder (rlhf lora merge --base DIR).");
+        string path = System.IO.Path.IsPathRooted(name) ? name : System.IO.Path.Combine(directory, name);
+        if (!File.Exists(System.IO.Path.Combine(path, GptCheckpoint.WeightsFileName)))
+            throw new FileNotFoundException($"{configPath}: field base_model_name_or_path '{name}' is not a model folder here; give the base model folder (rlhf lora merge --base DIR).");
+        return path;
+    }
+
     /// <summary>A plain model: <paramref name="baseModel"/>'s weights with s·(B·A)ᵀ added to each adapted W [in, out], and the adapter's heads.</summary>
     public Gpt Merge(Gpt baseModel)
     {
-        var merged = baseModel.Clone();
+        var merged = baseModel.BaseCopy(Heads != GptHeads.None ? Heads : baseModel.Heads);
         foreach (var m in Modules)
         {
             var w = merged.Param(m.Prefix + ".weight");     // [in, out]
@@ -308,8 +338,7 @@ public sealed class LoraAdapter
                 }
             }
         }
-        foreach (var (name, t) in _heads)
-            if (merged.Heads.HasFlag(name == GptCheckpoint.RewardHeadWeight ? GptHeads.Reward : GptHeads.Value)) t.Span.CopyTo(merged.Param(name));
+        foreach (var (name, t) in _heads) t.Span.CopyTo(merged.Param(name));
         return merged;
     }
 

@@ -52,7 +52,7 @@ public sealed class LoraTests
         var adapter = LoraAdapter.Create(gpt, AllTargets, new Rng(5));
         Assert.All(adapter.Modules, m => Assert.All(m.B.Span.ToArray(), v => Assert.Equal(0f, v)));
         Assert.Contains(adapter.Modules.First().A.Span.ToArray(), v => v != 0f);
-        gpt.AttachAdapter(adapter);
+        gpt = gpt.WithAdapter(adapter);
 
         // Then the fused forward and KV-cached decoding give the same bits
         Assert.Equal(before, gpt.Forward(input).Logits!.ToArray());
@@ -80,7 +80,7 @@ public sealed class LoraTests
         var config = RandomWeights.TinyConfig(vocab: 9, block: 6, embd: 8, layers: 2, heads: 2);
         var gpt = RandomGpt(config, 25);
         var adapter = RandomAdapter(gpt, AllTargets, 7);
-        gpt.AttachAdapter(adapter);
+        gpt = gpt.WithAdapter(adapter);
         int[] tokens = [1, 5, 2, 5, 8, 0];
         int T = tokens.Length;
         var targets = new int[T];
@@ -138,7 +138,7 @@ public sealed class LoraTests
         var config = RandomWeights.TinyConfig(vocab: 9, block: 6, embd: 8, layers: 1, heads: 2);
         var gpt = RandomGpt(config, 26, GptHeads.Reward);
         var adapter = RandomAdapter(gpt, new LoraConfig { R = 2, LoraDropout = 0f, TargetModules = ["c_attn"] }, 8);
-        gpt.AttachAdapter(adapter);
+        gpt = gpt.WithAdapter(adapter);
         var score = adapter.Head(GptCheckpoint.RewardHeadWeight)!;
         score.Span[0] += 0.5f; // the adapter's copy differs from the base's now
         int[] tokens = [1, 5, 2, 5];
@@ -169,7 +169,7 @@ public sealed class LoraTests
         int[] tokens = [3, 1, 12, 0, 7, 7, 2, 9, 11, 4];
         var input = new GptInput(2, 5, tokens);
         var baseLogits = gpt.Forward(input).Logits!.ToArray();
-        gpt.AttachAdapter(RandomAdapter(gpt, AllTargets, 11));
+        gpt = gpt.WithAdapter(RandomAdapter(gpt, AllTargets, 11));
 
         var adapted = gpt.Forward(input).Logits!.ToArray();
         var merged = gpt.Merged();
@@ -198,7 +198,7 @@ public sealed class LoraTests
         var config = RandomWeights.TinyConfig(vocab: 9, block: 6, embd: 8, layers: 2, heads: 2);
         var gpt = RandomGpt(config, 51);
         var adapter = RandomAdapter(gpt, AllTargets, 13);
-        gpt.AttachAdapter(adapter);
+        gpt = gpt.WithAdapter(adapter);
         int[] tokens = [1, 5, 2, 5, 8, 0];
         var input = new GptInput(1, 6, tokens);
         var fused = gpt.Forward(input);
@@ -285,6 +285,34 @@ public sealed class LoraTests
             Assert.Equal("SEQ_CLS", json["task_type"]!.GetValue<string>());
             Assert.Equal("score", json["modules_to_save"]![0]!.GetValue<string>());
             Assert.Equal(gpt.Param(GptCheckpoint.RewardHeadWeight).ToArray(), LoraAdapter.Load(dir, config).Head(GptCheckpoint.RewardHeadWeight)!.Span.ToArray());
+        }
+        finally
+        {
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void ModelWithAdapter_SavesAndLoadsAsOneFolder_AndClonesIndependently()
+    {
+        var config = RandomWeights.TinyConfig(vocab: 9, block: 6, embd: 8, layers: 2, heads: 2);
+        var gpt = RandomGpt(config, 81);
+        gpt = gpt.WithAdapter(RandomAdapter(gpt, AllTargets, 19));
+        var input = new GptInput(1, 5, [1, 2, 3, 4, 5]);
+        var logits = gpt.Forward(input).Logits!.ToArray();
+        string dir = Path.Combine(Path.GetTempPath(), "rlhf-lora-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            gpt.Save(dir); // an in-memory base: its files go beside the adapter's
+            Assert.True(File.Exists(Path.Combine(dir, "adapter_config.json")));
+            var loaded = Gpt.Load(dir);
+            Assert.NotNull(loaded.Adapter);
+            Assert.Equal(logits, loaded.Forward(input).Logits!.ToArray());
+
+            var clone = loaded.Clone();
+            clone.Adapter!.Modules.First().B.Span[0] += 1f;
+            Assert.Equal(logits, loaded.Forward(input).Logits!.ToArray());
+            Assert.NotEqual(logits, clone.Forward(input).Logits!.ToArray());
         }
         finally
         {
