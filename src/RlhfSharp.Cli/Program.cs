@@ -18,6 +18,7 @@ root.Subcommands.Add(SftCommand.Create());
 root.Subcommands.Add(RewardCommand.Create());
 root.Subcommands.Add(PpoCommand.Create());
 root.Subcommands.Add(DpoCommand.Create());
+root.Subcommands.Add(LoraCommand.Create());
 root.Subcommands.Add(EvalCommand.Create());
 root.Subcommands.Add(ServeCommand.Create());
 root.Subcommands.Add(ReportCommand.Create());

@@ -214,6 +214,15 @@ public sealed class LoraAdapter
         return adapter;
     }
 
+    /// <summary>Copies <paramref name="other"/>'s values (a checkpoint's) into this adapter; the shapes must agree.</summary>
+    public void CopyFrom(LoraAdapter other)
+    {
+        if (other.ParameterSet.Slots.Count != ParameterSet.Slots.Count || other.Config.R != Config.R
+            || !other.ParameterSet.Slots.Select(s => s.Name).SequenceEqual(ParameterSet.Slots.Select(s => s.Name)))
+            throw new InvalidOperationException($"lora: the saved adapter (r = {other.Config.R}, {other.ParameterSet.Slots.Count} tensors) differs from this one (r = {Config.R}, {ParameterSet.Slots.Count}); resume with the same settings.");
+        other.ParameterSet.Values.CopyTo(ParameterSet.Values, 0);
+    }
+
     /// <summary>An independent copy (same shape and values).</summary>
     public LoraAdapter Clone()
     {

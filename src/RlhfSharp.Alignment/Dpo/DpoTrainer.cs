@@ -57,8 +57,12 @@ public sealed record DpoConfig
     [JsonPropertyName("save_steps")]
     public int CheckpointInterval { get; init; }
 
+    /// <summary>LoRA: with r &gt; 0 only low-rank adapters (and heads) train; the base stays frozen.</summary>
+    public LoraConfig Lora { get; init; } = new();
+
     public void Validate()
     {
+        Lora.Validate();
         if (!(Beta > 0)) throw new ArgumentException($"dpo config: β {Beta} must be positive.");
         if (!(LabelSmoothing >= 0 && LabelSmoothing < 0.5)) throw new ArgumentException($"dpo config: label smoothing {LabelSmoothing} must lie in [0, 0.5).");
         if (Epochs < 1 || BatchSize < 1) throw new ArgumentException($"dpo config: epochs {Epochs} and batch size {BatchSize} must be ≥ 1.");
@@ -127,8 +131,9 @@ public sealed class DpoTrainer
             }
         }
 
-        var policy = sft.Clone();
-        var opt = new AdamW(policy.ParameterSet, new AdamWConfig { LearningRate = _config.LearningRate, WeightDecay = 0f });
+        // With LoRA the policy is the SFT base plus an adapter (no copy); the reference log-probs above are the base's.
+        var policy = _config.Lora.Enabled ? sft.WithAdapter(LoraAdapter.Create(sft, _config.Lora, new Rng(_config.Seed ^ 0x10A7UL))) : sft.Clone();
+        var opt = new AdamW(policy.TrainableParameters, new AdamWConfig { LearningRate = _config.LearningRate, WeightDecay = 0f });
         int stepsPerEpoch = (train.Count + _config.BatchSize - 1) / _config.BatchSize;
         int total = stepsPerEpoch * _config.Epochs;
         int step = 0;
@@ -137,7 +142,9 @@ public sealed class DpoTrainer
         ulong[]? epochRng = null;
         if (run is not null && run.Resumed && run.LatestCheckpoint() is { } checkpoint)
         {
-            Gpt.Load(Path.Combine(checkpoint.Path, "policy")).Parameters.CopyTo(policy.Parameters, 0);
+            var saved = Gpt.Load(Path.Combine(checkpoint.Path, "policy"));
+            if (policy.Adapter is null) saved.Parameters.CopyTo(policy.Parameters, 0);
+            else policy.Adapter.CopyFrom(saved.Adapter ?? throw new InvalidOperationException($"{checkpoint.Path}: the checkpoint's policy has no LoRA adapter; resume with the same settings."));
             TrainerCheckpoint.ReadOptimizers(checkpoint.Path, ("policy", opt));
             var state = TrainerCheckpoint.ReadState<DpoState>(checkpoint.Path);
             opt.StepCount = state.AdamStep;
@@ -164,7 +171,7 @@ public sealed class DpoTrainer
                 // 4. Through the logits into the fused backward.
                 res.Loss.Backward();
                 policy.Backward(pass!, logits!.Grad!.ToArray());
-                double gradNorm = policy.ParameterSet.ClipGradNorm(_config.MaxGradNorm);
+                double gradNorm = policy.TrainableParameters.ClipGradNorm(_config.MaxGradNorm);
                 // 5. Linear decay.
                 float lr = _config.LearningRate * (1f - (float)step / total);
                 opt.Step(lr);

@@ -14,6 +14,7 @@ internal static class BenchCommand
         command.Subcommands.Add(BenchTokenizerCommand.Create());
         command.Subcommands.Add(BenchTrainCommand.Create());
         command.Subcommands.Add(BenchSampleCommand.Create());
+        command.Subcommands.Add(BenchPpoCommand.Create());
         return command;
     }
 }
