@@ -32,8 +32,8 @@ public sealed record LoraConfig
     [ConfigOption("Dropout on the adapter's input on passes that run with dropout (SFT); RLHF passes run without.")]
     public float LoraDropout { get; init; } = 0.05f;
 
-    [ConfigOption("Layers that get an adapter, among c_attn, c_proj (attention's), c_fc, mlp.c_proj; commas or spaces.", Name = "--lora-target-modules")]
-    public string[] TargetModules { get; init; } = ["c_attn"];
+    [ConfigOption("Layers that get an adapter, among c_attn, c_proj (attention's), c_fc, mlp.c_proj, separated by commas.", Name = "--lora-target-modules")]
+    public string TargetModules { get; init; } = "c_attn";
 
     [JsonIgnore]
     public bool Enabled => R > 0;
@@ -42,7 +42,7 @@ public sealed record LoraConfig
     public IReadOnlyList<LoraTarget> Targets()
     {
         var set = new SortedSet<LoraTarget>();
-        foreach (string item in TargetModules.SelectMany(t => t.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)))
+        foreach (string item in TargetModules.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             set.Add(LoraTargets.Parse(item));
         if (set.Count == 0) throw new ArgumentException("lora: target_modules is empty; name at least one of c_attn, c_proj, c_fc, mlp.c_proj.");
         return [.. set];
@@ -301,7 +301,7 @@ public sealed class LoraAdapter
             targets.Add(LoraTargets.Parse(parts[2] + "." + parts[3]));
         }
         if (targets.Count == 0) throw new FormatException($"{weightsPath}: no lora_A/lora_B tensors.");
-        var config = new LoraConfig { R = r, LoraAlpha = alpha, LoraDropout = dropout, TargetModules = [.. targets.Select(LoraTargets.PeftName)] };
+        var config = new LoraConfig { R = r, LoraAlpha = alpha, LoraDropout = dropout, TargetModules = string.Join(",", targets.Select(LoraTargets.PeftName)) };
         var adapter = new LoraAdapter(model, config, heads, [.. targets], [.. layers]);
         foreach (var slot in adapter.ParameterSet.Slots)
         {

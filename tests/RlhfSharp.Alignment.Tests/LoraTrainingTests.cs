@@ -14,7 +14,7 @@ namespace RlhfSharp.Alignment.Tests;
 public sealed class LoraTrainingTests
 {
     private static readonly ITokenizer Chars = CharTokenizer.FromCorpus("abcdefghijklmnopqrstuvwxyz .,!?");
-    private static readonly LoraConfig Lora = new() { R = 4, LoraAlpha = 8, LoraDropout = 0.1f, TargetModules = ["c_attn,c_proj,c_fc,mlp.c_proj"] };
+    private static readonly LoraConfig Lora = new() { R = 4, LoraAlpha = 8, LoraDropout = 0.1f, TargetModules = "c_attn,c_proj,c_fc,mlp.c_proj" };
 
     private static Gpt Sft(ulong seed)
     {

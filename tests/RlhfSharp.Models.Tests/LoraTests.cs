@@ -9,7 +9,7 @@ namespace RlhfSharp.Models.Tests;
 
 public sealed class LoraTests
 {
-    private static readonly LoraConfig AllTargets = new() { R = 2, LoraAlpha = 3f, LoraDropout = 0f, TargetModules = ["c_attn,c_proj", "c_fc", "mlp.c_proj"] };
+    private static readonly LoraConfig AllTargets = new() { R = 2, LoraAlpha = 3f, LoraDropout = 0f, TargetModules = "c_attn,c_proj c_fc,mlp.c_proj" };
 
     private static Gpt RandomGpt(GptConfig config, ulong seed, GptHeads heads = GptHeads.None)
     {
@@ -64,7 +64,7 @@ public sealed class LoraTests
     public void KaimingUniformInit_BoundIsOneOverSqrtFanIn()
     {
         var config = RandomWeights.TinyConfig(vocab: 9, block: 6, embd: 16, layers: 1, heads: 2);
-        var adapter = LoraAdapter.Create(RandomGpt(config, 3), new LoraConfig { R = 4, TargetModules = ["mlp.c_proj"] }, new Rng(9));
+        var adapter = LoraAdapter.Create(RandomGpt(config, 3), new LoraConfig { R = 4, TargetModules = "mlp.c_proj" }, new Rng(9));
         var m = Assert.Single(adapter.Modules);
         Assert.Equal((64, 16), (m.In, m.Out));
         Assert.Equal([4, 64], m.A.Shape.ToArray());
@@ -137,7 +137,7 @@ public sealed class LoraTests
     {
         var config = RandomWeights.TinyConfig(vocab: 9, block: 6, embd: 8, layers: 1, heads: 2);
         var gpt = RandomGpt(config, 26, GptHeads.Reward);
-        var adapter = RandomAdapter(gpt, new LoraConfig { R = 2, LoraDropout = 0f, TargetModules = ["c_attn"] }, 8);
+        var adapter = RandomAdapter(gpt, new LoraConfig { R = 2, LoraDropout = 0f, TargetModules = "c_attn" }, 8);
         gpt = gpt.WithAdapter(adapter);
         var score = adapter.Head(GptCheckpoint.RewardHeadWeight)!;
         score.Span[0] += 0.5f; // the adapter's copy differs from the base's now
@@ -272,7 +272,7 @@ public sealed class LoraTests
     {
         var config = RandomWeights.TinyConfig(vocab: 9, block: 6, embd: 8, layers: 1, heads: 2);
         var gpt = RandomGpt(config, 71, GptHeads.Reward);
-        var adapter = LoraAdapter.Create(gpt, new LoraConfig { R = 1, TargetModules = ["c_attn"] }, new Rng(1));
+        var adapter = LoraAdapter.Create(gpt, new LoraConfig { R = 1, TargetModules = "c_attn" }, new Rng(1));
         string dir = Path.Combine(Path.GetTempPath(), "rlhf-lora-" + Guid.NewGuid().ToString("N"));
         try
         {
@@ -323,7 +323,7 @@ public sealed class LoraTests
     [Fact]
     public void UnknownTarget_IsRefusedByName()
     {
-        var e = Assert.Throws<ArgumentException>(() => new LoraConfig { R = 4, TargetModules = ["c_attn,q_proj"] }.Validate());
+        var e = Assert.Throws<ArgumentException>(() => new LoraConfig { R = 4, TargetModules = "c_attn,q_proj" }.Validate());
         Assert.Contains("q_proj", e.Message);
     }
 
