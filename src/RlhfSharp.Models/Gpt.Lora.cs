@@ -85,7 +85,9 @@ public sealed partial class Gpt
     // Head weights the forward reads: the adapter's trained copies when it carries them (PEFT's modules_to_save).
     private Span<float> HeadParam(string name) => ActiveAdapter?.Head(name) is { } t ? t.Span : Param(name);
 
-    private Span<float> HeadGrad(string name) => ActiveAdapter?.Head(name) is { } t ? t.Grad!.Span : BaseFrozen ? default : Grad(name);
+    private Span<float> HeadGrad(string name) => ActiveAdapter?.Head(name) is { } t ? t.Grad!.Span
+        : BaseFrozen ? throw new InvalidOperationException($"GPT backward: head {name} is frozen under the adapter (the adapter does not carry it), so it cannot take a gradient.")
+        : Grad(name);
 
     // A base weight's gradient, or nothing when the base is frozen (the kernels then skip that product).
     private Span<float> BaseGrad(string name) => BaseFrozen ? default : Grad(name);

@@ -285,6 +285,7 @@ public sealed class PpoTrainer
         double pgLoss = 0, vfLoss = 0, clipFrac = 0, approxKl = 0, entropy = 0, vfClipFrac = 0, ptxLoss = 0;
         int updates = 0;
         int M = _config.MiniBatchSize;
+        GptPass? policyPass = null, valuePass = null; // minibatch passes reuse their buffers (same shape), as the LM loop's do
         for (int epoch = 0; epoch < _config.Epochs; epoch++)
         {
             var perm = rng.Permutation(B);
@@ -296,7 +297,7 @@ public sealed class PpoTrainer
                 var subMask = Tensor.FromArray(Gather(mask, idx, R), b, R);
 
                 policy.ZeroGrad();
-                var pass = policy.Forward(sub);
+                var pass = policyPass = policy.Forward(sub, null, policyPass);
                 var logits = Tensor.Wrap(pass.Logits!, b, L, policy.Config.VocabSize);
                 var scaled = _config.Temperature == 1f ? logits : Tensor.Wrap(Scale(pass.Logits!, 1f / _config.Temperature), b, L, policy.Config.VocabSize);
                 scaled.RequiresGrad = true;
@@ -321,7 +322,8 @@ public sealed class PpoTrainer
                 if (value is not null)
                 {
                     value.ZeroGrad();
-                    var vpass = value.Forward(sub, new GptForwardOptions { Logits = false });
+                    var vpass = value.Forward(sub, new GptForwardOptions { Logits = false }, valuePass);
+                    valuePass = vpass;
                     var vAll = Tensor.Wrap(vpass.Values!, b, L);
                     vAll.RequiresGrad = true;
                     var v = Ops.Narrow(vAll, 1, Tp - 1, R);
