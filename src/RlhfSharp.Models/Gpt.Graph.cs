@@ -39,12 +39,12 @@ public sealed partial class Gpt
         {
             string pre = $"h.{l}.";
             var h = Ops.LayerNorm(x, P(pre + "ln_1.weight"), P(pre + "ln_1.bias"), Config.LayerNormEpsilon);
-            var qkv = Ops.Add(Ops.MatMul(h, P(pre + "attn.c_attn.weight")), P(pre + "attn.c_attn.bias"));   // (B,T,3C), Conv1D [in,out]
+            var qkv = GraphLinear(h, l, LoraTarget.CAttn);                                                     // (B,T,3C), Conv1D [in,out]
             var y = Ops.CausalAttention(qkv, Config.NHead, keyMask);                                           // (B,T,C), heads merged
-            x = Ops.Add(x, Ops.Add(Ops.MatMul(y, P(pre + "attn.c_proj.weight")), P(pre + "attn.c_proj.bias")));
+            x = Ops.Add(x, GraphLinear(y, l, LoraTarget.AttnCProj));
             h = Ops.LayerNorm(x, P(pre + "ln_2.weight"), P(pre + "ln_2.bias"), Config.LayerNormEpsilon);
-            var fc = Ops.Gelu(Ops.Add(Ops.MatMul(h, P(pre + "mlp.c_fc.weight")), P(pre + "mlp.c_fc.bias")));  // (B,T,4C)
-            x = Ops.Add(x, Ops.Add(Ops.MatMul(fc, P(pre + "mlp.c_proj.weight")), P(pre + "mlp.c_proj.bias")));
+            var fc = Ops.Gelu(GraphLinear(h, l, LoraTarget.CFc));                                              // (B,T,4C)
+            x = Ops.Add(x, GraphLinear(fc, l, LoraTarget.MlpCProj));
         }
         var hidden = Ops.LayerNorm(x, P("ln_f.weight"), P("ln_f.bias"), Config.LayerNormEpsilon);
 
@@ -53,8 +53,8 @@ public sealed partial class Gpt
         Tensor? values = null, rewards = null;
         if (Heads.HasFlag(GptHeads.Value))
         {
-            var v = Ops.MatMul(hidden, P(GptCheckpoint.ValueHeadWeight), transB: true);                        // (B,T,1)
-            values = Ops.Add(Ops.Reshape(v, B, T), P(GptCheckpoint.ValueHeadBias));
+            var v = Ops.MatMul(hidden, GraphHead(GptCheckpoint.ValueHeadWeight), transB: true);                        // (B,T,1)
+            values = Ops.Add(Ops.Reshape(v, B, T), GraphHead(GptCheckpoint.ValueHeadBias));
         }
         if (Heads.HasFlag(GptHeads.Reward))
         {
@@ -62,7 +62,7 @@ public sealed partial class Gpt
             var select = new float[B * T];
             for (int b = 0; b < B; b++) select[b * T + lastReal[b]] = 1f;
             var last = Ops.Reshape(Ops.MatMul(RlhfSharp.Tensors.Tensor.Wrap(select, B, 1, T), hidden), B, C);
-            rewards = Ops.Reshape(Ops.MatMul(last, P(GptCheckpoint.RewardHeadWeight), transB: true), B);
+            rewards = Ops.Reshape(Ops.MatMul(last, GraphHead(GptCheckpoint.RewardHeadWeight), transB: true), B);
         }
         return new GptTensors(hidden, lm, values, rewards);
     }

@@ -61,7 +61,8 @@ public sealed partial class Gpt
 
     public Span<float> Grad(string name) { var p = this[name]; return Gradients.AsSpan(p.Offset, p.Length); }
 
-    public void ZeroGrad() => ParameterSet.ZeroGrad();
+    /// <summary>Zeroes the gradients of what trains: the adapter's under LoRA (the base then has none), else all.</summary>
+    public void ZeroGrad() => TrainableParameters.ZeroGrad();
 
     /// <summary>When set, Forward, Backward and KV-cached steps charge their time per phase to it (null = no timing).</summary>
     public GptProfile? Profile { get; set; }
@@ -110,13 +111,50 @@ public sealed partial class Gpt
     /// <summary>Loads a model folder (ours or Hugging Face's GPT-2).</summary>
     public static Gpt Load(string directory, bool allowNonFinite = false)
     {
+        // A LoRA folder (adapter_config.json): the base from the same folder when it holds one, else from base_model_name_or_path.
+        if (File.Exists(Path.Combine(directory, LoraAdapter.ConfigFileName)))
+        {
+            string baseDir = File.Exists(Path.Combine(directory, GptCheckpoint.WeightsFileName)) ? directory : LoraAdapter.BaseModelDirectory(directory);
+            var baseModel = LoadPlain(baseDir, allowNonFinite);
+            if (baseDir != directory) baseModel.SourceDirectory = Path.GetFullPath(baseDir);
+            return baseModel.WithAdapter(LoraAdapter.Load(directory, baseModel.Config));
+        }
+        var gpt = LoadPlain(directory, allowNonFinite);
+        gpt.SourceDirectory = Path.GetFullPath(directory);
+        return gpt;
+    }
+
+    private static Gpt LoadPlain(string directory, bool allowNonFinite)
+    {
         var content = GptCheckpoint.Load(directory, allowNonFinite);
         return FromTensors(content.Config, content.Tensors, Path.Combine(directory, GptCheckpoint.WeightsFileName));
     }
 
-    /// <summary>Saves config.json + model.safetensors (and tokenizer files copied from <paramref name="tokenizerDirectory"/>).</summary>
+    /// <summary>
+    /// Saves config.json + model.safetensors (and tokenizer files copied from <paramref name="tokenizerDirectory"/>). With an
+    /// adapter: adapter_config.json + adapter_model.safetensors (PEFT's format), plus the base's files only when the base was
+    /// not loaded from a folder (base_model_name_or_path names that folder otherwise).
+    /// </summary>
     public void Save(string directory, string? tokenizerDirectory = null)
     {
+        if (ActiveAdapter is { } adapter)
+        {
+            if (SourceDirectory is null || tokenizerDirectory is not null)
+            {
+                var baseHeads = HeadsOfBase();
+                var baseConfig = baseHeads.HasFlag(GptHeads.Reward) ? Config with { Architecture = "GPT2ForSequenceClassification" } : Config;
+                if (SourceDirectory is null) GptCheckpoint.Save(directory, baseConfig, ToTensors(), tokenizerDirectory);
+                else
+                {
+                    Directory.CreateDirectory(directory);
+                    foreach (var file in GptCheckpoint.TokenizerFileNames)
+                        if (File.Exists(Path.Combine(tokenizerDirectory!, file)) && Path.GetFullPath(tokenizerDirectory!) != Path.GetFullPath(directory))
+                            AtomicFile.Copy(Path.Combine(tokenizerDirectory!, file), Path.Combine(directory, file));
+                }
+            }
+            adapter.Save(directory, SourceDirectory);
+            return;
+        }
         var config = Heads.HasFlag(GptHeads.Reward) ? Config with { Architecture = "GPT2ForSequenceClassification" } : Config;
         GptCheckpoint.Save(directory, config, ToTensors(), tokenizerDirectory);
     }
@@ -132,11 +170,15 @@ public sealed partial class Gpt
         return fresh;
     }
 
+    /// <summary>An independent copy; with an adapter, of the base and the adapter both.</summary>
     public Gpt Clone()
     {
-        var copy = new Gpt(Config, Heads);
+        var copy = new Gpt(Config, Adapter is null ? Heads : HeadsOfBase());
         Parameters.CopyTo(copy.Parameters, 0);
-        return copy;
+        copy.SourceDirectory = SourceDirectory;
+        if (Adapter is null) return copy;
+        var adapted = copy.WithAdapter(Adapter.Clone());
+        return AdapterOff ? adapted.WithAdapterOff() : adapted;
     }
 
     /// <summary>Position of each token: the count of real tokens before it in its row (HF: cumsum(mask) − 1), 0 for pads.</summary>
@@ -185,6 +227,9 @@ public sealed partial class Gpt
         a.DropoutP = p;
         var profile = Profile;
         profile?.Restart();
+        // LoRA (Gpt.Lora.cs): what each adapted layer keeps for backward; its dropout runs with the model's generator.
+        a.Lora = ActiveAdapter is { } adapter ? (a.Lora is { } kept && kept.Adapter == adapter && kept.Rows == N ? kept : new LoraPassState(adapter, L, N)) : null;
+        var loraRng = options.DropoutRng;
 
         // Embeddings: x0[n] = wte[token] + wpe[position], then dropout.
         var wte = Param("wte.weight");
@@ -210,11 +255,13 @@ public sealed partial class Gpt
             Norms.LayerNormForward(x, Param(pre + "ln_1.weight"), Param(pre + "ln_1.bias"), la.Ln1, la.Ln1Mean, la.Ln1Rstd, C, Config.LayerNormEpsilon);
             profile?.Lap("fwd/layernorm");
             LinearKernels.Forward(la.Ln1, Param(pre + "attn.c_attn.weight"), Param(pre + "attn.c_attn.bias"), la.Qkv, N, C, 3 * C, Conv1D);
+            LoraForward(a, l, LoraTarget.CAttn, la.Ln1, la.Qkv, N, loraRng);
             profile?.Lap("fwd/matmul_qkv");
             Attention.Forward(att, la.Qkv, qL, la.Qkv, kL, la.Qkv, vL, la.AttY, yL, keyMask, la.Probs);
             profile?.Lap("fwd/attention");
             // Residual: xMid = x + dropout(c_proj(attY)).
             LinearKernels.Forward(la.AttY, Param(pre + "attn.c_proj.weight"), Param(pre + "attn.c_proj.bias"), a.Scratch, N, C, C, Conv1D);
+            LoraForward(a, l, LoraTarget.AttnCProj, la.AttY, a.Scratch, N, loraRng);
             ApplyDropout(a.Scratch.AsSpan(0, N * C), la.AttnDropout, p, options.DropoutRng);
             AddInto(la.XMid, x, a.Scratch, N * C);
             profile?.Lap("fwd/matmul_attn_proj");
@@ -222,10 +269,12 @@ public sealed partial class Gpt
             Norms.LayerNormForward(la.XMid, Param(pre + "ln_2.weight"), Param(pre + "ln_2.bias"), la.Ln2, la.Ln2Mean, la.Ln2Rstd, C, Config.LayerNormEpsilon);
             profile?.Lap("fwd/layernorm");
             LinearKernels.Forward(la.Ln2, Param(pre + "mlp.c_fc.weight"), Param(pre + "mlp.c_fc.bias"), la.Fc, N, C, 4 * C, Conv1D);
+            LoraForward(a, l, LoraTarget.CFc, la.Ln2, la.Fc, N, loraRng);
             profile?.Lap("fwd/matmul_fc");
             Activations.GeluForward(la.Fc, la.FcGelu);
             profile?.Lap("fwd/gelu");
             LinearKernels.Forward(la.FcGelu, Param(pre + "mlp.c_proj.weight"), Param(pre + "mlp.c_proj.bias"), a.Scratch, N, 4 * C, C, Conv1D);
+            LoraForward(a, l, LoraTarget.MlpCProj, la.FcGelu, a.Scratch, N, loraRng);
             ApplyDropout(a.Scratch.AsSpan(0, N * C), la.MlpDropout, p, options.DropoutRng);
             AddInto(a.Residuals[l + 1], la.XMid, a.Scratch, N * C);
             profile?.Lap("fwd/matmul_mlp_proj");
@@ -238,13 +287,13 @@ public sealed partial class Gpt
         profile?.Lap("fwd/lm_head");
         if (a.Values is not null)
         {
-            var w = Param(GptCheckpoint.ValueHeadWeight);
-            float bias = Param(GptCheckpoint.ValueHeadBias)[0];
+            var w = HeadParam(GptCheckpoint.ValueHeadWeight);
+            float bias = HeadParam(GptCheckpoint.ValueHeadBias)[0];
             for (int n = 0; n < N; n++) a.Values[n] = bias + Reduce.Dot(a.LnF.AsSpan(n * C, C), w);
         }
         if (a.Rewards is not null)
         {
-            var w = Param(GptCheckpoint.RewardHeadWeight);
+            var w = HeadParam(GptCheckpoint.RewardHeadWeight);
             for (int b = 0; b < B; b++) a.Rewards[b] = Reduce.Dot(a.LnF.AsSpan((b * T + a.LastReal[b]) * C, C), w);
         }
         return a;
@@ -276,14 +325,14 @@ public sealed partial class Gpt
         if (dLogits is not null)
         {
             Gemm.Multiply(GemmForm.NN, N, C, V, dLogits, V, wte, C, dLnF, C, accumulate: true);
-            Gemm.Multiply(GemmForm.TN, V, C, N, dLogits, V, a.LnF, C, Grad("wte.weight"), C, accumulate: true);
+            if (!BaseFrozen) Gemm.Multiply(GemmForm.TN, V, C, N, dLogits, V, a.LnF, C, Grad("wte.weight"), C, accumulate: true);
         }
         profile?.Lap("bwd/lm_head");
         if (dValues is not null)
         {
-            var w = Param(GptCheckpoint.ValueHeadWeight);
-            var dw = Grad(GptCheckpoint.ValueHeadWeight);
-            var db = Grad(GptCheckpoint.ValueHeadBias);
+            var w = HeadParam(GptCheckpoint.ValueHeadWeight);
+            var dw = HeadGrad(GptCheckpoint.ValueHeadWeight);
+            var db = HeadGrad(GptCheckpoint.ValueHeadBias);
             for (int n = 0; n < N; n++)
             {
                 float g = dValues[n];
@@ -300,8 +349,8 @@ public sealed partial class Gpt
         }
         if (dRewards is not null)
         {
-            var w = Param(GptCheckpoint.RewardHeadWeight);
-            var dw = Grad(GptCheckpoint.RewardHeadWeight);
+            var w = HeadParam(GptCheckpoint.RewardHeadWeight);
+            var dw = HeadGrad(GptCheckpoint.RewardHeadWeight);
             for (int b = 0; b < B; b++)
             {
                 int n = b * T + a.LastReal[b];
@@ -319,7 +368,7 @@ public sealed partial class Gpt
         // ln_f backward into dResidual, then the blocks in reverse.
         var dRes = a.GradResidual;
         Array.Clear(dRes);
-        Norms.LayerNormBackward(dLnF, a.Residuals[L], Param("ln_f.weight"), a.LnFMean, a.LnFRstd, dRes, Grad("ln_f.weight"), Grad("ln_f.bias"), C);
+        Norms.LayerNormBackward(dLnF, a.Residuals[L], Param("ln_f.weight"), a.LnFMean, a.LnFRstd, dRes, BaseGrad("ln_f.weight"), BaseGrad("ln_f.bias"), C);
         profile?.Lap("bwd/layernorm");
         for (int l = L - 1; l >= 0; l--)
         {
@@ -330,7 +379,8 @@ public sealed partial class Gpt
             CopyWithDropout(dOut, dRes, la.MlpDropout, N * C, a.DropoutP);
             var dFcGelu = a.GradHidden;
             Array.Clear(dFcGelu);
-            LinearKernels.Backward(dOut, la.FcGelu, Param(pre + "mlp.c_proj.weight"), dFcGelu, Grad(pre + "mlp.c_proj.weight"), Grad(pre + "mlp.c_proj.bias"), N, 4 * C, C, Conv1D);
+            LinearKernels.Backward(dOut, la.FcGelu, Param(pre + "mlp.c_proj.weight"), dFcGelu, BaseGrad(pre + "mlp.c_proj.weight"), BaseGrad(pre + "mlp.c_proj.bias"), N, 4 * C, C, Conv1D);
+            LoraBackward(a, l, LoraTarget.MlpCProj, dOut, la.FcGelu, dFcGelu, N);
             profile?.Lap("bwd/matmul_mlp_proj");
             var dFc = a.GradHidden2;
             Array.Clear(dFc);
@@ -338,16 +388,18 @@ public sealed partial class Gpt
             profile?.Lap("bwd/gelu");
             var dLn2 = a.GradScratch2;
             Array.Clear(dLn2);
-            LinearKernels.Backward(dFc, la.Ln2, Param(pre + "mlp.c_fc.weight"), dLn2, Grad(pre + "mlp.c_fc.weight"), Grad(pre + "mlp.c_fc.bias"), N, C, 4 * C, Conv1D);
+            LinearKernels.Backward(dFc, la.Ln2, Param(pre + "mlp.c_fc.weight"), dLn2, BaseGrad(pre + "mlp.c_fc.weight"), BaseGrad(pre + "mlp.c_fc.bias"), N, C, 4 * C, Conv1D);
+            LoraBackward(a, l, LoraTarget.CFc, dFc, la.Ln2, dLn2, N);
             profile?.Lap("bwd/matmul_fc");
-            Norms.LayerNormBackward(dLn2, la.XMid, Param(pre + "ln_2.weight"), la.Ln2Mean, la.Ln2Rstd, dRes, Grad(pre + "ln_2.weight"), Grad(pre + "ln_2.bias"), C);
+            Norms.LayerNormBackward(dLn2, la.XMid, Param(pre + "ln_2.weight"), la.Ln2Mean, la.Ln2Rstd, dRes, BaseGrad(pre + "ln_2.weight"), BaseGrad(pre + "ln_2.bias"), C);
             profile?.Lap("bwd/layernorm");
 
             // Attention branch. dRes is d(xMid) and becomes d(x_l).
             CopyWithDropout(dOut, dRes, la.AttnDropout, N * C, a.DropoutP);
             var dAttY = a.GradScratch2;
             Array.Clear(dAttY);
-            LinearKernels.Backward(dOut, la.AttY, Param(pre + "attn.c_proj.weight"), dAttY, Grad(pre + "attn.c_proj.weight"), Grad(pre + "attn.c_proj.bias"), N, C, C, Conv1D);
+            LinearKernels.Backward(dOut, la.AttY, Param(pre + "attn.c_proj.weight"), dAttY, BaseGrad(pre + "attn.c_proj.weight"), BaseGrad(pre + "attn.c_proj.bias"), N, C, C, Conv1D);
+            LoraBackward(a, l, LoraTarget.AttnCProj, dOut, la.AttY, dAttY, N);
             profile?.Lap("bwd/matmul_attn_proj");
             var dQkv = a.GradQkv;
             Array.Clear(dQkv);
@@ -355,13 +407,19 @@ public sealed partial class Gpt
             profile?.Lap("bwd/attention");
             var dLn1 = a.GradScratch2;
             Array.Clear(dLn1);
-            LinearKernels.Backward(dQkv, la.Ln1, Param(pre + "attn.c_attn.weight"), dLn1, Grad(pre + "attn.c_attn.weight"), Grad(pre + "attn.c_attn.bias"), N, C, 3 * C, Conv1D);
+            LinearKernels.Backward(dQkv, la.Ln1, Param(pre + "attn.c_attn.weight"), dLn1, BaseGrad(pre + "attn.c_attn.weight"), BaseGrad(pre + "attn.c_attn.bias"), N, C, 3 * C, Conv1D);
+            LoraBackward(a, l, LoraTarget.CAttn, dQkv, la.Ln1, dLn1, N);
             profile?.Lap("bwd/matmul_qkv");
-            Norms.LayerNormBackward(dLn1, a.Residuals[l], Param(pre + "ln_1.weight"), la.Ln1Mean, la.Ln1Rstd, dRes, Grad(pre + "ln_1.weight"), Grad(pre + "ln_1.bias"), C);
+            Norms.LayerNormBackward(dLn1, a.Residuals[l], Param(pre + "ln_1.weight"), la.Ln1Mean, la.Ln1Rstd, dRes, BaseGrad(pre + "ln_1.weight"), BaseGrad(pre + "ln_1.bias"), C);
             profile?.Lap("bwd/layernorm");
         }
 
-        // Embeddings (a token or position used twice gets both contributions).
+        // Embeddings (a token or position used twice gets both contributions); nothing to do for a frozen base.
+        if (BaseFrozen)
+        {
+            profile?.Lap("bwd/embeddings");
+            return;
+        }
         CopyWithDropout(a.GradScratch1, dRes, a.EmbedDropout, N * C, a.DropoutP);
         var dWte = Grad("wte.weight");
         var dWpe = Grad("wpe.weight");
@@ -509,6 +567,7 @@ public sealed class GptPass
     internal int[] Positions { get; set; } = [];
     internal int[] LastReal { get; set; } = [];
     internal float DropoutP { get; set; }
+    internal LoraPassState? Lora { get; set; }
     internal float[][] Residuals { get; }
     internal LayerActivations[] Layers { get; }
     internal float[] EmbedDropout { get; }

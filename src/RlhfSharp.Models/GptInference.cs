@@ -93,6 +93,7 @@ public static class GptInference
             Norms.LayerNormForward(x, gpt.Param(pre + "ln_1.weight"), gpt.Param(pre + "ln_1.bias"), ln, mean, rstd, C, cfg.LayerNormEpsilon);
             profile?.Lap("layernorm");
             LinearKernels.Forward(ln, gpt.Param(pre + "attn.c_attn.weight"), gpt.Param(pre + "attn.c_attn.bias"), qkv, N, C, 3 * C, LinearWeightLayout.InOut);
+            gpt.LoraInference(l, LoraTarget.CAttn, ln, qkv, N);
             profile?.Lap("matmul_qkv");
             var K = cache.Keys[l];
             var Vc = cache.Values[l];
@@ -118,15 +119,18 @@ public static class GptInference
             }, minPerChunk: 16);
             profile?.Lap("attention");
             LinearKernels.Forward(attY, gpt.Param(pre + "attn.c_proj.weight"), gpt.Param(pre + "attn.c_proj.bias"), proj, N, C, C, LinearWeightLayout.InOut);
+            gpt.LoraInference(l, LoraTarget.AttnCProj, attY, proj, N);
             TensorPrimitives.Add(x, proj, x);
             profile?.Lap("matmul_attn_proj");
             Norms.LayerNormForward(x, gpt.Param(pre + "ln_2.weight"), gpt.Param(pre + "ln_2.bias"), ln, mean, rstd, C, cfg.LayerNormEpsilon);
             profile?.Lap("layernorm");
             LinearKernels.Forward(ln, gpt.Param(pre + "mlp.c_fc.weight"), gpt.Param(pre + "mlp.c_fc.bias"), fc, N, C, 4 * C, LinearWeightLayout.InOut);
+            gpt.LoraInference(l, LoraTarget.CFc, ln, fc, N);
             profile?.Lap("matmul_fc");
             Activations.GeluForward(fc, fcGelu);
             profile?.Lap("gelu");
             LinearKernels.Forward(fcGelu, gpt.Param(pre + "mlp.c_proj.weight"), gpt.Param(pre + "mlp.c_proj.bias"), proj, N, 4 * C, C, LinearWeightLayout.InOut);
+            gpt.LoraInference(l, LoraTarget.MlpCProj, fcGelu, proj, N);
             TensorPrimitives.Add(x, proj, x);
             profile?.Lap("matmul_mlp_proj");
         }

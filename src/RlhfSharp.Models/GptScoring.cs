@@ -32,27 +32,44 @@ public static class GptScoring
     }
 
     /// <summary>
+    /// The tied LM head on <paramref name="rows"/> hidden states (after ln_f): logits (rows, V) = hidden · wteᵀ. The same
+    /// GEMM the forward runs, whose element sums do not depend on how many rows it is given, so a chunk's logits have the
+    /// bits the whole batch's would: callers go chunk by chunk and B×T×V logits are never held at once.
+    /// </summary>
+    public static void HeadLogits(Gpt gpt, ReadOnlySpan<float> hidden, int rows, Span<float> logits)
+    {
+        int C = gpt.Config.NEmbd, V = gpt.Config.VocabSize;
+        Gemm.Multiply(GemmForm.NT, rows, V, C, hidden[..(rows * C)], C, gpt.Param("wte.weight"), C, logits[..(rows * V)], V, accumulate: false);
+    }
+
+    /// <summary>
     /// Batched, no-grad log-probabilities (B, T−1): entry (b, t) = log p(tokens[b, t+1] | tokens[b, ..t]) for the
-    /// fused forward, 0 where token t or t+1 is padding. PPO's old and reference log-probs come from here.
+    /// fused forward, 0 where token t or t+1 is padding. The head runs one row of the batch at a time (HeadLogits).
     /// </summary>
     public static float[] TokenLogProbs(Gpt gpt, GptInput input)
     {
-        int B = input.Batch, T = input.Length, V = gpt.Config.VocabSize;
-        var logits = gpt.Forward(input).Logits!;
+        int B = input.Batch, T = input.Length, V = gpt.Config.VocabSize, C = gpt.Config.NEmbd;
+        var hidden = gpt.Forward(input, new GptForwardOptions { Logits = false }).LnF;
+        var logits = new float[T * V];   // one row's (T, V)
         var result = new float[B * (T - 1)];
-        ParallelChunks.For(B * (T - 1), (start, end) =>
+        for (int b = 0; b < B; b++)
         {
-            for (int i = start; i < end; i++)
+            HeadLogits(gpt, hidden.AsSpan(b * T * C, T * C), T, logits);
+            int rowB = b;
+            ParallelChunks.For(T - 1, (start, end) =>
             {
-                int b = i / (T - 1), t = i % (T - 1);
-                if (!input.IsReal(b, t) || !input.IsReal(b, t + 1)) continue;
-                var row = logits.AsSpan((b * T + t) * V, V);
+                for (int t = start; t < end; t++)
+                {
+                    int i = rowB * (T - 1) + t;
+                    if (!input.IsReal(rowB, t) || !input.IsReal(rowB, t + 1)) continue;
+                    var row = logits.AsSpan(t * V, V);
                 float max = System.Numerics.Tensors.TensorPrimitives.Max(row);
                 double sum = 0;
                 foreach (float l in row) sum += Math.Exp(l - max);
-                result[i] = (float)(row[input.Tokens[b * T + t + 1]] - max - Math.Log(sum));
-            }
-        }, minPerChunk: 16);
+                    result[i] = (float)(row[input.Tokens[rowB * T + t + 1]] - max - Math.Log(sum));
+                }
+            }, minPerChunk: 16);
+        }
         return result;
     }
 

@@ -58,4 +58,21 @@ public sealed class BatchedScoringTests
             }
         }
     }
+
+    [Fact]
+    public void HeadLogits_OnOneRowAtATime_HaveTheBitsOfTheWholeBatchsLogits()
+    {
+        // The chunked head (issue 21): per-row GEMMs give the bits of the (B·T, V) product, so scoring need not hold it.
+        var config = RandomWeights.TinyConfig(vocab: 37, block: 9, embd: 16, layers: 1, heads: 2);
+        var gpt = Gpt.FromTensors(config, RandomWeights.For(config, 71));
+        var rng = new RlhfSharp.Tensors.Rng(3);
+        var tokens = Enumerable.Range(0, 3 * 9).Select(_ => rng.NextInt(37)).ToArray();
+        var pass = gpt.Forward(new GptInput(3, 9, tokens));
+        var chunk = new float[9 * 37];
+        for (int b = 0; b < 3; b++)
+        {
+            GptScoring.HeadLogits(gpt, pass.LnF.AsSpan(b * 9 * 16, 9 * 16), 9, chunk);
+            Assert.Equal(pass.Logits!.AsSpan(b * 9 * 37, 9 * 37).ToArray(), chunk);
+        }
+    }
 }

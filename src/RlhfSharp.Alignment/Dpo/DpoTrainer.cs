@@ -80,10 +80,14 @@ public sealed record DpoConfig
     [JsonPropertyName("save_steps")]
     public int CheckpointInterval { get; init; }
 
+    /// <summary>LoRA: with r &gt; 0 only low-rank adapters (and heads) train; the base stays frozen.</summary>
+    public LoraConfig Lora { get; init; } = new();
+
     public void Validate()
     {
         ConfigRanges.Validate(this, "dpo config");
         if (LabelSmoothing > 0 && LossType != DpoLossType.Sigmoid) throw new ArgumentException($"dpo config: label smoothing applies to the sigmoid loss only, not {LossType}.");
+        Lora.Validate();
     }
 }
 
@@ -151,8 +155,9 @@ public sealed class DpoTrainer
             }
         }
 
-        var policy = sft.Clone();
-        var opt = new AdamW(policy.ParameterSet, new AdamWConfig { LearningRate = _config.LearningRate, WeightDecay = 0f });
+        // With LoRA the policy is the SFT base plus an adapter (no copy); the reference log-probs above are the base's.
+        var policy = _config.Lora.Enabled ? sft.WithAdapter(LoraAdapter.Create(sft, _config.Lora, new Rng(_config.Seed ^ 0x10A7UL))) : sft.Clone();
+        var opt = new AdamW(policy.TrainableParameters, new AdamWConfig { LearningRate = _config.LearningRate, WeightDecay = 0f });
         int stepsPerEpoch = (train.Count + _config.BatchSize - 1) / _config.BatchSize;
         int total = stepsPerEpoch * _config.Epochs;
         int step = 0;
@@ -161,7 +166,9 @@ public sealed class DpoTrainer
         ulong[]? epochRng = null;
         if (run is not null && run.Resumed && run.LatestCheckpoint() is { } checkpoint)
         {
-            Gpt.Load(Path.Combine(checkpoint.Path, "policy")).Parameters.CopyTo(policy.Parameters, 0);
+            var saved = Gpt.Load(Path.Combine(checkpoint.Path, "policy"));
+            if (policy.Adapter is null) saved.Parameters.CopyTo(policy.Parameters, 0);
+            else policy.Adapter.CopyFrom(saved.Adapter ?? throw new InvalidOperationException($"{checkpoint.Path}: the checkpoint's policy has no LoRA adapter; resume with the same settings."));
             TrainerCheckpoint.ReadOptimizers(checkpoint.Path, ("policy", opt));
             var state = TrainerCheckpoint.ReadState<DpoState>(checkpoint.Path);
             opt.StepCount = state.AdamStep;
@@ -188,7 +195,7 @@ public sealed class DpoTrainer
                 // 4. Through the logits into the fused backward.
                 res.Loss.Backward();
                 policy.Backward(pass!, logits!.Grad!.ToArray());
-                double gradNorm = policy.ParameterSet.ClipGradNorm(_config.MaxGradNorm);
+                double gradNorm = policy.TrainableParameters.ClipGradNorm(_config.MaxGradNorm);
                 // 5. Linear decay.
                 float lr = _config.LearningRate * (1f - (float)step / total);
                 string hint = NumericGuard.LearningRateHint(lr);

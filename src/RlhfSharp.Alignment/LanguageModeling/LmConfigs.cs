@@ -1,6 +1,7 @@
 // Configurations of the two next-token trainers: pre-training on raw text and supervised fine-tuning on
 // {"prompt","completion"} pairs. Optimisation and run settings are shared (LmTrainingOptions), documented here once.
 using System.Text.Json.Serialization;
+using RlhfSharp.Models;
 using RlhfSharp.Runs;
 
 namespace RlhfSharp.Alignment.LanguageModeling;
@@ -113,4 +114,7 @@ public sealed record SftConfig
 
     /// <summary>Optimisation and run settings (SFT defaults: lower rate, shorter warm-up than pre-training).</summary>
     public LmTrainingOptions Training { get; init; } = new() { LearningRate = 3e-4f, WarmupSteps = 20, Steps = 300, EvalInterval = 50, CheckpointInterval = 100 };
+
+    /// <summary>LoRA: with r &gt; 0 only low-rank adapters (and heads) train; the base stays frozen.</summary>
+    public LoraConfig Lora { get; init; } = new();
 }

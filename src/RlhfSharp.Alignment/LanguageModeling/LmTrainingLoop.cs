@@ -65,7 +65,8 @@ internal sealed class EpochOrder(int count, ulong seed)
 /// <param name="TokensPerSecond">Real tokens trained on per second of this process's training.</param>
 /// <param name="Cancelled">True when the run stopped early on cancellation (a checkpoint was written if there is a run folder).</param>
 /// <param name="Elapsed">Wall time of this call.</param>
-public sealed record LmTrainResult(int Steps, double TrainLoss, double HeldOutLoss, double TokensPerSecond, bool Cancelled, TimeSpan Elapsed)
+/// <param name="Model">The trained model when the trainer made a new handle for it (SFT with LoRA: base + adapter); null = the one passed in.</param>
+public sealed record LmTrainResult(int Steps, double TrainLoss, double HeldOutLoss, double TokensPerSecond, bool Cancelled, TimeSpan Elapsed, Gpt? Model = null)
 {
     /// <summary>exp(held-out loss).</summary>
     public double HeldOutPerplexity => Math.Exp(HeldOutLoss);
@@ -83,7 +84,7 @@ internal static class LmTrainingLoop
         o.Validate(stage + " config");
         if (o.Threads > 0) Parallelism.Threads = o.Threads;
         var watch = Stopwatch.StartNew();
-        var opt = new AdamW(model.ParameterSet, new AdamWConfig { LearningRate = o.LearningRate, Beta1 = o.Beta1, Beta2 = o.Beta2, Eps = o.Eps, WeightDecay = o.WeightDecay });
+        var opt = new AdamW(model.TrainableParameters, new AdamWConfig { LearningRate = o.LearningRate, Beta1 = o.Beta1, Beta2 = o.Beta2, Eps = o.Eps, WeightDecay = o.WeightDecay });
         var schedule = new LearningRateSchedule
         {
             Kind = ScheduleKind.Cosine, PeakRate = o.LearningRate, WarmupSteps = o.WarmupSteps,
@@ -113,13 +114,14 @@ internal static class LmTrainingLoop
             var batch = data.Next();
             // 1. forward, 2. weighted next-token cross-entropy and its gradient (fused), 3. backward.
             model.ZeroGrad();
-            pass = model.Forward(batch.Input, new GptForwardOptions { DropoutRng = model.Config.Dropout > 0 ? dropoutRng : null }, pass);
+            bool dropout = model.Config.Dropout > 0 || model.Adapter?.Config.LoraDropout > 0;
+            pass = model.Forward(batch.Input, new GptForwardOptions { DropoutRng = dropout ? dropoutRng : null }, pass);
             int size = batch.Input.Batch * batch.Input.Length * model.Config.VocabSize;
             if (dLogits.Length != size) dLogits = new float[size];
             trainLoss = Gpt.CrossEntropy(pass, batch.Targets, batch.Weights, dLogits);
             model.Backward(pass, dLogits);
             // 4. clip the global gradient norm, 5. AdamW at the scheduled rate.
-            double gradNorm = o.MaxGradNorm > 0 ? model.ParameterSet.ClipGradNorm(o.MaxGradNorm) : model.ParameterSet.GradNorm();
+            double gradNorm = o.MaxGradNorm > 0 ? model.TrainableParameters.ClipGradNorm(o.MaxGradNorm) : model.TrainableParameters.GradNorm();
             float lr = schedule.At(step);
             // A diverged step stops the run before anything is logged, checkpointed or written (NumericGuard).
             string hint = NumericGuard.LearningRateHint(lr);
@@ -201,6 +203,7 @@ internal static class LmTrainingLoop
         if (saved.Config with { Dropout = model.Config.Dropout } != model.Config with { Dropout = model.Config.Dropout } || saved.Parameters.Length != model.Parameters.Length)
             throw new InvalidOperationException($"{dir}: the checkpoint's model shape differs from the model being trained; resume with the same settings.");
         saved.Parameters.CopyTo(model.Parameters, 0);
+        if (model.Adapter is not null) model.Adapter.CopyFrom(saved.Adapter ?? throw new InvalidOperationException($"{dir}: the checkpoint holds no LoRA adapter; resume with the same settings."));
         TrainerCheckpoint.ReadOptimizers(dir, ("adamw", opt));
         var state = TrainerCheckpoint.ReadState<TrainerState>(dir);
         opt.StepCount = state.AdamStep;

@@ -4,15 +4,19 @@
 // Implementation details, numbered as in the code (LmTrainingLoop.cs holds 1–5):
 //   a. prompt ++ completion ++ EOS, cut to the block from the prompt's start (TokenRows.Encode);
 //   b. prompt positions and padding get weight 0 (right or left padding, positions count real tokens only);
-//   c. the last HeldOutFraction of the examples is held out for loss and perplexity.
+//   c. the last HeldOutFraction of the examples is held out for loss and perplexity;
+//   d. with Lora.R > 0 only a LoRA adapter trains (Hu et al. 2021); the result's Model is the adapted model.
 using RlhfSharp.Models;
 using RlhfSharp.Runs;
+using RlhfSharp.Tensors;
 using RlhfSharp.Text;
 
 namespace RlhfSharp.Alignment.LanguageModeling;
 
 public sealed class SftTrainer(SftConfig config)
 {
+    private const ulong LoraStream = 0x10A7UL;
+
     public SftConfig Config { get; } = config;
 
     /// <summary>
@@ -34,7 +38,11 @@ public sealed class SftTrainer(SftConfig config)
         var rows = SftBatches.Encode(tokenizer, examples, model.Config.BlockSize, Config.AppendEos);
         var data = new SftBatchSource(rows, Config.Training, Config.Padding);
         if (run is not null && !run.Resumed) run.WriteConfig(Config);
-        return LmTrainingLoop.Run("sft", model, tokenizer, data, Config.Training, run, progress, ct);
+        // d. LoRA: a handle on the same base with a fresh adapter (its own RNG stream of the seed).
+        Config.Lora.Validate();
+        if (Config.Lora.Enabled && model.Adapter is null)
+            model = model.WithAdapter(LoraAdapter.Create(model, Config.Lora, new Rng(Config.Training.Seed ^ LoraStream)));
+        return LmTrainingLoop.Run("sft", model, tokenizer, data, Config.Training, run, progress, ct) with { Model = model };
     }
 
     /// <summary>Mean completion-token loss of <paramref name="model"/> on <paramref name="examples"/> (the SFT objective, no training).</summary>

@@ -107,19 +107,25 @@ public static class PolicyRollouts
     /// <summary>log π(response token) for each row (B, R), from one fused forward at the given temperature.</summary>
     public static float[] ResponseLogProbs(Gpt model, GptInput input, int Tp, int R, float temperature)
     {
-        int B = input.Batch, L = input.Length, V = model.Config.VocabSize;
-        var pass = model.Forward(input);
-        var logits = temperature == 1f ? pass.Logits! : Scale(pass.Logits!, 1f / temperature);
+        // The LM head runs one row at a time (GptScoring.HeadLogits, the same bits as the batch's), so (B, L, V) logits
+        // are never held at once.
+        int B = input.Batch, L = input.Length, V = model.Config.VocabSize, C = model.Config.NEmbd;
+        var hidden = model.Forward(input, new GptForwardOptions { Logits = false }).LnF;
+        var next = NextTokens(input);
+        var chunk = new float[L * V];
+        var result = new float[B * R];
         using (Autograd.NoGrad())
         {
-            var lp = Ops.TokenLogProbs(Tensor.Wrap(logits, B, L, V), NextTokens(input));
-            var result = new float[B * R];
-            var span = lp.Span;
             for (int b = 0; b < B; b++)
+            {
+                GptScoring.HeadLogits(model, hidden.AsSpan(b * L * C, L * C), L, chunk);
+                var logits = temperature == 1f ? chunk : Scale(chunk, 1f / temperature);
+                var span = Ops.TokenLogProbs(Tensor.Wrap(logits, 1, L, V), next.AsSpan(b * L, L)).Span;
                 for (int t = 0; t < R; t++)
-                    if (input.IsReal(b, Tp + t)) result[b * R + t] = span[b * L + Tp - 1 + t];
-            return result;
+                    if (input.IsReal(b, Tp + t)) result[b * R + t] = span[Tp - 1 + t];
+            }
         }
+        return result;
     }
 
     /// <summary>V of the state before each response token (B, R).</summary>

@@ -1,6 +1,7 @@
 // Configuration of RLHF policy optimisation (PPO with a KL leash, PPO-ptx, and RLOO on the same rollouts).
 // Defaults follow TRL's PPO trainer and Ziegler et al. 2019 where they apply; each field is documented once here.
 using System.Text.Json.Serialization;
+using RlhfSharp.Models;
 using RlhfSharp.Runs;
 
 namespace RlhfSharp.Alignment.Ppo;
@@ -120,8 +121,12 @@ public sealed record PpoConfig
     [ConfigOption("Seed for prompt order, sampling and head initialisation.", Min = 0)]
     public ulong Seed { get; init; } = 1;
 
+    /// <summary>LoRA: with r &gt; 0 only low-rank adapters (and heads) train; the base stays frozen.</summary>
+    public LoraConfig Lora { get; init; } = new();
+
     public void Validate()
     {
+        Lora.Validate();
         void Check(bool ok, string what) { if (!ok) throw new ArgumentException($"ppo config: {what}."); }
         ConfigRanges.Validate(this, "ppo config");
         Check(MiniBatchSize <= BatchSize, $"minibatch_size = {MiniBatchSize} must be at most batch_size = {BatchSize}");

@@ -6,7 +6,9 @@
 // Numbered steps, carried by the code:
 //  1. Roles: policy π (a copy of the SFT model), frozen reference π_ref (the SFT model), value model (the reward model's
 //     trunk with its head as the value head, Ziegler §2.2; the SFT trunk with a fresh head when the reward is a function),
-//     reward r (reward-model ensemble mean, or any Func<prompt, response, double>).
+//     reward r (reward-model ensemble mean, or any Func<prompt, response, double>). With LoRA (Lora.R > 0) no model is
+//     copied: π is the SFT base plus an adapter, π_ref that same base with the adapter off, and the value model the
+//     reward model's (or SFT's) base plus its own adapter carrying the value head.
 //  2. Rollouts: a batch of prompts, responses sampled with the KV-cached generator (GptGenerator).
 //  3. Scoring: log π_old and log π_ref per response token and V per token (fused forward passes, no tape); r(x, y);
 //     responses without EOS lose MissingEosPenalty; optional reward clipping.
@@ -88,13 +90,21 @@ public sealed class PpoTrainer
 
         // 1. Roles.
         var rng = new Rng(_config.Seed);
-        var reference = sft;
-        var policy = sft.Clone();
+        var lora = _config.Lora;
+        var policy = lora.Enabled ? sft.WithAdapter(LoraAdapter.Create(sft, lora, new Rng(_config.Seed ^ LoraStream))) : sft.Clone();
+        var reference = lora.Enabled ? policy.WithAdapterOff() : sft;
         Gpt? value = null;
+        Gpt? valueBase = null;
         if (_config.Algorithm != PolicyAlgorithm.Rloo)
         {
             var headRng = rng.Fork();
-            value = rewardModel is not null ? ValueFromRewardModel(rewardModel.First, headRng) : sft.WithHeads(GptHeads.Value, headRng);
+            if (lora.Enabled)
+            {
+                valueBase = rewardModel is not null ? FrozenBase(rewardModel.First.Model) : sft;
+                value = valueBase.WithAdapter(LoraAdapter.Create(valueBase, lora, headRng, GptHeads.Value));
+                if (rewardModel is not null) FoldRewardHead(rewardModel.First, value);
+            }
+            else value = rewardModel is not null ? ValueFromRewardModel(rewardModel.First, headRng) : sft.WithHeads(GptHeads.Value, headRng);
         }
         var policyOpt = NewOptimizer(policy);
         var valueOpt = value is null ? null : NewOptimizer(value);
@@ -107,11 +117,13 @@ public sealed class PpoTrainer
         if (run is not null && run.Resumed && run.LatestCheckpoint() is { } checkpoint)
         {
             // 10. Resume: models, optimiser moments, RNG and β as they were after the checkpoint's step.
-            policy = Gpt.Load(Path.Combine(checkpoint.Path, "policy"));
+            // LoRA: only the adapters are read back, onto the bases already in memory.
+            policy = lora.Enabled ? sft.WithAdapter(LoraAdapter.Load(Path.Combine(checkpoint.Path, "policy"), sft.Config)) : Gpt.Load(Path.Combine(checkpoint.Path, "policy"));
+            if (lora.Enabled) reference = policy.WithAdapterOff();
             policyOpt = NewOptimizer(policy);
             if (value is not null)
             {
-                value = Gpt.Load(Path.Combine(checkpoint.Path, "value"));
+                value = valueBase is not null ? valueBase.WithAdapter(LoraAdapter.Load(Path.Combine(checkpoint.Path, "value"), valueBase.Config)) : Gpt.Load(Path.Combine(checkpoint.Path, "value"));
                 valueOpt = NewOptimizer(value);
             }
             var state = TrainerCheckpoint.ReadState<PpoState>(checkpoint.Path);
@@ -173,8 +185,23 @@ public sealed class PpoTrainer
         return value;
     }
 
+    // The value adapter's own head, set as ValueFromRewardModel sets a full value model's.
+    private static void FoldRewardHead(RewardModel rm, Gpt value)
+    {
+        var w = rm.Model.Param(GptCheckpoint.RewardHeadWeight);
+        if (rm.Model.Adapter?.Head(GptCheckpoint.RewardHeadWeight) is { } trained) w = trained.Span;
+        var vw = value.Adapter!.Head(GptCheckpoint.ValueHeadWeight)!.Span;
+        for (int c = 0; c < w.Length; c++) vw[c] = (float)(rm.Normalization.Gain * w[c]);
+        value.Adapter.Head(GptCheckpoint.ValueHeadBias)!.Span[0] = (float)rm.Normalization.Bias;
+    }
+
+    // A reward model trained with LoRA has its own adapter: the value model starts from that adapter merged (one copy).
+    private static Gpt FrozenBase(Gpt model) => model.Adapter is null ? model : model.Merged();
+
+    private const ulong LoraStream = 0x10A7UL;
+
     private AdamW NewOptimizer(Gpt model) =>
-        new(model.ParameterSet, new AdamWConfig { LearningRate = _config.LearningRate, WeightDecay = 0f, Eps = 1e-5f }); // Adam eps 1e-5: CleanRL/baselines PPO
+        new(model.TrainableParameters, new AdamWConfig { LearningRate = _config.LearningRate, WeightDecay = 0f, Eps = 1e-5f }); // Adam eps 1e-5: CleanRL/baselines PPO
 
     private Dictionary<string, double> TrainStep(int step, Gpt policy, Gpt reference, Gpt? value, AdamW policyOpt, AdamW? valueOpt, IKlController kl,
         GptGenerator generator, ITokenizer tokenizer, int eos, IReadOnlyList<string> prompts, IRolloutReward reward, Options options, Rng rng)
@@ -243,6 +270,7 @@ public sealed class PpoTrainer
         double pgLoss = 0, vfLoss = 0, clipFrac = 0, approxKl = 0, entropy = 0, vfClipFrac = 0, ptxLoss = 0;
         int updates = 0;
         int M = _config.MiniBatchSize;
+        GptPass? valuePass = null; // the value model's minibatch passes reuse their buffers (same shape), as the LM loop's do
         // REINFORCE is on-policy: one pass over the minibatches whatever Epochs says.
         int epochs = _config.Algorithm == PolicyAlgorithm.Reinforce ? 1 : _config.Epochs;
         for (int epoch = 0; epoch < epochs; epoch++)
@@ -290,7 +318,7 @@ public sealed class PpoTrainer
                 policyLoss.Backward();
                 PolicyRollouts.Backward(policy, taped, _config.Temperature);
                 if (_config.PtxCoef > 0) ptxLoss += PtxGradient(policy, options.PretrainRows!, rng);
-                double policyGradNorm = policy.ParameterSet.ClipGradNorm(_config.MaxGradNorm);
+                double policyGradNorm = policy.TrainableParameters.ClipGradNorm(_config.MaxGradNorm);
                 // A diverged minibatch stops the run before the step is logged or checkpointed (NumericGuard).
                 string hint = NumericGuard.LearningRateHint(_config.LearningRate);
                 NumericGuard.Check(step + 1, "policy loss", policyLoss.Item(), hint);
@@ -301,7 +329,8 @@ public sealed class PpoTrainer
                 if (value is not null)
                 {
                     value.ZeroGrad();
-                    var vpass = value.Forward(sub, new GptForwardOptions { Logits = false });
+                    var vpass = value.Forward(sub, new GptForwardOptions { Logits = false }, valuePass);
+                    valuePass = vpass;
                     var vAll = Tensor.Wrap(vpass.Values!, b, L);
                     vAll.RequiresGrad = true;
                     var v = Ops.Narrow(vAll, 1, Tp - 1, R);
@@ -312,7 +341,7 @@ public sealed class PpoTrainer
                         : PpoLosses.ClippedValue(v, Tensor.FromArray(PolicyRollouts.Gather(oldValues, idx, R), b, R), subReturns, subMask, _config.ClipRangeValue);
                     Ops.MulScalar(vl.Loss, _config.ValueCoef).Backward();
                     value.Backward(vpass, dValues: vAll.Grad!.ToArray());
-                    double valueGradNorm = value.ParameterSet.ClipGradNorm(_config.MaxGradNorm);
+                    double valueGradNorm = value.TrainableParameters.ClipGradNorm(_config.MaxGradNorm);
                     NumericGuard.Check(step + 1, "value loss", vl.Loss.Item(), hint);
                     NumericGuard.Check(step + 1, "value gradient norm", valueGradNorm, hint);
                     valueOpt!.Step();

@@ -79,9 +79,13 @@ public sealed record RewardTrainerConfig
     [JsonPropertyName("save_steps")]
     public int CheckpointInterval { get; init; }
 
+    /// <summary>LoRA: with r &gt; 0 only low-rank adapters (and heads) train; the base stays frozen.</summary>
+    public LoraConfig Lora { get; init; } = new();
+
     public void Validate()
     {
         ConfigRanges.Validate(this, "reward config");
+        Lora.Validate();
     }
 }
 
@@ -171,12 +175,15 @@ public sealed class RewardTrainer
             else
             {
                 // 1. SFT trunk + fresh scalar head.
-                model = new RewardModel(sft.WithHeads(GptHeads.Reward, memberRng.Fork()), tokenizer);
+                var trunk = sft.WithHeads(GptHeads.Reward, memberRng.Fork());
+                // LoRA: the member's head trains in full inside its adapter (PEFT's modules_to_save), its trunk frozen.
+                if (_config.Lora.Enabled) trunk = trunk.WithAdapter(LoraAdapter.Create(trunk, _config.Lora, new Rng(_config.Seed ^ 0x10A7UL ^ (ulong)m)));
+                model = new RewardModel(trunk, tokenizer);
                 // 6. Bootstrap resample per member (the whole split for a single model).
                 sample = _config.Members == 1 ? null : Enumerable.Range(0, train.Count).Select(_ => memberRng.NextInt(train.Count)).ToArray();
             }
             var data = sample is null ? train : sample.Select(i => train[i]).ToList();
-            var opt = new AdamW(model.Model.ParameterSet, new AdamWConfig { LearningRate = _config.LearningRate, WeightDecay = _config.WeightDecay });
+            var opt = new AdamW(model.Model.TrainableParameters, new AdamWConfig { LearningRate = _config.LearningRate, WeightDecay = _config.WeightDecay });
             int step = 0;
             ulong[]? epochRng = null;
             if (continuing)
@@ -205,7 +212,7 @@ public sealed class RewardTrainer
                     var batch = perm.Skip(start).Take(_config.BatchSize).Select(i => data[i]).ToList();
                     model.Model.ZeroGrad();
                     var stats = LossAndGradient(model, batch, backward: true);
-                    double gradNorm = model.Model.ParameterSet.ClipGradNorm(_config.MaxGradNorm);
+                    double gradNorm = model.Model.TrainableParameters.ClipGradNorm(_config.MaxGradNorm);
                     // 5. AdamW with a linear decay of the rate to 0.
                     float lr = _config.LearningRate * (1f - (float)step / stepsPerMember);
                     long at = (long)m * stepsPerMember + step + 1;

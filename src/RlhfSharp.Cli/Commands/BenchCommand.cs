@@ -15,6 +15,7 @@ internal static class BenchCommand
         command.Subcommands.Add(BenchTrainCommand.Create());
         command.Subcommands.Add(BenchSampleCommand.Create());
         command.Subcommands.Add(BenchStoreCommand.Create());
+        command.Subcommands.Add(BenchPpoCommand.Create());
         return command;
     }
 }

@@ -37,7 +37,7 @@ internal static class SftCommand
             var result = LmCommandSupport.WithProgress("sft", config.Training.Steps, (progress, ct) => trainer.Train(gpt, tok, examples, run, progress, ct));
             if (!result.Cancelled)
             {
-                gpt.Save(outDir);
+                (result.Model ?? gpt).Save(outDir); // with LoRA: the adapter in PEFT's format
                 tok.Save(outDir);
                 RunContract.Finish(run, result.Steps, outDir);
             }

@@ -1,0 +1,118 @@
+// One or two PPO steps at the issue-21 shape (`rlhf bench ppo`): random GPT-2 124M (or 355M "medium") weights with a
+// 50257-token vocabulary, batch 16, minibatch 4, 24 new tokens; policy, reference, reward model and value model as the
+// PPO trainer builds them, full fine-tuning or LoRA. Reports the process's peak resident memory (VmHWM from
+// /proc/self/status), seconds per phase (generation, scoring, training) and tokens/s, from the trainer's own metrics.
+using System.Diagnostics;
+using System.Globalization;
+using RlhfSharp.Alignment.Ppo;
+using RlhfSharp.Alignment.RewardModeling;
+using RlhfSharp.Models;
+using RlhfSharp.Tensors;
+using RlhfSharp.Text;
+
+namespace RlhfSharp.Bench;
+
+/// <summary>What to run: the model size ("gpt2" = 124M, "gpt2-medium" = 355M), the PPO shape and LoRA (R = 0: full fine-tuning).</summary>
+public sealed record PpoBenchOptions(string Model = "gpt2", int Steps = 1, int BatchSize = 16, int MiniBatchSize = 4, int MaxNewTokens = 24,
+    int PromptTokens = 32, LoraConfig? Lora = null);
+
+public static class PpoBench
+{
+    public const int Vocab = 50257;
+
+    /// <summary>GPT-2 124M, or GPT-2 medium (24 layers, 1024 channels, 16 heads), with the GPT-2 vocabulary size.</summary>
+    public static GptConfig Config(string model) => model switch
+    {
+        "gpt2" => GptConfig.Named("gpt2", Vocab),
+        "gpt2-medium" => GptConfig.Named("gpt2", Vocab) with { NLayer = 24, NEmbd = 1024, NHead = 16 },
+        _ => throw new ArgumentException($"bench ppo: unknown model '{model}'; use gpt2 or gpt2-medium."),
+    };
+
+    public static Dictionary<string, object> Measure(PpoBenchOptions o)
+    {
+        double loadStart = BenchConditions.LoadAverage();
+        var config = Config(o.Model);
+        var setup = Stopwatch.StartNew();
+        var sft = Gpt.Create(config, new Rng(7));
+        var rewardModel = new RewardModel(sft.WithHeads(GptHeads.Reward, new Rng(8)), SyntheticTokenizer.Instance);
+        var ensemble = new RewardEnsemble([rewardModel]);
+        var rng = new Rng(11);
+        // Prompts of PromptTokens synthetic tokens (the tokenizer maps each character to one token).
+        var prompts = Enumerable.Range(0, o.BatchSize)
+            .Select(_ => new string(Enumerable.Range(0, o.PromptTokens).Select(_ => (char)('a' + rng.NextInt(26))).ToArray())).ToList();
+        var ppo = new PpoConfig
+        {
+            Steps = o.Steps, BatchSize = o.BatchSize, MiniBatchSize = o.MiniBatchSize, MaxNewTokens = o.MaxNewTokens,
+            CheckpointInterval = 0, SnapshotEvery = 0, Lora = o.Lora ?? new LoraConfig(),
+        };
+        double setupSeconds = setup.Elapsed.TotalSeconds;
+        long rssSetup = Rss("VmRSS");
+        var sw = Stopwatch.StartNew();
+        var result = new PpoTrainer(ppo).Train(sft, SyntheticTokenizer.Instance, prompts, new RewardModelReward(ensemble), ensemble);
+        double total = sw.Elapsed.TotalSeconds;
+        double Mean(string key) => Math.Round(result.History.Average(h => h[key]), 3);
+        return new Dictionary<string, object>
+        {
+            ["bench"] = "ppo",
+            ["model"] = o.Model,
+            ["parameters"] = sft.ParameterSet.Count,
+            ["lora_r"] = ppo.Lora.R,
+            ["lora_target_modules"] = ppo.Lora.Enabled ? string.Join(",", ppo.Lora.Targets().Select(LoraTargets.PeftName)) : "",
+            ["trainable_parameters"] = result.Policy.TrainableParameters.Count,
+            ["batch_size"] = o.BatchSize,
+            ["minibatch_size"] = o.MiniBatchSize,
+            ["max_new_tokens"] = o.MaxNewTokens,
+            ["prompt_tokens"] = o.PromptTokens,
+            ["steps"] = result.History.Count,
+            ["peak_rss_mb"] = Rss("VmHWM") / 1024,
+            ["rss_after_setup_mb"] = rssSetup / 1024,
+            ["setup_s"] = Math.Round(setupSeconds, 2),
+            ["generation_s"] = Mean("time/generation_s"),
+            ["scoring_s"] = Mean("time/scoring_s"),
+            ["training_s"] = Mean("time/training_s"),
+            ["step_s"] = Mean("time/step_s"),
+            ["tokens_per_s"] = Mean("perf/tokens_per_s"),
+            ["total_s"] = Math.Round(total, 2),
+            ["threads"] = Parallelism.Threads,
+            ["load_average_start"] = loadStart,
+            ["load_average_end"] = BenchConditions.LoadAverage(),
+        };
+    }
+
+    /// <summary>A field of /proc/self/status in kB (VmHWM: peak resident set; VmRSS: current), or −1 where there is none.</summary>
+    public static long Rss(string field)
+    {
+        try
+        {
+            foreach (string line in File.ReadLines("/proc/self/status"))
+                if (line.StartsWith(field + ":", StringComparison.Ordinal))
+                    return long.Parse(line[(field.Length + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+        }
+        catch (IOException)
+        {
+        }
+        return -1;
+    }
+
+    /// <summary>
+    /// A tokenizer over the GPT-2-sized random vocabulary: a character encodes to its code (mod the vocabulary), a token
+    /// decodes to "‹id›"; token 50256 is end-of-text as in GPT-2. Enough to drive PPO; meaningless as text.
+    /// </summary>
+    private sealed class SyntheticTokenizer : ITokenizer
+    {
+        public static readonly SyntheticTokenizer Instance = new();
+
+        public int VocabSize => Vocab;
+        public int? EosId => Vocab - 1;
+        public IReadOnlyDictionary<string, int> SpecialTokens { get; } = new Dictionary<string, int> { ["<|endoftext|>"] = Vocab - 1 };
+        public int[] Encode(string text) => text.Select(c => c % (Vocab - 1)).ToArray();
+        public int[] Encode(string text, bool allowSpecial) => Encode(text);
+        public string Decode(ReadOnlySpan<int> ids)
+        {
+            var sb = new System.Text.StringBuilder();
+            foreach (int id in ids) sb.Append('‹').Append(id.ToString(CultureInfo.InvariantCulture)).Append('›');
+            return sb.ToString();
+        }
+        public void Save(string directory) => throw new NotSupportedException("bench ppo: the synthetic tokenizer is not saved.");
+    }
+}
