@@ -25,9 +25,9 @@ internal static class DpoCommand
             var config = settings.Build(p);
             config.Validate();
             string sftDir = p.GetValue(model)!, outDir = p.GetValue(output)!;
-            var examples = PreferenceData.LoadAsync(p.GetValue(data)!).GetAwaiter().GetResult();
             var sft = Gpt.Load(sftDir);
             var tokenizer = TokenizerFiles.Load(sftDir);
+            var examples = PreferenceData.LoadAsync(p.GetValue(data)!, template: ChatTemplate.For(tokenizer)).GetAwaiter().GetResult();
             using var runDir = RunContract.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "dpo", outDir), p.GetValue(resume));
             int pairs = examples.Sum(e => e.OrderedPairs().Count());
             var result = AlignCommandSupport.WithProgress("dpo", (long)Math.Ceiling(pairs * (1 - config.HeldOutFraction) / config.BatchSize) * config.Epochs,

@@ -34,9 +34,9 @@ internal static class PpoCommand
             if (p.GetValue(rloo)) config = config with { Algorithm = PolicyAlgorithm.Rloo };
             if (p.GetValue(fixedBeta)) config = config with { TargetKl = null };
             config.Validate();
-            var promptList = p.GetValue(prompts) is string f ? PromptData.Read(f) : Stories.Prompts(1, 2000).ToList();
             var sft = Gpt.Load(sftDir);
             var tokenizer = TokenizerFiles.Load(sftDir);
+            var promptList = p.GetValue(prompts) is string f ? PromptData.Read(f, ChatTemplate.For(tokenizer)) : Stories.Prompts(1, 2000).ToList();
             var ensemble = RewardEnsemble.Load(p.GetValue(reward)!);
             if (ensemble.First.Tokenizer.VocabSize != tokenizer.VocabSize)
                 throw new ArgumentException($"--reward: its tokenizer has {ensemble.First.Tokenizer.VocabSize} ids, the policy's {tokenizer.VocabSize}; train the reward model from this SFT folder.");

@@ -60,6 +60,9 @@ public sealed class ChatTemplate
     public string? EosToken { get; }
     public string Origin { get; }
 
+    /// <summary>The default template closed by GPT-2's &lt;|endoftext|&gt; (every tokenizer of ours has it).</summary>
+    public static ChatTemplate Default { get; } = new(DefaultSource, Gpt2Tokenizer.EndOfText, Gpt2Tokenizer.EndOfText, "the default chat template");
+
     /// <summary>True for the built-in default (not read from a folder).</summary>
     public bool IsDefault => Source == DefaultSource;
 
