@@ -114,11 +114,18 @@ public sealed partial class Gpt
         return FromTensors(content.Config, content.Tensors, Path.Combine(directory, GptCheckpoint.WeightsFileName));
     }
 
-    /// <summary>Saves config.json + model.safetensors (and tokenizer files copied from <paramref name="tokenizerDirectory"/>).</summary>
-    public void Save(string directory, string? tokenizerDirectory = null)
+    /// <summary>
+    /// Saves config.json + generation_config.json + model.safetensors in <paramref name="dtype"/> (and tokenizer files
+    /// copied from <paramref name="tokenizerDirectory"/>). A reward model is saved as transformers' GPT2ForSequenceClassification:
+    /// its rows end with EOS and it reads the score there, while transformers reads at the last token that is not
+    /// pad_token_id, so its pad_token_id must not be EOS: it is id 0 (or 1 when EOS is 0), and padding with it reproduces our score.
+    /// </summary>
+    public void Save(string directory, string? tokenizerDirectory = null, SafetensorsDtype dtype = SafetensorsDtype.F32)
     {
-        var config = Heads.HasFlag(GptHeads.Reward) ? Config with { Architecture = "GPT2ForSequenceClassification" } : Config;
-        GptCheckpoint.Save(directory, config, ToTensors(), tokenizerDirectory);
+        var config = Heads.HasFlag(GptHeads.Reward)
+            ? Config with { Architecture = "GPT2ForSequenceClassification", PadTokenId = Config.PadTokenId ?? (Config.EosTokenId == 0 ? 1 : 0) }
+            : Config;
+        GptCheckpoint.Save(directory, config, ToTensors(), tokenizerDirectory, dtype);
     }
 
     /// <summary>The same trunk with a different set of heads; heads kept are copied, new ones initialised from <paramref name="rng"/>

@@ -60,6 +60,22 @@ public static class TokenizerConfig
     }
 
     /// <summary>
+    /// Makes the pad token of a saved folder the token with id <paramref name="padId"/> (tokenizer_config.json and
+    /// special_tokens_map.json): a reward model pads with a token other than the EOS its rows end with (Gpt.Save).
+    /// </summary>
+    public static void SetPadToken(string directory, ITokenizer tokenizer, int padId)
+    {
+        string pad = tokenizer.Decode([padId]);
+        foreach (var file in new[] { ConfigFileName, SpecialTokensMapFileName })
+        {
+            string path = Path.Combine(directory, file);
+            if (JsonNode.Parse(File.ReadAllText(path)) is not JsonObject obj) throw new FormatException($"{path}: expected a JSON object.");
+            obj["pad_token"] = pad;
+            File.WriteAllText(path, obj.ToJsonString(Pretty) + "\n", new UTF8Encoding(false));
+        }
+    }
+
+    /// <summary>
     /// The chat template stored in <paramref name="directory"/> (tokenizer_config.json's `chat_template`, else
     /// chat_template.jinja), or null when there is none. A template we cannot render is refused here, naming the file.
     /// </summary>

@@ -24,7 +24,8 @@ internal static class PpoCommand
         var run = new Option<string?>("--run") { Description = "Run folder (default runs/ppo-NAME)." };
         var resume = new Option<bool>("--resume") { Description = LmTrainingOptionSet.ResumeDescription };
         var command = new Command("ppo", "Optimise a policy against a reward model with PPO under a KL penalty (or RLOO).");
-        foreach (var o in new Option[] { policy, reward, prompts, output, fixedBeta, rloo, ptxCorpus, run, resume })
+        var dtype = AlignCommandSupport.DtypeOption();
+        foreach (var o in new Option[] { policy, reward, prompts, output, fixedBeta, rloo, ptxCorpus, run, resume, dtype })
             command.Options.Add(o);
         var settings = new ConfigOptions<PpoConfig>(command);
         command.SetAction(p =>
@@ -52,7 +53,7 @@ internal static class PpoCommand
                 new PpoTrainer(config).Train(sft, tokenizer, promptList, new RewardModelReward(ensemble), ensemble,
                     new PpoTrainer.Options(PretrainRows: ptxRows, Run: runDir, Progress: progress), ct));
             if (result.Cancelled) return AlignCommandSupport.Stopped("ppo", runDir.Path, result.Steps);
-            result.Policy.Save(outDir);
+            result.Policy.Save(outDir, dtype: p.GetValue(dtype));
             tokenizer.Save(outDir);
             RunContract.Finish(runDir, result.Steps, outDir);
             var last = result.History.Count > 0 ? result.History[^1] : null;

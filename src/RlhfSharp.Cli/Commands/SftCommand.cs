@@ -18,7 +18,8 @@ internal static class SftCommand
         var output = new Option<string>("--out") { Description = "Model folder to write when training finishes.", Required = true };
         var shared = new LmTrainingOptionSet();
         var command = new Command("sft", "Supervised fine-tuning on demonstrations (loss on completions only), with checkpoints and --resume.");
-        foreach (var o in new Option[] { model, data, demos, output }) command.Options.Add(o);
+        var dtype = AlignCommandSupport.DtypeOption();
+        foreach (var o in new Option[] { model, data, demos, output, dtype }) command.Options.Add(o);
         shared.AddTo(command);
         var settings = new ConfigOptions<SftConfig>(command);
         command.SetAction(p =>
@@ -37,7 +38,7 @@ internal static class SftCommand
             var result = LmCommandSupport.WithProgress("sft", config.Training.Steps, (progress, ct) => trainer.Train(gpt, tok, examples, run, progress, ct));
             if (!result.Cancelled)
             {
-                gpt.Save(outDir);
+                gpt.Save(outDir, dtype: p.GetValue(dtype));
                 tok.Save(outDir);
                 RunContract.Finish(run, result.Steps, outDir);
             }
