@@ -21,8 +21,9 @@ internal static class EvalCommand
         // A file for people and scripts, never embedded in HTML: keep quotes and non-ASCII text readable.
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        // A figure that was not measured (no reward model given) is NaN, written as the string "NaN" like metrics.jsonl.
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        // A figure that was not measured (no reward model given) is null, with a *_reason field beside it saying why.
+        Converters = { new FiniteOrNullJsonConverter() },
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
     public static Command Create()

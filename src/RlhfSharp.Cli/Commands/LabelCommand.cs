@@ -277,8 +277,18 @@ internal static class LabelCommand
             await using var store = await db.OpenAsync(p);
             var judge = new AiJudge(new AiJudgeOptions(p.GetValue(baseUrl)!, p.GetValue(model)!, p.GetValue(keyVar)), p.GetValue(name)!);
             var me = await LabelingSession.FindOrAddLabelerAsync(store, judge.Name);
-            int n = await LabelingSession.RunAsync(store, me.Id, judge, p.GetValue(count), p.GetValue(campaign), p.GetValue(overlap));
-            Console.WriteLine($"judge \"{judge.Name}\" submitted {n} judgments");
+            int skips = 0;
+            string? firstSkip = null;
+            int n = await LabelingSession.RunAsync(store, me.Id, async (query, ct) =>
+            {
+                var answer = await judge.AnswerAsync(query, ct);
+                if (answer.Kind == AnswerKind.Skip) { skips++; firstSkip ??= answer.SkipReason; }
+                return (Answer?)answer;
+            }, p.GetValue(count), p.GetValue(campaign), p.GetValue(overlap));
+            // A judge that understood nothing has labelled nothing: say so, with what it answered, instead of a count.
+            if (n > 0 && skips == n)
+                throw new FeedbackException($"judge \"{judge.Name}\": all {n} answers were skips, none understood; the first: {firstSkip}", 502);
+            Console.WriteLine($"judge \"{judge.Name}\" submitted {n} judgments ({n - skips} labels, {skips} skips)");
             return 0;
         }));
         return cmd;
