@@ -100,6 +100,8 @@ public static class PpoBench
     /// </summary>
     private sealed class SyntheticTokenizer : ITokenizer
     {
+        public RlhfSharp.Text.ChatTemplate? ChatTemplate { get; set; }
+
         public static readonly SyntheticTokenizer Instance = new();
 
         public int VocabSize => Vocab;

@@ -10,12 +10,14 @@ public static class TokenRows
     /// <summary>
     /// encode(prompt) ++ encode(response) (++ EOS when the tokenizer has one and <paramref name="appendEos"/>), cut to the
     /// last <paramref name="blockSize"/> tokens. Returns the row and how many of its tokens are the prompt's.
+    /// Text rendered by the chat template (<paramref name="templated"/>) is encoded with its special tokens recognised and
+    /// gets no EOS of ours: the template closes the turn itself (TRL appends EOS to standard forms only).
     /// </summary>
-    public static (int[] Tokens, int PromptLength) Encode(ITokenizer tokenizer, string prompt, string response, int blockSize, bool appendEos = true)
+    public static (int[] Tokens, int PromptLength) Encode(ITokenizer tokenizer, string prompt, string response, int blockSize, bool appendEos = true, bool templated = false)
     {
-        var p = tokenizer.Encode(prompt);
-        var r = tokenizer.Encode(response);
-        int eos = appendEos && tokenizer.EosId is int ? 1 : 0;
+        var p = tokenizer.Encode(prompt, allowSpecial: templated);
+        var r = tokenizer.Encode(response, allowSpecial: templated);
+        int eos = appendEos && !templated && tokenizer.EosId is int ? 1 : 0;
         var row = new int[p.Length + r.Length + eos];
         p.CopyTo(row, 0);
         r.CopyTo(row, p.Length);

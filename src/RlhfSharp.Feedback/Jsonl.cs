@@ -1,5 +1,6 @@
 // JSONL in and out, with TRL's column names (docs/design.md "Formats"): queries come in as {"prompt","responses":[...]},
-// judgments go out as {"prompt","chosen","rejected"}, {"prompt","responses","ranking"} or {"prompt","responses","best"}.
+// judgments go out as {"prompt","chosen","rejected"}, {"prompt","responses","ranking"}, {"prompt","responses","best"} or
+// {"prompt","completion","label"}, each standard or conversational, pairs also with an implicit prompt; as JSONL or Parquet.
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -14,6 +15,8 @@ public enum ExportFormat
     Ranking,
     /// <summary>Ziegler's best-of-K form {"prompt","responses","best"}.</summary>
     Best,
+    /// <summary>TRL's unpaired form for KTO {"prompt","completion","label"}: the preferred (or top-ranked) candidate true, every other false.</summary>
+    Unpaired,
 }
 
 /// <summary>Whether each judgment is exported, or one aggregated answer per query.</summary>
@@ -34,8 +37,10 @@ public enum ExportAggregation
 /// <param name="ExcludeFlagged">Leave out judgments by labellers flagged by quality control.</param>
 /// <param name="IncludeGold">Also export judgments on gold tasks (they are real comparisons, but were asked to measure people).</param>
 /// <param name="Aggregation">Each judgment, or one aggregated answer per query (majority vote or Dawid–Skene).</param>
+/// <param name="Conversational">TRL's conversational form: the prompt as [{"role":"user",...}], each answer as [{"role":"assistant",...}].</param>
+/// <param name="ImplicitPrompt">Pairs form only: no "prompt" column; chosen and rejected each hold the prompt followed by the answer.</param>
 public sealed record ExportOptions(ExportFormat Format = ExportFormat.Pairs, string? Campaign = null, bool IncludeTies = false, bool ExcludeFlagged = false, bool IncludeGold = false,
-    ExportAggregation Aggregation = ExportAggregation.None);
+    ExportAggregation Aggregation = ExportAggregation.None, bool Conversational = false, bool ImplicitPrompt = false);
 
 public static class Jsonl
 {
@@ -92,6 +97,30 @@ public static class Jsonl
     /// <summary>Writes the store's judgments as JSONL in the chosen form; returns the number of lines written.</summary>
     public static async Task<int> ExportAsync(IPreferenceStore store, TextWriter writer, ExportOptions options, CancellationToken ct = default)
     {
+        int lines = 0;
+        foreach (var obj in await ExportRowsAsync(store, options, ct))
+        {
+            await writer.WriteLineAsync(obj.ToJsonString());
+            lines++;
+        }
+        await writer.FlushAsync(ct);
+        return lines;
+    }
+
+    /// <summary>Writes the same rows as <see cref="ExportAsync(IPreferenceStore, TextWriter, ExportOptions, CancellationToken)"/> as a Parquet file; returns the row count.</summary>
+    public static async Task<int> ExportParquetAsync(IPreferenceStore store, Stream stream, ExportOptions options, CancellationToken ct = default)
+    {
+        var rows = await ExportRowsAsync(store, options, ct);
+        if (rows.Count == 0) throw new InvalidOperationException("parquet export: no judgments to export (a Parquet file needs at least one row to know its columns).");
+        await ParquetRows.WriteAsync(stream, rows, ct);
+        return rows.Count;
+    }
+
+    /// <summary>The rows an export writes, in order.</summary>
+    public static async Task<List<JsonObject>> ExportRowsAsync(IPreferenceStore store, ExportOptions options, CancellationToken ct = default)
+    {
+        if (options.ImplicitPrompt && options.Format != ExportFormat.Pairs)
+            throw new ArgumentException("export: an implicit prompt exists only in the pairs form ({\"chosen\", \"rejected\"}).");
         var queries = (await store.GetQueriesAsync(options.Campaign, ct)).ToDictionary(q => q.Id);
         var flagged = options.ExcludeFlagged ? (await store.GetLabelersAsync(ct)).Where(l => l.Flagged).Select(l => l.Id).ToHashSet() : [];
         var unflagged = (await store.GetJudgmentsAsync(options.Campaign, ct))
@@ -105,15 +134,7 @@ public static class Jsonl
             ExportAggregation.DawidSkene => DawidSkeneAnswers(unflagged, queries, kept.Select(j => j.QueryId).ToHashSet()),
             _ => throw new ArgumentException($"export aggregation {options.Aggregation} is not known."),
         };
-        int lines = 0;
-        foreach (var (queryId, answer) in answers)
-            foreach (var obj in Lines(queries[queryId], answer, options))
-            {
-                await writer.WriteLineAsync(obj.ToJsonString());
-                lines++;
-            }
-        await writer.FlushAsync(ct);
-        return lines;
+        return [.. answers.SelectMany(a => Lines(queries[a.QueryId], a.Answer, options))];
     }
 
     /// <summary>
@@ -136,7 +157,42 @@ public static class Jsonl
         : Answer.Prefer(int.Parse(category, System.Globalization.CultureInfo.InvariantCulture));
 
     /// <summary>The JSONL objects one answer to one query becomes (none for a skip, or a form the answer cannot fill).</summary>
-    public static IEnumerable<JsonObject> Lines(Query q, Answer answer, ExportOptions options)
+    public static IEnumerable<JsonObject> Lines(Query q, Answer answer, ExportOptions options) =>
+        StandardLines(q, answer, options).Select(o => Shape(o, options));
+
+    // The conversational and implicit-prompt forms are the standard rows rewritten (TRL's dataset_formats.md).
+    private static JsonObject Shape(JsonObject row, ExportOptions options)
+    {
+        if (!options.Conversational && !options.ImplicitPrompt) return row;
+        string prompt = (string)row["prompt"]!;
+        JsonNode User(string text) => new JsonArray(new JsonObject { ["role"] = "user", ["content"] = text });
+        JsonNode Assistant(string text) => new JsonArray(new JsonObject { ["role"] = "assistant", ["content"] = text });
+        JsonNode Answer(string text) => options.ImplicitPrompt
+            ? options.Conversational ? new JsonArray(new JsonObject { ["role"] = "user", ["content"] = prompt }, new JsonObject { ["role"] = "assistant", ["content"] = text }) : JsonValue.Create(prompt + text)
+            : Assistant(text);
+        var shaped = new JsonObject();
+        foreach (var (key, value) in row)
+        {
+            switch (key)
+            {
+                case "prompt":
+                    if (!options.ImplicitPrompt) shaped[key] = User(prompt);
+                    break;
+                case "chosen" or "rejected" or "completion":
+                    shaped[key] = Answer((string)value!);
+                    break;
+                case "responses" when options.Conversational:
+                    shaped[key] = new JsonArray([.. value!.AsArray().Select(r => Assistant((string)r!))]);
+                    break;
+                default:
+                    shaped[key] = value?.DeepClone();
+                    break;
+            }
+        }
+        return shaped;
+    }
+
+    private static IEnumerable<JsonObject> StandardLines(Query q, Answer answer, ExportOptions options)
     {
         var texts = q.Candidates.Select(c => c.Content).ToArray();
         switch (options.Format)
@@ -173,6 +229,18 @@ public static class Jsonl
                 };
                 if (best is int bi)
                     yield return new JsonObject { ["prompt"] = q.Prompt, ["responses"] = new JsonArray([.. texts.Select(t => JsonValue.Create(t))]), ["best"] = bi };
+                break;
+            case ExportFormat.Unpaired:
+                // KTO's unpaired labels: the preferred (or top-ranked) candidate is desirable, the others are not; a tie says neither.
+                int? top = answer.Kind switch
+                {
+                    AnswerKind.Preferred => answer.Preferred,
+                    AnswerKind.Ranking => answer.Ranking![0],
+                    _ => null,
+                };
+                if (top is int ti)
+                    for (int i = 0; i < texts.Length; i++)
+                        yield return new JsonObject { ["prompt"] = q.Prompt, ["completion"] = texts[i], ["label"] = i == ti };
                 break;
             default:
                 throw new ArgumentException($"export format {options.Format} is not known.");

@@ -7,7 +7,10 @@
 //   {"prompt","responses","ranking"|"best"}      K-wise labels    Alignment.RewardModeling.PreferenceData
 //   {"prompt","responses"}                       queries          Feedback.Jsonl
 // Lines are read as strict UTF-8 (Utf8TextFile): a byte that is not UTF-8 is an error naming file, line and byte offset.
+// The same columns may come from a Parquet file (Hugging Face Hub datasets ship as Parquet): a file ending in .parquet is
+// read row by row into the same JSON objects (lists and structs become arrays and objects), each error naming "FILE: row N".
 using System.Text.Json;
+using Parquet.Serialization;
 using RlhfSharp.Text;
 
 namespace RlhfSharp.Feedback;
@@ -22,7 +25,26 @@ public static class JsonlReader
     public static IEnumerable<JsonlLine> Read(string path, string what)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{what} {path} does not exist.", path);
-        return Lines(path);
+        return IsParquet(path) ? ParquetRows(path) : Lines(path);
+    }
+
+    /// <summary>True for a file read as Parquet (its name ends in .parquet).</summary>
+    public static bool IsParquet(string path) => path.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase);
+
+    private static IEnumerable<JsonlLine> ParquetRows(string path)
+    {
+        IList<Dictionary<string, object>> rows;
+        try
+        {
+            using var stream = File.OpenRead(path);
+            rows = ParquetSerializer.DeserializeUntypedAsync(stream).GetAwaiter().GetResult().Data;
+        }
+        catch (Exception ex) when (ex is IOException or InvalidDataException or NotSupportedException or InvalidOperationException or ArgumentException or Parquet.ParquetException)
+        {
+            throw new FormatException($"{path}: not a readable Parquet file ({ex.Message}).", ex);
+        }
+        for (int i = 0; i < rows.Count; i++)
+            yield return new JsonlLine(path, i + 1, JsonSerializer.SerializeToElement(rows[i]), IsRow: true);
     }
 
     private static IEnumerable<JsonlLine> Lines(string path)
@@ -51,10 +73,11 @@ public static class JsonlReader
 /// <param name="File">The file it was read from.</param>
 /// <param name="Number">Its line number, counting from 1 (blank lines count).</param>
 /// <param name="Object">The line's JSON object.</param>
-public sealed record JsonlLine(string File, int Number, JsonElement Object)
+/// <param name="IsRow">A row of a Parquet file (Number counts rows from 1) rather than a line of text.</param>
+public sealed record JsonlLine(string File, int Number, JsonElement Object, bool IsRow = false)
 {
-    /// <summary>"FILE:LINE", the prefix of every error about this line.</summary>
-    public string Where => $"{File}:{Number}";
+    /// <summary>"FILE:LINE" (or "FILE: row N" for Parquet), the prefix of every error about this line.</summary>
+    public string Where => IsRow ? $"{File}: row {Number}" : $"{File}:{Number}";
 
     /// <summary>The exception for a problem on this line: "FILE:LINE: <paramref name="message"/>".</summary>
     public FormatException Error(string message) => new($"{Where}: {message}");
@@ -92,6 +115,35 @@ public sealed record JsonlLine(string File, int Number, JsonElement Object)
         if (Optional(field) is not { } value) return null;
         return value.ValueKind == JsonValueKind.Number && value.TryGetDouble(out double x) && double.IsFinite(x)
             ? x : throw Error($"field \"{field}\" must be a number; got {Shown(value)}.");
+    }
+
+    /// <summary>A required true/false column.</summary>
+    public bool Bool(string field) => OptionalBool(field) ?? throw Error($"field \"{field}\" is missing.");
+
+    /// <summary>True when the field is a list of messages (TRL's conversational form): an array whose entries are objects.</summary>
+    public bool IsConversational(string field) =>
+        Optional(field) is { ValueKind: JsonValueKind.Array } a && a.GetArrayLength() > 0 && a[0].ValueKind == JsonValueKind.Object;
+
+    /// <summary>A required list of {"role": str, "content": str} messages (other keys are ignored), at least one.</summary>
+    public (string Role, string Content)[] Messages(string field) => Messages(Required(field), field);
+
+    /// <summary>A value of this line (e.g. one entry of an array column) read as a list of messages; <paramref name="field"/> names it in errors.</summary>
+    public (string Role, string Content)[] Messages(JsonElement value, string field)
+    {
+        var array = Array(value, field, "messages");
+        if (array.Length == 0) throw Error($"field \"{field}\" is an empty list of messages.");
+        var messages = new (string, string)[array.Length];
+        for (int i = 0; i < array.Length; i++)
+        {
+            var m = array[i];
+            if (m.ValueKind != JsonValueKind.Object) throw Error($"field \"{field}[{i}]\" must be a message {{\"role\", \"content\"}}; got {Shown(m)}.");
+            if (!m.TryGetProperty("role", out var role) || role.ValueKind != JsonValueKind.String)
+                throw Error($"field \"{field}[{i}].role\" must be a string.");
+            if (!m.TryGetProperty("content", out var content) || content.ValueKind != JsonValueKind.String)
+                throw Error($"field \"{field}[{i}].content\" must be a string (tool calls and content parts are not supported).");
+            messages[i] = (role.GetString()!, content.GetString()!);
+        }
+        return messages;
     }
 
     /// <summary>An optional true/false column; null when absent.</summary>

@@ -131,11 +131,11 @@ public sealed partial class Gpt
     }
 
     /// <summary>
-    /// Saves config.json + model.safetensors (and tokenizer files copied from <paramref name="tokenizerDirectory"/>). With an
+    /// Saves config.json + generation_config.json + model.safetensors in <paramref name="dtype"/> (and tokenizer files copied from <paramref name="tokenizerDirectory"/>). With an
     /// adapter: adapter_config.json + adapter_model.safetensors (PEFT's format), plus the base's files only when the base was
     /// not loaded from a folder (base_model_name_or_path names that folder otherwise).
     /// </summary>
-    public void Save(string directory, string? tokenizerDirectory = null)
+    public void Save(string directory, string? tokenizerDirectory = null, SafetensorsDtype dtype = SafetensorsDtype.F32)
     {
         if (ActiveAdapter is { } adapter)
         {
@@ -155,8 +155,13 @@ public sealed partial class Gpt
             adapter.Save(directory, SourceDirectory);
             return;
         }
-        var config = Heads.HasFlag(GptHeads.Reward) ? Config with { Architecture = "GPT2ForSequenceClassification" } : Config;
-        GptCheckpoint.Save(directory, config, ToTensors(), tokenizerDirectory);
+        // A reward model is saved as transformers' GPT2ForSequenceClassification: its rows end with EOS and it reads the
+        // score there, while transformers reads at the last token that is not pad_token_id, so its pad_token_id must not
+        // be EOS: it is id 0 (or 1 when EOS is 0), and padding with it reproduces our score.
+        var config = Heads.HasFlag(GptHeads.Reward)
+            ? Config with { Architecture = "GPT2ForSequenceClassification", PadTokenId = Config.PadTokenId ?? (Config.EosTokenId == 0 ? 1 : 0) }
+            : Config;
+        GptCheckpoint.Save(directory, config, ToTensors(), tokenizerDirectory, dtype);
     }
 
     /// <summary>The same trunk with a different set of heads; heads kept are copied, new ones initialised from <paramref name="rng"/>

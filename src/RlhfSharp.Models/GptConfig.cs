@@ -38,6 +38,10 @@ public sealed record GptConfig
     /// <summary>Token id that ends a generation (`eos_token_id`); generation stops a sequence when it samples it.</summary>
     public int? EosTokenId { get; init; }
 
+    /// <summary>Token id batches are padded with (`pad_token_id`). Transformers' GPT2ForSequenceClassification reads the score
+    /// at the last token that is not this id, so a reward model's must differ from the EOS its rows end with (see Gpt.Save).</summary>
+    public int? PadTokenId { get; init; }
+
     /// <summary>Hugging Face class name written to `architectures` (GPT2LMHeadModel, or GPT2ForSequenceClassification for a reward model).</summary>
     public string Architecture { get; init; } = "GPT2LMHeadModel";
 
@@ -80,6 +84,7 @@ public sealed record GptConfig
         Check(InitializerRange > 0, "initializer_range", InitializerRange);
         Check(BosTokenId is null || (BosTokenId >= 0 && BosTokenId < VocabSize), "bos_token_id", BosTokenId);
         Check(EosTokenId is null || (EosTokenId >= 0 && EosTokenId < VocabSize), "eos_token_id", EosTokenId);
+        Check(PadTokenId is null || (PadTokenId >= 0 && PadTokenId < VocabSize), "pad_token_id", PadTokenId);
 
         void Check(bool ok, string field, object? value, string why = "")
         {
@@ -134,6 +139,7 @@ public sealed record GptConfig
                 InitializerRange = OptFloat(root, "initializer_range") ?? 0.02f,
                 BosTokenId = OptInt(root, "bos_token_id"),
                 EosTokenId = OptInt(root, "eos_token_id"),
+                PadTokenId = OptInt(root, "pad_token_id"),
                 Architecture = architecture,
             };
             config.Validate(path);
@@ -163,7 +169,8 @@ public sealed record GptConfig
     }
 
     /// <summary>Writes config.json with the fields and names Hugging Face's GPT2Config uses, keys sorted as it sorts them.</summary>
-    public void WriteJson(string path)
+    /// <paramref name="torchDtype"/>: the weights' dtype as transformers names it ("float32", "bfloat16", "float16").
+    public void WriteJson(string path, string torchDtype = "float32")
     {
         Validate("config to write");
         using var ms = new MemoryStream();
@@ -178,7 +185,21 @@ public sealed record GptConfig
             WriteOptional("bos_token_id", BosTokenId);
             w.WriteNumber("embd_pdrop", Dropout);
             WriteOptional("eos_token_id", EosTokenId);
+            bool classifier = Architecture == "GPT2ForSequenceClassification";
+            if (classifier)
+            {
+                // One label, as transformers writes num_labels = 1 (the reward is a single regression output).
+                w.WriteStartObject("id2label");
+                w.WriteString("0", "LABEL_0");
+                w.WriteEndObject();
+            }
             w.WriteNumber("initializer_range", InitializerRange);
+            if (classifier)
+            {
+                w.WriteStartObject("label2id");
+                w.WriteNumber("LABEL_0", 0);
+                w.WriteEndObject();
+            }
             w.WriteNumber("layer_norm_epsilon", LayerNormEpsilon);
             w.WriteString("model_type", "gpt2");
             w.WriteNumber("n_ctx", BlockSize);
@@ -187,10 +208,11 @@ public sealed record GptConfig
             w.WriteNull("n_inner");
             w.WriteNumber("n_layer", NLayer);
             w.WriteNumber("n_positions", BlockSize);
-            if (Architecture == "GPT2ForSequenceClassification")
-                w.WriteNumber("num_labels", 1);
+            if (classifier) w.WriteNumber("num_labels", 1);
+            WriteOptional("pad_token_id", PadTokenId);
             w.WriteNumber("resid_pdrop", Dropout);
             w.WriteBoolean("scale_attn_weights", true);
+            w.WriteString("torch_dtype", torchDtype);
             w.WriteNumber("vocab_size", VocabSize);
             w.WriteEndObject();
 

@@ -44,6 +44,8 @@ public sealed class CharTokenizer : ITokenizer
 
     public int? EosId => _special[Gpt2Tokenizer.EndOfText];
 
+    public ChatTemplate? ChatTemplate { get; set; }
+
     public IReadOnlyDictionary<string, int> SpecialTokens => _special;
 
     public int[] Encode(string text) => Encode(text, allowSpecial: false);
@@ -88,6 +90,7 @@ public sealed class CharTokenizer : ITokenizer
         var doc = new CharTokenizerFile("char", _tokens[..^1], Gpt2Tokenizer.EndOfText);
         var options = new JsonSerializerOptions { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
         File.WriteAllText(Path.Combine(directory, FileName), JsonSerializer.Serialize(doc, options), new UTF8Encoding(false));
+        TokenizerConfig.Write(directory, this, tokenizerClass: null);
     }
 
     /// <summary>Loads char_tokenizer.json from a folder.</summary>
@@ -106,14 +109,17 @@ public sealed class CharTokenizer : ITokenizer
         }
         if (doc is null || doc.Type != "char" || doc.Characters is null)
             throw new FormatException($"{path}: expected {{\"type\":\"char\",\"characters\":[...]}}.");
+        CharTokenizer tokenizer;
         try
         {
-            return new CharTokenizer(doc.Characters);
+            tokenizer = new CharTokenizer(doc.Characters);
         }
         catch (ArgumentException ex)
         {
             throw new FormatException($"{path}: {ex.Message}", ex);
         }
+        tokenizer.ChatTemplate = TokenizerConfig.ReadChatTemplate(directory, tokenizer);
+        return tokenizer;
     }
 
     private sealed record CharTokenizerFile(

@@ -132,6 +132,8 @@ public sealed class Gpt2Tokenizer : ITokenizer
 
     public int? EosId => _special.TryGetValue(EndOfText, out int id) ? id : null;
 
+    public ChatTemplate? ChatTemplate { get; set; }
+
     public IReadOnlyDictionary<string, int> SpecialTokens => _special;
 
     /// <summary>Number of merges (the rank of a merge is its line in merges.txt after the header).</summary>
@@ -144,8 +146,12 @@ public sealed class Gpt2Tokenizer : ITokenizer
     public bool TryGetId(string token, out int id) => _tokenToId.TryGetValue(token, out id);
 
     /// <summary>Loads vocab.json and merges.txt from a folder (a Hugging Face GPT-2 folder or one we saved).</summary>
-    public static Gpt2Tokenizer Load(string directory) =>
-        Load(Path.Combine(directory, VocabFileName), Path.Combine(directory, MergesFileName));
+    public static Gpt2Tokenizer Load(string directory)
+    {
+        var tokenizer = Load(Path.Combine(directory, VocabFileName), Path.Combine(directory, MergesFileName));
+        tokenizer.ChatTemplate = TokenizerConfig.ReadChatTemplate(directory, tokenizer);
+        return tokenizer;
+    }
 
     /// <summary>Loads from explicit paths; a malformed file raises a FormatException naming the file and line.</summary>
     public static Gpt2Tokenizer Load(string vocabPath, string mergesPath)
@@ -439,5 +445,6 @@ public sealed class Gpt2Tokenizer : ITokenizer
         var sb = new StringBuilder("#version: 0.2\n");
         foreach (var (l, r) in _mergeList) sb.Append(_idToToken[l]).Append(' ').Append(_idToToken[r]).Append('\n');
         File.WriteAllText(Path.Combine(directory, MergesFileName), sb.ToString(), new UTF8Encoding(false));
+        TokenizerConfig.Write(directory, this, "GPT2Tokenizer");
     }
 }

@@ -22,6 +22,12 @@ public interface ITokenizer
     /// <summary>Decodes ids to text; byte sequences that are not valid UTF-8 become U+FFFD.</summary>
     string Decode(ReadOnlySpan<int> ids);
 
+    /// <summary>
+    /// The chat template conversations are rendered with (tokenizer_config.json's `chat_template`), or null when the folder
+    /// had none and <see cref="Text.ChatTemplate.For"/> falls back to the default. Saved with the tokenizer.
+    /// </summary>
+    ChatTemplate? ChatTemplate { get; set; }
+
     /// <summary>Writes the files <see cref="TokenizerFiles.Load"/> reads back into a folder (created if missing).</summary>
     void Save(string directory);
 }

@@ -84,6 +84,40 @@ public sealed class EvaluationTests
         Assert.Equal(0.5, result.WinRate.Rate);
     }
 
+    private sealed class BabblingJudge : ILabeler
+    {
+        public string Name => "babbler";
+        public Task<Answer> AnswerAsync(Query query, CancellationToken ct = default) =>
+            Task.FromResult(Answer.Skip($"judge answer not understood: \"blah {query.Id}\""));
+    }
+
+    [Fact]
+    public async Task Given_a_judge_whose_answers_are_all_skips_When_evaluating_Then_it_fails_naming_the_first_unparsed_answer()
+    {
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => new PolicyEvaluator(new EvaluationOptions { MaxNewTokens = 4 })
+            .EvaluateAsync(Model(3), Model(4), Chars, Prompts, new BabblingJudge()));
+        Assert.Equal($"evaluation: all {Prompts.Length} answers of judge \"babbler\" were skips, so there is no win rate; the first: judge answer not understood: \"blah 0\"", ex.Message);
+    }
+
+    [Fact]
+    public void Given_unmeasured_figures_When_written_as_json_Then_they_are_null_with_a_reason_never_NaN_strings()
+    {
+        var options = new System.Text.Json.JsonSerializerOptions
+        {
+            PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower,
+            Converters = { new FiniteOrNullJsonConverter() },
+            DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+        };
+        string winRate = System.Text.Json.JsonSerializer.Serialize(WinRate.FromCounts(0, 0, 0, 3), options);
+        Assert.Contains("\"rate\":null", winRate);
+        Assert.Contains("\"rate_reason\":\"no decided comparison (3 skipped)\"", winRate);
+        string stats = System.Text.Json.JsonSerializer.Serialize(new ResponseStats(double.NaN, 0.5, 0, 0, 3, 1, 1), options);
+        Assert.DoesNotContain("NaN", stats);
+        Assert.Contains("\"mean_gold\":null,", stats);
+        Assert.Contains("\"mean_gold_reason\":\"no gold scorer was given\"", stats);
+        Assert.DoesNotContain("mean_reward_model_reason", stats);
+    }
+
     [Fact]
     public async Task Given_a_gold_judge_preferring_longer_text_When_evaluating_Then_each_verdict_agrees_with_the_lengths_and_the_stats_are_filled()
     {

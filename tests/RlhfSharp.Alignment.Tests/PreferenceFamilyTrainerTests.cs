@@ -58,7 +58,7 @@ public sealed class PreferenceFamilyTrainerTests
     {
         var sft = TinySft();
         var before = (float[])sft.Parameters.Clone();
-        UnpairedExample[] data = [new("ab", "cd", true), new("ab", "ef", false), new("a", "bb", true), new("a", "cc", false)];
+        Dpo.UnpairedExample[] data = [new("ab", "cd", true), new("ab", "ef", false), new("a", "bb", true), new("a", "cc", false)];
         var result = new KtoTrainer(new KtoConfig { BatchSize = 4, LearningRate = 1e-3f, HeldOutFraction = 0 }).Train(sft, Chars, data);
         Assert.Equal(before, sft.Parameters);
         AssertEveryTensorMoved(result.Policy, before, "kto");

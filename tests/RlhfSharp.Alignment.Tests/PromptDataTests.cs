@@ -28,7 +28,7 @@ public sealed class PromptDataTests
         var missing = Assert.Throws<FormatException>(() => PromptData.Read(tmp.File("p.jsonl")));
         var empty = Assert.Throws<FormatException>(() => PromptData.Read(tmp.File("empty.txt")));
 
-        Assert.Equal($"{tmp.File("p.jsonl")}:2: field \"prompt\" is missing.", missing.Message);
+        Assert.Equal($"{tmp.File("p.jsonl")}:2: a prompt file needs a \"prompt\" column; the accepted forms are {DatasetForms.Prompt}.", missing.Message);
         Assert.StartsWith($"{tmp.File("empty.txt")}: no prompts", empty.Message);
         Assert.Throws<FileNotFoundException>(() => PromptData.Read(tmp.File("none.jsonl")));
     }

@@ -162,6 +162,14 @@ public sealed partial class TutorialTests(ITestOutputHelper output) : IDisposabl
     private void Run(TutorialCommand command, string[] args)
     {
         var run = RlhfRunner.Run(args);
+        // A line the tutorial shows failing ends in "# fails: WORDS": it must exit non-zero with WORDS in its error.
+        if (Regex.Match(command.Text, "# fails: (?<why>.+)$") is { Success: true } fails)
+        {
+            string why = fails.Groups["why"].Value.Trim();
+            Assert.True(run.Exit != 0, $"docs/tutorial.md:{command.Line}: `{command.Text}` should fail but exited 0.");
+            Assert.True(run.ErrorLines.Any(l => l.Contains(why, StringComparison.Ordinal)), $"docs/tutorial.md:{command.Line}: the error does not say \"{why}\": {string.Join(" | ", run.ErrorLines.TakeLast(5))}");
+            return;
+        }
         Assert.True(run.Exit == 0, $"docs/tutorial.md:{command.Line}: `{command.Text}` exited {run.Exit}: {string.Join(" | ", run.ErrorLines.TakeLast(5))}");
         for (int i = 0; i + 1 < args.Length; i++)
         {

@@ -1,5 +1,5 @@
 // Saved and restored environment state (what a control checkpoint holds of its environments): for every environment, a
-// fresh copy restored from a state that went through trainer_state.json steps, ends episodes and resets exactly as the
+// fresh copy restored from a state that went through the trainer state file steps, ends episodes and resets exactly as the
 // original does, bit for bit; the same for a VectorEnv (with its running episode sums) and the reward normaliser.
 using RlhfSharp.Control.Envs;
 using RlhfSharp.Models.Checkpoints;
@@ -15,7 +15,7 @@ public sealed class EnvStateTests : IDisposable
 
     public static TheoryData<string> Envs => [.. EnvRegistry.Ids];
 
-    /// <summary>The state as a checkpoint stores it: written to trainer_state.json and read back.</summary>
+    /// <summary>The state as a checkpoint stores it: written to the trainer state file and read back.</summary>
     private T ThroughCheckpoint<T>(T state)
     {
         string dir = Path.Combine(_dir, Guid.NewGuid().ToString("N"));

@@ -34,6 +34,9 @@ internal sealed class ScriptedChatServer : IDisposable
     public List<string> Authorizations { get; } = [];
     public List<string> Models { get; } = [];
 
+    /// <summary>Sent as the Retry-After header with every 429 when set.</summary>
+    public string? RetryAfter { get; set; }
+
     private async Task LoopAsync()
     {
         while (_listener.IsListening)
@@ -74,6 +77,7 @@ internal sealed class ScriptedChatServer : IDisposable
                 : new JsonObject { ["error"] = new JsonObject { ["message"] = content, ["type"] = "server_error" } };
             var bytes = Encoding.UTF8.GetBytes(reply.ToJsonString());
             ctx.Response.StatusCode = status;
+            if (status == 429 && RetryAfter is { } after) ctx.Response.AddHeader("Retry-After", after);
             ctx.Response.ContentType = "application/json";
             await ctx.Response.OutputStream.WriteAsync(bytes);
             ctx.Response.Close();
@@ -142,6 +146,33 @@ public sealed class AiJudgeTests
         var answer = await Judge(server).AnswerAsync(Pair);
         Assert.Equal(AnswerKind.Skip, answer.Kind);
         Assert.Contains("1 or 2 depending on taste", answer.SkipReason);
+    }
+
+    [Fact]
+    public async Task A429WithRetryAfter_IsWaitedOutAsTheServerAsks()
+    {
+        using var server = new ScriptedChatServer((user, n) => Task.FromResult(n == 1 ? (429, "slow down") : (200, PickNice(user)))) { RetryAfter = "1" };
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var answer = await Judge(server).AnswerAsync(Pair);
+        Assert.Equal(0, answer.Preferred);
+        Assert.Equal(3, server.Requests);
+        // The back-off alone would wait 10–20 ms; the server asked for 1 s.
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(0.95), $"retried after {clock.Elapsed.TotalMilliseconds:F0} ms");
+    }
+
+    [Fact]
+    public void RetryDelay_IsRetryAfterCapped_ElseEqualJitterExponential()
+    {
+        var b = TimeSpan.FromMilliseconds(100);
+        // attempt 3: d = 100·2² = 400 ms, waited d/2 + U·d/2 ∈ [200, 400).
+        Assert.Equal(TimeSpan.FromMilliseconds(200), AiJudge.RetryDelay(3, b, null, 0));
+        Assert.Equal(TimeSpan.FromMilliseconds(300), AiJudge.RetryDelay(3, b, null, 0.5));
+        Assert.Equal(TimeSpan.FromSeconds(2), AiJudge.RetryDelay(1, b, TimeSpan.FromSeconds(2), 0.9));
+        Assert.Equal(AiJudge.MaxRetryAfter, AiJudge.RetryDelay(1, b, TimeSpan.FromHours(1), 0));
+        var now = new DateTimeOffset(2026, 12, 3, 12, 0, 0, TimeSpan.Zero);
+        Assert.Equal(TimeSpan.FromSeconds(30), AiJudge.ParseRetryAfter("Thu, 03 Dec 2026 12:00:30 GMT", now));
+        Assert.Equal(TimeSpan.FromSeconds(2.5), AiJudge.ParseRetryAfter("2.5", now));
+        Assert.Null(AiJudge.ParseRetryAfter("soon", now));
     }
 
     [Theory]

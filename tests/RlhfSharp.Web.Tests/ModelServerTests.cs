@@ -53,14 +53,17 @@ public sealed class ModelServerTests : IAsyncLifetime
     public async Task Given_the_OpenAI_client_When_asking_greedily_Then_the_answer_equals_direct_generation_and_streaming_gives_the_same_text()
     {
         var client = Client();
-        var messages = new ChatMessage[] { new SystemChatMessage("be brief"), new UserChatMessage("hello there") };
+        var messages = new OpenAI.Chat.ChatMessage[] { new SystemChatMessage("be brief"), new UserChatMessage("hello there") };
+        // The chat goes through the model's chat template (here the default): the same text a plain completion of the templated prompt gives.
+        const string templated = "System: be brief\nUser: hello there\nAssistant:";
+        Assert.Equal(templated, ChatTemplate.For(Chars).Render([new("system", "be brief"), new("user", "hello there")], addGenerationPrompt: true));
         var options = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 12 };
         ChatCompletion completion = await client.CompleteChatAsync(messages, options);
-        string expected = Greedy("be brief\n\nhello there\n\n", 12);
+        string expected = Greedy(templated, 12);
         Assert.Equal(expected, completion.Content[0].Text);
         // One character per token: fewer than 12 characters means the model chose to stop (EOS).
         Assert.Equal(expected.Length < 12 ? ChatFinishReason.Stop : ChatFinishReason.Length, completion.FinishReason);
-        Assert.Equal(Chars.Encode("be brief\n\nhello there\n\n").Length, completion.Usage.InputTokenCount);
+        Assert.Equal(Chars.Encode(templated).Length, completion.Usage.InputTokenCount);
 
         var streamed = new StringBuilder();
         ChatFinishReason? finish = null;

@@ -126,8 +126,8 @@ public sealed class DpoTrainer
         foreach (var e in examples)
             foreach (var (w, l) in e.OrderedPairs())
             {
-                var (cw, pw) = TokenRows.Encode(tokenizer, e.Prompt, e.Responses[w], block);
-                var (cl, pl) = TokenRows.Encode(tokenizer, e.Prompt, e.Responses[l], block);
+                var (cw, pw) = TokenRows.Encode(tokenizer, e.Prompt, e.Responses[w], block, templated: e.Templated);
+                var (cl, pl) = TokenRows.Encode(tokenizer, e.Prompt, e.Responses[l], block, templated: e.Templated);
                 pairs.Add(new Pair(cw, cl, pw, pl));
             }
         if (pairs.Count < 2) throw new ArgumentException($"dpo: {pairs.Count} ordered pairs in the data; need at least 2.");

@@ -47,7 +47,14 @@ public sealed record EvaluationOptions
 /// <param name="MeanLength">Mean response length in tokens (EOS not counted).</param>
 /// <param name="Distinct1">Distinct unigrams / all unigrams over the responses.</param>
 /// <param name="Distinct2">Distinct bigrams / all bigrams over the responses.</param>
-public sealed record ResponseStats(double MeanGold, double MeanRewardModel, double KlK1, double KlK3, double MeanLength, double Distinct1, double Distinct2);
+public sealed record ResponseStats(double MeanGold, double MeanRewardModel, double KlK1, double KlK3, double MeanLength, double Distinct1, double Distinct2)
+{
+    /// <summary>Why <see cref="MeanGold"/> has no value (JSON writes it as null beside this), or null.</summary>
+    public string? MeanGoldReason => double.IsNaN(MeanGold) ? "no gold scorer was given" : null;
+
+    /// <summary>Why <see cref="MeanRewardModel"/> has no value (JSON writes it as null beside this), or null.</summary>
+    public string? MeanRewardModelReason => double.IsNaN(MeanRewardModel) ? "no reward model was given (--reward)" : null;
+}
 
 /// <summary>One judged prompt; <paramref name="Verdict"/> is "win", "loss", "tie" or "skip: reason" from the policy's side.</summary>
 public sealed record EvaluatedSample(string Prompt, string PolicyResponse, string BaselineResponse, string Verdict);
@@ -85,6 +92,7 @@ public sealed class PolicyEvaluator(EvaluationOptions? options = null)
         var theirs = Sample(baseline, reference, tokenizer, prompts, rng.Fork(), ct);
 
         int wins = 0, losses = 0, ties = 0, skipped = 0;
+        string? firstSkip = null;
         var kept = new List<EvaluatedSample>();
         for (int i = 0; i < prompts.Count; i++)
         {
@@ -107,9 +115,11 @@ public sealed class PolicyEvaluator(EvaluationOptions? options = null)
                 bool policyWon = (p == 0) == policyFirst;
                 if (policyWon) { wins++; verdict = "win"; } else { losses++; verdict = "loss"; }
             }
-            else { skipped++; verdict = $"skip: {answer.SkipReason ?? answer.Kind.ToString()}"; }
+            else { skipped++; verdict = $"skip: {answer.SkipReason ?? answer.Kind.ToString()}"; firstSkip ??= answer.SkipReason ?? answer.Kind.ToString(); }
             if (kept.Count < _options.SamplesKept) kept.Add(new EvaluatedSample(prompts[i], ours.Texts[i], theirs.Texts[i], verdict));
         }
+        if (skipped > 0 && wins + losses + ties == 0)
+            throw new InvalidOperationException($"evaluation: all {skipped} answers of judge \"{judge.Name}\" were skips, so there is no win rate; the first: {firstSkip}");
         return new EvaluationResult(prompts.Count, judge.Name, WinRate.FromCounts(wins, losses, ties, skipped),
             Stats(ours, prompts, gold, rewardModel), Stats(theirs, prompts, gold, rewardModel), kept);
     }

@@ -13,6 +13,9 @@ public sealed record WinRateResult(int Wins, int Losses, int Ties, int Skipped, 
     /// <summary>Comparisons that count: wins + losses + ties.</summary>
     public int Decided => Wins + Losses + Ties;
 
+    /// <summary>Why <see cref="Rate"/> has no value (no decided comparison; JSON writes it as null beside this), or null.</summary>
+    public string? RateReason => Decided == 0 ? $"no decided comparison ({Skipped} skipped)" : null;
+
     /// <summary>True when the whole interval lies above ½: the policy beats the baseline at this confidence.</summary>
     public bool SignificantlyAboveHalf => Low > 0.5;
 }

@@ -1,5 +1,7 @@
-// SFT demonstrations: TRL's {"prompt","completion"} JSONL read with errors that name file:line and the field, the
-// story world's built-in demonstrations, and batching into rows whose loss covers completion tokens (and EOS) only.
+// SFT demonstrations in TRL's forms (DatasetForms): {"text"} and {"messages"} (language modelling: the loss covers every
+// token), {"prompt","completion"} standard or conversational (the loss covers the completion), from JSONL or Parquet, with
+// errors that name file:line and the field; the story world's built-in demonstrations; and batching into rows whose loss
+// covers completion tokens (and EOS) only.
 using System.Text.Json;
 using RlhfSharp.Feedback;
 using RlhfSharp.Models;
@@ -9,28 +11,66 @@ using RlhfSharp.Text.StoryWorld;
 namespace RlhfSharp.Alignment.LanguageModeling;
 
 /// <summary>One demonstration; <paramref name="Source"/> says where it came from ("demos.jsonl:12") for error messages.</summary>
-public sealed record SftExample(string Prompt, string Completion, string Source = "");
+/// <param name="Templated">Rendered by the chat template: encoded with special tokens recognised, and closed by the template rather than an appended EOS.</param>
+public sealed record SftExample(string Prompt, string Completion, string Source = "", bool Templated = false);
 
 public static class SftData
 {
-    /// <summary>Reads {"prompt","completion"} lines (other fields are ignored; blank lines skipped). A bad line is an error naming file:line and the field.</summary>
-    public static IReadOnlyList<SftExample> ReadJsonl(string path)
+    /// <summary>
+    /// Reads demonstrations in any SFT form of <see cref="DatasetForms.Sft"/> from JSONL or Parquet (other fields are
+    /// ignored; blank lines skipped); conversational rows are rendered with <paramref name="template"/> (the model's, see
+    /// <see cref="ChatTemplate.For"/>; the default when null). A bad line is an error naming file:line and the field.
+    /// </summary>
+    public static IReadOnlyList<SftExample> ReadJsonl(string path, ChatTemplate? template = null)
     {
-        var result = JsonlReader.Read(path, "SFT data").Select(FromLine).ToList();
+        var result = JsonlReader.Read(path, "SFT data").Select(line => FromLine(line, template)).ToList();
         if (result.Count == 0) throw new FormatException($"{path}: no demonstrations (the file has no non-blank lines).");
         return result;
     }
 
-    /// <summary>One {"prompt","completion"} line as a demonstration; its source is "FILE:LINE".</summary>
-    public static SftExample FromLine(JsonlLine line)
+    /// <summary>One line as a demonstration; its source is "FILE:LINE".</summary>
+    public static SftExample FromLine(JsonlLine line) => FromLine(line, null);
+
+    /// <summary>One line in any SFT form as a demonstration, conversational rows rendered with <paramref name="template"/>.</summary>
+    public static SftExample FromLine(JsonlLine line, ChatTemplate? template)
     {
-        string prompt = line.String("prompt");
-        string completion = line.String("completion");
-        if (completion.Length == 0) throw line.Error("field \"completion\" is empty; there would be nothing to learn.");
-        return new SftExample(prompt, completion, line.Where);
+        template ??= ChatTemplate.Default;
+        if (line.Has("prompt") || line.Has("completion"))
+        {
+            if (line.IsConversational("prompt") || line.IsConversational("completion"))
+            {
+                var (p, c) = DatasetForms.Render(template, DatasetForms.Messages(line, "prompt"), [DatasetForms.Messages(line, "completion")], line);
+                if (c[0].Length == 0) throw line.Error("field \"completion\" renders to no text; there would be nothing to learn.");
+                return new SftExample(p, c[0], line.Where, Templated: true);
+            }
+            string prompt = line.String("prompt");
+            string completion = line.String("completion");
+            if (completion.Length == 0) throw line.Error("field \"completion\" is empty; there would be nothing to learn.");
+            return new SftExample(prompt, completion, line.Where);
+        }
+        if (line.Has("messages"))
+        {
+            string text;
+            try
+            {
+                text = template.Render(DatasetForms.Messages(line, "messages"), addGenerationPrompt: false);
+            }
+            catch (Text.Chat.ChatTemplateException ex)
+            {
+                throw line.Error(ex.Message);
+            }
+            return new SftExample("", text, line.Where, Templated: true);
+        }
+        if (line.Has("text"))
+        {
+            string text = line.String("text");
+            if (text.Length == 0) throw line.Error("field \"text\" is empty; there would be nothing to learn.");
+            return new SftExample("", text, line.Where);
+        }
+        throw line.Error($"not an SFT example; the accepted forms are {DatasetForms.Sft}.");
     }
 
-    /// <summary>Writes examples as {"prompt","completion"} JSONL (what <see cref="ReadJsonl"/> reads).</summary>
+    /// <summary>Writes examples as {"prompt","completion"} JSONL (what <see cref="ReadJsonl(string, ChatTemplate?)"/> reads).</summary>
     public static void WriteJsonl(string path, IEnumerable<SftExample> examples)
     {
         using var ms = new MemoryStream();
@@ -64,7 +104,7 @@ internal static class SftBatches
         var rows = new List<SftRow>(examples.Count);
         foreach (var e in examples)
         {
-            var (tokens, promptLength) = TokenRows.Encode(tokenizer, e.Prompt, e.Completion, blockSize, appendEos);
+            var (tokens, promptLength) = TokenRows.Encode(tokenizer, e.Prompt, e.Completion, blockSize, appendEos, e.Templated);
             // A row trains on targets t+1 ≥ PromptLength for t+1 < length: it needs at least one completion token after the first token.
             if (tokens.Length < 2 || promptLength >= tokens.Length)
                 throw new FormatException($"{(e.Source.Length > 0 ? e.Source : "SFT example")}: field \"completion\" gives no token to train on after tokenisation (prompt {promptLength} of {tokens.Length} tokens).");

@@ -34,6 +34,9 @@ public sealed class SftTrainer(SftConfig config)
             throw new ArgumentException($"SFT: the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary is {model.Config.VocabSize}.");
         if (Config.AppendEos && tokenizer.EosId is null)
             throw new ArgumentException("SFT: AppendEos is set but the tokenizer has no end-of-text token.");
+        // The model learns the chat format it is trained in: a tokenizer without a template gets the default, which every
+        // checkpoint and the saved model folder then carry in tokenizer_config.json (rendering and serving use the same one).
+        tokenizer.ChatTemplate ??= ChatTemplate.For(tokenizer);
         // a. tokenise; b. masks are built per batch; c. held-out split inside the source.
         var rows = SftBatches.Encode(tokenizer, examples, model.Config.BlockSize, Config.AppendEos);
         var data = new SftBatchSource(rows, Config.Training, Config.Padding);

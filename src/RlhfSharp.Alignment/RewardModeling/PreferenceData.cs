@@ -1,7 +1,9 @@
-// Preference examples for reward models and DPO, read from JSONL in TRL's column names (docs/design.md "Formats") or from a
-// preference store (SQLite file). One example is one prompt with its candidates and the label the loss form needs.
+// Preference examples for reward models and DPO, read from JSONL or Parquet in TRL's forms (DatasetForms: standard or
+// conversational, explicit or implicit prompt, pairwise, K-wise ranking, best-of-K) or from a preference store (SQLite
+// file). One example is one prompt with its candidates and the label the loss form needs.
 using RlhfSharp.Feedback;
 using RlhfSharp.Feedback.Stores;
+using RlhfSharp.Text;
 
 namespace RlhfSharp.Alignment.RewardModeling;
 
@@ -24,8 +26,9 @@ public enum PreferenceKind
 /// <param name="Best">Best: index of the chosen candidate.</param>
 /// <param name="Tie">Pair: the two are equally good (μ = ½).</param>
 /// <param name="Margin">Pair: how much the chosen one should win by (TRL's optional "margin" column).</param>
+/// <param name="Templated">Rendered by the chat template: encoded with special tokens recognised, closed by the template rather than an appended EOS.</param>
 public sealed record PreferenceExample(string Prompt, IReadOnlyList<string> Responses, PreferenceKind Kind,
-    IReadOnlyList<int>? Ranking = null, int? Best = null, bool Tie = false, float Margin = 0)
+    IReadOnlyList<int>? Ranking = null, int? Best = null, bool Tie = false, float Margin = 0, bool Templated = false)
 {
     /// <summary>(winner, loser) index pairs this label implies (none for a tie); used for accuracy and calibration.</summary>
     public IEnumerable<(int Winner, int Loser)> OrderedPairs()
@@ -49,47 +52,97 @@ public sealed record PreferenceExample(string Prompt, IReadOnlyList<string> Resp
 public static class PreferenceData
 {
     /// <summary>
-    /// Reads {"prompt","chosen","rejected"} (optional "margin" number, "tie" bool), {"prompt","responses","ranking"} or
-    /// {"prompt","responses","best"} lines. A bad line throws <see cref="FormatException"/> naming file:line and the field.
+    /// Reads every preference form of <see cref="DatasetForms.Preference"/> from JSONL or Parquet; conversational rows are
+    /// rendered with <paramref name="template"/> (the model's; the default when null). A bad line throws
+    /// <see cref="FormatException"/> naming file:line and the field.
     /// </summary>
-    public static IReadOnlyList<PreferenceExample> ReadJsonl(string path)
+    public static IReadOnlyList<PreferenceExample> ReadJsonl(string path, ChatTemplate? template = null)
     {
-        var list = JsonlReader.Read(path, "preference file").Select(FromLine).ToList();
+        var list = JsonlReader.Read(path, "preference file").Select(line => FromLine(line, template)).ToList();
         if (list.Count == 0) throw new FormatException($"{path}: no preference examples.");
         return list;
     }
 
-    /// <summary>One line in any of the three comparison forms as an example.</summary>
-    public static PreferenceExample FromLine(JsonlLine line)
+    /// <summary>One line in any of the comparison forms as an example (conversational rows with the default template).</summary>
+    public static PreferenceExample FromLine(JsonlLine line) => FromLine(line, null);
+
+    /// <summary>One line in any of the comparison forms as an example.</summary>
+    public static PreferenceExample FromLine(JsonlLine line, ChatTemplate? template)
     {
-        string prompt = line.String("prompt");
+        template ??= ChatTemplate.Default;
         if (line.Has("chosen") || line.Has("rejected"))
         {
-            string chosen = line.String("chosen"), rejected = line.String("rejected");
             float margin = (float)(line.OptionalNumber("margin") ?? 0);
             bool tie = line.OptionalBool("tie") ?? false;
-            return new PreferenceExample(prompt, [chosen, rejected], PreferenceKind.Pair, Tie: tie, Margin: margin);
+            if (line.IsConversational("chosen") || line.IsConversational("rejected") || line.IsConversational("prompt"))
+            {
+                var chosen = DatasetForms.Messages(line, "chosen");
+                var rejected = DatasetForms.Messages(line, "rejected");
+                ChatMessage[] prompt;
+                if (line.Has("prompt")) prompt = DatasetForms.Messages(line, "prompt");
+                else
+                {
+                    // Implicit prompt: the leading messages both conversations share.
+                    int n = DatasetForms.ImplicitPromptLength(chosen, rejected);
+                    if (n == 0) throw line.Error("implicit prompt: \"chosen\" and \"rejected\" share no leading message, so there is no prompt; give a \"prompt\" column.");
+                    prompt = chosen[..n];
+                    (chosen, rejected) = (chosen[n..], rejected[n..]);
+                    if (chosen.Length == 0 || rejected.Length == 0) throw line.Error("implicit prompt: \"chosen\" and \"rejected\" are the same conversation.");
+                }
+                var (p, c) = DatasetForms.Render(template, prompt, [chosen, rejected], line);
+                return new PreferenceExample(p, c, PreferenceKind.Pair, Tie: tie, Margin: margin, Templated: true);
+            }
+            string chosenText = line.String("chosen"), rejectedText = line.String("rejected");
+            if (line.Has("prompt")) return new PreferenceExample(line.String("prompt"), [chosenText, rejectedText], PreferenceKind.Pair, Tie: tie, Margin: margin);
+            int cut = DatasetForms.ImplicitPromptLength(chosenText, rejectedText);
+            return new PreferenceExample(chosenText[..cut], [chosenText[cut..], rejectedText[cut..]], PreferenceKind.Pair, Tie: tie, Margin: margin);
         }
-        if (!line.Has("responses")) throw line.Error("expected \"chosen\"/\"rejected\" or a \"responses\" array.");
-        var responses = line.StringArray("responses", minCount: 2);
-        int k = responses.Length;
-        if (line.Has("ranking"))
+        if (line.Has("responses"))
         {
-            var ranking = line.IntArray("ranking");
-            if (ranking.Length != k) throw line.Error($"field \"ranking\" must be an array of {k} indices; got {ranking.Length}.");
-            for (int i = 0; i < k; i++)
-                if (ranking[i] < 0 || ranking[i] >= k) throw line.Error($"field \"ranking[{i}]\" must be an index in 0..{k - 1}; got {ranking[i]}.");
-            if (ranking.Distinct().Count() != k)
-                throw line.Error($"field \"ranking\" [{string.Join(",", ranking)}] lists an index twice.");
-            return new PreferenceExample(prompt, responses, PreferenceKind.Ranking, Ranking: ranking);
+            string prompt;
+            string[] responses;
+            bool templated = line.IsConversational("prompt");
+            if (templated)
+            {
+                if (line.Optional("responses") is not { ValueKind: System.Text.Json.JsonValueKind.Array } arr || arr.GetArrayLength() < 2)
+                    throw line.Error("field \"responses\" needs at least 2 conversations (lists of messages).");
+                var conversations = new List<ChatMessage[]>();
+                int i = 0;
+                foreach (var conversation in arr.EnumerateArray())
+                {
+                    if (conversation.ValueKind != System.Text.Json.JsonValueKind.Array) throw line.Error($"field \"responses[{i}]\" must be a list of messages, as the prompt is.");
+                    conversations.Add([.. line.Messages(conversation, $"responses[{i}]").Select(m => new ChatMessage(m.Role, m.Content))]);
+                    i++;
+                }
+                (prompt, responses) = DatasetForms.Render(template, DatasetForms.Messages(line, "prompt"), conversations, line);
+            }
+            else
+            {
+                prompt = line.String("prompt");
+                responses = line.StringArray("responses", minCount: 2);
+            }
+            int k = responses.Length;
+            if (line.Has("ranking"))
+            {
+                var ranking = line.IntArray("ranking");
+                if (ranking.Length != k) throw line.Error($"field \"ranking\" must be an array of {k} indices; got {ranking.Length}.");
+                for (int r = 0; r < k; r++)
+                    if (ranking[r] < 0 || ranking[r] >= k) throw line.Error($"field \"ranking[{r}]\" must be an index in 0..{k - 1}; got {ranking[r]}.");
+                if (ranking.Distinct().Count() != k)
+                    throw line.Error($"field \"ranking\" [{string.Join(",", ranking)}] lists an index twice.");
+                return new PreferenceExample(prompt, responses, PreferenceKind.Ranking, Ranking: ranking, Templated: templated);
+            }
+            if (line.Has("best"))
+            {
+                int best = line.Int("best");
+                if (best < 0 || best >= k) throw line.Error($"field \"best\" must be an index in 0..{k - 1}; got {best}.");
+                return new PreferenceExample(prompt, responses, PreferenceKind.Best, Best: best, Templated: templated);
+            }
+            throw line.Error("a \"responses\" line needs \"ranking\" or \"best\".");
         }
-        if (line.Has("best"))
-        {
-            int best = line.Int("best");
-            if (best < 0 || best >= k) throw line.Error($"field \"best\" must be an index in 0..{k - 1}; got {best}.");
-            return new PreferenceExample(prompt, responses, PreferenceKind.Best, Best: best);
-        }
-        throw line.Error("a \"responses\" line needs \"ranking\" or \"best\".");
+        if (line.Has("completion") && line.Has("label"))
+            throw line.Error($"this is an unpaired preference (KTO's {{\"prompt\", \"completion\", \"label\"}}), which a reward model or DPO cannot train on; the accepted forms are {DatasetForms.Preference}.");
+        throw line.Error($"not a preference example; the accepted forms are {DatasetForms.Preference}.");
     }
 
     /// <summary>
@@ -119,8 +172,8 @@ public static class PreferenceData
         return list;
     }
 
-    /// <summary>Reads a JSONL file, or a SQLite preference store when the file ends in .db, .sqlite or .sqlite3.</summary>
-    public static async Task<IReadOnlyList<PreferenceExample>> LoadAsync(string path, string? campaign = null, CancellationToken ct = default)
+    /// <summary>Reads a JSONL or Parquet file, or a SQLite preference store when the file ends in .db, .sqlite or .sqlite3.</summary>
+    public static async Task<IReadOnlyList<PreferenceExample>> LoadAsync(string path, string? campaign = null, CancellationToken ct = default, ChatTemplate? template = null)
     {
         string ext = Path.GetExtension(path).ToLowerInvariant();
         if (ext is ".db" or ".sqlite" or ".sqlite3")
@@ -131,6 +184,6 @@ public static class PreferenceData
             if (examples.Count == 0) throw new FormatException($"{path}: the store holds no usable judgments{(campaign is null ? "" : $" in campaign '{campaign}'")}.");
             return examples;
         }
-        return ReadJsonl(path);
+        return ReadJsonl(path, template);
     }
 }

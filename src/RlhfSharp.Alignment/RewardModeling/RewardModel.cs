@@ -69,6 +69,8 @@ public sealed class RewardModel
     {
         Model.Save(directory);
         Tokenizer.Save(directory);
+        // The tokenizer pads with the config's pad_token_id (not EOS), so transformers reads the score where we do.
+        TokenizerConfig.SetPadToken(directory, Tokenizer, GptConfig.ReadJson(Path.Combine(directory, "config.json")).PadTokenId!.Value);
         var json = new JsonObject
         {
             ["gain"] = Normalization.Gain,

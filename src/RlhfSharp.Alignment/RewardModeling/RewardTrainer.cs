@@ -342,12 +342,12 @@ public sealed class RewardTrainer
         var rows = new List<int[]>();
         var pairs = batch.Where(e => e.Kind == PreferenceKind.Pair).ToList();
         // 3. A group per (form, K): pairs as [all first | all second], rankings and best-of-K as K consecutive rows each.
-        foreach (var e in pairs) rows.Add(TokenRows.Encode(tok, e.Prompt, e.Responses[0], block).Tokens);
-        foreach (var e in pairs) rows.Add(TokenRows.Encode(tok, e.Prompt, e.Responses[1], block).Tokens);
+        foreach (var e in pairs) rows.Add(TokenRows.Encode(tok, e.Prompt, e.Responses[0], block, templated: e.Templated).Tokens);
+        foreach (var e in pairs) rows.Add(TokenRows.Encode(tok, e.Prompt, e.Responses[1], block, templated: e.Templated).Tokens);
         var groups = batch.Where(e => e.Kind != PreferenceKind.Pair).GroupBy(e => (e.Kind, e.Responses.Count)).Select(g => g.ToList()).ToList();
         foreach (var g in groups)
             foreach (var e in g)
-                foreach (var r in e.Responses) rows.Add(TokenRows.Encode(tok, e.Prompt, r, block).Tokens);
+                foreach (var r in e.Responses) rows.Add(TokenRows.Encode(tok, e.Prompt, r, block, templated: e.Templated).Tokens);
 
         // 2. One fused forward; rewards at each row's last real token.
         var pass = model.Model.Forward(TokenRows.RightPadded(rows), new GptForwardOptions { Logits = false });
@@ -434,7 +434,7 @@ public sealed class RewardTrainer
                 lossSum += l / members.Count * batch.Count;
                 foreach (var e in batch)
                 {
-                    var rows = e.Responses.Select(r => TokenRows.Encode(members[0].Tokenizer, e.Prompt, r, members[0].Model.Config.BlockSize).Tokens).ToList();
+                    var rows = e.Responses.Select(r => TokenRows.Encode(members[0].Tokenizer, e.Prompt, r, members[0].Model.Config.BlockSize, templated: e.Templated).Tokens).ToList();
                     var scores = new double[rows.Count];
                     foreach (var m in members)
                     {

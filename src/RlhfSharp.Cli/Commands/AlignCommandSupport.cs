@@ -1,5 +1,6 @@
 // What every training command and `sample --best-of` share: the progress bar on standard error (drawn
 // from the trainers' AlignmentProgress), and Ctrl-C or SIGTERM as a cancellation the trainers answer with a checkpoint.
+using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using RlhfSharp.Alignment;
@@ -21,6 +22,13 @@ internal static class InspectionOptions
 
 internal static class AlignCommandSupport
 {
+    /// <summary>`--dtype f32|bf16|f16`: the element type of the saved model.safetensors (training itself is float32).</summary>
+    public static Option<Models.Checkpoints.SafetensorsDtype> DtypeOption() => new("--dtype")
+    {
+        Description = "Element type of the saved weights: f32 (default), bf16 or f16 (rounded to nearest even; training stays float32).",
+        DefaultValueFactory = _ => Models.Checkpoints.SafetensorsDtype.F32,
+    };
+
     /// <summary>Runs <paramref name="train"/> under a progress bar; Ctrl-C or SIGTERM cancels the token instead of killing the process.</summary>
     public static T WithProgress<T>(string title, long totalSteps, Func<IProgress<AlignmentProgress>, CancellationToken, T> train) =>
         WithProgress(title, totalSteps, (_, progress, ct) => train(progress, ct));

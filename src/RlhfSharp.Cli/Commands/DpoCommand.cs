@@ -18,22 +18,23 @@ internal static class DpoCommand
         var run = new Option<string?>("--run") { Description = "Run folder (default runs/dpo-NAME)." };
         var resume = new Option<bool>("--resume") { Description = LmTrainingOptionSet.ResumeDescription };
         var command = new Command("dpo", "Direct preference optimisation on preference pairs (--loss-type sigmoid, ipo, simpo, orpo).");
-        foreach (var o in new Option[] { model, data, output, run, resume }) command.Options.Add(o);
+        var dtype = AlignCommandSupport.DtypeOption();
+        foreach (var o in new Option[] { model, data, output, run, resume, dtype }) command.Options.Add(o);
         var settings = new ConfigOptions<DpoConfig>(command);
         command.SetAction(p =>
         {
             var config = settings.Build(p);
             config.Validate();
             string sftDir = p.GetValue(model)!, outDir = p.GetValue(output)!;
-            var examples = PreferenceData.LoadAsync(p.GetValue(data)!).GetAwaiter().GetResult();
             var sft = Gpt.Load(sftDir);
             var tokenizer = TokenizerFiles.Load(sftDir);
+            var examples = PreferenceData.LoadAsync(p.GetValue(data)!, template: ChatTemplate.For(tokenizer)).GetAwaiter().GetResult();
             using var runDir = RunContract.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "dpo", outDir), p.GetValue(resume));
             int pairs = examples.Sum(e => e.OrderedPairs().Count());
             var result = AlignCommandSupport.WithProgress("dpo", (long)Math.Ceiling(pairs * (1 - config.HeldOutFraction) / config.BatchSize) * config.Epochs,
                 (progress, ct) => new DpoTrainer(config).Train(sft, tokenizer, examples, runDir, progress, ct));
             if (result.Cancelled) return AlignCommandSupport.Stopped("dpo", runDir.Path, result.Steps);
-            result.Policy.Save(outDir);
+            result.Policy.Save(outDir, dtype: p.GetValue(dtype));
             tokenizer.Save(outDir);
             RunContract.Finish(runDir, result.Steps, outDir);
             Console.Out.WriteLine(result.HeldOutLoss is double l

@@ -3,6 +3,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using RlhfSharp.Text;
 using RlhfSharp.Alignment;
 using RlhfSharp.Alignment.Evaluation;
 using RlhfSharp.Alignment.RewardModeling;
@@ -20,8 +21,9 @@ internal static class EvalCommand
         // A file for people and scripts, never embedded in HTML: keep quotes and non-ASCII text readable.
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        // A figure that was not measured (no reward model given) is NaN, written as the string "NaN" like metrics.jsonl.
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        // A figure that was not measured (no reward model given) is null, with a *_reason field beside it saying why.
+        Converters = { new FiniteOrNullJsonConverter() },
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
     public static Command Create()
@@ -45,12 +47,12 @@ internal static class EvalCommand
         foreach (var o in new Option[] { policy, baseline, prompts, judge, judgeModel, apiKeyEnv, lexicon, reference, reward, maxNew, temperature, seed, samples, output }) command.Options.Add(o);
         command.SetAction(async (parse, ct) =>
         {
-            var texts = PromptData.Read(parse.GetValue(prompts)!);
+            string policyDir = parse.GetValue(policy)!, baselineDir = parse.GetValue(baseline)!;
+            var (policyModel, tokenizer) = ModelFolder.Load(policyDir);
+            var texts = PromptData.Read(parse.GetValue(prompts)!, ChatTemplate.For(tokenizer));
             var gold = EvaluationJudges.GoldScorer(parse.GetValue(lexicon) is string lex ? DataPaths.Resolve(lex) : null);
             var labeler = EvaluationJudges.Create(parse.GetValue(judge)!, gold, parse.GetValue(seed), parse.GetValue(judgeModel)!, parse.GetValue(apiKeyEnv));
             if (labeler is AiJudge aiJudge) await aiJudge.EnsureReachableAsync(ct);
-            string policyDir = parse.GetValue(policy)!, baselineDir = parse.GetValue(baseline)!;
-            var (policyModel, tokenizer) = ModelFolder.Load(policyDir);
             var baselineModel = Gpt.Load(baselineDir);
             var referenceModel = parse.GetValue(reference) is string refDir ? Gpt.Load(refDir) : null;
             var rm = parse.GetValue(reward) is string rmDir ? RewardModel.Load(rmDir) : null;

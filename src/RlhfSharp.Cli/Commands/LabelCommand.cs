@@ -174,23 +174,32 @@ internal static class LabelCommand
     private static Command Export()
     {
         var db = new StoreOptions();
-        var output = new Option<string>("--out") { Description = "Output JSONL file, or - for standard output.", DefaultValueFactory = _ => "-" };
-        var format = new Option<ExportFormat>("--format") { Description = "pairs ({prompt,chosen,rejected}), ranking ({prompt,responses,ranking}) or best ({prompt,responses,best}).", DefaultValueFactory = _ => ExportFormat.Pairs };
+        var output = new Option<string>("--out") { Description = "Output JSONL file (a name ending in .parquet writes Parquet), or - for standard output.", DefaultValueFactory = _ => "-" };
+        var format = new Option<ExportFormat>("--format") { Description = "pairs ({prompt,chosen,rejected}), ranking ({prompt,responses,ranking}), best ({prompt,responses,best}) or unpaired ({prompt,completion,label}, KTO).", DefaultValueFactory = _ => ExportFormat.Pairs };
+        var conversational = new Option<bool>("--conversational") { Description = "TRL's conversational form: prompt and answers as lists of {role, content} messages." };
+        var implicitPrompt = new Option<bool>("--implicit-prompt") { Description = "Pairs form: no prompt column; chosen and rejected each begin with the prompt." };
         var campaign = new Option<string?>("--campaign") { Description = "Only this campaign." };
         var ties = new Option<bool>("--include-ties") { Description = "Pairs form: write ties with \"tie\": true." };
         var excludeFlagged = new Option<bool>("--exclude-flagged") { Description = "Leave out labellers flagged by quality control." };
         var gold = new Option<bool>("--include-gold") { Description = "Also export judgments on gold tasks." };
         var aggregate = new Option<ExportAggregation>("--aggregate") { Description = "none (every judgment), majority or dawidskene (one answer per query).", DefaultValueFactory = _ => ExportAggregation.None };
         var cmd = new Command("export", "Export judgments as JSONL comparisons (TRL's column names).");
-        foreach (var o in new Option[] { output, format, campaign, ties, excludeFlagged, gold, aggregate }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { output, format, campaign, ties, excludeFlagged, gold, aggregate, conversational, implicitPrompt }) cmd.Options.Add(o);
         db.AddTo(cmd);
         cmd.SetAction(p => Run(async () =>
         {
             await using var store = await db.OpenAsync(p);
-            var options = new ExportOptions(p.GetValue(format), p.GetValue(campaign), p.GetValue(ties), p.GetValue(excludeFlagged), p.GetValue(gold), p.GetValue(aggregate));
+            var options = new ExportOptions(p.GetValue(format), p.GetValue(campaign), p.GetValue(ties), p.GetValue(excludeFlagged), p.GetValue(gold), p.GetValue(aggregate),
+                p.GetValue(conversational), p.GetValue(implicitPrompt));
             string path = p.GetValue(output)!;
             int lines;
             if (path == "-") lines = await Jsonl.ExportAsync(store, Console.Out, options);
+            else if (JsonlReader.IsParquet(path))
+            {
+                int written = 0;
+                AtomicFile.Write(path, stream => written = Jsonl.ExportParquetAsync(store, stream, options).GetAwaiter().GetResult());
+                lines = written;
+            }
             else
             {
                 // Written to a temporary name and renamed, so an interrupted export never leaves a torn file.
@@ -344,8 +353,18 @@ internal static class LabelCommand
             await using var store = await db.OpenAsync(p);
             var judge = new AiJudge(new AiJudgeOptions(p.GetValue(baseUrl)!, p.GetValue(model)!, p.GetValue(keyVar)), p.GetValue(name)!);
             var me = await LabelingSession.FindOrAddLabelerAsync(store, judge.Name);
-            int n = await LabelingSession.RunAsync(store, me.Id, judge, p.GetValue(count), p.GetValue(campaign), p.GetValue(overlap));
-            Console.WriteLine($"judge \"{judge.Name}\" submitted {n} judgments");
+            int skips = 0;
+            string? firstSkip = null;
+            int n = await LabelingSession.RunAsync(store, me.Id, async (query, ct) =>
+            {
+                var answer = await judge.AnswerAsync(query, ct);
+                if (answer.Kind == AnswerKind.Skip) { skips++; firstSkip ??= answer.SkipReason; }
+                return (Answer?)answer;
+            }, p.GetValue(count), p.GetValue(campaign), p.GetValue(overlap));
+            // A judge that understood nothing has labelled nothing: say so, with what it answered, instead of a count.
+            if (n > 0 && skips == n)
+                throw new FeedbackException($"judge \"{judge.Name}\": all {n} answers were skips, none understood; the first: {firstSkip}", 502);
+            Console.WriteLine($"judge \"{judge.Name}\" submitted {n} judgments ({n - skips} labels, {skips} skips)");
             return 0;
         }));
         return cmd;

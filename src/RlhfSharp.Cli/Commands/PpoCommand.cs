@@ -25,7 +25,8 @@ internal static class PpoCommand
         var run = new Option<string?>("--run") { Description = "Run folder (default runs/ppo-NAME)." };
         var resume = new Option<bool>("--resume") { Description = LmTrainingOptionSet.ResumeDescription };
         var command = new Command("ppo", "Optimise a policy against a reward model with PPO under a KL penalty (or RLOO).");
-        foreach (var o in new Option[] { policy, reward, prompts, output, fixedBeta, rloo, ptxCorpus, run, resume })
+        var dtype = AlignCommandSupport.DtypeOption();
+        foreach (var o in new Option[] { policy, reward, prompts, output, fixedBeta, rloo, ptxCorpus, run, resume, dtype })
             command.Options.Add(o);
         var settings = new ConfigOptions<PpoConfig>(command);
         command.SetAction(p =>
@@ -35,9 +36,9 @@ internal static class PpoCommand
             if (p.GetValue(rloo)) config = config with { Algorithm = PolicyAlgorithm.Rloo };
             if (p.GetValue(fixedBeta)) config = config with { TargetKl = null };
             config.Validate();
-            var promptList = p.GetValue(prompts) is string f ? PromptData.Read(f) : Stories.Prompts(1, 2000).ToList();
             var sft = Gpt.Load(sftDir);
             var tokenizer = TokenizerFiles.Load(sftDir);
+            var promptList = p.GetValue(prompts) is string f ? PromptData.Read(f, ChatTemplate.For(tokenizer)) : Stories.Prompts(1, 2000).ToList();
             var ensemble = RewardEnsemble.Load(p.GetValue(reward)!);
             if (ensemble.First.Tokenizer.VocabSize != tokenizer.VocabSize)
                 throw new ArgumentException($"--reward: its tokenizer has {ensemble.First.Tokenizer.VocabSize} ids, the policy's {tokenizer.VocabSize}; train the reward model from this SFT folder.");
@@ -53,7 +54,7 @@ internal static class PpoCommand
                 new PpoTrainer(config).Train(sft, tokenizer, promptList, new RewardModelReward(ensemble), ensemble,
                     new PpoTrainer.Options(PretrainRows: ptxRows, Run: runDir, Progress: progress), ct));
             if (result.Cancelled) return AlignCommandSupport.Stopped("ppo", runDir.Path, result.Steps);
-            result.Policy.Save(outDir);
+            result.Policy.Save(outDir, dtype: p.GetValue(dtype));
             tokenizer.Save(outDir);
             RunContract.Finish(runDir, result.Steps, outDir);
             var last = result.History.Count > 0 ? result.History[^1] : null;

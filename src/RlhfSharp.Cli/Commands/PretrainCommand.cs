@@ -25,7 +25,8 @@ internal static class PretrainCommand
         var output = new Option<string>("--out") { Description = "Model folder to write when training finishes.", Required = true };
         var shared = new LmTrainingOptionSet();
         var command = new Command("pretrain", "Pre-train a GPT on a corpus (or the story world) with AdamW, warm-up + cosine, clipping, checkpoints and --resume.");
-        foreach (var o in new Option[] { corpus, stories, tokenizer, vocabSize, output }) command.Options.Add(o);
+        var dtype = AlignCommandSupport.DtypeOption();
+        foreach (var o in new Option[] { corpus, stories, tokenizer, vocabSize, output, dtype }) command.Options.Add(o);
         shared.AddTo(command);
         var settings = new ConfigOptions<PretrainConfig>(command);
         command.SetAction(p =>
@@ -52,7 +53,7 @@ internal static class PretrainCommand
             var result = LmCommandSupport.WithProgress("pretrain", config.Training.Steps, (progress, ct) => trainer.Train(model, tok, tokens, run, progress, ct));
             if (!result.Cancelled)
             {
-                model.Save(outDir);
+                model.Save(outDir, dtype: p.GetValue(dtype));
                 tok.Save(outDir);
                 RunContract.Finish(run, result.Steps, outDir);
             }

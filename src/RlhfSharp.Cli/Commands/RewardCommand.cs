@@ -25,9 +25,9 @@ internal static class RewardCommand
             var config = settings.Build(p);
             config.Validate();
             string sftDir = p.GetValue(model)!, outDir = p.GetValue(output)!;
-            var examples = PreferenceData.LoadAsync(p.GetValue(data)!, p.GetValue(campaign)).GetAwaiter().GetResult();
             var sft = Gpt.Load(sftDir);
             var tokenizer = TokenizerFiles.Load(sftDir);
+            var examples = PreferenceData.LoadAsync(p.GetValue(data)!, p.GetValue(campaign), template: ChatTemplate.For(tokenizer)).GetAwaiter().GetResult();
             using var runDir = RunContract.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "reward", outDir), p.GetValue(resume));
             int steps = config.Members * config.Epochs * (int)Math.Ceiling(examples.Count * (1 - config.HeldOutFraction) / config.BatchSize);
             var result = AlignCommandSupport.WithProgress("reward", steps, (progress, ct) => new RewardTrainer(config).Train(sft, tokenizer, examples, run: runDir, progress: progress, ct: ct));

@@ -43,13 +43,14 @@ internal static class SampleCommand
         command.SetAction(parse =>
         {
             string dir = parse.GetValue(model)!;
-            var texts = ReadPrompts(parse.GetValue(prompt), parse.GetValue(prompts));
+            if ((parse.GetValue(prompt) is null) == (parse.GetValue(prompts) is null)) throw new ArgumentException("sample: give exactly one of --prompt TEXT or --prompts FILE.");
             int k = parse.GetValue(n), b = parse.GetValue(batch);
             if (k < 1) throw new ArgumentException($"--n must be at least 1 (got {k}).");
             if (b < 1) throw new ArgumentException($"--batch must be at least 1 (got {b}).");
             var (gpt, tokenizer) = ModelFolder.Load(dir, parse.GetValue(allowNonFinite));
             // Model text shown on a terminal has its control characters made visible (TerminalText); piped output is as generated.
             Func<string, string> shown = Console.IsOutputRedirected ? s => s : TerminalText.Escape;
+            var texts = ReadPrompts(parse.GetValue(prompt), parse.GetValue(prompts), tokenizer);
             // Without --max-new-tokens, generate what fits: a tiny model's block may be no longer than 64 tokens.
             int room = Continuations.Room(gpt, tokenizer, texts);
             var options = new GenerationOptions
@@ -105,10 +106,9 @@ internal static class SampleCommand
         return command;
     }
 
-    private static List<string> ReadPrompts(string? prompt, string? file)
+    private static List<string> ReadPrompts(string? prompt, string? file, Text.ITokenizer tokenizer)
     {
-        if ((prompt is null) == (file is null)) throw new ArgumentException("sample: give exactly one of --prompt TEXT or --prompts FILE.");
         if (prompt is not null) return [prompt];
-        return PromptData.Read(file!);
+        return PromptData.Read(file!, Text.ChatTemplate.For(tokenizer));
     }
 }

@@ -18,7 +18,8 @@ internal static class SftCommand
         var output = new Option<string>("--out") { Description = "Model folder to write when training finishes.", Required = true };
         var shared = new LmTrainingOptionSet();
         var command = new Command("sft", "Supervised fine-tuning on demonstrations (loss on completions only), with checkpoints and --resume.");
-        foreach (var o in new Option[] { model, data, demos, output }) command.Options.Add(o);
+        var dtype = AlignCommandSupport.DtypeOption();
+        foreach (var o in new Option[] { model, data, demos, output, dtype }) command.Options.Add(o);
         shared.AddTo(command);
         var settings = new ConfigOptions<SftConfig>(command);
         command.SetAction(p =>
@@ -27,17 +28,17 @@ internal static class SftCommand
             string outDir = p.GetValue(output)!;
             string runDir = shared.RunFolder(p, "sft", outDir);
             bool resume = p.GetValue(shared.Resume);
-            var examples = p.GetValue(data) is { } path ? SftData.ReadJsonl(DataPaths.Resolve(path)) : SftData.StoryWorld(1, p.GetValue(demos));
-            using var run = RunContract.Open(p, runDir, resume);
-            var config = LmTrainingOptionSet.Build(settings, p, c => c.Training, (c, t) => c with { Training = t });
             var gpt = Gpt.Load(modelDir);
             var tok = TokenizerFiles.Load(modelDir);
+            var examples = p.GetValue(data) is { } path ? SftData.ReadJsonl(DataPaths.Resolve(path), ChatTemplate.For(tok)) : SftData.StoryWorld(1, p.GetValue(demos));
+            using var run = RunContract.Open(p, runDir, resume);
+            var config = LmTrainingOptionSet.Build(settings, p, c => c.Training, (c, t) => c with { Training = t });
             Console.Error.WriteLine($"{examples.Count:N0} demonstrations; {gpt.ParameterSet.Count:N0} parameters from {modelDir}; run folder {run.Path}");
             var trainer = new SftTrainer(config);
             var result = LmCommandSupport.WithProgress("sft", config.Training.Steps, (progress, ct) => trainer.Train(gpt, tok, examples, run, progress, ct));
             if (!result.Cancelled)
             {
-                (result.Model ?? gpt).Save(outDir); // with LoRA: the adapter in PEFT's format
+                (result.Model ?? gpt).Save(outDir, dtype: p.GetValue(dtype)); // with LoRA: the adapter in PEFT's format
                 tok.Save(outDir);
                 RunContract.Finish(run, result.Steps, outDir);
             }

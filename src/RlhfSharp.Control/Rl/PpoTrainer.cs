@@ -474,7 +474,7 @@ public static class PpoTrainer
             return new TrainResult(Policy(), rows, wall, (GlobalStep - startStep) / Math.Max(1e-9, wall), GlobalStep, cancelled);
         }
 
-        // 14. Checkpoints: the policy folder, Adam's moments (optimizer.safetensors) and this state (trainer_state.json).
+        // 14. Checkpoints: the policy folder, Adam's moments (optimizer.safetensors) and this state (rlhf_trainer_state.json).
         private sealed record PpoState(
             int Update, long GlobalStep, ulong[] Rng, int ActorAdamSteps, int CriticAdamSteps, VectorEnvState Envs,
             float[] Observations, float[] RawObservations, RunningStats? ObservationStats, RewardNormalizerState? RewardNormalizer,

@@ -271,6 +271,6 @@ public static class ReinforceTrainer
         }
     }
 
-    /// <summary>The loop's state between batches (trainer_state.json).</summary>
+    /// <summary>The loop's state between batches (rlhf_trainer_state.json).</summary>
     private sealed record ReinforceState(int Batches, long GlobalStep, ulong[] Rng, int PolicyAdamSteps, int BaselineAdamSteps, EnvState[] Envs, double[] RecentReturns);
 }

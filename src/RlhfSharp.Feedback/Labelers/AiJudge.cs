@@ -2,6 +2,10 @@
 // endpoint picks the better response. It is asked in both orders and the two verdicts are averaged, which
 // cancels position bias; an answer it cannot parse becomes a skip with the reason, and so does a query too long for the
 // judge's context (a 400 with code context_length_exceeded, as OpenAI, vLLM and `rlhf serve` send); calls time out and retry.
+// Retries wait what the server's Retry-After asks (seconds or an HTTP date, capped at MaxRetryAfter), else a jittered
+// exponential back-off: d = InitialBackoff·2^(attempt−1), waited as d/2 + U(0, d/2) ("equal jitter", so judges that
+// failed together do not retry together). Hand-written rather than Polly: it is these few lines, and the loop also owns
+// the per-request timeout and the attempt count the error reports.
 using System.ClientModel;
 using System.ClientModel.Primitives;
 using System.Text;
@@ -132,13 +136,40 @@ public sealed partial class AiJudge : ILabeler
         return numbers.Count == 1 && numbers[0] >= 1 && numbers[0] <= count ? numbers[0] - 1 : null;
     }
 
+    /// <summary>Longest Retry-After honoured; a server asking for more gets this (the judge's run should not stall for hours).</summary>
+    public static readonly TimeSpan MaxRetryAfter = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// The wait before retry <paramref name="attempt"/> (1-based): the server's Retry-After when it gave one (capped at
+    /// <see cref="MaxRetryAfter"/>), else equal-jitter exponential back-off with <paramref name="uniform"/> in [0, 1).
+    /// </summary>
+    internal static TimeSpan RetryDelay(int attempt, TimeSpan backoff, TimeSpan? retryAfter, double uniform)
+    {
+        if (retryAfter is TimeSpan asked) return asked < TimeSpan.Zero ? TimeSpan.Zero : asked > MaxRetryAfter ? MaxRetryAfter : asked;
+        var d = backoff * Math.Pow(2, attempt - 1);
+        return d / 2 + d / 2 * uniform;
+    }
+
+    /// <summary>Retry-After as seconds ("120") or an HTTP date, relative to <paramref name="now"/>; null when absent or unreadable.</summary>
+    internal static TimeSpan? ParseRetryAfter(string? value, DateTimeOffset now)
+    {
+        if (string.IsNullOrWhiteSpace(value)) return null;
+        if (double.TryParse(value.Trim(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double seconds) && seconds >= 0)
+            return TimeSpan.FromSeconds(seconds);
+        if (DateTimeOffset.TryParse(value.Trim(), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var at))
+            return at - now;
+        return null;
+    }
+
     private async Task<string> CompleteAsync(ChatMessage[] messages, CancellationToken ct)
     {
         var options = new ChatCompletionOptions { Temperature = 0f, MaxOutputTokenCount = 16 };
         Exception? last = null;
+        TimeSpan? retryAfter = null;
         for (int attempt = 0; attempt <= _options.MaxRetries; attempt++)
         {
-            if (attempt > 0) await Task.Delay(_backoff * Math.Pow(2, attempt - 1), ct);
+            if (attempt > 0) await Task.Delay(RetryDelay(attempt, _backoff, retryAfter, Random.Shared.NextDouble()), ct);
+            retryAfter = null;
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
             timeout.CancelAfter(_timeout);
             try
@@ -149,6 +180,8 @@ public sealed partial class AiJudge : ILabeler
             catch (ClientResultException ex) when (ex.Status == 429 || ex.Status >= 500 || ex.Status == 0)
             {
                 last = ex;
+                if (ex.GetRawResponse() is { } response && response.Headers.TryGetValue("Retry-After", out string? value))
+                    retryAfter = ParseRetryAfter(value, DateTimeOffset.UtcNow);
             }
             catch (OperationCanceledException ex) when (!ct.IsCancellationRequested)
             {

@@ -1,8 +1,9 @@
 // A VADER-style rule-based sentiment scorer (Hutto & Gilbert, ICWSM 2014), used as a gold scorer for the
 // mock-sentiment task (Ziegler et al. 2019). Our own code after cjhutto/vaderSentiment's vaderSentiment.py;
-// the constants below are that file's. Differences: no emoji lexicon, no special idioms ("the bomb",
-// "kiss of death"), and the "but" rule weighs each word by its position (the original looks values up by
-// equality, which mis-weights repeated scores).
+// the constants below are that file's, and so are its n-gram rules: SPECIAL_CASES idioms ("the bomb", "kiss of death")
+// and the two-word dampeners "kind of", "sort of", "just enough" (_special_idioms_check, applied only when the third word
+// back exists and is not a lexicon word, as there). Differences: no emoji lexicon, and the "but" rule weighs each word by
+// its position (the original looks values up by equality, which mis-weights repeated scores).
 using System.Globalization;
 
 namespace RlhfSharp.Feedback.Labelers;
@@ -54,6 +55,19 @@ public sealed class VaderSentiment
         "almost", "barely", "hardly", "kinda", "kindof", "kind-of", "less", "little", "marginal", "marginally", "occasional",
         "occasionally", "partly", "scarce", "scarcely", "slight", "slightly", "somewhat", "sorta", "sortof", "sort-of",
     ];
+
+    // vaderSentiment.py SPECIAL_CASES: idioms containing lexicon words; the idiom's value replaces the word's.
+    private static readonly Dictionary<string, double> SpecialCases = new(StringComparer.Ordinal)
+    {
+        ["the shit"] = 3, ["the bomb"] = 3, ["bad ass"] = 1.5, ["badass"] = 1.5, ["bus stop"] = 0.0, ["yeah right"] = -2,
+        ["kiss of death"] = -1.5, ["to die for"] = 3, ["beating heart"] = 3.1, ["broken heart"] = -2.9,
+    };
+
+    // vaderSentiment.py BOOSTER_DICT's multi-word entries: no single token matches them; _special_idioms_check adds them.
+    private static readonly Dictionary<string, double> MultiWordBoosters = new(StringComparer.Ordinal)
+    {
+        ["just enough"] = BoosterDecrement, ["kind of"] = BoosterDecrement, ["sort of"] = BoosterDecrement,
+    };
 
     private static readonly Dictionary<string, double> BoosterScores = Boosters.Select(b => (b, BoosterIncrement))
         .Concat(Dampeners.Select(d => (d, BoosterDecrement))).ToDictionary(p => p.Item1, p => p.Item2, StringComparer.Ordinal);
@@ -134,6 +148,7 @@ public sealed class VaderSentiment
             if (back == 2) s *= 0.9;
             valence += s;
             valence = NegationCheck(valence, lower, back, i);
+            if (back == 2) valence = SpecialIdiomsCheck(valence, lower, i);
         }
         // "least" before a word negates it, unless "at least" / "very least".
         if (i > 1 && !_lexicon.ContainsKey(lower[i - 1]) && lower[i - 1] == "least")
@@ -142,6 +157,32 @@ public sealed class VaderSentiment
         }
         else if (i > 0 && !_lexicon.ContainsKey(lower[i - 1]) && lower[i - 1] == "least")
             valence *= NegationScalar;
+        return valence;
+    }
+
+    /// <summary>
+    /// vaderSentiment.py _special_idioms_check for word <paramref name="i"/> (i ≥ 3): the first SPECIAL_CASES idiom among
+    /// "w[i−1] w[i]", "w[i−2] w[i−1] w[i]", "w[i−2] w[i−1]", "w[i−3] w[i−2] w[i−1]", "w[i−3] w[i−2]" sets the valence, then
+    /// "w[i] w[i+1]" and "w[i] w[i+1] w[i+2]" may override it; finally each of "w[i−3] w[i−2] w[i−1]", "w[i−3] w[i−2]",
+    /// "w[i−2] w[i−1]" that is a two-word booster adds its value (−0.293, whatever the valence's sign, as there).
+    /// </summary>
+    private static double SpecialIdiomsCheck(double valence, string[] lower, int i)
+    {
+        string onezero = $"{lower[i - 1]} {lower[i]}";
+        string twoonezero = $"{lower[i - 2]} {lower[i - 1]} {lower[i]}";
+        string twoone = $"{lower[i - 2]} {lower[i - 1]}";
+        string threetwoone = $"{lower[i - 3]} {lower[i - 2]} {lower[i - 1]}";
+        string threetwo = $"{lower[i - 3]} {lower[i - 2]}";
+        foreach (var seq in new[] { onezero, twoonezero, twoone, threetwoone, threetwo })
+            if (SpecialCases.TryGetValue(seq, out double idiom))
+            {
+                valence = idiom;
+                break;
+            }
+        if (lower.Length - 1 > i && SpecialCases.TryGetValue($"{lower[i]} {lower[i + 1]}", out double zeroone)) valence = zeroone;
+        if (lower.Length - 1 > i + 1 && SpecialCases.TryGetValue($"{lower[i]} {lower[i + 1]} {lower[i + 2]}", out double zeroonetwo)) valence = zeroonetwo;
+        foreach (var ngram in new[] { threetwoone, threetwo, twoone })
+            if (MultiWordBoosters.TryGetValue(ngram, out double b)) valence += b;
         return valence;
     }
 

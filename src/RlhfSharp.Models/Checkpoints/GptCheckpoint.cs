@@ -12,6 +12,7 @@ public static class GptCheckpoint
 {
     public const string ConfigFileName = "config.json";
     public const string WeightsFileName = "model.safetensors";
+    public const string GenerationConfigFileName = "generation_config.json";
 
     /// <summary>Reward head: HF GPT2ForSequenceClassification's bias-free projection [1, C] read at the last real token.</summary>
     public const string RewardHeadWeight = "score.weight";
@@ -127,11 +128,13 @@ public static class GptCheckpoint
     }
 
     /// <summary>
-    /// Writes config.json and model.safetensors (trunk under `transformer.`, heads at the top level, no lm_head since it
-    /// is tied, metadata format=pt, as `transformers` saves GPT2LMHeadModel) and copies tokenizer files from
-    /// <paramref name="tokenizerDirectory"/>. Each file is written under a temporary name and renamed.
+    /// Writes config.json, generation_config.json and model.safetensors (trunk under `transformer.`, heads at the top level,
+    /// no lm_head since it is tied, metadata format=pt, as `transformers` saves GPT2LMHeadModel; tensors in
+    /// <paramref name="dtype"/>) and copies tokenizer files from <paramref name="tokenizerDirectory"/>. Each file is written
+    /// under a temporary name and renamed.
     /// </summary>
-    public static void Save(string directory, GptConfig config, IReadOnlyDictionary<string, StoredTensor> tensors, string? tokenizerDirectory = null)
+    public static void Save(string directory, GptConfig config, IReadOnlyDictionary<string, StoredTensor> tensors, string? tokenizerDirectory = null,
+        SafetensorsDtype dtype = SafetensorsDtype.F32)
     {
         Canonicalize($"tensors to save in {directory}", config, tensors);
         RequireFinite($"tensors to save in {directory}", tensors); // no NaN model is ever written
@@ -140,8 +143,14 @@ public static class GptCheckpoint
         var keyed = new Dictionary<string, StoredTensor>(StringComparer.Ordinal);
         foreach (var (name, tensor) in tensors)
             keyed[headNames.Contains(name) ? name : TrunkPrefix + name] = tensor;
-        Safetensors.Write(Path.Combine(directory, WeightsFileName), keyed, new Dictionary<string, string> { ["format"] = "pt" });
-        config.WriteJson(Path.Combine(directory, ConfigFileName));
+        Safetensors.Write(Path.Combine(directory, WeightsFileName), keyed, new Dictionary<string, string> { ["format"] = "pt" }, dtype);
+        config.WriteJson(Path.Combine(directory, ConfigFileName), dtype switch
+        {
+            SafetensorsDtype.BF16 => "bfloat16",
+            SafetensorsDtype.F16 => "float16",
+            _ => "float32",
+        });
+        WriteGenerationConfig(Path.Combine(directory, GenerationConfigFileName), config);
         if (tokenizerDirectory is not null && Path.GetFullPath(tokenizerDirectory) != Path.GetFullPath(directory))
         {
             foreach (var file in TokenizerFileNames)
@@ -150,6 +159,26 @@ public static class GptCheckpoint
                 if (File.Exists(from)) AtomicFile.Copy(from, Path.Combine(directory, file));
             }
         }
+    }
+
+    /// <summary>
+    /// generation_config.json as transformers writes it from a model config: bos/eos ids, and pad = EOS for generation
+    /// (GPT-2 has no pad token; this is what `generate` would otherwise warn it assumes).
+    /// </summary>
+    public static void WriteGenerationConfig(string path, GptConfig config)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new System.Text.Json.Utf8JsonWriter(ms, new System.Text.Json.JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteBoolean("_from_model_config", true);
+            if (config.BosTokenId is int bos) w.WriteNumber("bos_token_id", bos);
+            if (config.EosTokenId is int eos) w.WriteNumber("eos_token_id", eos);
+            if ((config.EosTokenId ?? config.PadTokenId) is int pad) w.WriteNumber("pad_token_id", pad);
+            w.WriteEndObject();
+        }
+        ms.WriteByte((byte)'\n');
+        AtomicFile.WriteAllBytes(path, ms.ToArray());
     }
 
     private static bool IsAttentionBuffer(string name) =>

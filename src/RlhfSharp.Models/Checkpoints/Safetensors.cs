@@ -1,6 +1,7 @@
 // Safetensors reader and writer (Hugging Face's format: 8-byte little-endian header length, a JSON header of
 // {name: {dtype, shape, data_offsets}} plus optional "__metadata__", then the raw little-endian tensor bytes).
-// F32, F16, BF16 and F64 are read into float32; we write F32 the way the Rust `safetensors` crate does.
+// F32, F16, BF16 and F64 are read into float32; we write F32 (or F16/BF16, rounded to nearest even as torch's
+// .to(dtype) rounds) the way the Rust `safetensors` crate does.
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text.Json;
@@ -50,8 +51,36 @@ public sealed record SafetensorsContent(
 /// <summary>Thrown when a safetensors file is malformed; the message names the file and, where known, the tensor.</summary>
 public sealed class SafetensorsFormatException(string message) : FormatException(message);
 
+/// <summary>The element type tensors are written in.</summary>
+public enum SafetensorsDtype
+{
+    F32,
+    /// <summary>bfloat16: float32's top 16 bits, rounded to nearest even (NaN stays NaN).</summary>
+    BF16,
+    /// <summary>IEEE half precision, rounded to nearest even; values beyond ±65504 become ±∞.</summary>
+    F16,
+}
+
 public static class Safetensors
 {
+    /// <summary>The name a dtype has in a header ("F32", "BF16", "F16") and in `--dtype` (lower case).</summary>
+    public static string HeaderName(SafetensorsDtype dtype) => dtype switch
+    {
+        SafetensorsDtype.F32 => "F32",
+        SafetensorsDtype.BF16 => "BF16",
+        SafetensorsDtype.F16 => "F16",
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown safetensors dtype."),
+    };
+
+    /// <summary>float32 → bfloat16 bits, round to nearest even (torch's rounding); NaN → the quiet NaN 0x7FC0.</summary>
+    public static ushort ToBFloat16Bits(float value)
+    {
+        uint bits = BitConverter.SingleToUInt32Bits(value);
+        if (float.IsNaN(value)) return 0x7FC0;
+        uint rounding = 0x7FFFu + ((bits >> 16) & 1u);
+        return (ushort)((bits + rounding) >> 16);
+    }
+
     // The Rust crate refuses headers above 100 MB; so do we, before allocating anything that large.
     private const long MaxHeaderBytes = 100_000_000;
     private const string MetadataKey = "__metadata__";
@@ -85,10 +114,11 @@ public static class Safetensors
     }
 
     /// <summary>
-    /// Writes tensors as F32 with keys sorted ordinally, "__metadata__" first and the header padded with spaces to a
+    /// Writes tensors as F32 (or <paramref name="dtype"/>) with keys sorted ordinally, "__metadata__" first and the header padded with spaces to a
     /// multiple of 8 bytes, as the Rust crate does. The file appears atomically (written to a temporary name, then renamed).
     /// </summary>
-    public static void Write(string path, IReadOnlyDictionary<string, StoredTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Write(string path, IReadOnlyDictionary<string, StoredTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null,
+        SafetensorsDtype dtype = SafetensorsDtype.F32)
     {
         ArgumentNullException.ThrowIfNull(tensors);
         var names = tensors.Keys.OrderBy(k => k, StringComparer.Ordinal).ToArray();
@@ -96,7 +126,7 @@ public static class Safetensors
             if (name == MetadataKey || name.Length == 0)
                 throw new ArgumentException($"{path}: '{name}' cannot be a tensor name.");
 
-        byte[] header = BuildHeader(names, tensors, metadata);
+        byte[] header = BuildHeader(names, tensors, metadata, dtype);
         AtomicFile.Write(path, stream =>
         {
             Span<byte> lengthBytes = stackalloc byte[8];
@@ -106,7 +136,17 @@ public static class Safetensors
             foreach (var name in names)
             {
                 var values = tensors[name].Values;
-                if (BitConverter.IsLittleEndian)
+                if (dtype != SafetensorsDtype.F32)
+                {
+                    var half = new byte[2 * values.Length];
+                    for (int i = 0; i < values.Length; i++)
+                    {
+                        if (dtype == SafetensorsDtype.BF16) BinaryPrimitives.WriteUInt16LittleEndian(half.AsSpan(2 * i), ToBFloat16Bits(values[i]));
+                        else BinaryPrimitives.WriteHalfLittleEndian(half.AsSpan(2 * i), (Half)values[i]);
+                    }
+                    stream.Write(half);
+                }
+                else if (BitConverter.IsLittleEndian)
                 {
                     stream.Write(MemoryMarshal.AsBytes(values.AsSpan()));
                 }
@@ -123,7 +163,7 @@ public static class Safetensors
         });
     }
 
-    private static byte[] BuildHeader(string[] names, IReadOnlyDictionary<string, StoredTensor> tensors, IReadOnlyDictionary<string, string>? metadata)
+    private static byte[] BuildHeader(string[] names, IReadOnlyDictionary<string, StoredTensor> tensors, IReadOnlyDictionary<string, string>? metadata, SafetensorsDtype dtype)
     {
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms))
@@ -140,9 +180,9 @@ public static class Safetensors
             foreach (var name in names)
             {
                 var t = tensors[name];
-                long bytes = 4L * t.Values.Length;
+                long bytes = (dtype == SafetensorsDtype.F32 ? 4L : 2L) * t.Values.Length;
                 w.WriteStartObject(name);
-                w.WriteString("dtype", "F32");
+                w.WriteString("dtype", HeaderName(dtype));
                 w.WriteStartArray("shape");
                 foreach (int d in t.Shape) w.WriteNumberValue(d);
                 w.WriteEndArray();

@@ -1,6 +1,7 @@
 // What every trainer's checkpoint holds besides its models, in one format for both wings (language-model and control
 // trainers): the AdamW moments of each optimiser in optimizer.safetensors ("NAME.m", "NAME.v"), and the loop's own state
-// (step, optimiser step counts, RNG states, data position, environment states) as trainer_state.json. Written inside
+// (step, optimiser step counts, RNG states, data position, environment states) as rlhf_trainer_state.json (a name of our
+// own: Hugging Face's trainer_state.json has another schema; run folders written under that old name still resume). Written inside
 // RunDirectory.SaveCheckpoint's temporary folder, so a checkpoint is either complete or absent; read back with errors
 // that name the file and the tensor or field.
 using System.Text.Json;
@@ -13,7 +14,10 @@ public static class TrainerCheckpoint
     private static readonly JsonSerializerOptions Json = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     public const string OptimizerFileName = "optimizer.safetensors";
-    public const string StateFileName = "trainer_state.json";
+    public const string StateFileName = "rlhf_trainer_state.json";
+
+    /// <summary>The name checkpoints used before (Hugging Face's, with our schema); still read so existing run folders resume.</summary>
+    public const string LegacyStateFileName = "trainer_state.json";
 
     /// <summary>Writes the first and second moments of each named optimiser to DIR/optimizer.safetensors.</summary>
     public static void WriteOptimizers(string dir, params IReadOnlyList<(string Name, AdamW Optimizer)> optimizers)
@@ -41,7 +45,7 @@ public static class TrainerCheckpoint
             }
     }
 
-    /// <summary>Writes the loop's state record to DIR/trainer_state.json.</summary>
+    /// <summary>Writes the loop's state record to DIR/rlhf_trainer_state.json.</summary>
     public static void WriteState<T>(string dir, T state) =>
         File.WriteAllText(Path.Combine(dir, StateFileName), JsonSerializer.Serialize(state, Json) + "\n");
 
@@ -49,6 +53,7 @@ public static class TrainerCheckpoint
     public static T ReadState<T>(string dir)
     {
         string file = Path.Combine(dir, StateFileName);
+        if (!File.Exists(file) && File.Exists(Path.Combine(dir, LegacyStateFileName))) file = Path.Combine(dir, LegacyStateFileName);
         if (!File.Exists(file)) throw new FileNotFoundException($"{file}: the checkpoint has no trainer state.", file);
         try
         {

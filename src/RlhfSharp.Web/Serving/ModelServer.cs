@@ -155,19 +155,19 @@ public static class ModelServer
         app.MapPost("/v1/chat/completions", async ctx =>
         {
             var body = await ReadBody(ctx);
-            await Respond(ctx, engine, options, body, ChatPrompt(body), chat: true);
+            await Respond(ctx, engine, options, body, ChatPrompt(body, ChatTemplate.For(tokenizer)), chat: true);
         });
         return app;
     }
 
     /// <summary>
-    /// The prompt a chat becomes for a plain language model: the messages' contents in order, each followed by a blank
-    /// line (a base model has no chat template; this keeps every word the caller sent).
+    /// The prompt a chat becomes: the messages rendered with the model's chat template (tokenizer_config.json, else the
+    /// documented default SFT trains on) and its generation prompt, so a chat asks the model in the format it learned.
     /// </summary>
-    internal static string ChatPrompt(JsonObject body)
+    internal static string ChatPrompt(JsonObject body, ChatTemplate template)
     {
         if (body["messages"] is not JsonArray { Count: > 0 } messages) throw new BadRequestException("\"messages\" must be a non-empty array.", "messages");
-        var sb = new StringBuilder();
+        var conversation = new List<ChatMessage>(messages.Count);
         for (int i = 0; i < messages.Count; i++)
         {
             if (messages[i] is not JsonObject m || m["content"] is not JsonNode content)
@@ -180,9 +180,18 @@ public static class ModelServer
                     ? s2 : throw new BadRequestException($"messages[{i}].content[{j}] is not a text part; only text is supported.", $"messages[{i}].content"))),
                 _ => throw new BadRequestException($"messages[{i}].content must be a string or an array of text parts.", $"messages[{i}].content"),
             };
-            sb.Append(text).Append("\n\n");
+            string role = m["role"] is JsonValue r && r.TryGetValue(out string? rs) ? rs
+                : throw new BadRequestException($"messages[{i}].role must be a string.", $"messages[{i}].role");
+            conversation.Add(new ChatMessage(role == "developer" ? "system" : role, text));
         }
-        return sb.ToString();
+        try
+        {
+            return template.RenderPrompt(conversation);
+        }
+        catch (Text.Chat.ChatTemplateException ex)
+        {
+            throw new BadRequestException(ex.Message, "messages");
+        }
     }
 
     private static async Task<JsonObject> ReadBody(HttpContext ctx)
@@ -380,7 +389,7 @@ public static class ModelServer
             int[] tokens;
             try
             {
-                tokens = tokenizer.Encode(prompt);
+                tokens = tokenizer.Encode(prompt, allowSpecial: chat); // chat prompts are rendered by the template: its special-token text is those tokens
             }
             catch (ArgumentException ex)
             {
