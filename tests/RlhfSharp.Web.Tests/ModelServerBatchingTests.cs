@@ -93,15 +93,30 @@ public sealed class ModelServerBatchingTests(ITestOutputHelper output)
         Assert.Equal(lateAlone, late);
     }
 
-    [Fact]
-    [Trait("Category", "Bench")]
-    public async Task Given_8_clients_When_served_concurrently_or_one_at_a_time_Then_texts_agree_and_throughput_is_reported()
+    /// <summary>The tokenizer without an end-of-text token, so every bench request makes exactly max_tokens tokens.</summary>
+    private sealed class NoEos(ITokenizer inner) : ITokenizer
     {
-        var model = Model(128, 4, 4, 256, 17);
-        await using var app = ModelServer.Build(model, Chars, new ModelServerOptions(Port: 0, ModelName: "bench", MaxBatch: 8));
+        public int VocabSize => inner.VocabSize;
+        public int? EosId => null;
+        public IReadOnlyDictionary<string, int> SpecialTokens => inner.SpecialTokens;
+        public int[] Encode(string text) => inner.Encode(text);
+        public int[] Encode(string text, bool allowSpecial) => inner.Encode(text, allowSpecial);
+        public string Decode(ReadOnlySpan<int> ids) => inner.Decode(ids);
+        public void Save(string directory) => inner.Save(directory);
+    }
+
+    [Theory]
+    [Trait("Category", "Bench")]
+    [InlineData(128, 4)]
+    [InlineData(256, 6)]
+    public async Task Given_8_clients_When_served_concurrently_or_one_at_a_time_Then_texts_agree_and_throughput_is_reported(int embd, int layers)
+    {
+        var model = Gpt.Create(new GptConfig { VocabSize = Chars.VocabSize, BlockSize = 256, NEmbd = embd, NLayer = layers, NHead = 4 }, new Rng(17));
+        await using var app = ModelServer.Build(model, new NoEos(Chars), new ModelServerOptions(Port: 0, ModelName: "bench", MaxBatch: 8));
         await app.StartAsync();
         using var http = new HttpClient { BaseAddress = LabelingApp.BoundAddress(app), Timeout = TimeSpan.FromMinutes(5) };
-        JsonObject Body(int i) => new() { ["prompt"] = $"client {i} says: ", ["max_tokens"] = 96, ["temperature"] = 0.8, ["seed"] = 1000 + i };
+        const int maxTokens = 128;
+        JsonObject Body(int i) => new() { ["prompt"] = $"client {i} says: ", ["max_tokens"] = maxTokens, ["temperature"] = 0.8, ["seed"] = 1000 + i };
         async Task<(string Text, int Tokens)> Ask(int i)
         {
             var res = await http.PostAsync("/v1/completions", new StringContent(Body(i).ToJsonString(), Encoding.UTF8, "application/json"));
@@ -119,9 +134,11 @@ public sealed class ModelServerBatchingTests(ITestOutputHelper output)
         var concurrent = await Task.WhenAll(Enumerable.Range(0, 8).Select(Ask));
         double concurrentSeconds = clock.Elapsed.TotalSeconds;
 
+        // Same seeded text alone or batched; every request made its full budget.
         Assert.Equal(sequential.Select(s => s.Text), concurrent.Select(c => c.Text));
+        Assert.All(concurrent, c => Assert.Equal(maxTokens, c.Tokens));
         int tokens = sequential.Sum(s => s.Tokens);
-        string report = $"serve throughput (GPT 4×128, vocab {Chars.VocabSize}, 8 requests × ≤96 tokens, {tokens} tokens, {Environment.ProcessorCount} cores): " +
+        string report = $"serve throughput (GPT {layers}×{embd}, vocab {Chars.VocabSize}, 8 requests × {maxTokens} tokens, {Environment.ProcessorCount} cores): " +
             $"one at a time {tokens / sequentialSeconds:F0} tokens/s ({sequentialSeconds:F2} s), 8 concurrent {tokens / concurrentSeconds:F0} tokens/s ({concurrentSeconds:F2} s), " +
             $"×{sequentialSeconds / concurrentSeconds:F2}";
         output.WriteLine(report);
