@@ -103,11 +103,14 @@ public sealed class ModelServerApiTests : IAsyncLifetime
         string text = (string)choice["text"]!;
         var lp = choice["logprobs"]!;
         var tokens = lp["tokens"]!.AsArray().Select(t => (string)t!).ToList();
-        Assert.Equal(text, string.Concat(tokens));
+        // Every token made is listed, the end-of-text token too (its text is not in the reply).
+        int[] prompt = Chars.Encode("the cat"), generated = [.. Chars.Encode(text), .. (string?)choice["finish_reason"] == "stop" ? [Chars.EosId!.Value] : Array.Empty<int>()];
+        Assert.Equal(generated.Length, tokens.Count);
+        Assert.Equal(generated.Length, (int)reply["usage"]!["completion_tokens"]!);
+        Assert.Equal(text, string.Concat(tokens.Take(Chars.Encode(text).Length)));
         Assert.Equal(tokens.Count, lp["text_offset"]!.AsArray().Count);
         for (int i = 0; i < tokens.Count; i++) Assert.Equal(string.Concat(tokens.Take(i)).Length, (int)lp["text_offset"]![i]!);
 
-        int[] prompt = Chars.Encode("the cat"), generated = Chars.Encode(text);
         var rows = LogSoftmaxRows([.. prompt, .. generated]);
         for (int i = 0; i < generated.Length; i++)
         {
@@ -170,7 +173,9 @@ public sealed class ModelServerApiTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, status);
         var choice = reply["choices"]![0]!;
         var content = choice["logprobs"]!["content"]!.AsArray();
-        Assert.Equal((string)choice["message"]!["content"]!, string.Concat(content.Select(c => (string)c!["token"]!)));
+        string message = (string)choice["message"]!["content"]!;
+        Assert.Equal(message, string.Concat(content.Take(Chars.Encode(message).Length).Select(c => (string)c!["token"]!)));
+        Assert.Equal((int)reply["usage"]!["completion_tokens"]!, content.Count);
         Assert.NotEmpty(content);
         foreach (var entry in content)
         {

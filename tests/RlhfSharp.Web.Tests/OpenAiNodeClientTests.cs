@@ -140,7 +140,9 @@ public sealed class OpenAiNodeClientTests
         var chatLogprobs = got["chatLogprobs"]!.AsArray();
         Assert.NotEmpty(chatLogprobs);
         Assert.All(chatLogprobs, c => Assert.Equal((string?)c!["token"], (string?)c["top"]![0])); // greedy: the chosen token ranks first
-        Assert.Equal(text[..Math.Min(text.Length, chatLogprobs.Count)], string.Concat(chatLogprobs.Select(c => (string)c!["token"]!)));
+        var rawLogprobs = (await Post("/v1/chat/completions", $$"""{"model":"tiny","messages":{{messages}},"max_tokens":6,"temperature":0,"logprobs":true,"top_logprobs":2}"""))["choices"]![0]!["logprobs"]!["content"]!.AsArray();
+        Assert.Equal(rawLogprobs.Select(c => (string)c!["token"]!), chatLogprobs.Select(c => (string)c!["token"]!));
+        Assert.Equal(rawLogprobs.Select(c => (double)c!["logprob"]!), chatLogprobs.Select(c => (double)c!["logprob"]!));
 
         Assert.Equal((string?)completion["choices"]![0]!["text"], (string?)got["completion"]!["text"]);
         Assert.Equal(completion["choices"]![0]!["logprobs"]!.ToJsonString(), got["completion"]!["logprobs"]!.ToJsonString());

@@ -362,12 +362,15 @@ public static class ModelServer
         }
     }
 
-    /// <summary>Chat's logprobs: {"content": [{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}], "refusal": null}; the end-of-text token is not part of the text, so not listed.</summary>
+    /// <summary>
+    /// Chat's logprobs: {"content": [{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}], "refusal": null},
+    /// one entry per token made, the end-of-text token included (as vLLM lists it) though its text is not in the message.
+    /// </summary>
     private static JsonObject ChatLogprobs(Engine engine, DecodeSequence sequence)
     {
         JsonObject Entry(int token, float logProb) => new() { ["token"] = engine.TokenText(token), ["logprob"] = logProb, ["bytes"] = new JsonArray(engine.TokenBytes(token).Select(b => (JsonNode)(int)b).ToArray()) };
         var content = new JsonArray();
-        foreach (var g in sequence.Generated.Where(g => g.Token != engine.Eos))
+        foreach (var g in sequence.Generated)
         {
             var entry = Entry(g.Token, g.LogProb);
             entry["top_logprobs"] = new JsonArray((g.Top ?? []).Select(t => (JsonNode)Entry(t.Token, t.LogProb)).ToArray());
@@ -379,7 +382,8 @@ public static class ModelServer
     /// <summary>
     /// The legacy completions logprobs: tokens, token_logprobs, top_logprobs (token → logprob, or null) and text_offset
     /// (where each token's text starts in the returned text). With echo the prompt's tokens come first, the first with
-    /// null (nothing precedes it), which is how lm-evaluation-harness reads a continuation's log-likelihood.
+    /// null (nothing precedes it), which is how lm-evaluation-harness reads a continuation's log-likelihood. Every token
+    /// made is listed, the end-of-text token included (lm-evaluation-harness drops the last entry of a max_tokens 1 reply).
     /// </summary>
     private static JsonObject CompletionLogprobs(Engine engine, Choice c, bool echo)
     {
@@ -389,7 +393,7 @@ public static class ModelServer
             entries.Add((c.Prompt.Tokens[0], null, null));
             entries.AddRange(c.Sequence.PromptScores.Select(s => (s.Token, (float?)s.LogProb, s.Top)));
         }
-        entries.AddRange(c.Sequence.Generated.Where(g => g.Token != engine.Eos).Select(g => (g.Token, (float?)g.LogProb, g.Top)));
+        entries.AddRange(c.Sequence.Generated.Select(g => (g.Token, (float?)g.LogProb, g.Top)));
         var ids = entries.Select(e => e.Token).ToArray();
         var offsets = new JsonArray();
         for (int i = 0; i < ids.Length; i++) offsets.Add(engine.Tokenizer.Decode(ids.AsSpan(0, i)).Length);
