@@ -227,4 +227,32 @@ public sealed class ModelServerApiTests : IAsyncLifetime
         for (int i = 0; i < 2; i++)
             Assert.Equal(plain[i], string.Concat(chunks.Where(c => (int)c["index"]! == i).Select(c => (string)c["text"]!)));
     }
+    private async Task<List<JsonNode>> StreamChoices(string path, JsonObject body)
+    {
+        body["stream"] = true;
+        var res = await _http.PostAsync(path, new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.OK, res.StatusCode);
+        var lines = (await res.Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("data: [DONE]", lines[^1]);
+        return lines[..^1].Select(l => JsonNode.Parse(l["data: ".Length..])!["choices"]![0]!).ToList();
+    }
+
+    [Fact]
+    public async Task Given_logprobs_When_streaming_Then_the_chunks_scores_concatenate_to_the_plain_replys()
+    {
+        var chat = new JsonObject
+        {
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "hi" }), ["max_tokens"] = 10, ["temperature"] = 0, ["logprobs"] = true, ["top_logprobs"] = 2,
+        };
+        var plain = (await Post("/v1/chat/completions", chat)).Body["choices"]![0]!["logprobs"]!["content"]!;
+        var chunks = await StreamChoices("/v1/chat/completions", (JsonObject)chat.DeepClone());
+        var streamed = new JsonArray(chunks.Where(c => c["logprobs"] is JsonObject).SelectMany(c => c["logprobs"]!["content"]!.AsArray().Select(e => e!.DeepClone())).ToArray());
+        Assert.Equal(plain.ToJsonString(), streamed.ToJsonString());
+
+        var completion = new JsonObject { ["prompt"] = "the cat", ["max_tokens"] = 10, ["temperature"] = 0, ["logprobs"] = 2 };
+        var legacy = (await Post("/v1/completions", completion)).Body["choices"]![0]!["logprobs"]!;
+        var pieces = (await StreamChoices("/v1/completions", (JsonObject)completion.DeepClone())).Where(c => c["logprobs"] is JsonObject).Select(c => c["logprobs"]!).ToList();
+        foreach (var key in new[] { "tokens", "token_logprobs", "top_logprobs", "text_offset" })
+            Assert.Equal(legacy[key]!.ToJsonString(), new JsonArray(pieces.SelectMany(p => p[key]!.AsArray().Select(e => e?.DeepClone())).ToArray()).ToJsonString());
+    }
 }

@@ -257,16 +257,30 @@ public static class ModelServer
 
         // Server-sent events go out in real time: the scheduler's thread hands each piece of text (what a token adds, held
         // back while a UTF-8 character or a possible stop string is incomplete) to this request, which sends it as one
-        // `data: {json}` chunk and flushes; then one chunk per choice with its finish reason, then `data: [DONE]`.
-        var pieces = Channel.CreateUnbounded<(int Index, string Piece)>(new UnboundedChannelOptions { SingleReader = true });
+        // `data: {json}` chunk and flushes; then one chunk per choice with its finish reason, then `data: [DONE]`. With
+        // logprobs, a chunk carries the scores of the tokens made since the previous chunk of its choice (snapshotted on
+        // the scheduler's thread as the piece is made); the finish chunk carries any left (the end-of-text token).
+        var pieces = Channel.CreateUnbounded<(int Index, string Piece, TokenLogprob[]? Scores)>(new UnboundedChannelOptions { SingleReader = true });
         var choices = new List<Choice>();
+        int total = prepared.Count * request.N;
+        var sequences = new DecodeSequence[total];
+        var scored = new int[total]; // per choice: Generated entries already sent with a chunk
+        TokenLogprob[]? TakeScores(int index)
+        {
+            if (request.Logprobs < 0) return null;
+            var made = sequences[index].Generated;
+            var taken = made.GetRange(scored[index], made.Count - scored[index]).ToArray();
+            scored[index] = made.Count;
+            return taken;
+        }
         for (int p = 0; p < prepared.Count; p++)
             for (int j = 0; j < request.N; j++)
             {
                 int index = p * request.N + j;
-                var text = new TextPieceStream(engine.Tokenizer, request.Stop, engine.Eos, request.Stream ? piece => pieces.Writer.TryWrite((index, piece)) : null);
-                if (request.Stream && request.Echo) pieces.Writer.TryWrite((index, prepared[p].Text));
-                choices.Add(new Choice(index, prepared[p], text, engine.Sequence(prepared[p], request, index, text, ctx.RequestAborted)));
+                var text = new TextPieceStream(engine.Tokenizer, request.Stop, engine.Eos, request.Stream ? piece => pieces.Writer.TryWrite((index, piece, TakeScores(index))) : null);
+                if (request.Stream && request.Echo) pieces.Writer.TryWrite((index, prepared[p].Text, null));
+                sequences[index] = engine.Sequence(prepared[p], request, index, text, ctx.RequestAborted);
+                choices.Add(new Choice(index, prepared[p], text, sequences[index]));
             }
         async Task Run(Choice c)
         {
@@ -313,7 +327,8 @@ public static class ModelServer
 
             string chunkObj = chat ? "chat.completion.chunk" : "text_completion";
             var roleSent = new bool[choices.Count];
-            async Task Send(int index, string? piece, string? finish)
+            var streamedIds = choices.Select(_ => new List<int>()).ToArray(); // per choice: the tokens scored so far, for text_offset
+            async Task Send(int index, string? piece, string? finish, TokenLogprob[]? scores)
             {
                 var choice = new JsonObject { ["index"] = index };
                 if (chat)
@@ -322,9 +337,23 @@ public static class ModelServer
                     if (!roleSent[index]) delta["role"] = "assistant";
                     if (piece is not null) delta["content"] = piece;
                     choice["delta"] = delta;
-                    choice["logprobs"] = null;
+                    choice["logprobs"] = scores is null ? null : new JsonObject { ["content"] = ChatContent(engine, scores), ["refusal"] = null };
                 }
-                else { choice["text"] = piece ?? ""; choice["logprobs"] = null; }
+                else
+                {
+                    choice["text"] = piece ?? "";
+                    if (scores is null) choice["logprobs"] = null;
+                    else
+                    {
+                        var offsets = new List<int>();
+                        foreach (var g in scores)
+                        {
+                            offsets.Add(engine.Tokenizer.Decode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(streamedIds[index])).Length);
+                            streamedIds[index].Add(g.Token);
+                        }
+                        choice["logprobs"] = LegacyLogprobs(engine, scores.Select(g => (g.Token, (float?)g.LogProb, g.Top)).ToList(), offsets);
+                    }
+                }
                 roleSent[index] = true;
                 choice["finish_reason"] = finish;
                 var chunk = new JsonObject { ["id"] = id, ["object"] = chunkObj, ["created"] = created, ["model"] = options.ModelName, ["choices"] = new JsonArray(choice) };
@@ -338,16 +367,16 @@ public static class ModelServer
                 ctx.Response.Headers.CacheControl = "no-cache";
             }
             bool any = false;
-            await foreach (var (index, piece) in pieces.Reader.ReadAllAsync(ctx.RequestAborted))
+            await foreach (var (index, piece, scores) in pieces.Reader.ReadAllAsync(ctx.RequestAborted))
             {
                 // A failure before the first piece surfaces below, before anything was sent, and gets a JSON error reply.
                 if (!any) Start();
                 any = true;
-                await Send(index, piece, null);
+                await Send(index, piece, null, scores);
             }
             await all;
             Start();
-            foreach (var c in choices) await Send(c.Index, null, c.Text.FinishReason);
+            foreach (var c in choices) await Send(c.Index, null, c.Text.FinishReason, TakeScores(c.Index));
             // As OpenAI's stream_options.include_usage: one more chunk with no choices and the usage.
             if (request.IncludeUsage)
             {
@@ -366,17 +395,20 @@ public static class ModelServer
     /// Chat's logprobs: {"content": [{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}], "refusal": null},
     /// one entry per token made, the end-of-text token included (as vLLM lists it) though its text is not in the message.
     /// </summary>
-    private static JsonObject ChatLogprobs(Engine engine, DecodeSequence sequence)
+    private static JsonObject ChatLogprobs(Engine engine, DecodeSequence sequence) =>
+        new() { ["content"] = ChatContent(engine, sequence.Generated), ["refusal"] = null };
+
+    private static JsonArray ChatContent(Engine engine, IEnumerable<TokenLogprob> scores)
     {
         JsonObject Entry(int token, float logProb) => new() { ["token"] = engine.TokenText(token), ["logprob"] = logProb, ["bytes"] = new JsonArray(engine.TokenBytes(token).Select(b => (JsonNode)(int)b).ToArray()) };
         var content = new JsonArray();
-        foreach (var g in sequence.Generated)
+        foreach (var g in scores)
         {
             var entry = Entry(g.Token, g.LogProb);
             entry["top_logprobs"] = new JsonArray((g.Top ?? []).Select(t => (JsonNode)Entry(t.Token, t.LogProb)).ToArray());
             content.Add(entry);
         }
-        return new JsonObject { ["content"] = content, ["refusal"] = null };
+        return content;
     }
 
     /// <summary>
@@ -395,16 +427,18 @@ public static class ModelServer
         }
         entries.AddRange(c.Sequence.Generated.Select(g => (g.Token, (float?)g.LogProb, g.Top)));
         var ids = entries.Select(e => e.Token).ToArray();
-        var offsets = new JsonArray();
+        var offsets = new List<int>();
         for (int i = 0; i < ids.Length; i++) offsets.Add(engine.Tokenizer.Decode(ids.AsSpan(0, i)).Length);
-        return new JsonObject
-        {
-            ["tokens"] = new JsonArray(ids.Select(t => (JsonNode?)engine.TokenText(t)).ToArray()),
-            ["token_logprobs"] = new JsonArray(entries.Select(e => e.LogProb is float lp ? (JsonNode)lp : null).ToArray()),
-            ["top_logprobs"] = new JsonArray(entries.Select(e => e.Top is null ? null : (JsonNode)TopDictionary(engine, e.Top)).ToArray()),
-            ["text_offset"] = offsets,
-        };
+        return LegacyLogprobs(engine, entries, offsets);
     }
+
+    private static JsonObject LegacyLogprobs(Engine engine, IReadOnlyList<(int Token, float? LogProb, (int Token, float LogProb)[]? Top)> entries, IReadOnlyList<int> offsets) => new()
+    {
+        ["tokens"] = new JsonArray(entries.Select(e => (JsonNode?)engine.TokenText(e.Token)).ToArray()),
+        ["token_logprobs"] = new JsonArray(entries.Select(e => e.LogProb is float lp ? (JsonNode)lp : null).ToArray()),
+        ["top_logprobs"] = new JsonArray(entries.Select(e => e.Top is null ? null : (JsonNode)TopDictionary(engine, e.Top)).ToArray()),
+        ["text_offset"] = new JsonArray(offsets.Select(o => (JsonNode)o).ToArray()),
+    };
 
     private static JsonObject TopDictionary(Engine engine, (int Token, float LogProb)[] top)
     {
@@ -484,8 +518,8 @@ public static class ModelServer
                 logprobs = k ?? -1;
                 logprobsField = "logprobs";
             }
-            if (stream && logprobs >= 0)
-                throw new BadRequestException("log-probabilities are not sent in streamed replies by this server; ask without \"stream\".", logprobsField);
+            if (stream && echo && logprobs >= 0)
+                throw new BadRequestException("echo with logprobs (prompt scoring) is not streamed by this server; ask without \"stream\".", logprobsField);
             return new GenerationRequest(maxTokens, field, temperature, topP, seed, stop.Where(s => s.Length > 0).ToList(), stream, includeUsage, n, logprobs, echo);
         }
 
