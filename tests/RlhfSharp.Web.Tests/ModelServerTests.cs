@@ -250,11 +250,11 @@ public sealed class ModelServerTests : IAsyncLifetime
     [Fact]
     public async Task Given_a_full_queue_When_another_request_arrives_Then_429_with_Retry_After_and_the_queued_work_still_completes()
     {
-        // MaxQueue 0: one request generating, none waiting. The first request holds the model until the test lets go.
+        // MaxBatch 1, MaxQueue 0: one request generating, none waiting. The first request holds the model until the test lets go.
         var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var first = true;
-        await using var app = ModelServer.Build(_model, Chars, new ModelServerOptions(Port: 0, ModelName: "tiny", MaxQueue: 0), null, async ct =>
+        await using var app = ModelServer.Build(_model, Chars, new ModelServerOptions(Port: 0, ModelName: "tiny", MaxQueue: 0, MaxBatch: 1), null, async ct =>
         {
             if (!first) return;
             first = false;
