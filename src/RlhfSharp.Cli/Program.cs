@@ -5,8 +5,11 @@ using RlhfSharp.Cli.Commands;
 
 var root = RlhfCommand.Create();
 
+// Under `mpirun -np N rlhf ...` every rank runs this program; MPI starts here (Cluster: nothing is loaded without mpirun).
+bool distributed = false;
 try
 {
+    distributed = RlhfSharp.Distributed.Cluster.Start().Size > 1;
     // `CMD --resume` runs the command line recorded in the run folder (RunContract); a finished run has nothing to do.
     var (resolved, exitCode) = RunContract.ResolveResume(root, args);
     if (exitCode is int code) return code;
@@ -23,11 +26,17 @@ try
         Console.Error.WriteLine(RlhfSharp.Text.TerminalText.Escape($"rlhf: error: {string.Join(" ", parsed.Errors.Select(e => e.Message.ReplaceLineEndings(" ")))} (see `{string.Join(" ", path)} --help`)"));
         return 1;
     }
-    return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    if (distributed) ClusterRuns.RequireSupported(parsed);
+    int exit = parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    RlhfSharp.Distributed.Cluster.Stop();
+    return exit;
 }
 catch (Exception ex) when (ex is not OutOfMemoryException)
 {
     // The message may quote the bad input (a JSONL value, a merges line): its control characters are shown, not obeyed.
-    Console.Error.WriteLine(RlhfSharp.Text.TerminalText.Escape($"rlhf: error: {ex.Message.ReplaceLineEndings(" ")}"));
+    string rank = distributed ? $"rank {RlhfSharp.Distributed.Cluster.World.Rank}: " : "";
+    Console.Error.WriteLine(RlhfSharp.Text.TerminalText.Escape($"rlhf: error: {rank}{ex.Message.ReplaceLineEndings(" ")}"));
+    // The other ranks may be waiting in a collective for this one: stop the whole job.
+    if (distributed) RlhfSharp.Distributed.Cluster.Abort(1);
     return 1;
 }
