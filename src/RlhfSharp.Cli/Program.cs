@@ -16,6 +16,7 @@ try
     RunContract.Args = resolved;
     // Our handler below, not System.CommandLine's (which prints a stack trace): one line and exit code 1.
     var parsed = root.Parse(resolved);
+    if (distributed) ClusterRuns.RequireSupported(parsed);
     // A parse error (unknown option, bad value) is one line on stderr and exit 1, as every other bad input; System.CommandLine's
     // own handling would also print the whole help screen on stdout, burying the line. `rlhf` alone still shows the help.
     if (parsed.Errors.Count > 0 && args.Length > 0)
@@ -26,7 +27,6 @@ try
         Console.Error.WriteLine(RlhfSharp.Text.TerminalText.Escape($"rlhf: error: {string.Join(" ", parsed.Errors.Select(e => e.Message.ReplaceLineEndings(" ")))} (see `{string.Join(" ", path)} --help`)"));
         return 1;
     }
-    if (distributed) ClusterRuns.RequireSupported(parsed);
     int exit = parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
     RlhfSharp.Distributed.Cluster.Stop();
     return exit;
