@@ -85,6 +85,12 @@ internal sealed class EpochOrder(int count, ulong seed)
 /// <param name="Elapsed">Wall time of this call.</param>
 public sealed record LmTrainResult(int Steps, double TrainLoss, double HeldOutLoss, double TokensPerSecond, bool Cancelled, TimeSpan Elapsed)
 {
+    /// <summary>Under mpirun: bytes this rank sent per step in the gradient sum (0 in one process).</summary>
+    public double GradientBytesPerStep { get; init; }
+
+    /// <summary>Under mpirun: seconds per step this rank spent in the gradient sum, waiting for the slowest rank included.</summary>
+    public double GradientSumSecondsPerStep { get; init; }
+
     /// <summary>exp(held-out loss).</summary>
     public double HeldOutPerplexity => Math.Exp(HeldOutLoss);
 }
@@ -121,6 +127,9 @@ internal static class LmTrainingLoop
         double trainLoss = double.NaN, heldOut = double.NaN;
         long tokens = 0;
         var trainTime = TimeSpan.Zero;
+        var sumTime = TimeSpan.Zero;
+        long sumBytes = 0;
+        int stepsHere = 0;
         bool cancelled = false;
         GptPass? pass = null;
         float[] dLogits = [];
@@ -166,7 +175,10 @@ internal static class LmTrainingLoop
                     model.Backward(pass, dLogits);
                     shards.Add(s, model.Gradients, loss);
                 }
+                long sum0 = Stopwatch.GetTimestamp(), bytes0 = world.BytesSent;
                 trainLoss = shards.Finish(model.Gradients);
+                sumTime += Stopwatch.GetElapsedTime(sum0);
+                sumBytes += world.BytesSent - bytes0;
             }
             // 4. clip the global gradient norm, 5. AdamW at the scheduled rate.
             double gradNorm = o.MaxGradNorm > 0 ? model.ParameterSet.ClipGradNorm(o.MaxGradNorm) : model.ParameterSet.GradNorm();
@@ -177,6 +189,7 @@ internal static class LmTrainingLoop
             NumericGuard.Check(step + 1, "gradient norm", gradNorm, hint);
             opt.Step(lr);
             step++;
+            stepsHere++;
             NumericGuard.CheckParameters(step, model.ParameterSet, hint);
             var dt = Stopwatch.GetElapsedTime(t0);
             trainTime += dt;
@@ -206,7 +219,11 @@ internal static class LmTrainingLoop
         }
         if (writer is not null && lastCheckpoint != step) Save(writer, step, model, tokenizer, opt, dropoutRng, data, o.KeepCheckpoints);
         if (double.IsNaN(heldOut)) heldOut = Evaluate(model, data.HeldOut);
-        var result = new LmTrainResult(step, trainLoss, heldOut, tokens / Math.Max(trainTime.TotalSeconds, 1e-9), cancelled, watch.Elapsed);
+        var result = new LmTrainResult(step, trainLoss, heldOut, tokens / Math.Max(trainTime.TotalSeconds, 1e-9), cancelled, watch.Elapsed)
+        {
+            GradientBytesPerStep = stepsHere == 0 ? 0 : (double)sumBytes / stepsHere,
+            GradientSumSecondsPerStep = stepsHere == 0 ? 0 : sumTime.TotalSeconds / stepsHere,
+        };
         if (world.Size > 1) CheckSameWeights(world, model);
         if (writer is not null) RunReport.Write(writer.Path); // read back from metrics.jsonl, so a resumed run shows every step
         return result;

@@ -86,6 +86,12 @@ internal static class LmCommandSupport
             ["out"] = r.Cancelled ? "" : Path.GetFullPath(outDir),
             ["run"] = Path.GetFullPath(runDir),
         };
+        if (RlhfSharp.Distributed.Cluster.World.Size > 1)
+        {
+            summary["ranks"] = RlhfSharp.Distributed.Cluster.World.Size;
+            summary["gradient_bytes_sent_per_step"] = Math.Round(r.GradientBytesPerStep);
+            summary["gradient_sum_s_per_step"] = Number(r.GradientSumSecondsPerStep, 4);
+        }
         Console.WriteLine(JsonSerializer.Serialize(summary));
         return r.Cancelled ? AlignCommandSupport.Stopped(stage, runDir, r.Steps) : 0;
     }
