@@ -440,8 +440,10 @@ public sealed partial class Gpt
     /// <summary>
     /// Next-token cross-entropy averaged over the targets whose weight is non-zero (targets[n] = the token to predict at row
     /// position n, weight 0 = ignore), with its gradient written to <paramref name="dLogits"/> (N·V). Fused as in llm.c.
+    /// <paramref name="totalWeight"/>, when given, replaces this pass's own total weight as the divisor: a shard of a larger
+    /// batch divides by the whole batch's total, so the shards' losses and gradients add up to the batch mean.
     /// </summary>
-    public static float CrossEntropy(GptPass pass, int[] targets, float[]? weights, float[] dLogits)
+    public static float CrossEntropy(GptPass pass, int[] targets, float[]? weights, float[] dLogits, double? totalWeight = null)
     {
         var logits = pass.Logits ?? throw new ArgumentException("CrossEntropy: the pass computed no logits.");
         int V = pass.Vocab, N = pass.Batch * pass.Length;
@@ -450,6 +452,7 @@ public sealed partial class Gpt
         double total = 0;
         foreach (float w in weights ?? []) total += w;
         if (weights is null) total = N;
+        if (totalWeight is double whole) total = whole;
         if (total <= 0) throw new ArgumentException("CrossEntropy: every target has weight 0.");
         float norm = (float)(1 / total);
         var losses = new double[N];

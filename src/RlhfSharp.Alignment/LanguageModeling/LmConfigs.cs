@@ -69,6 +69,9 @@ public sealed record LmTrainingOptions
     [ConfigOption("Kernel threads (0: leave the engine's setting, the machine's core count by default).", Min = 0)]
     public int Threads { get; init; }
 
+    [ConfigOption("Equal shards each batch is cut into, their gradients summed in shard order: under mpirun it follows -np (shard r on rank r), and one process with the same value gives the same bits (docs/distributed.md).", Min = 1)]
+    public int GradShards { get; init; } = 1;
+
     /// <summary>Throws if a field is not finite or out of its declared range, naming it and its value.</summary>
     public void Validate(string source)
     {

@@ -2,8 +2,15 @@
 // cosine decay to a floor, global gradient clipping, held-out loss and perplexity, metrics, progress, and checkpoints
 // that resume bit-identically (model folder + AdamW moments + RNG state + data position). Not here: what a row is
 // (PretrainTrainer: windows of a token stream; SftTrainer: prompt ++ completion with the prompt masked).
+// Data parallelism (docs/distributed.md): with GradShards = S > 1 each batch is cut into S equal row slices whose
+// gradients, each divided by the whole batch's weight, are summed in shard order (ShardedGradient); under mpirun rank r
+// computes slice r, every rank draws the same global batch from the same data stream and applies the same summed
+// gradient, so the weights stay equal on every rank without being sent. N ranks are bit-identical to one process with
+// GradShards = N; GradShards = 1 is the single-pass path (the golden tests'). Rank 0 alone logs and checkpoints;
+// every rank restores from the same checkpoint.
 using System.Diagnostics;
 using System.Globalization;
+using RlhfSharp.Distributed;
 using RlhfSharp.Models;
 using RlhfSharp.Models.Checkpoints;
 using RlhfSharp.Runs;
@@ -18,7 +25,18 @@ namespace RlhfSharp.Alignment.LanguageModeling;
 /// One batch: rows (B,T) with their mask, next-token targets (B·T) and per-target weights (0 = not trained on).
 /// <paramref name="Tokens"/> counts real tokens (for tokens/s).
 /// </summary>
-internal sealed record LmBatch(GptInput Input, int[] Targets, float[] Weights, long Tokens);
+internal sealed record LmBatch(GptInput Input, int[] Targets, float[] Weights, long Tokens)
+{
+    /// <summary>Rows [start, start + count) of this batch.</summary>
+    public LmBatch Rows(int start, int count)
+    {
+        int T = Input.Length, from = start * T, n = count * T;
+        var mask = Input.AttentionMask?.AsSpan(from, n).ToArray();
+        var weights = Weights.AsSpan(from, n).ToArray();
+        long tokens = mask is null ? n : mask.Count(m => m != 0);
+        return new LmBatch(new GptInput(count, T, Input.Tokens.AsSpan(from, n).ToArray(), mask), Targets.AsSpan(from, n).ToArray(), weights, tokens);
+    }
+}
 
 /// <summary>Where a data source stands: the epoch and how many items of its shuffled order were used.</summary>
 public sealed record LmDataPosition(long Epoch, long Index);
@@ -68,6 +86,12 @@ internal sealed class EpochOrder(int count, ulong seed)
 /// <param name="Model">The trained model when the trainer made a new handle for it (SFT with LoRA: base + adapter); null = the one passed in.</param>
 public sealed record LmTrainResult(int Steps, double TrainLoss, double HeldOutLoss, double TokensPerSecond, bool Cancelled, TimeSpan Elapsed, Gpt? Model = null)
 {
+    /// <summary>Under mpirun: bytes this rank sent per step in the gradient sum (0 in one process).</summary>
+    public double GradientBytesPerStep { get; init; }
+
+    /// <summary>Under mpirun: seconds per step this rank spent in the gradient sum, waiting for the slowest rank included.</summary>
+    public double GradientSumSecondsPerStep { get; init; }
+
     /// <summary>exp(held-out loss).</summary>
     public double HeldOutPerplexity => Math.Exp(HeldOutLoss);
 }
@@ -91,6 +115,10 @@ internal static class LmTrainingLoop
             TotalSteps = Math.Max(o.Steps, o.WarmupSteps + 1), FinalRate = o.LearningRate * o.MinLearningRateFraction,
         };
         var dropoutRng = new Rng(o.Seed ^ DropoutStream);
+        var world = Cluster.World;
+        var shards = new ShardedGradient(world, o.GradShards);
+        // Rank 0 alone writes; the other ranks read the run folder only to resume.
+        var writer = world.IsRoot ? run : null;
 
         int step = 0;
         if (run is not null && run.Resumed && run.LatestCheckpoint() is { } checkpoint)
@@ -100,26 +128,60 @@ internal static class LmTrainingLoop
         double trainLoss = double.NaN, heldOut = double.NaN;
         long tokens = 0;
         var trainTime = TimeSpan.Zero;
+        var sumTime = TimeSpan.Zero;
+        long sumBytes = 0;
+        int stepsHere = 0;
         bool cancelled = false;
         GptPass? pass = null;
         float[] dLogits = [];
         while (step < o.Steps)
         {
-            if (ct.IsCancellationRequested)
+            // Under mpirun every rank must stop at the same step (each hears the signal on its own): stop if any rank heard it.
+            bool stop = ct.IsCancellationRequested;
+            if (world.Size > 1) stop = world.AllGather(stop ? 1L : 0L).Any(x => x != 0);
+            if (stop)
             {
                 cancelled = true;
                 break;
             }
             long t0 = Stopwatch.GetTimestamp();
             var batch = data.Next();
-            // 1. forward, 2. weighted next-token cross-entropy and its gradient (fused), 3. backward.
-            model.ZeroGrad();
-            bool dropout = model.Config.Dropout > 0 || model.Adapter?.Config.LoraDropout > 0;
-            pass = model.Forward(batch.Input, new GptForwardOptions { DropoutRng = dropout ? dropoutRng : null }, pass);
-            int size = batch.Input.Batch * batch.Input.Length * model.Config.VocabSize;
-            if (dLogits.Length != size) dLogits = new float[size];
-            trainLoss = Gpt.CrossEntropy(pass, batch.Targets, batch.Weights, dLogits);
-            model.Backward(pass, dLogits);
+            if (shards.Shards == 1)
+            {
+                // 1. forward, 2. weighted next-token cross-entropy and its gradient (fused), 3. backward.
+                model.ZeroGrad();
+                bool dropout = model.Config.Dropout > 0 || model.Adapter?.Config.LoraDropout > 0;
+                pass = model.Forward(batch.Input, new GptForwardOptions { DropoutRng = dropout ? dropoutRng : null }, pass);
+                int size = batch.Input.Batch * batch.Input.Length * model.Config.VocabSize;
+                if (dLogits.Length != size) dLogits = new float[size];
+                trainLoss = Gpt.CrossEntropy(pass, batch.Targets, batch.Weights, dLogits);
+                model.Backward(pass, dLogits);
+            }
+            else
+            {
+                // 1–3 per shard (this rank's, or all S one after another), each divided by the whole batch's weight;
+                // then the shard gradients and losses summed in shard order on every rank.
+                double total = 0;
+                foreach (float w in batch.Weights) total += w;
+                foreach (int s in shards.LocalShards)
+                {
+                    var (start, count) = shards.Rows(s, batch.Input.Batch);
+                    var slice = batch.Rows(start, count);
+                    model.ZeroGrad();
+                    // Dropout masks come from a stream of (seed, step, shard), so they do not depend on which rank draws them.
+                    var shardDropout = model.Config.Dropout > 0 || model.Adapter?.Config.LoraDropout > 0 ? new Rng(o.Seed ^ DropoutStream ^ (0x9E3779B97F4A7C15UL * (ulong)((long)step * shards.Shards + s + 1))) : null;
+                    pass = model.Forward(slice.Input, new GptForwardOptions { DropoutRng = shardDropout }, pass);
+                    int size = slice.Input.Batch * slice.Input.Length * model.Config.VocabSize;
+                    if (dLogits.Length != size) dLogits = new float[size];
+                    double loss = Gpt.CrossEntropy(pass, slice.Targets, slice.Weights, dLogits, total);
+                    model.Backward(pass, dLogits);
+                    shards.Add(s, model.Gradients, loss);
+                }
+                long sum0 = Stopwatch.GetTimestamp(), bytes0 = world.BytesSent;
+                trainLoss = shards.Finish(model.Gradients);
+                sumTime += Stopwatch.GetElapsedTime(sum0);
+                sumBytes += world.BytesSent - bytes0;
+            }
             // 4. clip the global gradient norm, 5. AdamW at the scheduled rate.
             double gradNorm = o.MaxGradNorm > 0 ? model.TrainableParameters.ClipGradNorm(o.MaxGradNorm) : model.TrainableParameters.GradNorm();
             float lr = schedule.At(step);
@@ -129,6 +191,7 @@ internal static class LmTrainingLoop
             NumericGuard.Check(step + 1, "gradient norm", gradNorm, hint);
             opt.Step(lr);
             step++;
+            stepsHere++;
             NumericGuard.CheckParameters(step, model.ParameterSet, hint);
             var dt = Stopwatch.GetElapsedTime(t0);
             trainTime += dt;
@@ -148,18 +211,23 @@ internal static class LmTrainingLoop
                 metrics[MetricKeys.EvalLoss] = heldOut;
                 metrics[MetricKeys.EvalPerplexity] = Math.Exp(heldOut);
             }
-            run?.Log(step, metrics);
+            writer?.Log(step, metrics);
             progress?.Report(new AlignmentProgress(stage, step, o.Steps, metrics));
-            if (run is not null && o.CheckpointInterval > 0 && step % o.CheckpointInterval == 0)
+            if (writer is not null && o.CheckpointInterval > 0 && step % o.CheckpointInterval == 0)
             {
-                Save(run, step, model, tokenizer, opt, dropoutRng, data, o.KeepCheckpoints);
+                Save(writer, step, model, tokenizer, opt, dropoutRng, data, o.KeepCheckpoints);
                 lastCheckpoint = step;
             }
         }
-        if (run is not null && lastCheckpoint != step) Save(run, step, model, tokenizer, opt, dropoutRng, data, o.KeepCheckpoints);
+        if (writer is not null && lastCheckpoint != step) Save(writer, step, model, tokenizer, opt, dropoutRng, data, o.KeepCheckpoints);
         if (double.IsNaN(heldOut)) heldOut = Evaluate(model, data.HeldOut);
-        var result = new LmTrainResult(step, trainLoss, heldOut, tokens / Math.Max(trainTime.TotalSeconds, 1e-9), cancelled, watch.Elapsed);
-        if (run is not null) RunReport.Write(run.Path); // read back from metrics.jsonl, so a resumed run shows every step
+        var result = new LmTrainResult(step, trainLoss, heldOut, tokens / Math.Max(trainTime.TotalSeconds, 1e-9), cancelled, watch.Elapsed)
+        {
+            GradientBytesPerStep = stepsHere == 0 ? 0 : (double)sumBytes / stepsHere,
+            GradientSumSecondsPerStep = stepsHere == 0 ? 0 : sumTime.TotalSeconds / stepsHere,
+        };
+        if (world.Size > 1) CheckSameWeights(world, model);
+        if (writer is not null) RunReport.Write(writer.Path); // read back from metrics.jsonl, so a resumed run shows every step
         return result;
     }
 
@@ -181,6 +249,20 @@ internal static class LmTrainingLoop
         }
         if (weight == 0) throw new InvalidOperationException("held-out evaluation: no held-out targets.");
         return sum / weight;
+    }
+
+    /// <summary>
+    /// Every rank applied the same summed gradient, so the weights must be equal; a rank that differs (a different corpus
+    /// or binary on one machine) is reported instead of silently averaging nothing.
+    /// </summary>
+    private static void CheckSameWeights(ICommunicator world, Gpt model)
+    {
+        var digest = System.Security.Cryptography.SHA256.HashData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(model.Parameters.AsSpan()));
+        long mine = BitConverter.ToInt64(digest, 0);
+        var all = world.AllGather(mine);
+        for (int r = 0; r < all.Length; r++)
+            if (all[r] != all[0])
+                throw new InvalidOperationException($"data parallelism: rank {r}'s weights differ from rank 0's after training; every rank needs the same data, settings and rlhf build.");
     }
 
     private sealed record TrainerState(int Step, int AdamStep, ulong[] DropoutRng, long DataEpoch, long DataIndex);

@@ -31,6 +31,10 @@ internal sealed class LmTrainingOptionSet
     {
         var config = settings.Build(p);
         var t = training(config);
+        // Under mpirun each rank computes one shard of every batch: the shard count follows -np unless set.
+        int ranks = RlhfSharp.Distributed.Cluster.World.Size;
+        if (ranks > 1 && !settings.IsSet(p, nameof(LmTrainingOptions.GradShards)))
+            config = with(config, t = t with { GradShards = ranks });
         if (!settings.IsSet(p, nameof(LmTrainingOptions.WarmupSteps)))
             config = with(config, t with { WarmupSteps = Math.Min(t.WarmupSteps, Math.Max(0, t.Steps / 10)) });
         return config;
@@ -42,9 +46,28 @@ internal sealed class LmTrainingOptionSet
 
 internal static class LmCommandSupport
 {
-    /// <summary>Runs <paramref name="train"/> under the shared progress bar; Ctrl-C or SIGTERM makes the trainer checkpoint and return.</summary>
-    public static LmTrainResult WithProgress(string title, int totalSteps, Func<IProgress<AlignmentProgress>, CancellationToken, LmTrainResult> train) =>
-        AlignCommandSupport.WithProgress(title, totalSteps, train);
+    /// <summary>Runs <paramref name="train"/> under the shared progress bar; Ctrl-C or SIGTERM makes the trainer checkpoint and return.
+    /// Under mpirun only rank 0 draws the bar; the other ranks train silently, still stopping on a signal.</summary>
+    public static LmTrainResult WithProgress(string title, int totalSteps, Func<IProgress<AlignmentProgress>, CancellationToken, LmTrainResult> train)
+    {
+        if (RlhfSharp.Distributed.Cluster.World.IsRoot) return AlignCommandSupport.WithProgress(title, totalSteps, train);
+        using var cts = new CancellationTokenSource();
+        void OnSignal(System.Runtime.InteropServices.PosixSignalContext context)
+        {
+            context.Cancel = true;
+            cts.Cancel();
+        }
+        using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, OnSignal);
+        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, OnSignal);
+        return train(Silent.Instance, cts.Token);
+    }
+
+    private sealed class Silent : IProgress<AlignmentProgress>
+    {
+        public static readonly Silent Instance = new();
+
+        public void Report(AlignmentProgress value) { }
+    }
 
     /// <summary>One JSON line on standard output for scripts, and the exit code (130 after Ctrl-C, as shells expect).</summary>
     public static int Report(string stage, LmTrainResult r, string outDir, string runDir)
@@ -63,6 +86,12 @@ internal static class LmCommandSupport
             ["out"] = r.Cancelled ? "" : Path.GetFullPath(outDir),
             ["run"] = Path.GetFullPath(runDir),
         };
+        if (RlhfSharp.Distributed.Cluster.World.Size > 1)
+        {
+            summary["ranks"] = RlhfSharp.Distributed.Cluster.World.Size;
+            summary["gradient_bytes_sent_per_step"] = Math.Round(r.GradientBytesPerStep);
+            summary["gradient_sum_s_per_step"] = Number(r.GradientSumSecondsPerStep, 4);
+        }
         Console.WriteLine(JsonSerializer.Serialize(summary));
         return r.Cancelled ? AlignCommandSupport.Stopped(stage, runDir, r.Steps) : 0;
     }

@@ -36,7 +36,7 @@ internal static class PretrainCommand
             bool resume = p.GetValue(shared.Resume);
             string? corpusPath = p.GetValue(corpus) is { } c ? DataPaths.Resolve(c) : null;
             var documents = corpusPath is null ? PretrainTrainer.StoryWorldDocuments(1, p.GetValue(stories)) : ReadDocuments(corpusPath);
-            using var run = RunContract.Open(p, runDir, resume);
+            using var run = ClusterRuns.Open(p, runDir, resume);
 
             // A resumed run replays its recorded command line with its recorded settings (RunContract), so this is the same record.
             var config = LmTrainingOptionSet.Build(settings, p, c => c.Training, (c, t) => c with { Training = t });
@@ -48,9 +48,11 @@ internal static class PretrainCommand
             var trainer = new PretrainTrainer(config);
             var model = trainer.CreateModel(tok);
             var tokens = PretrainTrainer.Tokenize(tok, documents);
-            Console.Error.WriteLine(FormattableString.Invariant(
+            if (RlhfSharp.Distributed.Cluster.World.IsRoot) Console.Error.WriteLine(FormattableString.Invariant(
                 $"{tokens.Length:N0} tokens ({tok.VocabSize} in the vocabulary); {config.ModelSize}: {model.ParameterSet.Count:N0} parameters, block {model.Config.BlockSize}; run folder {run.Path}"));
             var result = LmCommandSupport.WithProgress("pretrain", config.Training.Steps, (progress, ct) => trainer.Train(model, tok, tokens, run, progress, ct));
+            // Under mpirun rank 0 alone writes the outputs and the summary line (every rank holds the same weights).
+            if (!RlhfSharp.Distributed.Cluster.World.IsRoot) return result.Cancelled ? 130 : 0;
             if (!result.Cancelled)
             {
                 model.Save(outDir, dtype: p.GetValue(dtype));

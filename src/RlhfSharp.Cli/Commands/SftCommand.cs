@@ -31,11 +31,13 @@ internal static class SftCommand
             var gpt = Gpt.Load(modelDir);
             var tok = TokenizerFiles.Load(modelDir);
             var examples = p.GetValue(data) is { } path ? SftData.ReadJsonl(DataPaths.Resolve(path), ChatTemplate.For(tok)) : SftData.StoryWorld(1, p.GetValue(demos));
-            using var run = RunContract.Open(p, runDir, resume);
+            using var run = ClusterRuns.Open(p, runDir, resume);
             var config = LmTrainingOptionSet.Build(settings, p, c => c.Training, (c, t) => c with { Training = t });
-            Console.Error.WriteLine($"{examples.Count:N0} demonstrations; {gpt.ParameterSet.Count:N0} parameters from {modelDir}; run folder {run.Path}");
+            if (RlhfSharp.Distributed.Cluster.World.IsRoot) Console.Error.WriteLine($"{examples.Count:N0} demonstrations; {gpt.ParameterSet.Count:N0} parameters from {modelDir}; run folder {run.Path}");
             var trainer = new SftTrainer(config);
             var result = LmCommandSupport.WithProgress("sft", config.Training.Steps, (progress, ct) => trainer.Train(gpt, tok, examples, run, progress, ct));
+            // Under mpirun rank 0 alone writes the outputs and the summary line (every rank holds the same weights).
+            if (!RlhfSharp.Distributed.Cluster.World.IsRoot) return result.Cancelled ? 130 : 0;
             if (!result.Cancelled)
             {
                 (result.Model ?? gpt).Save(outDir, dtype: p.GetValue(dtype)); // with LoRA: the adapter in PEFT's format
