@@ -86,11 +86,13 @@ public static class LabelServeFaults
         int done = 0;
         for (int k = 0; k < kills && !workers.All(w => w.IsCompleted); k++)
         {
-            // Once the server answers and labellers are getting judgments acknowledged again, a random moment later.
-            int before = acknowledged.Count;
+            // Once the server answers again, a random moment measured in acknowledged judgments (not in time: a fast
+            // machine finishes the whole load within a few hundred milliseconds), drawn from this kill's share of the
+            // judgments still to come, so that every kill falls while labellers are still working.
+            int before = acknowledged.Count, remaining = queries * Overlap - before;
+            int target = before + 1 + random.Next(Math.Max(1, remaining / (kills - k + 1)));
             var wait = Stopwatch.StartNew();
-            while (acknowledged.Count == before && !workers.All(w => w.IsCompleted) && wait.Elapsed < TimeSpan.FromSeconds(60)) Thread.Sleep(10);
-            Thread.Sleep(random.Next(400));
+            while (acknowledged.Count < target && !workers.All(w => w.IsCompleted) && wait.Elapsed < TimeSpan.FromSeconds(60)) Thread.Sleep(1);
             if (workers.All(w => w.IsCompleted)) break;
             server!.Kill();
             server.WaitForExit();
