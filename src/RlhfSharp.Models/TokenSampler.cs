@@ -1,7 +1,7 @@
 // Picking the next token from one row of logits (V): greedy, or a temperature-scaled draw restricted to the top-k and/or
 // the nucleus (top-p; Holtzman et al. 2020). Vectorised over V and without sorting the whole vocabulary: top-k keeps a
 // k-entry heap, top-p sorts only the tokens above a probability threshold that provably holds the nucleus.
-// Scalar reference (full sort, zeroing, Rng.Categorical): the tests' ReferenceSampler, compared on every size 1..257.
+// Scalar reference (full sort, zeroing, Rng.Categorical): TokenSamplerTests.ReferenceKept, compared on every size 1..257.
 using System.Numerics.Tensors;
 using RlhfSharp.Tensors;
 

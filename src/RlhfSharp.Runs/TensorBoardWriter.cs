@@ -1,5 +1,6 @@
-// TensorBoard event files written by hand, so `tensorboard --logdir runs` shows our scalars: no TensorFlow or
-// protobuf runtime exists for .NET in the registry we reach, and the few fields needed are easy to encode.
+// TensorBoard event files written by hand, so `tensorboard --logdir runs` shows our scalars. Runs, the bottom layer,
+// depends on nothing: the few protobuf fields below take a few dozen lines, where Google.Protobuf (which the registry
+// serves) would add a package and code generated from TensorFlow's .proto files.
 // File: events.out.tfevents.<unix seconds>.<host>, a sequence of TFRecords:
 //   u64 length (little-endian) | u32 masked CRC-32C of those 8 bytes | data | u32 masked CRC-32C of data
 // Each data is a serialized tensorflow.Event (tensorflow/core/util/event.proto):

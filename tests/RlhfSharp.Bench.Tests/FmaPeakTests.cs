@@ -1,5 +1,6 @@
 // The FMA peak that `rlhf bench train` divides by: it must come out as a usable denominator. Its size is a speed and
-// is not asserted here (DESIGN.md: speed is measured by `rlhf bench`, never by a timed unit test).
+// is not asserted here (docs/design.md, "Rules the code keeps": speed is measured by `rlhf bench`, never by a timed
+// unit test).
 using System.Runtime.Intrinsics.X86;
 using RlhfSharp.Bench;
 

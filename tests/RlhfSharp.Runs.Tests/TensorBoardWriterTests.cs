@@ -1,7 +1,6 @@
-// The tfevents file is read back by a reader written here from the format's description (bitwise CRC-32C,
-// protobuf varint/fixed decoding), independent of the writer's code.
-using System.Buffers.Binary;
-using System.Text;
+// The tfevents file is read back by TfEventsReader, written in this project from the format's description (bitwise
+// CRC-32C, protobuf varint/fixed decoding), independent of the writer's code.
+using static RlhfSharp.Runs.Tests.TfEventsReader;
 
 namespace RlhfSharp.Runs.Tests;
 
@@ -76,39 +75,6 @@ public sealed class TensorBoardWriterTests
         }
     }
 
-    private static uint BitwiseCrc32C(ReadOnlySpan<byte> data)
-    {
-        uint crc = 0xFFFFFFFF;
-        foreach (byte b in data)
-        {
-            crc ^= b;
-            for (int k = 0; k < 8; k++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
-        }
-        return ~crc;
-    }
-
-    private static uint MaskedCrc(ReadOnlySpan<byte> data)
-    {
-        uint crc = BitwiseCrc32C(data);
-        return ((crc >> 15) | (crc << 17)) + 0xa282ead8u;
-    }
-
-    private static IEnumerable<byte[]> ReadRecords(byte[] file)
-    {
-        int at = 0;
-        while (at < file.Length)
-        {
-            ulong length = BinaryPrimitives.ReadUInt64LittleEndian(file.AsSpan(at));
-            if (BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(at + 8)) != MaskedCrc(file.AsSpan(at, 8)))
-                throw new InvalidDataException($"length CRC mismatch at {at}");
-            byte[] data = file.AsSpan(at + 12, (int)length).ToArray();
-            if (BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(at + 12 + (int)length)) != MaskedCrc(data))
-                throw new InvalidDataException($"data CRC mismatch at {at}");
-            yield return data;
-            at += 12 + (int)length + 4;
-        }
-    }
-
     [Fact]
     public void RestartMark_IsASessionLogStart()
     {
@@ -131,78 +97,6 @@ public sealed class TensorBoardWriterTests
         finally
         {
             Directory.Delete(dir, true);
-        }
-    }
-
-    private sealed record Event(double WallTime, long Step, string? FileVersion, List<(string, float)> Values);
-
-    private static Event ParseEvent(byte[] data)
-    {
-        double wall = 0;
-        long step = 0;
-        string? version = null;
-        var values = new List<(string, float)>();
-        foreach (var (field, wire, raw, payload) in Fields(data))
-        {
-            switch (field, wire)
-            {
-                case (1, 1): wall = BitConverter.Int64BitsToDouble((long)raw); break;
-                case (2, 0): step = (long)raw; break;
-                case (3, 2): version = Encoding.UTF8.GetString(payload); break;
-                case (5, 2):
-                    foreach (var (f, w, _, value) in Fields(payload))
-                    {
-                        Assert.Equal((1, 2), (f, w));
-                        string tag = "";
-                        float simple = float.NaN;
-                        foreach (var (vf, vw, vraw, vpayload) in Fields(value))
-                        {
-                            if ((vf, vw) == (1, 2)) tag = Encoding.UTF8.GetString(vpayload);
-                            else if ((vf, vw) == (2, 5)) simple = BitConverter.Int32BitsToSingle((int)vraw);
-                            else throw new InvalidDataException($"unexpected Summary.Value field {vf}/{vw}");
-                        }
-                        values.Add((tag, simple));
-                    }
-                    break;
-                default: throw new InvalidDataException($"unexpected Event field {field}/{wire}");
-            }
-        }
-        return new Event(wall, step, version, values);
-    }
-
-    // (field number, wire type, varint or fixed value, length-delimited payload)
-    private static List<(int, int, ulong, byte[])> Fields(byte[] data)
-    {
-        var result = new List<(int, int, ulong, byte[])>();
-        int at = 0;
-        while (at < data.Length)
-        {
-            ulong key = ReadVarint(data, ref at);
-            int field = (int)(key >> 3), wire = (int)(key & 7);
-            switch (wire)
-            {
-                case 0: result.Add((field, wire, ReadVarint(data, ref at), [])); break;
-                case 1: result.Add((field, wire, BinaryPrimitives.ReadUInt64LittleEndian(data.AsSpan(at)), [])); at += 8; break;
-                case 5: result.Add((field, wire, BinaryPrimitives.ReadUInt32LittleEndian(data.AsSpan(at)), [])); at += 4; break;
-                case 2:
-                    int len = (int)ReadVarint(data, ref at);
-                    result.Add((field, wire, 0, data.AsSpan(at, len).ToArray()));
-                    at += len;
-                    break;
-                default: throw new InvalidDataException($"wire type {wire}");
-            }
-        }
-        return result;
-    }
-
-    private static ulong ReadVarint(byte[] data, ref int at)
-    {
-        ulong v = 0;
-        for (int shift = 0; ; shift += 7)
-        {
-            byte b = data[at++];
-            v |= (ulong)(b & 0x7F) << shift;
-            if (b < 0x80) return v;
         }
     }
 }
