@@ -1,6 +1,7 @@
 // The over-optimisation monitor's record in a run folder: monitor.jsonl, one line per rule that fired (what it saw and
 // what it did: warned or stopped the run), and best/best.json beside best/'s weights, the kept checkpoint chosen by the
 // monitored quantity. Written by the monitor (Alignment), read by `rlhf report` (RunReport) for any run.
+using System.Text.Encodings.Web;
 using System.Text.Json;
 
 namespace RlhfSharp.Runs;
@@ -21,7 +22,8 @@ public static class MonitorEvents
     public const string BestFolderName = "best";
     public const string BestFileName = "best.json";
 
-    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    // Messages hold → and ×: written as they are (UTF-8), not as \u escapes, so the file reads as plain text.
+    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>Appends one event line to RUN/monitor.jsonl.</summary>
     public static void Append(string runPath, MonitorEvent e) =>
