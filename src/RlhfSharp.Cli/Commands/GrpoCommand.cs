@@ -100,7 +100,7 @@ internal static class GrpoCommand
                 runDir.Log(result.Steps, metrics);
                 summary = string.Create(CultureInfo.InvariantCulture, $"held-out pass@1 {before.PassAt[1]:F3} (SFT) → {after.PassAt[1]:F3} over {held.Count} problems × {n} samples; ");
             }
-            RunContract.Finish(runDir, result.Steps, outDir);
+            RunContract.Finish(runDir, result.Steps, outDir, MonitorOptions.StatusNote(monitor));
             var last = result.History.Count > 0 ? result.History[^1] : null;
             Console.Out.WriteLine(last is null ? $"grpo: nothing to do; policy written to {outDir}"
                 : $"grpo: {summary}last batch reward {AlignCommandSupport.Format(last[MetricKeys.GrpoReward])}; policy written to {outDir} (run {runDir.Path})");

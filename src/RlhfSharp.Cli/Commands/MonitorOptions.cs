@@ -64,6 +64,12 @@ internal sealed class MonitorOptions
         return (prompts, monitor);
     }
 
+    /// <summary>status.json's note when a monitor stopped the run ("stopped by the over-optimisation monitor ..."), else null.</summary>
+    public static string? StatusNote(OverOptimisationMonitor? monitor) =>
+        monitor?.StoppedAt is int step && monitor.Events.LastOrDefault(e => e.Action == "stop" && e.Step == step) is { } e
+            ? $"stopped after step {step} by the over-optimisation monitor ({e.Rule}: {e.Message}); best checkpoint in {MonitorEvents.BestFolderName}/ (step {monitor.Best?.Step})"
+            : null;
+
     /// <summary>One line per rule that fired, for the command's summary (empty when none did).</summary>
     public static string Summary(OverOptimisationMonitor? monitor)
     {

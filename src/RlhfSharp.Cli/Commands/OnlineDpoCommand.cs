@@ -54,7 +54,7 @@ internal static class OnlineDpoCommand
             if (result.Cancelled) return AlignCommandSupport.Stopped("online-dpo", runDir.Path, result.Steps);
             result.Policy.Save(outDir);
             tokenizer.Save(outDir);
-            RunContract.Finish(runDir, result.Steps, outDir);
+            RunContract.Finish(runDir, result.Steps, outDir, MonitorOptions.StatusNote(monitor));
             var last = result.History.Count > 0 ? result.History[^1] : null;
             Console.Out.WriteLine(last is null ? $"online-dpo: nothing to do; policy written to {outDir}"
                 : $"online-dpo: last batch score {AlignCommandSupport.Format(last[MetricKeys.Scores])}, KL {AlignCommandSupport.Format(last[MetricKeys.Kl])}; policy written to {outDir} (run {runDir.Path})");

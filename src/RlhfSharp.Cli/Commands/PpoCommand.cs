@@ -60,7 +60,7 @@ internal static class PpoCommand
             if (result.Cancelled) return AlignCommandSupport.Stopped("ppo", runDir.Path, result.Steps);
             result.Policy.Save(outDir, dtype: p.GetValue(dtype));
             tokenizer.Save(outDir);
-            RunContract.Finish(runDir, result.Steps, outDir);
+            RunContract.Finish(runDir, result.Steps, outDir, MonitorOptions.StatusNote(monitor));
             var last = result.History.Count > 0 ? result.History[^1] : null;
             Console.Out.WriteLine(last is null ? $"ppo: nothing to do; policy written to {outDir}"
                 : $"ppo: score {AlignCommandSupport.Format(last[MetricKeys.Scores])}, KL {AlignCommandSupport.Format(last[MetricKeys.Kl])} (k3 {AlignCommandSupport.Format(last[MetricKeys.KlK3])}), β {AlignCommandSupport.Format(last[MetricKeys.KlCoef])}; policy written to {outDir} (run {runDir.Path})");

@@ -40,7 +40,7 @@ public static class RunReport
         var status = RunDirectory.ReadStatus(run);
         long lastStep = records.Count > 0 ? records.Max(r => r.Step) : 0;
         var overview = report.Section("run", "The run").Figures(
-            new ReportFigure("status", status?.State ?? "not finished", status?.Output),
+            new ReportFigure("status", status?.State ?? "not finished", status?.Note is { } note ? $"{status.Output}; {note}" : status?.Output),
             new ReportFigure("last logged step", lastStep.ToString(CultureInfo.InvariantCulture)),
             new ReportFigure("metric rows", records.Count.ToString(CultureInfo.InvariantCulture)));
         if (config["args"] is JsonArray args)
