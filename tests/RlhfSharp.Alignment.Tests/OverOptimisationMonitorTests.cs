@@ -122,6 +122,30 @@ public sealed class OverOptimisationMonitorTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Given_a_kl_spike_rule_set_to_stop_When_KL_jumps_between_evaluations_Then_the_run_stops_at_that_step()
+    {
+        // Evaluations every 100 steps (only the step-0 one happens): the rule reads the trainer's own objective/kl each
+        // step. Step 1's rollouts come from the reference itself (KL exactly 0); batch KL then went −0.065 (below 0: no
+        // spike) and 0.173 at step 3, more than 1.5 × the previous value (counted as 0) and 0.01 nats above it: stop.
+        var config = new MonitorConfig { Every = 100, Prompts = 2, OnGoldFall = MonitorAction.Off, KlSpikeWindow = 1, KlSpikeFactor = 1.5, KlSpikeMinNats = 0.01, OnKlSpike = MonitorAction.Stop };
+        var monitor = new OverOptimisationMonitor(config, Chars, ["it was", "she said"], new FunctionReward(CountA), 6);
+        var ppo = new PpoConfig { Steps = 8, BatchSize = 8, MiniBatchSize = 4, Epochs = 2, MaxNewTokens = 6, LearningRate = 3e-3f, InitialKlCoef = 0, TargetKl = null, Seed = 5 };
+        var result = new PpoTrainer(ppo).Train(TinySft(), Chars, Prompts, new FunctionReward(CountA), options: new PpoTrainer.Options(Monitor: monitor));
+        output.WriteLine(string.Join("\n", result.History.Select(m => m[MetricKeys.Kl].ToString("F4", System.Globalization.CultureInfo.InvariantCulture))));
+
+        Assert.Equal(0, result.History[0][MetricKeys.Kl]);
+        var fired = Assert.Single(monitor.Events);
+        Assert.Equal((OverOptimisationMonitor.KlSpike, "stop"), (fired.Rule, fired.Action));
+        Assert.Equal(monitor.StoppedAt, result.Steps);
+        Assert.Equal(fired.Step, result.Steps);
+        Assert.True(result.History[^1][MetricKeys.Kl] > 0.01 && result.History.SkipLast(1).All(m => m[MetricKeys.Kl] <= 0.01), "the stop came at the first KL above 0.01");
+        Assert.True(result.Steps < ppo.Steps, $"stopped at {result.Steps}");
+        Assert.Equal(1, result.History[^1][MetricKeys.MonitorStopped]);
+        Assert.Equal(2, result.History[^1][MetricKeys.MonitorFiredPrefix + OverOptimisationMonitor.KlSpike]);
+        Assert.False(result.History[^1].ContainsKey(MetricKeys.MonitorProxy)); // no evaluation at that step
+    }
+
+    [Fact]
     public void Given_a_run_folder_When_a_rule_stops_PPO_Then_best_monitor_jsonl_metrics_and_the_report_say_so()
     {
         using var tmp = new TempDirectory();

@@ -9,7 +9,7 @@
 //   monitor/kl              mean Σ_t (log π − log π_ref) per response, nats (k1)
 //   monitor/proxy_per_nat   (proxy_i − proxy_{i−W}) / (kl_i − kl_{i−W}) over the last W evaluations (when KL grew)
 //   monitor/mean_length, monitor/missing_eos_rate, monitor/distinct_1, monitor/distinct_2
-// Every step: monitor/kl_spike_ratio = KL / median(previous W KL values), from the trainer's own batch KL
+// Every step: monitor/kl_spike_ratio = KL / max(median(previous W KL values), 0), from the trainer's own batch KL
 // (objective/kl, train/kl) or, when the trainer logs none, from the held-out KL at evaluations.
 // Rules (each off, warn or stop; a firing is logged as monitor/fired/RULE = 1 warn, 2 stop, and a line of monitor.jsonl):
 //   gold_fall        gold fell N evaluations running while the proxy rose over the same N
@@ -163,7 +163,7 @@ public sealed class OverOptimisationMonitor(MonitorConfig config, ITokenizer tok
         if (metrics.TryGetValue(MetricKeys.Kl, out double batchKl) || metrics.TryGetValue(MetricKeys.GrpoKl, out batchKl))
             stop |= ObserveKl(step, batchKl, metrics);
 
-        if (step % config.Every != 0) return stop;
+        if (step % config.Every != 0) return Stopped(step, stop, metrics);
         var e = Evaluate(step, policy, reference, ct);
         if (!metrics.ContainsKey(MetricKeys.Kl) && !metrics.ContainsKey(MetricKeys.GrpoKl)) stop |= ObserveKl(step, e.Kl, metrics);
         void Put(string key, double v) { if (double.IsFinite(v)) metrics[key] = v; }
@@ -197,12 +197,15 @@ public sealed class OverOptimisationMonitor(MonitorConfig config, ITokenizer tok
         Keep(e, policy);
         metrics[MetricKeys.MonitorBest] = Best!.Value;
         metrics[MetricKeys.MonitorBestStep] = Best.Step;
-        if (stop)
-        {
-            StoppedAt = step;
-            metrics[MetricKeys.MonitorStopped] = 1;
-        }
-        return stop;
+        return Stopped(step, stop, metrics);
+    }
+
+    private bool Stopped(int step, bool stop, IDictionary<string, double> metrics)
+    {
+        if (!stop) return false;
+        StoppedAt = step;
+        metrics[MetricKeys.MonitorStopped] = 1;
+        return true;
     }
 
     private bool ObserveKl(int step, double kl, IDictionary<string, double> metrics)
@@ -212,14 +215,14 @@ public sealed class OverOptimisationMonitor(MonitorConfig config, ITokenizer tok
         if (_klSeries.Count >= w && double.IsFinite(kl))
         {
             var last = _klSeries.Skip(_klSeries.Count - w).Order().ToArray();
-            double median = w % 2 == 1 ? last[w / 2] : 0.5 * (last[w / 2 - 1] + last[w / 2]);
-            metrics[MetricKeys.MonitorKlSpike] = kl / Math.Max(Math.Abs(median), 1e-3);
+            // k1 averages can dip below 0 by sampling noise; a KL below 0 is no KL, so the median counts from 0.
+            double median = Math.Max(0, w % 2 == 1 ? last[w / 2] : 0.5 * (last[w / 2 - 1] + last[w / 2]));
+            metrics[MetricKeys.MonitorKlSpike] = kl / Math.Max(median, 1e-3);
             if (config.OnKlSpike != MonitorAction.Off && kl > config.KlSpikeFactor * median && kl - median > config.KlSpikeMinNats)
                 stop = Fire(step, KlSpike, config.OnKlSpike, metrics, string.Create(System.Globalization.CultureInfo.InvariantCulture,
                     $"KL {kl:F3} nats jumped over {config.KlSpikeFactor:0.##} × the median {median:F3} of the previous {w} values"));
         }
         if (double.IsFinite(kl)) _klSeries.Add(kl);
-        if (stop) StoppedAt = step;
         return stop;
     }
 
