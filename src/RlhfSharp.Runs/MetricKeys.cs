@@ -63,6 +63,23 @@ public static class MetricKeys
     public const string GrpoGroupsKept = "train/groups_kept";
     public const string GrpoGenerationRounds = "train/generation_rounds";
 
+    // Over-optimisation monitors (any RL trainer given a monitor), on held-out prompts every k steps; see OverOptimisationMonitor.
+    public const string MonitorGold = "monitor/gold";
+    public const string MonitorProxy = "monitor/proxy";
+    public const string MonitorDisagreement = "monitor/disagreement";
+    public const string MonitorKl = "monitor/kl";
+    public const string MonitorProxyPerNat = "monitor/proxy_per_nat";
+    public const string MonitorMeanLength = "monitor/mean_length";
+    public const string MonitorMissingEos = "monitor/missing_eos_rate";
+    public const string MonitorDistinct1 = "monitor/distinct_1";
+    public const string MonitorDistinct2 = "monitor/distinct_2";
+    public const string MonitorKlSpike = "monitor/kl_spike_ratio";
+    public const string MonitorBest = "monitor/best";
+    public const string MonitorBestStep = "monitor/best_step";
+    public const string MonitorStopped = "monitor/stopped";
+    /// <summary>monitor/fired/RULE: 1 when the rule warned at this step, 2 when it stopped the run.</summary>
+    public const string MonitorFiredPrefix = "monitor/fired/";
+
     // Verifiable tasks: pass@k (Chen et al. 2021) on held-out problems.
     public const string EvalPassAt1 = "eval/pass@1";
 

@@ -15,7 +15,8 @@ namespace RlhfSharp.Runs;
 public sealed record Checkpoint(long Step, string Path);
 
 /// <summary>status.json: "finished" once the run's outputs are written, the last step, and where the output went.</summary>
-public sealed record RunStatus(string State, long Step, string? Output);
+/// <param name="Note">Why it ended where it did when that was not the configured end (an over-optimisation monitor's stop), else null.</param>
+public sealed record RunStatus(string State, long Step, string? Output, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Note = null);
 
 public sealed class RunDirectory : IDisposable
 {
@@ -162,9 +163,9 @@ public sealed class RunDirectory : IDisposable
     }
 
     /// <summary>Records that the run is complete (its outputs are written): `--resume` then has nothing to do.</summary>
-    public void MarkFinished(long step, string? output)
+    public void MarkFinished(long step, string? output, string? note = null)
     {
-        var status = new RunStatus("finished", step, output is null ? null : System.IO.Path.GetFullPath(output));
+        var status = new RunStatus("finished", step, output is null ? null : System.IO.Path.GetFullPath(output), note);
         AtomicFile.WriteAllText(System.IO.Path.Combine(Path, StatusFileName), JsonSerializer.Serialize(status, ConfigJson) + "\n");
     }
 

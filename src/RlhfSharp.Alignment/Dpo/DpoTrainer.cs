@@ -70,7 +70,7 @@ public sealed record DpoConfig
     [ConfigOption("Gradient norm clip.", Min = 0, MinExclusive = true)]
     public double MaxGradNorm { get; init; } = 1.0;
 
-    [ConfigOption("Share of pairs held out for evaluation.", Name = "--held-out", Aliases = ["--held-out-fraction"], Min = 0, Max = 1, MaxExclusive = true)]
+    [ConfigOption("Share of pairs held out for evaluation, whole prompts at a time (no prompt on both sides).", Name = "--held-out", Aliases = ["--held-out-fraction"], Min = 0, Max = 1, MaxExclusive = true)]
     public double HeldOutFraction { get; init; } = 0.1;
 
     [ConfigOption("Seed for the split and shuffling.", Min = 0)]
@@ -123,19 +123,22 @@ public sealed class DpoTrainer
         int block = sft.Config.BlockSize;
         // 2. and 3. Ordered pairs as token rows.
         var pairs = new List<Pair>();
+        var pairPrompts = new List<string>();
         foreach (var e in examples)
             foreach (var (w, l) in e.OrderedPairs())
             {
                 var (cw, pw) = TokenRows.Encode(tokenizer, e.Prompt, e.Responses[w], block, templated: e.Templated);
                 var (cl, pl) = TokenRows.Encode(tokenizer, e.Prompt, e.Responses[l], block, templated: e.Templated);
                 pairs.Add(new Pair(cw, cl, pw, pl));
+                pairPrompts.Add(e.Prompt);
             }
         if (pairs.Count < 2) throw new ArgumentException($"dpo: {pairs.Count} ordered pairs in the data; need at least 2.");
         var rng = new Rng(_config.Seed);
-        var order = rng.Permutation(pairs.Count);
-        int heldCount = (int)Math.Round(pairs.Count * _config.HeldOutFraction);
-        var held = order.Take(heldCount).Select(i => pairs[i]).ToList();
-        var train = order.Skip(heldCount).Select(i => pairs[i]).ToList();
+        // Held out by prompt (GroupedSplit), not by pair: the K·(K−1)/2 pairs of one ranking share responses, so a per-pair
+        // split put the same responses on both sides.
+        var (heldIdx, trainIdx) = GroupedSplit.Split(pairPrompts, _config.HeldOutFraction, rng);
+        var held = heldIdx.Select(i => pairs[i]).ToList();
+        var train = trainIdx.Select(i => pairs[i]).ToList();
         run?.WriteConfig(_config);
 
         // 1. Reference log-probs, once (again after a resume: they are a pure function of the SFT model and the data);

@@ -68,7 +68,7 @@ public sealed record KtoConfig
     [ConfigOption("Gradient norm clip.", Min = 0, MinExclusive = true)]
     public double MaxGradNorm { get; init; } = 1.0;
 
-    [ConfigOption("Share of examples held out for evaluation.", Name = "--held-out", Aliases = ["--held-out-fraction"], Min = 0, Max = 1, MaxExclusive = true)]
+    [ConfigOption("Share of examples held out for evaluation, whole prompts at a time (no prompt on both sides).", Name = "--held-out", Aliases = ["--held-out-fraction"], Min = 0, Max = 1, MaxExclusive = true)]
     public double HeldOutFraction { get; init; } = 0.1;
 
     [ConfigOption("Seed for the split and shuffling.", Min = 0)]
@@ -116,11 +116,11 @@ public sealed class KtoTrainer
         }).ToList();
         if (examples.Count < 2) throw new ArgumentException($"kto: {examples.Count} examples; need at least 2.");
         var rng = new Rng(_config.Seed);
-        var order = rng.Permutation(examples.Count);
-        int heldCount = (int)Math.Round(examples.Count * _config.HeldOutFraction);
-        var held = order.Take(heldCount).Select(i => examples[i]).ToList();
-        var train = order.Skip(heldCount).Select(i => examples[i]).ToList();
-        if (train.Count < 2) throw new ArgumentException($"kto: {train.Count} training examples after holding out {heldCount}; need at least 2.");
+        // Held out by prompt (GroupedSplit): completions of one prompt stay on one side.
+        var (heldIdx, trainIdx) = GroupedSplit.Split([.. data.Select(e => e.Prompt)], _config.HeldOutFraction, rng);
+        var held = heldIdx.Select(i => examples[i]).ToList();
+        var train = trainIdx.Select(i => examples[i]).ToList();
+        if (train.Count < 2) throw new ArgumentException($"kto: {train.Count} training examples after holding out {held.Count}; need at least 2.");
         run?.WriteConfig(_config);
 
         // 1. Reference log-probs, once.

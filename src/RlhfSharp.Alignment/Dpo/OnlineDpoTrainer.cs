@@ -13,6 +13,7 @@
 //     logits into the GPT, gradient clipping, AdamW.
 //  5. Logging with TRL's keys (objective/scores, objective/kl, rewards/chosen, rewards/rejected, rewards/accuracies,
 //     rewards/margins); checkpoints (policy, AdamW, RNG, step) and a bit-identical resume.
+//  6. Over-optimisation monitors (Options.Monitor), once per step; a rule may stop the run after the step.
 using System.Text.Json.Serialization;
 using RlhfSharp.Alignment.Ppo;
 using RlhfSharp.Models;
@@ -62,9 +63,13 @@ public sealed record OnlineDpoConfig
     [ConfigOption("Seed for prompt order and sampling.", Min = 0)]
     public ulong Seed { get; init; } = 1;
 
+    /// <summary>Over-optimisation monitors (off unless Monitor.Every &gt; 0): see Evaluation.OverOptimisationMonitor.</summary>
+    public Evaluation.MonitorConfig Monitor { get; init; } = new();
+
     public void Validate()
     {
         void Check(bool ok, string what) { if (!ok) throw new ArgumentException($"online-dpo config: {what}."); }
+        ConfigRanges.Validate(Monitor, "online-dpo config: monitor");
         Check(Steps >= 1 && BatchSize >= 1, $"steps {Steps} and batch size {BatchSize} must be ≥ 1");
         Check(Beta > 0, $"β {Beta} must be positive");
         Check(MaxNewTokens >= 1, $"max new tokens {MaxNewTokens} must be ≥ 1");
@@ -84,7 +89,9 @@ public sealed class OnlineDpoTrainer
     }
 
     /// <summary>Optional extras: a gold scorer logged as objective/gold, the run folder, progress reports.</summary>
-    public sealed record Options(Func<string, string, double>? Gold = null, RunDirectory? Run = null, IProgress<AlignmentProgress>? Progress = null);
+    /// <param name="Monitor">Over-optimisation monitors (Evaluation.OverOptimisationMonitor), called once per step; may stop the run.</param>
+    public sealed record Options(Func<string, string, double>? Gold = null, RunDirectory? Run = null, IProgress<AlignmentProgress>? Progress = null,
+        Evaluation.ITrainingMonitor? Monitor = null);
 
     public PpoResult Train(Gpt sft, ITokenizer tokenizer, IReadOnlyList<string> prompts, IRolloutReward judge, Options? options = null, CancellationToken ct = default)
     {
@@ -122,11 +129,17 @@ public sealed class OnlineDpoTrainer
                 break;
             }
             var metrics = TrainStep(policy, sft, opt, generator, tokenizer, eos, prompts, judge, options, rng);
+            bool monitorStop = options.Monitor?.AfterStep(step + 1, policy, sft, metrics, ct) ?? false; // monitors (own RNG)
             history.Add(metrics);
             run?.Log(step + 1, metrics);
             options.Progress?.Report(new AlignmentProgress("online-dpo", step + 1, _config.Steps, metrics));
             if (run is not null && _config.CheckpointInterval > 0 && (step + 1) % _config.CheckpointInterval == 0 && step + 1 < _config.Steps)
                 SaveCheckpoint(run, step + 1, policy, opt, rng);
+            if (monitorStop)
+            {
+                step++;
+                break;
+            }
         }
         if (run is not null)
         {

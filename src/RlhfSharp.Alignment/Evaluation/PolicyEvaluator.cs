@@ -63,7 +63,8 @@ public sealed record EvaluatedSample(string Prompt, string PolicyResponse, strin
 public sealed record EvaluationResult(int Prompts, string Judge, WinRateResult WinRate, ResponseStats Policy, ResponseStats Baseline, IReadOnlyList<EvaluatedSample> Samples);
 
 /// <summary>What one model said to each prompt, with the log-probabilities the KL figures need.</summary>
-public sealed record SampledResponses(IReadOnlyList<string> Texts, IReadOnlyList<int[]> Rows, double[] KlK1, double[] KlK3, int[] Lengths);
+/// <param name="EndsWithEos">Whether each response ended with EOS (false: cut at the length limit).</param>
+public sealed record SampledResponses(IReadOnlyList<string> Texts, IReadOnlyList<int[]> Rows, double[] KlK1, double[] KlK3, int[] Lengths, bool[]? EndsWithEos = null);
 
 public sealed class PolicyEvaluator(EvaluationOptions? options = null)
 {
@@ -153,6 +154,7 @@ public sealed class PolicyEvaluator(EvaluationOptions? options = null)
         var k1 = new double[prompts.Count];
         var k3 = new double[prompts.Count];
         var lengths = new int[prompts.Count];
+        var ended = new bool[prompts.Count];
         var generator = new GptGenerator(model);
         for (int start = 0; start < prompts.Count; start += _options.BatchSize)
         {
@@ -181,6 +183,7 @@ public sealed class PolicyEvaluator(EvaluationOptions? options = null)
                 texts[start + b] = tokenizer.Decode(endsWithEos ? resp.AsSpan(0, resp.Length - 1) : resp);
                 rows[start + b] = [.. r.Prompt(b), .. resp];
                 lengths[start + b] = endsWithEos ? resp.Length - 1 : resp.Length;
+                ended[start + b] = endsWithEos;
                 double s1 = 0, s3 = 0;
                 for (int t = 0; t < resp.Length; t++)
                 {
@@ -193,6 +196,6 @@ public sealed class PolicyEvaluator(EvaluationOptions? options = null)
                 k3[start + b] = s3;
             }
         }
-        return new SampledResponses(texts, rows, k1, k3, lengths);
+        return new SampledResponses(texts, rows, k1, k3, lengths, ended);
     }
 }

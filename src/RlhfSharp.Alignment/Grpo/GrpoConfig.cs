@@ -90,9 +90,13 @@ public sealed record GrpoConfig
     [JsonIgnore]
     public float UpperEpsilon => EpsilonHigh ?? Epsilon;
 
+    /// <summary>Over-optimisation monitors (off unless Monitor.Every &gt; 0): see Evaluation.OverOptimisationMonitor.</summary>
+    public Evaluation.MonitorConfig Monitor { get; init; } = new();
+
     public void Validate()
     {
         void Check(bool ok, string what) { if (!ok) throw new ArgumentException($"grpo config: {what}."); }
+        ConfigRanges.Validate(Monitor, "grpo config: monitor");
         Check(Steps >= 1, $"steps {Steps} must be ≥ 1");
         Check(NumGenerations >= 2, $"num_generations {NumGenerations} must be ≥ 2 (a group needs two completions to compare)");
         Check(BatchSize >= NumGenerations && BatchSize % NumGenerations == 0, $"generation batch size {BatchSize} must be a positive multiple of num_generations {NumGenerations}");

@@ -15,6 +15,7 @@
 //     aggregation; truncated completions masked out when asked), gradient clipping, AdamW.
 //  7. Logging with TRL's GRPO keys (train/reward, train/reward_std, train/frac_reward_zero_std, train/kl,
 //     train/clip_ratio/…, train/entropy, completions/…).
+//  7b. Over-optimisation monitors (Options.Monitor), once per step; a rule may stop the run after the step.
 //  8. Checkpoints (policy, AdamW moments, RNG, step) and a resume that continues bit-identically.
 using System.Diagnostics;
 using RlhfSharp.Alignment.Ppo;
@@ -45,7 +46,9 @@ public sealed class GrpoTrainer
     /// <param name="Gold">A scorer logged as objective/gold (never trained on).</param>
     /// <param name="Run">Where metrics, checkpoints and the final policy go; also what a resume reads.</param>
     /// <param name="Progress">Progress reports, one per step.</param>
-    public sealed record Options(Func<string, string, double>? Gold = null, RunDirectory? Run = null, IProgress<AlignmentProgress>? Progress = null);
+    /// <param name="Monitor">Over-optimisation monitors (Evaluation.OverOptimisationMonitor), called once per step; may stop the run.</param>
+    public sealed record Options(Func<string, string, double>? Gold = null, RunDirectory? Run = null, IProgress<AlignmentProgress>? Progress = null,
+        Evaluation.ITrainingMonitor? Monitor = null);
 
     public GrpoResult Train(Gpt sft, ITokenizer tokenizer, IReadOnlyList<string> prompts, IRolloutReward reward, Options? options = null, CancellationToken ct = default)
     {
@@ -87,11 +90,17 @@ public sealed class GrpoTrainer
                 break;
             }
             var metrics = TrainStep(policy, reference, opt, generator, tokenizer, eos, prompts, reward, options, rng);
+            bool monitorStop = options.Monitor?.AfterStep(step + 1, policy, sft, metrics, ct) ?? false; // 7b. monitors (own RNG)
             history.Add(metrics);
             run?.Log(step + 1, metrics);
             options.Progress?.Report(new AlignmentProgress("grpo", step + 1, _config.Steps, metrics));
             if (run is not null && _config.CheckpointInterval > 0 && (step + 1) % _config.CheckpointInterval == 0 && step + 1 < _config.Steps)
                 SaveCheckpoint(run, step + 1, policy, opt, rng);
+            if (monitorStop)
+            {
+                step++;
+                break;
+            }
         }
         if (run is not null)
         {

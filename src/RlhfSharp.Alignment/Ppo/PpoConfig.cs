@@ -124,9 +124,13 @@ public sealed record PpoConfig
     /// <summary>LoRA: with r &gt; 0 only low-rank adapters (and heads) train; the base stays frozen.</summary>
     public LoraConfig Lora { get; init; } = new();
 
+    /// <summary>Over-optimisation monitors (off unless Monitor.Every &gt; 0): see Evaluation.OverOptimisationMonitor.</summary>
+    public Evaluation.MonitorConfig Monitor { get; init; } = new();
+
     public void Validate()
     {
         Lora.Validate();
+        ConfigRanges.Validate(Monitor, "ppo config: monitor");
         void Check(bool ok, string what) { if (!ok) throw new ArgumentException($"ppo config: {what}."); }
         ConfigRanges.Validate(this, "ppo config");
         Check(MiniBatchSize <= BatchSize, $"minibatch_size = {MiniBatchSize} must be at most batch_size = {BatchSize}");

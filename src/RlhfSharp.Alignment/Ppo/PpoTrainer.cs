@@ -28,6 +28,8 @@
 //  9. Logging: TRL's keys — objective/kl (k1) beside objective/kl_k3, objective/rlhf_reward, objective/scores,
 //     policy/clipfrac, policy/approx_kl, policy/entropy, loss/policy, loss/value, val/explained_variance,
 //     perf/tokens_per_s and the time split between generation, scoring and training.
+//  9b. Over-optimisation monitors (Options.Monitor), once per step: held-out figures under monitor/*, rules that may stop
+//     the run after this step, best/ kept by the monitored quantity.
 // 10. Checkpoints (policy, value, optimiser moments, RNG, β, step) and resume that continues bit-identically; policy
 //     snapshots every SnapshotEvery steps handed to the caller (the over-optimisation evaluation scores them).
 using System.Diagnostics;
@@ -70,8 +72,9 @@ public sealed class PpoTrainer
     /// last step: the over-optimisation evaluation scores these snapshots. The policy keeps training after the call
     /// returns, so save or clone it there.
     /// </param>
+    /// <param name="Monitor">Over-optimisation monitors (Evaluation.OverOptimisationMonitor), called once per step; may stop the run.</param>
     public sealed record Options(Func<string, string, double>? Gold = null, IReadOnlyList<int[]>? PretrainRows = null, RunDirectory? Run = null,
-        IProgress<AlignmentProgress>? Progress = null, Action<int, Gpt>? Snapshot = null);
+        IProgress<AlignmentProgress>? Progress = null, Action<int, Gpt>? Snapshot = null, Evaluation.ITrainingMonitor? Monitor = null);
 
     /// <summary>
     /// Runs PPO (or RLOO) from <paramref name="sft"/>. When <paramref name="options"/>.Run was opened to resume and holds a
@@ -151,6 +154,7 @@ public sealed class PpoTrainer
                 break;
             }
             var metrics = TrainStep(step, policy, reference, value, policyOpt, valueOpt, kl, generator, tokenizer, eos, prompts, reward, options, rng);
+            bool monitorStop = options.Monitor?.AfterStep(step + 1, policy, reference, metrics, ct) ?? false; // 9b. monitors (own RNG)
             history.Add(metrics);
             run?.Log(step + 1, metrics);
             options.Progress?.Report(new AlignmentProgress(_config.Algorithm.ToString().ToLowerInvariant(), step + 1, _config.Steps, metrics));
@@ -158,6 +162,11 @@ public sealed class PpoTrainer
                 SaveCheckpoint(run, step + 1, policy, value, policyOpt, valueOpt, kl, rng, _config.KeepCheckpoints);
             if (_config.SnapshotEvery > 0 && ((step + 1) % _config.SnapshotEvery == 0 || step + 1 == _config.Steps))
                 options.Snapshot?.Invoke(step + 1, policy);
+            if (monitorStop)
+            {
+                step++;
+                break;
+            }
         }
         if (run is not null)
         {

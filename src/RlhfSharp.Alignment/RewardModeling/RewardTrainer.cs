@@ -53,7 +53,7 @@ public sealed record RewardTrainerConfig
     [ConfigOption("Gradient norm clip.", Min = 0, MinExclusive = true)]
     public double MaxGradNorm { get; init; } = 1.0;
 
-    [ConfigOption("Share of examples held out for accuracy, loss and calibration.", Name = "--held-out", Aliases = ["--held-out-fraction"], Min = 0, Max = 1, MaxExclusive = true)]
+    [ConfigOption("Share of examples held out for accuracy, loss and calibration, whole prompts at a time (no prompt on both sides).", Name = "--held-out", Aliases = ["--held-out-fraction"], Min = 0, Max = 1, MaxExclusive = true)]
     public double HeldOutFraction { get; init; } = 0.1;
 
     [ConfigOption("Steps between held-out evaluations (0: only at the end of each member).", Name = "--eval-interval", Aliases = ["--eval-steps"], Min = 0)]
@@ -137,10 +137,10 @@ public sealed class RewardTrainer
     {
         if (examples.Count < 2) throw new ArgumentException($"reward training: {examples.Count} examples; need at least 2.");
         var rng = new Rng(_config.Seed);
-        var order = rng.Permutation(examples.Count);
-        int heldCount = (int)Math.Round(examples.Count * _config.HeldOutFraction);
-        var held = order.Take(heldCount).Select(i => examples[i]).ToList();
-        var train = order.Skip(heldCount).Select(i => examples[i]).ToList();
+        // Held out by prompt (GroupedSplit): pairs exported from one K-wise query, or two labels of one prompt, stay on one side.
+        var (heldIdx, trainIdx) = GroupedSplit.Split([.. examples.Select(e => e.Prompt)], _config.HeldOutFraction, rng);
+        var held = heldIdx.Select(i => examples[i]).ToList();
+        var train = trainIdx.Select(i => examples[i]).ToList();
         run?.WriteConfig(_config);
 
         int stepsPerEpoch = (train.Count + _config.BatchSize - 1) / _config.BatchSize;

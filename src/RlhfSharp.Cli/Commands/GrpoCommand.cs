@@ -35,6 +35,7 @@ internal static class GrpoCommand
         var command = new Command("grpo", "Group relative policy optimisation (GRPO, Dr. GRPO, DAPO) against a verifier, the gold scorer or a reward model.");
         foreach (var o in new Option[] { policy, reward, prompts, variant, trainProblems, evalProblems, evalSamples, output, run, resume }) command.Options.Add(o);
         var settings = new ConfigOptions<GrpoConfig>(command);
+        var monitorOptions = new MonitorOptions(command);
         command.SetAction(p =>
         {
             string outDir = p.GetValue(output)!, sftDir = p.GetValue(policy)!, rewardName = p.GetValue(reward)!;
@@ -70,8 +71,11 @@ internal static class GrpoCommand
             }
 
             using var runDir = RunContract.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "grpo", outDir), p.GetValue(resume));
+            (promptList, var monitor) = monitorOptions.Build(p, config.Monitor, promptList, tokenizer, rolloutReward, config.MaxNewTokens, config.Temperature, runDir, gold,
+                (rolloutReward as RewardModelReward)?.Ensemble);
             var result = AlignCommandSupport.WithProgress("grpo", config.Steps, (progress, ct) =>
-                new GrpoTrainer(config).Train(sft, tokenizer, promptList, rolloutReward, new GrpoTrainer.Options(Gold: gold, Run: runDir, Progress: progress), ct));
+                new GrpoTrainer(config).Train(sft, tokenizer, promptList, rolloutReward, new GrpoTrainer.Options(Gold: gold, Run: runDir, Progress: progress, Monitor: monitor), ct));
+            if (MonitorOptions.Summary(monitor) is { Length: > 0 } monitorSummary) Console.Out.WriteLine(monitorSummary);
             if (result.Cancelled) return AlignCommandSupport.Stopped("grpo", runDir.Path, result.Steps);
             result.Policy.Save(outDir);
             tokenizer.Save(outDir);
@@ -96,7 +100,7 @@ internal static class GrpoCommand
                 runDir.Log(result.Steps, metrics);
                 summary = string.Create(CultureInfo.InvariantCulture, $"held-out pass@1 {before.PassAt[1]:F3} (SFT) → {after.PassAt[1]:F3} over {held.Count} problems × {n} samples; ");
             }
-            RunContract.Finish(runDir, result.Steps, outDir);
+            RunContract.Finish(runDir, result.Steps, outDir, MonitorOptions.StatusNote(monitor));
             var last = result.History.Count > 0 ? result.History[^1] : null;
             Console.Out.WriteLine(last is null ? $"grpo: nothing to do; policy written to {outDir}"
                 : $"grpo: {summary}last batch reward {AlignCommandSupport.Format(last[MetricKeys.GrpoReward])}; policy written to {outDir} (run {runDir.Path})");

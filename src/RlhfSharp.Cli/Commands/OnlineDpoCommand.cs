@@ -25,6 +25,7 @@ internal static class OnlineDpoCommand
         var command = new Command("online-dpo", "Online DPO: two fresh samples per prompt judged by a reward model or the gold scorer, then a DPO step.");
         foreach (var o in new Option[] { policy, judge, prompts, output, run, resume }) command.Options.Add(o);
         var settings = new ConfigOptions<OnlineDpoConfig>(command);
+        var monitorOptions = new MonitorOptions(command);
         command.SetAction(p =>
         {
             string outDir = p.GetValue(output)!, sftDir = p.GetValue(policy)!, judgeName = p.GetValue(judge)!;
@@ -45,12 +46,15 @@ internal static class OnlineDpoCommand
                 reward = new RewardModelReward(ensemble, endCutResponses: true);
             }
             using var runDir = RunContract.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "online-dpo", outDir), p.GetValue(resume));
+            (promptList, var monitor) = monitorOptions.Build(p, config.Monitor, promptList, tokenizer, reward, config.MaxNewTokens, config.Temperature, runDir, gold,
+                (reward as RewardModelReward)?.Ensemble);
             var result = AlignCommandSupport.WithProgress("online-dpo", config.Steps, (progress, ct) =>
-                new OnlineDpoTrainer(config).Train(sft, tokenizer, promptList, reward, new OnlineDpoTrainer.Options(Gold: gold, Run: runDir, Progress: progress), ct));
+                new OnlineDpoTrainer(config).Train(sft, tokenizer, promptList, reward, new OnlineDpoTrainer.Options(Gold: gold, Run: runDir, Progress: progress, Monitor: monitor), ct));
+            if (MonitorOptions.Summary(monitor) is { Length: > 0 } monitorSummary) Console.Out.WriteLine(monitorSummary);
             if (result.Cancelled) return AlignCommandSupport.Stopped("online-dpo", runDir.Path, result.Steps);
             result.Policy.Save(outDir);
             tokenizer.Save(outDir);
-            RunContract.Finish(runDir, result.Steps, outDir);
+            RunContract.Finish(runDir, result.Steps, outDir, MonitorOptions.StatusNote(monitor));
             var last = result.History.Count > 0 ? result.History[^1] : null;
             Console.Out.WriteLine(last is null ? $"online-dpo: nothing to do; policy written to {outDir}"
                 : $"online-dpo: last batch score {AlignCommandSupport.Format(last[MetricKeys.Scores])}, KL {AlignCommandSupport.Format(last[MetricKeys.Kl])}; policy written to {outDir} (run {runDir.Path})");

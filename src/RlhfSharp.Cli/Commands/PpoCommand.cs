@@ -29,6 +29,7 @@ internal static class PpoCommand
         foreach (var o in new Option[] { policy, reward, prompts, output, fixedBeta, rloo, ptxCorpus, run, resume, dtype })
             command.Options.Add(o);
         var settings = new ConfigOptions<PpoConfig>(command);
+        var monitorOptions = new MonitorOptions(command);
         command.SetAction(p =>
         {
             string outDir = p.GetValue(output)!, sftDir = p.GetValue(policy)!;
@@ -50,13 +51,16 @@ internal static class PpoCommand
             }
             // A resumed run replays the command line it was started with (RunContract), so the config is the same.
             using var runDir = RunContract.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "ppo", outDir), p.GetValue(resume));
+            var proxy = new RewardModelReward(ensemble);
+            (promptList, var monitor) = monitorOptions.Build(p, config.Monitor, promptList, tokenizer, proxy, config.MaxNewTokens, config.Temperature, runDir, ensemble: ensemble);
             var result = AlignCommandSupport.WithProgress(config.Algorithm.ToString().ToLowerInvariant(), config.Steps, (progress, ct) =>
-                new PpoTrainer(config).Train(sft, tokenizer, promptList, new RewardModelReward(ensemble), ensemble,
-                    new PpoTrainer.Options(PretrainRows: ptxRows, Run: runDir, Progress: progress), ct));
+                new PpoTrainer(config).Train(sft, tokenizer, promptList, proxy, ensemble,
+                    new PpoTrainer.Options(PretrainRows: ptxRows, Run: runDir, Progress: progress, Monitor: monitor), ct));
+            if (MonitorOptions.Summary(monitor) is { Length: > 0 } monitorSummary) Console.Out.WriteLine(monitorSummary);
             if (result.Cancelled) return AlignCommandSupport.Stopped("ppo", runDir.Path, result.Steps);
             result.Policy.Save(outDir, dtype: p.GetValue(dtype));
             tokenizer.Save(outDir);
-            RunContract.Finish(runDir, result.Steps, outDir);
+            RunContract.Finish(runDir, result.Steps, outDir, MonitorOptions.StatusNote(monitor));
             var last = result.History.Count > 0 ? result.History[^1] : null;
             Console.Out.WriteLine(last is null ? $"ppo: nothing to do; policy written to {outDir}"
                 : $"ppo: score {AlignCommandSupport.Format(last[MetricKeys.Scores])}, KL {AlignCommandSupport.Format(last[MetricKeys.Kl])} (k3 {AlignCommandSupport.Format(last[MetricKeys.KlK3])}), β {AlignCommandSupport.Format(last[MetricKeys.KlCoef])}; policy written to {outDir} (run {runDir.Path})");

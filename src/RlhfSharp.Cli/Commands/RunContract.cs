@@ -49,9 +49,9 @@ internal static class RunContract
     }
 
     /// <summary>Marks the run finished once its outputs are written (a later --resume has nothing to do) and writes its report.html.</summary>
-    public static void Finish(RunDirectory run, long step, string? output)
+    public static void Finish(RunDirectory run, long step, string? output, string? note = null)
     {
-        run.MarkFinished(step, output);
+        run.MarkFinished(step, output, note);
         RunReport.Write(run.Path);
     }
 

@@ -1,7 +1,8 @@
 // report.html for any run folder (`rlhf report RUN`, and every trainer at its end): what ran (command, status, the
 // trainer's configuration), the headline curves of its kind — KL, reward and entropy for RL runs, loss and perplexity for
 // language-model runs, calibration for reward models — and then every metric in metrics.jsonl, one chart per prefix
-// ("loss/", "objective/", "charts/", ...). Read only from the folder, so a resumed run's report shows every step.
+// ("loss/", "objective/", "charts/", ...), with the over-optimisation monitors' section (fired rules, best/) when the
+// run had monitors. Read only from the folder, so a resumed run's report shows every step.
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -39,7 +40,7 @@ public static class RunReport
         var status = RunDirectory.ReadStatus(run);
         long lastStep = records.Count > 0 ? records.Max(r => r.Step) : 0;
         var overview = report.Section("run", "The run").Figures(
-            new ReportFigure("status", status?.State ?? "not finished", status?.Output),
+            new ReportFigure("status", status?.State ?? "not finished", status?.Note is { } note ? $"{status.Output}; {note}" : status?.Output),
             new ReportFigure("last logged step", lastStep.ToString(CultureInfo.InvariantCulture)),
             new ReportFigure("metric rows", records.Count.ToString(CultureInfo.InvariantCulture)));
         if (config["args"] is JsonArray args)
@@ -53,6 +54,8 @@ public static class RunReport
             .ToList();
         if (headlines.Count > 0) report.Section("curves", "Headline curves").Charts(headlines);
 
+        Monitors(report, run, records, keys);
+
         string evalFile = Path.Combine(run, "reward_eval.json");
         if (File.Exists(evalFile)) Calibration(report, evalFile);
 
@@ -65,6 +68,36 @@ public static class RunReport
         string path = output ?? Path.Combine(run, FileName);
         report.Write(path);
         return path;
+    }
+
+    // The over-optimisation monitors (any RL run given --monitor-every): held-out gold beside the proxy, KL, length and
+    // diversity, each rule that fired and what it did (monitor.jsonl), and the kept best/ checkpoint.
+    private static void Monitors(HtmlReport report, string run, List<MetricsRecord> records, List<string> keys)
+    {
+        var events = MonitorEvents.Read(run);
+        var best = MonitorEvents.ReadBest(run);
+        var monitorKeys = keys.Where(k => k.StartsWith("monitor/", StringComparison.Ordinal)).ToList();
+        if (monitorKeys.Count == 0 && events.Count == 0 && best is null) return;
+        var stop = events.FirstOrDefault(e => e.Action == "stop");
+        var section = report.Section("monitors", "Over-optimisation monitors").Figures(
+            new ReportFigure("rules fired", events.Count.ToString(CultureInfo.InvariantCulture), events.Count == 0 ? "none" : string.Join(", ", events.Select(e => e.Rule).Distinct())),
+            new ReportFigure("early stop", stop is null ? "no" : "step " + stop.Step.ToString(CultureInfo.InvariantCulture), stop?.Rule),
+            new ReportFigure("best checkpoint", best is null ? "none" : "step " + best.Step.ToString(CultureInfo.InvariantCulture),
+                best is null ? null : $"{best.Metric} = {best.Value.ToString("F4", CultureInfo.InvariantCulture)}, in {MonitorEvents.BestFolderName}/"));
+        (string Title, string YLabel, string[] Keys)[] charts =
+        [
+            ("Held-out gold and proxy", "reward", [MetricKeys.MonitorGold, MetricKeys.MonitorProxy, MetricKeys.MonitorDisagreement]),
+            ("Held-out KL and spikes", "nats / ratio", [MetricKeys.MonitorKl, MetricKeys.MonitorKlSpike]),
+            ("Proxy per nat", "Δproxy / ΔKL", [MetricKeys.MonitorProxyPerNat]),
+            ("Length and diversity", "value", [MetricKeys.MonitorMeanLength, MetricKeys.MonitorMissingEos, MetricKeys.MonitorDistinct1, MetricKeys.MonitorDistinct2]),
+        ];
+        var svgs = charts.Where(c => c.Keys.Any(monitorKeys.Contains))
+            .Select(c => SvgChart.Line(new ChartFrame(c.Title, "step", c.YLabel), c.Keys.Where(monitorKeys.Contains).Select(k => Series(records, k)).ToList())).ToList();
+        if (svgs.Count > 0) section.Charts(svgs);
+        if (events.Count > 0)
+            section.Table(new ReportTable(["step", "rule", "what it did", "what it saw"],
+                events.Select(e => (IReadOnlyList<string>)[e.Step.ToString(CultureInfo.InvariantCulture), e.Rule, e.Action == "stop" ? "stopped the run" : "warned", e.Message]).ToList(),
+                "Rules that fired (monitor.jsonl)"));
     }
 
     private static ChartSeries Series(List<MetricsRecord> records, string key) =>
