@@ -53,6 +53,27 @@ public sealed class PreferenceFamilyTrainerTests
         else Assert.True(first > 0);
     }
 
+    [Theory]
+    [InlineData(DpoLossType.Sigmoid)]
+    [InlineData(DpoLossType.Orpo)]
+    public void DpoLossTypes_InThreeGradShards_FollowTheWholeBatch_WithinFloatRounding(DpoLossType type)
+    {
+        // Given 4 ordered pairs a batch cut into slices of 1, 1 and 2 (data parallelism's path: each slice's loss a share
+        // of the whole batch's, ORPO's NLL over the whole batch's chosen tokens), two epochs so step 2 follows step 1's update,
+        var sft = TinyStoryModel.Random(Chars.VocabSize, 8);
+        var config = new DpoConfig { LossType = type, Beta = 0.5f, BatchSize = 8, Epochs = 2, LearningRate = 1e-3f, HeldOutFraction = 0 };
+        var whole = new DpoTrainer(config).Train(sft, Chars, Pairs);
+        var sharded = new DpoTrainer(config with { GradShards = 3 }).Train(sft, Chars, Pairs);
+        // the loss, the implicit-reward figures and the gradient norm of every step agree to float rounding (a wrong
+        // divisor would be off by a factor), and so do the trained weights.
+        Assert.Equal(2, sharded.History.Count);
+        for (int step = 0; step < 2; step++)
+            foreach (var (key, value) in whole.History[step])
+                if (key != "train/learning_rate") Assert.True(Math.Abs(sharded.History[step][key] - value) <= 1e-5 + 1e-4 * Math.Abs(value), $"step {step + 1} {key}: {sharded.History[step][key]} against {value}");
+        for (int i = 0; i < whole.Policy.Parameters.Length; i++)
+            Assert.True(Math.Abs(sharded.Policy.Parameters[i] - whole.Policy.Parameters[i]) <= 1e-4, $"parameter {i}");
+    }
+
     [Fact]
     public void Kto_MovesEveryPolicyParameter_AndStartsAtTheSigmoidOfZero()
     {
