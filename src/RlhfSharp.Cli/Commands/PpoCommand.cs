@@ -35,6 +35,7 @@ internal static class PpoCommand
             var config = settings.Build(p);
             if (p.GetValue(rloo)) config = config with { Algorithm = PolicyAlgorithm.Rloo };
             if (p.GetValue(fixedBeta)) config = config with { TargetKl = null };
+            config = config with { GradShards = ClusterRuns.GradShards(settings, p, config.GradShards) };
             config.Validate();
             var sft = Gpt.Load(sftDir);
             var tokenizer = TokenizerFiles.Load(sftDir);
@@ -49,10 +50,12 @@ internal static class PpoCommand
                 ptxRows = Utf8TextFile.ReadLines(corpus).Select(l => l.Text).Where(l => l.Trim().Length > 0).Select(l => tokenizer.Encode(l)).Where(r => r.Length >= 2).ToList();
             }
             // A resumed run replays the command line it was started with (RunContract), so the config is the same.
-            using var runDir = RunContract.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "ppo", outDir), p.GetValue(resume));
+            using var runDir = ClusterRuns.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "ppo", outDir), p.GetValue(resume));
             var result = AlignCommandSupport.WithProgress(config.Algorithm.ToString().ToLowerInvariant(), config.Steps, (progress, ct) =>
                 new PpoTrainer(config).Train(sft, tokenizer, promptList, new RewardModelReward(ensemble), ensemble,
                     new PpoTrainer.Options(PretrainRows: ptxRows, Run: runDir, Progress: progress), ct));
+            // Under mpirun rank 0 alone writes the outputs and the summary (every rank holds the same policy).
+            if (!RlhfSharp.Distributed.Cluster.World.IsRoot) return result.Cancelled ? AlignCommandSupport.InterruptedExitCode : 0;
             if (result.Cancelled) return AlignCommandSupport.Stopped("ppo", runDir.Path, result.Steps);
             result.Policy.Save(outDir, dtype: p.GetValue(dtype));
             tokenizer.Save(outDir);
