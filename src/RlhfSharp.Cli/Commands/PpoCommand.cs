@@ -62,9 +62,16 @@ internal static class PpoCommand
             RunContract.Finish(runDir, result.Steps, outDir);
             var last = result.History.Count > 0 ? result.History[^1] : null;
             Console.Out.WriteLine(last is null ? $"ppo: nothing to do; policy written to {outDir}"
-                : $"ppo: score {AlignCommandSupport.Format(last[MetricKeys.Scores])}, KL {AlignCommandSupport.Format(last[MetricKeys.Kl])} (k3 {AlignCommandSupport.Format(last[MetricKeys.KlK3])}), β {AlignCommandSupport.Format(last[MetricKeys.KlCoef])}; policy written to {outDir} (run {runDir.Path})");
+                : $"ppo: score {AlignCommandSupport.Format(last[MetricKeys.Scores])}, KL {AlignCommandSupport.Format(last[MetricKeys.Kl])} (k3 {AlignCommandSupport.Format(last[MetricKeys.KlK3])}), β {AlignCommandSupport.Format(last[MetricKeys.KlCoef])}; policy written to {outDir} (run {runDir.Path}){Traffic(result.History.Count)}");
             return 0;
         });
         return command;
+    }
+
+    /// <summary>Under mpirun: what rank 0 sent per step (rollouts, scores and gradient sums), for docs/distributed.md's table.</summary>
+    private static string Traffic(int steps)
+    {
+        var world = RlhfSharp.Distributed.Cluster.World;
+        return world.Size == 1 || steps == 0 ? "" : FormattableString.Invariant($"; {world.Size} ranks, rank 0 sent {world.BytesSent / steps:N0} bytes per step");
     }
 }
