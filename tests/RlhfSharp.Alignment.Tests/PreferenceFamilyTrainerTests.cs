@@ -131,6 +131,34 @@ public sealed class PreferenceFamilyTrainerTests
         }
     }
 
+    [Theory]
+    [InlineData(PolicyAlgorithm.Ppo)]
+    [InlineData(PolicyAlgorithm.Reinforce)]
+    public void InThreeGradShards_WithTheSameSamples_FollowsTheSinglePass_WithinFloatRounding(PolicyAlgorithm algorithm)
+    {
+        // Given near-greedy sampling (temperature 0.001), so the slices' own random streams draw the responses the single
+        // pass draws; the 8 rollouts and the one minibatch of 8 cut 2 + 3 + 3 (uneven in rows and in real tokens), each
+        // slice's loss weighted by its share of the minibatch's real tokens (data parallelism's path). One update: a
+        // second would start from ratios exp(Δ/0.001), where float rounding flips clipping decisions.
+        var sft = TinySft();
+        var config = new PpoConfig
+        {
+            Algorithm = algorithm, Steps = 1, BatchSize = 8, MiniBatchSize = 8, Epochs = 1, MaxNewTokens = 6, Temperature = 1e-3f, LearningRate = 1e-3f, Seed = 5,
+        };
+        var whole = new PpoTrainer(config).Train(sft, Chars, Prompts, LikesA);
+        var sharded = new PpoTrainer(config with { GradShards = 3 }).Train(sft, Chars, Prompts, LikesA);
+        // the responses are the same, and every logged figure (losses, KL, entropy, value diagnostics) and every weight
+        // agrees to float rounding; slices summed without their token shares would tilt the gradient toward the short ones.
+        Assert.Equal(whole.History[0]["objective/scores"], sharded.History[0]["objective/scores"]);
+        foreach (var (key, value) in whole.History[0])
+            if (!key.StartsWith("time/", StringComparison.Ordinal) && !key.StartsWith("perf/", StringComparison.Ordinal))
+                Assert.True(Math.Abs(sharded.History[0][key] - value) <= 1e-4 + 1e-3 * Math.Abs(value), $"{key}: {sharded.History[0][key]} against {value}");
+        for (int i = 0; i < whole.Policy.Parameters.Length; i++)
+            Assert.True(Math.Abs(sharded.Policy.Parameters[i] - whole.Policy.Parameters[i]) <= 1e-4, $"policy parameter {i}");
+        for (int i = 0; i < whole.Value!.Parameters.Length; i++)
+            Assert.True(Math.Abs(sharded.Value!.Parameters[i] - whole.Value.Parameters[i]) <= 1e-4, $"value parameter {i}");
+    }
+
     [Fact]
     public void EntropyBonus_ChangesTheUpdate_AndZeroKeepsTheOldBits()
     {
