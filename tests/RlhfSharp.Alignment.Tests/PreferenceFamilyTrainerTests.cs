@@ -159,6 +159,30 @@ public sealed class PreferenceFamilyTrainerTests
             Assert.True(Math.Abs(sharded.Value!.Parameters[i] - whole.Value.Parameters[i]) <= 1e-4, $"value parameter {i}");
     }
 
+    [Theory]
+    [InlineData(Objectives.GrpoLossType.Grpo)]
+    [InlineData(Objectives.GrpoLossType.Dapo)]
+    public void Grpo_InThreeGradShards_WithTheSameSamples_FollowsTheSinglePass_WithinFloatRounding(Objectives.GrpoLossType lossType)
+    {
+        // As PPO's test above: near-greedy sampling so the slices' streams draw the single pass's completions (2 groups
+        // of 4, cut 2 + 3 + 3 for sampling and scoring), one update of all 8 rows with the loss's aggregation weights cut
+        // with them (β > 0, so the reference log-probs are sliced too).
+        var sft = TinySft();
+        var config = new Grpo.GrpoConfig
+        {
+            Steps = 1, BatchSize = 8, NumGenerations = 4, MiniBatchSize = 8, NumIterations = 1, MaxNewTokens = 6, Temperature = 1e-3f, LearningRate = 1e-3f,
+            Beta = 0.04, LossType = lossType, Seed = 5,
+        };
+        var whole = new Grpo.GrpoTrainer(config).Train(sft, Chars, Prompts, LikesA);
+        var sharded = new Grpo.GrpoTrainer(config with { GradShards = 3 }).Train(sft, Chars, Prompts, LikesA);
+        Assert.Equal(whole.History[0]["train/reward"], sharded.History[0]["train/reward"]);
+        foreach (var (key, value) in whole.History[0])
+            if (!key.StartsWith("time/", StringComparison.Ordinal) && !key.StartsWith("perf/", StringComparison.Ordinal))
+                Assert.True(Math.Abs(sharded.History[0][key] - value) <= 1e-4 + 1e-3 * Math.Abs(value), $"{key}: {sharded.History[0][key]} against {value}");
+        for (int i = 0; i < whole.Policy.Parameters.Length; i++)
+            Assert.True(Math.Abs(sharded.Policy.Parameters[i] - whole.Policy.Parameters[i]) <= 1e-4, $"policy parameter {i}");
+    }
+
     [Fact]
     public void EntropyBonus_ChangesTheUpdate_AndZeroKeepsTheOldBits()
     {

@@ -10,7 +10,6 @@
 //     are the minibatch's; the figures logged (clip fraction, approx KL, entropy) are token-weighted the same way.
 // Not data-parallel yet: PPO-ptx (its pre-training rows are drawn from the run's RNG minibatch by minibatch).
 using System.Diagnostics;
-using System.Text;
 using RlhfSharp.Distributed;
 using RlhfSharp.Models;
 using RlhfSharp.Objectives;
@@ -30,54 +29,30 @@ public sealed partial class PpoTrainer
     /// <summary>Steps 2–3's outputs for the whole batch: the rollouts and, per row, log π_old, log π_ref and V ([B, R]) and the score ([B]).</summary>
     private sealed record ScoredRollouts(RolloutBatch Batch, float[] OldLogp, float[] RefLogp, float[] OldValues, float[] Scores, double GenerationSeconds, double ScoringSeconds);
 
-    /// <summary>Steps 2–3 split over the shards (file header).</summary>
+    /// <summary>Steps 2–3 split over the shards (file header; the machinery is ShardedRollouts, shared with GRPO).</summary>
     private ScoredRollouts ShardedRollouts(int step, ShardedGradient shards, Gpt policy, Gpt reference, Gpt? value, GptGenerator generator,
         ITokenizer tokenizer, int eos, List<string> batchPrompts, IRolloutReward reward)
     {
         int B = batchPrompts.Count;
-        double generationSeconds = 0;
         // 2. Shard s samples its rows from the stream of (seed, step, s).
-        var sampled = shards.Gather(s =>
-        {
-            var (start, count) = shards.Slice(s, B);
-            if (count == 0) return [];
-            var rng = new Rng(_config.Seed ^ RolloutStream ^ (0x9E3779B97F4A7C15UL * (ulong)((long)step * shards.Shards + s + 1)));
-            var part = PolicyRollouts.Sample(generator, tokenizer, eos, batchPrompts.GetRange(start, count), _config.MaxNewTokens, _config.Temperature, rng);
-            generationSeconds += part.GenerationSeconds;
-            return WriteRows(part);
-        });
-        var rows = new List<(int[] Prompt, int[] Response, string Text, bool Eos)>(B);
-        foreach (var bytes in sampled) rows.AddRange(ReadRows(bytes));
-        var batch = PolicyRollouts.Layout(batchPrompts, rows, generationSeconds);
+        var batch = Ppo.ShardedRollouts.Sample(shards, s => new Rng(_config.Seed ^ RolloutStream ^ (0x9E3779B97F4A7C15UL * (ulong)((long)step * shards.Shards + s + 1))),
+            generator, tokenizer, eos, batchPrompts, _config.MaxNewTokens, _config.Temperature);
 
         // 3. Shard s scores its rows of the whole batch's layout.
         var watch = Stopwatch.StartNew();
         int Tp = batch.PromptLength, R = batch.ResponseLength;
-        var scored = shards.Gather(s =>
+        var figures = Ppo.ShardedRollouts.ScoreRows(shards, B, [R, R, R, 1], (start, count) =>
         {
-            var (start, count) = shards.Slice(s, B);
-            if (count == 0) return [];
-            var idx = Enumerable.Range(start, count).ToArray();
-            var sub = PolicyRollouts.Rows(batch.Input, idx);
+            var sub = PolicyRollouts.Rows(batch.Input, [.. Enumerable.Range(start, count)]);
             var scores = reward.Score(batchPrompts.GetRange(start, count), batch.Responses[start..(start + count)], batch.Rows.GetRange(start, count));
             if (scores.Length != count) throw new InvalidOperationException($"ppo: the reward returned {scores.Length} scores for {count} responses.");
-            return FloatBytes(
+            return [
                 PolicyRollouts.ResponseLogProbs(policy, sub, Tp, R, _config.Temperature),
                 PolicyRollouts.ResponseLogProbs(reference, sub, Tp, R, _config.Temperature),
                 value is null ? new float[count * R] : PolicyRollouts.ResponseValues(value, sub, Tp, R),
-                scores);
+                scores];
         });
-        float[] oldLogp = new float[B * R], refLogp = new float[B * R], oldValues = new float[B * R], allScores = new float[B];
-        for (int s = 0; s < shards.Shards; s++)
-        {
-            var (start, count) = shards.Slice(s, B);
-            var floats = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(scored[s]);
-            floats[..(count * R)].CopyTo(oldLogp.AsSpan(start * R));
-            floats.Slice(count * R, count * R).CopyTo(refLogp.AsSpan(start * R));
-            floats.Slice(2 * count * R, count * R).CopyTo(oldValues.AsSpan(start * R));
-            floats.Slice(3 * count * R, count).CopyTo(allScores.AsSpan(start));
-        }
-        return new ScoredRollouts(batch, oldLogp, refLogp, oldValues, allScores, generationSeconds, watch.Elapsed.TotalSeconds);
+        return new ScoredRollouts(batch, figures[0], figures[1], figures[2], figures[3], batch.GenerationSeconds, watch.Elapsed.TotalSeconds);
     }
 
     /// <summary>Step 7's policy gradient of one minibatch, slice by slice; returns (loss, policy loss, clip fraction, approx KL, entropy).</summary>
@@ -176,56 +151,5 @@ public sealed partial class PpoTrainer
         float n = 0;
         foreach (int i in idx) n += Reduce.Sum(mask.AsSpan(i * R, R));
         return n;
-    }
-
-    // The rows a shard sampled, as bytes for the other ranks: prompt tokens, response tokens, response text, EOS flag.
-    private static byte[] WriteRows(RolloutBatch part)
-    {
-        using var stream = new MemoryStream();
-        using (var w = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true))
-        {
-            w.Write(part.Batch);
-            for (int b = 0; b < part.Batch; b++)
-            {
-                var row = part.Rows[b];
-                int promptLength = row.Length - part.Lengths[b];
-                w.Write(promptLength);
-                w.Write(part.Lengths[b]);
-                foreach (int token in row) w.Write(token);
-                w.Write(part.Responses[b]);
-                w.Write(part.EndsWithEos[b]);
-            }
-        }
-        return stream.ToArray();
-    }
-
-    private static List<(int[] Prompt, int[] Response, string Text, bool Eos)> ReadRows(byte[] bytes)
-    {
-        var rows = new List<(int[], int[], string, bool)>();
-        if (bytes.Length == 0) return rows;
-        using var r = new BinaryReader(new MemoryStream(bytes), Encoding.UTF8);
-        int count = r.ReadInt32();
-        for (int b = 0; b < count; b++)
-        {
-            int promptLength = r.ReadInt32(), responseLength = r.ReadInt32();
-            var prompt = new int[promptLength];
-            var response = new int[responseLength];
-            for (int i = 0; i < promptLength; i++) prompt[i] = r.ReadInt32();
-            for (int i = 0; i < responseLength; i++) response[i] = r.ReadInt32();
-            rows.Add((prompt, response, r.ReadString(), r.ReadBoolean()));
-        }
-        return rows;
-    }
-
-    private static byte[] FloatBytes(params float[][] parts)
-    {
-        var all = new float[parts.Sum(p => p.Length)];
-        int offset = 0;
-        foreach (var p in parts)
-        {
-            p.CopyTo(all, offset);
-            offset += p.Length;
-        }
-        return System.Runtime.InteropServices.MemoryMarshal.AsBytes(all.AsSpan()).ToArray();
     }
 }
