@@ -11,7 +11,7 @@ namespace RlhfSharp.Cli.Commands;
 internal static class ClusterRuns
 {
     /// <summary>The commands (paths below `rlhf`) whose trainers split each batch over the ranks.</summary>
-    private static readonly HashSet<string> DataParallel = new(StringComparer.Ordinal) { "pretrain", "sft", "reward train", "dpo", "ppo", "grpo" };
+    private static readonly HashSet<string> DataParallel = new(StringComparer.Ordinal) { "pretrain", "sft", "reward train", "dpo", "ppo", "grpo", "online-dpo" };
 
     /// <summary>Throws under mpirun when the command is not data-parallel yet.</summary>
     public static void RequireSupported(ParseResult parsed)
