@@ -39,6 +39,12 @@ public interface ICommunicator
     /// <summary>value of every rank, indexed by rank.</summary>
     long[] AllGather(long value);
 
+    /// <summary>The k values of every rank, rank r's at [r·k, (r+1)·k); every rank passes the same k.</summary>
+    double[] AllGather(double[] values);
+
+    /// <summary>Every rank's bytes, indexed by rank; the lengths may differ (RL rollouts of one rank's slice).</summary>
+    byte[][] AllGather(byte[] bytes);
+
     /// <summary>Waits until every rank has called it.</summary>
     void Barrier();
 }
@@ -61,6 +67,10 @@ public sealed class SingleProcess : ICommunicator
     public double[] AllGather(double value) => [value];
 
     public long[] AllGather(long value) => [value];
+
+    public double[] AllGather(double[] values) => (double[])values.Clone();
+
+    public byte[][] AllGather(byte[] bytes) => [bytes];
 
     public void Barrier() { }
 }
@@ -144,6 +154,45 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         var values = new long[N];
         for (int r = 0; r < N; r++) values[r] = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(r * sizeof(long)));
         return values;
+    }
+
+    public double[] AllGather(double[] values)
+    {
+        int N = Size, k = values.Length;
+        var all = new double[N * k];
+        values.CopyTo(all, Rank * k);
+        var counts = stackalloc int[N];
+        var displs = stackalloc int[N];
+        for (int r = 0; r < N; r++) (counts[r], displs[r]) = (k * sizeof(double), r * k * sizeof(double));
+        // Bytes, not MPI_DOUBLE: the values travel bit for bit (both ends are the same little-endian build).
+        fixed (double* buffer = all)
+            _mpi.Allgatherv(MpiLibrary.InPlace, 0, _mpi.Byte, buffer, counts, displs);
+        _bytesSent += (long)(N - 1) * k * sizeof(double);
+        return all;
+    }
+
+    public byte[][] AllGather(byte[] bytes)
+    {
+        int N = Size;
+        var lengths = AllGather((long)bytes.Length);
+        long total = lengths.Sum();
+        if (total > Array.MaxLength) throw new InvalidOperationException($"MPI: {total} bytes to gather do not fit in one buffer.");
+        var all = new byte[total];
+        var counts = stackalloc int[N];
+        var displs = stackalloc int[N];
+        int offset = 0;
+        for (int r = 0; r < N; r++)
+        {
+            (counts[r], displs[r]) = ((int)lengths[r], offset);
+            offset += (int)lengths[r];
+        }
+        bytes.CopyTo(all, displs[Rank]);
+        fixed (byte* buffer = all)
+            _mpi.Allgatherv(MpiLibrary.InPlace, 0, _mpi.Byte, buffer, counts, displs);
+        _bytesSent += (long)(N - 1) * bytes.Length;
+        var result = new byte[N][];
+        for (int r = 0; r < N; r++) result[r] = all.AsSpan(displs[r], counts[r]).ToArray();
+        return result;
     }
 
     public void Barrier() => _mpi.Barrier();

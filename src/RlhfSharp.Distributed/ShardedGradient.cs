@@ -6,12 +6,15 @@
 // (S = 1): a pass over B rows sums each weight gradient over all B·T positions inside one GEMM, whose association differs
 // from summing S partial GEMMs. So N ranks equal one process run with `--grad-shards N`, and `--grad-shards 1` (the
 // default) is the single-pass path the golden tests pin, unchanged.
+// Trainers whose metrics are ratios over the batch (reward accuracy, DPO's implicit rewards) pass each shard's partial
+// sums as well (Add with a values vector); Totals adds them in shard order, so the metrics agree bit for bit too.
+// The gradient summed is the trainable one (with LoRA only the adapter's: TrainableParameters.Grads).
 namespace RlhfSharp.Distributed;
 
 public sealed class ShardedGradient
 {
     private readonly ICommunicator _world;
-    private readonly double[] _losses;
+    private readonly double[][] _values;
     private float[] _sum = [];
 
     /// <param name="world">The job's ranks; with more than one, each rank computes one shard, so <paramref name="shards"/> must equal its size.</param>
@@ -23,7 +26,7 @@ public sealed class ShardedGradient
             throw new ArgumentException($"grad_shards = {shards}, but mpirun started {world.Size} ranks: each rank computes one shard, so leave --grad-shards out (it follows -np) or set it to {world.Size}.");
         _world = world;
         Shards = shards;
-        _losses = new double[shards];
+        _values = new double[shards][];
         LocalShards = world.Size > 1 ? [world.Rank] : Enumerable.Range(0, shards).ToArray();
     }
 
@@ -42,10 +45,39 @@ public sealed class ShardedGradient
         return (shard * count, count);
     }
 
-    /// <summary>Records shard <paramref name="shard"/>'s gradient and loss; shards must come in the order of <see cref="LocalShards"/>.</summary>
-    public void Add(int shard, float[] gradient, double loss)
+    /// <summary>
+    /// Items [start, start + count) of <paramref name="items"/> that shard <paramref name="shard"/> takes, when the count
+    /// need not divide (a last, shorter batch of an epoch): [⌊s·n/S⌋, ⌊(s+1)·n/S⌋), possibly empty.
+    /// </summary>
+    public (int Start, int Count) Slice(int shard, int items)
     {
-        _losses[shard] = loss;
+        int start = (int)((long)shard * items / Shards), end = (int)((long)(shard + 1) * items / Shards);
+        return (start, end - start);
+    }
+
+    /// <summary>
+    /// What every shard computed, in shard order, on every rank: in one process <paramref name="compute"/> runs for each
+    /// shard in turn; under mpirun for this rank's shard, and the ranks' bytes are gathered. Both paths hand the caller
+    /// the same bytes (RL: each rank samples and scores its slice of the rollouts, and every rank then holds them all).
+    /// </summary>
+    public byte[][] Gather(Func<int, byte[]> compute)
+    {
+        if (_world.Size > 1) return _world.AllGather(compute(_world.Rank));
+        var all = new byte[Shards][];
+        for (int s = 0; s < Shards; s++) all[s] = compute(s);
+        return all;
+    }
+
+    /// <summary>Records shard <paramref name="shard"/>'s gradient and loss; shards must come in the order of <see cref="LocalShards"/>.</summary>
+    public void Add(int shard, float[] gradient, double loss) => Add(shard, gradient, [loss]);
+
+    /// <summary>
+    /// Records shard <paramref name="shard"/>'s gradient and its partial sums (values[0] the loss, the rest whatever the
+    /// trainer totals over the batch); every shard passes the same number of values.
+    /// </summary>
+    public void Add(int shard, float[] gradient, double[] values)
+    {
+        _values[shard] = values;
         if (_world.Size > 1) return; // the rank's one shard stays in the gradient buffer for Finish
         if (_sum.Length != gradient.Length) _sum = new float[gradient.Length];
         if (shard == 0) gradient.CopyTo(_sum, 0);
@@ -53,19 +85,28 @@ public sealed class ShardedGradient
             for (int i = 0; i < _sum.Length; i++) _sum[i] += gradient[i]; // element-wise: the same rounding as the ranks' sum
     }
 
+    /// <summary>Σ_s of each value passed to Add, in shard order (after <see cref="Finish"/>): Totals[0] is the loss.</summary>
+    public double[] Totals { get; private set; } = [];
+
     /// <summary>Writes g = Σ_s g_s (shard order) into <paramref name="gradient"/> on every rank and returns Σ_s ℓ_s.</summary>
     public double Finish(float[] gradient)
     {
-        double[] losses = _losses;
+        int k = _values[LocalShards[0]].Length;
+        var all = new double[Shards * k]; // shard s's values at [s·k, (s+1)·k)
         if (_world.Size > 1)
         {
             _world.SumInRankOrder(gradient);
-            losses = _world.AllGather(_losses[_world.Rank]);
+            all = _world.AllGather(_values[_world.Rank]);
         }
-        else if (Shards > 1)
-            _sum.CopyTo(gradient, 0);
-        double loss = 0;
-        foreach (double l in losses) loss += l;
-        return loss;
+        else
+        {
+            if (Shards > 1) _sum.CopyTo(gradient, 0);
+            for (int s = 0; s < Shards; s++) _values[s].CopyTo(all, s * k);
+        }
+        var totals = new double[k];
+        for (int s = 0; s < Shards; s++)
+            for (int i = 0; i < k; i++) totals[i] += all[s * k + i];
+        Totals = totals;
+        return totals[0];
     }
 }

@@ -62,7 +62,12 @@ public static class DpoVariantLosses
     /// ORPO: NLL(y_w) − λ·mean log σ(log odds_w − log odds_l) (file header). Rewards are λ·s̄ as TRL logs them.
     /// </summary>
     /// <param name="lambda">λ, the odds-ratio weight (TRL ORPOConfig beta: 0.1).</param>
-    public static DpoLossResult Orpo(Tensor policyChosen, Tensor policyRejected, ReadOnlySpan<int> chosenLengths, ReadOnlySpan<int> rejectedLengths, float lambda)
+    /// <param name="batch">
+    /// For a slice of a larger batch (data parallelism): that batch's pair count and chosen-token count, which replace
+    /// this slice's own as the divisors, so the slices' losses add up to the whole batch's.
+    /// </param>
+    public static DpoLossResult Orpo(Tensor policyChosen, Tensor policyRejected, ReadOnlySpan<int> chosenLengths, ReadOnlySpan<int> rejectedLengths, float lambda,
+        (int Pairs, long ChosenTokens)? batch = null)
     {
         int B = Check("ORPO", policyChosen, policyRejected, chosenLengths, rejectedLengths, lambda);
         var avgW = Ops.Mul(policyChosen, Inverse(chosenLengths));
@@ -72,8 +77,10 @@ public static class DpoVariantLosses
         var ratio = Ops.LogSigmoid(Ops.Sub(LogOdds(avgW), LogOdds(avgL)));
         long tokens = 0;
         foreach (int n in chosenLengths) tokens += n;
+        if (batch is { } whole) tokens = whole.ChosenTokens;
         var nll = Ops.MulScalar(Ops.Sum(policyChosen), -1f / tokens);
-        var loss = Ops.Sub(nll, Ops.MulScalar(Ops.Mean(ratio), lambda));
+        var meanRatio = batch is { } b ? Ops.MulScalar(Ops.Sum(ratio), 1f / b.Pairs) : Ops.Mean(ratio);
+        var loss = Ops.Sub(nll, Ops.MulScalar(meanRatio, lambda));
         return new DpoLossResult(loss, Scaled(avgW, lambda), Scaled(avgL, lambda));
     }
 

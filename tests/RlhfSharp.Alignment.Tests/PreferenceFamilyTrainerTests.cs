@@ -53,6 +53,27 @@ public sealed class PreferenceFamilyTrainerTests
         else Assert.True(first > 0);
     }
 
+    [Theory]
+    [InlineData(DpoLossType.Sigmoid)]
+    [InlineData(DpoLossType.Orpo)]
+    public void DpoLossTypes_InThreeGradShards_FollowTheWholeBatch_WithinFloatRounding(DpoLossType type)
+    {
+        // Given 4 ordered pairs a batch cut into slices of 1, 1 and 2 (data parallelism's path: each slice's loss a share
+        // of the whole batch's, ORPO's NLL over the whole batch's chosen tokens), two epochs so step 2 follows step 1's update,
+        var sft = TinyStoryModel.Random(Chars.VocabSize, 8);
+        var config = new DpoConfig { LossType = type, Beta = 0.5f, BatchSize = 8, Epochs = 2, LearningRate = 1e-3f, HeldOutFraction = 0 };
+        var whole = new DpoTrainer(config).Train(sft, Chars, Pairs);
+        var sharded = new DpoTrainer(config with { GradShards = 3 }).Train(sft, Chars, Pairs);
+        // the loss, the implicit-reward figures and the gradient norm of every step agree to float rounding (a wrong
+        // divisor would be off by a factor), and so do the trained weights.
+        Assert.Equal(2, sharded.History.Count);
+        for (int step = 0; step < 2; step++)
+            foreach (var (key, value) in whole.History[step])
+                if (key != "train/learning_rate") Assert.True(Math.Abs(sharded.History[step][key] - value) <= 1e-5 + 1e-4 * Math.Abs(value), $"step {step + 1} {key}: {sharded.History[step][key]} against {value}");
+        for (int i = 0; i < whole.Policy.Parameters.Length; i++)
+            Assert.True(Math.Abs(sharded.Policy.Parameters[i] - whole.Policy.Parameters[i]) <= 1e-4, $"parameter {i}");
+    }
+
     [Fact]
     public void Kto_MovesEveryPolicyParameter_AndStartsAtTheSigmoidOfZero()
     {
@@ -108,6 +129,58 @@ public sealed class PreferenceFamilyTrainerTests
             for (int i = 0; i < x.Length; i++) moved |= x[i] != y[i];
             Assert.True(moved, $"value {p.Name} did not change");
         }
+    }
+
+    [Theory]
+    [InlineData(PolicyAlgorithm.Ppo)]
+    [InlineData(PolicyAlgorithm.Reinforce)]
+    public void InThreeGradShards_WithTheSameSamples_FollowsTheSinglePass_WithinFloatRounding(PolicyAlgorithm algorithm)
+    {
+        // Given near-greedy sampling (temperature 0.001), so the slices' own random streams draw the responses the single
+        // pass draws; the 8 rollouts and the one minibatch of 8 cut 2 + 3 + 3 (uneven in rows and in real tokens), each
+        // slice's loss weighted by its share of the minibatch's real tokens (data parallelism's path). One update: a
+        // second would start from ratios exp(Δ/0.001), where float rounding flips clipping decisions.
+        var sft = TinySft();
+        var config = new PpoConfig
+        {
+            Algorithm = algorithm, Steps = 1, BatchSize = 8, MiniBatchSize = 8, Epochs = 1, MaxNewTokens = 6, Temperature = 1e-3f, LearningRate = 1e-3f, Seed = 5,
+        };
+        var whole = new PpoTrainer(config).Train(sft, Chars, Prompts, LikesA);
+        var sharded = new PpoTrainer(config with { GradShards = 3 }).Train(sft, Chars, Prompts, LikesA);
+        // the responses are the same, and every logged figure (losses, KL, entropy, value diagnostics) and every weight
+        // agrees to float rounding; slices summed without their token shares would tilt the gradient toward the short ones.
+        Assert.Equal(whole.History[0]["objective/scores"], sharded.History[0]["objective/scores"]);
+        foreach (var (key, value) in whole.History[0])
+            if (!key.StartsWith("time/", StringComparison.Ordinal) && !key.StartsWith("perf/", StringComparison.Ordinal))
+                Assert.True(Math.Abs(sharded.History[0][key] - value) <= 1e-4 + 1e-3 * Math.Abs(value), $"{key}: {sharded.History[0][key]} against {value}");
+        for (int i = 0; i < whole.Policy.Parameters.Length; i++)
+            Assert.True(Math.Abs(sharded.Policy.Parameters[i] - whole.Policy.Parameters[i]) <= 1e-4, $"policy parameter {i}");
+        for (int i = 0; i < whole.Value!.Parameters.Length; i++)
+            Assert.True(Math.Abs(sharded.Value!.Parameters[i] - whole.Value.Parameters[i]) <= 1e-4, $"value parameter {i}");
+    }
+
+    [Theory]
+    [InlineData(Objectives.GrpoLossType.Grpo)]
+    [InlineData(Objectives.GrpoLossType.Dapo)]
+    public void Grpo_InThreeGradShards_WithTheSameSamples_FollowsTheSinglePass_WithinFloatRounding(Objectives.GrpoLossType lossType)
+    {
+        // As PPO's test above: near-greedy sampling so the slices' streams draw the single pass's completions (2 groups
+        // of 4, cut 2 + 3 + 3 for sampling and scoring), one update of all 8 rows with the loss's aggregation weights cut
+        // with them (β > 0, so the reference log-probs are sliced too).
+        var sft = TinySft();
+        var config = new Grpo.GrpoConfig
+        {
+            Steps = 1, BatchSize = 8, NumGenerations = 4, MiniBatchSize = 8, NumIterations = 1, MaxNewTokens = 6, Temperature = 1e-3f, LearningRate = 1e-3f,
+            Beta = 0.04, LossType = lossType, Seed = 5,
+        };
+        var whole = new Grpo.GrpoTrainer(config).Train(sft, Chars, Prompts, LikesA);
+        var sharded = new Grpo.GrpoTrainer(config with { GradShards = 3 }).Train(sft, Chars, Prompts, LikesA);
+        Assert.Equal(whole.History[0]["train/reward"], sharded.History[0]["train/reward"]);
+        foreach (var (key, value) in whole.History[0])
+            if (!key.StartsWith("time/", StringComparison.Ordinal) && !key.StartsWith("perf/", StringComparison.Ordinal))
+                Assert.True(Math.Abs(sharded.History[0][key] - value) <= 1e-4 + 1e-3 * Math.Abs(value), $"{key}: {sharded.History[0][key]} against {value}");
+        for (int i = 0; i < whole.Policy.Parameters.Length; i++)
+            Assert.True(Math.Abs(sharded.Policy.Parameters[i] - whole.Policy.Parameters[i]) <= 1e-4, $"policy parameter {i}");
     }
 
     [Fact]

@@ -112,6 +112,35 @@ public sealed class RewardTrainerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void SlicesDividedByTheWholeBatch_AddUpToTheWholeBatchsLossGradientAndPairCounts()
+    {
+        // Given a batch with every form cut into slices of 1 and 3 examples (data parallelism's slices),
+        var rm = new RewardModel(TinyStoryModel.Random(Chars.VocabSize, 6, GptHeads.Reward), Chars);
+        PreferenceExample[] data =
+        [
+            new("ab", ["cd", "ef"], PreferenceKind.Pair, Margin: 0.1f),
+            new("ab", ["gh", "ij"], PreferenceKind.Pair, Tie: true),
+            new("a", ["b", "cc", "ddd"], PreferenceKind.Ranking, Ranking: [1, 2, 0]),
+            new("a", ["e", "ff", "ggg"], PreferenceKind.Best, Best: 2),
+        ];
+        rm.Model.ZeroGrad();
+        var whole = RewardTrainer.LossAndGradient(rm, data, backward: true);
+        var g = (float[])rm.Model.Gradients.Clone();
+        rm.Model.ZeroGrad();
+        var first = RewardTrainer.LossAndGradient(rm, data[..1], backward: true, batchSize: 4);
+        var g0 = (float[])rm.Model.Gradients.Clone();
+        rm.Model.ZeroGrad();
+        var rest = RewardTrainer.LossAndGradient(rm, data[1..], backward: true, batchSize: 4);
+        // the slices' losses and gradients add up to the whole batch's (to float rounding: one pass against two),
+        Assert.Equal(whole.Loss, first.Loss + rest.Loss, 5);
+        for (int i = 0; i < g.Length; i++) Assert.True(Math.Abs(g0[i] + rm.Model.Gradients[i] - g[i]) <= 1e-5 + 1e-4 * Math.Abs(g[i]), $"gradient {i}");
+        // and their ordered-pair counts exactly (the tie has none).
+        Assert.Equal(whole.Pairs, first.Pairs + rest.Pairs);
+        Assert.Equal(whole.Correct, first.Correct + rest.Correct);
+        Assert.Equal(1 + 3 + 2, whole.Pairs);
+    }
+
+    [Fact]
     public void BatchLossEqualsTheObjectivesLossesOnTheHeadsRewards()
     {
         var rm = new RewardModel(TinyStoryModel.Random(Chars.VocabSize, 6, GptHeads.Reward), Chars);

@@ -1,4 +1,4 @@
-// Data parallelism over MPI (issue 22), end to end: `mpirun -np 2 dotnet rlhf.dll pretrain|sft ...` on localhost against
+// Data parallelism over MPI (issue 22), end to end: `mpirun -np 2 dotnet rlhf.dll pretrain|sft|reward train|dpo|ppo ...` on localhost against
 // one process run with `--grad-shards 2` (the same two row slices of every batch, computed one after the other and summed
 // in the same order): final weights and metrics (timing fields aside) must be byte-identical. Also: a run stopped in one
 // process resumes under mpirun with the same bits (every rank reads the same checkpoint), rank 0 alone writes, and a
@@ -20,9 +20,23 @@ public sealed class DistributedChain : IDisposable
         Dir = Path.Combine(Path.GetTempPath(), "rlhf-mpi-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(Dir);
         if (DistributedTests.SkipReason is null) ResumeJobs.Run(Dir, DistributedTests.Pretrain("one", "runs/one", "--grad-shards", "2"));
+        GoldenJobs.WritePreferences(Path.Combine(Dir, GoldenJobs.PreferencesFile));
     }
 
     public string Dir { get; }
+
+    private readonly object _rewardModelLock = new();
+    private bool _rewardModelMade;
+
+    /// <summary>The one-process reward run ("rm-one", --grad-shards 2), made once: the reward test's reference and PPO's reward model.</summary>
+    public void EnsureRewardModel()
+    {
+        lock (_rewardModelLock)
+        {
+            if (!_rewardModelMade) ResumeJobs.Run(Dir, DistributedTests.Reward("rm-one", "--grad-shards", "2"));
+            _rewardModelMade = true;
+        }
+    }
 
     public void Dispose()
     {
@@ -106,13 +120,60 @@ public sealed class DistributedTests(DistributedChain chain)
     }
 
     [ServerFact]
+    public void RewardTraining_TwoRanks_EqualOneProcessWithTwoGradShards()
+    {
+        // Each slice divides by the whole batch's example count; accuracy and margin add the slices' pair counts in order.
+        chain.EnsureRewardModel();
+        var (exit, stdout, stderr) = MpiRlhf(Reward("rm-two"));
+        Assert.True(exit == 0, $"mpirun exited {exit}: {stderr}");
+        AssertSameRun("rm-one", "rm-two");
+        Assert.Single(stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.Contains("reward model: held-out accuracy", StringComparison.Ordinal));
+        Assert.Contains("\"grad_shards\": 2", File.ReadAllText(Path.Combine(chain.Dir, "runs", "rm-two", "config.json")));
+    }
+
+    [ServerFact]
+    public void Ppo_TwoRanks_EqualOneProcessWithTwoGradShards()
+    {
+        // Each rank samples and scores its half of every rollout batch (a stream of (seed, step, slice) each), all ranks
+        // then hold the whole batch; each minibatch of 3 rows is cut 1 + 2, each slice weighted by its share of the real
+        // tokens. The value model's weights are checked equal across ranks inside the run.
+        chain.EnsureRewardModel();
+        string[] Ppo(string outDir, params string[] extra) =>
+            ["ppo", "--policy", "one", "--reward", "rm-one", "--steps", "2", "--batch-size", "6", "--minibatch-size", "3", "--ppo-epochs", "2",
+                "--max-new-tokens", "12", "--checkpoint-interval", "0", "--seed", "3", "--out", outDir, "--run", "runs/" + outDir, .. extra];
+        ResumeJobs.Run(chain.Dir, Ppo("ppo-one", "--grad-shards", "2"));
+        var (exit, _, stderr) = MpiRlhf(Ppo("ppo-two"));
+        Assert.True(exit == 0, $"mpirun exited {exit}: {stderr}");
+        AssertSameRun("ppo-one", "ppo-two");
+    }
+
+    [ServerFact]
+    public void Dpo_TwoRanks_EqualOneProcessWithTwoGradShards()
+    {
+        string[] Dpo(string outDir, params string[] extra) =>
+            ["dpo", "--model", "one", "--data", GoldenJobs.PreferencesFile, "--batch-size", "7", "--held-out", "0.6", "--seed", "3", "--out", outDir, "--run", "runs/" + outDir, .. extra];
+        ResumeJobs.Run(chain.Dir, Dpo("dpo-one", "--grad-shards", "2"));
+        var (exit, _, stderr) = MpiRlhf(Dpo("dpo-two"));
+        Assert.True(exit == 0, $"mpirun exited {exit}: {stderr}");
+        AssertSameRun("dpo-one", "dpo-two");
+    }
+
+    [ServerFact]
     public void ACommandNotYetDataParallel_RefusesToStartUnderMpirun()
     {
-        var (exit, _, stderr) = MpiRlhf(["reward", "--model", "one", "--out", "rm", "--steps", "2"]);
+        var (exit, _, stderr) = MpiRlhf(["kto", "--model", "one", "--data", "feedback.jsonl", "--out", "kto"]);
         Assert.NotEqual(0, exit);
-        Assert.Contains("`rlhf reward` does not run under mpirun yet (2 ranks)", stderr);
-        Assert.False(Directory.Exists(Path.Combine(chain.Dir, "rm")));
+        Assert.Contains("`rlhf kto` does not run under mpirun yet (2 ranks)", stderr);
+        Assert.False(Directory.Exists(Path.Combine(chain.Dir, "kto")));
     }
+
+    /// <summary>
+    /// Reward training on the golden preferences: 7 examples a batch (slices of 3 and 4, and the epoch's last, shorter
+    /// batch), 40 examples trained on (60 % held out to keep it short).
+    /// </summary>
+    internal static string[] Reward(string outDir, params string[] extra) =>
+        ["reward", "train", "--model", "one", "--data", GoldenJobs.PreferencesFile, "--batch-size", "7", "--held-out", "0.6", "--eval-interval", "4",
+            "--normalization-samples", "8", "--seed", "3", "--out", outDir, "--run", "runs/" + outDir, .. extra];
 
     private void AssertSameRun(string a, string b)
     {

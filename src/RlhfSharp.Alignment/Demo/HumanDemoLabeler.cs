@@ -1,6 +1,8 @@
 // `rlhf demo --human`'s labels stage: the SFT sample pairs go into a SQLite preference store in the run folder, a labelling
 // front end (the web app, started by the caller's Serve function) shows them on 127.0.0.1 with a fresh labeller token,
 // and the stage waits until every pair is judged. A stopped run keeps the store; --resume asks only for the rest.
+// Many labellers: with OpenSharedStore (`demo --human --pg`), the pairs go to a shared PostgreSQL store instead, served by
+// any number of `rlhf label serve --pg` instances; no front end is started here and judgments from any instance count.
 using System.Text.Json;
 using RlhfSharp.Feedback;
 using RlhfSharp.Feedback.Stores;
@@ -12,7 +14,11 @@ namespace RlhfSharp.Alignment.Demo;
 /// <param name="Poll">How often the store is read for new judgments.</param>
 /// <param name="OnReady">Called once the front end listens, with its address and the new labeller's token (shown only this once).</param>
 public sealed record HumanLabelingOptions(
-    Func<IPreferenceStore, string, CancellationToken, Task<ILabelingFrontEnd>> Serve, TimeSpan Poll, Action<Uri, string> OnReady);
+    Func<IPreferenceStore, string, CancellationToken, Task<ILabelingFrontEnd>> Serve, TimeSpan Poll, Action<Uri, string> OnReady)
+{
+    /// <summary>Opens (and migrates) the shared store the labelling instances serve; null keeps the run folder's SQLite file and its own front end.</summary>
+    public Func<CancellationToken, Task<SqlPreferenceStore>>? OpenSharedStore { get; init; }
+}
 
 /// <summary>People as the demo's labeller, through the labelling app over a store that survives a stop and --resume.</summary>
 public sealed class HumanDemoLabeler(HumanLabelingOptions options) : IDemoLabeler
@@ -25,8 +31,9 @@ public sealed class HumanDemoLabeler(HumanLabelingOptions options) : IDemoLabele
 
     public async Task<IReadOnlyList<string>> LabelAsync(string runDir, IReadOnlyList<DemoPair> pairs, IProgress<AlignmentProgress>? progress, CancellationToken ct)
     {
-        string path = Path.Combine(runDir, StoreFileName);
-        await using var store = await SqlitePreferenceStore.OpenAsync(path, ct: ct);
+        bool shared = options.OpenSharedStore is not null;
+        string path = shared ? "the shared store" : Path.Combine(runDir, StoreFileName);
+        await using SqlPreferenceStore store = shared ? await options.OpenSharedStore!(ct) : await SqlitePreferenceStore.OpenAsync(path, ct: ct);
         // A resumed run finds its queries (and the judgments already given) in the store and asks only for the rest.
         var stored = await store.GetQueriesAsync(Campaign, ct);
         if (stored.Count == 0)
@@ -35,12 +42,17 @@ public sealed class HumanDemoLabeler(HumanLabelingOptions options) : IDemoLabele
             throw new InvalidOperationException($"{path}: holds {stored.Count} queries of campaign '{Campaign}' but this run asks for {pairs.Count} judgments; resume with the --judgments it started with.");
         int needed = pairs.Count;
 
-        var labelers = await store.GetLabelersAsync(ct);
-        var (_, token) = await store.AddLabelerAsync($"labeller {labelers.Count + 1}", LabelerRole.Labeler, ct);
-        await using var app = await options.Serve(store, Campaign, ct);
+        ILabelingFrontEnd? app = null;
+        if (!shared)
+        {
+            var labelers = await store.GetLabelersAsync(ct);
+            var (_, token) = await store.AddLabelerAsync($"labeller {labelers.Count + 1}", LabelerRole.Labeler, ct);
+            app = await options.Serve(store, Campaign, ct);
+            options.OnReady(app.Address, token);
+        }
+        await using var frontEnd = app;
         // The front end may stop by itself (the web host answers SIGINT/SIGTERM); either way the wait ends as a cancellation.
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, app.Stopping);
-        options.OnReady(app.Address, token);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, app?.Stopping ?? CancellationToken.None);
         while (true)
         {
             stop.Token.ThrowIfCancellationRequested();

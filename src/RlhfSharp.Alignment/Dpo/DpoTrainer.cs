@@ -14,8 +14,13 @@
 //     (TRL's rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins).
 //  6. Checkpoints (policy, AdamW, the RNG before the current epoch's shuffle, the step) every CheckpointInterval steps,
 //     on cancellation and at the end; a resumed run continues bit-identically.
+//  7. Data parallelism (docs/distributed.md): with GradShards = S > 1 each batch's pairs are cut into S slices
+//     (Distributed.ShardedGradient), each slice's loss divided by the whole batch's pair count (ORPO's NLL by its
+//     chosen-token count), gradients and implicit-reward sums added in slice order; under mpirun rank r computes slice
+//     r, so N ranks equal one process with GradShards = N bit for bit. Rank 0 alone writes.
 using System.Text.Json.Serialization;
 using RlhfSharp.Alignment.RewardModeling;
+using RlhfSharp.Distributed;
 using RlhfSharp.Models;
 using RlhfSharp.Models.Checkpoints;
 using RlhfSharp.Objectives;
@@ -80,6 +85,9 @@ public sealed record DpoConfig
     [JsonPropertyName("save_steps")]
     public int CheckpointInterval { get; init; }
 
+    [ConfigOption("Slices each batch is cut into, their gradients summed in slice order: under mpirun it follows -np (slice r on rank r), and one process with the same value gives the same bits (docs/distributed.md).", Min = 1)]
+    public int GradShards { get; init; } = 1;
+
     /// <summary>LoRA: with r &gt; 0 only low-rank adapters (and heads) train; the base stays frozen.</summary>
     public LoraConfig Lora { get; init; } = new();
 
@@ -139,7 +147,10 @@ public sealed class DpoTrainer
         var (heldIdx, trainIdx) = GroupedSplit.Split(pairPrompts, _config.HeldOutFraction, rng);
         var held = heldIdx.Select(i => pairs[i]).ToList();
         var train = trainIdx.Select(i => pairs[i]).ToList();
-        run?.WriteConfig(_config);
+        // 7. Rank 0 alone writes; every rank reads the checkpoint it resumes from.
+        var shards = new ShardedGradient(Cluster.World, _config.GradShards);
+        var writer = DataParallel.Writer(run);
+        writer?.WriteConfig(_config);
 
         // 1. Reference log-probs, once (again after a resume: they are a pure function of the SFT model and the data);
         // SimPO and ORPO have no reference model.
@@ -186,42 +197,37 @@ public sealed class DpoTrainer
             var perm = rng.Permutation(train.Count);
             for (int start = (step - epoch * stepsPerEpoch) * _config.BatchSize; start < train.Count; start += _config.BatchSize)
             {
-                if (ct.IsCancellationRequested)
+                if (DataParallel.StopRequested(ct))
                 {
-                    if (run is not null) SaveCheckpoint(run, step, policy, opt, epochRng);
+                    if (writer is not null) SaveCheckpoint(writer, step, policy, opt, epochRng);
                     return new DpoResult(policy, null, null, history, Cancelled: true, step);
                 }
                 var batch = perm.Skip(start).Take(_config.BatchSize).Select(i => train[i]).ToList();
-                policy.ZeroGrad();
-                var (lp, pass, logits) = SequenceLogProbs(policy, batch, requireGrad: true);
-                var res = Loss(lp, batch);
-                // 4. Through the logits into the fused backward.
-                res.Loss.Backward();
-                policy.Backward(pass!, logits!.Grad!.ToArray());
+                var stats = shards.Shards == 1 ? WholeBatch(policy, batch) : Sharded(policy, batch, shards);
                 double gradNorm = policy.TrainableParameters.ClipGradNorm(_config.MaxGradNorm);
                 // 5. Linear decay.
                 float lr = _config.LearningRate * (1f - (float)step / total);
                 string hint = NumericGuard.LearningRateHint(lr);
-                NumericGuard.Check(step + 1, "loss", res.Loss.Item(), hint);
+                NumericGuard.Check(step + 1, "loss", stats.Loss, hint);
                 NumericGuard.Check(step + 1, "gradient norm", gradNorm, hint);
                 opt.Step(lr);
                 step++;
                 NumericGuard.CheckParameters(step, policy.ParameterSet, hint, "policy");
                 var metrics = new Dictionary<string, double>
                 {
-                    [MetricKeys.TrainLoss] = res.Loss.Item(),
-                    [MetricKeys.RewardsChosen] = res.ChosenRewards.Average(),
-                    [MetricKeys.RewardsRejected] = res.RejectedRewards.Average(),
-                    [MetricKeys.RewardsAccuracies] = res.Accuracy,
-                    [MetricKeys.RewardsMargins] = res.ChosenRewards.Zip(res.RejectedRewards).Average(p => p.First - p.Second),
+                    [MetricKeys.TrainLoss] = stats.Loss,
+                    [MetricKeys.RewardsChosen] = stats.Chosen,
+                    [MetricKeys.RewardsRejected] = stats.Rejected,
+                    [MetricKeys.RewardsAccuracies] = stats.Accuracy,
+                    [MetricKeys.RewardsMargins] = stats.Margin,
                     [MetricKeys.GradNorm] = gradNorm,
                     [MetricKeys.LearningRate] = lr,
                 };
                 history.Add(metrics);
-                run?.Log(step, metrics);
+                writer?.Log(step, metrics);
                 progress?.Report(new AlignmentProgress("dpo", step, total, metrics));
-                if (run is not null && _config.CheckpointInterval > 0 && step % _config.CheckpointInterval == 0 && step < total)
-                    SaveCheckpoint(run, step, policy, opt, epochRng);
+                if (writer is not null && _config.CheckpointInterval > 0 && step % _config.CheckpointInterval == 0 && step < total)
+                    SaveCheckpoint(writer, step, policy, opt, epochRng);
             }
             epochRng = null;
         }
@@ -229,18 +235,76 @@ public sealed class DpoTrainer
         if (held.Count > 0)
         {
             (heldLoss, heldAcc) = Evaluate(policy, held);
-            run?.Log(step, new Dictionary<string, double> { [MetricKeys.EvalLoss] = heldLoss.Value, [MetricKeys.EvalRewardsAccuracies] = heldAcc.Value });
+            writer?.Log(step, new Dictionary<string, double> { [MetricKeys.EvalLoss] = heldLoss.Value, [MetricKeys.EvalRewardsAccuracies] = heldAcc.Value });
         }
-        if (run is not null)
+        DataParallel.CheckSameWeights(policy, "policy");
+        if (writer is not null)
         {
-            if (run.LatestCheckpoint()?.Step != step) SaveCheckpoint(run, step, policy, opt, rng.GetState());
-            policy.Save(Path.Combine(run.Path, "policy"));
-            tokenizer.Save(Path.Combine(run.Path, "policy"));
+            if (writer.LatestCheckpoint()?.Step != step) SaveCheckpoint(writer, step, policy, opt, rng.GetState());
+            policy.Save(Path.Combine(writer.Path, "policy"));
+            tokenizer.Save(Path.Combine(writer.Path, "policy"));
         }
         return new DpoResult(policy, heldLoss, heldAcc, history, Cancelled: false, step);
     }
 
     private sealed record DpoState(int Step, int AdamStep, ulong[] EpochRng);
+
+    /// <summary>A step's loss and TRL's rewards/* figures: mean implicit rewards, share ranked right, mean margin.</summary>
+    private readonly record struct StepStats(double Loss, double Chosen, double Rejected, double Accuracy, double Margin);
+
+    /// <summary>Steps 4 on the whole batch in one pass (GradShards = 1, the golden tests' path).</summary>
+    private StepStats WholeBatch(Gpt policy, List<Pair> batch)
+    {
+        policy.ZeroGrad();
+        var (lp, pass, logits) = SequenceLogProbs(policy, batch, requireGrad: true);
+        var res = Loss(lp, batch);
+        // 4. Through the logits into the fused backward.
+        res.Loss.Backward();
+        policy.Backward(pass!, logits!.Grad!.ToArray());
+        return new StepStats(res.Loss.Item(), res.ChosenRewards.Average(), res.RejectedRewards.Average(), res.Accuracy,
+            res.ChosenRewards.Zip(res.RejectedRewards).Average(p => p.First - p.Second));
+    }
+
+    /// <summary>
+    /// 7. Step 4 slice by slice (this rank's slice under mpirun), each slice's loss a share of the whole batch's; the
+    /// gradients, losses and implicit-reward sums added in slice order.
+    /// </summary>
+    private StepStats Sharded(Gpt policy, List<Pair> batch, ShardedGradient shards)
+    {
+        int B = batch.Count;
+        long chosenTokens = 0;
+        foreach (var p in batch) chosenTokens += p.ChosenLength;
+        var gradient = policy.TrainableParameters.Grads;
+        foreach (int s in shards.LocalShards)
+        {
+            var (start, count) = shards.Slice(s, B);
+            policy.ZeroGrad();
+            double[] values = new double[5];
+            if (count > 0)
+            {
+                var slice = batch.GetRange(start, count);
+                var (lp, pass, logits) = SequenceLogProbs(policy, slice, requireGrad: true);
+                // Every loss is a mean over pairs, so a slice's share is count/B of it; ORPO's NLL is a mean over the
+                // batch's chosen tokens, so it takes the whole batch's divisors instead.
+                var res = Loss(lp, slice, (B, chosenTokens));
+                var loss = _config.LossType == DpoLossType.Orpo ? res.Loss : Ops.MulScalar(res.Loss, (float)count / B);
+                loss.Backward();
+                policy.Backward(pass!, logits!.Grad!.ToArray());
+                values[0] = loss.Item();
+                for (int i = 0; i < count; i++)
+                {
+                    values[1] += res.ChosenRewards[i];
+                    values[2] += res.RejectedRewards[i];
+                    if (res.ChosenRewards[i] > res.RejectedRewards[i]) values[3]++;
+                    values[4] += res.ChosenRewards[i] - res.RejectedRewards[i];
+                }
+            }
+            shards.Add(s, gradient, values);
+        }
+        double total = shards.Finish(gradient);
+        var t = shards.Totals;
+        return new StepStats(total, t[1] / B, t[2] / B, t[3] / B, t[4] / B);
+    }
 
     private static void SaveCheckpoint(RunDirectory run, int step, Gpt policy, AdamW opt, ulong[] epochRng) =>
         run.SaveCheckpoint(step, dir =>
@@ -250,7 +314,8 @@ public sealed class DpoTrainer
             TrainerCheckpoint.WriteState(dir, new DpoState(step, opt.StepCount, epochRng));
         });
 
-    private DpoLossResult Loss(Tensor lp, List<Pair> batch)
+    /// <param name="whole">For a slice: the whole batch's pair and chosen-token counts (ORPO divides by them).</param>
+    private DpoLossResult Loss(Tensor lp, List<Pair> batch, (int Pairs, long ChosenTokens)? whole = null)
     {
         int b = batch.Count;
         var (chosen, rejected) = (Ops.Narrow(lp, 0, 0, b), Ops.Narrow(lp, 0, b, b));
@@ -260,7 +325,7 @@ public sealed class DpoTrainer
         {
             DpoLossType.Ipo => DpoVariantLosses.Ipo(chosen, rejected, refChosen, refRejected, chosenLengths, rejectedLengths, _config.Beta),
             DpoLossType.Simpo => DpoVariantLosses.SimPo(chosen, rejected, chosenLengths, rejectedLengths, _config.Beta, _config.SimPoGamma),
-            DpoLossType.Orpo => DpoVariantLosses.Orpo(chosen, rejected, chosenLengths, rejectedLengths, _config.Beta),
+            DpoLossType.Orpo => DpoVariantLosses.Orpo(chosen, rejected, chosenLengths, rejectedLengths, _config.Beta, whole),
             _ => DpoLoss.Compute(chosen, rejected, refChosen, refRejected, _config.Beta, _config.LabelSmoothing),
         };
     }

@@ -14,8 +14,13 @@
 //  5. Logging with TRL's keys (objective/scores, objective/kl, rewards/chosen, rewards/rejected, rewards/accuracies,
 //     rewards/margins); checkpoints (policy, AdamW, RNG, step) and a bit-identical resume.
 //  6. Over-optimisation monitors (Options.Monitor), once per step; a rule may stop the run after the step.
+//  7. Data parallelism (docs/distributed.md): with GradShards = S > 1 the 2P rows are sampled, judged and scored by the
+//     reference in S slices (Ppo.ShardedRollouts, streams keyed by one draw of the run's RNG and the slice), and the
+//     update's P pairs are cut into S slices, each slice's DPO loss count/P of the mean; rank r computes slice r under
+//     mpirun, bit-identical to one process with GradShards = S. Rank 0 alone writes.
 using System.Text.Json.Serialization;
 using RlhfSharp.Alignment.Ppo;
+using RlhfSharp.Distributed;
 using RlhfSharp.Models;
 using RlhfSharp.Models.Checkpoints;
 using RlhfSharp.Objectives;
@@ -66,6 +71,9 @@ public sealed record OnlineDpoConfig
     /// <summary>Over-optimisation monitors (off unless Monitor.Every &gt; 0): see Evaluation.OverOptimisationMonitor.</summary>
     public Evaluation.MonitorConfig Monitor { get; init; } = new();
 
+    [ConfigOption("Slices each step's sampling, judging and pairs are cut into: under mpirun it follows -np (slice r on rank r), and one process with the same value gives the same bits (docs/distributed.md).", Min = 1)]
+    public int GradShards { get; init; } = 1;
+
     public void Validate()
     {
         void Check(bool ok, string what) { if (!ok) throw new ArgumentException($"online-dpo config: {what}."); }
@@ -78,7 +86,7 @@ public sealed record OnlineDpoConfig
     }
 }
 
-public sealed class OnlineDpoTrainer
+public sealed partial class OnlineDpoTrainer
 {
     private readonly OnlineDpoConfig _config;
 
@@ -104,7 +112,11 @@ public sealed class OnlineDpoTrainer
         var policy = sft.Clone();
         var opt = NewOptimizer(policy);
         int step = 0;
-        if (run is not null && run.Resumed && run.LatestCheckpoint() is { } checkpoint)
+        // 6. Rank 0 alone writes; every rank reads the checkpoint it resumes from.
+        _shards = _config.GradShards > 1 ? new ShardedGradient(Cluster.World, _config.GradShards) : null;
+        var resumeFrom = run;
+        run = DataParallel.Writer(run);
+        if (resumeFrom is { Resumed: true } && resumeFrom.LatestCheckpoint() is { } checkpoint)
         {
             policy = Gpt.Load(Path.Combine(checkpoint.Path, "policy"));
             opt = NewOptimizer(policy);
@@ -123,7 +135,7 @@ public sealed class OnlineDpoTrainer
         bool cancelled = false;
         for (; step < _config.Steps; step++)
         {
-            if (ct.IsCancellationRequested)
+            if (DataParallel.StopRequested(ct))
             {
                 cancelled = true;
                 break;
@@ -141,6 +153,7 @@ public sealed class OnlineDpoTrainer
                 break;
             }
         }
+        DataParallel.CheckSameWeights(policy, "policy");
         if (run is not null)
         {
             if (run.LatestCheckpoint()?.Step != step) SaveCheckpoint(run, step, policy, opt, rng);
@@ -161,11 +174,16 @@ public sealed class OnlineDpoTrainer
         int P = _config.BatchSize;
         // 2. Two completions per prompt: rows b and P + b.
         var picked = Enumerable.Range(0, P).Select(_ => prompts[rng.NextInt(prompts.Count)]).ToList();
-        var batch = PolicyRollouts.Sample(generator, tokenizer, eos, [.. picked, .. picked], _config.MaxNewTokens, _config.Temperature, rng);
+        RolloutBatch batch;
+        float[] scores;
+        if (_shards is null)
+        {
+            batch = PolicyRollouts.Sample(generator, tokenizer, eos, [.. picked, .. picked], _config.MaxNewTokens, _config.Temperature, rng);
+            // 3. Judging.
+            scores = judge.Score(batch.Prompts, batch.Responses, batch.Rows);
+        }
+        else (batch, scores) = ShardedRollout(_shards, generator, tokenizer, eos, [.. picked, .. picked], judge, rng); // 6.
         int Tp = batch.PromptLength, R = batch.ResponseLength;
-
-        // 3. Judging.
-        var scores = judge.Score(batch.Prompts, batch.Responses, batch.Rows);
         if (scores.Length != 2 * P) throw new InvalidOperationException($"online-dpo: the judge returned {scores.Length} scores for {2 * P} completions.");
         var rawScores = (float[])scores.Clone();
         if (_config.MissingEosPenalty is double pen)
@@ -174,7 +192,7 @@ public sealed class OnlineDpoTrainer
         for (int b = 0; b < P; b++) firstWins[b] = scores[b] >= scores[P + b] ? 1f : 0f;
 
         // 4. Summed log-probs of the response tokens, reference then policy (temperature 1, as TRL's loss).
-        var refTokens = PolicyRollouts.ResponseLogProbs(reference, batch.Input, Tp, R, 1f);
+        var refTokens = _shards is null ? PolicyRollouts.ResponseLogProbs(reference, batch.Input, Tp, R, 1f) : ShardedReferenceLogProbs(_shards, reference, batch);
         var refSums = new float[2 * P];
         for (int b = 0; b < 2 * P; b++) for (int t = 0; t < R; t++) refSums[b] += batch.Mask[b * R + t] * refTokens[b * R + t];
         var refChosen = new float[P];
@@ -185,32 +203,44 @@ public sealed class OnlineDpoTrainer
             refChosen[b] = first ? refSums[b] : refSums[P + b];
             refRejected[b] = first ? refSums[P + b] : refSums[b];
         }
-        policy.ZeroGrad();
-        var taped = PolicyRollouts.LogProbsOnTape(policy, batch.Input, Tp, R, 1f);
-        var sums = Ops.Sum(Ops.Mul(taped.LogProbs, Tensor.FromArray(batch.Mask, 2 * P, R)), 1); // [2P]
-        var (a, c) = (Ops.Narrow(sums, 0, 0, P), Ops.Narrow(sums, 0, P, P));
-        var wins = Tensor.FromArray(firstWins, P);
-        var chosen = Ops.Where(wins, a, c);
-        var rejected = Ops.Where(wins, c, a);
-        var res = DpoLoss.Compute(chosen, rejected, refChosen, refRejected, _config.Beta);
-        res.Loss.Backward();
-        PolicyRollouts.Backward(policy, taped, 1f);
+        double loss, chosenMean, rejectedMean, accuracy, margin, kl = 0;
+        if (_shards is not null)
+        {
+            // 6. The pairs' slices, each slice's loss count/P of the mean, summed in slice order.
+            (loss, chosenMean, rejectedMean, accuracy, margin, kl) = ShardedUpdate(_shards, policy, batch, firstWins, refSums, refChosen, refRejected);
+        }
+        else
+        {
+            policy.ZeroGrad();
+            var taped = PolicyRollouts.LogProbsOnTape(policy, batch.Input, Tp, R, 1f);
+            var sums = Ops.Sum(Ops.Mul(taped.LogProbs, Tensor.FromArray(batch.Mask, 2 * P, R)), 1); // [2P]
+            var (a, c) = (Ops.Narrow(sums, 0, 0, P), Ops.Narrow(sums, 0, P, P));
+            var wins = Tensor.FromArray(firstWins, P);
+            var chosen = Ops.Where(wins, a, c);
+            var rejected = Ops.Where(wins, c, a);
+            var res = DpoLoss.Compute(chosen, rejected, refChosen, refRejected, _config.Beta);
+            res.Loss.Backward();
+            PolicyRollouts.Backward(policy, taped, 1f);
+            loss = res.Loss.Item();
+            (chosenMean, rejectedMean, accuracy) = (res.ChosenRewards.Average(), res.RejectedRewards.Average(), res.Accuracy);
+            margin = res.ChosenRewards.Zip(res.RejectedRewards).Average(x => x.First - x.Second);
+            // 5. Metrics: KL as TRL logs it, the mean of Σ(log π − log π_ref) over the sampled completions.
+            var s = sums.Span;
+            for (int b = 0; b < 2 * P; b++) kl += s[b] - refSums[b];
+            kl /= 2 * P;
+        }
         double gradNorm = policy.ParameterSet.ClipGradNorm(_config.MaxGradNorm);
         opt.Step();
 
-        // 5. Metrics: KL as TRL logs it, the mean of Σ(log π − log π_ref) over the sampled completions.
-        double kl = 0;
-        var s = sums.Span;
-        for (int b = 0; b < 2 * P; b++) kl += s[b] - refSums[b];
         var metrics = new Dictionary<string, double>
         {
-            [MetricKeys.TrainLoss] = res.Loss.Item(),
+            [MetricKeys.TrainLoss] = loss,
             [MetricKeys.Scores] = rawScores.Average(),
-            [MetricKeys.Kl] = kl / (2 * P),
-            [MetricKeys.RewardsChosen] = res.ChosenRewards.Average(),
-            [MetricKeys.RewardsRejected] = res.RejectedRewards.Average(),
-            [MetricKeys.RewardsAccuracies] = res.Accuracy,
-            [MetricKeys.RewardsMargins] = res.ChosenRewards.Zip(res.RejectedRewards).Average(x => x.First - x.Second),
+            [MetricKeys.Kl] = kl,
+            [MetricKeys.RewardsChosen] = chosenMean,
+            [MetricKeys.RewardsRejected] = rejectedMean,
+            [MetricKeys.RewardsAccuracies] = accuracy,
+            [MetricKeys.RewardsMargins] = margin,
             [MetricKeys.GradNorm] = gradNorm,
             [MetricKeys.MeanLength] = batch.Lengths.Average(),
             ["time/generation_s"] = batch.GenerationSeconds,

@@ -86,6 +86,9 @@ public sealed record GrpoConfig
     [ConfigOption("Seed for prompt order and sampling.", Min = 0)]
     public ulong Seed { get; init; } = 1;
 
+    [ConfigOption("Slices each generation round and minibatch are cut into (sampling, scoring, gradients): under mpirun it follows -np (slice r on rank r), and one process with the same value gives the same bits (docs/distributed.md).", Min = 1)]
+    public int GradShards { get; init; } = 1;
+
     /// <summary>ε_high as used: the configured one, or ε.</summary>
     [JsonIgnore]
     public float UpperEpsilon => EpsilonHigh ?? Epsilon;

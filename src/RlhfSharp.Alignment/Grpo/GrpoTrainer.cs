@@ -17,8 +17,12 @@
 //     train/clip_ratio/…, train/entropy, completions/…).
 //  7b. Over-optimisation monitors (Options.Monitor), once per step; a rule may stop the run after the step.
 //  8. Checkpoints (policy, AdamW moments, RNG, step) and a resume that continues bit-identically.
+//  9. Data parallelism (GrpoTrainer.DataParallel.cs, docs/distributed.md): with GradShards = S > 1, each generation
+//     round's sampling and scoring and each minibatch's gradient are split into S slices (slice r on rank r under
+//     mpirun); rank 0 alone writes.
 using System.Diagnostics;
 using RlhfSharp.Alignment.Ppo;
+using RlhfSharp.Distributed;
 using RlhfSharp.Models;
 using RlhfSharp.Models.Checkpoints;
 using RlhfSharp.Objectives;
@@ -32,7 +36,7 @@ namespace RlhfSharp.Alignment.Grpo;
 /// <summary>What a GRPO run returns: the trained policy, this call's metrics, whether it stopped on cancellation, the steps done in all.</summary>
 public sealed record GrpoResult(Gpt Policy, IReadOnlyList<IReadOnlyDictionary<string, double>> History, bool Cancelled, int Steps);
 
-public sealed class GrpoTrainer
+public sealed partial class GrpoTrainer
 {
     private readonly GrpoConfig _config;
 
@@ -55,7 +59,9 @@ public sealed class GrpoTrainer
         options ??= new Options();
         if (prompts.Count == 0) throw new ArgumentException("grpo: no prompts.");
         int eos = tokenizer.EosId ?? sft.Config.EosTokenId ?? throw new ArgumentException("grpo: the tokenizer has no end-of-text token, so completions cannot end.");
-        var run = options.Run;
+        // 9. Rank 0 alone writes; every rank reads the checkpoint it resumes from.
+        _shards = _config.GradShards > 1 ? new ShardedGradient(Cluster.World, _config.GradShards) : null;
+        var run = DataParallel.Writer(options.Run);
 
         // 1. Roles.
         var rng = new Rng(_config.Seed);
@@ -63,7 +69,7 @@ public sealed class GrpoTrainer
         var policy = sft.Clone();
         var opt = NewOptimizer(policy);
         int step = 0;
-        if (run is not null && run.Resumed && run.LatestCheckpoint() is { } checkpoint)
+        if (options.Run is { Resumed: true } && options.Run.LatestCheckpoint() is { } checkpoint)
         {
             // 8. Resume: policy, AdamW moments, RNG as they were after the checkpoint's step.
             policy = Gpt.Load(Path.Combine(checkpoint.Path, "policy"));
@@ -84,7 +90,7 @@ public sealed class GrpoTrainer
         bool cancelled = false;
         for (; step < _config.Steps; step++)
         {
-            if (ct.IsCancellationRequested)
+            if (DataParallel.StopRequested(ct))
             {
                 cancelled = true;
                 break;
@@ -102,6 +108,7 @@ public sealed class GrpoTrainer
                 break;
             }
         }
+        DataParallel.CheckSameWeights(policy, "policy");
         if (run is not null)
         {
             if (run.LatestCheckpoint()?.Step != step) SaveCheckpoint(run, step, policy, opt, rng);
@@ -142,9 +149,15 @@ public sealed class GrpoTrainer
                 string p = prompts[rng.NextInt(prompts.Count)];
                 for (int k = 0; k < G; k++) batchPrompts.Add(p);
             }
-            var batch = PolicyRollouts.Sample(generator, tokenizer, eos, batchPrompts, _config.MaxNewTokens, _config.Temperature, rng);
-            scoreWatch.Start();
-            var rewards = reward.Score(batch.Prompts, batch.Responses, batch.Rows);
+            RolloutBatch batch;
+            float[] rewards;
+            if (_shards is null)
+            {
+                batch = PolicyRollouts.Sample(generator, tokenizer, eos, batchPrompts, _config.MaxNewTokens, _config.Temperature, rng);
+                scoreWatch.Start();
+                rewards = reward.Score(batch.Prompts, batch.Responses, batch.Rows);
+            }
+            else (batch, rewards) = ShardedRound(_shards, generator, tokenizer, eos, batchPrompts, reward, rng, scoreWatch); // 9.
             if (rewards.Length != batch.Batch) throw new InvalidOperationException($"grpo: the reward returned {rewards.Length} scores for {batch.Batch} completions.");
             if (_config.OverlongBuffer > 0)
                 for (int b = 0; b < rewards.Length; b++)
@@ -193,8 +206,14 @@ public sealed class GrpoTrainer
 
         // 5. log π_old and log π_ref.
         scoreWatch.Start();
-        var oldLogp = PolicyRollouts.ResponseLogProbs(policy, kept.Input, Tp, R, _config.Temperature);
-        var refLogp = reference is null ? null : PolicyRollouts.ResponseLogProbs(reference, kept.Input, Tp, R, _config.Temperature);
+        float[] oldLogp;
+        float[]? refLogp;
+        if (_shards is null)
+        {
+            oldLogp = PolicyRollouts.ResponseLogProbs(policy, kept.Input, Tp, R, _config.Temperature);
+            refLogp = reference is null ? null : PolicyRollouts.ResponseLogProbs(reference, kept.Input, Tp, R, _config.Temperature);
+        }
+        else (oldLogp, refLogp) = ShardedLogProbs(_shards, policy, reference, kept); // 9.
         scoreWatch.Stop();
         var lossMask = (float[])kept.Mask.Clone();
         if (_config.MaskTruncatedCompletions)
@@ -215,25 +234,34 @@ public sealed class GrpoTrainer
                 int b = idx.Length;
                 var sub = PolicyRollouts.Rows(kept.Input, idx);
                 var subMask = PolicyRollouts.Gather(lossMask, idx, R);
-                policy.ZeroGrad();
-                var taped = PolicyRollouts.LogProbsOnTape(policy, sub, Tp, R, _config.Temperature);
                 // DAPO's normaliser: every token of the rollout batch weighs the same in whichever minibatch it falls.
                 var weights = GrpoLoss.Weights(subMask, b, R, _config.LossType, _config.MaxNewTokens, dapoTokens: batchTokens * b / B);
-                var res = GrpoLoss.Compute(taped.LogProbs, PolicyRollouts.Gather(oldLogp, idx, R), refLogp is null ? default : PolicyRollouts.Gather(refLogp, idx, R),
-                    [.. idx.Select(i => advantages[i])], subMask, weights, _config.Epsilon, _config.UpperEpsilon, (float)_config.Beta);
-                res.Loss.Backward();
-                using (Autograd.NoGrad())
+                if (_shards is not null)
                 {
-                    var ent = Ops.Narrow(Ops.Entropy(taped.Logits.Detach()), 1, Tp - 1, R);
-                    if (subMask.Any(m => m != 0)) entropy += Ops.MaskedMean(ent, Tensor.FromArray(subMask, b, R)).Item();
+                    // 9. The minibatch's slices: the loss is Σ w·ℓ, so the slices' losses and gradients add up to it.
+                    var g = SlicedGradient(_shards, policy, kept.Input, idx, lossMask, weights, oldLogp, refLogp, advantages, Tp, R);
+                    (loss, kl, low, high, entropy) = (loss + g.Loss, kl + g.Kl, low + g.Low, high + g.High, entropy + g.Entropy);
                 }
-                PolicyRollouts.Backward(policy, taped, _config.Temperature);
+                else
+                {
+                    policy.ZeroGrad();
+                    var taped = PolicyRollouts.LogProbsOnTape(policy, sub, Tp, R, _config.Temperature);
+                    var res = GrpoLoss.Compute(taped.LogProbs, PolicyRollouts.Gather(oldLogp, idx, R), refLogp is null ? default : PolicyRollouts.Gather(refLogp, idx, R),
+                        [.. idx.Select(i => advantages[i])], subMask, weights, _config.Epsilon, _config.UpperEpsilon, (float)_config.Beta);
+                    res.Loss.Backward();
+                    using (Autograd.NoGrad())
+                    {
+                        var ent = Ops.Narrow(Ops.Entropy(taped.Logits.Detach()), 1, Tp - 1, R);
+                        if (subMask.Any(m => m != 0)) entropy += Ops.MaskedMean(ent, Tensor.FromArray(subMask, b, R)).Item();
+                    }
+                    PolicyRollouts.Backward(policy, taped, _config.Temperature);
+                    loss += res.Loss.Item();
+                    kl += res.Kl;
+                    low += res.LowClipFraction;
+                    high += res.HighClipFraction;
+                }
                 policy.ParameterSet.ClipGradNorm(_config.MaxGradNorm);
                 opt.Step();
-                loss += res.Loss.Item();
-                kl += res.Kl;
-                low += res.LowClipFraction;
-                high += res.HighClipFraction;
                 updates++;
             }
         }

@@ -136,10 +136,8 @@ internal static class LmTrainingLoop
         float[] dLogits = [];
         while (step < o.Steps)
         {
-            // Under mpirun every rank must stop at the same step (each hears the signal on its own): stop if any rank heard it.
-            bool stop = ct.IsCancellationRequested;
-            if (world.Size > 1) stop = world.AllGather(stop ? 1L : 0L).Any(x => x != 0);
-            if (stop)
+            // Under mpirun every rank stops at the same step (each hears the signal on its own).
+            if (DataParallel.StopRequested(ct))
             {
                 cancelled = true;
                 break;
@@ -175,10 +173,10 @@ internal static class LmTrainingLoop
                     if (dLogits.Length != size) dLogits = new float[size];
                     double loss = Gpt.CrossEntropy(pass, slice.Targets, slice.Weights, dLogits, total);
                     model.Backward(pass, dLogits);
-                    shards.Add(s, model.Gradients, loss);
+                    shards.Add(s, model.TrainableParameters.Grads, loss); // with LoRA: the adapter's gradient, the only one trained
                 }
                 long sum0 = Stopwatch.GetTimestamp(), bytes0 = world.BytesSent;
-                trainLoss = shards.Finish(model.Gradients);
+                trainLoss = shards.Finish(model.TrainableParameters.Grads);
                 sumTime += Stopwatch.GetElapsedTime(sum0);
                 sumBytes += world.BytesSent - bytes0;
             }
@@ -226,7 +224,7 @@ internal static class LmTrainingLoop
             GradientBytesPerStep = stepsHere == 0 ? 0 : (double)sumBytes / stepsHere,
             GradientSumSecondsPerStep = stepsHere == 0 ? 0 : sumTime.TotalSeconds / stepsHere,
         };
-        if (world.Size > 1) CheckSameWeights(world, model);
+        DataParallel.CheckSameWeights(model, "model");
         if (writer is not null) RunReport.Write(writer.Path); // read back from metrics.jsonl, so a resumed run shows every step
         return result;
     }
@@ -249,20 +247,6 @@ internal static class LmTrainingLoop
         }
         if (weight == 0) throw new InvalidOperationException("held-out evaluation: no held-out targets.");
         return sum / weight;
-    }
-
-    /// <summary>
-    /// Every rank applied the same summed gradient, so the weights must be equal; a rank that differs (a different corpus
-    /// or binary on one machine) is reported instead of silently averaging nothing.
-    /// </summary>
-    private static void CheckSameWeights(ICommunicator world, Gpt model)
-    {
-        var digest = System.Security.Cryptography.SHA256.HashData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(model.Parameters.AsSpan()));
-        long mine = BitConverter.ToInt64(digest, 0);
-        var all = world.AllGather(mine);
-        for (int r = 0; r < all.Length; r++)
-            if (all[r] != all[0])
-                throw new InvalidOperationException($"data parallelism: rank {r}'s weights differ from rank 0's after training; every rank needs the same data, settings and rlhf build.");
     }
 
     private sealed record TrainerState(int Step, int AdamStep, ulong[] DropoutRng, long DataEpoch, long DataIndex);

@@ -104,6 +104,30 @@ public static class PolicyRollouts
             picks.Select(p => p.Batch).Distinct().Sum(b => b.GenerationSeconds));
     }
 
+    /// <summary>
+    /// A batch laid out from its rows' tokens (data parallelism: every rank lays out the rows all ranks sampled the same
+    /// way): prompts left-padded to the longest, responses right-padded to the longest, padding token 0 with mask 0.
+    /// </summary>
+    public static RolloutBatch Layout(IReadOnlyList<string> prompts, IReadOnlyList<(int[] Prompt, int[] Response, string Text, bool Eos)> rows, double generationSeconds)
+    {
+        if (rows.Count == 0) throw new ArgumentException("rollouts: no rows to lay out.");
+        int B = rows.Count, Tp = rows.Max(r => r.Prompt.Length), R = rows.Max(r => r.Response.Length), L = Tp + R;
+        var tokens = new int[B * L];
+        var attention = new byte[B * L];
+        var mask = new float[B * R];
+        for (int b = 0; b < B; b++)
+        {
+            var (prompt, response, _, _) = rows[b];
+            prompt.CopyTo(tokens.AsSpan(b * L + Tp - prompt.Length));
+            attention.AsSpan(b * L + Tp - prompt.Length, prompt.Length).Fill(1);
+            response.CopyTo(tokens.AsSpan(b * L + Tp));
+            attention.AsSpan(b * L + Tp, response.Length).Fill(1);
+            mask.AsSpan(b * R, response.Length).Fill(1f);
+        }
+        return new RolloutBatch(prompts, new GptInput(B, L, tokens, attention), Tp, R, mask, [.. rows.Select(r => r.Response.Length)],
+            [.. rows.Select(r => r.Text)], [.. rows.Select(r => (int[])[.. r.Prompt, .. r.Response])], [.. rows.Select(r => r.Eos)], generationSeconds);
+    }
+
     /// <summary>log π(response token) for each row (B, R), from one fused forward at the given temperature.</summary>
     public static float[] ResponseLogProbs(Gpt model, GptInput input, int Tp, int R, float temperature)
     {

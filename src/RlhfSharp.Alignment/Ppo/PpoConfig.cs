@@ -121,6 +121,9 @@ public sealed record PpoConfig
     [ConfigOption("Seed for prompt order, sampling and head initialisation.", Min = 0)]
     public ulong Seed { get; init; } = 1;
 
+    [ConfigOption("Slices each rollout batch and minibatch are cut into (sampling, scoring, gradients): under mpirun it follows -np (slice r on rank r), and one process with the same value gives the same bits (docs/distributed.md).", Min = 1)]
+    public int GradShards { get; init; } = 1;
+
     /// <summary>LoRA: with r &gt; 0 only low-rank adapters (and heads) train; the base stays frozen.</summary>
     public LoraConfig Lora { get; init; } = new();
 
@@ -135,6 +138,7 @@ public sealed record PpoConfig
         ConfigRanges.Validate(this, "ppo config");
         Check(MiniBatchSize <= BatchSize, $"minibatch_size = {MiniBatchSize} must be at most batch_size = {BatchSize}");
         Check(SnapshotEvery >= 0, $"snapshot interval {SnapshotEvery} must be ≥ 0");
+        Check(GradShards == 1 || PtxCoef == 0, $"PPO-ptx (ptx_coef = {PtxCoef}) is not data-parallel yet: run it with grad_shards = 1, outside mpirun");
         Check(Algorithm != PolicyAlgorithm.Rloo || (RlooSamples >= 2 && BatchSize % RlooSamples == 0), $"RLOO needs K = {RlooSamples} ≥ 2 dividing batch size {BatchSize}");
     }
 }

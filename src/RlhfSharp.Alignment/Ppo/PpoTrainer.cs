@@ -32,10 +32,13 @@
 //     the run after this step, best/ kept by the monitored quantity.
 // 10. Checkpoints (policy, value, optimiser moments, RNG, β, step) and resume that continues bit-identically; policy
 //     snapshots every SnapshotEvery steps handed to the caller (the over-optimisation evaluation scores them).
+// 11. Data parallelism (PpoTrainer.DataParallel.cs, docs/distributed.md): with GradShards = S > 1, rollouts, scoring and
+//     each minibatch's gradient are split into S slices (slice r on rank r under mpirun); rank 0 alone writes.
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using RlhfSharp.Alignment.RewardModeling;
+using RlhfSharp.Distributed;
 using RlhfSharp.Models;
 using RlhfSharp.Models.Checkpoints;
 using RlhfSharp.Objectives;
@@ -52,7 +55,7 @@ namespace RlhfSharp.Alignment.Ppo;
 /// </summary>
 public sealed record PpoResult(Gpt Policy, Gpt? Value, IReadOnlyList<IReadOnlyDictionary<string, double>> History, bool Cancelled, int Steps = 0);
 
-public sealed class PpoTrainer
+public sealed partial class PpoTrainer
 {
     private readonly PpoConfig _config;
 
@@ -89,7 +92,9 @@ public sealed class PpoTrainer
         if (_config.PtxCoef > 0 && (options.PretrainRows is null || options.PretrainRows.Count == 0))
             throw new ArgumentException("ppo: PtxCoef > 0 needs pre-training rows (PPO-ptx).");
         int eos = tokenizer.EosId ?? sft.Config.EosTokenId ?? throw new ArgumentException("ppo: the tokenizer has no end-of-text token, so responses cannot end.");
-        var run = options.Run;
+        // 11. Rank 0 alone writes; every rank reads the checkpoint it resumes from.
+        _shards = _config.GradShards > 1 ? new ShardedGradient(Cluster.World, _config.GradShards) : null;
+        var run = DataParallel.Writer(options.Run);
 
         // 1. Roles.
         var rng = new Rng(_config.Seed);
@@ -117,7 +122,7 @@ public sealed class PpoTrainer
         int startStep = 0;
         var history = new List<IReadOnlyDictionary<string, double>>();
 
-        if (run is not null && run.Resumed && run.LatestCheckpoint() is { } checkpoint)
+        if (options.Run is { Resumed: true } && options.Run.LatestCheckpoint() is { } checkpoint)
         {
             // 10. Resume: models, optimiser moments, RNG and β as they were after the checkpoint's step.
             // LoRA: only the adapters are read back, onto the bases already in memory.
@@ -148,7 +153,7 @@ public sealed class PpoTrainer
         if (step == 0 && _config.SnapshotEvery > 0) options.Snapshot?.Invoke(0, policy);
         for (; step < _config.Steps; step++)
         {
-            if (ct.IsCancellationRequested)
+            if (DataParallel.StopRequested(ct))
             {
                 cancelled = true;
                 break;
@@ -168,6 +173,8 @@ public sealed class PpoTrainer
                 break;
             }
         }
+        DataParallel.CheckSameWeights(policy, "policy");
+        if (value is not null) DataParallel.CheckSameWeights(value, "value model");
         if (run is not null)
         {
             if (run.LatestCheckpoint()?.Step != step) SaveCheckpoint(run, step, policy, value, policyOpt, valueOpt, kl, rng, _config.KeepCheckpoints);
@@ -227,25 +234,40 @@ public sealed class PpoTrainer
             string p = prompts[rng.NextInt(prompts.Count)];
             for (int k = 0; k < perPrompt; k++) batchPrompts.Add(p);
         }
-        var batch = PolicyRollouts.Sample(generator, tokenizer, eos, batchPrompts, _config.MaxNewTokens, _config.Temperature, rng);
-        double generationSeconds = batch.GenerationSeconds;
-
-        // 3. Scoring.
+        RolloutBatch batch;
+        float[] oldLogp, refLogp, oldValues, scores;
+        double generationSeconds, scoringSeconds;
         var scoreWatch = Stopwatch.StartNew();
+        if (_shards is null)
+        {
+            batch = PolicyRollouts.Sample(generator, tokenizer, eos, batchPrompts, _config.MaxNewTokens, _config.Temperature, rng);
+            generationSeconds = batch.GenerationSeconds;
+
+            // 3. Scoring.
+            scoreWatch.Restart();
+            int Tp0 = batch.PromptLength, R0 = batch.ResponseLength;
+            oldLogp = PolicyRollouts.ResponseLogProbs(policy, batch.Input, Tp0, R0, _config.Temperature);
+            refLogp = PolicyRollouts.ResponseLogProbs(reference, batch.Input, Tp0, R0, _config.Temperature);
+            oldValues = value is null ? new float[B * R0] : PolicyRollouts.ResponseValues(value, batch.Input, Tp0, R0);
+            scores = reward.Score(batchPrompts, batch.Responses, batch.Rows);
+            if (scores.Length != B) throw new InvalidOperationException($"ppo: the reward returned {scores.Length} scores for {B} responses.");
+            scoringSeconds = scoreWatch.Elapsed.TotalSeconds;
+        }
+        else
+        {
+            // 2.–3. Sampled and scored slice by slice (11).
+            var sharded = ShardedRollouts(step, _shards, policy, reference, value, generator, tokenizer, eos, batchPrompts, reward);
+            (batch, oldLogp, refLogp, oldValues, scores) = (sharded.Batch, sharded.OldLogp, sharded.RefLogp, sharded.OldValues, sharded.Scores);
+            (generationSeconds, scoringSeconds) = (sharded.GenerationSeconds, sharded.ScoringSeconds);
+        }
         int Tp = batch.PromptLength, R = batch.ResponseLength, L = batch.Input.Length;
         var (input, mask, lengths, responses, rows, endsWithEos) = (batch.Input, batch.Mask, batch.Lengths, batch.Responses, batch.Rows, batch.EndsWithEos);
-        var oldLogp = PolicyRollouts.ResponseLogProbs(policy, input, Tp, R, _config.Temperature);
-        var refLogp = PolicyRollouts.ResponseLogProbs(reference, input, Tp, R, _config.Temperature);
-        var oldValues = value is null ? new float[B * R] : PolicyRollouts.ResponseValues(value, input, Tp, R);
-        var scores = reward.Score(batchPrompts, responses, rows);
-        if (scores.Length != B) throw new InvalidOperationException($"ppo: the reward returned {scores.Length} scores for {B} responses.");
         var rawScores = (float[])scores.Clone();
         for (int b = 0; b < B; b++)
         {
             if (!endsWithEos[b] && _config.MissingEosPenalty is double pen) scores[b] -= (float)pen;
             if (_config.RewardClip is double clip) scores[b] = Math.Clamp(scores[b], (float)-clip, (float)clip);
         }
-        double scoringSeconds = scoreWatch.Elapsed.TotalSeconds;
 
         // 4. Per-token rewards: −β·k1 everywhere, the score at the last real token.
         var (rewards, klK1, klK3) = RlhfRewards.PerToken(scores, oldLogp, refLogp, lengths, R, beta);
@@ -292,71 +314,89 @@ public sealed class PpoTrainer
                 int b = idx.Length;
                 var subMask = Tensor.FromArray(PolicyRollouts.Gather(mask, idx, R), b, R);
 
-                policy.ZeroGrad();
-                var taped = PolicyRollouts.LogProbsOnTape(policy, sub, Tp, R, _config.Temperature);
-                var subAdvantages = Tensor.FromArray(PolicyRollouts.Gather(advantages, idx, R), b, R);
-                Tensor policyLoss;
-                if (_config.Algorithm == PolicyAlgorithm.Reinforce)
+                double policyLossValue;
+                if (_shards is not null)
                 {
-                    policyLoss = PolicyGradientLosses.Reinforce(taped.LogProbs, subAdvantages, subMask);
-                    pgLoss += policyLoss.Item();
+                    // 11. The minibatch's slices, their gradients summed in slice order.
+                    var g = ShardedPolicyGradient(_shards, policy, input, idx, mask, oldLogp, advantages, Tp, R);
+                    policyLossValue = g.Loss;
+                    (pgLoss, clipFrac, approxKl, entropy) = (pgLoss + g.PolicyLoss, clipFrac + g.ClipFraction, approxKl + g.ApproxKl, entropy + g.Entropy);
                 }
                 else
                 {
-                    var pl = PpoLosses.ClippedPolicy(taped.LogProbs, Tensor.FromArray(PolicyRollouts.Gather(oldLogp, idx, R), b, R), subAdvantages, subMask, _config.ClipRange);
-                    policyLoss = pl.Loss;
-                    pgLoss += pl.Loss.Item();
-                    clipFrac += pl.ClipFraction;
-                    approxKl += pl.ApproxKl;
-                }
-                if (_config.EntropyCoef > 0)
-                {
-                    // The entropy bonus −c_e·H through the logits on the tape, so it shapes the gradient.
-                    var bonus = PolicyGradientLosses.EntropyBonus(Ops.Narrow(Ops.Entropy(taped.Logits), 1, Tp - 1, R), subMask, _config.EntropyCoef);
-                    policyLoss = Ops.Add(policyLoss, bonus.Loss);
-                    entropy += bonus.Entropy;
-                }
-                else
-                {
-                    using (Autograd.NoGrad())
+                    policy.ZeroGrad();
+                    var taped = PolicyRollouts.LogProbsOnTape(policy, sub, Tp, R, _config.Temperature);
+                    var subAdvantages = Tensor.FromArray(PolicyRollouts.Gather(advantages, idx, R), b, R);
+                    Tensor policyLoss;
+                    if (_config.Algorithm == PolicyAlgorithm.Reinforce)
                     {
-                        var ent = Ops.Narrow(Ops.Entropy(taped.Logits.Detach()), 1, Tp - 1, R);
-                        entropy += Ops.MaskedMean(ent, subMask).Item();
+                        policyLoss = PolicyGradientLosses.Reinforce(taped.LogProbs, subAdvantages, subMask);
+                        pgLoss += policyLoss.Item();
                     }
+                    else
+                    {
+                        var pl = PpoLosses.ClippedPolicy(taped.LogProbs, Tensor.FromArray(PolicyRollouts.Gather(oldLogp, idx, R), b, R), subAdvantages, subMask, _config.ClipRange);
+                        policyLoss = pl.Loss;
+                        pgLoss += pl.Loss.Item();
+                        clipFrac += pl.ClipFraction;
+                        approxKl += pl.ApproxKl;
+                    }
+                    if (_config.EntropyCoef > 0)
+                    {
+                        // The entropy bonus −c_e·H through the logits on the tape, so it shapes the gradient.
+                        var bonus = PolicyGradientLosses.EntropyBonus(Ops.Narrow(Ops.Entropy(taped.Logits), 1, Tp - 1, R), subMask, _config.EntropyCoef);
+                        policyLoss = Ops.Add(policyLoss, bonus.Loss);
+                        entropy += bonus.Entropy;
+                    }
+                    else
+                    {
+                        using (Autograd.NoGrad())
+                        {
+                            var ent = Ops.Narrow(Ops.Entropy(taped.Logits.Detach()), 1, Tp - 1, R);
+                            entropy += Ops.MaskedMean(ent, subMask).Item();
+                        }
+                    }
+                    policyLoss.Backward();
+                    PolicyRollouts.Backward(policy, taped, _config.Temperature);
+                    policyLossValue = policyLoss.Item();
                 }
-                policyLoss.Backward();
-                PolicyRollouts.Backward(policy, taped, _config.Temperature);
                 if (_config.PtxCoef > 0) ptxLoss += PtxGradient(policy, options.PretrainRows!, rng);
                 double policyGradNorm = policy.TrainableParameters.ClipGradNorm(_config.MaxGradNorm);
                 // A diverged minibatch stops the run before the step is logged or checkpointed (NumericGuard).
                 string hint = NumericGuard.LearningRateHint(_config.LearningRate);
-                NumericGuard.Check(step + 1, "policy loss", policyLoss.Item(), hint);
+                NumericGuard.Check(step + 1, "policy loss", policyLossValue, hint);
                 NumericGuard.Check(step + 1, "policy gradient norm", policyGradNorm, hint);
                 policyOpt.Step();
                 NumericGuard.CheckParameters(step + 1, policy.ParameterSet, hint, "policy");
 
                 if (value is not null)
                 {
-                    value.ZeroGrad();
-                    var vpass = value.Forward(sub, new GptForwardOptions { Logits = false }, valuePass);
-                    valuePass = vpass;
-                    var vAll = Tensor.Wrap(vpass.Values!, b, L);
-                    vAll.RequiresGrad = true;
-                    var v = Ops.Narrow(vAll, 1, Tp - 1, R);
-                    var subReturns = Tensor.FromArray(PolicyRollouts.Gather(returns, idx, R), b, R);
-                    // REINFORCE's baseline regresses on the returns directly; PPO clips the value's move.
-                    var vl = _config.Algorithm == PolicyAlgorithm.Reinforce
-                        ? new ValueLossResult(PolicyGradientLosses.ValueLoss(v, subReturns, subMask), 0)
-                        : PpoLosses.ClippedValue(v, Tensor.FromArray(PolicyRollouts.Gather(oldValues, idx, R), b, R), subReturns, subMask, _config.ClipRangeValue);
-                    Ops.MulScalar(vl.Loss, _config.ValueCoef).Backward();
-                    value.Backward(vpass, dValues: vAll.Grad!.ToArray());
+                    double valueLoss, valueClipFraction;
+                    if (_shards is not null) (valueLoss, valueClipFraction) = ShardedValueGradient(_shards, value, input, idx, mask, oldValues, returns, Tp, R);
+                    else
+                    {
+                        value.ZeroGrad();
+                        var vpass = value.Forward(sub, new GptForwardOptions { Logits = false }, valuePass);
+                        valuePass = vpass;
+                        var vAll = Tensor.Wrap(vpass.Values!, b, L);
+                        vAll.RequiresGrad = true;
+                        var v = Ops.Narrow(vAll, 1, Tp - 1, R);
+                        var subReturns = Tensor.FromArray(PolicyRollouts.Gather(returns, idx, R), b, R);
+                        // REINFORCE's baseline regresses on the returns directly; PPO clips the value's move.
+                        var vl = _config.Algorithm == PolicyAlgorithm.Reinforce
+                            ? new ValueLossResult(PolicyGradientLosses.ValueLoss(v, subReturns, subMask), 0)
+                            : PpoLosses.ClippedValue(v, Tensor.FromArray(PolicyRollouts.Gather(oldValues, idx, R), b, R), subReturns, subMask, _config.ClipRangeValue);
+                        Ops.MulScalar(vl.Loss, _config.ValueCoef).Backward();
+                        value.Backward(vpass, dValues: vAll.Grad!.ToArray());
+                        (valueLoss, valueClipFraction) = (vl.Loss.Item(), vl.ClipFraction);
+                    }
                     double valueGradNorm = value.TrainableParameters.ClipGradNorm(_config.MaxGradNorm);
-                    NumericGuard.Check(step + 1, "value loss", vl.Loss.Item(), hint);
+                    NumericGuard.Check(step + 1, "value loss", valueLoss, hint);
                     NumericGuard.Check(step + 1, "value gradient norm", valueGradNorm, hint);
                     valueOpt!.Step();
                     NumericGuard.CheckParameters(step + 1, value.ParameterSet, hint, "value model");
-                    vfLoss += vl.Loss.Item();
-                    vfClipFrac += vl.ClipFraction;
+                    vfLoss += valueLoss;
+                    vfClipFrac += valueClipFraction;
                 }
                 updates++;
             }

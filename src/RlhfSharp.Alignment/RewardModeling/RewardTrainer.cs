@@ -19,7 +19,12 @@
 //     pair counted in both orientations) are logged and returned.
 //  9. Checkpoints (finished members, the current member with its AdamW moments, RNG states, bootstrap sample, step)
 //     every CheckpointInterval steps, when a member ends and on cancellation; a resumed run continues bit-identically.
+// 10. Data parallelism (docs/distributed.md): with GradShards = S > 1 each batch's examples are cut into S slices
+//     (Distributed.ShardedGradient), each slice's loss divided by the whole batch's example count, the gradients and
+//     the accuracy and margin counts summed in slice order; under mpirun rank r computes slice r, so N ranks equal one
+//     process with GradShards = N bit for bit. Rank 0 alone writes; every rank holds the same members.
 using System.Text.Json.Serialization;
+using RlhfSharp.Distributed;
 using RlhfSharp.Models;
 using RlhfSharp.Models.Checkpoints;
 using RlhfSharp.Objectives;
@@ -78,6 +83,9 @@ public sealed record RewardTrainerConfig
     [ConfigOption("Checkpoint into the run folder every this many steps of a member (0: only when stopped and when a member ends).", Name = "--checkpoint-interval", Aliases = ["--save-steps"], Min = 0)]
     [JsonPropertyName("save_steps")]
     public int CheckpointInterval { get; init; }
+
+    [ConfigOption("Slices each batch is cut into, their gradients summed in slice order: under mpirun it follows -np (slice r on rank r), and one process with the same value gives the same bits (docs/distributed.md).", Min = 1)]
+    public int GradShards { get; init; } = 1;
 
     /// <summary>LoRA: with r &gt; 0 only low-rank adapters (and heads) train; the base stays frozen.</summary>
     public LoraConfig Lora { get; init; } = new();
@@ -141,7 +149,10 @@ public sealed class RewardTrainer
         var (heldIdx, trainIdx) = GroupedSplit.Split([.. examples.Select(e => e.Prompt)], _config.HeldOutFraction, rng);
         var held = heldIdx.Select(i => examples[i]).ToList();
         var train = trainIdx.Select(i => examples[i]).ToList();
-        run?.WriteConfig(_config);
+        // 10. Rank 0 alone writes; every rank reads the checkpoint it resumes from.
+        var shards = new ShardedGradient(Cluster.World, _config.GradShards);
+        var writer = DataParallel.Writer(run);
+        writer?.WriteConfig(_config);
 
         int stepsPerEpoch = (train.Count + _config.BatchSize - 1) / _config.BatchSize;
         int stepsPerMember = stepsPerEpoch * _config.Epochs;
@@ -195,7 +206,7 @@ public sealed class RewardTrainer
             }
             ulong[] mainRng = rng.GetState();
             string stage = _config.Members == 1 ? "reward" : $"reward member {m + 1}/{_config.Members}";
-            void Save(int atStep) => SaveCheckpoint(run!, (long)m * stepsPerMember + atStep, members, memberEvals, model, opt,
+            void Save(int atStep) => SaveCheckpoint(writer!, (long)m * stepsPerMember + atStep, members, memberEvals, model, opt,
                 new RewardState(m, atStep, opt.StepCount, mainRng, epochRng!, sample, [.. memberEvals]));
             for (int epoch = step / Math.Max(1, stepsPerEpoch); epoch < _config.Epochs; epoch++)
             {
@@ -204,14 +215,13 @@ public sealed class RewardTrainer
                 var perm = memberRng.Permutation(data.Count);
                 for (int start = (step - epoch * stepsPerEpoch) * _config.BatchSize; start < data.Count; start += _config.BatchSize)
                 {
-                    if (ct.IsCancellationRequested)
+                    if (DataParallel.StopRequested(ct))
                     {
-                        if (run is not null) Save(step);
+                        if (writer is not null) Save(step);
                         return new RewardTrainingResult(new RewardEnsemble([.. members, model]), null, memberEvals, train.Count, held.Count, Cancelled: true, (long)m * stepsPerMember + step);
                     }
                     var batch = perm.Skip(start).Take(_config.BatchSize).Select(i => data[i]).ToList();
-                    model.Model.ZeroGrad();
-                    var stats = LossAndGradient(model, batch, backward: true);
+                    var stats = shards.Shards == 1 ? WholeBatch(model, batch) : Sharded(model, batch, shards);
                     double gradNorm = model.Model.TrainableParameters.ClipGradNorm(_config.MaxGradNorm);
                     // 5. AdamW with a linear decay of the rate to 0.
                     float lr = _config.LearningRate * (1f - (float)step / stepsPerMember);
@@ -237,9 +247,9 @@ public sealed class RewardTrainer
                         metrics[MetricKeys.EvalLoss] = e.Loss;
                         metrics[MetricKeys.EvalAccuracy] = e.Accuracy;
                     }
-                    run?.Log((long)m * stepsPerMember + step, metrics);
+                    writer?.Log((long)m * stepsPerMember + step, metrics);
                     progress?.Report(new AlignmentProgress(stage, step, stepsPerMember, metrics));
-                    if (run is not null && _config.CheckpointInterval > 0 && step % _config.CheckpointInterval == 0 && step < stepsPerMember) Save(step);
+                    if (writer is not null && _config.CheckpointInterval > 0 && step % _config.CheckpointInterval == 0 && step < stepsPerMember) Save(step);
                 }
                 epochRng = null;
             }
@@ -247,13 +257,14 @@ public sealed class RewardTrainer
             {
                 var e = Evaluate([model], held);
                 memberEvals.Add(e);
-                run?.Log((long)(m + 1) * stepsPerMember, new Dictionary<string, double> { [MetricKeys.EvalLoss] = e.Loss, [MetricKeys.EvalAccuracy] = e.Accuracy, [MetricKeys.EvalCalibrationError] = e.ExpectedCalibrationError, [MetricKeys.Member] = m });
+                writer?.Log((long)(m + 1) * stepsPerMember, new Dictionary<string, double> { [MetricKeys.EvalLoss] = e.Loss, [MetricKeys.EvalAccuracy] = e.Accuracy, [MetricKeys.EvalCalibrationError] = e.ExpectedCalibrationError, [MetricKeys.Member] = m });
             }
+            DataParallel.CheckSameWeights(model.Model, $"reward model (member {m})");
             members.Add(model);
             resumed = null;
             // A finished member is checkpointed as the start of the next (the main RNG after this member's fork).
-            if (run is not null)
-                SaveCheckpoint(run, (long)(m + 1) * stepsPerMember, members, memberEvals, null, null,
+            if (writer is not null)
+                SaveCheckpoint(writer, (long)(m + 1) * stepsPerMember, members, memberEvals, null, null,
                     new RewardState(m + 1, 0, 0, rng.GetState(), null, null, [.. memberEvals]));
         }
 
@@ -267,9 +278,9 @@ public sealed class RewardTrainer
         }
         var ensemble = new RewardEnsemble(members);
         RewardEvaluation? heldEval = held.Count > 0 ? Evaluate(members, held) : null;
-        if (heldEval is not null && run is not null)
+        if (heldEval is not null && writer is not null)
         {
-            run.Log((long)_config.Members * stepsPerMember + 1, new Dictionary<string, double>
+            writer.Log((long)_config.Members * stepsPerMember + 1, new Dictionary<string, double>
             {
                 [MetricKeys.EvalLoss] = heldEval.Loss,
                 [MetricKeys.EvalAccuracy] = heldEval.Accuracy,
@@ -277,7 +288,7 @@ public sealed class RewardTrainer
                 [MetricKeys.EvalPairs] = heldEval.Pairs,
             });
             var json = System.Text.Json.JsonSerializer.Serialize(heldEval, new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
-            Runs.AtomicFile.WriteAllText(Path.Combine(run.Path, "reward_eval.json"), json + "\n");
+            Runs.AtomicFile.WriteAllText(Path.Combine(writer.Path, "reward_eval.json"), json + "\n");
         }
         return new RewardTrainingResult(ensemble, heldEval, memberEvals, train.Count, held.Count, Cancelled: false, (long)_config.Members * stepsPerMember);
     }
@@ -329,13 +340,46 @@ public sealed class RewardTrainer
 
     private static int[] Clip(int[] prompt, int max) => prompt.Length == 0 ? [0] : prompt.Length > max ? prompt[^max..] : prompt;
 
-    internal readonly record struct BatchStats(double Loss, double Accuracy, double Margin);
+    /// <summary>A batch's loss and its ordered pairs: how many the model ranks right and the sum of r_w − r_l.</summary>
+    internal readonly record struct BatchStats(double Loss, int Correct, int Pairs, double MarginSum)
+    {
+        public double Accuracy => Pairs > 0 ? (double)Correct / Pairs : 0;
+
+        public double Margin => Pairs > 0 ? MarginSum / Pairs : 0;
+    }
+
+    /// <summary>Steps 2–4 on the whole batch in one pass (GradShards = 1, the golden tests' path).</summary>
+    private static BatchStats WholeBatch(RewardModel model, List<PreferenceExample> batch)
+    {
+        model.Model.ZeroGrad();
+        return LossAndGradient(model, batch, backward: true);
+    }
+
+    /// <summary>
+    /// 10. Steps 2–4 slice by slice (this rank's slice under mpirun), each divided by the whole batch's example count; the
+    /// gradient, loss and pair counts summed in slice order into the model's gradient and the returned figures.
+    /// </summary>
+    private static BatchStats Sharded(RewardModel model, List<PreferenceExample> batch, ShardedGradient shards)
+    {
+        var gradient = model.Model.TrainableParameters.Grads;
+        foreach (int s in shards.LocalShards)
+        {
+            var (start, count) = shards.Slice(s, batch.Count);
+            model.Model.ZeroGrad();
+            var stats = count == 0 ? default : LossAndGradient(model, batch.GetRange(start, count), backward: true, batchSize: batch.Count);
+            shards.Add(s, gradient, [stats.Loss, stats.Correct, stats.Pairs, stats.MarginSum]);
+        }
+        double loss = shards.Finish(gradient);
+        var t = shards.Totals;
+        return new BatchStats(loss, (int)t[1], (int)t[2], t[3]);
+    }
 
     /// <summary>
     /// The batch loss (steps 2–4): rows are laid out by loss form so each group is a contiguous slice of one rewards
-    /// tensor; the loss is the example-weighted mean of the group losses.
+    /// tensor; the loss is the example-weighted mean of the group losses, divided by <paramref name="batchSize"/>
+    /// examples when given (a slice of a larger batch) instead of this batch's count.
     /// </summary>
-    internal static BatchStats LossAndGradient(RewardModel model, IReadOnlyList<PreferenceExample> batch, bool backward)
+    internal static BatchStats LossAndGradient(RewardModel model, IReadOnlyList<PreferenceExample> batch, bool backward, int? batchSize = null)
     {
         var tok = model.Tokenizer;
         int block = model.Model.Config.BlockSize;
@@ -356,7 +400,7 @@ public sealed class RewardTrainer
         rewards.RequiresGrad = backward;
         Tensor? total = null;
         int offset = 0;
-        float n = batch.Count;
+        float n = batchSize ?? batch.Count;
         if (pairs.Count > 0)
         {
             int P = pairs.Count;
@@ -396,7 +440,7 @@ public sealed class RewardTrainer
                 if (d > 0) correct++;
                 count++;
             }
-        return new BatchStats(total!.Item(), count > 0 ? (double)correct / count : 0, count > 0 ? marginSum / count : 0);
+        return new BatchStats(total!.Item(), correct, count, marginSum);
     }
 
     private static List<(PreferenceExample Example, int[] Rows)> RowIndex(IReadOnlyList<PreferenceExample> batch, List<PreferenceExample> pairs, List<List<PreferenceExample>> groups)

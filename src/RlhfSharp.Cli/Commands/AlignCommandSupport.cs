@@ -56,6 +56,8 @@ internal static class AlignCommandSupport
         }
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        // Under mpirun only rank 0 draws the bar; the other ranks train silently, still stopping on a signal.
+        if (!RlhfSharp.Distributed.Cluster.World.IsRoot) return train(AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(TextWriter.Null) }), Silent.Instance, cts.Token);
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
         T result = default!;
         console.Progress()
@@ -74,6 +76,13 @@ internal static class AlignCommandSupport
     {
         Console.Error.WriteLine($"{stage}: stopped at step {step} ({(Interrupted == PosixSignal.SIGTERM ? "SIGTERM" : "Ctrl-C")}); the checkpoint is in {runPath}/checkpoints. Continue with `--resume --run {runPath}`.");
         return InterruptedExitCode;
+    }
+
+    private sealed class Silent : IProgress<AlignmentProgress>
+    {
+        public static readonly Silent Instance = new();
+
+        public void Report(AlignmentProgress value) { }
     }
 
     private sealed class BarProgress(ProgressTask task) : IProgress<AlignmentProgress>

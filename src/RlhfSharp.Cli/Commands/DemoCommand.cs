@@ -26,10 +26,15 @@ internal static class DemoCommand
         var human = new Option<bool>("--human") { Description = $"People label the pairs: the labels stage serves them in the labelling app on 127.0.0.1 (store {HumanDemoLabeler.StoreFileName} in the run folder), prints the URL and a labeller token, and waits for the judgments." };
         var judgments = new Option<int>("--judgments") { Description = "With --human: pairs to judge (the reward model trains on the answers; ties count ½ each way, skips are left out).", DefaultValueFactory = _ => 100 }.InRange(new(1));
         var port = new Option<int>("--port") { Description = "With --human: port of the labelling app on 127.0.0.1 (0 picks a free one).", DefaultValueFactory = _ => 5080 }.InRange(new(0, 65535));
+        var pg = new Option<string?>("--pg")
+        {
+            Description = "With --human: a PostgreSQL connection string (Npgsql form; one database or Search Path schema per demo run). The pairs go to that shared store " +
+                $"and people label them through any number of `rlhf label serve --pg ... --campaign {HumanDemoLabeler.Campaign}` instances; no app is started here.",
+        };
         var command = new Command("demo",
             "Run the whole RLHF pipeline on the built-in story world (or --task sentiment on a corpus): pre-train, SFT, labels, reward model, PPO (adaptive KL and β = 0), gold-judged evaluation, report.html. " +
             "Labels come from the oracle, or from people in the labelling app with --human.");
-        foreach (var o in new Option[] { quick, output, resume, seed, task, corpus, lexicon, tokenizerDir, human, judgments, port })
+        foreach (var o in new Option[] { quick, output, resume, seed, task, corpus, lexicon, tokenizerDir, human, judgments, port, pg })
             command.Options.Add(o);
         command.SetAction(p =>
         {
@@ -43,8 +48,8 @@ internal static class DemoCommand
             if (people && p.GetValue(judgments) < 10)
                 throw new ArgumentException($"demo: --judgments {p.GetValue(judgments)} is too few; the reward model needs at least 10 (a fifth are held out to measure it).");
             if (people) config = config with { Pairs = p.GetValue(judgments) };
-            else if (p.GetResult(judgments) is { Implicit: false } || p.GetResult(port) is { Implicit: false })
-                throw new ArgumentException("demo: --judgments and --port apply only with --human.");
+            else if (p.GetResult(judgments) is { Implicit: false } || p.GetResult(port) is { Implicit: false } || p.GetValue(pg) is not null)
+                throw new ArgumentException("demo: --judgments, --port and --pg apply only with --human.");
             string outDir = p.GetValue(output)!;
             if (p.GetValue(resume) && !people) HumanDemoLabeler.RefuseResumeWithoutPeople(outDir);
             // The task reads its files before any stage starts: a missing corpus or lexicon costs nothing already written.
@@ -62,7 +67,18 @@ internal static class DemoCommand
                     var labeler = people ? new HumanDemoLabeler(new HumanLabelingOptions(
                         (store, campaign, c) => LabelingApp.StartAsync(store, new LabelingAppOptions(Port: p.GetValue(port), Campaign: campaign), c),
                         TimeSpan.FromMilliseconds(500),
-                        (url, token) => console.MarkupLine($"labelling app: [bold]{Markup.Escape(url.ToString())}[/]  labeller token: [bold]{Markup.Escape(token)}[/]  (sign in there; Ctrl-C stops, --resume continues)"))) : null;
+                        (url, token) => console.MarkupLine($"labelling app: [bold]{Markup.Escape(url.ToString())}[/]  labeller token: [bold]{Markup.Escape(token)}[/]  (sign in there; Ctrl-C stops, --resume continues)"))
+                    {
+                        OpenSharedStore = p.GetValue(pg) is { } connection ? c => OpenSharedAsync(connection, c) : null,
+                    }) : null;
+                    // Many labellers: the pairs go to the shared store that every `rlhf label serve --pg` instance serves.
+                    async Task<RlhfSharp.Feedback.Stores.SqlPreferenceStore> OpenSharedAsync(string connection, CancellationToken c)
+                    {
+                        var store = new RlhfSharp.Feedback.Stores.PostgresPreferenceStore(connection);
+                        await store.MigrateAsync(c);
+                        console.MarkupLine($"pairs go to PostgreSQL (campaign [bold]{HumanDemoLabeler.Campaign}[/]): label them through `rlhf label serve --pg ... --campaign {HumanDemoLabeler.Campaign}` (any number of instances)");
+                        return store;
+                    }
                     return new DemoPipeline(config, demoTask) { Labeler = labeler }.Run(outDir, p.GetValue(resume), progress, ct);
                 });
             }

@@ -24,15 +24,18 @@ internal static class DpoCommand
         command.SetAction(p =>
         {
             var config = settings.Build(p);
+            config = config with { GradShards = ClusterRuns.GradShards(settings, p, config.GradShards) };
             config.Validate();
             string sftDir = p.GetValue(model)!, outDir = p.GetValue(output)!;
             var sft = Gpt.Load(sftDir);
             var tokenizer = TokenizerFiles.Load(sftDir);
             var examples = PreferenceData.LoadAsync(p.GetValue(data)!, template: ChatTemplate.For(tokenizer)).GetAwaiter().GetResult();
-            using var runDir = RunContract.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "dpo", outDir), p.GetValue(resume));
+            using var runDir = ClusterRuns.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "dpo", outDir), p.GetValue(resume));
             int pairs = examples.Sum(e => e.OrderedPairs().Count());
             var result = AlignCommandSupport.WithProgress("dpo", (long)Math.Ceiling(pairs * (1 - config.HeldOutFraction) / config.BatchSize) * config.Epochs,
                 (progress, ct) => new DpoTrainer(config).Train(sft, tokenizer, examples, runDir, progress, ct));
+            // Under mpirun rank 0 alone writes the outputs and the summary (every rank holds the same policy).
+            if (!RlhfSharp.Distributed.Cluster.World.IsRoot) return result.Cancelled ? AlignCommandSupport.InterruptedExitCode : 0;
             if (result.Cancelled) return AlignCommandSupport.Stopped("dpo", runDir.Path, result.Steps);
             result.Policy.Save(outDir, dtype: p.GetValue(dtype));
             tokenizer.Save(outDir);

@@ -40,6 +40,7 @@ internal static class GrpoCommand
         {
             string outDir = p.GetValue(output)!, sftDir = p.GetValue(policy)!, rewardName = p.GetValue(reward)!;
             var config = settings.Build(p, presets: c => Preset(c, p.GetValue(variant)!));
+            config = config with { GradShards = ClusterRuns.GradShards(settings, p, config.GradShards) };
             config.Validate();
             var sft = Gpt.Load(sftDir);
             var tokenizer = TokenizerFiles.Load(sftDir);
@@ -70,12 +71,14 @@ internal static class GrpoCommand
                 }
             }
 
-            using var runDir = RunContract.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "grpo", outDir), p.GetValue(resume));
-            (promptList, var monitor) = monitorOptions.Build(p, config.Monitor, promptList, tokenizer, rolloutReward, config.MaxNewTokens, config.Temperature, runDir, gold,
+            using var runDir = ClusterRuns.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "grpo", outDir), p.GetValue(resume));
+            (promptList, var monitor) = monitorOptions.Build(p, config.Monitor, promptList, tokenizer, rolloutReward, config.MaxNewTokens, config.Temperature, RlhfSharp.Distributed.Cluster.World.IsRoot ? runDir : null, gold,
                 (rolloutReward as RewardModelReward)?.Ensemble);
             var result = AlignCommandSupport.WithProgress("grpo", config.Steps, (progress, ct) =>
                 new GrpoTrainer(config).Train(sft, tokenizer, promptList, rolloutReward, new GrpoTrainer.Options(Gold: gold, Run: runDir, Progress: progress, Monitor: monitor), ct));
             if (MonitorOptions.Summary(monitor) is { Length: > 0 } monitorSummary) Console.Out.WriteLine(monitorSummary);
+            // Under mpirun rank 0 alone writes the outputs and the summary (every rank holds the same policy).
+            if (!RlhfSharp.Distributed.Cluster.World.IsRoot) return result.Cancelled ? AlignCommandSupport.InterruptedExitCode : 0;
             if (result.Cancelled) return AlignCommandSupport.Stopped("grpo", runDir.Path, result.Steps);
             result.Policy.Save(outDir);
             tokenizer.Save(outDir);

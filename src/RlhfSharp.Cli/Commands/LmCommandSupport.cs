@@ -48,26 +48,8 @@ internal static class LmCommandSupport
 {
     /// <summary>Runs <paramref name="train"/> under the shared progress bar; Ctrl-C or SIGTERM makes the trainer checkpoint and return.
     /// Under mpirun only rank 0 draws the bar; the other ranks train silently, still stopping on a signal.</summary>
-    public static LmTrainResult WithProgress(string title, int totalSteps, Func<IProgress<AlignmentProgress>, CancellationToken, LmTrainResult> train)
-    {
-        if (RlhfSharp.Distributed.Cluster.World.IsRoot) return AlignCommandSupport.WithProgress(title, totalSteps, train);
-        using var cts = new CancellationTokenSource();
-        void OnSignal(System.Runtime.InteropServices.PosixSignalContext context)
-        {
-            context.Cancel = true;
-            cts.Cancel();
-        }
-        using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, OnSignal);
-        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, OnSignal);
-        return train(Silent.Instance, cts.Token);
-    }
-
-    private sealed class Silent : IProgress<AlignmentProgress>
-    {
-        public static readonly Silent Instance = new();
-
-        public void Report(AlignmentProgress value) { }
-    }
+    public static LmTrainResult WithProgress(string title, int totalSteps, Func<IProgress<AlignmentProgress>, CancellationToken, LmTrainResult> train) =>
+        AlignCommandSupport.WithProgress(title, totalSteps, train);
 
     /// <summary>One JSON line on standard output for scripts, and the exit code (130 after Ctrl-C, as shells expect).</summary>
     public static int Report(string stage, LmTrainResult r, string outDir, string runDir)

@@ -36,7 +36,7 @@ internal sealed class MonitorOptions
     /// <paramref name="gold"/> is the command's own gold scorer, used when --monitor-gold is not given.
     /// </summary>
     public (List<string> Train, OverOptimisationMonitor? Monitor) Build(ParseResult p, MonitorConfig config, List<string> prompts, ITokenizer tokenizer,
-        IRolloutReward proxy, int maxNewTokens, float temperature, RunDirectory run, Func<string, string, double>? gold = null, RewardEnsemble? ensemble = null)
+        IRolloutReward proxy, int maxNewTokens, float temperature, RunDirectory? run, Func<string, string, double>? gold = null, RewardEnsemble? ensemble = null)
     {
         if (!config.Enabled) return (prompts, null);
         string goldSpec = p.GetValue(_gold) ?? "none";
@@ -60,7 +60,7 @@ internal sealed class MonitorOptions
             var heldSet = held.ToHashSet(StringComparer.Ordinal);
             prompts = prompts.Where(x => !heldSet.Contains(x)).ToList();
         }
-        var monitor = new OverOptimisationMonitor(config, tokenizer, held, proxy, maxNewTokens, temperature, gold, ensemble, run.Path);
+        var monitor = new OverOptimisationMonitor(config, tokenizer, held, proxy, maxNewTokens, temperature, gold, ensemble, run?.Path);
         return (prompts, monitor);
     }
 

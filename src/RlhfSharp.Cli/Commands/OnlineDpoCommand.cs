@@ -30,6 +30,7 @@ internal static class OnlineDpoCommand
         {
             string outDir = p.GetValue(output)!, sftDir = p.GetValue(policy)!, judgeName = p.GetValue(judge)!;
             var config = settings.Build(p);
+            config = config with { GradShards = ClusterRuns.GradShards(settings, p, config.GradShards) };
             config.Validate();
             var promptList = p.GetValue(prompts) is string f ? PromptData.Read(f) : [.. Stories.Prompts(1, 2000)];
             var sft = Gpt.Load(sftDir);
@@ -45,12 +46,14 @@ internal static class OnlineDpoCommand
                     throw new ArgumentException($"--judge: its tokenizer has {ensemble.First.Tokenizer.VocabSize} ids, the policy's {tokenizer.VocabSize}; train the reward model from this SFT folder.");
                 reward = new RewardModelReward(ensemble, endCutResponses: true);
             }
-            using var runDir = RunContract.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "online-dpo", outDir), p.GetValue(resume));
-            (promptList, var monitor) = monitorOptions.Build(p, config.Monitor, promptList, tokenizer, reward, config.MaxNewTokens, config.Temperature, runDir, gold,
+            using var runDir = ClusterRuns.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "online-dpo", outDir), p.GetValue(resume));
+            (promptList, var monitor) = monitorOptions.Build(p, config.Monitor, promptList, tokenizer, reward, config.MaxNewTokens, config.Temperature, RlhfSharp.Distributed.Cluster.World.IsRoot ? runDir : null, gold,
                 (reward as RewardModelReward)?.Ensemble);
             var result = AlignCommandSupport.WithProgress("online-dpo", config.Steps, (progress, ct) =>
                 new OnlineDpoTrainer(config).Train(sft, tokenizer, promptList, reward, new OnlineDpoTrainer.Options(Gold: gold, Run: runDir, Progress: progress, Monitor: monitor), ct));
             if (MonitorOptions.Summary(monitor) is { Length: > 0 } monitorSummary) Console.Out.WriteLine(monitorSummary);
+            // Under mpirun rank 0 alone writes the outputs and the summary (every rank holds the same policy).
+            if (!RlhfSharp.Distributed.Cluster.World.IsRoot) return result.Cancelled ? AlignCommandSupport.InterruptedExitCode : 0;
             if (result.Cancelled) return AlignCommandSupport.Stopped("online-dpo", runDir.Path, result.Steps);
             result.Policy.Save(outDir);
             tokenizer.Save(outDir);

@@ -36,6 +36,7 @@ internal static class PpoCommand
             var config = settings.Build(p);
             if (p.GetValue(rloo)) config = config with { Algorithm = PolicyAlgorithm.Rloo };
             if (p.GetValue(fixedBeta)) config = config with { TargetKl = null };
+            config = config with { GradShards = ClusterRuns.GradShards(settings, p, config.GradShards) };
             config.Validate();
             var sft = Gpt.Load(sftDir);
             var tokenizer = TokenizerFiles.Load(sftDir);
@@ -50,22 +51,31 @@ internal static class PpoCommand
                 ptxRows = Utf8TextFile.ReadLines(corpus).Select(l => l.Text).Where(l => l.Trim().Length > 0).Select(l => tokenizer.Encode(l)).Where(r => r.Length >= 2).ToList();
             }
             // A resumed run replays the command line it was started with (RunContract), so the config is the same.
-            using var runDir = RunContract.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "ppo", outDir), p.GetValue(resume));
+            using var runDir = ClusterRuns.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "ppo", outDir), p.GetValue(resume));
             var proxy = new RewardModelReward(ensemble);
-            (promptList, var monitor) = monitorOptions.Build(p, config.Monitor, promptList, tokenizer, proxy, config.MaxNewTokens, config.Temperature, runDir, ensemble: ensemble);
+            (promptList, var monitor) = monitorOptions.Build(p, config.Monitor, promptList, tokenizer, proxy, config.MaxNewTokens, config.Temperature, RlhfSharp.Distributed.Cluster.World.IsRoot ? runDir : null, ensemble: ensemble);
             var result = AlignCommandSupport.WithProgress(config.Algorithm.ToString().ToLowerInvariant(), config.Steps, (progress, ct) =>
                 new PpoTrainer(config).Train(sft, tokenizer, promptList, proxy, ensemble,
                     new PpoTrainer.Options(PretrainRows: ptxRows, Run: runDir, Progress: progress, Monitor: monitor), ct));
             if (MonitorOptions.Summary(monitor) is { Length: > 0 } monitorSummary) Console.Out.WriteLine(monitorSummary);
+            // Under mpirun rank 0 alone writes the outputs and the summary (every rank holds the same policy).
+            if (!RlhfSharp.Distributed.Cluster.World.IsRoot) return result.Cancelled ? AlignCommandSupport.InterruptedExitCode : 0;
             if (result.Cancelled) return AlignCommandSupport.Stopped("ppo", runDir.Path, result.Steps);
             result.Policy.Save(outDir, dtype: p.GetValue(dtype));
             tokenizer.Save(outDir);
             RunContract.Finish(runDir, result.Steps, outDir, MonitorOptions.StatusNote(monitor));
             var last = result.History.Count > 0 ? result.History[^1] : null;
             Console.Out.WriteLine(last is null ? $"ppo: nothing to do; policy written to {outDir}"
-                : $"ppo: score {AlignCommandSupport.Format(last[MetricKeys.Scores])}, KL {AlignCommandSupport.Format(last[MetricKeys.Kl])} (k3 {AlignCommandSupport.Format(last[MetricKeys.KlK3])}), β {AlignCommandSupport.Format(last[MetricKeys.KlCoef])}; policy written to {outDir} (run {runDir.Path})");
+                : $"ppo: score {AlignCommandSupport.Format(last[MetricKeys.Scores])}, KL {AlignCommandSupport.Format(last[MetricKeys.Kl])} (k3 {AlignCommandSupport.Format(last[MetricKeys.KlK3])}), β {AlignCommandSupport.Format(last[MetricKeys.KlCoef])}; policy written to {outDir} (run {runDir.Path}){Traffic(result.History.Count)}");
             return 0;
         });
         return command;
+    }
+
+    /// <summary>Under mpirun: what rank 0 sent per step (rollouts, scores and gradient sums), for docs/distributed.md's table.</summary>
+    private static string Traffic(int steps)
+    {
+        var world = RlhfSharp.Distributed.Cluster.World;
+        return world.Size == 1 || steps == 0 ? "" : FormattableString.Invariant($"; {world.Size} ranks, rank 0 sent {world.BytesSent / steps:N0} bytes per step");
     }
 }

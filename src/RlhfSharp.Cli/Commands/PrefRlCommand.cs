@@ -29,6 +29,11 @@ internal static class PrefRlCommand
         var selection = new Option<string>("--selection") { Description = "disagreement (ensemble variance of P̂) or random.", DefaultValueFactory = _ => "disagreement" };
         var frozen = new Option<bool>("--frozen") { Description = "Fit the predictor once before RL and never again (the reward-hacking ablation)." };
         var port = new Option<int>("--port") { Description = "With --labeler app: the port of the labelling app on 127.0.0.1.", DefaultValueFactory = _ => 5080 }.InRange(new(0, 65535));
+        var pg = new Option<string?>("--pg")
+        {
+            Description = "With --labeler app: a PostgreSQL connection string (Npgsql form). The queries go to that shared store and people label them " +
+                "through any number of `rlhf label serve --pg ... --campaign prefrl` instances; no app is started here (docs/distributed.md).",
+        };
         var withFrozen = new Option<bool>("--with-frozen")
         {
             Description = "Also run the frozen-predictor ablation (same seed, oracle only) and chart both in report.html (reward hacking made visible).",
@@ -41,13 +46,13 @@ internal static class PrefRlCommand
         var command = new Command("prefrl",
             "Deep RL from human preferences on control: clips, comparisons, a learned reward, PPO. PPO's settings are `rlhf rl`'s (the " +
             "environment's preset, shown: CartPole-v1's), with 150,000 steps; --seed also seeds the selection and the oracle.");
-        foreach (var o in new Option[] { labels, preRl, labeler, selection, frozen, withFrozen, port }) command.Options.Add(o);
+        foreach (var o in new Option[] { labels, preRl, labeler, selection, frozen, withFrozen, port, pg }) command.Options.Add(o);
         var ppo = new ConfigOptions<PpoConfig>(command, Preset(new PpoConfig().EnvId), skip: [nameof(PpoConfig.KlPenalty)]);
         command.Options.Add(run);
         command.Options.Add(resume);
         command.Subcommands.Add(PrefRlBenchCommand.Create());
         command.SetAction(p => Run(p, ppo.Build(p, presets: c => Preset(c.EnvId)), p.GetValue(labels), p.GetValue(preRl), p.GetValue(labeler)!, p.GetValue(selection)!,
-            p.GetValue(frozen), p.GetValue(withFrozen), p.GetValue(port), p.GetValue(run), p.GetValue(resume)));
+            p.GetValue(frozen), p.GetValue(withFrozen), p.GetValue(port), p.GetValue(pg), p.GetValue(run), p.GetValue(resume)));
         return command;
     }
 
@@ -58,7 +63,7 @@ internal static class PrefRlCommand
     private static PpoConfig Preset(string envId) => PpoConfig.ForEnv(envId) with { TotalSteps = 150_000, KeepCheckpoints = 3 };
 
     private static int Run(ParseResult p, PpoConfig ppo, int budget, int? preRl, string labelerName, string selectionName, bool frozen,
-        bool withFrozen, int port, string? runPath, bool resume)
+        bool withFrozen, int port, string? pg, string? runPath, bool resume)
     {
         var (envId, steps, seed) = (ppo.EnvId, ppo.TotalSteps, ppo.Seed);
         EnvRegistry.Make(envId); // refuses an unknown id with the list of valid ones
@@ -69,6 +74,7 @@ internal static class PrefRlCommand
             _ => throw new ArgumentException($"--selection must be disagreement or random (got '{selectionName}')."),
         };
         if (labelerName is not ("oracle" or "app")) throw new ArgumentException($"--labeler must be oracle or app (got '{labelerName}').");
+        if (pg is not null && labelerName != "app") throw new ArgumentException("--pg is where people's judgments come from: it goes with --labeler app.");
         if (withFrozen && (frozen || labelerName != "oracle"))
             throw new ArgumentException($"--with-frozen adds a frozen run beside an online oracle run; it cannot go with --frozen or --labeler {labelerName}.");
         var schedule = new LabelSchedule(budget, preRl ?? Math.Max(1, budget / 4));
@@ -87,17 +93,26 @@ internal static class PrefRlCommand
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
         ILabeler labeler;
         Microsoft.AspNetCore.Builder.WebApplication? app = null;
-        SqlitePreferenceStore? store = null;
-        if (labelerName == "app")
+        SqlPreferenceStore? store = null;
+        if (labelerName == "app" && pg is not null)
         {
-            store = SqlitePreferenceStore.OpenAsync(Path.Combine(dir, "feedback.db")).GetAwaiter().GetResult();
+            // Many labellers: the shared store that every `rlhf label serve --pg` instance serves; judgments from any of them count.
+            store = new PostgresPreferenceStore(pg);
+            store.MigrateAsync().GetAwaiter().GetResult();
+            console.MarkupLine($"queries go to PostgreSQL (campaign [bold]{Markup.Escape(cfg.Campaign)}[/]): label them through `rlhf label serve --pg ... --campaign {Markup.Escape(cfg.Campaign)}` (any number of instances)");
+            labeler = new StoreLabeler(store, TimeSpan.FromMilliseconds(500)) { OnWaiting = id => console.MarkupLine($"[grey]query {id} waiting for a judgment[/]") };
+        }
+        else if (labelerName == "app")
+        {
+            var sqlite = SqlitePreferenceStore.OpenAsync(Path.Combine(dir, "feedback.db")).GetAwaiter().GetResult();
+            store = sqlite;
             // A resumed run's store already has its first labeller (whose token was printed then): a new one joins.
             string name = runDir.Resumed ? $"labeller-{DateTime.UtcNow:yyyyMMddHHmmss}" : "labeller";
-            var (_, token) = store.AddLabelerAsync(name, LabelerRole.Labeler).GetAwaiter().GetResult();
-            app = LabelingApp.Build(store, new LabelingAppOptions(Port: port, Campaign: "prefrl"));
+            var (_, token) = sqlite.AddLabelerAsync(name, LabelerRole.Labeler).GetAwaiter().GetResult();
+            app = LabelingApp.Build(sqlite, new LabelingAppOptions(Port: port, Campaign: "prefrl"));
             app.StartAsync().GetAwaiter().GetResult();
             console.MarkupLine($"labelling app: [bold]{Markup.Escape(LabelingApp.BoundAddress(app).ToString())}[/]  labeller token: [bold]{Markup.Escape(token)}[/]");
-            labeler = new StoreLabeler(store, TimeSpan.FromMilliseconds(500)) { OnWaiting = id => console.MarkupLine($"[grey]query {id} waiting for a judgment[/]") };
+            labeler = new StoreLabeler(sqlite, TimeSpan.FromMilliseconds(500)) { OnWaiting = id => console.MarkupLine($"[grey]query {id} waiting for a judgment[/]") };
         }
         else labeler = SegmentQueries.Oracle(epsilon: 0.1, seed: (int)(seed % int.MaxValue));
 

@@ -23,14 +23,17 @@ internal static class RewardCommand
         train.SetAction(p =>
         {
             var config = settings.Build(p);
+            config = config with { GradShards = ClusterRuns.GradShards(settings, p, config.GradShards) };
             config.Validate();
             string sftDir = p.GetValue(model)!, outDir = p.GetValue(output)!;
             var sft = Gpt.Load(sftDir);
             var tokenizer = TokenizerFiles.Load(sftDir);
             var examples = PreferenceData.LoadAsync(p.GetValue(data)!, p.GetValue(campaign), template: ChatTemplate.For(tokenizer)).GetAwaiter().GetResult();
-            using var runDir = RunContract.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "reward", outDir), p.GetValue(resume));
+            using var runDir = ClusterRuns.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "reward", outDir), p.GetValue(resume));
             int steps = config.Members * config.Epochs * (int)Math.Ceiling(examples.Count * (1 - config.HeldOutFraction) / config.BatchSize);
             var result = AlignCommandSupport.WithProgress("reward", steps, (progress, ct) => new RewardTrainer(config).Train(sft, tokenizer, examples, run: runDir, progress: progress, ct: ct));
+            // Under mpirun rank 0 alone writes the outputs and the summary (every rank holds the same members).
+            if (!RlhfSharp.Distributed.Cluster.World.IsRoot) return result.Cancelled ? AlignCommandSupport.InterruptedExitCode : 0;
             if (result.Cancelled) return AlignCommandSupport.Stopped("reward", runDir.Path, result.Steps);
             result.Ensemble.Save(outDir);
             RunContract.Finish(runDir, result.Steps, outDir);
