@@ -14,7 +14,7 @@ public sealed class ComparisonPlannerTests
         Assert.Equal(18, e.Steps);
         Assert.Equal(0.5, e.SecondsPerStep!.Value, 12);
         Assert.Equal(1.0, e.OverheadSeconds!.Value, 12);
-        Assert.Equal([1.5, 2.5], e.CalibrationSeconds);
+        Assert.Equal([1.5, 2.5], e.CalibrationSeconds!);
     }
 
     [Fact]

@@ -97,8 +97,9 @@ internal static class CompareCommand
                 Directory.CreateDirectory(cellsDir);
                 var cells = new List<CellResult>();
                 int index = 0;
-                foreach (string task in tasks)
-                    for (int s = 0; s < config.Seeds; s++)
+                // Seed-major order: a run stopped early has whole seeds of every task and method.
+                for (int s = 0; s < config.Seeds; s++)
+                    foreach (string task in tasks)
                         foreach (string method in methods)
                         {
                             index++;
