@@ -29,7 +29,7 @@ public sealed record CompareConfig
 
     [ConfigOption("k: the calibration times 1 step and 1 + k steps of each method; the difference over k is its seconds per step.", Min = 1, Max = 50)]
     [JsonPropertyName("calibration_steps")]
-    public int CalibrationSteps { get; init; } = 2;
+    public int CalibrationSteps { get; init; } = 4;
 
     [ConfigOption("Most steps the planner gives a method (best-of-N: most N).", Min = 1)]
     [JsonPropertyName("max_steps")]

@@ -1,7 +1,7 @@
 // Turns a wall-clock budget into step counts, once, on the machine at hand, so that the comparison itself is reproducible:
 // the plan (steps per method × task) goes into the run's config.json, and a resumed run or `--plan FILE` replays those
 // steps anywhere with the same bits. For each method × task the calibration times a whole run (setup included) of 1 step,
-// t₁, and of 1 + k steps, t₁₊ₖ; then
+// t₁, and of 1 + k steps, t₁₊ₖ (after one untimed step per method, so the JIT's first compilation is in neither); then
 //   seconds per step  p = (t₁₊ₖ − t₁) / k          (if timing noise makes this ≤ 0: p = t₁₊ₖ / (1 + k))
 //   fixed overhead    o = max(0, t₁ − p)           (model copies, reference log-probs, a value head…)
 //   steps             n = clamp(⌊(S − o) / p⌋, 1, max_steps)

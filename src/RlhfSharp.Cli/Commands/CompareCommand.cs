@@ -187,6 +187,7 @@ internal static class CompareCommand
         else
         {
             var entries = new List<PlanEntry>();
+            var warmed = new HashSet<string>();
             int done = 0;
             foreach (string task in tasks)
                 foreach (string method in methods)
@@ -201,6 +202,8 @@ internal static class CompareCommand
                     double one, many;
                     try
                     {
+                        // An untimed step first, once per method: the JIT compiles its code then, not inside t₁.
+                        if (warmed.Add(method)) Time(1);
                         one = Time(1);
                         many = Time(1 + config.CalibrationSteps);
                     }
