@@ -89,6 +89,24 @@ public sealed record GrpoConfig
     [ConfigOption("Slices each generation round and minibatch are cut into (sampling, scoring, gradients): under mpirun it follows -np (slice r on rank r), and one process with the same value gives the same bits (docs/distributed.md).", Min = 1)]
     public int GradShards { get; init; } = 1;
 
+    /// <summary>The variant names <see cref="WithVariant"/> knows: grpo (DeepSeekMath), dr_grpo and dapo.</summary>
+    public static IReadOnlyList<string> Variants { get; } = ["grpo", "dr_grpo", "dapo"];
+
+    /// <summary>This configuration with the defaults of a published variant laid over it (grpo leaves it as it is).</summary>
+    public GrpoConfig WithVariant(string variant) => variant switch
+    {
+        "grpo" => this,
+        // Dr. GRPO (Liu et al. 2025): no std scaling of advantages, Σ over tokens / (B·L_max).
+        "dr_grpo" => this with { LossType = GrpoLossType.DrGrpo, ScaleRewards = false },
+        // DAPO (Yu et al. 2025): clip-higher, dynamic sampling, token-level loss, overlong shaping over the last quarter, no KL.
+        "dapo" => this with
+        {
+            LossType = GrpoLossType.Dapo, EpsilonHigh = GrpoLoss.DapoEpsilonHigh, DynamicSampling = true, MaskTruncatedCompletions = true,
+            OverlongBuffer = Math.Max(1, MaxNewTokens / 4), Beta = 0,
+        },
+        _ => throw new ArgumentException($"grpo: unknown variant \"{variant}\"; choose from {string.Join(", ", Variants)}."),
+    };
+
     /// <summary>ε_high as used: the configured one, or ε.</summary>
     [JsonIgnore]
     public float UpperEpsilon => EpsilonHigh ?? Epsilon;

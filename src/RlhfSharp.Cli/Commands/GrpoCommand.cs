@@ -39,7 +39,7 @@ internal static class GrpoCommand
         command.SetAction(p =>
         {
             string outDir = p.GetValue(output)!, sftDir = p.GetValue(policy)!, rewardName = p.GetValue(reward)!;
-            var config = settings.Build(p, presets: c => Preset(c, p.GetValue(variant)!));
+            var config = settings.Build(p, presets: c => c.WithVariant(p.GetValue(variant)!));
             config = config with { GradShards = ClusterRuns.GradShards(settings, p, config.GradShards) };
             config.Validate();
             var sft = Gpt.Load(sftDir);
@@ -111,20 +111,6 @@ internal static class GrpoCommand
         });
         return command;
     }
-
-    /// <summary>The defaults of a variant, laid under the --config file and the options given.</summary>
-    private static GrpoConfig Preset(GrpoConfig c, string variant) => variant switch
-    {
-        // Dr. GRPO (Liu et al. 2025): no std scaling of advantages, Σ over tokens / (B·L_max).
-        "dr_grpo" => c with { LossType = GrpoLossType.DrGrpo, ScaleRewards = false },
-        // DAPO (Yu et al. 2025): clip-higher, dynamic sampling, token-level loss, overlong shaping over the last quarter, no KL.
-        "dapo" => c with
-        {
-            LossType = GrpoLossType.Dapo, EpsilonHigh = GrpoLoss.DapoEpsilonHigh, DynamicSampling = true, MaskTruncatedCompletions = true,
-            OverlongBuffer = Math.Max(1, c.MaxNewTokens / 4), Beta = 0,
-        },
-        _ => c,
-    };
 
     /// <summary>{"prompt", "answer"} lines; the answer must be an integer.</summary>
     private static List<(string Prompt, int Answer)> ReadProblems(string path)
