@@ -76,17 +76,34 @@ public sealed class OverOptimisationSweepTests(ITestOutputHelper output)
         Assert.Equal(0, GaoScalingLaws.KlBestOfN(1), 1e-15);
     }
 
-    private static OverOptimisationFitRow Row(string size, int count, double betaBon, double betaRl, double alphaRl = 0.5) =>
+    // Measured curves (d, gold gain): best-of-n peaks at 0.2, so the target is 0.1, reached at d = 0.5 by best-of-n; the slow
+    // RL curve reaches it at d = 1.5 (more KL), the fast one at d = 0.25 (less).
+    private static readonly GoldGainPoint[] BonCurve = [new(0, 0, 0), new(1, 0.2, 0), new(1.5, 0.1, 0)];
+    private static readonly GoldGainPoint[] SlowRl = [new(0, 0, 0), new(1, 0.05, 0), new(2, 0.15, 0), new(3, -0.2, 0)];
+    private static readonly GoldGainPoint[] FastRl = [new(0, 0, 0), new(0.5, 0.2, 0), new(3, -0.2, 0)];
+
+    private static OverOptimisationFitRow Row(string size, int count, double betaBon, double betaRl, double alphaRl = 0.5, bool fastRl = false) =>
         new(size, count, 3, 0.7,
             new ScalingLawFit(OverOptimisationForm.BestOfN, 0.6, betaBon, 0.5, 0.7, betaBon * 0.8, betaBon * 1.2, 10, 0.01, 100),
             new ScalingLawFit(OverOptimisationForm.Rl, alphaRl, betaRl, alphaRl - 0.1, alphaRl + 0.1, betaRl * 0.8, betaRl * 1.2, 10, 0.01, 100),
-            MaxBestOfND: 2, MaxRlD: 4);
+            MaxBestOfND: 2, MaxRlD: 4, BonCurve, fastRl ? FastRl : SlowRl);
+
+    [Fact]
+    public void Given_measured_curves_When_the_KL_to_reach_a_gold_gain_is_read_Then_it_is_interpolated_at_the_first_crossing()
+    {
+        Assert.Equal(0.5, OverOptimisationClaims.FirstReach(BonCurve, 0.1)!.Value, 1e-12);
+        Assert.Equal(1.5, OverOptimisationClaims.FirstReach(SlowRl, 0.1)!.Value, 1e-12);
+        Assert.Null(OverOptimisationClaims.FirstReach(SlowRl, 0.3));
+        var claim = OverOptimisationClaims.Check([Row("tiny", 500, 0.2, 0.1)], ["tiny"], [500])[^1];
+        Assert.Equal(OverOptimisationClaims.Pass, claim.Verdict);
+        Assert.Contains("gold +0.1 at KL 0.25 (best-of-n) vs KL 2.25 (RL)", claim.Evidence);
+    }
 
     [Fact]
     public void Given_fits_where_beta_shrinks_with_size_but_grows_with_comparisons_When_checked_Then_the_verdicts_say_so()
     {
         // β_bon halves from tiny to mini at both counts, and doubles from 500 to 2000 comparisons at both sizes.
-        var fits = new[] { Row("tiny", 500, 0.2, 0.1), Row("tiny", 2000, 0.4, 0.2), Row("mini", 500, 0.1, 0.05), Row("mini", 2000, 0.2, 0.1, alphaRl: 0.9) };
+        var fits = new[] { Row("tiny", 500, 0.2, 0.1), Row("tiny", 2000, 0.4, 0.2), Row("mini", 500, 0.1, 0.05), Row("mini", 2000, 0.2, 0.1, alphaRl: 0.9, fastRl: true) };
         var claims = OverOptimisationClaims.Check(fits, ["mini", "tiny"], [2000, 500]).ToDictionary(c => c.Claim);
         foreach (var c in claims.Values) output.WriteLine($"{c.Claim}: {c.Verdict} — {c.Evidence}");
         Assert.Equal(OverOptimisationClaims.Pass, claims["β_bon shrinks as the reward model grows"].Verdict);
@@ -96,10 +113,10 @@ public sealed class OverOptimisationSweepTests(ITestOutputHelper output)
         // α_RL 0.5 ± 0.1 at tiny and mini at 500 comparisons overlap; at 2000, 0.5 ± 0.1 vs 0.9 ± 0.1 do not.
         Assert.Equal(OverOptimisationClaims.Fail, claims["α_RL roughly independent of reward-model size"].Verdict);
         Assert.Contains("intervals disjoint", claims["α_RL roughly independent of reward-model size"].Evidence);
-        // tiny/500: best-of-n d(0.6 − 0.2d) peaks at 0.45 on [0, 2]; half of it, 0.225, is reached at d ≈ 0.44, while RL
-        // d(0.5 − 0.1·log d) reaches it at d ≈ 0.38: in these made-up fits RL needs less KL, so the claim fails.
+        // mini/2000's RL curve reaches best-of-n's half-peak gain at d = 0.25 < 0.5: RL needs less KL there, so the claim fails (3 of 4).
         var rlNeedsMore = claims["RL needs more KL than best-of-n for the same gold"];
         Assert.Equal(OverOptimisationClaims.Fail, rlNeedsMore.Verdict);
+        Assert.StartsWith("3 of 4 hold", rlNeedsMore.Evidence);
         Assert.Equal(OverOptimisationClaims.NotApplicable, OverOptimisationClaims.Check([fits[0]], ["tiny"], [500])[1].Verdict);
     }
 }

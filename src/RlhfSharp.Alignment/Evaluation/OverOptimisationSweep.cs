@@ -139,8 +139,13 @@ public sealed record RlSnapshotGain(int Step, double Kl, double D, double Proxy,
 /// <summary>Everything one cell measured.</summary>
 public sealed record OverOptimisationCellResult(OverOptimisationCell Cell, double RmHeldOutAccuracy, IReadOnlyList<BestOfNGain> BestOfN, IReadOnlyList<RlSnapshotGain> Rl);
 
-/// <summary>The fits of one (RM size, comparisons) pair over its seeds (null where the points do not determine a fit); MaxBestOfND and MaxRlD bound the measured d.</summary>
-public sealed record OverOptimisationFitRow(string RmSize, int Comparisons, int Seeds, double RmHeldOutAccuracy, ScalingLawFit? BestOfN, ScalingLawFit? Rl, double MaxBestOfND, double MaxRlD);
+/// <summary>
+/// The fits of one (RM size, comparisons) pair over its seeds (null where the points do not determine a fit); MaxBestOfND
+/// and MaxRlD bound the measured d; MeanBestOfN (per n, in n order) and MeanRl (per snapshot, in step order) average d and
+/// gold gain over the seeds.
+/// </summary>
+public sealed record OverOptimisationFitRow(string RmSize, int Comparisons, int Seeds, double RmHeldOutAccuracy, ScalingLawFit? BestOfN, ScalingLawFit? Rl,
+    double MaxBestOfND, double MaxRlD, IReadOnlyList<GoldGainPoint> MeanBestOfN, IReadOnlyList<GoldGainPoint> MeanRl);
 
 /// <summary>The sweep's results: every cell, the fits and the claims.</summary>
 public sealed record OverOptimisationResult(IReadOnlyList<OverOptimisationCellResult> Cells, IReadOnlyList<OverOptimisationFitRow> Fits, IReadOnlyList<ClaimCheck> Claims, bool Cancelled);
@@ -216,7 +221,9 @@ public sealed class OverOptimisationSweep(OverOptimisationConfig config)
             ScalingLawFit? TryFit(OverOptimisationForm form, List<GoldGainPoint> points) =>
                 GaoScalingLaws.LeastSquares(form, points) is null ? null : GaoScalingLaws.Fit(form, points, bootstrap, seed);
             rows.Add(new OverOptimisationFitRow(group.Key.RmSize, group.Key.Comparisons, cells.Count, cells.Average(c => c.RmHeldOutAccuracy),
-                TryFit(OverOptimisationForm.BestOfN, bon), TryFit(OverOptimisationForm.Rl, rl), bon.Max(p => p.D), rl.Max(p => p.D)));
+                TryFit(OverOptimisationForm.BestOfN, bon), TryFit(OverOptimisationForm.Rl, rl), bon.Max(p => p.D), rl.Max(p => p.D),
+                [.. cells[0].BestOfN.Select((p, i) => new GoldGainPoint(cells.Average(c => c.BestOfN[i].D), cells.Average(c => c.BestOfN[i].GoldGain), 0))],
+                [.. cells[0].Rl.Select((p, i) => new GoldGainPoint(cells.Average(c => c.Rl[i].D), cells.Average(c => c.Rl[i].GoldGain), 0))]));
         }
         return rows;
     }
