@@ -157,7 +157,7 @@ public sealed class OverOptimisationSweep(OverOptimisationConfig config)
     public const string CellFileName = "cell.json";
     private const string Done = "done";
 
-    // Named literals: a cell whose reward model held out no pair has accuracy NaN.
+    /// <summary>How cell results and the sweep's result are written (named literals: a cell whose reward model held out no pair has accuracy NaN).</summary>
     public static JsonSerializerOptions JsonOptions => Json;
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
@@ -193,7 +193,15 @@ public sealed class OverOptimisationSweep(OverOptimisationConfig config)
             {
                 if (ct.IsCancellationRequested) return Finish(results, cancelled: true);
                 var cell = cells[k];
-                var result = RunCell(shared, cell, progress is null ? null : new CellProgress($"cell {k + 1}/{cells.Count} {cell.Name}", progress), ct);
+                OverOptimisationCellResult? result;
+                try
+                {
+                    result = RunCell(shared, cell, progress is null ? null : new CellProgress($"cell {k + 1}/{cells.Count} {cell.Name}", progress), ct);
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                {
+                    result = null;
+                }
                 if (result is null) return Finish(results, cancelled: true);
                 run.SaveCheckpoint(k + 1, dir => AtomicFile.WriteAllText(Path.Combine(dir, CellFileName), JsonSerializer.Serialize(result, Json)));
                 run.Log(k + 1, CellMetrics(result));

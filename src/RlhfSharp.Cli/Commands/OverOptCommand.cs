@@ -26,7 +26,17 @@ internal static class OverOptCommand
             var config = settings.Build(p);
             config.Validate();
             using var runDir = RunContract.Open(p, p.GetValue(run) ?? Path.Combine("runs", "overopt"), p.GetValue(resume));
-            var result = AlignCommandSupport.WithProgress("overopt", config.Cells().Count, (progress, ct) => new OverOptimisationSweep(config).Run(runDir, progress, ct));
+            OverOptimisationResult result;
+            try
+            {
+                result = AlignCommandSupport.WithProgress("overopt", config.Cells().Count, (progress, ct) => new OverOptimisationSweep(config).Run(runDir, progress, ct));
+            }
+            catch (OperationCanceledException)
+            {
+                // Stopped in the shared stages (pre-training, SFT, labels, pool): the finished ones are kept in base/.
+                Console.Error.WriteLine($"overopt: stopped before the first cell; finished shared stages are kept in {Path.Combine(runDir.Path, OverOptimisationSweep.BaseFolder)} (continue with `rlhf overopt --resume --run {runDir.Path}`).");
+                return AlignCommandSupport.InterruptedExitCode;
+            }
             // A stopped sweep still writes the table and report of its finished cells (marked partial), then exits as interrupted.
             string table = OverOptimisationReport.Markdown(result);
             string report = Path.Combine(runDir.Path, "report.html");
