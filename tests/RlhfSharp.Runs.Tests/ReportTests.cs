@@ -27,6 +27,25 @@ public sealed class ReportTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Given_points_and_a_fitted_curve_in_one_colour_When_drawn_as_lines_Then_the_points_get_markers_only_and_the_curve_a_line_of_that_colour()
+    {
+        var points = new ChartSeries("measured", [new ChartPoint(0, 0), new ChartPoint(1, 0.4), new ChartPoint(2, 0.3)], PointsOnly: true, Color: 2);
+        var fit = new ChartSeries("fit", [.. Enumerable.Range(0, 21).Select(k => new ChartPoint(k / 10.0, k / 10.0 * (0.6 - 0.2 * k / 10.0)))], Color: 2);
+        var doc = XElement.Parse(SvgChart.Line(Frame, [points, fit]));
+        XNamespace ns = "http://www.w3.org/2000/svg";
+        var lines = doc.Descendants(ns + "path").Where(p => (string?)p.Attribute("stroke-width") == "2.2").ToList();
+        Assert.Equal("fit", Assert.Single(lines).Value);
+        Assert.Equal(SvgChart.ColorOf(2), (string?)lines[0].Attribute("stroke"));
+        var markers = doc.Descendants(ns + "circle").Where(c => c.Parent?.Name == ns + "svg").ToList();
+        Assert.Equal(3, markers.Count);
+        Assert.All(markers, c => Assert.Equal(SvgChart.ColorOf(2), (string?)c.Attribute("fill")));
+        // The legend shows the points as a dot and the curve as a line, both in colour 2.
+        var legend = doc.Descendants(ns + "g").Single(g => (string?)g.Attribute("class") == "legend");
+        Assert.Equal(SvgChart.ColorOf(2), (string?)legend.Element(ns + "circle")!.Attribute("fill"));
+        Assert.Equal(SvgChart.ColorOf(2), (string?)legend.Element(ns + "line")!.Attribute("stroke"));
+    }
+
+    [Fact]
     public void Given_markup_in_names_When_drawn_and_reported_Then_it_is_escaped()
     {
         var report = new HtmlReport("<script>alert(1)</script>");

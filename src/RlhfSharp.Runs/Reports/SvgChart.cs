@@ -8,8 +8,12 @@ namespace RlhfSharp.Runs.Reports;
 /// <summary>One point of a series.</summary>
 public readonly record struct ChartPoint(double X, double Y);
 
-/// <summary>A named series of points; <paramref name="Dashed"/> draws it dashed (e.g. a reference line).</summary>
-public sealed record ChartSeries(string Name, IReadOnlyList<ChartPoint> Points, bool Dashed = false);
+/// <summary>
+/// A named series of points; <paramref name="Dashed"/> draws it dashed (e.g. a reference line); <paramref name="PointsOnly"/>
+/// draws its markers without a line even in a line chart (measured points under a fitted curve); <paramref name="Color"/>
+/// picks its palette index, so a curve can share its points' colour (null: the next colour in order).
+/// </summary>
+public sealed record ChartSeries(string Name, IReadOnlyList<ChartPoint> Points, bool Dashed = false, bool PointsOnly = false, int? Color = null);
 
 /// <summary>One bar: its label, height and the half-widths of its error bar below and above (0 for none).</summary>
 public sealed record ChartBar(string Label, double Value, double ErrorLow = 0, double ErrorHigh = 0);
@@ -137,8 +141,8 @@ public static class SvgChart
         for (int i = 0; i < series.Count; i++)
         {
             var s = series[i];
-            string color = s.Dashed ? "#888" : ColorOf(i - series.Take(i).Count(q => q.Dashed));
-            if (lines)
+            string color = s.Dashed ? "#888" : s.Color is int c ? ColorOf(c) : ColorOf(i - series.Take(i).Count(q => q.Dashed));
+            if (lines && !s.PointsOnly)
             {
                 var path = new StringBuilder();
                 bool pen = false;
@@ -150,7 +154,7 @@ public static class SvgChart
                 }
                 sb.Append(Inv($"<path d=\"{path}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2.2\"{(s.Dashed ? " stroke-dasharray=\"6 4\"" : "")}><title>{Esc(s.Name)}</title></path>"));
             }
-            bool dots = markers || s.Points.Count == 1;
+            bool dots = markers || s.PointsOnly || s.Points.Count == 1;
             if (dots && !s.Dashed)
                 foreach (var p in s.Points.Where(p => double.IsFinite(p.Y)))
                     sb.Append(Inv($"<circle cx=\"{MapX(xAxis, p.X):0.##}\" cy=\"{MapY(yAxis, p.Y):0.##}\" r=\"4\" fill=\"{color}\" opacity=\"0.8\"><title>{Esc(s.Name)}: ({Fmt(p.X)}, {Fmt(p.Y)})</title></circle>"));
@@ -230,9 +234,11 @@ public static class SvgChart
         for (int i = 0; i < series.Count; i++)
         {
             var s = series[i];
-            string c = s.Dashed ? "#888" : ColorOf(color++);
+            string c = s.Dashed ? "#888" : s.Color is int fixedColor ? ColorOf(fixedColor) : ColorOf(color);
+            if (!s.Dashed) color++;
             double y = y0 + 4 + rowH * i + rowH / 2;
-            sb.Append(Inv($"<line x1=\"{x0 + 8:0.##}\" y1=\"{y:0.##}\" x2=\"{x0 + 30:0.##}\" y2=\"{y:0.##}\" stroke=\"{c}\" stroke-width=\"3\"{(s.Dashed ? " stroke-dasharray=\"6 4\"" : "")}/>"));
+            if (s.PointsOnly) sb.Append(Inv($"<circle cx=\"{x0 + 19:0.##}\" cy=\"{y:0.##}\" r=\"4\" fill=\"{c}\"/>"));
+            else sb.Append(Inv($"<line x1=\"{x0 + 8:0.##}\" y1=\"{y:0.##}\" x2=\"{x0 + 30:0.##}\" y2=\"{y:0.##}\" stroke=\"{c}\" stroke-width=\"3\"{(s.Dashed ? " stroke-dasharray=\"6 4\"" : "")}/>"));
             string name = s.Name.Length > 40 ? s.Name[..39] + "…" : s.Name;
             sb.Append(Inv($"<text x=\"{x0 + 36:0.##}\" y=\"{y + 4:0.##}\" class=\"tick\">{Esc(name)}</text>"));
         }
