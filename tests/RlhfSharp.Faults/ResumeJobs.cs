@@ -40,10 +40,10 @@ public static class ResumeJobs
         ["grpo", "--policy", "sft", "--reward", "rm", "--variant", "dapo", "--steps", "6", "--generation-batch-size", "8", "--num-generations", "4",
             "--minibatch-size", "4", "--max-new-tokens", "16", "--checkpoint-interval", "1", "--keep-checkpoints", "0", "--seed", "3", "--out", outDir, "--run", run];
 
-    /// <summary>Expert iteration against the story world's gold scorer, 6 rounds, a checkpoint before round 1 and after each round.</summary>
+    /// <summary>Expert iteration against the story world's gold scorer, 5 rounds, a checkpoint before round 1 and after each round.</summary>
     private static string[] Rft(string outDir, string run) =>
-        ["rft", "--policy", "sft", "--gold", "--rounds", "6", "--prompts-per-round", "4", "--samples", "2", "--sft-steps-per-round", "2", "--batch-size", "4",
-            "--max-new-tokens", "16", "--held-out-prompts", "8", "--keep-checkpoints", "0", "--seed", "3", "--out", outDir, "--run", run];
+        ["rft", "--policy", "sft", "--gold", "--rounds", "5", "--prompts-per-round", "4", "--samples", "2", "--sft-steps-per-round", "2", "--batch-size", "4",
+            "--max-new-tokens", "12", "--held-out-prompts", "4", "--keep-checkpoints", "0", "--seed", "3", "--out", outDir, "--run", run];
 
     private static string[] OnlineDpo(string outDir, string run) =>
         ["online-dpo", "--policy", "sft", "--judge", "rm", "--steps", "6", "--batch-size", "4", "--max-new-tokens", "16", "--checkpoint-interval", "1",

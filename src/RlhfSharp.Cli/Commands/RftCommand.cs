@@ -137,7 +137,9 @@ internal static class RftCommand
 
     private static string Table(SortedDictionary<long, Dictionary<string, double>> rounds, bool verifier)
     {
-        string F(Dictionary<string, double> row, string key) => row.TryGetValue(key, out double v) && !double.IsNaN(v) ? v.ToString("F3", CultureInfo.InvariantCulture) : "–";
+        // |x| < 0.0005 prints as 0.000, not -0.000 (round 0's k1: cached and uncached log-probabilities differ in the last bits).
+        string F(Dictionary<string, double> row, string key) => row.TryGetValue(key, out double v) && !double.IsNaN(v)
+            ? (Math.Abs(v) < 5e-4 ? 0 : v).ToString("F3", CultureInfo.InvariantCulture) : "–";
         var lines = new List<string>
         {
             $"| round | kept | {(verifier ? "held-out pass@1" : "held-out gold")} | KL k1 (nats) | distinct-1 | distinct-2 | collapse |",
