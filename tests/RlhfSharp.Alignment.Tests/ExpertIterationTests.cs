@@ -2,8 +2,12 @@
 // keeps nothing and leaves the policy's bits as the SFT model's; the same seed gives the same bits; the best of each
 // group is what it keeps (a reward that likes 'a' raises the kept samples' mean above the round's mean); a verifier with
 // r_min = 1 keeps only passing samples; held-out figures are logged from round 0 with a collapse warning exactly when
-// distinct-n falls under the fraction of round 0's; a run stopped after a round and resumed equals the uninterrupted one.
+// distinct-n falls under the fraction of round 0's; a pairwise judge's knockout keeps each group's best, whichever side it
+// is shown on, and a judge that always says "the first" is not always the incumbent; a run stopped after a round and resumed equals the uninterrupted one.
+using RlhfSharp.Alignment.Evaluation;
 using RlhfSharp.Alignment.Ppo;
+using RlhfSharp.Feedback;
+using RlhfSharp.Feedback.Labelers;
 using RlhfSharp.Alignment.Sampling;
 using RlhfSharp.Models;
 using RlhfSharp.Runs;
@@ -118,5 +122,28 @@ public sealed class ExpertIterationTests
             .Select(m => string.Join(",", m.Values.Where(kv => !kv.Key.StartsWith("perf/", StringComparison.Ordinal)).Select(kv => $"{kv.Key}={kv.Value:R}")))];
         Assert.Equal([0L, 1L, 2L, 3L], MetricsWriter.ReadAll(Path.Combine(tmp.Path, "b", RunDirectory.MetricsFileName)).Select(m => m.Step));
         Assert.Equal(Rows(Path.Combine(tmp.Path, "a")), Rows(Path.Combine(tmp.Path, "b")));
+    }
+
+    private sealed class AlwaysFirst : ILabeler
+    {
+        public string Name => "first";
+
+        public Task<Answer> AnswerAsync(Query query, CancellationToken ct = default) => Task.FromResult(Answer.Prefer(0));
+    }
+
+    [Fact]
+    public void Given_a_pairwise_judge_When_it_knocks_out_each_group_Then_the_best_survives_and_the_sides_alternate()
+    {
+        // Two groups of 4; the gold judge prefers more 'a's.
+        string[] responses = ["b", "aaa", "aa", "", "a", "bb", "aaaa", "c"];
+        string[] prompts = [.. Enumerable.Repeat("p", 8)];
+        var byGold = new JudgeKnockoutReward(new GoldJudge((_, r) => r.Count(c => c == 'a')), groupSize: 4);
+        Assert.Equal([0f, 1, 0, 0, 0, 0, 1, 0], byGold.Score(prompts, responses, []));
+        Assert.Equal(6, byGold.Judgments);
+        // The champion is shown first against challengers 1 and 3, second against 2: "always the first" keeps the incumbent
+        // in duels 1 and 3 and hands duel 2 to the challenger, so each group's third sample survives.
+        var biased = new JudgeKnockoutReward(new AlwaysFirst(), groupSize: 4);
+        Assert.Equal([0f, 0, 1, 0, 0, 0, 1, 0], biased.Score(prompts, responses, []));
+        Assert.Throws<ArgumentException>(() => byGold.Score(prompts[..3], responses[..3], []));
     }
 }
