@@ -145,5 +145,7 @@ public sealed class ExpertIterationTests
         var biased = new JudgeKnockoutReward(new AlwaysFirst(), groupSize: 4);
         Assert.Equal([0f, 0, 1, 0, 0, 0, 1, 0], biased.Score(prompts, responses, []));
         Assert.Throws<ArgumentException>(() => byGold.Score(prompts[..3], responses[..3], []));
+        var silent = new JudgeKnockoutReward(new GoldJudge((_, _) => double.NaN), groupSize: 4);
+        Assert.Contains("were skips", Assert.Throws<InvalidOperationException>(() => silent.Score(prompts, responses, [])).Message, StringComparison.Ordinal);
     }
 }
