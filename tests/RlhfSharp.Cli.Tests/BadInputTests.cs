@@ -113,6 +113,11 @@ public sealed class BadInputTests(CheckpointFolders folders, ITestOutputHelper o
     }
 
     [Fact]
+    public void Given_two_selectors_When_running_rft_Then_one_line_names_the_choices() =>
+        AssertOneLineError(RlhfRunner.Run("rft", "--policy", folders.Model, "--gold", "--verifier", "arithmetic", "--out", Path.Combine(folders.Root, "rft2")),
+            "--reward RM, --judge URL, --verifier arithmetic or --gold", "got 2");
+
+    [Fact]
     public void Given_a_checkpoint_whose_config_and_weights_disagree_When_sampling_Then_one_line_names_the_folder() =>
         AssertOneLineError(RlhfRunner.Run("sample", "--model", folders.WrongShape, "--prompt", "the cat"), "wrong-shape");
 

@@ -1,7 +1,7 @@
 // The run contract end to end (issue 16): each trainer, run as the real `rlhf` process, is killed with SIGKILL at two
 // checkpoints and resumed with `--resume --run RUN` alone, or stopped with SIGTERM and resumed; its final weights and its
 // metrics (timing fields aside) must be byte-identical to an uninterrupted run of the same command. The trainers: the
-// language-model ones (pretrain, sft, reward, dpo, ppo, grpo with DAPO's settings, online-dpo, kto, dpo --loss-type orpo) and control PPO and REINFORCE (`rl`, `rl --algo reinforce`, whose
+// language-model ones (pretrain, sft, reward, dpo, ppo, grpo with DAPO's settings, online-dpo, kto, dpo --loss-type orpo, rft) and control PPO and REINFORCE (`rl`, `rl --algo reinforce`, whose
 // run folder is also its output). Also: an option that contradicts the run is refused naming both values, and a finished
 // run has nothing to do.
 using System.Diagnostics;

@@ -10,7 +10,7 @@ public static class ResumeJobs
 {
     /// <summary>Every trainer the run contract covers, by the name the tests use.</summary>
     public static IReadOnlyList<string> Trainers { get; } =
-        ["pretrain", "sft", "reward", "dpo", "ppo", "rl", "rl-reinforce", "prefrl", "grpo", "online-dpo", "kto", "orpo"];
+        ["pretrain", "sft", "reward", "dpo", "ppo", "rl", "rl-reinforce", "prefrl", "grpo", "online-dpo", "kto", "orpo", "rft"];
 
     /// <summary>KTO's unpaired form of the preference pairs (written by <see cref="BuildChain"/>).</summary>
     public const string UnpairedFile = "unpaired.jsonl";
@@ -39,6 +39,11 @@ public static class ResumeJobs
     private static string[] Grpo(string outDir, string run) =>
         ["grpo", "--policy", "sft", "--reward", "rm", "--variant", "dapo", "--steps", "6", "--generation-batch-size", "8", "--num-generations", "4",
             "--minibatch-size", "4", "--max-new-tokens", "16", "--checkpoint-interval", "1", "--keep-checkpoints", "0", "--seed", "3", "--out", outDir, "--run", run];
+
+    /// <summary>Expert iteration against the story world's gold scorer, 5 rounds, a checkpoint before round 1 and after each round.</summary>
+    private static string[] Rft(string outDir, string run) =>
+        ["rft", "--policy", "sft", "--gold", "--rounds", "5", "--prompts-per-round", "4", "--samples", "2", "--sft-steps-per-round", "2", "--batch-size", "4",
+            "--max-new-tokens", "12", "--held-out-prompts", "4", "--keep-checkpoints", "0", "--seed", "3", "--out", outDir, "--run", run];
 
     private static string[] OnlineDpo(string outDir, string run) =>
         ["online-dpo", "--policy", "sft", "--judge", "rm", "--steps", "6", "--batch-size", "4", "--max-new-tokens", "16", "--checkpoint-interval", "1",
@@ -80,6 +85,7 @@ public static class ResumeJobs
         "online-dpo" => OnlineDpo(outDir, run),
         "kto" => Kto(outDir, run),
         "orpo" => Orpo(outDir, run),
+        "rft" => Rft(outDir, run),
         _ => throw new ArgumentException($"unknown trainer '{trainer}'; known: {string.Join(", ", Trainers)}."),
     };
 
