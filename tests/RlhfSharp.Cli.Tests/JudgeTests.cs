@@ -2,7 +2,7 @@
 // comparisons (the story world's gold scorer ranks each pair), served by `rlhf serve` in a child process on a free port,
 // and asked by `rlhf label judge` exactly as any OpenAI-compatible endpoint would be: every answer must be understood
 // (no skips). Before judge train, AiJudge understood none of our models' answers. Small on purpose (a randomly initialised
-// one-layer model, 30 steps): the format is what is tested here; agreement with gold is measured in docs/alignment.md.
+// two-layer model, 40 steps): the format is what is tested here; agreement with gold is measured in docs/alignment.md.
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -32,7 +32,7 @@ public sealed partial class JudgeTests(ITestOutputHelper output) : IDisposable
         // Given a tiny story model (the story world's tokenizer, block 64: the judge's question needs the context extended).
         string model = Path.Combine(_dir, "model");
         var tok = Stories.TrainTokenizer(512);
-        Gpt.Create(new GptConfig { VocabSize = tok.VocabSize, BlockSize = 64, NEmbd = 32, NLayer = 1, NHead = 2, EosTokenId = tok.EosId }, new Rng(1)).Save(model);
+        Gpt.Create(new GptConfig { VocabSize = tok.VocabSize, BlockSize = 64, NEmbd = 32, NLayer = 2, NHead = 2, EosTokenId = tok.EosId }, new Rng(1)).Save(model);
         tok.Save(model);
         output.WriteLine($"{clock.Elapsed.TotalSeconds:F1} s: tokenizer and model");
         // and comparisons labelled by the oracle: two demonstrations' completions for one prompt, the gold-better one chosen.
@@ -54,7 +54,7 @@ public sealed partial class JudgeTests(ITestOutputHelper output) : IDisposable
         // When it is trained as a judge,
         string judge = Path.Combine(_dir, "judge");
         var train = RlhfRunner.Run("judge", "train", "--model", model, "--data", data, "--out", judge, "--run", Path.Combine(_dir, "run"),
-            "--steps", "30", "--batch-size", "4", "--lr", "5e-3", "--held-out-pairs", "4", "--eval-interval", "30");
+            "--steps", "40", "--batch-size", "8", "--lr", "1e-2", "--held-out-pairs", "4", "--eval-interval", "40");
         output.WriteLine($"{clock.Elapsed.TotalSeconds:F1} s: judge trained\n{train.Out}");
         Assert.True(train.Exit == 0, $"judge train: exit {train.Exit}: {string.Join(" | ", train.ErrorLines)}");
         var summary = JudgeLine().Match(train.Out);
