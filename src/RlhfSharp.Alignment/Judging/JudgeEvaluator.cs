@@ -26,7 +26,7 @@ public sealed record JudgeAgreement(int Pairs, double AnswerAccuracy, double Pai
 {
     /// <summary>One line for a terminal.</summary>
     public override string ToString() => FormattableString.Invariant(
-        $"{Pairs} held-out pairs: agreement {PairAgreement:P1} (answers {AnswerAccuracy:P1}), position flips {PositionFlips:P1}, answers \"1\" {FirstPosition:P1}, not understood {NotUnderstood}, ties {Ties}");
+        $"{Pairs} pairs: agreement {PairAgreement:P1} (answers {AnswerAccuracy:P1}), position flips {PositionFlips:P1}, answers \"1\" {FirstPosition:P1}, not understood {NotUnderstood}, ties {Ties}");
 }
 
 public static class JudgeEvaluator

@@ -65,7 +65,7 @@ internal static class JudgeCommand
             var heldOut = result.HeldOut;
             Console.Out.WriteLine(heldOut is null
                 ? $"judge: context {result.BlockSize} tokens, trained on {result.TrainPairs:N0} pairs in both orders; no pairs held out; written to {outDir}"
-                : $"judge: context {result.BlockSize} tokens, trained on {result.TrainPairs:N0} pairs in both orders; {(p.GetValue(gold) ? "against gold" : "against the labels")}, {heldOut}; written to {outDir}");
+                : $"judge: context {result.BlockSize} tokens, trained on {result.TrainPairs:N0} pairs in both orders; held out, {(p.GetValue(gold) ? "against gold" : "against the labels")}, {heldOut}; written to {outDir}");
             return exit;
         });
         return command;
