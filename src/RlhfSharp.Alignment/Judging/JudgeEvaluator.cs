@@ -26,7 +26,10 @@ public sealed record JudgeAgreement(int Pairs, double AnswerAccuracy, double Pai
 {
     /// <summary>One line for a terminal.</summary>
     public override string ToString() => FormattableString.Invariant(
-        $"{Pairs} pairs: agreement {PairAgreement:P1} (answers {AnswerAccuracy:P1}), position flips {PositionFlips:P1}, answers \"1\" {FirstPosition:P1}, not understood {NotUnderstood}, ties {Ties}");
+        $"{Pairs} pairs: agreement {Percent(PairAgreement)} (answers {Percent(AnswerAccuracy)}), position flips {Percent(PositionFlips)}, answers \"1\" {Percent(FirstPosition)}, not understood {NotUnderstood}, ties {Ties}");
+
+    /// <summary>A share as "63.2 %", or "n/a" when nothing was counted (no pair had both answers understood).</summary>
+    private static string Percent(double share) => double.IsNaN(share) ? "n/a" : share.ToString("P1", System.Globalization.CultureInfo.InvariantCulture);
 }
 
 public static class JudgeEvaluator

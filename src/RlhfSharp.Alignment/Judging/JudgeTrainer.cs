@@ -107,6 +107,8 @@ public sealed class JudgeTrainer(JudgeConfig config)
         var judge = ContextExtension.Extend(model, Math.Max(block, model.Config.BlockSize));
         var result = new SftTrainer(Config.Sft).Train(judge, tokenizer, Examples(train, template), run, progress, ct);
         judge = result.Model ?? judge;
+        // The run's "trainer" section is the judge's whole config (SftTrainer wrote its own part there), so --config accepts it back.
+        if (run is not null && !run.Resumed) run.WriteConfig(Config);
         // 6. the held-out measurement.
         var agreement = heldOut > 0 && !result.Cancelled ? JudgeEvaluator.Evaluate(judge, tokenizer, held, gold) : null;
         return new JudgeTrainResult(result, judge, train.Count, judge.Config.BlockSize, agreement);
