@@ -177,6 +177,8 @@ public sealed class AiJudgeTests
 
     [Theory]
     [InlineData("2", 2, 1)]
+    [InlineData(" 1", 2, 0)] // our models' chat replies begin with GPT-2's leading-space token
+    [InlineData(" 2\n", 2, 1)]
     [InlineData(" Response 1 ", 2, 0)]
     [InlineData("TIE", 2, -1)]
     [InlineData("3", 2, null)]

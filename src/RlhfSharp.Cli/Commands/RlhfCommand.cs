@@ -20,6 +20,7 @@ internal static class RlhfCommand
         root.Subcommands.Add(PrefRlCommand.Create());
         root.Subcommands.Add(PretrainCommand.Create());
         root.Subcommands.Add(SftCommand.Create());
+        root.Subcommands.Add(JudgeCommand.Create());
         root.Subcommands.Add(RewardCommand.Create());
         root.Subcommands.Add(PpoCommand.Create());
         root.Subcommands.Add(DpoCommand.Create());

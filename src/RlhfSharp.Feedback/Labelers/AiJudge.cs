@@ -30,10 +30,16 @@ public sealed record AiJudgeOptions(
     TimeSpan? Timeout = null,
     int MaxRetries = 3,
     TimeSpan? InitialBackoff = null,
-    string Instructions = "You compare responses to a prompt. Reply with the number of the better response and nothing else, or with the word tie if they are equally good.");
+    string Instructions = AiJudge.DefaultInstructions);
 
 public sealed partial class AiJudge : ILabeler
 {
+    /// <summary>The default system message (what "better" means); `rlhf judge train` trains a judge on exactly this.</summary>
+    public const string DefaultInstructions = "You compare responses to a prompt. Reply with the number of the better response and nothing else, or with the word tie if they are equally good.";
+
+    /// <summary>The most tokens a verdict may take (the request's max_completion_tokens): a judge's context must hold the question and these.</summary>
+    public const int MaxAnswerTokens = 16;
+
     private readonly AiJudgeOptions _options;
     private readonly ChatClient _client;
     private readonly TimeSpan _timeout;
@@ -115,18 +121,31 @@ public sealed partial class AiJudge : ILabeler
     /// <summary>Asks once with the candidates in <paramref name="order"/>; returns the chosen original index, −1 for a tie, null if unreadable.</summary>
     private async Task<(int? Choice, string Raw)> VerdictAsync(Query query, int[] order, CancellationToken ct)
     {
-        var prompt = new StringBuilder();
-        prompt.Append("Prompt:\n").Append(query.Prompt).Append("\n\n");
-        for (int i = 0; i < order.Length; i++)
-            prompt.Append("Response ").Append(i + 1).Append(":\n").Append(query.Candidates[order[i]].Content).Append("\n\n");
-        prompt.Append("Which response is better? Reply with a number from 1 to ").Append(order.Length).Append(", or tie.");
-        var raw = await CompleteAsync([new SystemChatMessage(_options.Instructions), new UserChatMessage(prompt.ToString())], ct);
+        var user = UserMessage(query.Prompt, order.Select(i => query.Candidates[i].Content).ToList());
+        var raw = await CompleteAsync([new SystemChatMessage(_options.Instructions), new UserChatMessage(user)], ct);
         var parsed = ParseVerdict(raw, order.Length);
         return (parsed is int p && p >= 0 ? order[p] : parsed, raw);
     }
 
-    /// <summary>The judge's pick as a 0-based position, −1 for tie, null when the reply names no single position.</summary>
-    internal static int? ParseVerdict(string reply, int count)
+    /// <summary>
+    /// The user message that asks for one verdict on <paramref name="responses"/> in the order shown (the system message is
+    /// <see cref="AiJudgeOptions.Instructions"/>); a judge trained by `rlhf judge train` learns to answer exactly this.
+    /// </summary>
+    public static string UserMessage(string prompt, IReadOnlyList<string> responses)
+    {
+        var text = new StringBuilder();
+        text.Append("Prompt:\n").Append(prompt).Append("\n\n");
+        for (int i = 0; i < responses.Count; i++)
+            text.Append("Response ").Append(i + 1).Append(":\n").Append(responses[i]).Append("\n\n");
+        text.Append("Which response is better? Reply with a number from 1 to ").Append(responses.Count).Append(", or tie.");
+        return text.ToString();
+    }
+
+    /// <summary>
+    /// The judge's pick as a 0-based position, −1 for tie, null when the reply names no single position. Surrounding
+    /// white space is ignored: our models' chat replies start with a space (" 1", GPT-2's leading-space token).
+    /// </summary>
+    public static int? ParseVerdict(string reply, int count)
     {
         var text = reply.Trim();
         if (TieWord().IsMatch(text) && !Number().IsMatch(text)) return -1;
@@ -163,7 +182,7 @@ public sealed partial class AiJudge : ILabeler
 
     private async Task<string> CompleteAsync(ChatMessage[] messages, CancellationToken ct)
     {
-        var options = new ChatCompletionOptions { Temperature = 0f, MaxOutputTokenCount = 16 };
+        var options = new ChatCompletionOptions { Temperature = 0f, MaxOutputTokenCount = MaxAnswerTokens };
         Exception? last = null;
         TimeSpan? retryAfter = null;
         for (int attempt = 0; attempt <= _options.MaxRetries; attempt++)
