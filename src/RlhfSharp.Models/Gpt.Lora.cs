@@ -19,6 +19,7 @@ public sealed partial class Gpt
         ParameterList = other.ParameterList;
         _byName = other._byName;
         _tensors = other._tensors;
+        _bf16 = other._bf16;
         SourceDirectory = other.SourceDirectory;
         Adapter = adapter;
         AdapterOff = adapterOff;

@@ -71,6 +71,27 @@ public sealed class PpoTrainerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Bf16Reference_RunsAndGivesTheSameBitsForTheSameSeed()
+    {
+        var bf16 = Small() with { FrozenDtype = FrozenDtype.Bf16 };
+        var sftA = TinySft();
+        var a = new PpoTrainer(bf16).Train(sftA, Chars, Prompts, LikesA);
+        var b = new PpoTrainer(bf16).Train(TinySft(), Chars, Prompts, LikesA);
+        var f32 = new PpoTrainer(Small()).Train(TinySft(), Chars, Prompts, LikesA);
+
+        Assert.True(sftA.HoldsBf16Weights);   // the reference (the SFT model) was narrowed in place; the policy is a float32 clone
+        Assert.False(a.Policy.HoldsBf16Weights);
+        Assert.Equal(a.Policy.Parameters.Select(BitConverter.SingleToUInt32Bits), b.Policy.Parameters.Select(BitConverter.SingleToUInt32Bits));
+        Assert.Equal(a.Value!.Parameters.Select(BitConverter.SingleToUInt32Bits), b.Value!.Parameters.Select(BitConverter.SingleToUInt32Bits));
+        Assert.Equal(a.History[0][MetricKeys.Kl], b.History[0][MetricKeys.Kl]);
+        // At the first rollout π_old is the SFT model: with a float32 reference the KL is exactly 0; a BF16 reference differs
+        // from it by rounding alone, so the KL is small but not 0.
+        Assert.Equal(0.0, f32.History[0][MetricKeys.Kl]);
+        double kl = a.History[0][MetricKeys.Kl];
+        Assert.True(kl != 0 && Math.Abs(kl) < 0.05, $"objective/kl with a BF16 reference: {kl}");
+    }
+
+    [Fact]
     public void ResumeContinuesBitIdentically()
     {
         var sft = TinySft();

@@ -8,7 +8,8 @@
 //     trunk with its head as the value head, Ziegler §2.2; the SFT trunk with a fresh head when the reward is a function),
 //     reward r (reward-model ensemble mean, or any Func<prompt, response, double>). With LoRA (Lora.R > 0) no model is
 //     copied: π is the SFT base plus an adapter, π_ref that same base with the adapter off, and the value model the
-//     reward model's (or SFT's) base plus its own adapter carrying the value head.
+//     reward model's (or SFT's) base plus its own adapter carrying the value head. 1b. FrozenDtype = Bf16 holds the
+//     reference (full fine-tuning) and the reward models in BF16, computed in float32 (Gpt.Bf16.cs), once the value is built.
 //  2. Rollouts: a batch of prompts, responses sampled with the KV-cached generator (GptGenerator).
 //  3. Scoring: log π_old and log π_ref per response token and V per token (fused forward passes, no tape); r(x, y);
 //     responses without EOS lose MissingEosPenalty; optional reward clipping.
@@ -114,6 +115,11 @@ public sealed partial class PpoTrainer
             }
             else value = rewardModel is not null ? ValueFromRewardModel(rewardModel.First, headRng) : sft.WithHeads(GptHeads.Value, headRng);
         }
+        // 1b. Frozen weights in BF16 (opt-in), narrowed in place once the value model has copied what it needs: the reference
+        // (full fine-tuning: the SFT model itself; under LoRA it is the policy's base and stays float32) and the reward models.
+        if (!lora.Enabled) reference.HoldFrozenWeightsAs(_config.FrozenDtype);
+        rewardModel?.HoldFrozenWeightsAs(_config.FrozenDtype, valueBase);
+        if (reward is RewardModelReward { Ensemble: var scorer } && scorer != rewardModel) scorer.HoldFrozenWeightsAs(_config.FrozenDtype, valueBase);
         var policyOpt = NewOptimizer(policy);
         var valueOpt = value is null ? null : NewOptimizer(value);
         IKlController kl = _config.TargetKl is double target
