@@ -81,10 +81,10 @@ public sealed partial class Gpt
     }
 
     /// <summary>Floats of the largest BF16 layer matrix (4C·C), the forward's widening scratch.</summary>
-    private int LargestBf16Matrix() => Math.Max(4 * Config.NEmbd * Config.NEmbd, 3 * Config.NEmbd * Config.NEmbd);
+    internal int LargestBf16Matrix() => Math.Max(4 * Config.NEmbd * Config.NEmbd, 3 * Config.NEmbd * Config.NEmbd);
 
     /// <summary>A Conv1D weight for the forward: the float32 view, or the BF16 matrix widened into <paramref name="scratch"/>.</summary>
-    private ReadOnlySpan<float> LinearWeight(string name, float[]? scratch)
+    internal ReadOnlySpan<float> LinearWeight(string name, float[]? scratch)
     {
         if (_bf16 is null || !_bf16.TryGetValue(name, out var held)) return Param(name);
         var dst = scratch.AsSpan(0, held.Bits.Length);
@@ -93,7 +93,7 @@ public sealed partial class Gpt
     }
 
     /// <summary>Row <paramref name="token"/> of wte (C floats): a view, or widened into the front of <paramref name="scratch"/>.</summary>
-    private ReadOnlySpan<float> TokenEmbedding(int token, float[]? scratch)
+    internal ReadOnlySpan<float> TokenEmbedding(int token, float[]? scratch)
     {
         int C = Config.NEmbd;
         if (_bf16 is null || !_bf16.TryGetValue("wte.weight", out var held)) return Parameters.AsSpan(this["wte.weight"].Offset + token * C, C);

@@ -346,7 +346,8 @@ public sealed partial class Gpt
         // Heads -> dLnF (N,C).
         var dLnF = a.GradLnF;
         Array.Clear(dLnF);
-        var wte = Param("wte.weight");
+        var wScratch = _bf16 is null ? null : new float[LargestBf16Matrix()];   // a BF16 base: one matrix widened at a time
+        var wte = Param("wte.weight");   // BF16: a widened copy for the head's dLnF = dLogits·wte
         if (dLogits is not null)
         {
             Gemm.Multiply(GemmForm.NN, N, C, V, dLogits, V, wte, C, dLnF, C, accumulate: true);
@@ -404,7 +405,7 @@ public sealed partial class Gpt
             CopyWithDropout(dOut, dRes, la.MlpDropout, N * C, a.DropoutP);
             var dFcGelu = a.GradHidden;
             Array.Clear(dFcGelu);
-            LinearKernels.Backward(dOut, la.FcGelu, Param(pre + "mlp.c_proj.weight"), dFcGelu, BaseGrad(pre + "mlp.c_proj.weight"), BaseGrad(pre + "mlp.c_proj.bias"), N, 4 * C, C, Conv1D);
+            LinearKernels.Backward(dOut, la.FcGelu, LinearWeight(pre + "mlp.c_proj.weight", wScratch), dFcGelu, BaseGrad(pre + "mlp.c_proj.weight"), BaseGrad(pre + "mlp.c_proj.bias"), N, 4 * C, C, Conv1D);
             LoraBackward(a, l, LoraTarget.MlpCProj, dOut, la.FcGelu, dFcGelu, N);
             profile?.Lap("bwd/matmul_mlp_proj");
             var dFc = a.GradHidden2;
@@ -413,7 +414,7 @@ public sealed partial class Gpt
             profile?.Lap("bwd/gelu");
             var dLn2 = a.GradScratch2;
             Array.Clear(dLn2);
-            LinearKernels.Backward(dFc, la.Ln2, Param(pre + "mlp.c_fc.weight"), dLn2, BaseGrad(pre + "mlp.c_fc.weight"), BaseGrad(pre + "mlp.c_fc.bias"), N, C, 4 * C, Conv1D);
+            LinearKernels.Backward(dFc, la.Ln2, LinearWeight(pre + "mlp.c_fc.weight", wScratch), dLn2, BaseGrad(pre + "mlp.c_fc.weight"), BaseGrad(pre + "mlp.c_fc.bias"), N, C, 4 * C, Conv1D);
             LoraBackward(a, l, LoraTarget.CFc, dFc, la.Ln2, dLn2, N);
             profile?.Lap("bwd/matmul_fc");
             Norms.LayerNormBackward(dLn2, la.XMid, Param(pre + "ln_2.weight"), la.Ln2Mean, la.Ln2Rstd, dRes, BaseGrad(pre + "ln_2.weight"), BaseGrad(pre + "ln_2.bias"), C);
@@ -423,7 +424,7 @@ public sealed partial class Gpt
             CopyWithDropout(dOut, dRes, la.AttnDropout, N * C, a.DropoutP);
             var dAttY = a.GradScratch2;
             Array.Clear(dAttY);
-            LinearKernels.Backward(dOut, la.AttY, Param(pre + "attn.c_proj.weight"), dAttY, BaseGrad(pre + "attn.c_proj.weight"), BaseGrad(pre + "attn.c_proj.bias"), N, C, C, Conv1D);
+            LinearKernels.Backward(dOut, la.AttY, LinearWeight(pre + "attn.c_proj.weight", wScratch), dAttY, BaseGrad(pre + "attn.c_proj.weight"), BaseGrad(pre + "attn.c_proj.bias"), N, C, C, Conv1D);
             LoraBackward(a, l, LoraTarget.AttnCProj, dOut, la.AttY, dAttY, N);
             profile?.Lap("bwd/matmul_attn_proj");
             var dQkv = a.GradQkv;
@@ -432,7 +433,7 @@ public sealed partial class Gpt
             profile?.Lap("bwd/attention");
             var dLn1 = a.GradScratch2;
             Array.Clear(dLn1);
-            LinearKernels.Backward(dQkv, la.Ln1, Param(pre + "attn.c_attn.weight"), dLn1, BaseGrad(pre + "attn.c_attn.weight"), BaseGrad(pre + "attn.c_attn.bias"), N, C, 3 * C, Conv1D);
+            LinearKernels.Backward(dQkv, la.Ln1, LinearWeight(pre + "attn.c_attn.weight", wScratch), dLn1, BaseGrad(pre + "attn.c_attn.weight"), BaseGrad(pre + "attn.c_attn.bias"), N, C, 3 * C, Conv1D);
             LoraBackward(a, l, LoraTarget.CAttn, dQkv, la.Ln1, dLn1, N);
             profile?.Lap("bwd/matmul_qkv");
             Norms.LayerNormBackward(dLn1, a.Residuals[l], Param(pre + "ln_1.weight"), la.Ln1Mean, la.Ln1Rstd, dRes, BaseGrad(pre + "ln_1.weight"), BaseGrad(pre + "ln_1.bias"), C);

@@ -98,6 +98,43 @@ public sealed class Bf16Tests(ITestOutputHelper output)
         Assert.True(maxDiff > 0, "the BF16 model computed exactly the float32 logits: were its weights narrowed?");
     }
 
+    [Fact]
+    public void Bf16LoraBase_GivesTheAdapterTheGradientsAndSamplesOfItsWidenedTwin()
+    {
+        // A LoRA base trains only through its adapter, so it may be held in BF16: forward, backward (dX through the
+        // widened matrices, the adapter's gradients) and KV-cached decoding equal the float32 twin's bit for bit.
+        var config = RandomWeights.TinyConfig(vocab: 64, embd: 16);
+        var narrowed = Gpt.FromTensors(config, RandomWeights.For(config, 12));
+        narrowed.NarrowFrozenWeightsToBf16();
+        var twin = WidenedTwin(narrowed);
+        var adapter = LoraAdapter.Create(twin, new LoraConfig { R = 2, TargetModules = "c_attn,c_proj,c_fc,mlp.c_proj", LoraDropout = 0 }, new Rng(3));
+        var values = adapter.ParameterSet.Values;
+        var rng = new Rng(4);
+        for (int i = 0; i < values.Length; i++) values[i] = (float)(0.1 * rng.Normal());   // B ≠ 0, so the adapter's path counts
+        var mine = narrowed.WithAdapter(adapter.Clone());
+        var theirs = twin.WithAdapter(adapter);
+
+        var input = Batch(2, 8, config.VocabSize, 5);
+        var dLogits = new float[2 * 8 * config.VocabSize];
+        for (int i = 0; i < dLogits.Length; i++) dLogits[i] = (float)rng.Normal();
+        foreach (var m in new[] { mine, theirs })
+        {
+            m.ZeroGrad();
+            m.Backward(m.Forward(input), dLogits);
+        }
+        Assert.Equal(Bits(theirs.TrainableParameters.Grads), Bits(mine.TrainableParameters.Grads));
+        Assert.Contains(mine.TrainableParameters.Grads, g => g != 0);
+
+        var cacheA = new GptKvCache(config, 2, 8);
+        var cacheB = new GptKvCache(config, 2, 8);
+        var prompt = input.Tokens.Take(2 * 4).ToArray();
+        Assert.Equal(Bits(GptInference.Step(theirs, cacheB, prompt, null, 4)), Bits(GptInference.Step(mine, cacheA, prompt, null, 4)));
+        Assert.Equal(Bits(GptInference.Step(theirs, cacheB, [1, 2], null, 1)), Bits(GptInference.Step(mine, cacheA, [1, 2], null, 1)));
+
+        // Merging a BF16 base gives the widened twin's merged model.
+        Assert.Equal(Bits(theirs.Merged().Parameters), Bits(mine.Merged().Parameters));
+    }
+
     private static uint[] Bits(float[] x) => x.Select(BitConverter.SingleToUInt32Bits).ToArray();
 }
 
