@@ -80,8 +80,48 @@ public sealed partial class Gpt
         Bind(new ParameterSet(kept));   // copies the float32 rest into a smaller buffer; the old one is garbage
     }
 
-    /// <summary>Floats of the largest BF16 layer matrix (4C·C), the forward's widening scratch.</summary>
-    internal int LargestBf16Matrix() => Math.Max(4 * Config.NEmbd * Config.NEmbd, 3 * Config.NEmbd * Config.NEmbd);
+    // One widening scratch per thread, reused by every pass on it (a fresh one per pass left ~20 MB of large-object
+    // garbage a call, and peak memory grew with it). Users are sequential: a widened matrix is consumed before the next.
+    [ThreadStatic] private static float[]? t_widenScratch;
+
+    /// <summary>This thread's scratch, large enough for the largest layer matrix (4C·C) and a head block of wte.</summary>
+    internal float[] WidenScratch()
+    {
+        int C = Config.NEmbd;
+        long floats = Math.Max(4L * C * C, (long)Math.Min(Config.VocabSize, Math.Max(HeadChunkRows, HeadTailMin) + HeadTailMin) * C);
+        var scratch = t_widenScratch;
+        if (scratch is null || scratch.Length < floats) t_widenScratch = scratch = new float[floats];
+        return scratch;
+    }
+
+    private const int HeadTailMin = 257;
+
+    /// <summary>Vocabulary rows per depth block of the head's backward: a multiple of the GEMM's depth slice KC = 256.</summary>
+    private const int HeadGradChunkRows = 12 * 256;
+
+    /// <summary>
+    /// The tied head's input gradient: dHidden (rows, C) += dLogits (rows, V) · wte (V, C). With BF16 wte, depth block by
+    /// depth block of 3072 vocabulary rows, each accumulated into dHidden: the blocked GEMM adds each KC = 256 depth slice
+    /// into D in turn (GemmBlocked.cs), so blocks on KC boundaries give the whole product's bits.
+    /// </summary>
+    internal void TiedHeadInputGrad(ReadOnlySpan<float> dLogits, int rows, Span<float> dHidden)
+    {
+        int C = Config.NEmbd, V = Config.VocabSize;
+        if (_bf16 is null || !_bf16.TryGetValue("wte.weight", out var wte))
+        {
+            Gemm.Multiply(GemmForm.NN, rows, C, V, dLogits, V, Param("wte.weight"), C, dHidden, C, accumulate: true);
+            return;
+        }
+        var scratch = WidenScratch();
+        for (int v0 = 0; v0 < V; v0 += HeadGradChunkRows)
+        {
+            int vn = Math.Min(HeadGradChunkRows, V - v0);
+            var w = scratch.AsSpan(0, vn * C);
+            BFloat16.Widen(wte.Bits.AsSpan(v0 * C, vn * C), w);
+            // Depth block [v0, v0 + vn): columns of dLogits (row stride V) times rows of wte.
+            Gemm.Multiply(GemmForm.NN, rows, C, vn, dLogits[v0..], V, w, C, dHidden, C, accumulate: true);
+        }
+    }
 
     /// <summary>A Conv1D weight for the forward: the float32 view, or the BF16 matrix widened into <paramref name="scratch"/>.</summary>
     internal ReadOnlySpan<float> LinearWeight(string name, float[]? scratch)
@@ -116,9 +156,9 @@ public sealed partial class Gpt
             Gemm.Multiply(GemmForm.NT, rows, V, C, hidden[..(rows * C)], C, Param("wte.weight"), C, logits[..(rows * V)], V, accumulate: false);
             return;
         }
-        const int tailMin = 257;
+        const int tailMin = HeadTailMin;
         int block = Math.Max(HeadChunkRows, tailMin);
-        var scratch = new float[Math.Min(V, block + tailMin) * C];
+        var scratch = WidenScratch();
         for (int v0 = 0; v0 < V;)
         {
             int vn = Math.Min(block, V - v0);

@@ -258,7 +258,7 @@ public sealed partial class Gpt
         var loraRng = options.DropoutRng;
 
         // Embeddings: x0[n] = wte[token] + wpe[position], then dropout.
-        var wScratch = _bf16 is null ? null : new float[LargestBf16Matrix()];   // BF16 weights: one matrix widened at a time
+        var wScratch = _bf16 is null ? null : WidenScratch();   // BF16 weights: one matrix widened at a time
         var wpe = Param("wpe.weight");
         var x0 = a.Residuals[0];
         for (int n = 0; n < N; n++)
@@ -346,11 +346,10 @@ public sealed partial class Gpt
         // Heads -> dLnF (N,C).
         var dLnF = a.GradLnF;
         Array.Clear(dLnF);
-        var wScratch = _bf16 is null ? null : new float[LargestBf16Matrix()];   // a BF16 base: one matrix widened at a time
-        var wte = Param("wte.weight");   // BF16: a widened copy for the head's dLnF = dLogits·wte
+        var wScratch = _bf16 is null ? null : WidenScratch();   // a BF16 base: one matrix widened at a time
         if (dLogits is not null)
         {
-            Gemm.Multiply(GemmForm.NN, N, C, V, dLogits, V, wte, C, dLnF, C, accumulate: true);
+            TiedHeadInputGrad(dLogits, N, dLnF);
             if (!BaseFrozen) Gemm.Multiply(GemmForm.TN, V, C, N, dLogits, V, a.LnF, C, Grad("wte.weight"), C, accumulate: true);
         }
         profile?.Lap("bwd/lm_head");

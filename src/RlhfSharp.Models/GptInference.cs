@@ -61,7 +61,7 @@ public static class GptInference
 
         // Embeddings at positions that count real tokens only (left padding does not shift a prompt).
         var x = new float[N * C];
-        var wScratch = gpt.HoldsBf16Weights ? new float[gpt.LargestBf16Matrix()] : null;   // BF16 weights: one matrix widened at a time (Gpt.Bf16.cs)
+        var wScratch = gpt.HoldsBf16Weights ? gpt.WidenScratch() : null;   // BF16 weights: one matrix widened at a time (Gpt.Bf16.cs)
         var wpe = gpt.Param("wpe.weight");
         for (int b = 0; b < B; b++)
         {

@@ -135,6 +135,28 @@ public sealed class Bf16Tests(ITestOutputHelper output)
         Assert.Equal(Bits(theirs.Merged().Parameters), Bits(mine.Merged().Parameters));
     }
 
+    [Theory]
+    [InlineData(4)]
+    [InlineData(300)]
+    public void HeadInputGrad_InDepthBlocksOfWte_EqualsTheWholeProduct(int rows)
+    {
+        // V = 3500: one 3072-row depth block and a 428-row tail, accumulated into dHidden one after the other.
+        var config = RandomWeights.TinyConfig(vocab: 3500);
+        var narrowed = Gpt.FromTensors(config, RandomWeights.For(config, 13));
+        narrowed.NarrowFrozenWeightsToBf16();
+        var twin = WidenedTwin(narrowed);
+        var rng = new Rng(14);
+        var dLogits = new float[rows * config.VocabSize];
+        for (int i = 0; i < dLogits.Length; i++) dLogits[i] = (float)rng.Normal();
+        var start = new float[rows * config.NEmbd];
+        for (int i = 0; i < start.Length; i++) start[i] = (float)rng.Normal();
+        var mine = (float[])start.Clone();
+        var theirs = (float[])start.Clone();
+        narrowed.TiedHeadInputGrad(dLogits, rows, mine);
+        twin.TiedHeadInputGrad(dLogits, rows, theirs);
+        Assert.Equal(Bits(theirs), Bits(mine));
+    }
+
     private static uint[] Bits(float[] x) => x.Select(BitConverter.SingleToUInt32Bits).ToArray();
 }
 
