@@ -12,9 +12,9 @@ using RlhfSharp.Text;
 
 namespace RlhfSharp.Bench;
 
-/// <summary>What to run: the model size ("gpt2" = 124M, "gpt2-medium" = 355M), the PPO shape and LoRA (R = 0: full fine-tuning).</summary>
+/// <summary>What to run: the model size ("gpt2" = 124M, "gpt2-medium" = 355M), the PPO shape, LoRA (R = 0: full fine-tuning) and how frozen weights are held.</summary>
 public sealed record PpoBenchOptions(string Model = "gpt2", int Steps = 1, int BatchSize = 16, int MiniBatchSize = 4, int MaxNewTokens = 24,
-    int PromptTokens = 32, LoraConfig? Lora = null);
+    int PromptTokens = 32, LoraConfig? Lora = null, FrozenDtype FrozenDtype = FrozenDtype.F32);
 
 public static class PpoBench
 {
@@ -43,8 +43,9 @@ public static class PpoBench
         var ppo = new PpoConfig
         {
             Steps = o.Steps, BatchSize = o.BatchSize, MiniBatchSize = o.MiniBatchSize, MaxNewTokens = o.MaxNewTokens,
-            CheckpointInterval = 0, SnapshotEvery = 0, Lora = o.Lora ?? new LoraConfig(),
+            CheckpointInterval = 0, SnapshotEvery = 0, Lora = o.Lora ?? new LoraConfig(), FrozenDtype = o.FrozenDtype,
         };
+        long parameters = sft.ParameterSet.Count;   // before a BF16 reference gives its matrices up
         double setupSeconds = setup.Elapsed.TotalSeconds;
         long rssSetup = Rss("VmRSS");
         var sw = Stopwatch.StartNew();
@@ -55,7 +56,8 @@ public static class PpoBench
         {
             ["bench"] = "ppo",
             ["model"] = o.Model,
-            ["parameters"] = sft.ParameterSet.Count,
+            ["parameters"] = parameters,
+            ["frozen_dtype"] = o.FrozenDtype.ToString().ToLowerInvariant(),
             ["lora_r"] = ppo.Lora.R,
             ["lora_target_modules"] = ppo.Lora.Enabled ? string.Join(",", ppo.Lora.Targets().Select(LoraTargets.PeftName)) : "",
             ["trainable_parameters"] = result.Policy.TrainableParameters.Count,

@@ -19,6 +19,7 @@ public sealed partial class Gpt
         ParameterList = other.ParameterList;
         _byName = other._byName;
         _tensors = other._tensors;
+        _bf16 = other._bf16;
         SourceDirectory = other.SourceDirectory;
         Adapter = adapter;
         AdapterOff = adapterOff;
@@ -77,8 +78,8 @@ public sealed partial class Gpt
     {
         var copy = new Gpt(Config, heads);
         foreach (var p in copy.ParameterList)
-            if (_byName.TryGetValue(p.Name, out var mine))
-                Parameters.AsSpan(mine.Offset, mine.Length).CopyTo(copy.Parameters.AsSpan(p.Offset, p.Length));
+            if (_byName.ContainsKey(p.Name) || (_bf16?.ContainsKey(p.Name) ?? false))
+                Param(p.Name).CopyTo(copy.Parameters.AsSpan(p.Offset, p.Length));   // a BF16 base's matrices come widened
         return copy;
     }
 

@@ -15,7 +15,7 @@ namespace RlhfSharp.Models;
 
 public sealed partial class Gpt
 {
-    private readonly Dictionary<string, GptParameter> _byName;
+    private Dictionary<string, GptParameter> _byName = null!;
 
     private Gpt(GptConfig config, GptHeads heads)
     {
@@ -27,16 +27,22 @@ public sealed partial class Gpt
         if (heads.HasFlag(GptHeads.Reward)) shapes.AddRange(GptCheckpoint.HeadTensors(config).Where(h => h.Name == GptCheckpoint.RewardHeadWeight));
         // The engine's ParameterSet owns the flat buffers: each parameter is a live Tensor view, so engine ops, AdamW and
         // gradient clipping work on this model directly, while the fused kernels here index the same buffers by offset.
-        ParameterSet = new ParameterSet(shapes.Select(s => new KeyValuePair<string, Tensor>(s.Name, Tensor.Zeros(s.Shape))));
-        ParameterList = ParameterSet.Slots.Select(s => new GptParameter(s.Name, s.Value.Shape.ToArray(), s.Offset, s.Length)).ToList();
-        _byName = ParameterList.ToDictionary(p => p.Name, StringComparer.Ordinal);
-        _tensors = ParameterSet.Slots.ToDictionary(s => s.Name, s => s.Value, StringComparer.Ordinal);
+        Bind(new ParameterSet(shapes.Select(s => new KeyValuePair<string, Tensor>(s.Name, Tensor.Zeros(s.Shape)))));
     }
 
-    private readonly Dictionary<string, Tensor> _tensors;
+    /// <summary>Makes <paramref name="set"/> the model's parameters (named views, lookups by name).</summary>
+    private void Bind(ParameterSet set)
+    {
+        ParameterSet = set;
+        ParameterList = set.Slots.Select(s => new GptParameter(s.Name, s.Value.Shape.ToArray(), s.Offset, s.Length)).ToList();
+        _byName = ParameterList.ToDictionary(p => p.Name, StringComparer.Ordinal);
+        _tensors = set.Slots.ToDictionary(s => s.Name, s => s.Value, StringComparer.Ordinal);
+    }
+
+    private Dictionary<string, Tensor> _tensors = null!;
 
     /// <summary>The engine's view of the parameters (flat values and gradients, slots by name): hand it to AdamW.</summary>
-    public ParameterSet ParameterSet { get; }
+    public ParameterSet ParameterSet { get; private set; } = null!;
 
     /// <summary>The live parameter tensor called <paramref name="name"/> (a view of <see cref="Parameters"/>, gradient a view of <see cref="Gradients"/>).</summary>
     public Tensor ParameterTensor(string name) => _tensors.TryGetValue(name, out var t) ? t
@@ -52,12 +58,19 @@ public sealed partial class Gpt
     /// <summary>Gradients with the same layout as <see cref="Parameters"/>; backward passes accumulate into it.</summary>
     public float[] Gradients => ParameterSet.Grads;
 
-    public IReadOnlyList<GptParameter> ParameterList { get; }
+    /// <summary>The float32 parameters; after <see cref="NarrowFrozenWeightsToBf16"/> the BF16 matrices are not among them (see Gpt.Bf16.cs).</summary>
+    public IReadOnlyList<GptParameter> ParameterList { get; private set; } = null!;
 
     public GptParameter this[string name] => _byName.TryGetValue(name, out var p) ? p
         : throw new KeyNotFoundException($"GPT has no parameter '{name}'.");
 
-    public Span<float> Param(string name) { var p = this[name]; return Parameters.AsSpan(p.Offset, p.Length); }
+    /// <summary>A parameter's float32 values; a BF16-held matrix (Gpt.Bf16.cs) comes back widened into a fresh array.</summary>
+    public Span<float> Param(string name)
+    {
+        if (_bf16 is not null && _bf16.TryGetValue(name, out var held)) return held.Widened();
+        var p = this[name];
+        return Parameters.AsSpan(p.Offset, p.Length);
+    }
 
     public Span<float> Grad(string name) { var p = this[name]; return Gradients.AsSpan(p.Offset, p.Length); }
 
@@ -105,8 +118,13 @@ public sealed partial class Gpt
         return gpt;
     }
 
-    public Dictionary<string, StoredTensor> ToTensors() =>
-        ParameterList.ToDictionary(p => p.Name, p => new StoredTensor((int[])p.Shape.Clone(), Parameters.AsSpan(p.Offset, p.Length).ToArray()), StringComparer.Ordinal);
+    public Dictionary<string, StoredTensor> ToTensors()
+    {
+        var tensors = ParameterList.ToDictionary(p => p.Name, p => new StoredTensor((int[])p.Shape.Clone(), Parameters.AsSpan(p.Offset, p.Length).ToArray()), StringComparer.Ordinal);
+        if (_bf16 is not null)
+            foreach (var (name, held) in _bf16) tensors[name] = new StoredTensor((int[])held.Shape.Clone(), held.Widened());
+        return tensors;
+    }
 
     /// <summary>Loads a model folder (ours or Hugging Face's GPT-2).</summary>
     public static Gpt Load(string directory, bool allowNonFinite = false)
@@ -170,8 +188,8 @@ public sealed partial class Gpt
     {
         var fresh = Create(Config, rng, heads);
         foreach (var p in fresh.ParameterList)
-            if (_byName.TryGetValue(p.Name, out var mine))
-                Parameters.AsSpan(mine.Offset, mine.Length).CopyTo(fresh.Parameters.AsSpan(p.Offset, p.Length));
+            if (_byName.ContainsKey(p.Name) || (_bf16?.ContainsKey(p.Name) ?? false))
+                Param(p.Name).CopyTo(fresh.Parameters.AsSpan(p.Offset, p.Length));
         return fresh;
     }
 
@@ -179,7 +197,10 @@ public sealed partial class Gpt
     public Gpt Clone()
     {
         var copy = new Gpt(Config, Adapter is null ? Heads : HeadsOfBase());
+        if (_bf16 is not null) copy.NarrowFrozenWeightsToBf16();
         Parameters.CopyTo(copy.Parameters, 0);
+        if (_bf16 is not null)
+            foreach (var (name, held) in _bf16) held.Bits.CopyTo(copy._bf16![name].Bits, 0);
         copy.SourceDirectory = SourceDirectory;
         if (Adapter is null) return copy;
         var adapted = copy.WithAdapter(Adapter.Clone());
@@ -237,13 +258,13 @@ public sealed partial class Gpt
         var loraRng = options.DropoutRng;
 
         // Embeddings: x0[n] = wte[token] + wpe[position], then dropout.
-        var wte = Param("wte.weight");
+        var wScratch = _bf16 is null ? null : WidenScratch();   // BF16 weights: one matrix widened at a time
         var wpe = Param("wpe.weight");
         var x0 = a.Residuals[0];
         for (int n = 0; n < N; n++)
         {
             var dst = x0.AsSpan(n * C, C);
-            var te = wte.Slice(input.Tokens[n] * C, C);
+            var te = TokenEmbedding(input.Tokens[n], wScratch);
             var pe = wpe.Slice(a.Positions[n] * C, C);
             for (int c = 0; c < C; c++) dst[c] = te[c] + pe[c];
         }
@@ -259,13 +280,13 @@ public sealed partial class Gpt
             string pre = $"h.{l}.";
             Norms.LayerNormForward(x, Param(pre + "ln_1.weight"), Param(pre + "ln_1.bias"), la.Ln1, la.Ln1Mean, la.Ln1Rstd, C, Config.LayerNormEpsilon);
             profile?.Lap("fwd/layernorm");
-            LinearKernels.Forward(la.Ln1, Param(pre + "attn.c_attn.weight"), Param(pre + "attn.c_attn.bias"), la.Qkv, N, C, 3 * C, Conv1D);
+            LinearKernels.Forward(la.Ln1, LinearWeight(pre + "attn.c_attn.weight", wScratch), Param(pre + "attn.c_attn.bias"), la.Qkv, N, C, 3 * C, Conv1D);
             LoraForward(a, l, LoraTarget.CAttn, la.Ln1, la.Qkv, N, loraRng);
             profile?.Lap("fwd/matmul_qkv");
             Attention.Forward(att, la.Qkv, qL, la.Qkv, kL, la.Qkv, vL, la.AttY, yL, keyMask, la.Probs);
             profile?.Lap("fwd/attention");
             // Residual: xMid = x + dropout(c_proj(attY)).
-            LinearKernels.Forward(la.AttY, Param(pre + "attn.c_proj.weight"), Param(pre + "attn.c_proj.bias"), a.Scratch, N, C, C, Conv1D);
+            LinearKernels.Forward(la.AttY, LinearWeight(pre + "attn.c_proj.weight", wScratch), Param(pre + "attn.c_proj.bias"), a.Scratch, N, C, C, Conv1D);
             LoraForward(a, l, LoraTarget.AttnCProj, la.AttY, a.Scratch, N, loraRng);
             ApplyDropout(a.Scratch.AsSpan(0, N * C), la.AttnDropout, p, options.DropoutRng);
             AddInto(la.XMid, x, a.Scratch, N * C);
@@ -273,12 +294,12 @@ public sealed partial class Gpt
 
             Norms.LayerNormForward(la.XMid, Param(pre + "ln_2.weight"), Param(pre + "ln_2.bias"), la.Ln2, la.Ln2Mean, la.Ln2Rstd, C, Config.LayerNormEpsilon);
             profile?.Lap("fwd/layernorm");
-            LinearKernels.Forward(la.Ln2, Param(pre + "mlp.c_fc.weight"), Param(pre + "mlp.c_fc.bias"), la.Fc, N, C, 4 * C, Conv1D);
+            LinearKernels.Forward(la.Ln2, LinearWeight(pre + "mlp.c_fc.weight", wScratch), Param(pre + "mlp.c_fc.bias"), la.Fc, N, C, 4 * C, Conv1D);
             LoraForward(a, l, LoraTarget.CFc, la.Ln2, la.Fc, N, loraRng);
             profile?.Lap("fwd/matmul_fc");
             Activations.GeluForward(la.Fc, la.FcGelu);
             profile?.Lap("fwd/gelu");
-            LinearKernels.Forward(la.FcGelu, Param(pre + "mlp.c_proj.weight"), Param(pre + "mlp.c_proj.bias"), a.Scratch, N, 4 * C, C, Conv1D);
+            LinearKernels.Forward(la.FcGelu, LinearWeight(pre + "mlp.c_proj.weight", wScratch), Param(pre + "mlp.c_proj.bias"), a.Scratch, N, 4 * C, C, Conv1D);
             LoraForward(a, l, LoraTarget.MlpCProj, la.FcGelu, a.Scratch, N, loraRng);
             ApplyDropout(a.Scratch.AsSpan(0, N * C), la.MlpDropout, p, options.DropoutRng);
             AddInto(a.Residuals[l + 1], la.XMid, a.Scratch, N * C);
@@ -287,8 +308,7 @@ public sealed partial class Gpt
 
         Norms.LayerNormForward(a.Residuals[L], Param("ln_f.weight"), Param("ln_f.bias"), a.LnF, a.LnFMean, a.LnFRstd, C, Config.LayerNormEpsilon);
         profile?.Lap("fwd/layernorm");
-        if (a.Logits is not null)
-            Gemm.Multiply(GemmForm.NT, N, V, C, a.LnF, C, wte, C, a.Logits, V, accumulate: false);
+        if (a.Logits is not null) TiedHeadLogits(a.LnF, N, a.Logits);
         profile?.Lap("fwd/lm_head");
         if (a.Values is not null)
         {
@@ -326,10 +346,10 @@ public sealed partial class Gpt
         // Heads -> dLnF (N,C).
         var dLnF = a.GradLnF;
         Array.Clear(dLnF);
-        var wte = Param("wte.weight");
+        var wScratch = _bf16 is null ? null : WidenScratch();   // a BF16 base: one matrix widened at a time
         if (dLogits is not null)
         {
-            Gemm.Multiply(GemmForm.NN, N, C, V, dLogits, V, wte, C, dLnF, C, accumulate: true);
+            TiedHeadInputGrad(dLogits, N, dLnF);
             if (!BaseFrozen) Gemm.Multiply(GemmForm.TN, V, C, N, dLogits, V, a.LnF, C, Grad("wte.weight"), C, accumulate: true);
         }
         profile?.Lap("bwd/lm_head");
@@ -384,7 +404,7 @@ public sealed partial class Gpt
             CopyWithDropout(dOut, dRes, la.MlpDropout, N * C, a.DropoutP);
             var dFcGelu = a.GradHidden;
             Array.Clear(dFcGelu);
-            LinearKernels.Backward(dOut, la.FcGelu, Param(pre + "mlp.c_proj.weight"), dFcGelu, BaseGrad(pre + "mlp.c_proj.weight"), BaseGrad(pre + "mlp.c_proj.bias"), N, 4 * C, C, Conv1D);
+            LinearKernels.Backward(dOut, la.FcGelu, LinearWeight(pre + "mlp.c_proj.weight", wScratch), dFcGelu, BaseGrad(pre + "mlp.c_proj.weight"), BaseGrad(pre + "mlp.c_proj.bias"), N, 4 * C, C, Conv1D);
             LoraBackward(a, l, LoraTarget.MlpCProj, dOut, la.FcGelu, dFcGelu, N);
             profile?.Lap("bwd/matmul_mlp_proj");
             var dFc = a.GradHidden2;
@@ -393,7 +413,7 @@ public sealed partial class Gpt
             profile?.Lap("bwd/gelu");
             var dLn2 = a.GradScratch2;
             Array.Clear(dLn2);
-            LinearKernels.Backward(dFc, la.Ln2, Param(pre + "mlp.c_fc.weight"), dLn2, BaseGrad(pre + "mlp.c_fc.weight"), BaseGrad(pre + "mlp.c_fc.bias"), N, C, 4 * C, Conv1D);
+            LinearKernels.Backward(dFc, la.Ln2, LinearWeight(pre + "mlp.c_fc.weight", wScratch), dLn2, BaseGrad(pre + "mlp.c_fc.weight"), BaseGrad(pre + "mlp.c_fc.bias"), N, C, 4 * C, Conv1D);
             LoraBackward(a, l, LoraTarget.CFc, dFc, la.Ln2, dLn2, N);
             profile?.Lap("bwd/matmul_fc");
             Norms.LayerNormBackward(dLn2, la.XMid, Param(pre + "ln_2.weight"), la.Ln2Mean, la.Ln2Rstd, dRes, BaseGrad(pre + "ln_2.weight"), BaseGrad(pre + "ln_2.bias"), C);
@@ -403,7 +423,7 @@ public sealed partial class Gpt
             CopyWithDropout(dOut, dRes, la.AttnDropout, N * C, a.DropoutP);
             var dAttY = a.GradScratch2;
             Array.Clear(dAttY);
-            LinearKernels.Backward(dOut, la.AttY, Param(pre + "attn.c_proj.weight"), dAttY, BaseGrad(pre + "attn.c_proj.weight"), BaseGrad(pre + "attn.c_proj.bias"), N, C, C, Conv1D);
+            LinearKernels.Backward(dOut, la.AttY, LinearWeight(pre + "attn.c_proj.weight", wScratch), dAttY, BaseGrad(pre + "attn.c_proj.weight"), BaseGrad(pre + "attn.c_proj.bias"), N, C, C, Conv1D);
             LoraBackward(a, l, LoraTarget.AttnCProj, dOut, la.AttY, dAttY, N);
             profile?.Lap("bwd/matmul_attn_proj");
             var dQkv = a.GradQkv;
@@ -412,7 +432,7 @@ public sealed partial class Gpt
             profile?.Lap("bwd/attention");
             var dLn1 = a.GradScratch2;
             Array.Clear(dLn1);
-            LinearKernels.Backward(dQkv, la.Ln1, Param(pre + "attn.c_attn.weight"), dLn1, BaseGrad(pre + "attn.c_attn.weight"), BaseGrad(pre + "attn.c_attn.bias"), N, C, 3 * C, Conv1D);
+            LinearKernels.Backward(dQkv, la.Ln1, LinearWeight(pre + "attn.c_attn.weight", wScratch), dLn1, BaseGrad(pre + "attn.c_attn.weight"), BaseGrad(pre + "attn.c_attn.bias"), N, C, 3 * C, Conv1D);
             LoraBackward(a, l, LoraTarget.CAttn, dQkv, la.Ln1, dLn1, N);
             profile?.Lap("bwd/matmul_qkv");
             Norms.LayerNormBackward(dLn1, a.Residuals[l], Param(pre + "ln_1.weight"), la.Ln1Mean, la.Ln1Rstd, dRes, BaseGrad(pre + "ln_1.weight"), BaseGrad(pre + "ln_1.bias"), C);

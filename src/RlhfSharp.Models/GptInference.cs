@@ -61,7 +61,7 @@ public static class GptInference
 
         // Embeddings at positions that count real tokens only (left padding does not shift a prompt).
         var x = new float[N * C];
-        var wte = gpt.Param("wte.weight");
+        var wScratch = gpt.HoldsBf16Weights ? gpt.WidenScratch() : null;   // BF16 weights: one matrix widened at a time (Gpt.Bf16.cs)
         var wpe = gpt.Param("wpe.weight");
         for (int b = 0; b < B; b++)
         {
@@ -74,7 +74,7 @@ public static class GptInference
                 int pos = real ? cache.RealCount[b]++ : 0;
                 if (pos >= cfg.BlockSize) throw new ArgumentException($"GptInference.Step: row {b} reaches position {pos}, beyond block size {cfg.BlockSize}.");
                 cache.Mask[b * cap + P + t] = real ? (byte)1 : (byte)0;
-                TensorPrimitives.Add(wte.Slice(token * C, C), wpe.Slice(pos * C, C), x.AsSpan(n * C, C));
+                TensorPrimitives.Add(gpt.TokenEmbedding(token, wScratch), wpe.Slice(pos * C, C), x.AsSpan(n * C, C));
             }
         }
 
@@ -92,7 +92,7 @@ public static class GptInference
             string pre = $"h.{l}.";
             Norms.LayerNormForward(x, gpt.Param(pre + "ln_1.weight"), gpt.Param(pre + "ln_1.bias"), ln, mean, rstd, C, cfg.LayerNormEpsilon);
             profile?.Lap("layernorm");
-            LinearKernels.Forward(ln, gpt.Param(pre + "attn.c_attn.weight"), gpt.Param(pre + "attn.c_attn.bias"), qkv, N, C, 3 * C, LinearWeightLayout.InOut);
+            LinearKernels.Forward(ln, gpt.LinearWeight(pre + "attn.c_attn.weight", wScratch), gpt.Param(pre + "attn.c_attn.bias"), qkv, N, C, 3 * C, LinearWeightLayout.InOut);
             gpt.LoraInference(l, LoraTarget.CAttn, ln, qkv, N);
             profile?.Lap("matmul_qkv");
             var K = cache.Keys[l];
@@ -118,18 +118,18 @@ public static class GptInference
                 }
             }, minPerChunk: 16);
             profile?.Lap("attention");
-            LinearKernels.Forward(attY, gpt.Param(pre + "attn.c_proj.weight"), gpt.Param(pre + "attn.c_proj.bias"), proj, N, C, C, LinearWeightLayout.InOut);
+            LinearKernels.Forward(attY, gpt.LinearWeight(pre + "attn.c_proj.weight", wScratch), gpt.Param(pre + "attn.c_proj.bias"), proj, N, C, C, LinearWeightLayout.InOut);
             gpt.LoraInference(l, LoraTarget.AttnCProj, attY, proj, N);
             TensorPrimitives.Add(x, proj, x);
             profile?.Lap("matmul_attn_proj");
             Norms.LayerNormForward(x, gpt.Param(pre + "ln_2.weight"), gpt.Param(pre + "ln_2.bias"), ln, mean, rstd, C, cfg.LayerNormEpsilon);
             profile?.Lap("layernorm");
-            LinearKernels.Forward(ln, gpt.Param(pre + "mlp.c_fc.weight"), gpt.Param(pre + "mlp.c_fc.bias"), fc, N, C, 4 * C, LinearWeightLayout.InOut);
+            LinearKernels.Forward(ln, gpt.LinearWeight(pre + "mlp.c_fc.weight", wScratch), gpt.Param(pre + "mlp.c_fc.bias"), fc, N, C, 4 * C, LinearWeightLayout.InOut);
             gpt.LoraInference(l, LoraTarget.CFc, ln, fc, N);
             profile?.Lap("matmul_fc");
             Activations.GeluForward(fc, fcGelu);
             profile?.Lap("gelu");
-            LinearKernels.Forward(fcGelu, gpt.Param(pre + "mlp.c_proj.weight"), gpt.Param(pre + "mlp.c_proj.bias"), proj, N, 4 * C, C, LinearWeightLayout.InOut);
+            LinearKernels.Forward(fcGelu, gpt.LinearWeight(pre + "mlp.c_proj.weight", wScratch), gpt.Param(pre + "mlp.c_proj.bias"), proj, N, 4 * C, C, LinearWeightLayout.InOut);
             gpt.LoraInference(l, LoraTarget.MlpCProj, fcGelu, proj, N);
             TensorPrimitives.Add(x, proj, x);
             profile?.Lap("matmul_mlp_proj");
@@ -145,7 +145,7 @@ public static class GptInference
         Norms.LayerNormForward(h, gpt.Param("ln_f.weight"), gpt.Param("ln_f.bias"), hn, new float[rows], new float[rows], C, cfg.LayerNormEpsilon);
         profile?.Lap("layernorm");
         var logits = new float[rows * V];
-        Gemm.Multiply(GemmForm.NT, rows, V, C, hn, C, wte, C, logits, V, accumulate: false);
+        gpt.TiedHeadLogits(hn, rows, logits);
         profile?.Lap("lm_head");
         return logits;
     }

@@ -38,8 +38,7 @@ public static class GptScoring
     /// </summary>
     public static void HeadLogits(Gpt gpt, ReadOnlySpan<float> hidden, int rows, Span<float> logits)
     {
-        int C = gpt.Config.NEmbd, V = gpt.Config.VocabSize;
-        Gemm.Multiply(GemmForm.NT, rows, V, C, hidden[..(rows * C)], C, gpt.Param("wte.weight"), C, logits[..(rows * V)], V, accumulate: false);
+        gpt.TiedHeadLogits(hidden, rows, logits);
     }
 
     /// <summary>

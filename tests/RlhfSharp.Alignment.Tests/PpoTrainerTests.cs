@@ -70,6 +70,36 @@ public sealed class PpoTrainerTests(ITestOutputHelper output)
         }
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(2)]
+    public void Bf16FrozenWeights_RunAndGiveTheSameBitsForTheSameSeed(int loraR)
+    {
+        var f32Config = Small() with { Lora = new LoraConfig { R = loraR } };
+        var bf16 = f32Config with { FrozenDtype = FrozenDtype.Bf16 };
+        var sftA = TinySft();
+        var a = new PpoTrainer(bf16).Train(sftA, Chars, Prompts, LikesA);
+        var b = new PpoTrainer(bf16).Train(TinySft(), Chars, Prompts, LikesA);
+        var f32 = new PpoTrainer(f32Config).Train(TinySft(), Chars, Prompts, LikesA);
+
+        // The SFT model was narrowed in place: with full fine-tuning it is the reference and the policy a float32 clone;
+        // under LoRA it is the base the policy's adapter trains on.
+        Assert.True(sftA.HoldsBf16Weights);
+        Assert.Equal(loraR > 0, a.Policy.HoldsBf16Weights);
+        Assert.Equal(Bits(a.Policy.TrainableParameters.Values), Bits(b.Policy.TrainableParameters.Values));
+        Assert.Equal(Bits(a.Value!.TrainableParameters.Values), Bits(b.Value!.TrainableParameters.Values));
+        Assert.Equal(a.History[0][MetricKeys.Kl], b.History[0][MetricKeys.Kl]);
+        Assert.NotEqual(Bits(f32.Policy.TrainableParameters.Values), Bits(a.Policy.TrainableParameters.Values));
+        // At the first rollout π_old is the SFT model: with a float32 reference the KL is exactly 0. A BF16 reference beside
+        // a float32 policy differs by rounding alone (small, not 0); under LoRA policy and reference share the BF16 base (0).
+        Assert.Equal(0.0, f32.History[0][MetricKeys.Kl]);
+        double kl = a.History[0][MetricKeys.Kl];
+        if (loraR > 0) Assert.Equal(0.0, kl);
+        else Assert.True(kl != 0 && Math.Abs(kl) < 0.05, $"objective/kl with a BF16 reference: {kl}");
+    }
+
+    private static uint[] Bits(float[] x) => x.Select(BitConverter.SingleToUInt32Bits).ToArray();
+
     [Fact]
     public void ResumeContinuesBitIdentically()
     {

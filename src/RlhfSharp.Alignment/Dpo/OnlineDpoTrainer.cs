@@ -71,6 +71,9 @@ public sealed record OnlineDpoConfig
     /// <summary>Over-optimisation monitors (off unless Monitor.Every &gt; 0): see Evaluation.OverOptimisationMonitor.</summary>
     public Evaluation.MonitorConfig Monitor { get; init; } = new();
 
+    [ConfigOption("Frozen weights (the reference and the reward-model judge) held as f32 or bf16: bf16 rounds their matrices to nearest even and widens them to float32 when used (half their memory; the trainer narrows the models it is given in place).")]
+    public RlhfSharp.Models.FrozenDtype FrozenDtype { get; init; }
+
     [ConfigOption("Slices each step's sampling, judging and pairs are cut into: under mpirun it follows -np (slice r on rank r), and one process with the same value gives the same bits (docs/distributed.md).", Min = 1)]
     public int GradShards { get; init; } = 1;
 
@@ -110,6 +113,9 @@ public sealed partial class OnlineDpoTrainer
         // 1. Roles.
         var rng = new Rng(_config.Seed);
         var policy = sft.Clone();
+        // Frozen weights in BF16 (opt-in), narrowed in place: the reference (the SFT model; the policy is a clone) and a reward-model judge.
+        sft.HoldFrozenWeightsAs(_config.FrozenDtype);
+        (judge as RewardModelReward)?.Ensemble.HoldFrozenWeightsAs(_config.FrozenDtype);
         var opt = NewOptimizer(policy);
         int step = 0;
         // 6. Rank 0 alone writes; every rank reads the checkpoint it resumes from.

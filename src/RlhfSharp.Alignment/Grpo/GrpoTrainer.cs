@@ -67,6 +67,9 @@ public sealed partial class GrpoTrainer
         var rng = new Rng(_config.Seed);
         Gpt? reference = _config.Beta > 0 ? sft : null;
         var policy = sft.Clone();
+        // Frozen weights in BF16 (opt-in), narrowed in place: the reference (the SFT model; the policy is a clone) and reward models.
+        reference?.HoldFrozenWeightsAs(_config.FrozenDtype);
+        (reward as RewardModelReward)?.Ensemble.HoldFrozenWeightsAs(_config.FrozenDtype);
         var opt = NewOptimizer(policy);
         int step = 0;
         if (options.Run is { Resumed: true } && options.Run.LatestCheckpoint() is { } checkpoint)

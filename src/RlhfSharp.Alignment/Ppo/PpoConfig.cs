@@ -124,6 +124,9 @@ public sealed record PpoConfig
     [ConfigOption("Slices each rollout batch and minibatch are cut into (sampling, scoring, gradients): under mpirun it follows -np (slice r on rank r), and one process with the same value gives the same bits (docs/distributed.md).", Min = 1)]
     public int GradShards { get; init; } = 1;
 
+    [ConfigOption("Frozen weights (the reference, the reward model; under LoRA the bases the adapters train on) held as f32 or bf16: bf16 rounds their matrices to nearest even and widens them to float32 when used (half their memory; the trainer narrows the models it is given in place).")]
+    public RlhfSharp.Models.FrozenDtype FrozenDtype { get; init; }
+
     /// <summary>LoRA: with r &gt; 0 only low-rank adapters (and heads) train; the base stays frozen.</summary>
     public LoraConfig Lora { get; init; } = new();
 

@@ -8,7 +8,9 @@
 //     trunk with its head as the value head, Ziegler §2.2; the SFT trunk with a fresh head when the reward is a function),
 //     reward r (reward-model ensemble mean, or any Func<prompt, response, double>). With LoRA (Lora.R > 0) no model is
 //     copied: π is the SFT base plus an adapter, π_ref that same base with the adapter off, and the value model the
-//     reward model's (or SFT's) base plus its own adapter carrying the value head.
+//     reward model's (or SFT's) base plus its own adapter carrying the value head. 1b. FrozenDtype = Bf16 holds the
+//     reference and the reward models in BF16, computed in float32 (Gpt.Bf16.cs): with full fine-tuning once the value
+//     model has copied its trunk, under LoRA the bases themselves before the adapters are attached.
 //  2. Rollouts: a batch of prompts, responses sampled with the KV-cached generator (GptGenerator).
 //  3. Scoring: log π_old and log π_ref per response token and V per token (fused forward passes, no tape); r(x, y);
 //     responses without EOS lose MissingEosPenalty; optional reward clipping.
@@ -99,6 +101,9 @@ public sealed partial class PpoTrainer
         // 1. Roles.
         var rng = new Rng(_config.Seed);
         var lora = _config.Lora;
+        // 1b. Frozen weights in BF16 (opt-in, Gpt.Bf16.cs), narrowed in place. Under LoRA before any adapter is attached: the
+        // SFT base (policy and reference) and the reward model (also the value model's base) train only through adapters.
+        if (lora.Enabled) HoldFrozenWeights(sft, rewardModel, reward);
         var policy = lora.Enabled ? sft.WithAdapter(LoraAdapter.Create(sft, lora, new Rng(_config.Seed ^ LoraStream))) : sft.Clone();
         var reference = lora.Enabled ? policy.WithAdapterOff() : sft;
         Gpt? value = null;
@@ -114,6 +119,9 @@ public sealed partial class PpoTrainer
             }
             else value = rewardModel is not null ? ValueFromRewardModel(rewardModel.First, headRng) : sft.WithHeads(GptHeads.Value, headRng);
         }
+        // 1b. Full fine-tuning: the reference (the SFT model itself) and the reward models go BF16 now that the value model
+        // has copied its trunk from float32 weights.
+        if (!lora.Enabled) HoldFrozenWeights(sft, rewardModel, reward);
         var policyOpt = NewOptimizer(policy);
         var valueOpt = value is null ? null : NewOptimizer(value);
         IKlController kl = _config.TargetKl is double target
@@ -212,6 +220,13 @@ public sealed partial class PpoTrainer
     }
 
     // A reward model trained with LoRA has its own adapter: the value model starts from that adapter merged (one copy).
+    private void HoldFrozenWeights(Gpt sft, RewardEnsemble? rewardModel, IRolloutReward reward)
+    {
+        sft.HoldFrozenWeightsAs(_config.FrozenDtype);
+        rewardModel?.HoldFrozenWeightsAs(_config.FrozenDtype);
+        if (reward is RewardModelReward { Ensemble: var scorer } && scorer != rewardModel) scorer.HoldFrozenWeightsAs(_config.FrozenDtype);
+    }
+
     private static Gpt FrozenBase(Gpt model) => model.Adapter is null ? model : model.Merged();
 
     private const ulong LoraStream = 0x10A7UL;

@@ -122,6 +122,22 @@ public sealed class RewardEnsemble
 
     public RewardModel First => Members[0];
 
+    /// <summary>
+    /// Holds every member's weights as <paramref name="dtype"/> in place (Gpt.Bf16.cs). A member with a LoRA adapter cannot
+    /// be narrowed: its base is shared with the adapter's handle.
+    /// </summary>
+    public void HoldFrozenWeightsAs(FrozenDtype dtype)
+    {
+        if (dtype == FrozenDtype.F32) return;
+        for (int i = 0; i < Members.Count; i++)
+        {
+            var model = Members[i].Model;
+            if (model.Adapter is not null)
+                throw new ArgumentException($"frozen_dtype {dtype.ToString().ToLowerInvariant()}: reward model member {i} is a LoRA adapter on its base; merge it first (`rlhf lora merge`) to hold it in BF16.");
+            model.HoldFrozenWeightsAs(dtype);
+        }
+    }
+
     /// <summary>Per row: the members' mean normalised reward and their standard deviation (0 for one member).</summary>
     public (float[] Mean, float[] Std) ScoreTokens(IReadOnlyList<int[]> rows)
     {

@@ -19,14 +19,15 @@ internal static class BenchPpoCommand
         var minibatch = new Option<int>("--minibatch-size") { Description = "Episodes per gradient step.", DefaultValueFactory = _ => 4 }.InRange(new(1));
         var newTokens = new Option<int>("--max-new-tokens") { Description = "Response length limit.", DefaultValueFactory = _ => 24 }.InRange(new(1));
         var promptTokens = new Option<int>("--prompt-tokens") { Description = "Prompt length in tokens.", DefaultValueFactory = _ => 32 }.InRange(new(1));
+        var frozen = new Option<FrozenDtype>("--frozen-dtype") { Description = "How the reference and reward model are held: f32 or bf16 (PpoConfig.FrozenDtype).", DefaultValueFactory = _ => FrozenDtype.F32 };
         var command = new Command("ppo", "PPO step time, phases and peak memory at the GPT-2 124M shape (or medium), full or LoRA.");
-        foreach (var o in new Option[] { json, model, steps, batch, minibatch, newTokens, promptTokens }) command.Options.Add(o);
+        foreach (var o in new Option[] { json, model, steps, batch, minibatch, newTokens, promptTokens, frozen }) command.Options.Add(o);
         var lora = new ConfigOptions<LoraConfig>(command);
         command.SetAction(p =>
         {
             int n = p.GetValue(steps);
             if (n < 1) throw new ArgumentException($"--steps must be at least 1 (got {n}).");
-            var options = new PpoBenchOptions(p.GetValue(model)!, n, p.GetValue(batch), p.GetValue(minibatch), p.GetValue(newTokens), p.GetValue(promptTokens), lora.Build(p));
+            var options = new PpoBenchOptions(p.GetValue(model)!, n, p.GetValue(batch), p.GetValue(minibatch), p.GetValue(newTokens), p.GetValue(promptTokens), lora.Build(p), p.GetValue(frozen));
             Console.Out.WriteLine(JsonSerializer.Serialize(PpoBench.Measure(options)));
             return 0;
         });

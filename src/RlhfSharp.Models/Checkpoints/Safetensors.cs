@@ -73,13 +73,7 @@ public static class Safetensors
     };
 
     /// <summary>float32 → bfloat16 bits, round to nearest even (torch's rounding); NaN → the quiet NaN 0x7FC0.</summary>
-    public static ushort ToBFloat16Bits(float value)
-    {
-        uint bits = BitConverter.SingleToUInt32Bits(value);
-        if (float.IsNaN(value)) return 0x7FC0;
-        uint rounding = 0x7FFFu + ((bits >> 16) & 1u);
-        return (ushort)((bits + rounding) >> 16);
-    }
+    public static ushort ToBFloat16Bits(float value) => RlhfSharp.Tensors.Kernels.BFloat16.FromFloat(value);
 
     // The Rust crate refuses headers above 100 MB; so do we, before allocating anything that large.
     private const long MaxHeaderBytes = 100_000_000;
