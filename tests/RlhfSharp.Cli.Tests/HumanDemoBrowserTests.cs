@@ -40,7 +40,9 @@ public sealed class HumanDemoBrowserTests(ITestOutputHelper output) : IDisposabl
             // The count moves before the next pair is fetched, and keys are ignored until it is on screen (fresh, unchosen boxes).
             if (i < count) await Assertions.Expect(page.Locator("#cand-0.chosen")).ToHaveCountAsync(0);
         }
-        await Assertions.Expect(page.Locator("#status")).ToContainTextAsync("Nothing left");
+        // No wait for "Nothing left" here: the demo's labels stage ends (and closes the app) as soon as the last judgment
+        // is stored, which can be before the page asks for the next pair, so that request may find no server. The tenth
+        // acknowledged judgment above is what this person had to do; the test checks what the pipeline made of them.
     }
 
     [ChromiumFact]

@@ -87,7 +87,13 @@ public sealed class HumanDemoTests : IDisposable
     internal static Task CancelOnFailure(Task person, CancellationTokenSource run) =>
         person.ContinueWith(t =>
         {
-            if (t.IsFaulted) run.Cancel();
+            // The run may be over (its token source disposed) when the person fails late; then the failure surfaces
+            // where the test awaits the person, not as an ObjectDisposedException from here.
+            if (t.IsFaulted)
+            {
+                try { run.Cancel(); }
+                catch (ObjectDisposedException) { }
+            }
             return t;
         }, TaskScheduler.Default).Unwrap();
 
