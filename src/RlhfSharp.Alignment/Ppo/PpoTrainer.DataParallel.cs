@@ -74,27 +74,7 @@ public sealed partial class PpoTrainer
                 int b = part.Length;
                 var subMask = Tensor.FromArray(PolicyRollouts.Gather(mask, part, R), b, R);
                 var taped = PolicyRollouts.LogProbsOnTape(policy, PolicyRollouts.Rows(input, part), Tp, R, _config.Temperature);
-                var subAdvantages = Tensor.FromArray(PolicyRollouts.Gather(advantages, part, R), b, R);
-                Tensor loss;
-                double clip = 0, approxKl = 0, entropy;
-                if (_config.Algorithm == PolicyAlgorithm.Reinforce) loss = PolicyGradientLosses.Reinforce(taped.LogProbs, subAdvantages, subMask);
-                else
-                {
-                    var pl = PpoLosses.ClippedPolicy(taped.LogProbs, Tensor.FromArray(PolicyRollouts.Gather(oldLogp, part, R), b, R), subAdvantages, subMask, _config.ClipRange);
-                    (loss, clip, approxKl) = (pl.Loss, pl.ClipFraction, pl.ApproxKl);
-                }
-                double policyLoss = loss.Item();
-                if (_config.EntropyCoef > 0)
-                {
-                    var bonus = PolicyGradientLosses.EntropyBonus(Ops.Narrow(Ops.Entropy(taped.Logits), 1, Tp - 1, R), subMask, _config.EntropyCoef);
-                    loss = Ops.Add(loss, bonus.Loss);
-                    entropy = bonus.Entropy;
-                }
-                else
-                {
-                    using (Autograd.NoGrad())
-                        entropy = Ops.MaskedMean(Ops.Narrow(Ops.Entropy(taped.Logits.Detach()), 1, Tp - 1, R), subMask).Item();
-                }
+                var (loss, policyLoss, clip, approxKl, entropy) = MinibatchPolicyLoss(taped, part, subMask, oldLogp, advantages, Tp, R);
                 var scaled = Ops.MulScalar(loss, share);
                 scaled.Backward();
                 PolicyRollouts.Backward(policy, taped, _config.Temperature);
@@ -130,10 +110,7 @@ public sealed partial class PpoTrainer
                 var vAll = Tensor.Wrap(vpass.Values!, b, L);
                 vAll.RequiresGrad = true;
                 var v = Ops.Narrow(vAll, 1, Tp - 1, R);
-                var subReturns = Tensor.FromArray(PolicyRollouts.Gather(returns, part, R), b, R);
-                var vl = _config.Algorithm == PolicyAlgorithm.Reinforce
-                    ? new ValueLossResult(PolicyGradientLosses.ValueLoss(v, subReturns, subMask), 0)
-                    : PpoLosses.ClippedValue(v, Tensor.FromArray(PolicyRollouts.Gather(oldValues, part, R), b, R), subReturns, subMask, _config.ClipRangeValue);
+                var vl = MinibatchValueLoss(v, part, subMask, oldValues, returns, R);
                 var scaled = Ops.MulScalar(vl.Loss, share);
                 Ops.MulScalar(scaled, _config.ValueCoef).Backward();
                 value.Backward(vpass, dValues: vAll.Grad!.ToArray());
@@ -151,5 +128,47 @@ public sealed partial class PpoTrainer
         float n = 0;
         foreach (int i in idx) n += Reduce.Sum(mask.AsSpan(i * R, R));
         return n;
+    }
+    /// <summary>Step 7's policy loss of one minibatch's rows on the tape: REINFORCE's or PPO's clipped loss, plus the
+    /// entropy bonus through the logits when EntropyCoef &gt; 0 (else the entropy is only measured). Both the one-pass and
+    /// the sliced paths call this, so they build the same graph. PolicyLoss is the loss before the bonus.</summary>
+    private (Tensor Loss, double PolicyLoss, double ClipFraction, double ApproxKl, double Entropy) MinibatchPolicyLoss(
+        TapedLogProbs taped, int[] rows, Tensor subMask, float[] oldLogp, float[] advantages, int Tp, int R)
+    {
+        int b = rows.Length;
+        var subAdvantages = Tensor.FromArray(PolicyRollouts.Gather(advantages, rows, R), b, R);
+        Tensor loss;
+        double clip = 0, approxKl = 0, entropy;
+        if (_config.Algorithm == PolicyAlgorithm.Reinforce) loss = PolicyGradientLosses.Reinforce(taped.LogProbs, subAdvantages, subMask);
+        else
+        {
+            var pl = PpoLosses.ClippedPolicy(taped.LogProbs, Tensor.FromArray(PolicyRollouts.Gather(oldLogp, rows, R), b, R), subAdvantages, subMask, _config.ClipRange);
+            (loss, clip, approxKl) = (pl.Loss, pl.ClipFraction, pl.ApproxKl);
+        }
+        double policyLoss = loss.Item();
+        if (_config.EntropyCoef > 0)
+        {
+            // The entropy bonus −c_e·H through the logits on the tape, so it shapes the gradient.
+            var bonus = PolicyGradientLosses.EntropyBonus(Ops.Narrow(Ops.Entropy(taped.Logits), 1, Tp - 1, R), subMask, _config.EntropyCoef);
+            loss = Ops.Add(loss, bonus.Loss);
+            entropy = bonus.Entropy;
+        }
+        else
+        {
+            using (Autograd.NoGrad())
+                entropy = Ops.MaskedMean(Ops.Narrow(Ops.Entropy(taped.Logits.Detach()), 1, Tp - 1, R), subMask).Item();
+        }
+        return (loss, policyLoss, clip, approxKl, entropy);
+    }
+
+    /// <summary>Step 7's value loss of one minibatch's rows: REINFORCE's baseline regresses on the returns directly; PPO
+    /// clips the value's move.</summary>
+    private ValueLossResult MinibatchValueLoss(Tensor v, int[] rows, Tensor subMask, float[] oldValues, float[] returns, int R)
+    {
+        int b = rows.Length;
+        var subReturns = Tensor.FromArray(PolicyRollouts.Gather(returns, rows, R), b, R);
+        return _config.Algorithm == PolicyAlgorithm.Reinforce
+            ? new ValueLossResult(PolicyGradientLosses.ValueLoss(v, subReturns, subMask), 0)
+            : PpoLosses.ClippedValue(v, Tensor.FromArray(PolicyRollouts.Gather(oldValues, rows, R), b, R), subReturns, subMask, _config.ClipRangeValue);
     }
 }

@@ -341,36 +341,9 @@ public sealed partial class PpoTrainer
                 {
                     policy.ZeroGrad();
                     var taped = PolicyRollouts.LogProbsOnTape(policy, sub, Tp, R, _config.Temperature);
-                    var subAdvantages = Tensor.FromArray(PolicyRollouts.Gather(advantages, idx, R), b, R);
-                    Tensor policyLoss;
-                    if (_config.Algorithm == PolicyAlgorithm.Reinforce)
-                    {
-                        policyLoss = PolicyGradientLosses.Reinforce(taped.LogProbs, subAdvantages, subMask);
-                        pgLoss += policyLoss.Item();
-                    }
-                    else
-                    {
-                        var pl = PpoLosses.ClippedPolicy(taped.LogProbs, Tensor.FromArray(PolicyRollouts.Gather(oldLogp, idx, R), b, R), subAdvantages, subMask, _config.ClipRange);
-                        policyLoss = pl.Loss;
-                        pgLoss += pl.Loss.Item();
-                        clipFrac += pl.ClipFraction;
-                        approxKl += pl.ApproxKl;
-                    }
-                    if (_config.EntropyCoef > 0)
-                    {
-                        // The entropy bonus −c_e·H through the logits on the tape, so it shapes the gradient.
-                        var bonus = PolicyGradientLosses.EntropyBonus(Ops.Narrow(Ops.Entropy(taped.Logits), 1, Tp - 1, R), subMask, _config.EntropyCoef);
-                        policyLoss = Ops.Add(policyLoss, bonus.Loss);
-                        entropy += bonus.Entropy;
-                    }
-                    else
-                    {
-                        using (Autograd.NoGrad())
-                        {
-                            var ent = Ops.Narrow(Ops.Entropy(taped.Logits.Detach()), 1, Tp - 1, R);
-                            entropy += Ops.MaskedMean(ent, subMask).Item();
-                        }
-                    }
+                    var m = MinibatchPolicyLoss(taped, idx, subMask, oldLogp, advantages, Tp, R);
+                    var policyLoss = m.Loss;
+                    (pgLoss, clipFrac, approxKl, entropy) = (pgLoss + m.PolicyLoss, clipFrac + m.ClipFraction, approxKl + m.ApproxKl, entropy + m.Entropy);
                     policyLoss.Backward();
                     PolicyRollouts.Backward(policy, taped, _config.Temperature);
                     policyLossValue = policyLoss.Item();
@@ -396,11 +369,7 @@ public sealed partial class PpoTrainer
                         var vAll = Tensor.Wrap(vpass.Values!, b, L);
                         vAll.RequiresGrad = true;
                         var v = Ops.Narrow(vAll, 1, Tp - 1, R);
-                        var subReturns = Tensor.FromArray(PolicyRollouts.Gather(returns, idx, R), b, R);
-                        // REINFORCE's baseline regresses on the returns directly; PPO clips the value's move.
-                        var vl = _config.Algorithm == PolicyAlgorithm.Reinforce
-                            ? new ValueLossResult(PolicyGradientLosses.ValueLoss(v, subReturns, subMask), 0)
-                            : PpoLosses.ClippedValue(v, Tensor.FromArray(PolicyRollouts.Gather(oldValues, idx, R), b, R), subReturns, subMask, _config.ClipRangeValue);
+                        var vl = MinibatchValueLoss(v, idx, subMask, oldValues, returns, R);
                         Ops.MulScalar(vl.Loss, _config.ValueCoef).Backward();
                         value.Backward(vpass, dValues: vAll.Grad!.ToArray());
                         (valueLoss, valueClipFraction) = (vl.Loss.Item(), vl.ClipFraction);
