@@ -37,7 +37,7 @@ public static class JsonlReader
         try
         {
             using var stream = File.OpenRead(path);
-            rows = ParquetSerializer.DeserializeUntypedAsync(stream).GetAwaiter().GetResult().Data;
+            rows = Blocking.Run(() => ParquetSerializer.DeserializeUntypedAsync(stream)).Data;
         }
         catch (Exception ex) when (ex is IOException or InvalidDataException or NotSupportedException or InvalidOperationException or ArgumentException or Parquet.ParquetException)
         {

@@ -29,7 +29,7 @@ public sealed class DatasetFormsTests
     private static string WriteParquet(TempDirectory tmp, string name, params JsonObject[] rows)
     {
         string path = tmp.File(name);
-        using (var stream = File.Create(path)) ParquetRows.WriteAsync(stream, rows).GetAwaiter().GetResult();
+        using (var stream = File.Create(path)) Blocking.Run(() => ParquetRows.WriteAsync(stream, rows));
         return path;
     }
 

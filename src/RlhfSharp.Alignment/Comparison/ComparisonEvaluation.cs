@@ -15,6 +15,7 @@ using System.Text.Json.Serialization;
 using RlhfSharp.Alignment.Evaluation;
 using RlhfSharp.Alignment.Ppo;
 using RlhfSharp.Alignment.Sampling;
+using RlhfSharp.Feedback;
 using RlhfSharp.Models;
 using RlhfSharp.Tensors;
 
@@ -71,7 +72,7 @@ public static class ComparisonEvaluation
 
         if (run.Policy is Gpt policy)
         {
-            var result = evaluator.EvaluateAsync(policy, ctx.Sft, ctx.Tokenizer, prompts, new GoldJudge(task.Score), ctx.Sft, task.Score, ct: ct).GetAwaiter().GetResult();
+            var result = Blocking.Run(() => evaluator.EvaluateAsync(policy, ctx.Sft, ctx.Tokenizer, prompts, new GoldJudge(task.Score), ctx.Sft, task.Score, ct: ct));
             double gold = task.Verifiable ? PassAt1(policy) : result.Policy.MeanGold;
             double sftGold = task.Verifiable ? PassAt1(ctx.Sft) : result.Baseline.MeanGold;
             var w = result.WinRate;

@@ -285,7 +285,7 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
             int agree = 0;
             // With a labeller (people, `demo --human`) its judgments replace the oracle's; ties and skips arrive as it records them.
             if (Labeler is not null)
-                lines.AddRange(Labeler.LabelAsync(runDir, [.. prompts.Select((p, i) => new DemoPair(p, a.Texts[i], b.Texts[i]))], As("labels"), ct).GetAwaiter().GetResult());
+                lines.AddRange(Blocking.Run(() => Labeler.LabelAsync(runDir, [.. prompts.Select((p, i) => new DemoPair(p, a.Texts[i], b.Texts[i]))], As("labels"), ct)));
             for (int i = 0; Labeler is null && i < prompts.Count; i++)
             {
                 double ga = gold(prompts[i], a.Texts[i]), gb = gold(prompts[i], b.Texts[i]);
@@ -355,7 +355,7 @@ public sealed class DemoPipeline(DemoConfig config, IDemoTask? task = null)
             foreach (var stage in new[] { "ppo", "ppo-beta0" })
             {
                 var policy = Gpt.Load(Dir(stage));
-                results[stage] = evaluator.EvaluateAsync(policy, sft, tokenizer, held, new GoldJudge(gold), gold: gold, rewardModel: ensemble.First, ct: ct).GetAwaiter().GetResult();
+                results[stage] = Blocking.Run(() => evaluator.EvaluateAsync(policy, sft, tokenizer, held, new GoldJudge(gold), gold: gold, rewardModel: ensemble.First, ct: ct));
                 Say("eval", $"{stage} win rate", results[stage].WinRate.Rate);
             }
             AtomicFile.WriteAllText(evalPath, JsonSerializer.Serialize(results, Json));

@@ -32,7 +32,7 @@ public sealed class JudgeKnockoutReward(ILabeler judge, int groupSize) : IRollou
                 var a = new Candidate(responses[champion], "champion");
                 var b = new Candidate(responses[k], "challenger");
                 var query = new Query(Judgments, QueryKind.Text, prompts[g], championFirst ? [a, b] : [b, a], "rft", null, DateTimeOffset.UnixEpoch);
-                var answer = judge.AnswerAsync(query).GetAwaiter().GetResult();
+                var answer = Blocking.Run(() => judge.AnswerAsync(query));
                 Judgments++;
                 asked++;
                 if (answer.Kind is not (AnswerKind.Preferred or AnswerKind.Ranking or AnswerKind.Tie))

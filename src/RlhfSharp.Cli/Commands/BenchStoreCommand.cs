@@ -4,6 +4,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using RlhfSharp.Bench;
+using RlhfSharp.Feedback;
 
 namespace RlhfSharp.Cli.Commands;
 
@@ -27,7 +28,7 @@ internal static class BenchStoreCommand
             for (int round = 0; round < r; round++)
                 foreach (bool durable in new[] { false, true })
                 {
-                    var result = StoreBench.MeasureAsync(folder, durable, n, l).GetAwaiter().GetResult();
+                    var result = Blocking.Run(() => StoreBench.MeasureAsync(folder, durable, n, l));
                     var fields = result.ToFields();
                     fields["dir"] = folder;
                     Console.Out.WriteLine(JsonSerializer.Serialize(fields));

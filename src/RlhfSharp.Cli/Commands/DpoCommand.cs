@@ -2,6 +2,7 @@
 using System.CommandLine;
 using RlhfSharp.Alignment.Dpo;
 using RlhfSharp.Alignment.RewardModeling;
+using RlhfSharp.Feedback;
 using RlhfSharp.Models;
 using RlhfSharp.Runs;
 using RlhfSharp.Text;
@@ -29,7 +30,7 @@ internal static class DpoCommand
             string sftDir = p.GetValue(model)!, outDir = p.GetValue(output)!;
             var sft = Gpt.Load(sftDir);
             var tokenizer = TokenizerFiles.Load(sftDir);
-            var examples = PreferenceData.LoadAsync(p.GetValue(data)!, template: ChatTemplate.For(tokenizer)).GetAwaiter().GetResult();
+            var examples = Blocking.Run(() => PreferenceData.LoadAsync(p.GetValue(data)!, template: ChatTemplate.For(tokenizer)));
             using var runDir = ClusterRuns.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "dpo", outDir), p.GetValue(resume));
             int pairs = examples.Sum(e => e.OrderedPairs().Count());
             var result = AlignCommandSupport.WithProgress("dpo", (long)Math.Ceiling(pairs * (1 - config.HeldOutFraction) / config.BatchSize) * config.Epochs,

@@ -6,6 +6,7 @@ using RlhfSharp.Alignment.Evaluation;
 using RlhfSharp.Alignment.Judging;
 using RlhfSharp.Alignment.LanguageModeling;
 using RlhfSharp.Alignment.RewardModeling;
+using RlhfSharp.Feedback;
 using RlhfSharp.Models;
 using RlhfSharp.Text;
 
@@ -49,7 +50,7 @@ internal static class JudgeCommand
             string modelDir = DataPaths.Resolve(p.GetValue(model)!), outDir = p.GetValue(output)!;
             var gpt = Gpt.Load(modelDir);
             var tok = TokenizerFiles.Load(modelDir);
-            var comparisons = PreferenceData.LoadAsync(DataPaths.Resolve(p.GetValue(data)!), p.GetValue(campaign), template: ChatTemplate.For(tok)).GetAwaiter().GetResult();
+            var comparisons = Blocking.Run(() => PreferenceData.LoadAsync(DataPaths.Resolve(p.GetValue(data)!), p.GetValue(campaign), template: ChatTemplate.For(tok)));
             var config = LmTrainingOptionSet.Build(settings, p, c => c.Sft.Training, (c, t) => c with { Sft = c.Sft with { Training = t } });
             using var run = ClusterRuns.Open(p, shared.RunFolder(p, "judge", outDir), p.GetValue(shared.Resume));
             Console.Error.WriteLine($"{JudgeTrainer.Pairs(comparisons).Count:N0} comparisons with a preference ({config.HeldOutPairs:N0} held out); {gpt.ParameterSet.Count:N0} parameters from {modelDir}; run folder {run.Path}");
@@ -86,7 +87,7 @@ internal static class JudgeCommand
             string modelDir = DataPaths.Resolve(p.GetValue(model)!);
             var judge = Gpt.Load(modelDir);
             var tok = TokenizerFiles.Load(modelDir);
-            var comparisons = PreferenceData.LoadAsync(DataPaths.Resolve(p.GetValue(data)!), p.GetValue(campaign), template: ChatTemplate.For(tok)).GetAwaiter().GetResult();
+            var comparisons = Blocking.Run(() => PreferenceData.LoadAsync(DataPaths.Resolve(p.GetValue(data)!), p.GetValue(campaign), template: ChatTemplate.For(tok)));
             var pairs = JudgeTrainer.Pairs(comparisons).Take(p.GetValue(count)).ToList();
             var agreement = JudgeEvaluator.Evaluate(judge, tok, pairs, p.GetValue(gold) ? EvaluationJudges.GoldScorer(LexiconPath(p, lexicon)) : null);
             Console.Out.WriteLine($"judge {modelDir}: {(p.GetValue(gold) ? "against gold" : "against the labels")}, {agreement}");

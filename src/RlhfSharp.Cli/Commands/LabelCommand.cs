@@ -73,7 +73,7 @@ internal static class LabelCommand
     }
 
     /// <summary>Runs an asynchronous action to its end; a refused or malformed operation throws to Program's one error handler.</summary>
-    private static int Run(Func<Task<int>> action) => action().GetAwaiter().GetResult();
+    private static int Run(Func<Task<int>> action) => Blocking.Run(action);
 
     private static Command AddLabeler()
     {
@@ -197,7 +197,7 @@ internal static class LabelCommand
             else if (JsonlReader.IsParquet(path))
             {
                 int written = 0;
-                AtomicFile.Write(path, stream => written = Jsonl.ExportParquetAsync(store, stream, options).GetAwaiter().GetResult());
+                AtomicFile.Write(path, stream => written = Blocking.Run(() => Jsonl.ExportParquetAsync(store, stream, options)));
                 lines = written;
             }
             else
@@ -207,7 +207,7 @@ internal static class LabelCommand
                 AtomicFile.Write(path, stream =>
                 {
                     using var writer = new StreamWriter(stream, leaveOpen: true);
-                    written = Jsonl.ExportAsync(store, writer, options).GetAwaiter().GetResult();
+                    written = Blocking.Run(() => Jsonl.ExportAsync(store, writer, options));
                 });
                 lines = written;
             }

@@ -32,7 +32,7 @@ internal static class LabelServeCommand
             command.Options.Add(o);
 
         // Ctrl+C stops the host itself (its console lifetime); a refusal throws to Program's one error handler.
-        command.SetAction(parseResult => ServeAsync(parseResult).GetAwaiter().GetResult());
+        command.SetAction(parseResult => Blocking.Run(() => ServeAsync(parseResult)));
         return command;
 
         async Task<int> ServeAsync(ParseResult parseResult)

@@ -98,19 +98,19 @@ internal static class PrefRlCommand
         {
             // Many labellers: the shared store that every `rlhf label serve --pg` instance serves; judgments from any of them count.
             store = new PostgresPreferenceStore(pg);
-            store.MigrateAsync().GetAwaiter().GetResult();
+            Blocking.Run(() => store.MigrateAsync());
             console.MarkupLine($"queries go to PostgreSQL (campaign [bold]{Markup.Escape(cfg.Campaign)}[/]): label them through `rlhf label serve --pg ... --campaign {Markup.Escape(cfg.Campaign)}` (any number of instances)");
             labeler = new StoreLabeler(store, TimeSpan.FromMilliseconds(500)) { OnWaiting = id => console.MarkupLine($"[grey]query {id} waiting for a judgment[/]") };
         }
         else if (labelerName == "app")
         {
-            var sqlite = SqlitePreferenceStore.OpenAsync(Path.Combine(dir, "feedback.db")).GetAwaiter().GetResult();
+            var sqlite = Blocking.Run(() => SqlitePreferenceStore.OpenAsync(Path.Combine(dir, "feedback.db")));
             store = sqlite;
             // A resumed run's store already has its first labeller (whose token was printed then): a new one joins.
             string name = runDir.Resumed ? $"labeller-{DateTime.UtcNow:yyyyMMddHHmmss}" : "labeller";
-            var (_, token) = sqlite.AddLabelerAsync(name, LabelerRole.Labeler).GetAwaiter().GetResult();
+            var (_, token) = Blocking.Run(() => sqlite.AddLabelerAsync(name, LabelerRole.Labeler));
             app = LabelingApp.Build(sqlite, new LabelingAppOptions(Port: port, Campaign: "prefrl"));
-            app.StartAsync().GetAwaiter().GetResult();
+            Blocking.Run(() => app.StartAsync());
             console.MarkupLine($"labelling app: [bold]{Markup.Escape(LabelingApp.BoundAddress(app).ToString())}[/]  labeller token: [bold]{Markup.Escape(token)}[/]");
             labeler = new StoreLabeler(sqlite, TimeSpan.FromMilliseconds(500)) { OnWaiting = id => console.MarkupLine($"[grey]query {id} waiting for a judgment[/]") };
         }
@@ -125,8 +125,8 @@ internal static class PrefRlCommand
         }
         finally
         {
-            app?.StopAsync().GetAwaiter().GetResult();
-            store?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            if (app is not null) Blocking.Run(() => app.StopAsync());
+            if (store is not null) Blocking.Run(() => store.DisposeAsync().AsTask());
         }
         long stepsDone = result.Metrics.Count > 0 ? result.Metrics[^1].GlobalStep : ReadRows(dir).LastOrDefault()?.GlobalStep ?? 0;
         if (result.Cancelled) return AlignCommandSupport.Stopped("prefrl", dir, stepsDone);

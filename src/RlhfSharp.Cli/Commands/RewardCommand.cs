@@ -1,6 +1,7 @@
 // `rlhf reward train`: a reward model (or an ensemble) from an SFT folder and preference data (JSONL or a SQLite store).
 using System.CommandLine;
 using RlhfSharp.Alignment.RewardModeling;
+using RlhfSharp.Feedback;
 using RlhfSharp.Models;
 using RlhfSharp.Runs;
 using RlhfSharp.Text;
@@ -28,7 +29,7 @@ internal static class RewardCommand
             string sftDir = p.GetValue(model)!, outDir = p.GetValue(output)!;
             var sft = Gpt.Load(sftDir);
             var tokenizer = TokenizerFiles.Load(sftDir);
-            var examples = PreferenceData.LoadAsync(p.GetValue(data)!, p.GetValue(campaign), template: ChatTemplate.For(tokenizer)).GetAwaiter().GetResult();
+            var examples = Blocking.Run(() => PreferenceData.LoadAsync(p.GetValue(data)!, p.GetValue(campaign), template: ChatTemplate.For(tokenizer)));
             using var runDir = ClusterRuns.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "reward", outDir), p.GetValue(resume));
             int steps = config.Members * config.Epochs * (int)Math.Ceiling(examples.Count * (1 - config.HeldOutFraction) / config.BatchSize);
             var result = AlignCommandSupport.WithProgress("reward", steps, (progress, ct) => new RewardTrainer(config).Train(sft, tokenizer, examples, run: runDir, progress: progress, ct: ct));

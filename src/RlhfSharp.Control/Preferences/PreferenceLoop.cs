@@ -204,7 +204,7 @@ public static class PreferenceLoop
                 var query = new Query(++queryId, nq.Kind, nq.Prompt, nq.Candidates, nq.Campaign, null, DateTimeOffset.UtcNow);
                 onQuery?.Invoke(query);
                 oracleScores.Add([first.Return, second.Return]);
-                var answer = labeler.AnswerAsync(query).GetAwaiter().GetResult();
+                var answer = Blocking.Run(() => labeler.AnswerAsync(query));
                 labelsUsed++;
                 if (SegmentQueries.Mu(answer) is float mu) comparisons.Add(new Comparison(first, second, mu));
             }
