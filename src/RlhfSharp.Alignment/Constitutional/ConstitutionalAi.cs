@@ -305,7 +305,7 @@ public sealed class ConstitutionalAi
         }
         catch (ContextTooSmallException ex)
         {
-            throw new FeedbackException($"{endpoint.Role} at {endpoint.BaseUrl}: {ex.Message} (lower --max-tokens, or use --revision-context prompt for a model with a short context)", 400);
+            throw new FeedbackException($"{endpoint.Role} at {endpoint.BaseUrl}: {ex.Message} (lower --max-tokens; for revisions by a model with a short context, --revision-context prompt)", 400);
         }
     }
 
