@@ -13,6 +13,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using RlhfSharp.Alignment;
 using RlhfSharp.Alignment.Constitutional;
+using RlhfSharp.Feedback;
 using RlhfSharp.Feedback.Labelers;
 using RlhfSharp.Runs;
 using RlhfSharp.Text.StoryWorld;
@@ -150,7 +151,9 @@ internal static class CaiCommand
             if (critic is not null) await critic.EnsureReachableAsync(ct);
             await using var store = await db.OpenAsync(p);
             var (labels, ties, skips) = await cai.CompareAsync(prompts, store, p.GetValue(campaign)!, p.GetValue(name)!, p.GetValue(shared.CriticModel)!, p.GetValue(shared.CriticKey), ct);
-            if (labels + ties > 0 && labels == 0 && ties == 0) throw new InvalidOperationException("cai compare: every comparison was a skip.");
+            // A critic that understood nothing has labelled nothing: say so instead of a count (as `label judge` does).
+            if (skips > 0 && labels + ties == 0)
+                throw new FeedbackException($"cai compare: all {skips} comparisons were skips; the critic at {p.GetValue(shared.CriticUrl)} understood none (see `rlhf judge train` for a critic of our own).", 502);
             Console.Out.WriteLine($"cai compare: {labels + ties + skips} comparisons stored in campaign \"{p.GetValue(campaign)}\" ({labels} preferences, {ties} ties, {skips} skips)");
             return 0;
         });
