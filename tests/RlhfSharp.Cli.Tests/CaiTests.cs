@@ -120,4 +120,23 @@ public sealed class CaiTests : IDisposable
         }
         Assert.Equal(usable, (await PreferenceData.LoadAsync(db, "cai")).Count);
     }
+
+    [Fact]
+    public void Given_a_bad_constitution_or_no_server_When_cai_revise_runs_Then_one_line_names_the_file_line_and_field_or_the_endpoint()
+    {
+        Directory.CreateDirectory(_dir);
+        string bad = Path.Combine(_dir, "bad.jsonl"), good = Path.Combine(_dir, "good.jsonl");
+        File.WriteAllLines(bad, ["""{"name":"a","critique_request":"x","revision_request":"y","check":"proper-ending"}""", """{"name":"b","critique_request":"x"}"""]);
+        File.WriteAllLines(good, ["""{"name":"a","critique_request":"x","revision_request":"y","check":"proper-ending"}"""]);
+        string[] rest = ["--policy-url", "http://127.0.0.1:9/v1", "--records", Path.Combine(_dir, "r.jsonl"), "--sft-out", Path.Combine(_dir, "s.jsonl")];
+
+        var parse = RlhfRunner.Run(["cai", "revise", "--constitution", bad, .. rest]);
+        var unreachable = RlhfRunner.Run(["cai", "revise", "--constitution", good, .. rest]);
+
+        Assert.Equal(1, parse.Exit);
+        Assert.Equal($"rlhf: error: {bad}:2: field \"revision_request\" is missing.", Assert.Single(parse.ErrorLines));
+        Assert.Equal(1, unreachable.Exit);
+        Assert.StartsWith("rlhf: error: policy at http://127.0.0.1:9/v1: no policy answers there", Assert.Single(unreachable.ErrorLines), StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_dir, "r.jsonl")), "a failed run left a records file");
+    }
 }
