@@ -26,6 +26,7 @@ internal static class RlhfCommand
         root.Subcommands.Add(DpoCommand.Create());
         root.Subcommands.Add(GrpoCommand.Create());
         root.Subcommands.Add(RftCommand.Create());
+        root.Subcommands.Add(CaiCommand.Create());
         root.Subcommands.Add(KtoCommand.Create());
         root.Subcommands.Add(OnlineDpoCommand.Create());
         root.Subcommands.Add(ArithmeticCommand.Create());

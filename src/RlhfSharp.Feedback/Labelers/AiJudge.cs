@@ -2,15 +2,11 @@
 // endpoint picks the better response. It is asked in both orders and the two verdicts are averaged, which
 // cancels position bias; an answer it cannot parse becomes a skip with the reason, and so does a query too long for the
 // judge's context (a 400 with code context_length_exceeded, as OpenAI, vLLM and `rlhf serve` send); calls time out and retry.
-// Retries wait what the server's Retry-After asks (seconds or an HTTP date, capped at MaxRetryAfter), else a jittered
-// exponential back-off: d = InitialBackoff·2^(attempt−1), waited as d/2 + U(0, d/2) ("equal jitter", so judges that
-// failed together do not retry together). Hand-written rather than Polly: it is these few lines, and the loop also owns
-// the per-request timeout and the attempt count the error reports.
-using System.ClientModel;
-using System.ClientModel.Primitives;
+// The HTTP side (timeouts, Retry-After, jittered back-off) is ChatEndpoint's, shared with Constitutional AI's policy and
+// critic. Hand-written rather than Polly: it is a few lines, and the loop also owns the per-request timeout and the
+// attempt count the error reports.
 using System.Text;
 using System.Text.RegularExpressions;
-using OpenAI;
 using OpenAI.Chat;
 
 namespace RlhfSharp.Feedback.Labelers;
@@ -41,30 +37,13 @@ public sealed partial class AiJudge : ILabeler
     public const int MaxAnswerTokens = 16;
 
     private readonly AiJudgeOptions _options;
-    private readonly ChatClient _client;
-    private readonly TimeSpan _timeout;
-    private readonly TimeSpan _backoff;
+    private readonly ChatEndpoint _endpoint;
 
     public AiJudge(AiJudgeOptions options, string name = "ai-judge")
     {
         _options = options ?? throw new ArgumentNullException(nameof(options));
-        if (!Uri.TryCreate(options.BaseUrl, UriKind.Absolute, out var endpoint))
-            throw new ArgumentException($"AI judge base URL \"{options.BaseUrl}\" is not an absolute URL.");
-        if (string.IsNullOrWhiteSpace(options.Model)) throw new ArgumentException("AI judge model name is empty.");
-        if (options.MaxRetries < 0) throw new ArgumentException($"AI judge max retries must be ≥ 0; got {options.MaxRetries}.");
-        string key = "unused";
-        if (options.ApiKeyVariable is { } variable)
-            key = Environment.GetEnvironmentVariable(variable) is { Length: > 0 } k ? k
-                : throw new ArgumentException($"AI judge API key: environment variable {variable} is not set.");
-        _timeout = options.Timeout ?? TimeSpan.FromSeconds(60);
-        _backoff = options.InitialBackoff ?? TimeSpan.FromSeconds(1);
-        // The SDK's own retries are off: ours below count attempts, back off and honour the overall timeout.
-        _client = new ChatClient(options.Model, new ApiKeyCredential(key), new OpenAIClientOptions
-        {
-            Endpoint = endpoint,
-            RetryPolicy = new ClientRetryPolicy(0),
-            NetworkTimeout = _timeout,
-        });
+        _endpoint = new ChatEndpoint(new ChatEndpointOptions(options.BaseUrl, options.Model, options.ApiKeyVariable, options.Timeout,
+            options.MaxRetries, options.InitialBackoff), "AI judge");
         Name = name;
     }
 
@@ -74,18 +53,7 @@ public sealed partial class AiJudge : ILabeler
     /// Refuses an endpoint nothing answers at, before any work is spent on it (the retries in AnswerAsync are for a busy
     /// server, not a missing one). Any HTTP answer, even a 404 from a server without /models, counts as reachable.
     /// </summary>
-    public async Task EnsureReachableAsync(CancellationToken ct = default)
-    {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        try
-        {
-            using var _ = await http.GetAsync(_options.BaseUrl.TrimEnd('/') + "/models", ct);
-        }
-        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
-        {
-            throw new FeedbackException($"AI judge at {_options.BaseUrl}: no AI judge answers there ({ex.Message}).", 503);
-        }
-    }
+    public Task EnsureReachableAsync(CancellationToken ct = default) => _endpoint.EnsureReachableAsync(ct);
 
     public async Task<Answer> AnswerAsync(Query query, CancellationToken ct = default)
     {
@@ -155,93 +123,16 @@ public sealed partial class AiJudge : ILabeler
         return numbers.Count == 1 && numbers[0] >= 1 && numbers[0] <= count ? numbers[0] - 1 : null;
     }
 
-    /// <summary>Longest Retry-After honoured; a server asking for more gets this (the judge's run should not stall for hours).</summary>
-    public static readonly TimeSpan MaxRetryAfter = TimeSpan.FromSeconds(60);
+    /// <summary>Longest Retry-After honoured (ChatEndpoint's).</summary>
+    public static readonly TimeSpan MaxRetryAfter = ChatEndpoint.MaxRetryAfter;
 
-    /// <summary>
-    /// The wait before retry <paramref name="attempt"/> (1-based): the server's Retry-After when it gave one (capped at
-    /// <see cref="MaxRetryAfter"/>), else equal-jitter exponential back-off with <paramref name="uniform"/> in [0, 1).
-    /// </summary>
-    internal static TimeSpan RetryDelay(int attempt, TimeSpan backoff, TimeSpan? retryAfter, double uniform)
-    {
-        if (retryAfter is TimeSpan asked) return asked < TimeSpan.Zero ? TimeSpan.Zero : asked > MaxRetryAfter ? MaxRetryAfter : asked;
-        var d = backoff * Math.Pow(2, attempt - 1);
-        return d / 2 + d / 2 * uniform;
-    }
+    internal static TimeSpan RetryDelay(int attempt, TimeSpan backoff, TimeSpan? retryAfter, double uniform) =>
+        ChatEndpoint.RetryDelay(attempt, backoff, retryAfter, uniform);
 
-    /// <summary>Retry-After as seconds ("120") or an HTTP date, relative to <paramref name="now"/>; null when absent or unreadable.</summary>
-    internal static TimeSpan? ParseRetryAfter(string? value, DateTimeOffset now)
-    {
-        if (string.IsNullOrWhiteSpace(value)) return null;
-        if (double.TryParse(value.Trim(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double seconds) && seconds >= 0)
-            return TimeSpan.FromSeconds(seconds);
-        if (DateTimeOffset.TryParse(value.Trim(), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var at))
-            return at - now;
-        return null;
-    }
+    internal static TimeSpan? ParseRetryAfter(string? value, DateTimeOffset now) => ChatEndpoint.ParseRetryAfter(value, now);
 
-    private async Task<string> CompleteAsync(ChatMessage[] messages, CancellationToken ct)
-    {
-        var options = new ChatCompletionOptions { Temperature = 0f, MaxOutputTokenCount = MaxAnswerTokens };
-        Exception? last = null;
-        TimeSpan? retryAfter = null;
-        for (int attempt = 0; attempt <= _options.MaxRetries; attempt++)
-        {
-            if (attempt > 0) await Task.Delay(RetryDelay(attempt, _backoff, retryAfter, Random.Shared.NextDouble()), ct);
-            retryAfter = null;
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            timeout.CancelAfter(_timeout);
-            try
-            {
-                ChatCompletion completion = await _client.CompleteChatAsync(messages, options, timeout.Token);
-                return string.Concat(completion.Content.Where(p => p.Kind == ChatMessageContentPartKind.Text).Select(p => p.Text));
-            }
-            catch (ClientResultException ex) when (ex.Status == 429 || ex.Status >= 500 || ex.Status == 0)
-            {
-                last = ex;
-                if (ex.GetRawResponse() is { } response && response.Headers.TryGetValue("Retry-After", out string? value))
-                    retryAfter = ParseRetryAfter(value, DateTimeOffset.UtcNow);
-            }
-            catch (OperationCanceledException ex) when (!ct.IsCancellationRequested)
-            {
-                last = new TimeoutException($"no reply within {_timeout.TotalSeconds:0.###} s", ex);
-            }
-            catch (HttpRequestException ex)
-            {
-                last = ex;
-            }
-            catch (ClientResultException ex) when (ex.Status == 400 && ServerError(ex) is { Code: "context_length_exceeded" } error)
-            {
-                throw new ContextTooSmallException(error.Message);
-            }
-            catch (ClientResultException ex)
-            {
-                throw new FeedbackException($"AI judge at {_options.BaseUrl} refused the request (HTTP {ex.Status}): {ex.Message}", 502);
-            }
-        }
-        throw new FeedbackException($"AI judge at {_options.BaseUrl} failed after {_options.MaxRetries + 1} attempts: {last?.Message}", 503);
-    }
-
-    private sealed class ContextTooSmallException(string message) : Exception(message);
-
-    /// <summary>The OpenAI-style {"error":{"message","code"}} of a refused request, or null when the body has none.</summary>
-    private static (string Message, string? Code)? ServerError(ClientResultException ex)
-    {
-        try
-        {
-            var body = ex.GetRawResponse()?.Content?.ToString();
-            if (string.IsNullOrEmpty(body)) return null;
-            using var doc = System.Text.Json.JsonDocument.Parse(body);
-            if (!doc.RootElement.TryGetProperty("error", out var e) || e.ValueKind != System.Text.Json.JsonValueKind.Object) return null;
-            string message = e.TryGetProperty("message", out var m) && m.ValueKind == System.Text.Json.JsonValueKind.String ? m.GetString()! : ex.Message;
-            string? code = e.TryGetProperty("code", out var c) && c.ValueKind == System.Text.Json.JsonValueKind.String ? c.GetString() : null;
-            return (message, code);
-        }
-        catch (System.Text.Json.JsonException)
-        {
-            return null;
-        }
-    }
+    private Task<string> CompleteAsync(ChatMessage[] messages, CancellationToken ct) =>
+        _endpoint.ChatAsync(messages, new GenerationRequest(Temperature: 0f, MaxTokens: MaxAnswerTokens), ct);
 
     private static string Clip(string s) => s.Length <= 200 ? s : s[..200] + "…";
 
