@@ -84,14 +84,14 @@ public static class RlaifTable
     {
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture, $"RLAIF on the {task} task, {rows[0].Seeds} seed(s) from seed {c.Seed}: reward model ({c.RewardEpochs} epochs) then PPO ({c.PpoSteps} × {c.PpoBatchSize} episodes, adaptive β from {F(c.InitialKlCoef, "0.###")} to KL {F(c.TargetKl, "0.##")}) per condition, the same settings for all three. ");
-        sb.Append(CultureInfo.InvariantCulture, $"Gold and KL (k1) against the SFT model on {c.EvalPrompts} held-out prompts; ± is the std over seeds; the win rate pools every seed's prompts (95% Wilson interval, ties ½); RM accuracy is on {c.RewardEvalPairs} held-out SFT pairs ordered by gold (equal scores left out).\n\n");
+        sb.Append(CultureInfo.InvariantCulture, $"Gold and KL (k1) against the SFT model on {c.EvalPrompts} held-out prompts; ± is the std over seeds; the win rate pools every seed's prompts (95% Wilson interval, ties ½: it counts prompts, not seeds, so the spread between seeds is given beside it); RM accuracy is on {c.RewardEvalPairs} held-out SFT pairs ordered by gold (equal scores left out).\n\n");
         sb.Append("Command: `").Append(command).Append("`\n\n");
         double sftGold = rows.FirstOrDefault(r => r.Seeds > 0)?.SftGold ?? double.NaN;
-        sb.Append(CultureInfo.InvariantCulture, $"| condition | labels | RM accuracy on gold | gold (SFT {F(sftGold, "0.000")}) | Δgold vs SFT | KL to SFT (nats) | win rate over SFT [95% CI] | seeds |\n");
-        sb.Append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+        sb.Append(CultureInfo.InvariantCulture, $"| condition | labels | RM accuracy on gold | gold (SFT {F(sftGold, "0.000")}) | Δgold vs SFT | KL to SFT (nats) | win rate over SFT [95% CI] | win rate std over seeds | seeds |\n");
+        sb.Append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
         foreach (var r in rows)
             sb.Append(CultureInfo.InvariantCulture,
-                $"| {Display(r.Condition, c)} | {F(r.Labels, "0")} | {F(r.RewardAccuracy, "0.000")} ± {F(r.RewardAccuracyStd, "0.000")} | {F(r.Gold, "0.000")} | {Signed(r.GoldDelta)} ± {F(r.GoldDeltaStd, "0.000")} | {F(r.Kl, "0.00")} ± {F(r.KlStd, "0.00")} | {F(r.WinRate, "0.000")} [{F(r.WinLow, "0.000")}, {F(r.WinHigh, "0.000")}] | {r.Seeds} |\n");
+                $"| {Display(r.Condition, c)} | {F(r.Labels, "0")} | {F(r.RewardAccuracy, "0.000")} ± {F(r.RewardAccuracyStd, "0.000")} | {F(r.Gold, "0.000")} | {Signed(r.GoldDelta)} ± {F(r.GoldDeltaStd, "0.000")} | {F(r.Kl, "0.00")} ± {F(r.KlStd, "0.00")} | {F(r.WinRate, "0.000")} [{F(r.WinLow, "0.000")}, {F(r.WinHigh, "0.000")}] | {F(r.WinRateStd, "0.000")} | {r.Seeds} |\n");
         foreach (var r in rows.Where(r => r.NotApplicable is not null))
             sb.Append(CultureInfo.InvariantCulture, $"\nn/a in {Display(r.Condition, c)}: {r.NotApplicable}.\n");
         sb.Append(CultureInfo.InvariantCulture,
@@ -117,10 +117,10 @@ public static class RlaifTable
             .Charts(
                 SvgChart.Bars(new ChartFrame("Win rate over SFT by gold (95% Wilson interval)", "condition", "win rate", ReferenceY: 0.5), bars),
                 SvgChart.Bars(new ChartFrame("Reward-model accuracy on gold-ordered held-out pairs (± std over seeds)", "condition", "accuracy", ReferenceY: 0.5), acc))
-            .Table(new ReportTable(["condition", "labels", "RM accuracy", "gold", "Δgold ± std", "KL ± std", "win rate [95% CI]", "seeds"],
+            .Table(new ReportTable(["condition", "labels", "RM accuracy", "gold", "Δgold ± std", "KL ± std", "win rate [95% CI]", "win rate std over seeds", "seeds"],
                 rows.Select(r => (IReadOnlyList<string>)[Display(r.Condition, c), F(r.Labels, "0"), $"{F(r.RewardAccuracy, "0.000")} ± {F(r.RewardAccuracyStd, "0.000")}", F(r.Gold, "0.000"),
                     $"{Signed(r.GoldDelta)} ± {F(r.GoldDeltaStd, "0.000")}", $"{F(r.Kl, "0.00")} ± {F(r.KlStd, "0.00")}",
-                    $"{F(r.WinRate, "0.000")} [{F(r.WinLow, "0.000")}, {F(r.WinHigh, "0.000")}]", r.Seeds.ToString(CultureInfo.InvariantCulture)]).ToList(),
+                    $"{F(r.WinRate, "0.000")} [{F(r.WinLow, "0.000")}, {F(r.WinHigh, "0.000")}]", F(r.WinRateStd, "0.000"), r.Seeds.ToString(CultureInfo.InvariantCulture)]).ToList(),
                 $"SFT gold {F(rows.FirstOrDefault(r => r.Seeds > 0)?.SftGold ?? double.NaN, "0.000")}" + string.Concat(rows.Where(r => r.NotApplicable is not null).Select(r => $"; n/a in {r.Condition}: {r.NotApplicable}"))));
         report.Section("judge", "The judge")
             .Table(new ReportTable(["pairs", "agreement with oracle", "agreement (decided pairs)", "agreement with gold", "position flips", "labels", "ties", "skips", "training s"],
