@@ -48,26 +48,9 @@ public static class JudgeEvaluator
             pairs = [.. pairs.Select(p => (p, d: gold(p.Prompt, p.Chosen) - gold(p.Prompt, p.Rejected))).Where(x => x.d != 0)
                 .Select(x => x.d > 0 ? x.p : x.p with { Chosen = x.p.Rejected, Rejected = x.p.Chosen })];
         if (pairs.Count == 0) throw new ArgumentException("judge evaluation: no pairs to ask (gold scores every pair's responses equal, or none were given).");
-        var template = ChatTemplate.For(tokenizer);
         // Row 2i asks (chosen, rejected), row 2i+1 (rejected, chosen); verdict = 0-based position, −1 tie, null not understood.
-        var questions = pairs.SelectMany(p => new[] { JudgeTrainer.Question(p.Prompt, p.Chosen, p.Rejected, instructions), JudgeTrainer.Question(p.Prompt, p.Rejected, p.Chosen, instructions) })
-            .Select(q => tokenizer.Encode(template.Render(q, addGenerationPrompt: true), allowSpecial: true)).ToList();
-        var verdicts = new int?[questions.Count];
-        var generator = new GptGenerator(judge);
-        for (int start = 0; start < questions.Count; start += batchSize)
-        {
-            var batch = questions.GetRange(start, Math.Min(batchSize, questions.Count - start));
-            int room = judge.Config.BlockSize - batch.Max(q => q.Length);
-            if (room < 1) throw new ArgumentException($"judge evaluation: a question of {batch.Max(q => q.Length)} tokens does not fit the judge's context of {judge.Config.BlockSize}.");
-            var options = new GenerationOptions { Greedy = true, MaxNewTokens = Math.Min(AiJudge.MaxAnswerTokens, room), EosTokenId = tokenizer.EosId };
-            var result = generator.Generate(batch, options, new Rng(1));
-            for (int b = 0; b < batch.Count; b++)
-            {
-                var reply = result.Response(b);
-                if (tokenizer.EosId is int eos && reply.Length > 0 && reply[^1] == eos) reply = reply[..^1];
-                verdicts[start + b] = AiJudge.ParseVerdict(tokenizer.Decode(reply), 2);
-            }
-        }
+        var verdicts = Verdicts(judge, tokenizer,
+            [.. pairs.SelectMany(p => new[] { JudgeTrainer.Question(p.Prompt, p.Chosen, p.Rejected, instructions), JudgeTrainer.Question(p.Prompt, p.Rejected, p.Chosen, instructions) })], batchSize);
         int correct = 0, agree = 0, flips = 0, bothUnderstood = 0, first = 0, understood = 0, unparsed = 0, ties = 0;
         for (int i = 0; i < pairs.Count; i++)
         {
@@ -92,5 +75,36 @@ public static class JudgeEvaluator
         static double Share(int k, int n) => n == 0 ? double.NaN : (double)k / n;
         return new JudgeAgreement(pairs.Count, Share(correct, 2 * pairs.Count), Share(agree, pairs.Count), Share(flips, bothUnderstood),
             Share(first, understood), unparsed, ties);
+    }
+
+    /// <summary>
+    /// The judge's verdict on each two-response question, asked as AiJudge asks an endpoint (the chat template with the
+    /// generation prompt, greedy decoding of at most AiJudge.MaxAnswerTokens tokens, AiJudge.ParseVerdict): the 0-based
+    /// position it named, −1 for a tie, null when the reply names no single position.
+    /// </summary>
+    public static int?[] Verdicts(Gpt judge, ITokenizer tokenizer, IReadOnlyList<ChatMessage[]> questions, int batchSize = 16, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(judge);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        var template = ChatTemplate.For(tokenizer);
+        var rows = questions.Select(q => tokenizer.Encode(template.Render(q, addGenerationPrompt: true), allowSpecial: true)).ToList();
+        var verdicts = new int?[rows.Count];
+        var generator = new GptGenerator(judge);
+        for (int start = 0; start < rows.Count; start += batchSize)
+        {
+            ct.ThrowIfCancellationRequested();
+            var batch = rows.GetRange(start, Math.Min(batchSize, rows.Count - start));
+            int room = judge.Config.BlockSize - batch.Max(q => q.Length);
+            if (room < 1) throw new ArgumentException($"judge evaluation: a question of {batch.Max(q => q.Length)} tokens does not fit the judge's context of {judge.Config.BlockSize}.");
+            var options = new GenerationOptions { Greedy = true, MaxNewTokens = Math.Min(AiJudge.MaxAnswerTokens, room), EosTokenId = tokenizer.EosId };
+            var result = generator.Generate(batch, options, new Rng(1));
+            for (int b = 0; b < batch.Count; b++)
+            {
+                var reply = result.Response(b);
+                if (tokenizer.EosId is int eos && reply.Length > 0 && reply[^1] == eos) reply = reply[..^1];
+                verdicts[start + b] = AiJudge.ParseVerdict(tokenizer.Decode(reply), 2);
+            }
+        }
+        return verdicts;
     }
 }

@@ -34,6 +34,7 @@ internal static class RlhfCommand
         root.Subcommands.Add(LoraCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(OverOptCommand.Create());
+        root.Subcommands.Add(RlaifCommand.Create());
         root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(ReportCommand.Create());
         NumericOptions.Apply(root);

@@ -74,16 +74,22 @@ public sealed partial class AiJudge : ILabeler
         }
         if (first is null) return Answer.Skip($"judge answer not understood: \"{Clip(firstRaw)}\"");
         if (second is null) return Answer.Skip($"judge answer not understood: \"{Clip(secondRaw)}\"");
-        if (k == 2)
-        {
-            // +1 for candidate 0, −1 for candidate 1, 0 for a tie; the two orders are summed, so a judge that
-            // always names the first position scores 0: a tie rather than a biased label.
-            int Vote(int? v) => v == -1 ? 0 : v == 0 ? 1 : -1;
-            int sum = Vote(first) + Vote(second);
-            return sum > 0 ? Answer.Prefer(0) : sum < 0 ? Answer.Prefer(1) : Answer.Tie();
-        }
+        if (k == 2) return PairVerdict(first.Value, second.Value);
         if (first == second && first >= 0) return Answer.Prefer(first.Value);
         return Answer.Skip($"judge changed its choice with the order of the responses ({first} then {second})");
+    }
+
+    /// <summary>
+    /// The label of a pair from its two understood verdicts, asked as (0, 1) then (1, 0): each is the candidate that order
+    /// named (0 or 1), or −1 for a tie. +1 for candidate 0, −1 for candidate 1, 0 for a tie; the two orders are summed, so
+    /// a judge that always names the first position scores 0: a tie rather than a biased label. `rlhf rlaif` labels its
+    /// pairs in-process with this same rule.
+    /// </summary>
+    public static Answer PairVerdict(int first, int second)
+    {
+        int Vote(int v) => v == -1 ? 0 : v == 0 ? 1 : -1;
+        int sum = Vote(first) + Vote(second);
+        return sum > 0 ? Answer.Prefer(0) : sum < 0 ? Answer.Prefer(1) : Answer.Tie();
     }
 
     /// <summary>Asks once with the candidates in <paramref name="order"/>; returns the chosen original index, −1 for a tie, null if unreadable.</summary>
