@@ -61,7 +61,9 @@ public static class GptInference
 
         // Embeddings at positions that count real tokens only (left padding does not shift a prompt).
         var x = new float[N * C];
-        var wScratch = gpt.HoldsBf16Weights ? gpt.WidenScratch() : null;   // BF16 weights: one matrix widened at a time (Gpt.Bf16.cs)
+        // BF16 weights (Gpt.Bf16.cs): the GEMM widens them while it packs (Gemm.MultiplyBf16), same bits as float32 on the
+        // widened weights with half the bytes read; only the token rows of wte are widened here, into a small scratch.
+        var wScratch = gpt.HoldsBf16Weights ? new float[C] : null;
         var wpe = gpt.Param("wpe.weight");
         for (int b = 0; b < B; b++)
         {
@@ -92,7 +94,7 @@ public static class GptInference
             string pre = $"h.{l}.";
             Norms.LayerNormForward(x, gpt.Param(pre + "ln_1.weight"), gpt.Param(pre + "ln_1.bias"), ln, mean, rstd, C, cfg.LayerNormEpsilon);
             profile?.Lap("layernorm");
-            LinearKernels.Forward(ln, gpt.LinearWeight(pre + "attn.c_attn.weight", wScratch), gpt.Param(pre + "attn.c_attn.bias"), qkv, N, C, 3 * C, LinearWeightLayout.InOut);
+            gpt.LinearForward(pre + "attn.c_attn.weight", pre + "attn.c_attn.bias", ln, qkv, N, C, 3 * C);
             gpt.LoraInference(l, LoraTarget.CAttn, ln, qkv, N);
             profile?.Lap("matmul_qkv");
             var K = cache.Keys[l];
@@ -118,18 +120,18 @@ public static class GptInference
                 }
             }, minPerChunk: 16);
             profile?.Lap("attention");
-            LinearKernels.Forward(attY, gpt.LinearWeight(pre + "attn.c_proj.weight", wScratch), gpt.Param(pre + "attn.c_proj.bias"), proj, N, C, C, LinearWeightLayout.InOut);
+            gpt.LinearForward(pre + "attn.c_proj.weight", pre + "attn.c_proj.bias", attY, proj, N, C, C);
             gpt.LoraInference(l, LoraTarget.AttnCProj, attY, proj, N);
             TensorPrimitives.Add(x, proj, x);
             profile?.Lap("matmul_attn_proj");
             Norms.LayerNormForward(x, gpt.Param(pre + "ln_2.weight"), gpt.Param(pre + "ln_2.bias"), ln, mean, rstd, C, cfg.LayerNormEpsilon);
             profile?.Lap("layernorm");
-            LinearKernels.Forward(ln, gpt.LinearWeight(pre + "mlp.c_fc.weight", wScratch), gpt.Param(pre + "mlp.c_fc.bias"), fc, N, C, 4 * C, LinearWeightLayout.InOut);
+            gpt.LinearForward(pre + "mlp.c_fc.weight", pre + "mlp.c_fc.bias", ln, fc, N, C, 4 * C);
             gpt.LoraInference(l, LoraTarget.CFc, ln, fc, N);
             profile?.Lap("matmul_fc");
             Activations.GeluForward(fc, fcGelu);
             profile?.Lap("gelu");
-            LinearKernels.Forward(fcGelu, gpt.LinearWeight(pre + "mlp.c_proj.weight", wScratch), gpt.Param(pre + "mlp.c_proj.bias"), proj, N, 4 * C, C, LinearWeightLayout.InOut);
+            gpt.LinearForward(pre + "mlp.c_proj.weight", pre + "mlp.c_proj.bias", fcGelu, proj, N, 4 * C, C);
             gpt.LoraInference(l, LoraTarget.MlpCProj, fcGelu, proj, N);
             TensorPrimitives.Add(x, proj, x);
             profile?.Lap("matmul_mlp_proj");

@@ -34,7 +34,9 @@ internal static class SampleCommand
         var queries = new Option<string?>("--queries") { Description = "Write one {\"prompt\",\"responses\":[...]} line per prompt (its --n samples) to this file, the form `rlhf label import` reads, instead of printing." };
         var bestOf = new Option<int?>("--best-of") { Description = "Draw N samples per prompt and print the one the --reward model scores highest." }.InRange(new(1));
         var rewardDir = new Option<string?>("--reward") { Description = "Reward model folder used by --best-of." };
+        var weightsDtype = WeightsDtypeOption.Create();
         var command = new Command("sample", "Continue prompts with a trained model.");
+        command.Options.Add(weightsDtype);
         foreach (var o in new Option[] { model, prompt, prompts, n, maxNew, temperature, topK, topP, greedy, seed, batch, json, queries }) command.Options.Add(o);
         command.Options.Add(bestOf);
         var allowNonFinite = InspectionOptions.AllowNonFinite();
@@ -48,6 +50,7 @@ internal static class SampleCommand
             if (k < 1) throw new ArgumentException($"--n must be at least 1 (got {k}).");
             if (b < 1) throw new ArgumentException($"--batch must be at least 1 (got {b}).");
             var (gpt, tokenizer) = ModelFolder.Load(dir, parse.GetValue(allowNonFinite));
+            gpt.HoldFrozenWeightsAs(parse.GetValue(weightsDtype));
             // Model text shown on a terminal has its control characters made visible (TerminalText); piped output is as generated.
             Func<string, string> shown = Console.IsOutputRedirected ? s => s : TerminalText.Escape;
             var texts = ReadPrompts(parse.GetValue(prompt), parse.GetValue(prompts), tokenizer);
