@@ -26,10 +26,12 @@ internal static class BenchSampleCommand
             DefaultValueFactory = _ => [FrozenDtype.F32],
             AllowMultipleArgumentsPerToken = true,
         };
+        var kvDtype = new Option<KvDtype>("--kv-dtype") { Description = "How the KV cache holds keys and values: f32 or bf16 (half the bytes, attention in float32).", DefaultValueFactory = _ => KvDtype.F32 };
         var repeats = new Option<int>("--repeats") { Description = "Measurements per context and dtype, interleaved across dtypes; the summary takes medians.", DefaultValueFactory = _ => 1 }.InRange(new(1));
         var command = new Command("sample", "KV-cached sampling tokens/s for GPT-2 124M at batch 16, context 32 and 480.");
         command.Options.Add(dtypes);
         command.Options.Add(repeats);
+        command.Options.Add(kvDtype);
         command.Options.Add(json);
         command.Options.Add(batch);
         command.Options.Add(newTokens);
@@ -60,7 +62,7 @@ internal static class BenchSampleCommand
                     foreach (var (dtype, gpt) in models)
                     {
                         var fields = new Dictionary<string, object> { ["weights_dtype"] = Name(dtype) };
-                        foreach (var kv in SampleBench.Measure(gpt, B, ctx - n, n, parseResult.GetValue(profile))) fields[kv.Key] = kv.Value;
+                        foreach (var kv in SampleBench.Measure(gpt, B, ctx - n, n, parseResult.GetValue(profile), parseResult.GetValue(kvDtype))) fields[kv.Key] = kv.Value;
                         perDtype[dtype].Add(fields);
                         Console.Out.WriteLine(JsonSerializer.Serialize(fields));
                     }

@@ -6,8 +6,10 @@
 // (The same idea for form NN — weights [K, N] read in place by 16 rows — measured slower than packing: each depth step
 // then loads from a new page, so it is not used.)
 //
-// Weights held as bfloat16 (GemmPlan.PBf16, from Gemm.MultiplyBf16) are read in place the same way, each widened exactly
-// (bits << 16) as it is broadcast: the same float32 values, so the same bits as the float32 tile on widened weights.
+// Weights held as bfloat16 (GemmPlan.PBf16, from Gemm.MultiplyBf16) are widened exactly (bits << 16), 8 rows × one KC
+// slice at a time, into the thread's A panel (L1) and the same tile reads them there: the same float32 values, so the
+// same bits as on the widened weights. (Widening each weight as it is broadcast cost a shift and a move per FMA: the
+// head then took more CPU than in float32, measured.)
 //
 //   FewCols (form NT, M ≤ 16, M < N): D = Cᵀ [N, M] = B·Aᵀ;  P = B rows [N, K] (the weights), read in place;
 //            Q(p, s) = A[s, p], packed once per call into [K, 16] so one Vector512 holds the 16 columns of a depth p.
@@ -77,10 +79,19 @@ internal static unsafe class GemmSkinny
             }
             for (int pc = 0; pc < K; pc += KC)
             {
+                int kc = Math.Min(KC, K - pc);
                 if (plan.PBf16 != null)
-                    Tile8x16<Bf16Weights, ushort>(plan.PBf16 + i * plan.Ldp + pc, plan.Ldp, rows, qt + pc * W, Math.Min(KC, K - pc), t, add: plan.Accumulate || pc > 0);
+                {
+                    // BF16 weights: widen the block's rows × kc into the (here unused) A panel, then the same tile reads them.
+                    float* wide = buffers.APanel;
+                    for (int r = 0; r < rows; r++)
+                        BFloat16.Widen(new ReadOnlySpan<ushort>(plan.PBf16 + (i + r) * plan.Ldp + pc, kc), new Span<float>(wide + r * KC, kc));
+                    Tile8x16(wide, KC, rows, qt + pc * W, kc, t, add: plan.Accumulate || pc > 0);
+                }
                 else
-                    Tile8x16<F32Weights, float>(plan.P + i * plan.Ldp + pc, plan.Ldp, rows, qt + pc * W, Math.Min(KC, K - pc), t, add: plan.Accumulate || pc > 0);
+                {
+                    Tile8x16(plan.P + i * plan.Ldp + pc, plan.Ldp, rows, qt + pc * W, kc, t, add: plan.Accumulate || pc > 0);
+                }
             }
             for (int r = 0; r < rows; r++)
                 for (int s = 0; s < S; s++) d[r * plan.DRowStride + s * plan.DColStride] = t[r * W + s];
@@ -92,25 +103,23 @@ internal static unsafe class GemmSkinny
     /// stored. Eight rows, not more: their eight pointers, the loop state and Q's pointer still fit the general registers.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile8x16<TWeights, T>(T* p, long ldp, int rows, float* q, int kc, float* t, bool add)
-        where TWeights : struct, IWeightElement<T>
-        where T : unmanaged
+    private static void Tile8x16(float* p, long ldp, int rows, float* q, int kc, float* t, bool add)
     {
         int last = rows - 1;
-        T* p0 = p, p1 = p + Math.Min(1, last) * ldp, p2 = p + Math.Min(2, last) * ldp, p3 = p + Math.Min(3, last) * ldp;
-        T* p4 = p + Math.Min(4, last) * ldp, p5 = p + Math.Min(5, last) * ldp, p6 = p + Math.Min(6, last) * ldp, p7 = p + Math.Min(7, last) * ldp;
+        float* p0 = p, p1 = p + Math.Min(1, last) * ldp, p2 = p + Math.Min(2, last) * ldp, p3 = p + Math.Min(3, last) * ldp;
+        float* p4 = p + Math.Min(4, last) * ldp, p5 = p + Math.Min(5, last) * ldp, p6 = p + Math.Min(6, last) * ldp, p7 = p + Math.Min(7, last) * ldp;
         Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
         for (int k = 0; k < kc; k++)
         {
             var qk = Vector512.Load(q + k * MaxSmall);
-            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(TWeights.ToFloat(p0[k])), qk, c0);
-            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(TWeights.ToFloat(p1[k])), qk, c1);
-            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(TWeights.ToFloat(p2[k])), qk, c2);
-            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(TWeights.ToFloat(p3[k])), qk, c3);
-            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(TWeights.ToFloat(p4[k])), qk, c4);
-            c5 = Vector512.FusedMultiplyAdd(Vector512.Create(TWeights.ToFloat(p5[k])), qk, c5);
-            c6 = Vector512.FusedMultiplyAdd(Vector512.Create(TWeights.ToFloat(p6[k])), qk, c6);
-            c7 = Vector512.FusedMultiplyAdd(Vector512.Create(TWeights.ToFloat(p7[k])), qk, c7);
+            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(p0[k]), qk, c0);
+            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(p1[k]), qk, c1);
+            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(p2[k]), qk, c2);
+            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(p3[k]), qk, c3);
+            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(p4[k]), qk, c4);
+            c5 = Vector512.FusedMultiplyAdd(Vector512.Create(p5[k]), qk, c5);
+            c6 = Vector512.FusedMultiplyAdd(Vector512.Create(p6[k]), qk, c6);
+            c7 = Vector512.FusedMultiplyAdd(Vector512.Create(p7[k]), qk, c7);
         }
         Store16(t, 0, rows, c0, add);
         Store16(t, 1, rows, c1, add);
@@ -120,22 +129,6 @@ internal static unsafe class GemmSkinny
         Store16(t, 5, rows, c5, add);
         Store16(t, 6, rows, c6, add);
         Store16(t, 7, rows, c7, add);
-    }
-
-    /// <summary>How the tile reads one weight: a float32 as it is, or bfloat16 bits widened exactly (bits &lt;&lt; 16).</summary>
-    private interface IWeightElement<T> where T : unmanaged
-    {
-        static abstract float ToFloat(T value);
-    }
-
-    private readonly struct F32Weights : IWeightElement<float>
-    {
-        public static float ToFloat(float value) => value;
-    }
-
-    private readonly struct Bf16Weights : IWeightElement<ushort>
-    {
-        public static float ToFloat(ushort value) => BitConverter.UInt32BitsToSingle((uint)value << 16);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
