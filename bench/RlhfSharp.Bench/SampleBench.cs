@@ -16,12 +16,12 @@ public static class SampleBench
     /// <paramref name="newTokens"/> tokens, decoding timed from the prefill's end; the fields of one JSON object in output
     /// order (with <paramref name="withProfile"/> a per-phase breakdown of one decode step under "decode_step_ms").
     /// </summary>
-    public static Dictionary<string, object> Measure(Gpt gpt, int B, int promptLength, int newTokens, bool withProfile)
+    public static Dictionary<string, object> Measure(Gpt gpt, int B, int promptLength, int newTokens, bool withProfile, KvDtype kvDtype = KvDtype.F32)
     {
         var rng = new Rng(11);
         var prompts = Enumerable.Range(0, B).Select(_ => Enumerable.Range(0, promptLength).Select(_ => rng.NextInt(gpt.Config.VocabSize)).ToArray()).ToArray();
         var generator = new GptGenerator(gpt);
-        var options = new GenerationOptions { MaxNewTokens = newTokens, Temperature = 1f };
+        var options = new GenerationOptions { MaxNewTokens = newTokens, Temperature = 1f, KvDtype = kvDtype };
         generator.Generate(prompts, options with { MaxNewTokens = 2 }, new Rng(1)); // warm-up
 
         // The first step's logits arrive right after the prompt is prefilled: time decoding from there.
@@ -48,6 +48,7 @@ public static class SampleBench
             ["batch"] = B,
             ["prompt_len"] = promptLength,
             ["new_tokens"] = newTokens,
+            ["kv_dtype"] = kvDtype == KvDtype.Bf16 ? "bf16" : "f32",
             // The first token of each row comes from the prefill logits; the other n − 1 each cost one cached step.
             ["tokens_per_s"] = Math.Round((generated - B) / (total - prefill), 1),
             ["tokens_per_s_with_prefill"] = Math.Round(generated / total, 1),

@@ -123,6 +123,19 @@ public sealed partial class Gpt
         }
     }
 
+    /// <summary>
+    /// y (N, OC) = x (N, C)·W + b for the Conv1D weight <paramref name="name"/> (bias <paramref name="biasName"/>): the float32
+    /// GEMM, or with a BF16 matrix the GEMM that widens while it packs (Gemm.MultiplyBf16) — the same bits without a scratch
+    /// copy, and half the weight bytes read, which is what KV-cached decoding pays per token.
+    /// </summary>
+    internal void LinearForward(string name, string biasName, ReadOnlySpan<float> x, Span<float> y, int N, int C, int OC)
+    {
+        if (_bf16 is not null && _bf16.TryGetValue(name, out var held))
+            LinearKernels.ForwardBf16(x, held.Bits, Param(biasName), y, N, C, OC);
+        else
+            LinearKernels.Forward(x, Param(name), Param(biasName), y, N, C, OC, LinearWeightLayout.InOut);
+    }
+
     /// <summary>A Conv1D weight for the forward: the float32 view, or the BF16 matrix widened into <paramref name="scratch"/>.</summary>
     internal ReadOnlySpan<float> LinearWeight(string name, float[]? scratch)
     {
@@ -154,6 +167,12 @@ public sealed partial class Gpt
         if (_bf16 is null || !_bf16.TryGetValue("wte.weight", out var wte))
         {
             Gemm.Multiply(GemmForm.NT, rows, V, C, hidden[..(rows * C)], C, Param("wte.weight"), C, logits[..(rows * V)], V, accumulate: false);
+            return;
+        }
+        if (Gemm.SupportsBf16(GemmForm.NT, rows, V))
+        {
+            // Few rows (decoding, short scoring passes): the GEMM reads wte's bf16 rows in place, no scratch.
+            Gemm.MultiplyBf16(GemmForm.NT, rows, V, C, hidden[..(rows * C)], C, wte.Bits, C, logits[..(rows * V)], V, accumulate: false);
             return;
         }
         const int tailMin = HeadTailMin;

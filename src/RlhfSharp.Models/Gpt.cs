@@ -258,7 +258,7 @@ public sealed partial class Gpt
         var loraRng = options.DropoutRng;
 
         // Embeddings: x0[n] = wte[token] + wpe[position], then dropout.
-        var wScratch = _bf16 is null ? null : WidenScratch();   // BF16 weights: one matrix widened at a time
+        var wScratch = _bf16 is null ? null : WidenScratch();   // BF16 weights: token rows (and a long head) widened here; the layers widen in the GEMM
         var wpe = Param("wpe.weight");
         var x0 = a.Residuals[0];
         for (int n = 0; n < N; n++)
@@ -280,13 +280,13 @@ public sealed partial class Gpt
             string pre = $"h.{l}.";
             Norms.LayerNormForward(x, Param(pre + "ln_1.weight"), Param(pre + "ln_1.bias"), la.Ln1, la.Ln1Mean, la.Ln1Rstd, C, Config.LayerNormEpsilon);
             profile?.Lap("fwd/layernorm");
-            LinearKernels.Forward(la.Ln1, LinearWeight(pre + "attn.c_attn.weight", wScratch), Param(pre + "attn.c_attn.bias"), la.Qkv, N, C, 3 * C, Conv1D);
+            LinearForward(pre + "attn.c_attn.weight", pre + "attn.c_attn.bias", la.Ln1, la.Qkv, N, C, 3 * C);
             LoraForward(a, l, LoraTarget.CAttn, la.Ln1, la.Qkv, N, loraRng);
             profile?.Lap("fwd/matmul_qkv");
             Attention.Forward(att, la.Qkv, qL, la.Qkv, kL, la.Qkv, vL, la.AttY, yL, keyMask, la.Probs);
             profile?.Lap("fwd/attention");
             // Residual: xMid = x + dropout(c_proj(attY)).
-            LinearKernels.Forward(la.AttY, LinearWeight(pre + "attn.c_proj.weight", wScratch), Param(pre + "attn.c_proj.bias"), a.Scratch, N, C, C, Conv1D);
+            LinearForward(pre + "attn.c_proj.weight", pre + "attn.c_proj.bias", la.AttY, a.Scratch, N, C, C);
             LoraForward(a, l, LoraTarget.AttnCProj, la.AttY, a.Scratch, N, loraRng);
             ApplyDropout(a.Scratch.AsSpan(0, N * C), la.AttnDropout, p, options.DropoutRng);
             AddInto(la.XMid, x, a.Scratch, N * C);
@@ -294,12 +294,12 @@ public sealed partial class Gpt
 
             Norms.LayerNormForward(la.XMid, Param(pre + "ln_2.weight"), Param(pre + "ln_2.bias"), la.Ln2, la.Ln2Mean, la.Ln2Rstd, C, Config.LayerNormEpsilon);
             profile?.Lap("fwd/layernorm");
-            LinearKernels.Forward(la.Ln2, LinearWeight(pre + "mlp.c_fc.weight", wScratch), Param(pre + "mlp.c_fc.bias"), la.Fc, N, C, 4 * C, Conv1D);
+            LinearForward(pre + "mlp.c_fc.weight", pre + "mlp.c_fc.bias", la.Ln2, la.Fc, N, C, 4 * C);
             LoraForward(a, l, LoraTarget.CFc, la.Ln2, la.Fc, N, loraRng);
             profile?.Lap("fwd/matmul_fc");
             Activations.GeluForward(la.Fc, la.FcGelu);
             profile?.Lap("fwd/gelu");
-            LinearKernels.Forward(la.FcGelu, LinearWeight(pre + "mlp.c_proj.weight", wScratch), Param(pre + "mlp.c_proj.bias"), a.Scratch, N, 4 * C, C, Conv1D);
+            LinearForward(pre + "mlp.c_proj.weight", pre + "mlp.c_proj.bias", la.FcGelu, a.Scratch, N, 4 * C, C);
             LoraForward(a, l, LoraTarget.MlpCProj, la.FcGelu, a.Scratch, N, loraRng);
             ApplyDropout(a.Scratch.AsSpan(0, N * C), la.MlpDropout, p, options.DropoutRng);
             AddInto(a.Residuals[l + 1], la.XMid, a.Scratch, N * C);

@@ -28,6 +28,9 @@ public sealed record GenerationOptions
     /// <summary>Token written into prompt padding and after a row has stopped (its mask is 0 there).</summary>
     public int PadTokenId { get; init; }
 
+    /// <summary>How the KV cache holds keys and values: float32, or bfloat16 (half the bytes; logits near, not equal to, float32's).</summary>
+    public KvDtype KvDtype { get; init; }
+
     public void Validate()
     {
         if (MaxNewTokens <= 0) throw new ArgumentException($"generation: max_new_tokens {MaxNewTokens} must be positive.");
@@ -102,7 +105,7 @@ public sealed class GptGenerator(Gpt model) : ITextGenerator
             input.AttentionMask!.AsSpan(b * Tp, Tp).CopyTo(mask.AsSpan(b * L, Tp));
         }
 
-        var cache = new GptKvCache(cfg, B, L);
+        var cache = new GptKvCache(cfg, B, L, options.KvDtype);
         var logits = GptInference.Step(Model, cache, input.Tokens, input.AttentionMask, Tp);
         var next = new int[B];
         var nextMask = new byte[B];

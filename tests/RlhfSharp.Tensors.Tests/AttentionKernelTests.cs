@@ -205,6 +205,42 @@ public sealed unsafe class AttentionKernelTests
         if (T > 4) Assert.Equal(full, prefill); // the prefill path is the same GEMMs and softmax rows
     }
 
+    [Theory]
+    [InlineData(64)]
+    [InlineData(12)]
+    public void Bf16CacheGivesTheBitsOfTheFloat32CacheOnItsWidenedValues(int HS)
+    {
+        // AttentionCachedBf16 widens keys and values exactly as it reads them, with ForwardCached's loops and FMA chains: on
+        // a float32 cache holding the widened bf16 values it must agree bit for bit — every key-count tail of the 32- and
+        // 8-key loops, decode (Tq ≤ 4) and prefill (the bf16 GEMMs).
+        var rng = new Rng(2100 + (ulong)HS);
+        foreach (int Tk in new[] { 1, 7, 8, 9, 31, 32, 45, 77, 300 })
+            foreach (int Tq in new[] { 1, 3, 6 }.Where(t => t <= Tk))
+            {
+                int offset = Tk - Tq, cap = Tk + 5;
+                var q = Randn(rng, Tq * HS);
+                var mask = Enumerable.Range(0, Tk).Select(s => (byte)(s < Tk / 4 || s % 7 == 3 ? 0 : 1)).ToArray();
+                var (kT, vCache) = Cache(Randn(rng, Tk * HS), Randn(rng, Tk * HS), Tk, cap, HS);
+                var kT16 = new ushort[kT.Length];
+                var v16 = new ushort[vCache.Length];
+                BFloat16.NarrowReference(kT, kT16);
+                BFloat16.NarrowReference(vCache, v16);
+                BFloat16.WidenReference(kT16, kT);
+                BFloat16.WidenReference(v16, vCache);
+                var expected = new float[Tq * HS];
+                Attention.ForwardCached(expected, HS, new float[Tq * Tk], q, HS, kT, cap, vCache, HS, mask, Tq, Tk, offset, HS);
+                var output = Enumerable.Repeat(float.NaN, Tq * HS).ToArray();
+                AttentionCachedBf16.Forward(output, HS, new float[Tq * Tk], q, HS, kT16, cap, v16, HS, mask, Tq, Tk, offset, HS);
+                Assert.True(expected.AsSpan().SequenceEqual(output), $"HS {HS} Tk {Tk} Tq {Tq}: bf16 cache differs from the float32 cache on its widened values");
+                // The scores kernel alone against its scalar reference on the widened keys.
+                var scores = new float[Tk];
+                var reference = new float[Tk];
+                AttentionCachedBf16.ScoresTransposed(scores, q, kT16, cap, Tk, HS);
+                Attention.ScoresTransposedReference(reference, q, kT, cap, Tk, HS);
+                Assert.True(reference.AsSpan().SequenceEqual(scores), $"HS {HS} Tk {Tk}: bf16 scores differ from the scalar reference");
+            }
+    }
+
     // Keys transposed per head (HS, cap) and values (cap, HS), as GptKvCache lays them out.
     private static (float[] KT, float[] V) Cache(float[] k, float[] v, int Tk, int cap, int HS)
     {

@@ -233,6 +233,54 @@ public sealed unsafe class GemmTests
     }
 
     [Fact]
+    public void Bf16Weights_GiveTheFloat32BitsOnTheWidenedWeights_OnEveryTileAndPath()
+    {
+        // Gemm.MultiplyBf16 widens B while packing (NN) or as the skinny tile / A panels read it (NT with few rows): the
+        // float32 values are those of the widened B, so every element is the float32 GEMM's FMA sequence — same bits — on
+        // the Vector512 tiles, the skinny tile off, and the AVX2 tiles; and within float32 rounding of the scalar reference.
+        var rng = new Rng(2103);
+        var cases = new List<(Case Case, ushort[] Bits)>();
+        foreach (var form in new[] { GemmForm.NN, GemmForm.NT })
+            foreach (var (m, n, k) in new[] { (1, 64, 1), (3, 97, 256), (8, 130, 257), (16, 300, 600), (13, 1100, 40), (17, 70, 33), (40, 290, 300) })
+                cases.Add(Narrowed(new Case(form, m, n, k, accumulate: m % 2 == 1, rng)));
+        bool saved512 = GemmBlocked.UseVector512;
+        try
+        {
+            foreach (var (useVector512, skinny) in new[] { (saved512, true), (saved512, false), (false, true) })
+            {
+                GemmBlocked.UseVector512 = useVector512;
+                GemmSkinny.Enabled = skinny;
+                foreach (var (tc, bits) in cases)
+                    foreach (int threads in new[] { 1, 2 })
+                    {
+                        var f32 = tc.RunOurs(threads);
+                        var c = (float[])tc.C0.Clone();
+                        Gemm.MultiplyBf16(tc.Form, tc.M, tc.N, tc.K, tc.A, tc.Lda, bits, tc.Ldb, c, tc.Ldc, tc.Accumulate, threads);
+                        Assert.True(f32.AsSpan().SequenceEqual(c), $"{tc.Name} threads={threads} vector512={useVector512} skinny={skinny}: bf16 B differs from float32 on the widened B");
+                    }
+            }
+        }
+        finally
+        {
+            GemmBlocked.UseVector512 = saved512;
+            GemmSkinny.Enabled = true;
+        }
+        foreach (var (tc, _) in cases) Check(tc, repeat: false);
+        Assert.False(Gemm.SupportsBf16(GemmForm.NT, 300, 400));
+        Assert.False(Gemm.SupportsBf16(GemmForm.TN, 4, 400));
+        Assert.Throws<ArgumentException>(() => Gemm.MultiplyBf16(GemmForm.TN, 2, 4, 3, new float[6], 2, new ushort[12], 4, new float[8], 4, false));
+
+        // B rounded to bf16 in place (sentinels too: they are the gaps of a strided B), its bits kept for MultiplyBf16.
+        static (Case, ushort[]) Narrowed(Case tc)
+        {
+            var bits = new ushort[tc.B.Length];
+            BFloat16.NarrowReference(tc.B, bits);
+            BFloat16.WidenReference(bits, tc.B);
+            return (tc, bits);
+        }
+    }
+
+    [Fact]
     public void ThreadSplitCoversEveryElementOfCExactlyOnce()
     {
         foreach (var form in Forms)

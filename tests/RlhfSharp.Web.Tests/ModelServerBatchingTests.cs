@@ -40,6 +40,24 @@ public sealed class ModelServerBatchingTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public void Given_a_bf16_model_When_served_Then_its_logits_are_the_widened_float32_twins_bits()
+    {
+        // `rlhf serve --weights-dtype bf16`: BatchDecoder runs the GEMM that widens bf16 weights while packing, so a
+        // prefill and a decode step give exactly the float32 logits of the same weights widened.
+        var narrowed = Model(32, 2, 4, 64, 5);
+        narrowed.NarrowFrozenWeightsToBf16();
+        var twin = Gpt.FromTensors(narrowed.Config, narrowed.ToTensors());
+        int[][] prompts = [Chars.Encode("bf16 weights"), Chars.Encode("y")];
+        var caches = new[] { narrowed, twin }.Select(m => prompts.Select(_ => new SequenceCache(m.Config, 20)).ToArray()).ToArray();
+        var mine = BatchDecoder.Step(narrowed, prompts.Select((p, i) => new DecodeItem(caches[0][i], p, i == 0)).ToList());
+        var theirs = BatchDecoder.Step(twin, prompts.Select((p, i) => new DecodeItem(caches[1][i], p, i == 0)).ToList());
+        for (int i = 0; i < 2; i++) Assert.Equal(theirs[i], mine[i]);
+        mine = BatchDecoder.Step(narrowed, [new DecodeItem(caches[0][0], [7], false), new DecodeItem(caches[0][1], [9], false)]);
+        theirs = BatchDecoder.Step(twin, [new DecodeItem(caches[1][0], [7], false), new DecodeItem(caches[1][1], [9], false)]);
+        for (int i = 0; i < 2; i++) Assert.Equal(theirs[i], mine[i]);
+    }
+
     private static DecodeSequence Sequence(int[] prompt, int maxNew, ulong seed, bool greedy, List<int> sink) => new()
     {
         Prompt = prompt,

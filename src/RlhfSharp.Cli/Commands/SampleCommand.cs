@@ -34,7 +34,11 @@ internal static class SampleCommand
         var queries = new Option<string?>("--queries") { Description = "Write one {\"prompt\",\"responses\":[...]} line per prompt (its --n samples) to this file, the form `rlhf label import` reads, instead of printing." };
         var bestOf = new Option<int?>("--best-of") { Description = "Draw N samples per prompt and print the one the --reward model scores highest." }.InRange(new(1));
         var rewardDir = new Option<string?>("--reward") { Description = "Reward model folder used by --best-of." };
+        var weightsDtype = WeightsDtypeOption.Create();
+        var kvDtype = new Option<KvDtype>("--kv-dtype") { Description = "How the KV cache holds keys and values: f32 or bf16 (half the bytes, attention in float32; logits near, not equal to, f32's).", DefaultValueFactory = _ => KvDtype.F32 };
         var command = new Command("sample", "Continue prompts with a trained model.");
+        command.Options.Add(weightsDtype);
+        command.Options.Add(kvDtype);
         foreach (var o in new Option[] { model, prompt, prompts, n, maxNew, temperature, topK, topP, greedy, seed, batch, json, queries }) command.Options.Add(o);
         command.Options.Add(bestOf);
         var allowNonFinite = InspectionOptions.AllowNonFinite();
@@ -48,6 +52,7 @@ internal static class SampleCommand
             if (k < 1) throw new ArgumentException($"--n must be at least 1 (got {k}).");
             if (b < 1) throw new ArgumentException($"--batch must be at least 1 (got {b}).");
             var (gpt, tokenizer) = ModelFolder.Load(dir, parse.GetValue(allowNonFinite));
+            gpt.HoldFrozenWeightsAs(parse.GetValue(weightsDtype));
             // Model text shown on a terminal has its control characters made visible (TerminalText); piped output is as generated.
             Func<string, string> shown = Console.IsOutputRedirected ? s => s : TerminalText.Escape;
             var texts = ReadPrompts(parse.GetValue(prompt), parse.GetValue(prompts), tokenizer);
@@ -62,6 +67,7 @@ internal static class SampleCommand
                 Greedy = parse.GetValue(greedy),
                 EosTokenId = gpt.Config.EosTokenId ?? tokenizer.EosId,
                 PadTokenId = tokenizer.EosId ?? 0,
+                KvDtype = parse.GetValue(kvDtype),
             };
             var rng = new Rng(parse.GetValue(seed));
             string? queriesFile = parse.GetValue(queries);

@@ -27,10 +27,13 @@ internal static class ServeCommand
         var maxBatch = new Option<int>("--max-batch") { Description = "Sequences decoded together in one step (continuous batching: concurrent requests join and leave at step boundaries).", DefaultValueFactory = _ => defaults.MaxBatch }.InRange(new(1));
         var command = new Command("serve", "Serve a model over the OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models).");
         foreach (var o in new Option[] { model, port, host, name, maxTokens, seed, maxQueue, maxBatch }) command.Options.Add(o);
+        var weightsDtype = WeightsDtypeOption.Create();
+        command.Options.Add(weightsDtype);
         command.SetAction(async (parse, ct) =>
         {
             string dir = parse.GetValue(model)!;
             var gpt = Gpt.Load(dir);
+            gpt.HoldFrozenWeightsAs(parse.GetValue(weightsDtype));
             var tokenizer = TokenizerFiles.Load(dir);
             var options = new ModelServerOptions(parse.GetValue(host)!, parse.GetValue(port), parse.GetValue(name)!, parse.GetValue(maxTokens), parse.GetValue(seed),
                 MaxQueue: parse.GetValue(maxQueue), MaxBatch: parse.GetValue(maxBatch));

@@ -192,7 +192,7 @@ public static unsafe class Attention
     }
 
     // Decoding asks for one query row against a long cache: a GEMM call's packing costs more than the product then.
-    private const int SmallQueryRows = 4;
+    internal const int SmallQueryRows = 4;
 
     /// <summary>scores[s] = Σ_d q[d]·kT[d·ldkT + s] for s &lt; n, each a fused multiply-add chain in d order (the same bits in
     /// the 32-wide, 8-wide and scalar paths); 32 keys at a time stay in four registers across the whole d loop.</summary>

@@ -45,6 +45,32 @@ public static unsafe class Gemm
         GemmWorkers.Run(plan, parts);
     }
 
+    /// <summary>Whether <see cref="MultiplyBf16"/> takes this product: form NN, or form NT with M &lt; N and M ≤ 256.</summary>
+    public static bool SupportsBf16(GemmForm form, int m, int n) => form == GemmForm.NN || (form == GemmForm.NT && m < n && m <= 256);
+
+    /// <summary>
+    /// C (+)= A·op(B) with B held as bfloat16 bits (same layout as its float32 form): the weights are widened exactly while
+    /// packed (or, in the skinny tile, as they are read), so C has the bits <see cref="Multiply(GemmForm, int, int, int, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, Span{float}, int, bool, int)"/>
+    /// gives on the widened B, while B's bytes read from memory are halved. Decoding's Conv1D layers (NN) and tied head (NT).
+    /// </summary>
+    public static void MultiplyBf16(GemmForm form, int m, int n, int k,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<ushort> b, int ldb, Span<float> c, int ldc,
+        bool accumulate, int threads = 0)
+    {
+        GemmReference.Validate(form, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
+        if (m == 0 || n == 0) return;
+        fixed (float* pa = a)
+        fixed (ushort* pb = b)
+        fixed (float* pc = c)
+        {
+            int budget = threads > 0 ? threads : Parallelism.Threads;
+            long work = (long)m * n * k;
+            int parts = (int)Math.Clamp(work / GemmBlocking.MinMultiplyAddsPerThread, 1, budget);
+            var plan = GemmPlan.CreateBf16(form, m, n, k, pa, lda, pb, ldb, pc, ldc, accumulate);
+            GemmWorkers.Run(plan, parts);
+        }
+    }
+
     /// <summary>Span overload: validates lengths, pins, and calls the pointer form.</summary>
     public static void Multiply(GemmForm form, int m, int n, int k,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, Span<float> c, int ldc,

@@ -50,6 +50,8 @@ internal unsafe struct GemmPlan
     /// <summary>D(r, s) is D[r·DRowStride + s·DColStride]; DColStride is 1 unless D is Cᵀ.</summary>
     public float* D;
     public long DRowStride, DColStride;
+    /// <summary>When not null, P (PBf16) or Q (QBf16) is held as bfloat16 bits at the same addressing, widened while packing.</summary>
+    public ushort* PBf16, QBf16;
     /// <summary>Add to D instead of overwriting it.</summary>
     public bool Accumulate;
     /// <summary>The blocked driver, or GemmSkinny's tile for a side of at most 16.</summary>
@@ -77,6 +79,20 @@ internal unsafe struct GemmPlan
             default:
                 throw new ArgumentOutOfRangeException(nameof(form), form, "gemm: unknown form.");
         }
+        return plan;
+    }
+
+    /// <summary>
+    /// As <see cref="Create"/> with B held as bfloat16: form NN (B [K, N] becomes Q, packed whole block by whole block) or
+    /// form NT with m &lt; n and m ≤ 256 (B [N, K] becomes P, the weights the skinny tile or the A panels read).
+    /// </summary>
+    public static GemmPlan CreateBf16(GemmForm form, int m, int n, int k, float* a, long lda, ushort* b, long ldb, float* c, long ldc, bool accumulate)
+    {
+        if (!Gemm.SupportsBf16(form, m, n))
+            throw new ArgumentException($"gemm bf16: form {form} with M={m}, N={n} is not supported (NN, or NT with M < N and M ≤ 256).");
+        var plan = Create(form, m, n, k, a, lda, null, ldb, c, ldc, accumulate);
+        if (form == GemmForm.NN) plan.QBf16 = b;
+        else plan.PBf16 = b;
         return plan;
     }
 
@@ -182,7 +198,8 @@ internal static unsafe class GemmBlocked
                 // traffic: pack the whole block row by row, reading each row of B along nc contiguous columns (pages the
                 // prefetcher follows) instead of 32 columns at a time down a stride of ldb. Measured on 16-row decode
                 // products with cold weights: 10–20% less CPU time where nc ≥ 1024, the same at nc = 384.
-                bool wholeBlock = r1 - r0 <= WholeBlockMaxRows && !plan.QByColumns;
+                // BF16 Q always packs this way: its panels are widened row by row (PackBRows).
+                bool wholeBlock = (r1 - r0 <= WholeBlockMaxRows || plan.QBf16 != null) && !plan.QByColumns;
                 if (wholeBlock) PackBRows(plan, pc, kc, jc, nc, bBlock);
                 int rows;
                 for (int ic = r0; ic < r1; ic += rows)
@@ -231,6 +248,11 @@ internal static unsafe class GemmBlocked
     {
         const int NR = GemmBlocking.NR, KC = GemmBlocking.KC;
         int full = nc / NR * NR;
+        if (plan.QBf16 != null)
+        {
+            PackBRowsBf16(plan, pc, kc, s, nc, block);
+            return;
+        }
         for (int p = 0; p < kc; p++)
         {
             float* row = plan.Q + (pc + p) * plan.Ldq + s;
@@ -251,11 +273,59 @@ internal static unsafe class GemmBlocked
         }
     }
 
+    /// <summary>
+    /// PackBRows for a bfloat16 Q: each 32-column run of a source row (64 bytes, one cache line when aligned) widened
+    /// exactly (bits &lt;&lt; 16) into its panel row, so the panels hold the float32 values of the widened weights.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackBRowsBf16(in GemmPlan plan, int pc, int kc, int s, int nc, float* block)
+    {
+        const int NR = GemmBlocking.NR, KC = GemmBlocking.KC;
+        int full = nc / NR * NR;
+        bool wide = Vector512.IsHardwareAccelerated;
+        for (int p = 0; p < kc; p++)
+        {
+            ushort* row = plan.QBf16 + (pc + p) * plan.Ldq + s;
+            uint* dst = (uint*)(block + p * NR);
+            for (int j = 0; j < full; j += NR, dst += KC * NR)
+            {
+                if (wide)
+                {
+                    var (lo, hi) = Vector512.Widen(Vector512.Load(row + j));
+                    (lo << 16).Store(dst);
+                    (hi << 16).Store(dst + 16);
+                }
+                else
+                {
+                    var (lo, hi) = Vector256.Widen(Vector256.Load(row + j));
+                    (lo << 16).Store(dst);
+                    (hi << 16).Store(dst + 8);
+                    (lo, hi) = Vector256.Widen(Vector256.Load(row + j + 16));
+                    (lo << 16).Store(dst + 16);
+                    (hi << 16).Store(dst + 24);
+                }
+            }
+            if (full < nc)
+            {
+                int j = 0;
+                for (; j < nc - full; j++) dst[j] = (uint)row[full + j] << 16;
+                for (; j < NR; j++) dst[j] = 0;
+            }
+        }
+    }
+
     /// <summary>Copies rows [r, r+rows) × depth [pc, pc+kc) of P into the panel layout the tile reads.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackA(in GemmPlan plan, int r, int rows, int pc, int kc, float* panel)
     {
         const int MR = GemmBlocking.MR, KC = GemmBlocking.KC;
+        if (plan.PBf16 != null)
+        {
+            // BF16 weights as P (form NT): rows are plan rows, never interleaved (CreateBf16); widened exactly.
+            for (int i = 0; i < rows; i++)
+                BFloat16.Widen(new ReadOnlySpan<ushort>(plan.PBf16 + (r + i) * plan.Ldp + pc, kc), new Span<float>(panel + i * KC, kc));
+            return;
+        }
         if (!plan.PByColumns)
         {
             // Row panels at the fixed stride KC: one contiguous copy per row (inline: a call per row costs

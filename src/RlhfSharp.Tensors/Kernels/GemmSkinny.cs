@@ -6,6 +6,11 @@
 // (The same idea for form NN — weights [K, N] read in place by 16 rows — measured slower than packing: each depth step
 // then loads from a new page, so it is not used.)
 //
+// Weights held as bfloat16 (GemmPlan.PBf16, from Gemm.MultiplyBf16) are widened exactly (bits << 16), 8 rows × one KC
+// slice at a time, into the thread's A panel (L1) and the same tile reads them there: the same float32 values, so the
+// same bits as on the widened weights. (Widening each weight as it is broadcast cost a shift and a move per FMA: the
+// head then took more CPU than in float32, measured.)
+//
 //   FewCols (form NT, M ≤ 16, M < N): D = Cᵀ [N, M] = B·Aᵀ;  P = B rows [N, K] (the weights), read in place;
 //            Q(p, s) = A[s, p], packed once per call into [K, 16] so one Vector512 holds the 16 columns of a depth p.
 using System.Runtime.CompilerServices;
@@ -73,7 +78,21 @@ internal static unsafe class GemmSkinny
                     for (int s = 0; s < S; s++) t[r * W + s] = d[r * plan.DRowStride + s * plan.DColStride];
             }
             for (int pc = 0; pc < K; pc += KC)
-                Tile8x16(plan.P + i * plan.Ldp + pc, plan.Ldp, rows, qt + pc * W, Math.Min(KC, K - pc), t, add: plan.Accumulate || pc > 0);
+            {
+                int kc = Math.Min(KC, K - pc);
+                if (plan.PBf16 != null)
+                {
+                    // BF16 weights: widen the block's rows × kc into the (here unused) A panel, then the same tile reads them.
+                    float* wide = buffers.APanel;
+                    for (int r = 0; r < rows; r++)
+                        BFloat16.Widen(new ReadOnlySpan<ushort>(plan.PBf16 + (i + r) * plan.Ldp + pc, kc), new Span<float>(wide + r * KC, kc));
+                    Tile8x16(wide, KC, rows, qt + pc * W, kc, t, add: plan.Accumulate || pc > 0);
+                }
+                else
+                {
+                    Tile8x16(plan.P + i * plan.Ldp + pc, plan.Ldp, rows, qt + pc * W, kc, t, add: plan.Accumulate || pc > 0);
+                }
+            }
             for (int r = 0; r < rows; r++)
                 for (int s = 0; s < S; s++) d[r * plan.DRowStride + s * plan.DColStride] = t[r * W + s];
         }

@@ -33,6 +33,19 @@ public static class LinearKernels
             TensorPrimitives.Add(y.Slice(i * OC, OC), bias, y.Slice(i * OC, OC));
     }
 
+    /// <summary>
+    /// y (N, OC) = x (N, C)·W + bias with a Conv1D weight [C, OC] held as bfloat16 bits (Gemm.MultiplyBf16): the bits of
+    /// <see cref="Forward"/> on the widened weight, reading half the weight bytes.
+    /// </summary>
+    public static void ForwardBf16(ReadOnlySpan<float> x, ReadOnlySpan<ushort> weight, ReadOnlySpan<float> bias, Span<float> y, int N, int C, int OC)
+    {
+        Validate("LinearKernels.ForwardBf16", x.Length, weight.Length, bias.Length, y.Length, N, C, OC);
+        Gemm.MultiplyBf16(GemmForm.NN, N, OC, C, x, C, weight, OC, y, OC, accumulate: false);
+        if (bias.IsEmpty) return;
+        for (int i = 0; i < N; i++)
+            TensorPrimitives.Add(y.Slice(i * OC, OC), bias, y.Slice(i * OC, OC));
+    }
+
     /// <summary>Adds the gradients into dx, dweight and dbias; any may be empty to skip it.</summary>
     public static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> weight,
         Span<float> dx, Span<float> dweight, Span<float> dbias, int N, int C, int OC, LinearWeightLayout layout)

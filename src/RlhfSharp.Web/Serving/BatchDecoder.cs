@@ -72,7 +72,7 @@ internal static class BatchDecoder
 
         // Embeddings: token plus position, positions counting from each sequence's own cache length.
         var x = new float[N * C];
-        var wte = gpt.Param("wte.weight");
+        var embedding = gpt.HoldsBf16Weights ? new float[C] : null;   // a BF16 model widens one wte row at a time (Gpt.Bf16.cs)
         var wpe = gpt.Param("wpe.weight");
         for (int i = 0; i < S; i++)
         {
@@ -81,7 +81,7 @@ internal static class BatchDecoder
             {
                 int token = tokens[t];
                 if ((uint)token >= (uint)V) throw new ArgumentException($"BatchDecoder.Step: token {token} of sequence {i} is outside the vocabulary [0, {V}).");
-                TensorPrimitives.Add(wte.Slice(token * C, C), wpe.Slice((cache.Length + t) * C, C), x.AsSpan((start[i] + t) * C, C));
+                TensorPrimitives.Add(gpt.TokenEmbedding(token, embedding), wpe.Slice((cache.Length + t) * C, C), x.AsSpan((start[i] + t) * C, C));
             }
         }
 
@@ -97,7 +97,7 @@ internal static class BatchDecoder
         {
             string pre = $"h.{l}.";
             Norms.LayerNormForward(x, gpt.Param(pre + "ln_1.weight"), gpt.Param(pre + "ln_1.bias"), ln, mean, rstd, C, cfg.LayerNormEpsilon);
-            LinearKernels.Forward(ln, gpt.Param(pre + "attn.c_attn.weight"), gpt.Param(pre + "attn.c_attn.bias"), qkv, N, C, 3 * C, LinearWeightLayout.InOut);
+            gpt.LinearForward(pre + "attn.c_attn.weight", pre + "attn.c_attn.bias", ln, qkv, N, C, 3 * C);
             int layer = l;
             ParallelChunks.For(S * NH, (from, to) =>
             {
@@ -120,12 +120,12 @@ internal static class BatchDecoder
                         cache.Mask.AsSpan(0, Tk), Tn, Tk, P, HS);
                 }
             }, minPerChunk: 16);
-            LinearKernels.Forward(attY, gpt.Param(pre + "attn.c_proj.weight"), gpt.Param(pre + "attn.c_proj.bias"), proj, N, C, C, LinearWeightLayout.InOut);
+            gpt.LinearForward(pre + "attn.c_proj.weight", pre + "attn.c_proj.bias", attY, proj, N, C, C);
             TensorPrimitives.Add(x, proj, x);
             Norms.LayerNormForward(x, gpt.Param(pre + "ln_2.weight"), gpt.Param(pre + "ln_2.bias"), ln, mean, rstd, C, cfg.LayerNormEpsilon);
-            LinearKernels.Forward(ln, gpt.Param(pre + "mlp.c_fc.weight"), gpt.Param(pre + "mlp.c_fc.bias"), fc, N, C, 4 * C, LinearWeightLayout.InOut);
+            gpt.LinearForward(pre + "mlp.c_fc.weight", pre + "mlp.c_fc.bias", ln, fc, N, C, 4 * C);
             Activations.GeluForward(fc, fcGelu);
-            LinearKernels.Forward(fcGelu, gpt.Param(pre + "mlp.c_proj.weight"), gpt.Param(pre + "mlp.c_proj.bias"), proj, N, 4 * C, C, LinearWeightLayout.InOut);
+            gpt.LinearForward(pre + "mlp.c_proj.weight", pre + "mlp.c_proj.bias", fcGelu, proj, N, 4 * C, C);
             TensorPrimitives.Add(x, proj, x);
         }
         foreach (var item in items) item.Cache.Length += item.Tokens.Length;
@@ -144,7 +144,7 @@ internal static class BatchDecoder
         var hn = new float[rows * C];
         Norms.LayerNormForward(h, gpt.Param("ln_f.weight"), gpt.Param("ln_f.bias"), hn, new float[rows], new float[rows], C, cfg.LayerNormEpsilon);
         var logits = new float[rows * V];
-        Gemm.Multiply(GemmForm.NT, rows, V, C, hn, C, wte, C, logits, V, accumulate: false);
+        gpt.TiedHeadLogits(hn, rows, logits);
         var result = new float[S][];
         for (int i = 0; i < S; i++) result[i] = logits.AsSpan(firstOut[i] * V, (firstOut[i + 1] - firstOut[i]) * V).ToArray();
         return result;
