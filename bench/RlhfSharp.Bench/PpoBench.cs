@@ -14,7 +14,7 @@ namespace RlhfSharp.Bench;
 
 /// <summary>What to run: the model size ("gpt2" = 124M, "gpt2-medium" = 355M), the PPO shape, LoRA (R = 0: full fine-tuning) and how frozen weights are held.</summary>
 public sealed record PpoBenchOptions(string Model = "gpt2", int Steps = 1, int BatchSize = 16, int MiniBatchSize = 4, int MaxNewTokens = 24,
-    int PromptTokens = 32, LoraConfig? Lora = null, FrozenDtype FrozenDtype = FrozenDtype.F32);
+    int PromptTokens = 32, LoraConfig? Lora = null, FrozenDtype FrozenDtype = FrozenDtype.F32, bool ActivationCheckpointing = false);
 
 public static class PpoBench
 {
@@ -44,6 +44,7 @@ public static class PpoBench
         {
             Steps = o.Steps, BatchSize = o.BatchSize, MiniBatchSize = o.MiniBatchSize, MaxNewTokens = o.MaxNewTokens,
             CheckpointInterval = 0, SnapshotEvery = 0, Lora = o.Lora ?? new LoraConfig(), FrozenDtype = o.FrozenDtype,
+            ActivationCheckpointing = o.ActivationCheckpointing,
         };
         long parameters = sft.ParameterSet.Count;   // before a BF16 reference gives its matrices up
         double setupSeconds = setup.Elapsed.TotalSeconds;
@@ -58,6 +59,8 @@ public static class PpoBench
             ["model"] = o.Model,
             ["parameters"] = parameters,
             ["frozen_dtype"] = o.FrozenDtype.ToString().ToLowerInvariant(),
+            ["activation_checkpointing"] = o.ActivationCheckpointing,
+            ["gc"] = $"{(System.Runtime.GCSettings.IsServerGC ? "server" : "workstation")}, conserve_memory={AppContext.GetData("GCConserveMemory") ?? Environment.GetEnvironmentVariable("DOTNET_GCConserveMemory") ?? "0"}",
             ["lora_r"] = ppo.Lora.R,
             ["lora_target_modules"] = ppo.Lora.Enabled ? string.Join(",", ppo.Lora.Targets().Select(LoraTargets.PeftName)) : "",
             ["trainable_parameters"] = result.Policy.TrainableParameters.Count,

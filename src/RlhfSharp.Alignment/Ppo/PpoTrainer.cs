@@ -154,6 +154,9 @@ public sealed partial class PpoTrainer
         {
             run?.WriteConfig(_config);
         }
+        // Activation checkpointing (Gpt.Checkpointing.cs) on the two models that train.
+        policy.ActivationCheckpointing = _config.ActivationCheckpointing;
+        if (value is not null) value.ActivationCheckpointing = _config.ActivationCheckpointing;
 
         var generator = new GptGenerator(policy);
         bool cancelled = false;
