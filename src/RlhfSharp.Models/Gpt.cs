@@ -245,7 +245,9 @@ public sealed partial class Gpt
         ValidateTokens(input);
         int B = input.Batch, T = input.Length, C = Config.NEmbd, L = Config.NLayer, NH = Config.NHead, V = Config.VocabSize;
         int N = B * T;
-        var a = reuse is not null && reuse.Matches(B, T, options.Logits, ActivationCheckpointing) ? reuse : new GptPass(Config, B, T, options.Logits, Heads, ActivationCheckpointing);
+        // Checkpointed (Gpt.Checkpointing.cs) when training asks for it, and for scoring passes that will not be backpropagated.
+        bool checkpointed = ActivationCheckpointing || !options.KeepActivations;
+        var a = reuse is not null && reuse.Matches(B, T, options.Logits, checkpointed) ? reuse : new GptPass(Config, B, T, options.Logits, Heads, checkpointed);
         a.Input = input;
         a.Positions = PositionIds(input);
         a.LastReal = LastRealIndices(input);

@@ -1,7 +1,8 @@
 // Activation checkpointing (Gpt.Checkpointing.cs): a checkpointed pass keeps one block's activations instead of L, and its
 // backward, which reruns each block from the block's input with the dropout generator's saved state, gives the same
 // outputs and gradients bit for bit as the plain pass, with dropout and LoRA dropout on, through a padded batch and a
-// reused pass; and its gradients equal float64 central differences of the double reference. Run once more with
+// reused pass; its gradients equal float64 central differences of the double reference; and a scoring pass
+// (KeepActivations = false) keeps one block's activations and gives the plain pass's outputs. Run once more with
 // DOTNET_EnableAVX512=0 for the AVX2 path.
 using RlhfSharp.Models.Checkpoints;
 using RlhfSharp.Tensors;
@@ -89,6 +90,21 @@ public sealed class GptCheckpointingTests
         Assert.Equal(plain.Logits, checkpointed.Logits);
         Assert.Equal(plain.Grads, checkpointed.Grads);
         Assert.Contains(plain.Grads, g => g != 0);
+    }
+
+    [Fact]
+    public void ScoringPass_KeepsOneBlocksActivations_AndGivesTheSameOutputs()
+    {
+        var config = RandomWeights.TinyConfig(vocab: 9, block: 8, embd: 8, layers: 3, heads: 2);
+        var gpt = RandomGpt(config, 34, GptHeads.Value | GptHeads.Reward);
+        var plain = gpt.Forward(Batch());
+        var scoring = gpt.Forward(Batch(), new GptForwardOptions { KeepActivations = false });
+
+        Assert.Equal(3, plain.Layers.Length);
+        Assert.Single(scoring.Layers);
+        Assert.Equal(plain.Logits, scoring.Logits);
+        Assert.Equal(plain.Values, scoring.Values);
+        Assert.Equal(plain.Rewards, scoring.Rewards);
     }
 
     [Fact]

@@ -365,7 +365,7 @@ public sealed class DpoTrainer
     {
         var input = TokenRows.RightPadded(rows);
         int N = rows.Count, T = input.Length, V = model.Config.VocabSize;
-        var pass = model.Forward(input);
+        var pass = model.Forward(input, new GptForwardOptions { KeepActivations = requireGrad });
         var logits = Tensor.Wrap(pass.Logits!, N, T, V);
         logits.RequiresGrad = requireGrad;
         var targets = new int[N * T];

@@ -134,7 +134,7 @@ public static class PolicyRollouts
         // The LM head runs one row at a time (GptScoring.HeadLogits, the same bits as the batch's), so (B, L, V) logits
         // are never held at once.
         int B = input.Batch, L = input.Length, V = model.Config.VocabSize, C = model.Config.NEmbd;
-        var hidden = model.Forward(input, new GptForwardOptions { Logits = false }).LnF;
+        var hidden = model.Forward(input, new GptForwardOptions { Logits = false, KeepActivations = false }).LnF;
         var next = NextTokens(input);
         var chunk = new float[L * V];
         var result = new float[B * R];
@@ -156,7 +156,7 @@ public static class PolicyRollouts
     public static float[] ResponseValues(Gpt value, GptInput input, int Tp, int R)
     {
         int B = input.Batch, L = input.Length;
-        var pass = value.Forward(input, new GptForwardOptions { Logits = false });
+        var pass = value.Forward(input, new GptForwardOptions { Logits = false, KeepActivations = false });
         var result = new float[B * R];
         for (int b = 0; b < B; b++)
             for (int t = 0; t < R; t++)
