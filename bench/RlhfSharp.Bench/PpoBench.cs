@@ -14,7 +14,7 @@ namespace RlhfSharp.Bench;
 
 /// <summary>What to run: the model size ("gpt2" = 124M, "gpt2-medium" = 355M), the PPO shape, LoRA (R = 0: full fine-tuning) and how frozen weights are held.</summary>
 public sealed record PpoBenchOptions(string Model = "gpt2", int Steps = 1, int BatchSize = 16, int MiniBatchSize = 4, int MaxNewTokens = 24,
-    int PromptTokens = 32, LoraConfig? Lora = null, FrozenDtype FrozenDtype = FrozenDtype.F32);
+    int PromptTokens = 32, LoraConfig? Lora = null, FrozenDtype FrozenDtype = FrozenDtype.F32, bool ActivationCheckpointing = false);
 
 public static class PpoBench
 {
@@ -44,13 +44,31 @@ public static class PpoBench
         {
             Steps = o.Steps, BatchSize = o.BatchSize, MiniBatchSize = o.MiniBatchSize, MaxNewTokens = o.MaxNewTokens,
             CheckpointInterval = 0, SnapshotEvery = 0, Lora = o.Lora ?? new LoraConfig(), FrozenDtype = o.FrozenDtype,
+            ActivationCheckpointing = o.ActivationCheckpointing,
         };
         long parameters = sft.ParameterSet.Count;   // before a BF16 reference gives its matrices up
         double setupSeconds = setup.Elapsed.TotalSeconds;
         long rssSetup = Rss("VmRSS");
         var sw = Stopwatch.StartNew();
+        // Where the peak falls: VmRSS sampled every 20 ms on a side thread (its time, after the trainer started, places it in a phase).
+        long peakKb = 0;
+        double peakAt = 0;
+        using var stop = new CancellationTokenSource();
+        var sampler = new Thread(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                long rss = Rss("VmRSS");
+                if (rss > peakKb) (peakKb, peakAt) = (rss, sw.Elapsed.TotalSeconds);
+                Thread.Sleep(20);
+            }
+        }) { IsBackground = true };
+        sampler.Start();
+        int gen0 = GC.CollectionCount(0), gen1 = GC.CollectionCount(1), gen2 = GC.CollectionCount(2);
         var result = new PpoTrainer(ppo).Train(sft, SyntheticTokenizer.Instance, prompts, new RewardModelReward(ensemble), ensemble);
         double total = sw.Elapsed.TotalSeconds;
+        stop.Cancel();
+        sampler.Join();
         double Mean(string key) => Math.Round(result.History.Average(h => h[key]), 3);
         return new Dictionary<string, object>
         {
@@ -58,6 +76,9 @@ public static class PpoBench
             ["model"] = o.Model,
             ["parameters"] = parameters,
             ["frozen_dtype"] = o.FrozenDtype.ToString().ToLowerInvariant(),
+            ["activation_checkpointing"] = o.ActivationCheckpointing,
+            // The collector's settings as the runtime resolved them (runtimeconfig.json, overridden by DOTNET_GC* variables).
+            ["gc"] = $"{(System.Runtime.GCSettings.IsServerGC ? "server" : "workstation")}, conserve_memory={(GC.GetConfigurationVariables().TryGetValue("GCConserveMemory", out var conserve) ? conserve : 0)}",
             ["lora_r"] = ppo.Lora.R,
             ["lora_target_modules"] = ppo.Lora.Enabled ? string.Join(",", ppo.Lora.Targets().Select(LoraTargets.PeftName)) : "",
             ["trainable_parameters"] = result.Policy.TrainableParameters.Count,
@@ -68,6 +89,9 @@ public static class PpoBench
             ["steps"] = result.History.Count,
             ["peak_rss_mb"] = Rss("VmHWM") / 1024,
             ["rss_after_setup_mb"] = rssSetup / 1024,
+            ["peak_rss_sampled_mb"] = peakKb / 1024,
+            ["peak_at_s"] = Math.Round(peakAt, 1),
+            ["gc_collections"] = $"{GC.CollectionCount(0) - gen0}/{GC.CollectionCount(1) - gen1}/{GC.CollectionCount(2) - gen2}",
             ["setup_s"] = Math.Round(setupSeconds, 2),
             ["generation_s"] = Mean("time/generation_s"),
             ["scoring_s"] = Mean("time/scoring_s"),

@@ -25,12 +25,13 @@ public static class TrainBench
     /// order (tokens/s, GFLOP/s and MFU from the median step, per-phase seconds, CPU time, load average; with
     /// <paramref name="withProfile"/> a per-phase breakdown under "step_ms").
     /// </summary>
-    public static Dictionary<string, object> Measure(TrainShape shape, int steps, bool withProfile)
+    public static Dictionary<string, object> Measure(TrainShape shape, int steps, bool withProfile, bool activationCheckpointing = false)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(steps, 1);
         var (cfg, B, T) = (shape.Config, shape.B, shape.T);
         var rng = new Rng(1337);
         var gpt = Gpt.Create(cfg, rng);
+        gpt.ActivationCheckpointing = activationCheckpointing;
         var opt = new AdamW(gpt.ParameterSet, new AdamWConfig { LearningRate = 3e-4f, Beta2 = 0.95f, WeightDecay = 0.1f });
         int N = B * T;
         var tokens = new int[N];
@@ -82,6 +83,7 @@ public static class TrainBench
         {
             ["config"] = shape.Name,
             ["params"] = gpt.ParameterList.Sum(p => (long)p.Length),
+            ["activation_checkpointing"] = activationCheckpointing,
             ["tokens_per_s"] = Math.Round(tokensPerSecond, 1),
             ["gflops"] = Math.Round(gflops, 2),
             ["peak_gflops"] = Math.Round(peak.Gflops, 1),
@@ -97,6 +99,7 @@ public static class TrainBench
             ["tokens_per_cpu_s"] = Math.Round(N / cpuMedian, 1),
             ["threads"] = Parallelism.Threads,
             ["load_average"] = load,
+            ["peak_rss_mb"] = PpoBench.Rss("VmHWM") / 1024,
         };
         if (profile is not null) fields["step_ms"] = BenchConditions.Phases(profile, steps);
         return fields;

@@ -245,7 +245,9 @@ public sealed partial class Gpt
         ValidateTokens(input);
         int B = input.Batch, T = input.Length, C = Config.NEmbd, L = Config.NLayer, NH = Config.NHead, V = Config.VocabSize;
         int N = B * T;
-        var a = reuse is not null && reuse.Matches(B, T, options.Logits) ? reuse : new GptPass(Config, B, T, options.Logits, Heads);
+        // Checkpointed (Gpt.Checkpointing.cs) when training asks for it, and for scoring passes that will not be backpropagated.
+        bool checkpointed = ActivationCheckpointing || !options.KeepActivations;
+        var a = reuse is not null && reuse.Matches(B, T, options.Logits, checkpointed) ? reuse : new GptPass(Config, B, T, options.Logits, Heads, checkpointed);
         a.Input = input;
         a.Positions = PositionIds(input);
         a.LastReal = LastRealIndices(input);
@@ -255,7 +257,6 @@ public sealed partial class Gpt
         profile?.Restart();
         // LoRA (Gpt.Lora.cs): what each adapted layer keeps for backward; its dropout runs with the model's generator.
         a.Lora = ActiveAdapter is { } adapter ? (a.Lora is { } kept && kept.Adapter == adapter && kept.Rows == N ? kept : new LoraPassState(adapter, L, N)) : null;
-        var loraRng = options.DropoutRng;
 
         // Embeddings: x0[n] = wte[token] + wpe[position], then dropout.
         var wScratch = _bf16 is null ? null : WidenScratch();   // BF16 weights: token rows (and a long head) widened here; the layers widen in the GEMM
@@ -271,39 +272,12 @@ public sealed partial class Gpt
         ApplyDropout(x0.AsSpan(0, N * C), a.EmbedDropout, p, options.DropoutRng);
         profile?.Lap("fwd/embeddings");
 
-        var keyMask = input.AttentionMask;
-        var (att, qL, kL, vL, yL) = AttentionLayouts(B, T, C, NH);
         for (int l = 0; l < L; l++)
         {
-            var la = a.Layers[l];
-            var x = a.Residuals[l];
-            string pre = $"h.{l}.";
-            Norms.LayerNormForward(x, Param(pre + "ln_1.weight"), Param(pre + "ln_1.bias"), la.Ln1, la.Ln1Mean, la.Ln1Rstd, C, Config.LayerNormEpsilon);
-            profile?.Lap("fwd/layernorm");
-            LinearForward(pre + "attn.c_attn.weight", pre + "attn.c_attn.bias", la.Ln1, la.Qkv, N, C, 3 * C);
-            LoraForward(a, l, LoraTarget.CAttn, la.Ln1, la.Qkv, N, loraRng);
-            profile?.Lap("fwd/matmul_qkv");
-            Attention.Forward(att, la.Qkv, qL, la.Qkv, kL, la.Qkv, vL, la.AttY, yL, keyMask, la.Probs);
-            profile?.Lap("fwd/attention");
-            // Residual: xMid = x + dropout(c_proj(attY)).
-            LinearForward(pre + "attn.c_proj.weight", pre + "attn.c_proj.bias", la.AttY, a.Scratch, N, C, C);
-            LoraForward(a, l, LoraTarget.AttnCProj, la.AttY, a.Scratch, N, loraRng);
-            ApplyDropout(a.Scratch.AsSpan(0, N * C), la.AttnDropout, p, options.DropoutRng);
-            AddInto(la.XMid, x, a.Scratch, N * C);
-            profile?.Lap("fwd/matmul_attn_proj");
-
-            Norms.LayerNormForward(la.XMid, Param(pre + "ln_2.weight"), Param(pre + "ln_2.bias"), la.Ln2, la.Ln2Mean, la.Ln2Rstd, C, Config.LayerNormEpsilon);
-            profile?.Lap("fwd/layernorm");
-            LinearForward(pre + "mlp.c_fc.weight", pre + "mlp.c_fc.bias", la.Ln2, la.Fc, N, C, 4 * C);
-            LoraForward(a, l, LoraTarget.CFc, la.Ln2, la.Fc, N, loraRng);
-            profile?.Lap("fwd/matmul_fc");
-            Activations.GeluForward(la.Fc, la.FcGelu);
-            profile?.Lap("fwd/gelu");
-            LinearForward(pre + "mlp.c_proj.weight", pre + "mlp.c_proj.bias", la.FcGelu, a.Scratch, N, 4 * C, C);
-            LoraForward(a, l, LoraTarget.MlpCProj, la.FcGelu, a.Scratch, N, loraRng);
-            ApplyDropout(a.Scratch.AsSpan(0, N * C), la.MlpDropout, p, options.DropoutRng);
-            AddInto(a.Residuals[l + 1], la.XMid, a.Scratch, N * C);
-            profile?.Lap("fwd/matmul_mlp_proj");
+            // Activation checkpointing keeps only the block's input (Residuals[l]) and the generator's state before it;
+            // Backward reruns the block from there into the one shared activation set (Gpt.Checkpointing.cs).
+            if (a.Checkpointed) a.LayerRngStates[l] = options.DropoutRng?.GetState();
+            BlockForward(a, l, options.DropoutRng);
         }
 
         Norms.LayerNormForward(a.Residuals[L], Param("ln_f.weight"), Param("ln_f.bias"), a.LnF, a.LnFMean, a.LnFRstd, C, Config.LayerNormEpsilon);
@@ -322,6 +296,49 @@ public sealed partial class Gpt
             for (int b = 0; b < B; b++) a.Rewards[b] = Reduce.Dot(a.LnF.AsSpan((b * T + a.LastReal[b]) * C, C), w);
         }
         return a;
+    }
+
+
+    /// <summary>
+    /// Block l of the forward: x_{l+1} = x_mid + dropout(mlp(ln_2(x_mid))), x_mid = x_l + dropout(attn(ln_1(x_l))), reading
+    /// Residuals[l] and writing Residuals[l + 1] and the block's activations (the shared set when checkpointed).
+    /// </summary>
+    private void BlockForward(GptPass a, int l, Rng? rng)
+    {
+        int B = a.Batch, T = a.Length, C = Config.NEmbd, NH = Config.NHead, N = B * T;
+        float p = a.DropoutP;
+        var profile = Profile;
+        var keyMask = a.Input!.AttentionMask;
+        var (att, qL, kL, vL, yL) = AttentionLayouts(B, T, C, NH);
+        var la = a.LayerActivationsOf(l);
+        var x = a.Residuals[l];
+        string pre = $"h.{l}.";
+        Norms.LayerNormForward(x, Param(pre + "ln_1.weight"), Param(pre + "ln_1.bias"), la.Ln1, la.Ln1Mean, la.Ln1Rstd, C, Config.LayerNormEpsilon);
+        profile?.Lap("fwd/layernorm");
+        LinearForward(pre + "attn.c_attn.weight", pre + "attn.c_attn.bias", la.Ln1, la.Qkv, N, C, 3 * C);
+        LoraForward(a, l, LoraTarget.CAttn, la.Ln1, la.Qkv, N, rng);
+        profile?.Lap("fwd/matmul_qkv");
+        Attention.Forward(att, la.Qkv, qL, la.Qkv, kL, la.Qkv, vL, la.AttY, yL, keyMask, la.Probs);
+        profile?.Lap("fwd/attention");
+        // Residual: xMid = x + dropout(c_proj(attY)).
+        LinearForward(pre + "attn.c_proj.weight", pre + "attn.c_proj.bias", la.AttY, a.Scratch, N, C, C);
+        LoraForward(a, l, LoraTarget.AttnCProj, la.AttY, a.Scratch, N, rng);
+        ApplyDropout(a.Scratch.AsSpan(0, N * C), la.AttnDropout, p, rng);
+        AddInto(la.XMid, x, a.Scratch, N * C);
+        profile?.Lap("fwd/matmul_attn_proj");
+
+        Norms.LayerNormForward(la.XMid, Param(pre + "ln_2.weight"), Param(pre + "ln_2.bias"), la.Ln2, la.Ln2Mean, la.Ln2Rstd, C, Config.LayerNormEpsilon);
+        profile?.Lap("fwd/layernorm");
+        LinearForward(pre + "mlp.c_fc.weight", pre + "mlp.c_fc.bias", la.Ln2, la.Fc, N, C, 4 * C);
+        LoraForward(a, l, LoraTarget.CFc, la.Ln2, la.Fc, N, rng);
+        profile?.Lap("fwd/matmul_fc");
+        Activations.GeluForward(la.Fc, la.FcGelu);
+        profile?.Lap("fwd/gelu");
+        LinearForward(pre + "mlp.c_proj.weight", pre + "mlp.c_proj.bias", la.FcGelu, a.Scratch, N, 4 * C, C);
+        LoraForward(a, l, LoraTarget.MlpCProj, la.FcGelu, a.Scratch, N, rng);
+        ApplyDropout(a.Scratch.AsSpan(0, N * C), la.MlpDropout, p, rng);
+        AddInto(a.Residuals[l + 1], la.XMid, a.Scratch, N * C);
+        profile?.Lap("fwd/matmul_mlp_proj");
     }
 
     /// <summary>
@@ -397,7 +414,13 @@ public sealed partial class Gpt
         profile?.Lap("bwd/layernorm");
         for (int l = L - 1; l >= 0; l--)
         {
-            var la = a.Layers[l];
+            if (a.Checkpointed)
+            {
+                // Rerun block l from its kept input, drawing the same dropout masks from the generator's saved state.
+                var replay = a.LayerRngStates[l] is { } state ? RngAt(state) : null;
+                BlockForward(a, l, replay);
+            }
+            var la = a.LayerActivationsOf(l);
             string pre = $"h.{l}.";
             // MLP branch. dRes is d(x_{l+1}) and becomes d(xMid) once ln_2's backward adds into it.
             var dOut = a.GradScratch1;
@@ -555,7 +578,7 @@ public sealed partial class Gpt
 /// <summary>Activations of one forward pass (kept for backward) and its outputs. Buffers are reused when passed back to Forward.</summary>
 public sealed class GptPass
 {
-    internal GptPass(GptConfig config, int B, int T, bool logits, GptHeads heads)
+    internal GptPass(GptConfig config, int B, int T, bool logits, GptHeads heads, bool checkpointed = false)
     {
         int C = config.NEmbd, N = B * T, NH = config.NHead;
         Batch = B;
@@ -563,8 +586,11 @@ public sealed class GptPass
         Vocab = config.VocabSize;
         Residuals = new float[config.NLayer + 1][];
         for (int i = 0; i <= config.NLayer; i++) Residuals[i] = new float[N * C];
-        Layers = new LayerActivations[config.NLayer];
-        for (int l = 0; l < config.NLayer; l++) Layers[l] = new LayerActivations(N, C, NH, B, T);
+        // Checkpointed: one activation set that every block's forward (and its rerun in backward) writes in turn.
+        Checkpointed = checkpointed;
+        Layers = new LayerActivations[checkpointed ? 1 : config.NLayer];
+        for (int l = 0; l < Layers.Length; l++) Layers[l] = new LayerActivations(N, C, NH, B, T);
+        LayerRngStates = new ulong[]?[checkpointed ? config.NLayer : 0];
         EmbedDropout = new float[N * C];
         LnF = new float[N * C];
         LnFMean = new float[N];
@@ -598,6 +624,14 @@ public sealed class GptPass
     internal LoraPassState? Lora { get; set; }
     internal float[][] Residuals { get; }
     internal LayerActivations[] Layers { get; }
+
+    /// <summary>Activation checkpointing: only block inputs (Residuals) are kept; Backward recomputes each block.</summary>
+    internal bool Checkpointed { get; }
+
+    /// <summary>Checkpointed: the dropout generator's state before each block (null entries: no dropout generator).</summary>
+    internal ulong[]?[] LayerRngStates { get; }
+
+    internal LayerActivations LayerActivationsOf(int layer) => Layers[Checkpointed ? 0 : layer];
     internal float[] EmbedDropout { get; }
     internal float[] LnFMean { get; }
     internal float[] LnFRstd { get; }
@@ -613,7 +647,8 @@ public sealed class GptPass
     internal float[] GradHidden2 => _gradHidden2 ??= new float[4 * LnF.Length];
     internal float[] GradQkv => _gradQkv ??= new float[3 * LnF.Length];
 
-    internal bool Matches(int B, int T, bool logits) => B == Batch && T == Length && logits == (Logits is not null);
+    internal bool Matches(int B, int T, bool logits, bool checkpointed) =>
+        B == Batch && T == Length && logits == (Logits is not null) && checkpointed == Checkpointed;
 
     internal sealed class LayerActivations(int N, int C, int NH, int B, int T)
     {

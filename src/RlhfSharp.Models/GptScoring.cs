@@ -48,7 +48,7 @@ public static class GptScoring
     public static float[] TokenLogProbs(Gpt gpt, GptInput input)
     {
         int B = input.Batch, T = input.Length, V = gpt.Config.VocabSize, C = gpt.Config.NEmbd;
-        var hidden = gpt.Forward(input, new GptForwardOptions { Logits = false }).LnF;
+        var hidden = gpt.Forward(input, new GptForwardOptions { Logits = false, KeepActivations = false }).LnF;
         var logits = new float[T * V];   // one row's (T, V)
         var result = new float[B * (T - 1)];
         for (int b = 0; b < B; b++)

@@ -77,4 +77,10 @@ public sealed record GptForwardOptions
 
     /// <summary>Apply dropout (config.Dropout) with this generator; null means evaluation mode (no dropout).</summary>
     public Tensors.Rng? DropoutRng { get; init; }
+
+    /// <summary>
+    /// Keep every block's activations for Backward (true), or only the block inputs, as activation checkpointing does (false:
+    /// for scoring passes; the outputs are the same bits and a Backward, should one come, recomputes the blocks).
+    /// </summary>
+    public bool KeepActivations { get; init; } = true;
 }

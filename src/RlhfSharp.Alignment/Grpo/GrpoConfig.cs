@@ -89,6 +89,10 @@ public sealed record GrpoConfig
     [ConfigOption("Frozen weights (the reference and the reward model) held as f32 or bf16: bf16 rounds their matrices to nearest even and widens them to float32 when used (half their memory; the trainer narrows the models it is given in place).")]
     public RlhfSharp.Models.FrozenDtype FrozenDtype { get; init; }
 
+    [ConfigOption("Activation checkpointing (HF: gradient_checkpointing): the training forward keeps only each block's input and backward recomputes the block; less memory, about a third more training compute, the same gradients bit for bit.", Name = "--activation-checkpointing", Aliases = ["--gradient-checkpointing"])]
+    [JsonPropertyName("gradient_checkpointing")]
+    public bool ActivationCheckpointing { get; init; }
+
     [ConfigOption("Slices each generation round and minibatch are cut into (sampling, scoring, gradients): under mpirun it follows -np (slice r on rank r), and one process with the same value gives the same bits (docs/distributed.md).", Min = 1)]
     public int GradShards { get; init; } = 1;
 

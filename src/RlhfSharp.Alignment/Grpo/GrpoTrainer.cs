@@ -87,6 +87,7 @@ public sealed partial class GrpoTrainer
         {
             run?.WriteConfig(_config);
         }
+        policy.ActivationCheckpointing = _config.ActivationCheckpointing;
 
         var generator = new GptGenerator(policy);
         var history = new List<IReadOnlyDictionary<string, double>>();

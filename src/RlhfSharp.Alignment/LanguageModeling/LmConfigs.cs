@@ -66,6 +66,10 @@ public sealed record LmTrainingOptions
     [ConfigOption("Seed of the data order and dropout (initialisation uses its own stream of the same seed).", Min = 0)]
     public ulong Seed { get; init; } = 1;
 
+    [ConfigOption("Activation checkpointing (HF: gradient_checkpointing): the training forward keeps only each block's input and backward recomputes the block; less memory, about a third more training compute, the same gradients bit for bit.", Name = "--activation-checkpointing", Aliases = ["--gradient-checkpointing"])]
+    [JsonPropertyName("gradient_checkpointing")]
+    public bool ActivationCheckpointing { get; init; }
+
     [ConfigOption("Kernel threads (0: leave the engine's setting, the machine's core count by default).", Min = 0)]
     public int Threads { get; init; }
 

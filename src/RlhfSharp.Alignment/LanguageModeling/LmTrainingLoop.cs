@@ -107,6 +107,7 @@ internal static class LmTrainingLoop
     {
         o.Validate(stage + " config");
         if (o.Threads > 0) Parallelism.Threads = o.Threads;
+        model.ActivationCheckpointing = o.ActivationCheckpointing;   // Gpt.Checkpointing.cs: recompute blocks in backward
         var watch = Stopwatch.StartNew();
         var opt = new AdamW(model.TrainableParameters, new AdamWConfig { LearningRate = o.LearningRate, Beta1 = o.Beta1, Beta2 = o.Beta2, Eps = o.Eps, WeightDecay = o.WeightDecay });
         var schedule = new LearningRateSchedule

@@ -134,7 +134,7 @@ public static class PolicyRollouts
         // The LM head runs one row at a time (GptScoring.HeadLogits, the same bits as the batch's), so (B, L, V) logits
         // are never held at once.
         int B = input.Batch, L = input.Length, V = model.Config.VocabSize, C = model.Config.NEmbd;
-        var hidden = model.Forward(input, new GptForwardOptions { Logits = false }).LnF;
+        var hidden = model.Forward(input, new GptForwardOptions { Logits = false, KeepActivations = false }).LnF;
         var next = NextTokens(input);
         var chunk = new float[L * V];
         var result = new float[B * R];
@@ -156,7 +156,7 @@ public static class PolicyRollouts
     public static float[] ResponseValues(Gpt value, GptInput input, int Tp, int R)
     {
         int B = input.Batch, L = input.Length;
-        var pass = value.Forward(input, new GptForwardOptions { Logits = false });
+        var pass = value.Forward(input, new GptForwardOptions { Logits = false, KeepActivations = false });
         var result = new float[B * R];
         for (int b = 0; b < B; b++)
             for (int t = 0; t < R; t++)
@@ -164,13 +164,16 @@ public static class PolicyRollouts
         return result;
     }
 
-    /// <summary>log π of the response tokens of <paramref name="sub"/> on the tape, through temperature-scaled logits.</summary>
-    public static TapedLogProbs LogProbsOnTape(Gpt policy, GptInput sub, int Tp, int R, float temperature)
+    /// <summary>
+    /// log π of the response tokens of <paramref name="sub"/> on the tape, through temperature-scaled logits. Pass the previous
+    /// minibatch's pass as <paramref name="reuse"/> to reuse its buffers (its Backward must be done).
+    /// </summary>
+    public static TapedLogProbs LogProbsOnTape(Gpt policy, GptInput sub, int Tp, int R, float temperature, GptPass? reuse = null)
     {
         int b = sub.Batch, L = sub.Length, V = policy.Config.VocabSize;
-        var pass = policy.Forward(sub);
-        var logits = Tensor.Wrap(pass.Logits!, b, L, V);
-        var scaled = temperature == 1f ? logits : Tensor.Wrap(Scale(pass.Logits!, 1f / temperature), b, L, V);
+        var pass = policy.Forward(sub, null, reuse);
+        // The logits are scaled in place (Backward needs the pass's activations, not its logits): no second (b, L, V) array.
+        var scaled = Tensor.Wrap(temperature == 1f ? pass.Logits! : Scale(pass.Logits!, 1f / temperature, inPlace: true), b, L, V);
         scaled.RequiresGrad = true;
         var logp = Ops.Narrow(Ops.TokenLogProbs(scaled, NextTokens(sub)), 1, Tp - 1, R);
         return new TapedLogProbs(pass, scaled, logp);
@@ -179,7 +182,9 @@ public static class PolicyRollouts
     /// <summary>After a loss over <paramref name="taped"/> was backpropagated: sends the logits' gradient into the GPT's parameters.</summary>
     public static void Backward(Gpt policy, TapedLogProbs taped, float temperature)
     {
-        var dLogits = taped.Logits.Grad!.ToArray();
+        // The logits' gradient buffer itself (nothing reads it after this), scaled in place: no copy of (b, L, V).
+        var grad = taped.Logits.Grad!;
+        var dLogits = grad.Offset == 0 && grad.Data.Length == grad.Length ? grad.Data : grad.ToArray();
         if (temperature != 1f) Scale(dLogits, 1f / temperature, inPlace: true);
         policy.Backward(taped.Pass, dLogits);
     }

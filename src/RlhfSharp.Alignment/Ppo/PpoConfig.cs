@@ -127,6 +127,10 @@ public sealed record PpoConfig
     [ConfigOption("Frozen weights (the reference, the reward model; under LoRA the bases the adapters train on) held as f32 or bf16: bf16 rounds their matrices to nearest even and widens them to float32 when used (half their memory; the trainer narrows the models it is given in place).")]
     public RlhfSharp.Models.FrozenDtype FrozenDtype { get; init; }
 
+    [ConfigOption("Activation checkpointing (HF: gradient_checkpointing): the training forward keeps only each block's input and backward recomputes the block; less memory, about a third more training compute, the same gradients bit for bit.", Name = "--activation-checkpointing", Aliases = ["--gradient-checkpointing"])]
+    [JsonPropertyName("gradient_checkpointing")]
+    public bool ActivationCheckpointing { get; init; }
+
     /// <summary>LoRA: with r &gt; 0 only low-rank adapters (and heads) train; the base stays frozen.</summary>
     public LoraConfig Lora { get; init; } = new();
 

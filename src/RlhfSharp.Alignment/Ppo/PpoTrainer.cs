@@ -154,6 +154,9 @@ public sealed partial class PpoTrainer
         {
             run?.WriteConfig(_config);
         }
+        // Activation checkpointing (Gpt.Checkpointing.cs) on the two models that train.
+        policy.ActivationCheckpointing = _config.ActivationCheckpointing;
+        if (value is not null) value.ActivationCheckpointing = _config.ActivationCheckpointing;
 
         var generator = new GptGenerator(policy);
         bool cancelled = false;
@@ -316,7 +319,7 @@ public sealed partial class PpoTrainer
         double pgLoss = 0, vfLoss = 0, clipFrac = 0, approxKl = 0, entropy = 0, vfClipFrac = 0, ptxLoss = 0;
         int updates = 0;
         int M = _config.MiniBatchSize;
-        GptPass? valuePass = null; // the value model's minibatch passes reuse their buffers (same shape), as the LM loop's do
+        GptPass? valuePass = null, policyPass = null; // minibatch passes reuse their buffers (same shape), as the LM loop's do
         // REINFORCE is on-policy: one pass over the minibatches whatever Epochs says.
         int epochs = _config.Algorithm == PolicyAlgorithm.Reinforce ? 1 : _config.Epochs;
         for (int epoch = 0; epoch < epochs; epoch++)
@@ -340,7 +343,8 @@ public sealed partial class PpoTrainer
                 else
                 {
                     policy.ZeroGrad();
-                    var taped = PolicyRollouts.LogProbsOnTape(policy, sub, Tp, R, _config.Temperature);
+                    var taped = PolicyRollouts.LogProbsOnTape(policy, sub, Tp, R, _config.Temperature, policyPass);
+                    policyPass = taped.Pass;
                     var m = MinibatchPolicyLoss(taped, idx, subMask, oldLogp, advantages, Tp, R);
                     var policyLoss = m.Loss;
                     (pgLoss, clipFrac, approxKl, entropy) = (pgLoss + m.PolicyLoss, clipFrac + m.ClipFraction, approxKl + m.ApproxKl, entropy + m.Entropy);

@@ -43,7 +43,7 @@ public sealed class RewardModel
     public float[] RawScores(IReadOnlyList<int[]> rows, int batchSize = 32)
     {
         var result = new float[rows.Count];
-        var opts = new GptForwardOptions { Logits = false };
+        var opts = new GptForwardOptions { Logits = false, KeepActivations = false };   // scoring: nothing is backpropagated
         for (int start = 0; start < rows.Count; start += batchSize)
         {
             var chunk = rows.Skip(start).Take(batchSize).Select(r => r.Length > Model.Config.BlockSize ? r[^Model.Config.BlockSize..] : r).ToList();

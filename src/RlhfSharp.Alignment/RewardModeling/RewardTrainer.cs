@@ -87,6 +87,10 @@ public sealed record RewardTrainerConfig
     [ConfigOption("Slices each batch is cut into, their gradients summed in slice order: under mpirun it follows -np (slice r on rank r), and one process with the same value gives the same bits (docs/distributed.md).", Min = 1)]
     public int GradShards { get; init; } = 1;
 
+    [ConfigOption("Activation checkpointing (HF: gradient_checkpointing): the training forward keeps only each block's input and backward recomputes the block; less memory, about a third more training compute, the same gradients bit for bit.", Name = "--activation-checkpointing", Aliases = ["--gradient-checkpointing"])]
+    [JsonPropertyName("gradient_checkpointing")]
+    public bool ActivationCheckpointing { get; init; }
+
     /// <summary>LoRA: with r &gt; 0 only low-rank adapters (and heads) train; the base stays frozen.</summary>
     public LoraConfig Lora { get; init; } = new();
 
@@ -193,6 +197,7 @@ public sealed class RewardTrainer
                 // 6. Bootstrap resample per member (the whole split for a single model).
                 sample = _config.Members == 1 ? null : Enumerable.Range(0, train.Count).Select(_ => memberRng.NextInt(train.Count)).ToArray();
             }
+            model.Model.ActivationCheckpointing = _config.ActivationCheckpointing;
             var data = sample is null ? train : sample.Select(i => train[i]).ToList();
             var opt = new AdamW(model.Model.TrainableParameters, new AdamWConfig { LearningRate = _config.LearningRate, WeightDecay = _config.WeightDecay });
             int step = 0;

@@ -15,11 +15,13 @@ internal static class BenchTrainCommand
         var steps = new Option<int>("--steps") { Description = "Timed training steps per configuration after one warm-up step.", DefaultValueFactory = _ => 5 }.InRange(new(1));
         var config = new Option<string?>("--config") { Description = "Measure only configuration a or b." };
         var profile = new Option<bool>("--profile") { Description = "Add a per-phase breakdown of forward and backward (milliseconds per step, wall and CPU)." };
+        var checkpointing = new Option<bool>("--activation-checkpointing") { Description = "Recompute each block in backward instead of keeping its activations (Gpt.ActivationCheckpointing)." };
         var command = new Command("train", "GPT training tokens/s, GFLOP/s and MFU (against an FMA peak measured in the same run) for (a) L=4 C=256 T=128 B=8 V=4096 and (b) GPT-2 124M at B=4 T=64.");
         command.Options.Add(json);
         command.Options.Add(steps);
         command.Options.Add(config);
         command.Options.Add(profile);
+        command.Options.Add(checkpointing);
         command.SetAction(parseResult =>
         {
             int n = parseResult.GetValue(steps);
@@ -27,7 +29,7 @@ internal static class BenchTrainCommand
             string? only = parseResult.GetValue(config);
             if (only is not null && !TrainBench.Shapes.Any(s => s.Name == only)) throw new ArgumentException($"--config must be a or b (got '{only}').");
             foreach (var shape in TrainBench.Shapes.Where(s => only is null || s.Name == only))
-                Console.Out.WriteLine(JsonSerializer.Serialize(TrainBench.Measure(shape, n, parseResult.GetValue(profile))));
+                Console.Out.WriteLine(JsonSerializer.Serialize(TrainBench.Measure(shape, n, parseResult.GetValue(profile), parseResult.GetValue(checkpointing))));
             return 0;
         });
         return command;
