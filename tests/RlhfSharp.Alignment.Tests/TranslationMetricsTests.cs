@@ -67,6 +67,16 @@ public sealed class TranslationMetricsTests
     }
 
     [Fact]
+    public void Bleu_OfAHypothesisWithControlCharacters_CountsItsTokensAsTheyAre()
+    {
+        // A sampled response may hold any character (U+0001 once joined n-gram keys and made a unigram look like a bigram,
+        // an index past order 4). hyp tokens ["a\u0001b", "c"], ref ["a", "b", "c"]: p1 = 1/2, p2 = 0 of 1 → 1/(2·1);
+        // effective order 2; BP = exp(1 − 3/2).
+        Assert.Equal(100 * Math.Exp(-0.5) * Math.Sqrt(1.0 / 2 * 1.0 / 2), TranslationMetrics.SentenceBleu("a\u0001b c", "a b c"), 9);
+        Assert.Equal(0, TranslationMetrics.SentenceBleu("\u0001\u0001\u0001\u0001\u0001 x", "y"));
+    }
+
+    [Fact]
     public void CorpusBleu_SumsTheCountsOfAllSentencesBeforeOneScore_WithAllFourOrders()
     {
         // Sentence 1 as above: matches [5, 3, 1, 0] of [6, 5, 4, 3], c = r = 6. Sentence 2 "a dog" vs "a dog runs":

@@ -64,7 +64,7 @@ public static partial class TranslationMetrics
         ArgumentNullException.ThrowIfNull(hypothesis);
         if (references is null || references.Count == 0) throw new ArgumentException("BLEU needs at least one reference.", nameof(references));
         string[] hyp = Tokenize13a(hypothesis);
-        var refCounts = new Dictionary<string, int>(StringComparer.Ordinal);
+        var refCounts = new Dictionary<(int N, string Words), int>();
         var refLengths = new List<int>();
         foreach (string reference in references)
         {
@@ -79,9 +79,8 @@ public static partial class TranslationMetrics
         var total = new int[BleuOrder];
         foreach (var (gram, count) in NGrams(hyp, BleuOrder))
         {
-            int n = gram.Count(c => c == '\u0001') + 1;
-            total[n - 1] += count;
-            correct[n - 1] += Math.Min(count, refCounts.GetValueOrDefault(gram));
+            total[gram.N - 1] += count;
+            correct[gram.N - 1] += Math.Min(count, refCounts.GetValueOrDefault(gram));
         }
         return new BleuStats(correct, total, hyp.Length, refLen);
     }
@@ -183,14 +182,17 @@ public static partial class TranslationMetrics
         return line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
     }
 
-    /// <summary>Counts of every n-gram of order 1..<paramref name="maxOrder"/>, words joined by U+0001.</summary>
-    private static Dictionary<string, int> NGrams(string[] tokens, int maxOrder)
+    /// <summary>
+    /// Counts of every n-gram of order 1..<paramref name="maxOrder"/>, keyed by its order and its words joined by a space
+    /// (no token holds whitespace, so the key is unambiguous whatever characters a model generates).
+    /// </summary>
+    private static Dictionary<(int N, string Words), int> NGrams(string[] tokens, int maxOrder)
     {
-        var counts = new Dictionary<string, int>(StringComparer.Ordinal);
+        var counts = new Dictionary<(int, string), int>();
         for (int n = 1; n <= maxOrder; n++)
             for (int i = 0; i + n <= tokens.Length; i++)
             {
-                string gram = string.Join('\u0001', tokens, i, n);
+                var gram = (n, string.Join(' ', tokens, i, n));
                 counts[gram] = counts.GetValueOrDefault(gram) + 1;
             }
         return counts;
