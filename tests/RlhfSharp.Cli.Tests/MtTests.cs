@@ -71,7 +71,7 @@ public sealed class MtTests(ITestOutputHelper output) : IDisposable
     {
         Directory.CreateDirectory(_dir);
         string model = Path.Combine(_dir, "model");
-        var tok = Stories.TrainTokenizer(300);
+        var tok = RlhfSharp.Text.CharTokenizer.FromCorpus("Translate: Tom smiled. Mia sang.\nbo");
         Gpt.Create(new GptConfig { VocabSize = tok.VocabSize, BlockSize = 32, NEmbd = 16, NLayer = 1, NHead = 1, EosTokenId = tok.EosId }, new Rng(1)).Save(model);
         tok.Save(model);
         string prompts = Path.Combine(_dir, "prompts.jsonl");
