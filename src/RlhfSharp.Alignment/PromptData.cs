@@ -23,6 +23,38 @@ public static class PromptData
         return prompts;
     }
 
+    /// <summary>
+    /// Prompts with their reference outputs (RL on a metric): JSONL or Parquet rows {"prompt", "reference"}, the reference a
+    /// string or a list of strings (several references). A row without one is an error naming the file and line. A prompt
+    /// given twice keeps the references of both rows.
+    /// </summary>
+    public static List<(string Prompt, string[] References)> ReadWithReferences(string path, ChatTemplate? template = null)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"prompt file {path} does not exist.", path);
+        if (!path.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) && !JsonlReader.IsParquet(path))
+            throw new FormatException($"{path}: prompts with references must be JSONL or Parquet rows {{\"prompt\", \"reference\"}}.");
+        var rows = new List<(string Prompt, string[] References)>();
+        var index = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var line in JsonlReader.Read(path, "prompt file"))
+        {
+            string prompt = FromLine(line, template);
+            string[] references = line.Optional("reference") switch
+            {
+                null => throw line.Error("field \"reference\" is missing: a metric reward compares each response with its prompt's reference."),
+                { ValueKind: System.Text.Json.JsonValueKind.Array } => line.StringArray("reference", minCount: 1),
+                _ => [line.String("reference")],
+            };
+            if (index.TryGetValue(prompt, out int i)) rows[i] = (prompt, [.. rows[i].References, .. references]);
+            else
+            {
+                index[prompt] = rows.Count;
+                rows.Add((prompt, references));
+            }
+        }
+        if (rows.Count == 0) throw new FormatException($"{path}: no prompts (the file has no non-blank lines).");
+        return rows;
+    }
+
     /// <summary>One prompt-only row as the text a model continues.</summary>
     public static string FromLine(JsonlLine line, ChatTemplate? template = null)
     {

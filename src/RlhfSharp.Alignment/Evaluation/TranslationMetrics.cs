@@ -11,6 +11,8 @@
 //   chrF (Popović 2015) of a hypothesis against one reference, whitespace removed: for character n-grams n = 1..6,
 //     chrP_n = matched / hypothesis n-grams, chrR_n = matched / reference n-grams, averaged over the orders both sides
 //     have; chrF_β = 100 · (1 + β²)·chrP·chrR / (β²·chrP + chrR), β = 2 (recall weighs twice as much).
+//   Corpus scores (corpus_bleu, CHRF.corpus_score) sum each sentence's counts first and take one score from the sums;
+//   corpus BLEU keeps all four orders (no effective order), r the sum of the closest reference lengths.
 using System.Text.RegularExpressions;
 
 namespace RlhfSharp.Alignment.Evaluation;
@@ -30,12 +32,39 @@ public static partial class TranslationMetrics
     private const double LogZero = -9999999999;
 
     /// <summary>Sentence BLEU (0–100) of <paramref name="hypothesis"/> against one or more references.</summary>
-    public static double SentenceBleu(string hypothesis, params IReadOnlyList<string> references)
+    public static double SentenceBleu(string hypothesis, params IReadOnlyList<string> references) =>
+        Bleu(BleuStatistics(hypothesis, references), effectiveOrder: true);
+
+    /// <summary>
+    /// Corpus BLEU (0–100), sacreBLEU's corpus_bleu: n-gram matches, totals and lengths summed over the sentences before one
+    /// BLEU is taken ("exp" smoothing, fixed order 4). Each hypothesis has its own references.
+    /// </summary>
+    public static double CorpusBleu(IReadOnlyList<string> hypotheses, IReadOnlyList<IReadOnlyList<string>> references)
+    {
+        if (hypotheses.Count != references.Count) throw new ArgumentException($"BLEU: {hypotheses.Count} hypotheses but {references.Count} reference lists.");
+        var sum = new BleuStats(new int[BleuOrder], new int[BleuOrder], 0, 0);
+        for (int i = 0; i < hypotheses.Count; i++)
+        {
+            var s = BleuStatistics(hypotheses[i], references[i]);
+            for (int n = 0; n < BleuOrder; n++)
+            {
+                sum.Correct[n] += s.Correct[n];
+                sum.Total[n] += s.Total[n];
+            }
+            sum = sum with { HypLength = sum.HypLength + s.HypLength, RefLength = sum.RefLength + s.RefLength };
+        }
+        return Bleu(sum, effectiveOrder: false);
+    }
+
+    /// <summary>Per order n (index n − 1): clipped matches and hypothesis n-grams; hypothesis length c; closest reference length r.</summary>
+    private sealed record BleuStats(int[] Correct, int[] Total, int HypLength, int RefLength);
+
+    private static BleuStats BleuStatistics(string hypothesis, IReadOnlyList<string> references)
     {
         ArgumentNullException.ThrowIfNull(hypothesis);
         if (references is null || references.Count == 0) throw new ArgumentException("BLEU needs at least one reference.", nameof(references));
         string[] hyp = Tokenize13a(hypothesis);
-        var refCounts = new Dictionary<string, int>(StringComparer.Ordinal);
+        var refCounts = new Dictionary<(int N, string Words), int>();
         var refLengths = new List<int>();
         foreach (string reference in references)
         {
@@ -50,19 +79,25 @@ public static partial class TranslationMetrics
         var total = new int[BleuOrder];
         foreach (var (gram, count) in NGrams(hyp, BleuOrder))
         {
-            int n = gram.Count(c => c == '\u0001') + 1;
-            total[n - 1] += count;
-            correct[n - 1] += Math.Min(count, refCounts.GetValueOrDefault(gram));
+            total[gram.N - 1] += count;
+            correct[gram.N - 1] += Math.Min(count, refCounts.GetValueOrDefault(gram));
         }
-        double bp = hyp.Length < refLen ? (hyp.Length > 0 ? Math.Exp(1 - (double)refLen / hyp.Length) : 0) : 1;
+        return new BleuStats(correct, total, hyp.Length, refLen);
+    }
+
+    // sacreBLEU's BLEU.compute_bleu with smooth_method "exp"; sentence_bleu sets effective order, corpus_bleu does not.
+    private static double Bleu(BleuStats s, bool effectiveOrder)
+    {
+        var (correct, total) = (s.Correct, s.Total);
+        double bp = s.HypLength < s.RefLength ? (s.HypLength > 0 ? Math.Exp(1 - (double)s.RefLength / s.HypLength) : 0) : 1;
         if (correct.All(c => c == 0)) return 0;
         var precisions = new double[BleuOrder];
         double smooth = 1;
-        int effectiveOrder = BleuOrder;
+        int order = BleuOrder;
         for (int n = 1; n <= BleuOrder; n++)
         {
             if (total[n - 1] == 0) break;
-            effectiveOrder = n;
+            if (effectiveOrder) order = n;
             if (correct[n - 1] == 0)
             {
                 smooth *= 2;
@@ -71,25 +106,57 @@ public static partial class TranslationMetrics
             else precisions[n - 1] = 100.0 * correct[n - 1] / total[n - 1];
         }
         double logSum = 0;
-        for (int n = 0; n < effectiveOrder; n++) logSum += precisions[n] == 0 ? LogZero : Math.Log(precisions[n]);
-        return bp * Math.Exp(logSum / effectiveOrder);
+        for (int n = 0; n < order; n++) logSum += precisions[n] == 0 ? LogZero : Math.Log(precisions[n]);
+        return bp * Math.Exp(logSum / order);
     }
 
     /// <summary>Sentence chrF (0–100, β = 2, character 6-grams, whitespace ignored) of <paramref name="hypothesis"/> against <paramref name="reference"/>.</summary>
-    public static double SentenceChrf(string hypothesis, string reference)
+    public static double SentenceChrf(string hypothesis, string reference) => Chrf(ChrfStatistics(hypothesis, reference));
+
+    /// <summary>
+    /// Corpus chrF (0–100), sacreBLEU's corpus_score: each order's hypothesis, reference and matched n-gram counts summed
+    /// over the sentences, then one chrF from the sums. Each hypothesis has one reference.
+    /// </summary>
+    public static double CorpusChrf(IReadOnlyList<string> hypotheses, IReadOnlyList<string> references)
+    {
+        if (hypotheses.Count != references.Count) throw new ArgumentException($"chrF: {hypotheses.Count} hypotheses but {references.Count} references.");
+        var sum = new long[ChrfOrder, 3];
+        for (int i = 0; i < hypotheses.Count; i++)
+        {
+            var s = ChrfStatistics(hypotheses[i], references[i]);
+            for (int n = 0; n < ChrfOrder; n++)
+                for (int k = 0; k < 3; k++) sum[n, k] += s[n, k];
+        }
+        return Chrf(sum);
+    }
+
+    // Per order n (row n − 1): hypothesis n-grams, reference n-grams, matched n-grams, whitespace removed.
+    private static long[,] ChrfStatistics(string hypothesis, string reference)
     {
         ArgumentNullException.ThrowIfNull(hypothesis);
         ArgumentNullException.ThrowIfNull(reference);
         string hyp = Whitespace().Replace(hypothesis, ""), refText = Whitespace().Replace(reference, "");
-        double precision = 0, recall = 0;
-        int effective = 0;
+        var stats = new long[ChrfOrder, 3];
         for (int n = 1; n <= ChrfOrder; n++)
         {
             var h = CharNGrams(hyp, n);
             var r = CharNGrams(refText, n);
-            int hypCount = hyp.Length - n + 1, refCount = refText.Length - n + 1;
+            stats[n - 1, 0] = Math.Max(0, hyp.Length - n + 1);
+            stats[n - 1, 1] = Math.Max(0, refText.Length - n + 1);
+            stats[n - 1, 2] = h.Sum(kv => Math.Min(kv.Value, r.GetValueOrDefault(kv.Key)));
+        }
+        return stats;
+    }
+
+    // sacreBLEU 2.x CHRF._compute_f_score without eps smoothing: precision and recall averaged over the orders both sides have.
+    private static double Chrf(long[,] stats)
+    {
+        double precision = 0, recall = 0;
+        int effective = 0;
+        for (int n = 0; n < ChrfOrder; n++)
+        {
+            long hypCount = stats[n, 0], refCount = stats[n, 1], matched = stats[n, 2];
             if (hypCount <= 0 || refCount <= 0) continue;
-            int matched = h.Sum(kv => Math.Min(kv.Value, r.GetValueOrDefault(kv.Key)));
             precision += (double)matched / hypCount;
             recall += (double)matched / refCount;
             effective++;
@@ -115,14 +182,17 @@ public static partial class TranslationMetrics
         return line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
     }
 
-    /// <summary>Counts of every n-gram of order 1..<paramref name="maxOrder"/>, words joined by U+0001.</summary>
-    private static Dictionary<string, int> NGrams(string[] tokens, int maxOrder)
+    /// <summary>
+    /// Counts of every n-gram of order 1..<paramref name="maxOrder"/>, keyed by its order and its words joined by a space
+    /// (no token holds whitespace, so the key is unambiguous whatever characters a model generates).
+    /// </summary>
+    private static Dictionary<(int N, string Words), int> NGrams(string[] tokens, int maxOrder)
     {
-        var counts = new Dictionary<string, int>(StringComparer.Ordinal);
+        var counts = new Dictionary<(int, string), int>();
         for (int n = 1; n <= maxOrder; n++)
             for (int i = 0; i + n <= tokens.Length; i++)
             {
-                string gram = string.Join('\u0001', tokens, i, n);
+                var gram = (n, string.Join(' ', tokens, i, n));
                 counts[gram] = counts.GetValueOrDefault(gram) + 1;
             }
         return counts;

@@ -78,8 +78,10 @@ public sealed partial class PpoTrainer
     /// returns, so save or clone it there.
     /// </param>
     /// <param name="Monitor">Over-optimisation monitors (Evaluation.OverOptimisationMonitor), called once per step; may stop the run.</param>
+    /// <param name="Logged">More (prompt, response) scorers logged per step as the batch mean under their keys, never trained on (e.g. objective/bleu and objective/chrf when the reward is a translation metric).</param>
     public sealed record Options(Func<string, string, double>? Gold = null, IReadOnlyList<int[]>? PretrainRows = null, RunDirectory? Run = null,
-        IProgress<AlignmentProgress>? Progress = null, Action<int, Gpt>? Snapshot = null, Evaluation.ITrainingMonitor? Monitor = null);
+        IProgress<AlignmentProgress>? Progress = null, Action<int, Gpt>? Snapshot = null, Evaluation.ITrainingMonitor? Monitor = null,
+        IReadOnlyList<(string Key, Func<string, string, double> Score)>? Logged = null);
 
     /// <summary>
     /// Runs PPO (or RLOO) from <paramref name="sft"/>. When <paramref name="options"/>.Run was opened to resume and holds a
@@ -433,6 +435,8 @@ public sealed partial class PpoTrainer
         if (_config.PtxCoef > 0) metrics[MetricKeys.PtxLoss] = ptxLoss / updates;
         if (options.Gold is { } gold)
             metrics[MetricKeys.GoldScore] = Enumerable.Range(0, B).Average(b => gold(batchPrompts[b], responses[b]));
+        foreach (var (key, score) in options.Logged ?? [])
+            metrics[key] = Enumerable.Range(0, B).Average(b => score(batchPrompts[b], responses[b]));
         metrics["time/step_s"] = total.Elapsed.TotalSeconds;
         return metrics;
     }

@@ -30,6 +30,7 @@ internal static class RlhfCommand
         root.Subcommands.Add(KtoCommand.Create());
         root.Subcommands.Add(OnlineDpoCommand.Create());
         root.Subcommands.Add(ArithmeticCommand.Create());
+        root.Subcommands.Add(MtCommand.Create());
         root.Subcommands.Add(CompareCommand.Create());
         root.Subcommands.Add(LoraCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());

@@ -36,6 +36,16 @@ public static class Stories
     /// <summary>Held-out RL prompts: story openings from their own random stream.</summary>
     public static IReadOnlyList<string> Prompts(ulong seed, int n) => Make(seed ^ PromptStream, n, s => s[0]);
 
+    /// <summary>n single sentences: every sentence of consecutive stories (openings, middles and endings), in order.</summary>
+    public static IReadOnlyList<string> Sentences(ulong seed, int n)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(n);
+        var rng = new StoryRng(seed);
+        var result = new List<string>(n);
+        while (result.Count < n) result.AddRange(Story(rng).Take(n - result.Count));
+        return result;
+    }
+
     /// <summary>
     /// A byte-level BPE tokenizer learned on 4,000 generated stories (deterministic). At the default size nearly
     /// every story word, with its leading space, is one token, so models see words rather than letters.

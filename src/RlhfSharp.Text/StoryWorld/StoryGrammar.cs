@@ -35,7 +35,7 @@ internal static class StoryGrammar
     private static string Alternatives(IEnumerable<LexiconEntry> entries) =>
         "(?:" + string.Join("|", entries.Select(e => Regex.Escape(e.Text.ToLowerInvariant())).Distinct().OrderByDescending(s => s.Length)) + ")";
 
-    private static string SlotPattern(string slot) => slot switch
+    internal static string SlotPattern(string slot) => slot switch
     {
         "char" => $"(?:{Alternatives(Lexicon.Names)}|the (?:{Alternatives(Lexicon.CharacterAdjectives)} )?{Alternatives(Lexicon.Creatures)})",
         "place" => $"the (?:{Alternatives(Lexicon.PlaceAdjectives)} )?{Alternatives(Lexicon.PlaceNouns)}",
