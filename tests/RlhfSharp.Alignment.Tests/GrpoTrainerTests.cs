@@ -85,6 +85,13 @@ public sealed class GrpoLearningTests(ITestOutputHelper output)
     // 0.403 on seeds 1–3 (+0.024, +0.022, +0.021; seed spread 0.004). On 128 problems: 0.387 → 0.420, 0.427, 0.438.
     // Settings that did not transfer: lr ≥ 5e-4 (held-out fell to 0.22–0.30 on 64 problems as the policy learned
     // per-problem guesses), lr 2e-4 for 40 steps (flat), and lr 2e-4 for 400 steps over 2,000 prompts (0.371, 0.388, 0.401).
+    // Cheaper candidates tried 2026-12-03 (256 × 8 at T = 1, seeds 1–3, SFT 0.383; none keeps the claim): this config
+    // stopped early, 0.354/0.389/0.362 at step 100, 0.387/0.356/0.380 at 150, 0.388/0.385/0.371 at 200 (the gain comes
+    // between 200 and 300); lr 3e-4 0.369/0.348/0.344 at 150 (below SFT); lr 2e-4 0.380/0.381/0.372 at 200; β = 0
+    // 0.389/0.367/0.366 at 200; 4 prompts × 8 (batch 32) 0.374/0.385/0.369 at 300; MaxNewTokens 24 (the longest worked
+    // answer is 22 tokens + EOS) SFT 0.382 → 0.405/0.400/0.416, smallest gain 0.018 < twice the spread 0.032. Both
+    // evaluations together take ~3 s, so a smaller held-out set saves nothing (and 128 × 4 is noisy: SFT 0.355 or 0.406
+    // by sampling stream alone); the 900 training steps (~0.2 s each) are the cost.
     private static GrpoConfig Config(int seed) => new()
     {
         Steps = 300, BatchSize = 64, NumGenerations = 8, MiniBatchSize = 64, MaxNewTokens = 32, LearningRate = 1.5e-4f, Beta = GrpoLoss.DeepSeekMathBeta,
