@@ -43,15 +43,17 @@ public sealed class HumanDemoSharedStoreTests
             await using var second = await HumanDemoTests.WebApp(secondStore, HumanDemoLabeler.Campaign, CancellationToken.None);
             Uri[] instances = [first.Address, second.Address];
 
-            // Labeller w sends request n to instance (n + w) mod 2 (round robin); ada prefers the left response, bob the right.
+            // Labeller w takes its k-th assignment through instance (k + w) mod 2 (round robin) and answers through the same one;
+            // an empty poll does not advance k, so both instances serve judgments whatever the timing (a labeller with two or
+            // more answers uses both). Ada prefers the left response, bob the right.
             var submittedVia = new int[2];
             var labellers = tokens.Select((token, w) => Task.Run(async () =>
             {
                 var clients = instances.Select(a => new HttpClient { BaseAddress = a }).ToArray();
                 foreach (var c in clients) c.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-                for (int n = 0; !stage.IsCompleted; n++)
+                for (int k = 0; !stage.IsCompleted;)
                 {
-                    int via = (n + w) % 2;
+                    int via = (k + w) % 2;
                     var next = await clients[via].PostAsync("/api/assignments/next", null);
                     if (next.StatusCode == HttpStatusCode.NoContent)
                     {
@@ -64,6 +66,7 @@ public sealed class HumanDemoSharedStoreTests
                     var res = await clients[via].PostAsJsonAsync("/api/judgments", new { assignmentId = (long)a["assignmentId"]!, queryId = (long)a["query"]!["id"]!, answer, timeSpentMs = 1 });
                     Assert.True(res.IsSuccessStatusCode, $"judgment through instance {via}: {(int)res.StatusCode}");
                     Interlocked.Increment(ref submittedVia[via]);
+                    k++;
                 }
                 foreach (var c in clients) c.Dispose();
             })).ToArray();

@@ -41,16 +41,18 @@ public sealed class ManyLabellersTests
             var labeler = new StoreLabeler(loopStore, TimeSpan.FromMilliseconds(50));
             var loop = Task.Run(() => PreferenceLoop.Run(cfg, labeler, seed: 3));
 
-            // Each labeller sends request n to instance (n + w) mod 2, as a round-robin balancer would; an assignment taken
-            // through one instance is answered through the same one (its next request).
+            // Labeller w takes its k-th assignment through instance (k + w) mod 2, as a round-robin balancer would, and answers
+            // it through the same instance; a poll that finds nothing to do does not advance k. (Advancing on every request made
+            // which instance served a judgment depend on how many empty polls came first: all four went through one instance in
+            // about one run in eight.) With four judgments, one labeller answers at least two, through both instances.
             RunningApp[] instances = [first, second];
             var submittedVia = new int[2];
             var labellers = tokens.Select((token, w) => Task.Run(async () =>
             {
                 var clients = instances.Select(i => i.Client(token)).ToArray();
-                for (int n = 0; !loop.IsCompleted; n++)
+                for (int k = 0; !loop.IsCompleted;)
                 {
-                    int via = (n + w) % 2;
+                    int via = (k + w) % 2;
                     var next = await clients[via].PostAsync("/api/assignments/next", null);
                     if (next.StatusCode == HttpStatusCode.NoContent)
                     {
@@ -63,6 +65,7 @@ public sealed class ManyLabellersTests
                     var res = await clients[via].PostAsJsonAsync("/api/judgments", new { assignmentId, queryId, answer = new { kind = "preferred", preferred = w }, timeSpentMs = 1 });
                     Assert.True(res.IsSuccessStatusCode, $"judgment through instance {via}: {(int)res.StatusCode}");
                     Interlocked.Increment(ref submittedVia[via]);
+                    k++;
                 }
                 foreach (var c in clients) c.Dispose();
             })).ToArray();
