@@ -103,13 +103,7 @@ public sealed class GptTests(ITestOutputHelper output)
         var gpt = RandomGpt(config, 25);
         int[] tokens = [1, 5, 2, 5, 8, 0];
         int T = tokens.Length;
-        var targets = new int[T];
-        var weights = new float[T];
-        for (int t = 0; t + 1 < T; t++)
-        {
-            targets[t] = tokens[t + 1];
-            weights[t] = 1;
-        }
+        var (targets, weights) = RandomWeights.NextTokenTargets(tokens);
 
         var pass = gpt.Forward(new GptInput(1, T, tokens));
         var dLogits = new float[T * config.VocabSize];

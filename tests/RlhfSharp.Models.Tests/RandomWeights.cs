@@ -25,4 +25,17 @@ internal static class RandomWeights
         }
         return result;
     }
+
+    /// <summary>Next-token targets of one sequence: target t is token t + 1, weight 1; the last position has weight 0.</summary>
+    public static (int[] Targets, float[] Weights) NextTokenTargets(int[] tokens)
+    {
+        var targets = new int[tokens.Length];
+        var weights = new float[tokens.Length];
+        for (int t = 0; t + 1 < tokens.Length; t++)
+        {
+            targets[t] = tokens[t + 1];
+            weights[t] = 1;
+        }
+        return (targets, weights);
+    }
 }
