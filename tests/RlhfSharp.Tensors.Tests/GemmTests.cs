@@ -281,6 +281,42 @@ public sealed unsafe class GemmTests
     }
 
     [Fact]
+    public void FormNtGivesTheSameBitsThroughTheTransposedAndThePlainMapping()
+    {
+        // NT products with M < N ≤ 256 rows go through D = Cᵀ (B's rows as P) up to GemmPlan.TransposedNtMaxRows rows and the
+        // plain mapping above it: every element is the same FMA sequence over k either way, so moving the threshold must
+        // change no bit, on the Vector512 and the AVX2 tiles, with 1 and 2 threads, over depth slices and tile tails.
+        var rng = new Rng(4242);
+        var cases = new List<Case>();
+        foreach (var (m, n, k) in new[] { (64, 97, 300), (100, 130, 257), (255, 300, 513), (256, 290, 40), (17, 70, 33) })
+            cases.Add(new Case(GemmForm.NT, m, n, k, accumulate: m % 2 == 0, rng));
+        int savedRows = GemmPlan.TransposedNtMaxRows;
+        bool saved512 = GemmBlocked.UseVector512;
+        try
+        {
+            foreach (bool useVector512 in saved512 ? new[] { true, false } : new[] { false })
+            {
+                GemmBlocked.UseVector512 = useVector512;
+                foreach (var c in cases)
+                    foreach (int threads in new[] { 1, 2 })
+                    {
+                        GemmPlan.TransposedNtMaxRows = 256;
+                        var transposed = c.RunOurs(threads);
+                        GemmPlan.TransposedNtMaxRows = 0;
+                        var plain = c.RunOurs(threads);
+                        Assert.True(transposed.AsSpan().SequenceEqual(plain), $"{c.Name} threads={threads} vector512={useVector512}: the two NT mappings differ");
+                    }
+            }
+        }
+        finally
+        {
+            GemmPlan.TransposedNtMaxRows = savedRows;
+            GemmBlocked.UseVector512 = saved512;
+        }
+        foreach (var c in cases) Check(c, repeat: false);
+    }
+
+    [Fact]
     public void ThreadSplitCoversEveryElementOfCExactlyOnce()
     {
         foreach (var form in Forms)

@@ -131,4 +131,47 @@ public sealed class ThreadDeterminismTests
             Parallelism.Threads = saved;
         }
     }
+
+    [Fact]
+    public void ParallelChunksOnTheGemmWorkersKeepAChunksExceptionTypeAndAllowAGemmInsideAChunk()
+    {
+        // The chunks run on the GEMM workers: an exception thrown in the worker's chunk must reach the caller as itself,
+        // and a chunk that runs a 2-thread GEMM (the workers are busy with the chunk loop) must get the GEMM's usual bits.
+        int saved = Parallelism.Threads;
+        try
+        {
+            Parallelism.Threads = 2;
+            var thrown = Assert.Throws<ArgumentException>(() => ParallelChunks.For(10, (start, end) =>
+            {
+                if (start > 0) throw new ArgumentException($"chunk from {start}");
+            }));
+            Assert.Equal("chunk from 5", thrown.Message);
+
+            const int m = 64, n = 96, k = 300;
+            var rng = new Rng(5);
+            var a = Enumerable.Range(0, m * k).Select(_ => rng.NextFloat() - 0.5f).ToArray();
+            var b = Enumerable.Range(0, k * n).Select(_ => rng.NextFloat() - 0.5f).ToArray();
+            var expected = new float[m * n];
+            Gemm.Multiply(GemmForm.NN, m, n, k, a, k, b, n, expected, n, accumulate: false, threads: 2);
+            var inChunks = new float[2][];
+            ParallelChunks.For(2, (start, end) =>
+            {
+                for (int c = start; c < end; c++)
+                {
+                    inChunks[c] = new float[m * n];
+                    Gemm.Multiply(GemmForm.NN, m, n, k, a, k, b, n, inChunks[c], n, accumulate: false, threads: 2);
+                }
+            });
+            Assert.Equal(expected, inChunks[0]);
+            Assert.Equal(expected, inChunks[1]);
+            // And the workers are free again afterwards: a plain loop still covers every index once.
+            var hits = new int[100];
+            ParallelChunks.For(100, (start, end) => { for (int i = start; i < end; i++) hits[i]++; });
+            Assert.All(hits, h => Assert.Equal(1, h));
+        }
+        finally
+        {
+            Parallelism.Threads = saved;
+        }
+    }
 }

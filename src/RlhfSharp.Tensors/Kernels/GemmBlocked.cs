@@ -58,9 +58,11 @@ internal unsafe struct GemmPlan
     public GemmKind Kind;
 
     /// <summary>Maps a public call onto the driver: which operand is broadcast, which is vector-loaded, and whether D is C or Cᵀ.</summary>
-    public static GemmPlan Create(GemmForm form, int m, int n, int k, float* a, long lda, float* b, long ldb, float* c, long ldc, bool accumulate)
+    public static GemmPlan Create(GemmForm form, int m, int n, int k, float* a, long lda, float* b, long ldb, float* c, long ldc, bool accumulate,
+        bool weightsAsP = false)
     {
         var plan = new GemmPlan { Depth = k, Accumulate = accumulate, Kind = GemmSkinny.Choose(form, m, n, k) };
+        bool transposed = weightsAsP || plan.Kind == GemmKind.FewCols || m <= TransposedNtMaxRows;
         switch (form)
         {
             case GemmForm.NN:
@@ -69,8 +71,8 @@ internal unsafe struct GemmPlan
             case GemmForm.TN:
                 plan.SetOperands(m, n, a, lda, true, b, ldb, false, c, ldc, 1);
                 break;
-            case GemmForm.NT when m < n && m <= 256:
-                // Cᵀ = B·Aᵀ: B's rows pack by copying and only the small A needs a transposing pack.
+            case GemmForm.NT when m < n && m <= 256 && transposed:
+                // Cᵀ = B·Aᵀ: B's rows pack by copying and only the small A needs a transposing pack (see TransposedNtMaxRows).
                 plan.SetOperands(n, m, b, ldb, false, a, lda, true, c, 1, ldc);
                 break;
             case GemmForm.NT:
@@ -90,11 +92,22 @@ internal unsafe struct GemmPlan
     {
         if (!Gemm.SupportsBf16(form, m, n))
             throw new ArgumentException($"gemm bf16: form {form} with M={m}, N={n} is not supported (NN, or NT with M < N and M ≤ 256).");
-        var plan = Create(form, m, n, k, a, lda, null, ldb, c, ldc, accumulate);
+        var plan = Create(form, m, n, k, a, lda, null, ldb, c, ldc, accumulate, weightsAsP: true);
         if (form == GemmForm.NN) plan.QBf16 = b;
         else plan.PBf16 = b;
         return plan;
     }
+
+    /// <summary>
+    /// Form NT with M &lt; N takes the Cᵀ mapping (B's rows as P, D = Cᵀ) only up to this many rows of A, in float32. The Cᵀ
+    /// mapping copies B without transposing it, but merges every tile into D through a transpose and reuses each packed
+    /// panel of B for only M/32 tiles; from 64 rows the plain mapping (B transposed into panels once per block, then
+    /// reused by M/12 panels of A) measured faster: 1-thread CPU-time GFLOP/s (`rlhf bench gemm --cpu-time`, five A/B
+    /// rounds at load 31–46), medians Cᵀ → plain: 256×768×3072 151 → 166, 256×768×50257 146 → 160, 256×3072×768 169 → 168,
+    /// 64×768×3072 111 → 136 (three rounds). Same bits either way (each element the same FMAs over k in the same order).
+    /// BF16 weights and the skinny tile always take the Cᵀ mapping. Tests lower and raise it to compare both mappings.
+    /// </summary>
+    internal static volatile int TransposedNtMaxRows = 63;
 
     private void SetOperands(int rows, int cols, float* p, long ldp, bool pByColumns, float* q, long ldq, bool qByColumns,
         float* d, long dRowStride, long dColStride)
