@@ -321,7 +321,8 @@ public sealed partial class PpoTrainer
         double pgLoss = 0, vfLoss = 0, clipFrac = 0, approxKl = 0, entropy = 0, vfClipFrac = 0, ptxLoss = 0;
         int updates = 0;
         int M = _config.MiniBatchSize;
-        GptPass? valuePass = null, policyPass = null; // minibatch passes reuse their buffers (same shape), as the LM loop's do
+        GptPass? valuePass = null; // minibatch passes reuse their buffers (same shape), as the LM loop's do
+        TapedLogProbs? policyTaped = null;
         // REINFORCE is on-policy: one pass over the minibatches whatever Epochs says.
         int epochs = _config.Algorithm == PolicyAlgorithm.Reinforce ? 1 : _config.Epochs;
         for (int epoch = 0; epoch < epochs; epoch++)
@@ -345,8 +346,8 @@ public sealed partial class PpoTrainer
                 else
                 {
                     policy.ZeroGrad();
-                    var taped = PolicyRollouts.LogProbsOnTape(policy, sub, Tp, R, _config.Temperature, policyPass);
-                    policyPass = taped.Pass;
+                    var taped = PolicyLogProbsOnTape(policy, sub, Tp, R, policyTaped);
+                    policyTaped = taped;
                     var m = MinibatchPolicyLoss(taped, idx, subMask, oldLogp, advantages, Tp, R);
                     var policyLoss = m.Loss;
                     (pgLoss, clipFrac, approxKl, entropy) = (pgLoss + m.PolicyLoss, clipFrac + m.ClipFraction, approxKl + m.ApproxKl, entropy + m.Entropy);
