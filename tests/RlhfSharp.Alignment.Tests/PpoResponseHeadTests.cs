@@ -3,8 +3,10 @@
 // equal the full head's bit for bit, at shapes on both sides of the GEMM's plan thresholds (≤ 16 rows: the skinny tile;
 // ≤ 256 rows: operands swapped), with a float32 or a BF16 base, at temperature 1 and not.
 using RlhfSharp.Alignment.Ppo;
+using RlhfSharp.Alignment.RewardModeling;
 using RlhfSharp.Models;
 using RlhfSharp.Tensors;
+using RlhfSharp.Text;
 
 namespace RlhfSharp.Alignment.Tests;
 
@@ -93,5 +95,33 @@ public sealed class PpoResponseHeadTests
         var plain = policy.Merged();
         var error = Assert.Throws<ArgumentException>(() => PolicyRollouts.ResponseLogProbsOnTape(plain, input, 5, 7, 1f));
         Assert.Contains("LoRA", error.Message);
+    }
+
+    [Fact]
+    public void LoraPpo_WithAProfile_TrainsTheSameBits_AndTimesEachPhase()
+    {
+        var chars = CharTokenizer.FromCorpus("abcdefghijklmnopqrstuvwxyz .,!?");
+        var config = new PpoConfig
+        {
+            Steps = 1, BatchSize = 4, MiniBatchSize = 2, Epochs = 1, MaxNewTokens = 4, LearningRate = 1e-2f, CheckpointInterval = 0,
+            Lora = new LoraConfig { R = 4, LoraDropout = 0f, TargetModules = "c_attn,c_fc" },
+        };
+        float[] Run(PpoProfile? profile)
+        {
+            var g = TinyStoryModel.Random(chars.VocabSize, 12);
+            var sft = Gpt.FromTensors(g.Config with { EosTokenId = chars.EosId }, g.ToTensors());
+            var rm = new RewardEnsemble([new RewardModel(TinyStoryModel.Random(chars.VocabSize, 13, GptHeads.Reward), chars)]);
+            var result = new PpoTrainer(config).Train(sft, chars, ["the cat", "a dog"], new RewardModelReward(rm), rm, new PpoTrainer.Options(Profile: profile));
+            return [.. result.Policy.TrainableParameters.Values, .. result.Value!.TrainableParameters.Values];
+        }
+
+        var profile = new PpoProfile();
+        Assert.Equal(Run(null), Run(profile));
+        var steps = profile.Steps.Phases.Select(p => p.Phase).ToList();
+        foreach (string phase in new[] { "score/policy", "score/reference", "score/value", "score/reward", "train/policy_forward", "train/policy_backward", "train/value_forward", "train/value_backward" })
+            Assert.Contains(phase, steps);
+        Assert.Equal(2, profile.Steps.Phases.Single(p => p.Phase == "train/policy_forward").Calls);   // two minibatches, one epoch
+        Assert.Contains(profile.Policy.Phases, p => p.Phase == "bwd/matmul_qkv");
+        Assert.Contains(profile.Value.Phases, p => p.Phase == "fwd/matmul_fc");
     }
 }
