@@ -14,7 +14,7 @@ namespace RlhfSharp.Bench;
 
 /// <summary>What to run: the model size ("gpt2" = 124M, "gpt2-medium" = 355M), the PPO shape, LoRA (R = 0: full fine-tuning) and how frozen weights are held.</summary>
 public sealed record PpoBenchOptions(string Model = "gpt2", int Steps = 1, int BatchSize = 16, int MiniBatchSize = 4, int MaxNewTokens = 24,
-    int PromptTokens = 32, LoraConfig? Lora = null, FrozenDtype FrozenDtype = FrozenDtype.F32, bool ActivationCheckpointing = false);
+    int PromptTokens = 32, LoraConfig? Lora = null, FrozenDtype FrozenDtype = FrozenDtype.F32, bool ActivationCheckpointing = false, bool Profile = false);
 
 public static class PpoBench
 {
@@ -65,12 +65,16 @@ public static class PpoBench
         }) { IsBackground = true };
         sampler.Start();
         int gen0 = GC.CollectionCount(0), gen1 = GC.CollectionCount(1), gen2 = GC.CollectionCount(2);
-        var result = new PpoTrainer(ppo).Train(sft, SyntheticTokenizer.Instance, prompts, new RewardModelReward(ensemble), ensemble);
+        var profile = o.Profile ? new PpoProfile() : null;
+        var cpu0 = Environment.CpuUsage.TotalTime;
+        var result = new PpoTrainer(ppo).Train(sft, SyntheticTokenizer.Instance, prompts, new RewardModelReward(ensemble), ensemble, new PpoTrainer.Options(Profile: profile));
+        double cpuSeconds = (Environment.CpuUsage.TotalTime - cpu0).TotalSeconds;   // all threads: the work done, whatever the machine's load
         double total = sw.Elapsed.TotalSeconds;
         stop.Cancel();
         sampler.Join();
         double Mean(string key) => Math.Round(result.History.Average(h => h[key]), 3);
-        return new Dictionary<string, object>
+        double tokens = result.History.Sum(h => h[RlhfSharp.Runs.MetricKeys.MeanLength]) * o.BatchSize;
+        var report = new Dictionary<string, object>
         {
             ["bench"] = "ppo",
             ["model"] = o.Model,
@@ -99,10 +103,24 @@ public static class PpoBench
             ["step_s"] = Mean("time/step_s"),
             ["tokens_per_s"] = Mean("perf/tokens_per_s"),
             ["total_s"] = Math.Round(total, 2),
+            // Process CPU seconds per step (the trainer's steps, every thread) and response tokens per CPU second: on a
+            // loaded machine these compare two builds where wall-clock tokens/s does not.
+            ["step_cpu_s"] = Math.Round(cpuSeconds / result.History.Count, 2),
+            ["tokens_per_cpu_s"] = Math.Round(tokens / cpuSeconds, 2),
             ["threads"] = Parallelism.Threads,
             ["load_average_start"] = loadStart,
             ["load_average_end"] = BenchConditions.LoadAverage(),
         };
+        if (profile is not null)
+        {
+            // Per step: the trainer's phases, then the kernel phases inside the policy's and the value model's passes.
+            int n = result.History.Count;
+            object Phases(GptProfile p) => p.Phases.ToDictionary(x => x.Phase, x => (object)new { cpu_s = Math.Round(x.CpuSeconds / n, 3), wall_s = Math.Round(x.WallSeconds / n, 3) });
+            report["profile_steps"] = Phases(profile.Steps);
+            report["profile_policy"] = Phases(profile.Policy);
+            report["profile_value"] = Phases(profile.Value);
+        }
+        return report;
     }
 
     /// <summary>A field of /proc/self/status in kB (VmHWM: peak resident set; VmRSS: current), or −1 where there is none.</summary>

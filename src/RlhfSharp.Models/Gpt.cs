@@ -343,9 +343,11 @@ public sealed partial class Gpt
 
     /// <summary>
     /// Accumulates into <see cref="Gradients"/> the gradient of a loss whose derivatives with respect to this pass's outputs are
-    /// given: dLogits (B,T,V), dValues (B,T), dRewards (B); any may be null (treated as zero).
+    /// given: dLogits (B,T,V), dValues (B,T), dRewards (B); any may be null (treated as zero). <paramref name="dHidden"/>
+    /// (B,T,C) is a gradient with respect to the final hidden states (after ln_f) that the caller computed itself, e.g. through
+    /// the tied head at a few positions only (GptScoring.HeadInputGrad); it reaches the trunk, not wte's head gradient.
     /// </summary>
-    public void Backward(GptPass a, float[]? dLogits = null, float[]? dValues = null, float[]? dRewards = null)
+    public void Backward(GptPass a, float[]? dLogits = null, float[]? dValues = null, float[]? dRewards = null, float[]? dHidden = null)
     {
         int B = a.Batch, T = a.Length, C = Config.NEmbd, L = Config.NLayer, NH = Config.NHead, V = Config.VocabSize;
         int N = B * T;
@@ -356,6 +358,8 @@ public sealed partial class Gpt
             throw new ArgumentException($"GPT backward: dValues has {dValues.Length} entries; the pass {(a.Values is null ? "has no value head" : $"needs {N}")}.");
         if (dRewards is not null && (a.Rewards is null || dRewards.Length != B))
             throw new ArgumentException($"GPT backward: dRewards has {dRewards.Length} entries; the pass {(a.Rewards is null ? "has no reward head" : $"needs {B}")}.");
+        if (dHidden is not null && dHidden.Length != N * C)
+            throw new ArgumentException($"GPT backward: dHidden has {dHidden.Length} entries; the pass needs {N * C}.");
 
         var profile = Profile;
         profile?.Restart();
@@ -363,6 +367,7 @@ public sealed partial class Gpt
         // Heads -> dLnF (N,C).
         var dLnF = a.GradLnF;
         Array.Clear(dLnF);
+        if (dHidden is not null) dHidden.CopyTo(dLnF, 0);   // onto zeros: the values the head's GEMM would have accumulated
         var wScratch = _bf16 is null ? null : WidenScratch();   // a BF16 base: one matrix widened at a time
         if (dLogits is not null)
         {

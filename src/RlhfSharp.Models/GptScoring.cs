@@ -42,6 +42,18 @@ public static class GptScoring
     }
 
     /// <summary>
+    /// The tied head's input gradient on <paramref name="rows"/> hidden states: dHidden (rows, C) += dLogits (rows, V) · wte.
+    /// Each row's sum runs over the vocabulary alone, so rows taken out of a larger batch get the bits the whole batch's
+    /// backward would give them. wte's own gradient is not computed: for a frozen base (LoRA) only.
+    /// </summary>
+    public static void HeadInputGrad(Gpt gpt, ReadOnlySpan<float> dLogits, int rows, Span<float> dHidden)
+    {
+        if (gpt.Adapter is null)
+            throw new InvalidOperationException("HeadInputGrad: the model trains its base, whose wte gradient this does not compute; use Gpt.Backward with dLogits.");
+        gpt.TiedHeadInputGrad(dLogits[..(rows * gpt.Config.VocabSize)], rows, dHidden[..(rows * gpt.Config.NEmbd)]);
+    }
+
+    /// <summary>
     /// Batched, no-grad log-probabilities (B, T−1): entry (b, t) = log p(tokens[b, t+1] | tokens[b, ..t]) for the
     /// fused forward, 0 where token t or t+1 is padding. The head runs one row of the batch at a time (HeadLogits).
     /// </summary>

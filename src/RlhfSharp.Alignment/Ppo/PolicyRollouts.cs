@@ -34,7 +34,20 @@ public sealed record RolloutBatch(IReadOnlyList<string> Prompts, GptInput Input,
 /// <param name="Pass">The fused forward pass.</param>
 /// <param name="Logits">Temperature-scaled logits [b, L, V], a leaf whose gradient feeds Gpt.Backward.</param>
 /// <param name="LogProbs">log π of each response token, [b, R], on the tape.</param>
-public sealed record TapedLogProbs(GptPass Pass, Tensor Logits, Tensor LogProbs);
+/// <param name="ResponseOnly">
+/// Logits holds only the R positions that predict response tokens, [b, R, V] (ResponseLogProbsOnTape), not all L.
+/// </param>
+/// <param name="Hidden">With ResponseOnly: the hidden states (after ln_f) at those positions, [b·R, C].</param>
+/// <param name="HeadStart">With ResponseOnly: the first of those positions, Tp − 1.</param>
+public sealed record TapedLogProbs(GptPass Pass, Tensor Logits, Tensor LogProbs, bool ResponseOnly = false, float[]? Hidden = null, int HeadStart = 0)
+{
+    /// <summary>H[π] at the positions that predict response tokens, [b, R] (detached: measured, not trained).</summary>
+    public Tensor ResponseEntropy(int Tp, int R, bool detach)
+    {
+        var logits = detach ? Logits.Detach() : Logits;
+        return ResponseOnly ? Ops.Entropy(logits) : Ops.Narrow(Ops.Entropy(logits), 1, Tp - 1, R);
+    }
+}
 
 public static class PolicyRollouts
 {
@@ -135,18 +148,20 @@ public static class PolicyRollouts
         // are never held at once.
         int B = input.Batch, L = input.Length, V = model.Config.VocabSize, C = model.Config.NEmbd;
         var hidden = model.Forward(input, new GptForwardOptions { Logits = false, KeepActivations = false }).LnF;
+        // Only the R positions Tp − 1 … Tp + R − 2 predict response tokens: the head runs on those rows alone (each row's
+        // logits do not depend on which rows are given with it), a third of the head's work at 32 + 24 tokens.
         var next = NextTokens(input);
-        var chunk = new float[L * V];
+        var chunk = new float[R * V];
         var result = new float[B * R];
         using (Autograd.NoGrad())
         {
             for (int b = 0; b < B; b++)
             {
-                GptScoring.HeadLogits(model, hidden.AsSpan(b * L * C, L * C), L, chunk);
+                GptScoring.HeadLogits(model, hidden.AsSpan((b * L + Tp - 1) * C, R * C), R, chunk);
                 var logits = temperature == 1f ? chunk : Scale(chunk, 1f / temperature);
-                var span = Ops.TokenLogProbs(Tensor.Wrap(logits, 1, L, V), next.AsSpan(b * L, L)).Span;
+                var span = Ops.TokenLogProbs(Tensor.Wrap(logits, 1, R, V), next.AsSpan(b * L + Tp - 1, R)).Span;
                 for (int t = 0; t < R; t++)
-                    if (input.IsReal(b, Tp + t)) result[b * R + t] = span[Tp - 1 + t];
+                    if (input.IsReal(b, Tp + t)) result[b * R + t] = span[t];
             }
         }
         return result;
@@ -179,14 +194,65 @@ public static class PolicyRollouts
         return new TapedLogProbs(pass, scaled, logp);
     }
 
+    /// <summary>
+    /// As <see cref="LogProbsOnTape"/>, with the LM head run only at the R positions that predict response tokens: the
+    /// logits are [b, R, V] and the head's forward and input gradient cost R/L of the full pass's (the head is a third of
+    /// GPT-2 124M's FLOPs). Every value equals the full pass's bit for bit (rows are independent in the head's GEMM and in
+    /// the log-softmax). For a frozen base (LoRA) only: wte's gradient would need every position's logits gradient.
+    /// Pass the previous minibatch's result as <paramref name="reuse"/> to reuse its buffers (its Backward must be done).
+    /// </summary>
+    public static TapedLogProbs ResponseLogProbsOnTape(Gpt policy, GptInput sub, int Tp, int R, float temperature, TapedLogProbs? reuse = null)
+    {
+        if (policy.Adapter is null) throw new ArgumentException("rollouts: the response-only head is for a frozen base (LoRA); a model that trains wte needs LogProbsOnTape.");
+        int b = sub.Batch, L = sub.Length, V = policy.Config.VocabSize, C = policy.Config.NEmbd;
+        var pass = policy.Forward(sub, new GptForwardOptions { Logits = false }, reuse?.Pass);
+        bool same = reuse is { ResponseOnly: true, Hidden: { } h } && h.Length == b * R * C;
+        var hidden = same ? reuse!.Hidden! : new float[b * R * C];
+        var logits = same ? reuse!.Logits.Data : new float[b * R * V];
+        for (int i = 0; i < b; i++) pass.LnF.AsSpan((i * L + Tp - 1) * C, R * C).CopyTo(hidden.AsSpan(i * R * C));
+        GptScoring.HeadLogits(policy, hidden, b * R, logits);
+        if (temperature != 1f) Scale(logits, 1f / temperature, inPlace: true);
+        var scaled = Tensor.Wrap(logits, b, R, V);
+        scaled.RequiresGrad = true;
+        var all = NextTokens(sub);
+        var next = new int[b * R];
+        for (int i = 0; i < b; i++) all.AsSpan(i * L + Tp - 1, R).CopyTo(next.AsSpan(i * R));
+        var logp = Ops.TokenLogProbs(scaled, next);
+        return new TapedLogProbs(pass, scaled, logp, ResponseOnly: true, Hidden: hidden, HeadStart: Tp - 1);
+    }
+
     /// <summary>After a loss over <paramref name="taped"/> was backpropagated: sends the logits' gradient into the GPT's parameters.</summary>
     public static void Backward(Gpt policy, TapedLogProbs taped, float temperature)
     {
+        if (taped.ResponseOnly)
+        {
+            BackwardResponseOnly(policy, taped, temperature);
+            return;
+        }
         // The logits' gradient buffer itself (nothing reads it after this), scaled in place: no copy of (b, L, V).
         var grad = taped.Logits.Grad!;
         var dLogits = grad.Offset == 0 && grad.Data.Length == grad.Length ? grad.Data : grad.ToArray();
         if (temperature != 1f) Scale(dLogits, 1f / temperature, inPlace: true);
         policy.Backward(taped.Pass, dLogits);
+        taped.Logits.Grad = null;   // a caller keeping taped for its buffers does not keep this (b, L, V) one alive
+    }
+
+    // The head's input gradient at the response positions, scattered into a (b, L, C) gradient of the final hidden states
+    // (zero elsewhere, as the full head's would be: those positions' logits have no gradient).
+    private static void BackwardResponseOnly(Gpt policy, TapedLogProbs taped, float temperature)
+    {
+        var pass = taped.Pass;
+        int b = pass.Batch, L = pass.Length, C = policy.Config.NEmbd, R = taped.Logits.Shape[1], start = taped.HeadStart;
+        var grad = taped.Logits.Grad!;
+        var dLogits = grad.Offset == 0 && grad.Data.Length == grad.Length ? grad.Data : grad.ToArray();
+        if (temperature != 1f) Scale(dLogits, 1f / temperature, inPlace: true);
+        var dRows = taped.Hidden!;   // the gathered hidden rows are not read again: their buffer takes the gradient
+        Array.Clear(dRows);
+        GptScoring.HeadInputGrad(policy, dLogits, b * R, dRows);
+        var dHidden = new float[b * L * C];
+        for (int i = 0; i < b; i++) dRows.AsSpan(i * R * C, R * C).CopyTo(dHidden.AsSpan((i * L + start) * C));
+        policy.Backward(pass, dHidden: dHidden);
+        taped.Logits.Grad = null;
     }
 
     /// <summary>The token each position predicts (the next one); the last position's target is a placeholder 0.</summary>

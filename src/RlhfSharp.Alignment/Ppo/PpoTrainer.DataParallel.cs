@@ -73,7 +73,7 @@ public sealed partial class PpoTrainer
                 float share = tokens / total;
                 int b = part.Length;
                 var subMask = Tensor.FromArray(PolicyRollouts.Gather(mask, part, R), b, R);
-                var taped = PolicyRollouts.LogProbsOnTape(policy, PolicyRollouts.Rows(input, part), Tp, R, _config.Temperature);
+                var taped = PolicyLogProbsOnTape(policy, PolicyRollouts.Rows(input, part), Tp, R, null);
                 var (loss, policyLoss, clip, approxKl, entropy) = MinibatchPolicyLoss(taped, part, subMask, oldLogp, advantages, Tp, R);
                 var scaled = Ops.MulScalar(loss, share);
                 scaled.Backward();
@@ -129,6 +129,16 @@ public sealed partial class PpoTrainer
         foreach (int i in idx) n += Reduce.Sum(mask.AsSpan(i * R, R));
         return n;
     }
+    /// <summary>
+    /// log π of a minibatch's response tokens on the tape. Under LoRA the LM head runs at the response positions only
+    /// (PolicyRollouts.ResponseLogProbsOnTape: the same values, a third of the head's work); a policy that trains wte needs
+    /// every position's logits.
+    /// </summary>
+    private TapedLogProbs PolicyLogProbsOnTape(Gpt policy, GptInput sub, int Tp, int R, TapedLogProbs? reuse) =>
+        policy.Adapter is not null
+            ? PolicyRollouts.ResponseLogProbsOnTape(policy, sub, Tp, R, _config.Temperature, reuse)
+            : PolicyRollouts.LogProbsOnTape(policy, sub, Tp, R, _config.Temperature, reuse?.Pass);
+
     /// <summary>Step 7's policy loss of one minibatch's rows on the tape: REINFORCE's or PPO's clipped loss, plus the
     /// entropy bonus through the logits when EntropyCoef &gt; 0 (else the entropy is only measured). Both the one-pass and
     /// the sliced paths call this, so they build the same graph. PolicyLoss is the loss before the bonus.</summary>
@@ -149,14 +159,14 @@ public sealed partial class PpoTrainer
         if (_config.EntropyCoef > 0)
         {
             // The entropy bonus −c_e·H through the logits on the tape, so it shapes the gradient.
-            var bonus = PolicyGradientLosses.EntropyBonus(Ops.Narrow(Ops.Entropy(taped.Logits), 1, Tp - 1, R), subMask, _config.EntropyCoef);
+            var bonus = PolicyGradientLosses.EntropyBonus(taped.ResponseEntropy(Tp, R, detach: false), subMask, _config.EntropyCoef);
             loss = Ops.Add(loss, bonus.Loss);
             entropy = bonus.Entropy;
         }
         else
         {
             using (Autograd.NoGrad())
-                entropy = Ops.MaskedMean(Ops.Narrow(Ops.Entropy(taped.Logits.Detach()), 1, Tp - 1, R), subMask).Item();
+                entropy = Ops.MaskedMean(taped.ResponseEntropy(Tp, R, detach: true), subMask).Item();
         }
         return (loss, policyLoss, clip, approxKl, entropy);
     }

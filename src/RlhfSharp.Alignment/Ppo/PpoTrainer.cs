@@ -55,6 +55,15 @@ namespace RlhfSharp.Alignment.Ppo;
 /// What a PPO run returns: the trained policy, its value model (null for RLOO), the metrics of this call's steps, whether
 /// it stopped on cancellation, and the steps done in all (including those before a resume).
 /// </summary>
+/// <summary>
+/// Timers for <see cref="PpoTrainer.Options.Profile"/>: Steps gets the step's phases (score/…, train/policy_forward,
+/// train/policy_backward, train/value_forward, …), Policy and Value the kernel phases of those models' passes (GptProfile).
+/// </summary>
+public sealed record PpoProfile(GptProfile Steps, GptProfile Policy, GptProfile Value)
+{
+    public PpoProfile() : this(new GptProfile(), new GptProfile(), new GptProfile()) { }
+}
+
 public sealed record PpoResult(Gpt Policy, Gpt? Value, IReadOnlyList<IReadOnlyDictionary<string, double>> History, bool Cancelled, int Steps = 0);
 
 public sealed partial class PpoTrainer
@@ -79,9 +88,10 @@ public sealed partial class PpoTrainer
     /// </param>
     /// <param name="Monitor">Over-optimisation monitors (Evaluation.OverOptimisationMonitor), called once per step; may stop the run.</param>
     /// <param name="Logged">More (prompt, response) scorers logged per step as the batch mean under their keys, never trained on (e.g. objective/bleu and objective/chrf when the reward is a translation metric).</param>
+    /// <param name="Profile">Where the time goes (`rlhf bench ppo --profile`): the step's phases and the policy's and value model's kernels.</param>
     public sealed record Options(Func<string, string, double>? Gold = null, IReadOnlyList<int[]>? PretrainRows = null, RunDirectory? Run = null,
         IProgress<AlignmentProgress>? Progress = null, Action<int, Gpt>? Snapshot = null, Evaluation.ITrainingMonitor? Monitor = null,
-        IReadOnlyList<(string Key, Func<string, string, double> Score)>? Logged = null);
+        IReadOnlyList<(string Key, Func<string, string, double> Score)>? Logged = null, PpoProfile? Profile = null);
 
     /// <summary>
     /// Runs PPO (or RLOO) from <paramref name="sft"/>. When <paramref name="options"/>.Run was opened to resume and holds a
@@ -160,6 +170,11 @@ public sealed partial class PpoTrainer
         policy.ActivationCheckpointing = _config.ActivationCheckpointing;
         if (value is not null) value.ActivationCheckpointing = _config.ActivationCheckpointing;
 
+        if (options.Profile is { } profile)
+        {
+            policy.Profile = profile.Policy;
+            if (value is not null) value.Profile = profile.Value;
+        }
         var generator = new GptGenerator(policy);
         bool cancelled = false;
         int step = startStep;
@@ -243,6 +258,7 @@ public sealed partial class PpoTrainer
         GptGenerator generator, ITokenizer tokenizer, int eos, IReadOnlyList<string> prompts, IRolloutReward reward, Options options, Rng rng)
     {
         var total = Stopwatch.StartNew();
+        var steps = options.Profile?.Steps;
         int B = _config.BatchSize;
         double beta = kl.Beta;
 
@@ -265,11 +281,16 @@ public sealed partial class PpoTrainer
 
             // 3. Scoring.
             scoreWatch.Restart();
+            steps?.Restart();
             int Tp0 = batch.PromptLength, R0 = batch.ResponseLength;
             oldLogp = PolicyRollouts.ResponseLogProbs(policy, batch.Input, Tp0, R0, _config.Temperature);
+            steps?.Lap("score/policy");
             refLogp = PolicyRollouts.ResponseLogProbs(reference, batch.Input, Tp0, R0, _config.Temperature);
+            steps?.Lap("score/reference");
             oldValues = value is null ? new float[B * R0] : PolicyRollouts.ResponseValues(value, batch.Input, Tp0, R0);
+            steps?.Lap("score/value");
             scores = reward.Score(batchPrompts, batch.Responses, batch.Rows);
+            steps?.Lap("score/reward");
             if (scores.Length != B) throw new InvalidOperationException($"ppo: the reward returned {scores.Length} scores for {B} responses.");
             scoringSeconds = scoreWatch.Elapsed.TotalSeconds;
         }
@@ -321,7 +342,8 @@ public sealed partial class PpoTrainer
         double pgLoss = 0, vfLoss = 0, clipFrac = 0, approxKl = 0, entropy = 0, vfClipFrac = 0, ptxLoss = 0;
         int updates = 0;
         int M = _config.MiniBatchSize;
-        GptPass? valuePass = null, policyPass = null; // minibatch passes reuse their buffers (same shape), as the LM loop's do
+        GptPass? valuePass = null; // minibatch passes reuse their buffers (same shape), as the LM loop's do
+        TapedLogProbs? policyTaped = null;
         // REINFORCE is on-policy: one pass over the minibatches whatever Epochs says.
         int epochs = _config.Algorithm == PolicyAlgorithm.Reinforce ? 1 : _config.Epochs;
         for (int epoch = 0; epoch < epochs; epoch++)
@@ -344,15 +366,19 @@ public sealed partial class PpoTrainer
                 }
                 else
                 {
+                    steps?.Restart();
                     policy.ZeroGrad();
-                    var taped = PolicyRollouts.LogProbsOnTape(policy, sub, Tp, R, _config.Temperature, policyPass);
-                    policyPass = taped.Pass;
+                    var taped = PolicyLogProbsOnTape(policy, sub, Tp, R, policyTaped);
+                    policyTaped = taped;
+                    steps?.Lap("train/policy_forward");
                     var m = MinibatchPolicyLoss(taped, idx, subMask, oldLogp, advantages, Tp, R);
                     var policyLoss = m.Loss;
                     (pgLoss, clipFrac, approxKl, entropy) = (pgLoss + m.PolicyLoss, clipFrac + m.ClipFraction, approxKl + m.ApproxKl, entropy + m.Entropy);
                     policyLoss.Backward();
+                    steps?.Lap("train/policy_loss");
                     PolicyRollouts.Backward(policy, taped, _config.Temperature);
                     policyLossValue = policyLoss.Item();
+                    steps?.Lap("train/policy_backward");
                 }
                 if (_config.PtxCoef > 0) ptxLoss += PtxGradient(policy, options.PretrainRows!, rng);
                 double policyGradNorm = policy.TrainableParameters.ClipGradNorm(_config.MaxGradNorm);
@@ -362,6 +388,7 @@ public sealed partial class PpoTrainer
                 NumericGuard.Check(step + 1, "policy gradient norm", policyGradNorm, hint);
                 policyOpt.Step();
                 NumericGuard.CheckParameters(step + 1, policy.ParameterSet, hint, "policy");
+                steps?.Lap("train/policy_optimizer");
 
                 if (value is not null)
                 {
@@ -372,6 +399,7 @@ public sealed partial class PpoTrainer
                         value.ZeroGrad();
                         var vpass = value.Forward(sub, new GptForwardOptions { Logits = false }, valuePass);
                         valuePass = vpass;
+                        steps?.Lap("train/value_forward");
                         var vAll = Tensor.Wrap(vpass.Values!, b, L);
                         vAll.RequiresGrad = true;
                         var v = Ops.Narrow(vAll, 1, Tp - 1, R);
@@ -379,12 +407,14 @@ public sealed partial class PpoTrainer
                         Ops.MulScalar(vl.Loss, _config.ValueCoef).Backward();
                         value.Backward(vpass, dValues: vAll.Grad!.ToArray());
                         (valueLoss, valueClipFraction) = (vl.Loss.Item(), vl.ClipFraction);
+                        steps?.Lap("train/value_backward");
                     }
                     double valueGradNorm = value.TrainableParameters.ClipGradNorm(_config.MaxGradNorm);
                     NumericGuard.Check(step + 1, "value loss", valueLoss, hint);
                     NumericGuard.Check(step + 1, "value gradient norm", valueGradNorm, hint);
                     valueOpt!.Step();
                     NumericGuard.CheckParameters(step + 1, value.ParameterSet, hint, "value model");
+                    steps?.Lap("train/value_optimizer");
                     vfLoss += valueLoss;
                     vfClipFrac += valueClipFraction;
                 }

@@ -21,14 +21,15 @@ internal static class BenchPpoCommand
         var promptTokens = new Option<int>("--prompt-tokens") { Description = "Prompt length in tokens.", DefaultValueFactory = _ => 32 }.InRange(new(1));
         var frozen = new Option<FrozenDtype>("--frozen-dtype") { Description = "How the reference and reward model are held: f32 or bf16 (PpoConfig.FrozenDtype).", DefaultValueFactory = _ => FrozenDtype.F32 };
         var checkpointing = new Option<bool>("--activation-checkpointing") { Description = "Recompute each block in backward instead of keeping its activations (PpoConfig.ActivationCheckpointing)." };
+        var profileOption = new Option<bool>("--profile") { Description = "Also report CPU and wall seconds per step for each phase of the step and of the policy's and value model's passes." };
         var command = new Command("ppo", "PPO step time, phases and peak memory at the GPT-2 124M shape (or medium), full or LoRA.");
-        foreach (var o in new Option[] { json, model, steps, batch, minibatch, newTokens, promptTokens, frozen, checkpointing }) command.Options.Add(o);
+        foreach (var o in new Option[] { json, model, steps, batch, minibatch, newTokens, promptTokens, frozen, checkpointing, profileOption }) command.Options.Add(o);
         var lora = new ConfigOptions<LoraConfig>(command);
         command.SetAction(p =>
         {
             int n = p.GetValue(steps);
             if (n < 1) throw new ArgumentException($"--steps must be at least 1 (got {n}).");
-            var options = new PpoBenchOptions(p.GetValue(model)!, n, p.GetValue(batch), p.GetValue(minibatch), p.GetValue(newTokens), p.GetValue(promptTokens), lora.Build(p), p.GetValue(frozen), p.GetValue(checkpointing));
+            var options = new PpoBenchOptions(p.GetValue(model)!, n, p.GetValue(batch), p.GetValue(minibatch), p.GetValue(newTokens), p.GetValue(promptTokens), lora.Build(p), p.GetValue(frozen), p.GetValue(checkpointing), p.GetValue(profileOption));
             Console.Out.WriteLine(JsonSerializer.Serialize(PpoBench.Measure(options)));
             return 0;
         });
