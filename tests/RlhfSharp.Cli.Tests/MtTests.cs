@@ -1,6 +1,7 @@
 // RL on a metric from the command line (the toy translation task): `mt data` → `pretrain` → `sft` → `ppo --reward-metric
 // bleu` → `mt eval`, all tiny (the pipeline and its columns are tested here; BLEU before and after RL is measured in
-// docs/alignment.md), and the one-line errors when the reward is named twice, not at all, or a prompt lacks its reference.
+// docs/alignment.md), and the one-line errors when the reward is named twice, not at all, a prompt lacks its reference, or
+// a PPO-ptx pair lacks its completion.
 using System.Diagnostics;
 using System.Text.Json;
 using RlhfSharp.Models;
@@ -42,7 +43,8 @@ public sealed class MtTests(ITestOutputHelper output) : IDisposable
         // When PPO optimises sentence BLEU against the prompts' references (value model: the SFT trunk, fresh head),
         string run = Path.Combine(_dir, "runs", "ppo");
         var rl = Run("ppo", "--policy", sft, "--reward-metric", "bleu", "--prompts", Path.Combine(data, "prompts.jsonl"), "--steps", "2",
-            "--batch-size", "8", "--mini-batch-size", "4", "--ppo-epochs", "1", "--max-new-tokens", "12", "--out", ppo, "--run", run);
+            "--batch-size", "8", "--mini-batch-size", "4", "--ppo-epochs", "1", "--max-new-tokens", "12", "--out", ppo, "--run", run,
+            "--ptx-corpus", Path.Combine(data, "train.jsonl"), "--ptx-coef", "0.5", "--ptx-batch-size", "4");
         output.WriteLine($"{clock.Elapsed.TotalSeconds:F1} s: ppo\n{rl}");
 
         // Then every step logs BLEU and chrF on their 0–100 scale, the reward (objective/scores) being BLEU ÷ 100,
@@ -55,6 +57,8 @@ public sealed class MtTests(ITestOutputHelper output) : IDisposable
             Assert.InRange(bleu, 0, 100);
             Assert.InRange(m.GetProperty("objective/chrf").GetDouble(), 0, 100);
             Assert.Equal(bleu / 100, m.GetProperty("objective/scores").GetDouble(), 5);
+            // the MLE term of the mixed objective (PPO-ptx on the SFT pairs) is a finite, positive log-loss,
+            Assert.InRange(m.GetProperty("loss/ptx_avg").GetDouble(), 1e-3, 50);
         }
         Assert.True(File.Exists(Path.Combine(ppo, "model.safetensors")));
         // and `mt eval` scores the policy's greedy translations of the held-out prompts.
@@ -85,6 +89,16 @@ public sealed class MtTests(ITestOutputHelper output) : IDisposable
         var neither = RlhfRunner.Run(common);
         Assert.Equal(1, neither.Exit);
         Assert.Contains("name the reward: --reward RM", Assert.Single(neither.ErrorLines), StringComparison.Ordinal);
+
+        // PPO-ptx on SFT pairs: a row without its completion is one error naming the file and line.
+        string pairs = Path.Combine(_dir, "pairs.jsonl");
+        File.WriteAllLines(pairs, ["{\"prompt\": \"Translate: Tom smiled.\\n\", \"completion\": \"Tom bo.\"}", "{\"prompt\": \"Translate: Mia sang.\\n\"}"]);
+        string referenced = Path.Combine(_dir, "referenced.jsonl");
+        File.WriteAllLines(referenced, ["{\"prompt\": \"Translate: Tom smiled.\\n\", \"reference\": \"Tom bo.\"}"]);
+        var badPtx = RlhfRunner.Run(["ppo", "--policy", model, "--prompts", referenced, "--out", Path.Combine(_dir, "out"), "--run", Path.Combine(_dir, "run"), "--steps", "1",
+            "--reward-metric", "bleu", "--ptx-corpus", pairs, "--ptx-coef", "1"]);
+        Assert.Equal(1, badPtx.Exit);
+        Assert.StartsWith($"rlhf: error: {pairs}:2: ", Assert.Single(badPtx.ErrorLines), StringComparison.Ordinal);
 
         var missing = RlhfRunner.Run([.. common, "--reward-metric", "chrf"]);
         Assert.Equal(1, missing.Exit);

@@ -4,6 +4,7 @@
 // prompt, and the value model is the SFT trunk with a fresh head (as TRL builds it when there is no reward model).
 using System.CommandLine;
 using RlhfSharp.Alignment;
+using RlhfSharp.Alignment.LanguageModeling;
 using RlhfSharp.Alignment.Ppo;
 using RlhfSharp.Alignment.RewardModeling;
 using RlhfSharp.Models;
@@ -25,7 +26,7 @@ internal static class PpoCommand
         var output = new Option<string>("--out") { Description = "Folder the trained policy is written to.", Required = true };
         var fixedBeta = new Option<bool>("--fixed-beta") { Description = "Keep β fixed (no adaptive controller): sets target to null." };
         var rloo = new Option<bool>("--rloo") { Description = "REINFORCE with a leave-one-out baseline instead of PPO (no value model): sets algorithm to rloo." };
-        var ptxCorpus = new Option<string?>("--ptx-corpus") { Description = "PPO-ptx: a text file of pre-training documents (one per line)." };
+        var ptxCorpus = new Option<string?>("--ptx-corpus") { Description = "PPO-ptx: a text file of pre-training documents (one per line), or a .jsonl file of {\"prompt\",\"completion\"} pairs (each row prompt ++ completion ++ EOS: the MLE term of a mixed ML + RL objective)." };
         var run = new Option<string?>("--run") { Description = "Run folder (default runs/ppo-NAME)." };
         var resume = new Option<bool>("--resume") { Description = LmTrainingOptionSet.ResumeDescription };
         var command = new Command("ppo", "Optimise a policy against a reward model, or a metric against references, with PPO under a KL penalty (or RLOO, REINFORCE).");
@@ -78,7 +79,11 @@ internal static class PpoCommand
             if (p.GetValue(ptxCorpus) is string corpus)
             {
                 if (!File.Exists(corpus)) throw new FileNotFoundException($"--ptx-corpus: {corpus} does not exist.", corpus);
-                ptxRows = Utf8TextFile.ReadLines(corpus).Select(l => l.Text).Where(l => l.Trim().Length > 0).Select(l => tokenizer.Encode(l)).Where(r => r.Length >= 2).ToList();
+                // SFT pairs make PPO-ptx the mixed objective of GNMT (Wu et al. 2016): RL on the metric plus the log-likelihood
+                // of the demonstrations, which holds the policy near the MLE solution the metric alone can wander from.
+                ptxRows = corpus.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase)
+                    ? [.. SftData.ReadJsonl(corpus, ChatTemplate.For(tokenizer)).Select(e => TokenRows.Encode(tokenizer, e.Prompt, e.Completion, sft.Config.BlockSize, appendEos: true, e.Templated).Tokens)]
+                    : Utf8TextFile.ReadLines(corpus).Select(l => l.Text).Where(l => l.Trim().Length > 0).Select(l => tokenizer.Encode(l)).Where(r => r.Length >= 2).ToList();
             }
             // A resumed run replays the command line it was started with (RunContract), so the config is the same.
             using var runDir = ClusterRuns.Open(p, AlignCommandSupport.RunFolder(p.GetValue(run), "ppo", outDir), p.GetValue(resume));
