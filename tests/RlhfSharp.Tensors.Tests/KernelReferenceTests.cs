@@ -244,12 +244,14 @@ public sealed unsafe class KernelReferenceTests
             int t = rng.NextInt(keys);
             var scores = Randn(rng, keys, 3f);
             var mask = Enumerable.Range(0, keys).Select(_ => rng.NextDouble() < 0.2 ? (byte)0 : (byte)1).ToArray();
+            // Left padding and a rare hole: most 8-key groups hold no masked key (the kernel passes those over whole).
+            var padding = Enumerable.Range(0, keys).Select(s => s < keys / 5 || s % 37 == 11 ? (byte)0 : (byte)1).ToArray();
             var probe = Randn(rng, keys);
-            fixed (byte* pm = mask)
+            fixed (byte* pm = mask, pd = padding)
             {
-                foreach (bool masked in new[] { false, true })
+                foreach (int masked in new[] { 0, 1, 2 })
                 {
-                    byte* mk = masked ? pm : null;
+                    byte* mk = masked == 0 ? null : masked == 1 ? pm : pd;
                     float[] a = (float[])scores.Clone(), b = (float[])scores.Clone();
                     fixed (float* pa = a, pb = b)
                     {
@@ -276,9 +278,10 @@ public sealed unsafe class KernelReferenceTests
     [InlineData(12)]
     public void CachedScoresGiveTheBitsOfTheirReference(int HS)
     {
-        // One fused multiply-add chain over d per key in the 32-wide, 8-wide and scalar paths alike.
+        // One fused multiply-add chain over d per key in the 128-, 64-, 32-, 8-wide and scalar paths alike (every tail up
+        // to 100 keys, then the block edges of the 64- and 128-key loops and a long context).
         var rng = new Rng((ulong)HS);
-        for (int n = 1; n <= 100; n++)
+        foreach (int n in Enumerable.Range(1, 100).Concat([127, 128, 129, 191, 192, 193, 255, 256, 257, 481]))
         {
             int ld = n + 3;
             var q = Randn(rng, HS);
@@ -287,6 +290,37 @@ public sealed unsafe class KernelReferenceTests
             Attention.ScoresTransposedReference(a, q, kT, ld, n, HS);
             Attention.ScoresTransposed(b, q, kT, ld, n, HS);
             Assert.Equal(a, b);
+        }
+    }
+
+    [Theory]
+    [InlineData(64)]
+    [InlineData(12)]
+    [InlineData(72)]
+    [InlineData(128)]
+    public void CachedWeightedValuesGiveTheBitsOfTheirReference(int HS)
+    {
+        // The decode output Σ_s p[s]·v[s] kept in registers across keys must be the axpy-per-key chain bit for bit: every
+        // key count's tail, zero probabilities (masked keys) skipped, values in a wider cache row (ldv > HS); float32 and
+        // bfloat16 values (the latter against the reference on their exact widening).
+        var rng = new Rng(4100 + (ulong)HS);
+        foreach (int n in new[] { 1, 2, 7, 8, 9, 31, 64, 65, 130, 481 })
+        {
+            int ldv = HS + 3;
+            var p = Randn(rng, n).Select((x, s) => s % 5 == 2 ? 0f : MathF.Abs(x)).ToArray();
+            var v = Randn(rng, n * ldv);
+            var expected = Enumerable.Repeat(float.NaN, HS).ToArray();
+            var actual = Enumerable.Repeat(float.NaN, HS).ToArray();
+            Attention.WeightedValuesReference(expected, p, v, ldv, n, HS);
+            Attention.WeightedValues(actual, p, v, ldv, n, HS);
+            Assert.True(expected.AsSpan().SequenceEqual(actual), $"HS {HS} n {n}: float32 values differ from the reference");
+
+            var v16 = new ushort[v.Length];
+            BFloat16.NarrowReference(v, v16);
+            BFloat16.WidenReference(v16, v);
+            Attention.WeightedValuesReference(expected, p, v, ldv, n, HS);
+            AttentionCachedBf16.WeightedValues(actual, p, v16, ldv, n, HS);
+            Assert.True(expected.AsSpan().SequenceEqual(actual), $"HS {HS} n {n}: bfloat16 values differ from the reference");
         }
     }
 }

@@ -183,11 +183,100 @@ public static unsafe class Attention
                 int n = queryOffset + i + 1;
                 ScoresTransposed(row, q.Slice(i * ldq, HS), kT, ldkT, n, HS);
                 MaskedSoftmaxRow(pp + (long)i * Tk, n - 1, Tk, pm, scale);
-                var o = output.Slice(i * ldo, HS);
-                o.Clear();
-                for (int s = 0; s < n; s++)
-                    if (row[s] != 0) AxpyShort(row[s], v.Slice(s * ldv, HS), o);
+                WeightedValues(output.Slice(i * ldo, HS), row, v, ldv, n, HS);
             }
+        }
+    }
+
+    /// <summary>
+    /// o[d] = Σ_s p[s]·v[s·ldv + d] over the keys s &lt; n whose p is not 0: for each d one fused multiply-add chain from
+    /// zero in key order — what a 64-wide axpy per key into o did, the same bits — but 64 outputs stay in registers
+    /// (4 × Vector512, or 8 × Vector256 without AVX-512) across all keys, so o is not loaded and stored once per key.
+    /// Head sizes past a multiple of 64 take 8-wide blocks, then single lanes, each with the same chain.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void WeightedValues(Span<float> o, ReadOnlySpan<float> p, ReadOnlySpan<float> v, int ldv, int n, int HS)
+    {
+        ref float rv = ref MemoryMarshal.GetReference(v);
+        ref float rp = ref MemoryMarshal.GetReference(p);
+        ref float ro = ref MemoryMarshal.GetReference(o);
+        int d = 0;
+        for (; d + 64 <= HS; d += 64)
+        {
+            if (Vector512.IsHardwareAccelerated)
+            {
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                for (int s = 0; s < n; s++)
+                {
+                    float ps = Unsafe.Add(ref rp, s);
+                    if (ps == 0) continue; // a masked key: the axpy skipped it too
+                    var w = Vector512.Create(ps);
+                    nuint at = (nuint)((long)s * ldv + d);
+                    a0 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref rv, at), w, a0);
+                    a1 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref rv, at + 16), w, a1);
+                    a2 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref rv, at + 32), w, a2);
+                    a3 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref rv, at + 48), w, a3);
+                }
+                a0.StoreUnsafe(ref ro, (nuint)d);
+                a1.StoreUnsafe(ref ro, (nuint)d + 16);
+                a2.StoreUnsafe(ref ro, (nuint)d + 32);
+                a3.StoreUnsafe(ref ro, (nuint)d + 48);
+            }
+            else
+            {
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+                for (int s = 0; s < n; s++)
+                {
+                    float ps = Unsafe.Add(ref rp, s);
+                    if (ps == 0) continue;
+                    var w = Vector256.Create(ps);
+                    nuint at = (nuint)((long)s * ldv + d);
+                    a0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rv, at), w, a0);
+                    a1 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rv, at + 8), w, a1);
+                    a2 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rv, at + 16), w, a2);
+                    a3 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rv, at + 24), w, a3);
+                    a4 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rv, at + 32), w, a4);
+                    a5 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rv, at + 40), w, a5);
+                    a6 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rv, at + 48), w, a6);
+                    a7 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rv, at + 56), w, a7);
+                }
+                a0.StoreUnsafe(ref ro, (nuint)d);
+                a1.StoreUnsafe(ref ro, (nuint)d + 8);
+                a2.StoreUnsafe(ref ro, (nuint)d + 16);
+                a3.StoreUnsafe(ref ro, (nuint)d + 24);
+                a4.StoreUnsafe(ref ro, (nuint)d + 32);
+                a5.StoreUnsafe(ref ro, (nuint)d + 40);
+                a6.StoreUnsafe(ref ro, (nuint)d + 48);
+                a7.StoreUnsafe(ref ro, (nuint)d + 56);
+            }
+        }
+        for (; d + 8 <= HS; d += 8)
+        {
+            Vector256<float> a0 = default;
+            for (int s = 0; s < n; s++)
+            {
+                float ps = Unsafe.Add(ref rp, s);
+                if (ps != 0) a0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rv, (nuint)((long)s * ldv + d)), Vector256.Create(ps), a0);
+            }
+            a0.StoreUnsafe(ref ro, (nuint)d);
+        }
+        for (; d < HS; d++)
+        {
+            float sum = 0;
+            for (int s = 0; s < n; s++)
+                if (p[s] != 0) sum = MathF.FusedMultiplyAdd(v[s * ldv + d], p[s], sum);
+            o[d] = sum;
+        }
+    }
+
+    /// <summary>WeightedValues' order written out: o cleared, then for each key not 0 an FMA into every o[d].</summary>
+    public static void WeightedValuesReference(Span<float> o, ReadOnlySpan<float> p, ReadOnlySpan<float> v, int ldv, int n, int HS)
+    {
+        o[..HS].Clear();
+        for (int s = 0; s < n; s++)
+        {
+            if (p[s] == 0) continue;
+            for (int d = 0; d < HS; d++) o[d] = MathF.FusedMultiplyAdd(v[s * ldv + d], p[s], o[d]);
         }
     }
 
@@ -195,13 +284,59 @@ public static unsafe class Attention
     internal const int SmallQueryRows = 4;
 
     /// <summary>scores[s] = Σ_d q[d]·kT[d·ldkT + s] for s &lt; n, each a fused multiply-add chain in d order (the same bits in
-    /// the 32-wide, 8-wide and scalar paths); 32 keys at a time stay in four registers across the whole d loop.</summary>
+    /// the 128-, 64-, 32-, 8-wide and scalar paths); a block of keys stays in registers across the whole d loop.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void ScoresTransposed(Span<float> scores, ReadOnlySpan<float> q, ReadOnlySpan<float> kT, int ldkT, int n, int HS)
     {
         ref float rk = ref MemoryMarshal.GetReference(kT);
         ref float rs = ref MemoryMarshal.GetReference(scores);
         int s = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            // Eight chains in flight hide the FMA latency (four do not); each lane's chain is the one below.
+            for (; s + 128 <= n; s += 128)
+            {
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+                for (int d = 0; d < HS; d++)
+                {
+                    var qd = Vector512.Create(q[d]);
+                    nuint at = (nuint)((long)d * ldkT + s);
+                    a0 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref rk, at), qd, a0);
+                    a1 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref rk, at + 16), qd, a1);
+                    a2 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref rk, at + 32), qd, a2);
+                    a3 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref rk, at + 48), qd, a3);
+                    a4 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref rk, at + 64), qd, a4);
+                    a5 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref rk, at + 80), qd, a5);
+                    a6 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref rk, at + 96), qd, a6);
+                    a7 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref rk, at + 112), qd, a7);
+                }
+                a0.StoreUnsafe(ref rs, (nuint)s);
+                a1.StoreUnsafe(ref rs, (nuint)s + 16);
+                a2.StoreUnsafe(ref rs, (nuint)s + 32);
+                a3.StoreUnsafe(ref rs, (nuint)s + 48);
+                a4.StoreUnsafe(ref rs, (nuint)s + 64);
+                a5.StoreUnsafe(ref rs, (nuint)s + 80);
+                a6.StoreUnsafe(ref rs, (nuint)s + 96);
+                a7.StoreUnsafe(ref rs, (nuint)s + 112);
+            }
+            for (; s + 64 <= n; s += 64)
+            {
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                for (int d = 0; d < HS; d++)
+                {
+                    var qd = Vector512.Create(q[d]);
+                    nuint at = (nuint)((long)d * ldkT + s);
+                    a0 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref rk, at), qd, a0);
+                    a1 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref rk, at + 16), qd, a1);
+                    a2 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref rk, at + 32), qd, a2);
+                    a3 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref rk, at + 48), qd, a3);
+                }
+                a0.StoreUnsafe(ref rs, (nuint)s);
+                a1.StoreUnsafe(ref rs, (nuint)s + 16);
+                a2.StoreUnsafe(ref rs, (nuint)s + 32);
+                a3.StoreUnsafe(ref rs, (nuint)s + 48);
+            }
+        }
         for (; s + 32 <= n; s += 32)
         {
             Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
@@ -245,19 +380,6 @@ public static unsafe class Attention
         }
     }
 
-    // y += alpha·x over a head (HS = 64 in GPT-2), inlined: a library call per cached key would cost more than its work.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AxpyShort(float alpha, ReadOnlySpan<float> x, Span<float> y)
-    {
-        int i = 0;
-        var va = Vector256.Create(alpha);
-        ref float rx = ref MemoryMarshal.GetReference(x);
-        ref float ry = ref MemoryMarshal.GetReference(y);
-        for (; i + 8 <= x.Length; i += 8)
-            Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rx, (nuint)i), va, Vector256.LoadUnsafe(ref ry, (nuint)i)).StoreUnsafe(ref ry, (nuint)i);
-        for (; i < x.Length; i++) y[i] = MathF.FusedMultiplyAdd(x[i], alpha, y[i]);
-    }
-
     /// <summary>
     /// Scores row (length keys) → probabilities in place: scale, mask (keys after t and keys whose mask is 0), softmax.
     /// A row with no key left is all zeros.
@@ -274,7 +396,18 @@ public static unsafe class Attention
         new Span<float>(row + n, keys - n).Clear();
         TensorPrimitives.Multiply(z, scale, z);
         if (mask != null)
-            for (int s = 0; s < n; s++) if (mask[s] == 0) z[s] = float.NegativeInfinity;
+        {
+            // Real keys are the rule (padding sits at a prompt's start): eight mask bytes with no 0 among them are passed
+            // over with one test instead of eight. Only masked keys are written, so the row is the same either way.
+            int s = 0;
+            for (; s + 8 <= n; s += 8)
+            {
+                ulong m = Unsafe.ReadUnaligned<ulong>(mask + s);
+                if (((m - 0x0101010101010101UL) & ~m & 0x8080808080808080UL) == 0) continue; // no zero byte
+                for (int j = s; j < s + 8; j++) if (mask[j] == 0) z[j] = float.NegativeInfinity;
+            }
+            for (; s < n; s++) if (mask[s] == 0) z[s] = float.NegativeInfinity;
+        }
         float max = TensorPrimitives.Max(z);
         if (float.IsNegativeInfinity(max))
         {

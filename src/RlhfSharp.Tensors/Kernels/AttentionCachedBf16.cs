@@ -41,21 +41,69 @@ public static unsafe class AttentionCachedBf16
                 int n = queryOffset + i + 1;
                 ScoresTransposed(row, q.Slice(i * ldq, HS), kT, ldkT, n, HS);
                 Attention.MaskedSoftmaxRow(pp + (long)i * Tk, n - 1, Tk, pm, scale);
-                var o = output.Slice(i * ldo, HS);
-                o.Clear();
-                for (int s = 0; s < n; s++)
-                    if (row[s] != 0) AxpyShort(row[s], v.Slice(s * ldv, HS), o);
+                WeightedValues(output.Slice(i * ldo, HS), row, v, ldv, n, HS);
             }
         }
     }
 
-    /// <summary>Attention.ScoresTransposed with bfloat16 keys: the same 32-, 8- and 1-key loops and FMA chains over d.</summary>
+    /// <summary>Attention.ScoresTransposed with bfloat16 keys: the same 128-, 64-, 32-, 8- and 1-key loops and FMA chains over d.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void ScoresTransposed(Span<float> scores, ReadOnlySpan<float> q, ReadOnlySpan<ushort> kT, int ldkT, int n, int HS)
     {
         ref ushort rk = ref MemoryMarshal.GetReference(kT);
         ref float rs = ref MemoryMarshal.GetReference(scores);
         int s = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; s + 128 <= n; s += 128)
+            {
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+                for (int d = 0; d < HS; d++)
+                {
+                    var qd = Vector512.Create(q[d]);
+                    nuint at = (nuint)((long)d * ldkT + s);
+                    var (k0, k1) = Widen32(ref rk, at);
+                    var (k2, k3) = Widen32(ref rk, at + 32);
+                    var (k4, k5) = Widen32(ref rk, at + 64);
+                    var (k6, k7) = Widen32(ref rk, at + 96);
+                    a0 = Vector512.FusedMultiplyAdd(k0, qd, a0);
+                    a1 = Vector512.FusedMultiplyAdd(k1, qd, a1);
+                    a2 = Vector512.FusedMultiplyAdd(k2, qd, a2);
+                    a3 = Vector512.FusedMultiplyAdd(k3, qd, a3);
+                    a4 = Vector512.FusedMultiplyAdd(k4, qd, a4);
+                    a5 = Vector512.FusedMultiplyAdd(k5, qd, a5);
+                    a6 = Vector512.FusedMultiplyAdd(k6, qd, a6);
+                    a7 = Vector512.FusedMultiplyAdd(k7, qd, a7);
+                }
+                a0.StoreUnsafe(ref rs, (nuint)s);
+                a1.StoreUnsafe(ref rs, (nuint)s + 16);
+                a2.StoreUnsafe(ref rs, (nuint)s + 32);
+                a3.StoreUnsafe(ref rs, (nuint)s + 48);
+                a4.StoreUnsafe(ref rs, (nuint)s + 64);
+                a5.StoreUnsafe(ref rs, (nuint)s + 80);
+                a6.StoreUnsafe(ref rs, (nuint)s + 96);
+                a7.StoreUnsafe(ref rs, (nuint)s + 112);
+            }
+            for (; s + 64 <= n; s += 64)
+            {
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                for (int d = 0; d < HS; d++)
+                {
+                    var qd = Vector512.Create(q[d]);
+                    nuint at = (nuint)((long)d * ldkT + s);
+                    var (k0, k1) = Widen32(ref rk, at);
+                    var (k2, k3) = Widen32(ref rk, at + 32);
+                    a0 = Vector512.FusedMultiplyAdd(k0, qd, a0);
+                    a1 = Vector512.FusedMultiplyAdd(k1, qd, a1);
+                    a2 = Vector512.FusedMultiplyAdd(k2, qd, a2);
+                    a3 = Vector512.FusedMultiplyAdd(k3, qd, a3);
+                }
+                a0.StoreUnsafe(ref rs, (nuint)s);
+                a1.StoreUnsafe(ref rs, (nuint)s + 16);
+                a2.StoreUnsafe(ref rs, (nuint)s + 32);
+                a3.StoreUnsafe(ref rs, (nuint)s + 48);
+            }
+        }
         for (; s + 32 <= n; s += 32)
         {
             Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
@@ -90,17 +138,86 @@ public static unsafe class AttentionCachedBf16
         }
     }
 
-    // y += alpha·x over a head, x in bfloat16: Attention's AxpyShort on the widened values.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AxpyShort(float alpha, ReadOnlySpan<ushort> x, Span<float> y)
+    /// <summary>Attention.WeightedValues with bfloat16 values, widened as they are loaded: the same chains, the same bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void WeightedValues(Span<float> o, ReadOnlySpan<float> p, ReadOnlySpan<ushort> v, int ldv, int n, int HS)
     {
-        int i = 0;
-        var va = Vector256.Create(alpha);
-        ref ushort rx = ref MemoryMarshal.GetReference(x);
-        ref float ry = ref MemoryMarshal.GetReference(y);
-        for (; i + 8 <= x.Length; i += 8)
-            Vector256.FusedMultiplyAdd(Widen8(ref rx, (nuint)i), va, Vector256.LoadUnsafe(ref ry, (nuint)i)).StoreUnsafe(ref ry, (nuint)i);
-        for (; i < x.Length; i++) y[i] = MathF.FusedMultiplyAdd(BFloat16.ToFloat(x[i]), alpha, y[i]);
+        ref ushort rv = ref MemoryMarshal.GetReference(v);
+        ref float rp = ref MemoryMarshal.GetReference(p);
+        ref float ro = ref MemoryMarshal.GetReference(o);
+        int d = 0;
+        for (; d + 64 <= HS; d += 64)
+        {
+            if (Vector512.IsHardwareAccelerated)
+            {
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                for (int s = 0; s < n; s++)
+                {
+                    float ps = Unsafe.Add(ref rp, s);
+                    if (ps == 0) continue;
+                    var w = Vector512.Create(ps);
+                    nuint at = (nuint)((long)s * ldv + d);
+                    var (v0, v1) = Widen32(ref rv, at);
+                    var (v2, v3) = Widen32(ref rv, at + 32);
+                    a0 = Vector512.FusedMultiplyAdd(v0, w, a0);
+                    a1 = Vector512.FusedMultiplyAdd(v1, w, a1);
+                    a2 = Vector512.FusedMultiplyAdd(v2, w, a2);
+                    a3 = Vector512.FusedMultiplyAdd(v3, w, a3);
+                }
+                a0.StoreUnsafe(ref ro, (nuint)d);
+                a1.StoreUnsafe(ref ro, (nuint)d + 16);
+                a2.StoreUnsafe(ref ro, (nuint)d + 32);
+                a3.StoreUnsafe(ref ro, (nuint)d + 48);
+            }
+            else
+            {
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+                for (int s = 0; s < n; s++)
+                {
+                    float ps = Unsafe.Add(ref rp, s);
+                    if (ps == 0) continue;
+                    var w = Vector256.Create(ps);
+                    nuint at = (nuint)((long)s * ldv + d);
+                    var (v0, v1) = Widen16(ref rv, at);
+                    var (v2, v3) = Widen16(ref rv, at + 16);
+                    var (v4, v5) = Widen16(ref rv, at + 32);
+                    var (v6, v7) = Widen16(ref rv, at + 48);
+                    a0 = Vector256.FusedMultiplyAdd(v0, w, a0);
+                    a1 = Vector256.FusedMultiplyAdd(v1, w, a1);
+                    a2 = Vector256.FusedMultiplyAdd(v2, w, a2);
+                    a3 = Vector256.FusedMultiplyAdd(v3, w, a3);
+                    a4 = Vector256.FusedMultiplyAdd(v4, w, a4);
+                    a5 = Vector256.FusedMultiplyAdd(v5, w, a5);
+                    a6 = Vector256.FusedMultiplyAdd(v6, w, a6);
+                    a7 = Vector256.FusedMultiplyAdd(v7, w, a7);
+                }
+                a0.StoreUnsafe(ref ro, (nuint)d);
+                a1.StoreUnsafe(ref ro, (nuint)d + 8);
+                a2.StoreUnsafe(ref ro, (nuint)d + 16);
+                a3.StoreUnsafe(ref ro, (nuint)d + 24);
+                a4.StoreUnsafe(ref ro, (nuint)d + 32);
+                a5.StoreUnsafe(ref ro, (nuint)d + 40);
+                a6.StoreUnsafe(ref ro, (nuint)d + 48);
+                a7.StoreUnsafe(ref ro, (nuint)d + 56);
+            }
+        }
+        for (; d + 8 <= HS; d += 8)
+        {
+            Vector256<float> a0 = default;
+            for (int s = 0; s < n; s++)
+            {
+                float ps = Unsafe.Add(ref rp, s);
+                if (ps != 0) a0 = Vector256.FusedMultiplyAdd(Widen8(ref rv, (nuint)((long)s * ldv + d)), Vector256.Create(ps), a0);
+            }
+            a0.StoreUnsafe(ref ro, (nuint)d);
+        }
+        for (; d < HS; d++)
+        {
+            float sum = 0;
+            for (int s = 0; s < n; s++)
+                if (p[s] != 0) sum = MathF.FusedMultiplyAdd(BFloat16.ToFloat(v[s * ldv + d]), p[s], sum);
+            o[d] = sum;
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -114,6 +231,13 @@ public static unsafe class AttentionCachedBf16
     private static (Vector256<float>, Vector256<float>) Widen16(ref ushort source, nuint at)
     {
         var (lo, hi) = Vector256.Widen(Vector256.LoadUnsafe(ref source, at));
+        return ((lo << 16).AsSingle(), (hi << 16).AsSingle());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<float>, Vector512<float>) Widen32(ref ushort source, nuint at)
+    {
+        var (lo, hi) = Vector512.Widen(Vector512.LoadUnsafe(ref source, at));
         return ((lo << 16).AsSingle(), (hi << 16).AsSingle());
     }
 }

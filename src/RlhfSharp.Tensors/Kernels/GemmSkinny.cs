@@ -6,10 +6,11 @@
 // (The same idea for form NN — weights [K, N] read in place by 16 rows — measured slower than packing: each depth step
 // then loads from a new page, so it is not used.)
 //
-// Weights held as bfloat16 (GemmPlan.PBf16, from Gemm.MultiplyBf16) are widened exactly (bits << 16), 8 rows × one KC
-// slice at a time, into the thread's A panel (L1) and the same tile reads them there: the same float32 values, so the
-// same bits as on the widened weights. (Widening each weight as it is broadcast cost a shift and a move per FMA: the
-// head then took more CPU than in float32, measured.)
+// Weights held as bfloat16 (GemmPlan.PBf16, from Gemm.MultiplyBf16) are widened exactly as the tile broadcasts them:
+// the 32 bits ending with the weight are broadcast and ANDed with 0xFFFF0000 (Tile8x16Bf16): the same float32 values,
+// so the same bits as on the widened weights. (An earlier tile widened each weight by a shift and a move per FMA and took
+// more CPU than float32; the next widened 8 rows × 256 into the A panel first, 1.28× float32's CPU on the head in a
+// one-thread A/B; the AND form measured 0.92–0.94× float32 in a scratch tile A/B.)
 //
 //   FewCols (form NT, M ≤ 16, M < N): D = Cᵀ [N, M] = B·Aᵀ;  P = B rows [N, K] (the weights), read in place;
 //            Q(p, s) = A[s, p], packed once per call into [K, 16] so one Vector512 holds the 16 columns of a depth p.
@@ -82,11 +83,7 @@ internal static unsafe class GemmSkinny
                 int kc = Math.Min(KC, K - pc);
                 if (plan.PBf16 != null)
                 {
-                    // BF16 weights: widen the block's rows × kc into the (here unused) A panel, then the same tile reads them.
-                    float* wide = buffers.APanel;
-                    for (int r = 0; r < rows; r++)
-                        BFloat16.Widen(new ReadOnlySpan<ushort>(plan.PBf16 + (i + r) * plan.Ldp + pc, kc), new Span<float>(wide + r * KC, kc));
-                    Tile8x16(wide, KC, rows, qt + pc * W, kc, t, add: plan.Accumulate || pc > 0);
+                    Tile8x16Bf16(plan.PBf16 + i * plan.Ldp + pc, plan.Ldp, rows, qt + pc * W, kc, t, add: plan.Accumulate || pc > 0);
                 }
                 else
                 {
@@ -120,6 +117,51 @@ internal static unsafe class GemmSkinny
             c5 = Vector512.FusedMultiplyAdd(Vector512.Create(p5[k]), qk, c5);
             c6 = Vector512.FusedMultiplyAdd(Vector512.Create(p6[k]), qk, c6);
             c7 = Vector512.FusedMultiplyAdd(Vector512.Create(p7[k]), qk, c7);
+        }
+        Store16(t, 0, rows, c0, add);
+        Store16(t, 1, rows, c1, add);
+        Store16(t, 2, rows, c2, add);
+        Store16(t, 3, rows, c3, add);
+        Store16(t, 4, rows, c4, add);
+        Store16(t, 5, rows, c5, add);
+        Store16(t, 6, rows, c6, add);
+        Store16(t, 7, rows, c7, add);
+    }
+
+    /// <summary>
+    /// Tile8x16 on bfloat16 weights, widened as they are broadcast: the 32 bits that end with weight k (it and the weight
+    /// before it) are broadcast and their low half masked off, which leaves exactly ToFloat(weight k) — one AND beside
+    /// each FMA, no widened copy. The first depth step reads no weight before the slice (its row's start may be the
+    /// matrix's), so it is peeled and widened alone. Same values, same FMA chains: the bits of Tile8x16 on widened weights.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile8x16Bf16(ushort* p, long ldp, int rows, float* q, int kc, float* t, bool add)
+    {
+        int last = rows - 1;
+        ushort* p0 = p, p1 = p + Math.Min(1, last) * ldp, p2 = p + Math.Min(2, last) * ldp, p3 = p + Math.Min(3, last) * ldp;
+        ushort* p4 = p + Math.Min(4, last) * ldp, p5 = p + Math.Min(5, last) * ldp, p6 = p + Math.Min(6, last) * ldp, p7 = p + Math.Min(7, last) * ldp;
+        var q0 = Vector512.Load(q);
+        var c0 = Vector512.FusedMultiplyAdd(Vector512.Create(BFloat16.ToFloat(*p0)), q0, Vector512<float>.Zero);
+        var c1 = Vector512.FusedMultiplyAdd(Vector512.Create(BFloat16.ToFloat(*p1)), q0, Vector512<float>.Zero);
+        var c2 = Vector512.FusedMultiplyAdd(Vector512.Create(BFloat16.ToFloat(*p2)), q0, Vector512<float>.Zero);
+        var c3 = Vector512.FusedMultiplyAdd(Vector512.Create(BFloat16.ToFloat(*p3)), q0, Vector512<float>.Zero);
+        var c4 = Vector512.FusedMultiplyAdd(Vector512.Create(BFloat16.ToFloat(*p4)), q0, Vector512<float>.Zero);
+        var c5 = Vector512.FusedMultiplyAdd(Vector512.Create(BFloat16.ToFloat(*p5)), q0, Vector512<float>.Zero);
+        var c6 = Vector512.FusedMultiplyAdd(Vector512.Create(BFloat16.ToFloat(*p6)), q0, Vector512<float>.Zero);
+        var c7 = Vector512.FusedMultiplyAdd(Vector512.Create(BFloat16.ToFloat(*p7)), q0, Vector512<float>.Zero);
+        var high = Vector512.Create(0xFFFF0000u);
+        // From here p_r + k − 1 is weight k − 1 of the same row, so the 32-bit read stays inside the slice.
+        for (int k = 1; k < kc; k++)
+        {
+            var qk = Vector512.Load(q + k * MaxSmall);
+            c0 = Vector512.FusedMultiplyAdd((Vector512.Create(*(uint*)(p0 + k - 1)) & high).AsSingle(), qk, c0);
+            c1 = Vector512.FusedMultiplyAdd((Vector512.Create(*(uint*)(p1 + k - 1)) & high).AsSingle(), qk, c1);
+            c2 = Vector512.FusedMultiplyAdd((Vector512.Create(*(uint*)(p2 + k - 1)) & high).AsSingle(), qk, c2);
+            c3 = Vector512.FusedMultiplyAdd((Vector512.Create(*(uint*)(p3 + k - 1)) & high).AsSingle(), qk, c3);
+            c4 = Vector512.FusedMultiplyAdd((Vector512.Create(*(uint*)(p4 + k - 1)) & high).AsSingle(), qk, c4);
+            c5 = Vector512.FusedMultiplyAdd((Vector512.Create(*(uint*)(p5 + k - 1)) & high).AsSingle(), qk, c5);
+            c6 = Vector512.FusedMultiplyAdd((Vector512.Create(*(uint*)(p6 + k - 1)) & high).AsSingle(), qk, c6);
+            c7 = Vector512.FusedMultiplyAdd((Vector512.Create(*(uint*)(p7 + k - 1)) & high).AsSingle(), qk, c7);
         }
         Store16(t, 0, rows, c0, add);
         Store16(t, 1, rows, c1, add);
