@@ -110,18 +110,6 @@ public sealed partial class Gpt
         return gpt;
     }
 
-    /// <summary>
-    /// Gives the memory of the float32 copies that narrowing freed back to the system: one blocking collection that compacts
-    /// the large-object heap. Without it the collector kept those buffers' pages as free heap space (PPO, LoRA, GPT-2 124M:
-    /// 506 MB live after a full collection, 2.8 GB committed, the peak 3.1 GB), and the rest of the run reused only part
-    /// of it. Call once, after the last narrowing of a setup; it costs one full collection, not a collection per step.
-    /// </summary>
-    public static void ReleaseNarrowedWeights()
-    {
-        System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
-        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
-    }
-
     // One widening scratch per thread, reused by every pass on it (a fresh one per pass left ~20 MB of large-object
     // garbage a call, and peak memory grew with it). Users are sequential: a widened matrix is consumed before the next.
     [ThreadStatic] private static float[]? t_widenScratch;

@@ -230,7 +230,6 @@ public sealed partial class PpoTrainer
         sft.HoldFrozenWeightsAs(_config.FrozenDtype);
         rewardModel?.HoldFrozenWeightsAs(_config.FrozenDtype);
         if (reward is RewardModelReward { Ensemble: var scorer } && scorer != rewardModel) scorer.HoldFrozenWeightsAs(_config.FrozenDtype);
-        if (_config.FrozenDtype == FrozenDtype.Bf16) Gpt.ReleaseNarrowedWeights();
     }
 
     private static Gpt FrozenBase(Gpt model) => model.Adapter is null ? model : model.Merged();
