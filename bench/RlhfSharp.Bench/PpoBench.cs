@@ -14,19 +14,17 @@ namespace RlhfSharp.Bench;
 
 /// <summary>What to run: the model size ("gpt2" = 124M, "gpt2-medium" = 355M), the PPO shape, LoRA (R = 0: full fine-tuning) and how frozen weights are held.</summary>
 public sealed record PpoBenchOptions(string Model = "gpt2", int Steps = 1, int BatchSize = 16, int MiniBatchSize = 4, int MaxNewTokens = 24,
-    int PromptTokens = 32, LoraConfig? Lora = null, FrozenDtype FrozenDtype = FrozenDtype.F32, bool ActivationCheckpointing = false, bool Profile = false);
+    int PromptTokens = 32, LoraConfig? Lora = null, FrozenDtype FrozenDtype = FrozenDtype.F32, bool ActivationCheckpointing = false, bool Profile = false,
+    bool MeasureLive = false);
 
 public static class PpoBench
 {
     public const int Vocab = 50257;
 
-    /// <summary>GPT-2 124M, or GPT-2 medium (24 layers, 1024 channels, 16 heads), with the GPT-2 vocabulary size.</summary>
-    public static GptConfig Config(string model) => model switch
-    {
-        "gpt2" => GptConfig.Named("gpt2", Vocab),
-        "gpt2-medium" => GptConfig.Named("gpt2", Vocab) with { NLayer = 24, NEmbd = 1024, NHead = 16 },
-        _ => throw new ArgumentException($"bench ppo: unknown model '{model}'; use gpt2 or gpt2-medium."),
-    };
+    /// <summary>GPT-2 124M, medium (355M) or large (774M) as GptConfig names them, with the GPT-2 vocabulary size.</summary>
+    public static GptConfig Config(string model) => model is "gpt2" or "gpt2-medium" or "gpt2-large"
+        ? GptConfig.Named(model, Vocab)
+        : throw new ArgumentException($"bench ppo: unknown model '{model}'; use gpt2, gpt2-medium or gpt2-large.");
 
     public static Dictionary<string, object> Measure(PpoBenchOptions o)
     {
@@ -66,8 +64,10 @@ public static class PpoBench
         sampler.Start();
         int gen0 = GC.CollectionCount(0), gen1 = GC.CollectionCount(1), gen2 = GC.CollectionCount(2);
         var profile = o.Profile ? new PpoProfile() : null;
+        var memory = new StepMemory(o.MeasureLive);
         var cpu0 = Environment.CpuUsage.TotalTime;
-        var result = new PpoTrainer(ppo).Train(sft, SyntheticTokenizer.Instance, prompts, new RewardModelReward(ensemble), ensemble, new PpoTrainer.Options(Profile: profile));
+        var result = new PpoTrainer(ppo).Train(sft, SyntheticTokenizer.Instance, prompts, new RewardModelReward(ensemble), ensemble,
+            new PpoTrainer.Options(Progress: memory, Profile: profile));
         double cpuSeconds = (Environment.CpuUsage.TotalTime - cpu0).TotalSeconds;   // all threads: the work done, whatever the machine's load
         double total = sw.Elapsed.TotalSeconds;
         stop.Cancel();
@@ -95,6 +95,7 @@ public static class PpoBench
             ["rss_after_setup_mb"] = rssSetup / 1024,
             ["peak_rss_sampled_mb"] = peakKb / 1024,
             ["peak_at_s"] = Math.Round(peakAt, 1),
+            ["memory_per_step"] = memory.Steps,
             ["gc_collections"] = $"{GC.CollectionCount(0) - gen0}/{GC.CollectionCount(1) - gen1}/{GC.CollectionCount(2) - gen2}",
             ["setup_s"] = Math.Round(setupSeconds, 2),
             ["generation_s"] = Mean("time/generation_s"),
@@ -121,6 +122,34 @@ public static class PpoBench
             report["profile_value"] = Phases(profile.Value);
         }
         return report;
+    }
+
+    /// <summary>
+    /// Memory at the end of each step, recorded synchronously from the trainer's progress report: resident set now and its
+    /// peak so far, the managed heap as of the last collection (size, fragmentation = free space inside it, committed), and,
+    /// with <c>measureLive</c>, the bytes still reachable after a full blocking collection (this collection changes when
+    /// the collector runs, so a live-measuring run's peaks are not the plain run's).
+    /// </summary>
+    private sealed class StepMemory(bool measureLive) : IProgress<RlhfSharp.Alignment.AlignmentProgress>
+    {
+        public List<Dictionary<string, object>> Steps { get; } = [];
+
+        public void Report(RlhfSharp.Alignment.AlignmentProgress value)
+        {
+            var info = GC.GetGCMemoryInfo();
+            var row = new Dictionary<string, object>
+            {
+                ["step"] = value.Step,
+                ["rss_mb"] = Rss("VmRSS") / 1024,
+                ["peak_rss_mb"] = Rss("VmHWM") / 1024,
+                ["gc_heap_mb"] = info.HeapSizeBytes >> 20,
+                ["gc_fragmented_mb"] = info.FragmentedBytes >> 20,
+                ["gc_committed_mb"] = info.TotalCommittedBytes >> 20,
+                ["loh_mb"] = info.GenerationInfo.Length > 3 ? info.GenerationInfo[3].SizeAfterBytes >> 20 : -1,
+            };
+            if (measureLive) row["live_mb"] = GC.GetTotalMemory(forceFullCollection: true) >> 20;
+            Steps.Add(row);
+        }
     }
 
     /// <summary>A field of /proc/self/status in kB (VmHWM: peak resident set; VmRSS: current), or −1 where there is none.</summary>

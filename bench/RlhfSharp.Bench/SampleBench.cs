@@ -8,8 +8,18 @@ namespace RlhfSharp.Bench;
 
 public static class SampleBench
 {
-    /// <summary>The GPT-2 124M shape (config b) with seeded random weights: speed does not depend on the values.</summary>
-    public static Gpt Model() => Gpt.Create(GptConfig.Named("gpt2", 50257), new Rng(7));
+    /// <summary>
+    /// A GPT-2 shape (GptConfig size "gpt2" = 124M, config b; "gpt2-medium"; "gpt2-large") with seeded random weights, held
+    /// as <paramref name="dtype"/>: speed does not depend on the values. BF16 is created narrowed (Gpt.CreateBf16, the
+    /// same bits as narrowing the float32 model), so its float32 matrices never occupy memory.
+    /// </summary>
+    public static Gpt Model(string size = "gpt2", FrozenDtype dtype = FrozenDtype.F32)
+    {
+        if (!size.StartsWith("gpt2", StringComparison.Ordinal) || !GptConfig.Sizes.Contains(size))
+            throw new ArgumentException($"bench sample: unknown model '{size}'; use gpt2, gpt2-medium or gpt2-large.");
+        var config = GptConfig.Named(size, 50257);
+        return dtype == FrozenDtype.Bf16 ? Gpt.CreateBf16(config, new Rng(7)) : Gpt.Create(config, new Rng(7));
+    }
 
     /// <summary>
     /// One warm-up, then <paramref name="B"/> random prompts of <paramref name="promptLength"/> tokens continued by
@@ -58,6 +68,7 @@ public static class SampleBench
             ["tokens_per_cpu_s"] = Math.Round((generated - B) / (totalCpu - prefillCpu), 1),
             ["threads"] = Parallelism.Threads,
             ["load_average"] = load,
+            ["peak_rss_mb"] = PpoBench.Rss("VmHWM") / 1024,
         };
         if (profile is not null) fields["decode_step_ms"] = BenchConditions.Phases(profile, newTokens - 1);
         return fields;

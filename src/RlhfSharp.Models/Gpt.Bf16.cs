@@ -80,6 +80,36 @@ public sealed partial class Gpt
         Bind(new ParameterSet(kept));   // copies the float32 rest into a smaller buffer; the old one is garbage
     }
 
+    /// <summary>
+    /// <see cref="Create"/> followed by <see cref="NarrowFrozenWeightsToBf16"/>, the same bits, without ever holding the big
+    /// matrices in float32: each is drawn piece by piece into a small scratch and rounded as it goes (GPT-2 large's float32
+    /// weights alone are 3.1 GB, which a model meant to be held in BF16 need never occupy).
+    /// </summary>
+    public static Gpt CreateBf16(GptConfig config, Rng rng, GptHeads heads = GptHeads.None)
+    {
+        var gpt = new Gpt(config, heads, bf16Matrices: true);
+        var scratch = new float[1 << 16];
+        foreach (var (name, shape) in Shapes(config, heads))
+        {
+            if (gpt._bf16!.TryGetValue(name, out var held))
+            {
+                // Draws continue in element order across pieces, so the generator's sequence is Create's.
+                for (int start = 0; start < held.Bits.Length; start += scratch.Length)
+                {
+                    var piece = scratch.AsSpan(0, Math.Min(scratch.Length, held.Bits.Length - start));
+                    Initialize(config, name, shape, rng, piece);
+                    BFloat16.Narrow(piece, held.Bits.AsSpan(start, piece.Length));
+                }
+            }
+            else
+            {
+                var p = gpt[name];
+                Initialize(config, name, shape, rng, gpt.Parameters.AsSpan(p.Offset, p.Length));
+            }
+        }
+        return gpt;
+    }
+
     // One widening scratch per thread, reused by every pass on it (a fresh one per pass left ~20 MB of large-object
     // garbage a call, and peak memory grew with it). Users are sequential: a widened matrix is consumed before the next.
     [ThreadStatic] private static float[]? t_widenScratch;

@@ -17,17 +17,34 @@ public sealed partial class Gpt
 {
     private Dictionary<string, GptParameter> _byName = null!;
 
-    private Gpt(GptConfig config, GptHeads heads)
+    private Gpt(GptConfig config, GptHeads heads, bool bf16Matrices = false)
     {
         config.Validate("GPT config");
         Config = config;
         Heads = heads;
+        var shapes = Shapes(config, heads);
+        // The engine's ParameterSet owns the flat buffers: each parameter is a live Tensor view, so engine ops, AdamW and
+        // gradient clipping work on this model directly, while the fused kernels here index the same buffers by offset.
+        // With bf16Matrices the big matrices are held as bfloat16 from the start (Gpt.Bf16.cs) and are not among them.
+        Bind(ParameterSet.Zeros(shapes.Where(s => !(bf16Matrices && IsBf16Matrix(s.Name)))));
+        if (bf16Matrices)
+            _bf16 = shapes.Where(s => IsBf16Matrix(s.Name)).ToDictionary(s => s.Name, s => new Bf16Matrix((int[])s.Shape.Clone(), new ushort[ElementCount(s.Shape)]), StringComparer.Ordinal);
+    }
+
+    /// <summary>The trunk's tensors and the heads', in the order of the flat buffer (the order Create draws them in).</summary>
+    private static List<(string Name, int[] Shape)> Shapes(GptConfig config, GptHeads heads)
+    {
         var shapes = GptCheckpoint.TrunkTensors(config).ToList();
         if (heads.HasFlag(GptHeads.Value)) shapes.AddRange(GptCheckpoint.HeadTensors(config).Where(h => h.Name.StartsWith("v_head", StringComparison.Ordinal)));
         if (heads.HasFlag(GptHeads.Reward)) shapes.AddRange(GptCheckpoint.HeadTensors(config).Where(h => h.Name == GptCheckpoint.RewardHeadWeight));
-        // The engine's ParameterSet owns the flat buffers: each parameter is a live Tensor view, so engine ops, AdamW and
-        // gradient clipping work on this model directly, while the fused kernels here index the same buffers by offset.
-        Bind(new ParameterSet(shapes.Select(s => new KeyValuePair<string, Tensor>(s.Name, Tensor.Zeros(s.Shape)))));
+        return shapes;
+    }
+
+    private static int ElementCount(int[] shape)
+    {
+        int n = 1;
+        foreach (int d in shape) n *= d;
+        return n;
     }
 
     /// <summary>Makes <paramref name="set"/> the model's parameters (named views, lookups by name).</summary>
@@ -87,22 +104,27 @@ public sealed partial class Gpt
     public static Gpt Create(GptConfig config, Rng rng, GptHeads heads = GptHeads.None)
     {
         var gpt = new Gpt(config, heads);
+        foreach (var p in gpt.ParameterList) Initialize(config, p.Name, p.Shape, rng, gpt.Parameters.AsSpan(p.Offset, p.Length));
+        return gpt;
+    }
+
+    /// <summary>
+    /// Fills <paramref name="span"/>, all or the next piece of parameter <paramref name="name"/>, with its initial values:
+    /// LayerNorm gains 1, matrices N(0, σ) drawn in order from <paramref name="rng"/>, the rest 0.
+    /// </summary>
+    private static void Initialize(GptConfig config, string name, int[] shape, Rng rng, Span<float> span)
+    {
         float std = config.InitializerRange;
         float residualStd = std / MathF.Sqrt(2f * config.NLayer);
-        foreach (var p in gpt.ParameterList)
+        if (shape.Length < 2 && name.Contains("ln_", StringComparison.Ordinal) && name.EndsWith(".weight", StringComparison.Ordinal))
         {
-            var span = gpt.Parameters.AsSpan(p.Offset, p.Length);
-            if (p.Shape.Length < 2 && p.Name.Contains("ln_", StringComparison.Ordinal) && p.Name.EndsWith(".weight", StringComparison.Ordinal))
-            {
-                span.Fill(1f);
-            }
-            else if (p.Decay)
-            {
-                float s = p.Name.EndsWith("c_proj.weight", StringComparison.Ordinal) ? residualStd : std;
-                for (int i = 0; i < span.Length; i++) span[i] = (float)(rng.Normal() * s);
-            }
+            span.Fill(1f);
         }
-        return gpt;
+        else if (shape.Length >= 2)
+        {
+            float s = name.EndsWith("c_proj.weight", StringComparison.Ordinal) ? residualStd : std;
+            for (int i = 0; i < span.Length; i++) span[i] = (float)(rng.Normal() * s);
+        }
     }
 
     /// <summary>Builds a model from checkpoint tensors under canonical names (see <see cref="GptCheckpoint.Canonicalize"/>).</summary>

@@ -48,12 +48,13 @@ public sealed record GptConfig
     public int HeadSize => NEmbd / NHead;
 
     /// <summary>Names accepted by <see cref="Named"/>, smallest first.</summary>
-    public static IReadOnlyList<string> Sizes { get; } = ["tiny", "mini", "small", "medium", "gpt2"];
+    public static IReadOnlyList<string> Sizes { get; } = ["tiny", "mini", "small", "medium", "gpt2", "gpt2-medium", "gpt2-large"];
 
     /// <summary>
     /// A named architecture with the tokenizer's vocabulary size. "mini" sits between tiny and small for the demos'
     /// short prompts and responses (block 64); "small" is the issue's benchmark (a) shape (L=4, C=256, NH=4, T=128);
-    /// "medium" is nanoGPT's shakespeare-char shape; "gpt2" is GPT-2 124M.
+    /// "medium" is nanoGPT's shakespeare-char shape; "gpt2" is GPT-2 124M, "gpt2-medium" GPT-2 355M and "gpt2-large"
+    /// GPT-2 774M (n_layer, n_embd, n_head, n_positions of Hugging Face's gpt2-medium and gpt2-large config.json).
     /// </summary>
     public static GptConfig Named(string size, int vocabSize)
     {
@@ -64,6 +65,8 @@ public sealed record GptConfig
             "small" => (4, 256, 4, 128),
             "medium" => (6, 384, 6, 256),
             "gpt2" => (12, 768, 12, 1024),
+            "gpt2-medium" => (24, 1024, 16, 1024),
+            "gpt2-large" => (36, 1280, 20, 1024),
             _ => throw new ArgumentException($"model size '{size}' is unknown; choose one of {string.Join(", ", Sizes)}."),
         };
         var config = new GptConfig { VocabSize = vocabSize, BlockSize = block, NEmbd = embd, NLayer = layers, NHead = heads };

@@ -51,6 +51,26 @@ public sealed class Bf16Tests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void CreatedInBf16_HoldsTheBitsOfTheFloat32ModelNarrowed()
+    {
+        // CreateBf16 draws each matrix in pieces of 65,536 floats: wte (3000 × 64) spans three of them.
+        var config = RandomWeights.TinyConfig(vocab: 3000, embd: 64);
+        foreach (var heads in new[] { GptHeads.None, GptHeads.Value | GptHeads.Reward })
+        {
+            var narrowed = Gpt.Create(config, new Rng(5), heads);
+            narrowed.NarrowFrozenWeightsToBf16();
+            var created = Gpt.CreateBf16(config, new Rng(5), heads);
+
+            Assert.True(created.HoldsBf16Weights);
+            Assert.Equal(narrowed.Parameters.Length, created.Parameters.Length);
+            var expected = narrowed.ToTensors();
+            var actual = created.ToTensors();
+            Assert.Equal(expected.Keys.Order(), actual.Keys.Order());
+            foreach (var (name, t) in expected) Assert.Equal(Bits(t.Values), Bits(actual[name].Values));
+        }
+    }
+
+    [Fact]
     public void NarrowedModel_HoldsItsMatricesInHalfTheBytes_AndRoundsEachToNearestEven()
     {
         var config = RandomWeights.TinyConfig(vocab: 64, embd: 16);

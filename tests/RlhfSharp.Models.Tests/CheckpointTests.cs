@@ -95,6 +95,12 @@ public sealed class CheckpointTests
 
         for (int i = 1; i < configs.Count; i++)
             Assert.True(Count(configs[i]) > Count(configs[i - 1]), $"{GptConfig.Sizes[i]} ({Count(configs[i])}) is not larger than {GptConfig.Sizes[i - 1]} ({Count(configs[i - 1])})");
+        // The GPT-2 checkpoints' published parameter counts (Hugging Face gpt2, gpt2-medium, gpt2-large; vocabulary 50257).
+        Assert.Equal(124_439_808L, Count(GptConfig.Named("gpt2", 50257)));
+        Assert.Equal(354_823_168L, Count(GptConfig.Named("gpt2-medium", 50257)));
+        Assert.Equal(774_030_080L, Count(GptConfig.Named("gpt2-large", 50257)));
+        var large = GptConfig.Named("gpt2-large", 50257);
+        Assert.Equal((36, 1280, 20, 1024, 64), (large.NLayer, large.NEmbd, large.NHead, large.BlockSize, large.HeadSize));
         var mini = GptConfig.Named("mini", 2048);
         Assert.Equal((4, 128, 4, 64, 32), (mini.NLayer, mini.NEmbd, mini.NHead, mini.BlockSize, mini.HeadSize));
         var gpt = Gpt.Create(mini, new Rng(5), GptHeads.None);

@@ -88,7 +88,7 @@ public sealed record LmTrainingOptions
 /// <summary>Pre-training a GPT from scratch on a token stream.</summary>
 public sealed record PretrainConfig
 {
-    [ConfigOption("Named architecture (GptConfig.Sizes: tiny, mini, small, medium, gpt2); the vocabulary comes from the tokenizer.")]
+    [ConfigOption("Named architecture (GptConfig.Sizes: tiny, mini, small, medium, gpt2, gpt2-medium, gpt2-large); the vocabulary comes from the tokenizer.")]
     public string ModelSize { get; init; } = "tiny";
 
     [ConfigOption("Tokens per training row (the context length); 0 uses the size's full block.", Min = 0)]

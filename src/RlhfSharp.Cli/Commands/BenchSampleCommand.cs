@@ -28,6 +28,8 @@ internal static class BenchSampleCommand
         };
         var kvDtype = new Option<KvDtype>("--kv-dtype") { Description = "How the KV cache holds keys and values: f32 or bf16 (half the bytes, attention in float32).", DefaultValueFactory = _ => KvDtype.F32 };
         var repeats = new Option<int>("--repeats") { Description = "Measurements per context and dtype, interleaved across dtypes; the summary takes medians.", DefaultValueFactory = _ => 1 }.InRange(new(1));
+        var model = new Option<string>("--model") { Description = "gpt2 (124M), gpt2-medium (355M) or gpt2-large (774M), random weights, vocabulary 50257.", DefaultValueFactory = _ => "gpt2" };
+        var save = new Option<string?>("--save") { Description = "Also save the (first) model to this folder, as `rlhf sample --model` loads it (config.json, model.safetensors; no tokenizer)." };
         var command = new Command("sample", "KV-cached sampling tokens/s for GPT-2 124M at batch 16, context 32 and 480.");
         command.Options.Add(dtypes);
         command.Options.Add(repeats);
@@ -37,6 +39,8 @@ internal static class BenchSampleCommand
         command.Options.Add(newTokens);
         command.Options.Add(context);
         command.Options.Add(profile);
+        command.Options.Add(model);
+        command.Options.Add(save);
         command.SetAction(parseResult =>
         {
             int B = parseResult.GetValue(batch), n = parseResult.GetValue(newTokens);
@@ -45,12 +49,8 @@ internal static class BenchSampleCommand
             var held = parseResult.GetValue(dtypes)!.Distinct().ToArray();
             int runs = parseResult.GetValue(repeats);
             // One model per dtype, the same seeded weights: bf16 is the float32 model rounded (Gpt.Bf16.cs).
-            var models = held.Select(d =>
-            {
-                var m = SampleBench.Model();
-                m.HoldFrozenWeightsAs(d);
-                return (Dtype: d, Gpt: m);
-            }).ToArray();
+            var models = held.Select(d => (Dtype: d, Gpt: SampleBench.Model(parseResult.GetValue(model)!, d))).ToArray();
+            if (parseResult.GetValue(save) is { } folder) models[0].Gpt.Save(folder);
             int blockSize = models[0].Gpt.Config.BlockSize;
             int? only = parseResult.GetValue(context);
             if (only is { } c && (c <= n || c > blockSize))
